@@ -1,0 +1,5 @@
+//! Bytes <-> messages. Pure code with no I/O; the fuzz targets live on this module.
+
+pub mod frame;
+pub mod ids;
+pub mod message;
