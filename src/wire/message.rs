@@ -8,7 +8,6 @@
 use serde::Deserialize;
 use serde_json::error::Category;
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 use std::ops::Range;
 
 /// JSON-RPC error code: the line is not JSON.
@@ -26,21 +25,33 @@ pub const BACKEND_ERROR: i64 = -32000;
 /// Server error code used by gangway when a request timed out (as the MCP SDKs do).
 pub const REQUEST_TIMEOUT: i64 = -32001;
 
-/// The fields of a message that routing looks at, each borrowed from the line.
+/// The fields of a message that routing looks at, each borrowed from the line. Raw values
+/// go through `raw` so that an explicit `null` is seen as present (`"id": null` is an
+/// invalid id, not a missing one).
 #[derive(Deserialize)]
 struct Fields<'a> {
-    #[serde(borrow, default)]
-    jsonrpc: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "raw")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
     id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "raw")]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
     params: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "raw")]
     result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "raw")]
     error: Option<&'a RawValue>,
+}
+
+fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// The text of a raw JSON string that needs no unescaping, borrowed.
+fn plain_str(raw: &RawValue) -> Option<&str> {
+    let s = raw.get().strip_prefix('"')?.strip_suffix('"')?;
+    (!s.contains('\\')).then_some(s)
 }
 
 /// What kind of JSON-RPC message a line holds.
@@ -91,6 +102,14 @@ impl<'a> Message<'a> {
     /// Parses and classifies one line. Never panics; anything that is not a JSON-RPC 2.0
     /// request, notification or response is an `Invalid` that says why.
     pub fn parse(line: &'a [u8]) -> Result<Message<'a>, Invalid<'a>> {
+        if line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(Invalid {
+                code: INVALID_REQUEST,
+                reason: "JSON-RPC batches (arrays) are not supported by MCP since 2025-06-18; send one message per line".to_string(),
+                id: None,
+                had_method: false,
+            });
+        }
         let fields: Fields<'a> = match serde_json::from_slice(line) {
             Ok(f) => f,
             Err(e) => {
@@ -100,8 +119,6 @@ impl<'a> Message<'a> {
                 };
                 let reason = if code == PARSE_ERROR {
                     format!("not valid JSON: {e}")
-                } else if line.first() == Some(&b'[') {
-                    "JSON-RPC batches (arrays) are not supported by MCP since 2025-06-18; send one message per line".to_string()
                 } else {
                     format!("not a JSON-RPC message: {e}")
                 };
@@ -121,18 +138,20 @@ impl<'a> Message<'a> {
             id: valid_id,
             had_method,
         };
-        if fields.jsonrpc.as_deref() != Some("2.0") {
+        if fields.jsonrpc.map(RawValue::get) != Some(r#""2.0""#) {
             return Err(invalid("\"jsonrpc\" must be \"2.0\""));
         }
         if fields.id.is_some() && valid_id.is_none() {
             return Err(invalid("\"id\" must be a string or an integer"));
         }
-        // A borrowed method is required for the zero-copy view; escaped method names are
-        // not MCP methods, so an owned (unescaped) method is simply an unknown one.
-        let method = match &fields.method {
-            Some(Cow::Borrowed(m)) => Some(*m),
-            Some(Cow::Owned(_)) => Some("\u{0}escaped"),
+        let method = match fields.method {
             None => None,
+            Some(m) if !m.get().starts_with('"') => {
+                return Err(invalid("\"method\" must be a string"))
+            }
+            // MCP method names never need escapes; an escaped one is an unknown method,
+            // reported by its raw text.
+            Some(m) => Some(plain_str(m).unwrap_or(m.get())),
         };
         let kind = match (method.is_some(), valid_id.is_some()) {
             (true, true) => Kind::Request,
@@ -312,7 +331,7 @@ mod tests {
 
     #[test]
     fn refuses_ids_mcp_does_not_allow() {
-        for id in ["null", "1.5", "1e3", "true", "[1]", "{}", "-"] {
+        for id in ["null", "1.5", "1e3", "true", "[1]", "{}", "-0.5"] {
             let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
             let err = parse(&line).unwrap_err();
             assert_eq!(err.code, INVALID_REQUEST, "{id}");

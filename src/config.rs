@@ -1,0 +1,2380 @@
+//! Configuration: which backends gangway fronts and how it runs them.
+//!
+//! # Accepted shapes
+//!
+//! One JSON file, in any of three shapes, so an existing file can be used as it is:
+//!
+//! 1. **gangway's own**: backends are an object keyed by name.
+//!    ```json
+//!    { "backends": { "github": { "command": "docker", "args": ["run", "-i", "--rm", "ghcr.io/github/github-mcp-server"],
+//!                                "env": { "GITHUB_PERSONAL_ACCESS_TOKEN": "${GITHUB_TOKEN}" } } },
+//!      "expose": "meta", "timeout": 30, "idle_timeout": 300, "max_message_bytes": 16777216 }
+//!    ```
+//! 2. **mcpware's list form** (the Python gateway's original `config.json`): backends are an
+//!    array of objects with a `name`, and `command` may be an array whose first element is the
+//!    program and the rest its arguments (a string plus `args` is accepted too, as mcpware's
+//!    later versions wrote it). Any `args` are appended after the array's arguments.
+//!    ```json
+//!    { "backends": [ { "name": "memory", "command": ["npx", "-y", "@modelcontextprotocol/server-memory"],
+//!                      "description": "Memory", "timeout": 30 } ] }
+//!    ```
+//! 3. **Claude Desktop's `claude_desktop_config.json`** (or Claude Code's `.mcp.json`):
+//!    servers are the object under `mcpServers`. Every other top-level key belongs to the
+//!    application (`globalShortcut`, `preferences`, ...) and is ignored. A server may say
+//!    `"type": "stdio"`; any other transport (`"http"`, `"sse"`, or a `url` without a
+//!    `command`) is an error unless the server also has `"disabled": true`, in which case it
+//!    is skipped entirely. A server whose program is gangway itself is disabled with a
+//!    warning, because pointing gangway at the file that launches it would make it spawn
+//!    itself recursively.
+//!
+//! The shape is chosen by the top-level keys: `backends` (object: shape 1, array: shape 2)
+//! or, when there is no `backends`, `mcpServers` (shape 3). A file with only gangway's
+//! top-level settings, or `{}`, is shape 1 with no backends.
+//!
+//! Every backend, in every shape, accepts `command`, `args`, `env`, `cwd`, `description`,
+//! `timeout`, `idle_timeout` and `disabled` (plus `name` in shape 2 and `type` in shape 3).
+//! The top-level settings `expose`, `timeout`, `idle_timeout`, `max_message_bytes` and
+//! `$schema` (ignored) exist in shapes 1 and 2 only; shape 3 always uses the defaults.
+//!
+//! # Strictness
+//!
+//! An unknown key is an error everywhere except at the top level of shape 3, so that a typo
+//! (`"tiemout"`) cannot silently drop a setting; the error lists the valid keys and
+//! suggests the closest. Errors name the file and the JSON path of the offending value
+//! (`backends.github.args[2]`, `backends[1].command`). A JSON object with a duplicate key
+//! is not detected: serde_json keeps the last occurrence. Duplicate names in the list form
+//! are detected. A config without backends is valid (gangway then serves no tools) and
+//! only logs a warning.
+//!
+//! # Variable expansion
+//!
+//! In `command`, `args`, `env` values and `cwd`, `${VAR}` is replaced by the value of `VAR`
+//! in gangway's environment and `${VAR:-default}` by that value, or by `default` when `VAR`
+//! is unset or empty (as in a POSIX shell). `$$` is a literal `$`; a `$` followed by
+//! anything other than `{` or `$` is kept as it is. Variable names are letters, digits and
+//! `_`, not starting with a digit. The default is taken literally up to the first `}`, and
+//! substituted values are not expanded again. An unset variable without a default, or a
+//! malformed `${`, is an error. Disabled backends are not expanded (their fields keep the
+//! text as written, so their variables need not be set), but their syntax is still checked.
+//!
+//! A relative `cwd` is resolved against the directory of the config file, because the
+//! client that starts gangway picks gangway's working directory, not the user.
+//!
+//! Env values are secrets: no error, log line or `Debug` output contains them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+/// Default request timeout of a backend, in seconds, when neither the backend nor the top
+/// level sets `timeout`.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// Default idle time, in seconds, after which a backend process is stopped, when neither the
+/// backend nor the top level sets `idle_timeout`.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+/// Default largest accepted JSON-RPC message, in bytes (16 MiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Smallest `max_message_bytes` accepted: below this not even `initialize` fits.
+const MIN_MAX_MESSAGE_BYTES: usize = 1024;
+/// Longest backend name; names end up in tool names, which clients limit in length.
+const MAX_NAME_LEN: usize = 64;
+/// Program names that are gangway itself, for the self-reference guard of shape 3.
+const SELF_NAMES: &[&str] = &["gangway", "gangway.exe"];
+
+const TOP_KEYS: &[&str] = &[
+    "$schema",
+    "backends",
+    "expose",
+    "idle_timeout",
+    "max_message_bytes",
+    "timeout",
+];
+const BACKEND_KEYS: &[&str] = &[
+    "args",
+    "command",
+    "cwd",
+    "description",
+    "disabled",
+    "env",
+    "idle_timeout",
+    "timeout",
+];
+const LIST_BACKEND_KEYS: &[&str] = &[
+    "args",
+    "command",
+    "cwd",
+    "description",
+    "disabled",
+    "env",
+    "idle_timeout",
+    "name",
+    "timeout",
+];
+const DESKTOP_BACKEND_KEYS: &[&str] = &[
+    "args",
+    "command",
+    "cwd",
+    "description",
+    "disabled",
+    "env",
+    "idle_timeout",
+    "timeout",
+    "type",
+];
+/// Keys that decide the shape; used to suggest one when no shape is recognised.
+const SHAPE_KEYS: &[&str] = &["backends", "mcpServers"];
+
+/// How gangway presents the backends' tools to its client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Expose {
+    /// Only gangway's meta tools (discover a backend's tools, call one); the default, since
+    /// it keeps the client's tool list short however many backends there are.
+    #[default]
+    Meta,
+    /// Every backend tool directly in gangway's own tool list.
+    Tools,
+    /// Both the meta tools and every backend tool.
+    Both,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from (as given to [`Config::load`] / [`Config::parse`]).
+    pub path: PathBuf,
+    /// How tools are exposed (`expose`; [`Expose::Meta`] unless set).
+    pub expose: Expose,
+    /// Largest JSON-RPC message accepted, in bytes; at least 1024.
+    pub max_message_bytes: usize,
+    /// Every backend, enabled and disabled, in a deterministic order: file order for the
+    /// list form, sorted by name for the object forms. Names are unique.
+    pub backends: Vec<BackendConfig>,
+}
+
+/// One backend MCP server, as gangway will spawn it.
+///
+/// For an enabled backend, `command`, `args`, `env` values and `cwd` are expanded and a
+/// relative `cwd` is resolved against the config file's directory; for a disabled one they
+/// hold the text as written. `Debug` prints env names but never env values.
+#[derive(Clone)]
+pub struct BackendConfig {
+    /// Unique name: 1 to 64 characters of `A-Z a-z 0-9 _ -`.
+    pub name: String,
+    /// The program to run; never empty or only whitespace.
+    pub command: String,
+    /// Its arguments, in order.
+    pub args: Vec<String>,
+    /// Variables added to gangway's own environment for the process, sorted by name. Names
+    /// are non-empty and contain neither `=` nor NUL; nothing contains NUL.
+    pub env: Vec<(String, String)>,
+    /// Working directory; `None` means gangway's own.
+    pub cwd: Option<PathBuf>,
+    /// Human-readable description, if the file gives one.
+    pub description: Option<String>,
+    /// How long a request may wait for its answer; never zero.
+    pub timeout: std::time::Duration,
+    /// How long the process may sit idle before it is stopped; `None` (0 in the file) means
+    /// it is never stopped for being idle.
+    pub idle_timeout: Option<std::time::Duration>,
+    /// A disabled backend is validated and listed but never started.
+    pub disabled: bool,
+}
+
+impl fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Env values are usually tokens; only their names may ever reach a log.
+        let env_names: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("BackendConfig")
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env_names", &env_names)
+            .field("cwd", &self.cwd)
+            .field("description", &self.description)
+            .field("timeout", &self.timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`, expanding variables with `lookup`.
+    ///
+    /// Fails with [`ConfigError::Io`] when the file cannot be read (or is not UTF-8), and
+    /// otherwise as [`Config::parse`] does.
+    pub fn load(
+        path: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path, lookup)
+    }
+
+    /// Validates `text` as if it had been read from `path`.
+    ///
+    /// `path` is only used in error messages, as [`Config::path`], and to resolve relative
+    /// `cwd`s; nothing is read. `lookup` supplies the variables for `${VAR}` expansion.
+    /// Never panics: any text gives `Ok` or `Err`. Logs a warning when no backend is
+    /// enabled.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        // Editors on Windows save JSON with a byte order mark, which serde_json rejects.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let root: Value = serde_json::from_str(text).map_err(|e| json_error(path, &e))?;
+        let parser = Parser { file: path, lookup };
+        let config = parser.root(&root)?;
+        if config.backends.is_empty() {
+            log::warn!(
+                "{}: no backends are configured; gangway will serve no tools",
+                path.display()
+            );
+        } else if config.enabled().next().is_none() {
+            log::warn!(
+                "{}: every backend is disabled; gangway will serve no tools",
+                path.display()
+            );
+        }
+        Ok(config)
+    }
+
+    /// The enabled backends, in order.
+    pub fn enabled(&self) -> impl Iterator<Item = &BackendConfig> {
+        self.backends.iter().filter(|b| !b.disabled)
+    }
+}
+
+/// The process environment as a lookup for [`Config::load`].
+///
+/// A variable whose value is not valid UTF-8 is treated as unset (with a warning), since
+/// it could not be passed on unchanged.
+pub fn process_env(name: &str) -> Option<String> {
+    // std may panic on such names on some platforms; they are never valid variables anyway.
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return None;
+    }
+    match std::env::var(name) {
+        Ok(value) => Some(value),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            log::warn!("environment variable {name} is not valid UTF-8; treating it as unset");
+            None
+        }
+    }
+}
+
+/// Why a config file was rejected. `Display` gives one line: what is wrong, where (file
+/// and JSON path) and what to do. No variant holds an env value.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Io {
+        /// The config file.
+        file: PathBuf,
+        /// What reading it failed with.
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON.
+    Json {
+        /// The config file.
+        file: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// serde_json's description, without its position.
+        message: String,
+    },
+    /// Valid JSON, but none of the accepted shapes.
+    NoShape {
+        /// The config file.
+        file: PathBuf,
+        /// The top-level keys found (all of them; `Display` shows the first few).
+        keys: Vec<String>,
+        /// `true` if the top level is not an object at all.
+        not_object: bool,
+    },
+    /// A value has the wrong JSON type.
+    WrongType {
+        /// The config file.
+        file: PathBuf,
+        /// JSON path of the value.
+        path: String,
+        /// What it must be, e.g. "a string".
+        expected: &'static str,
+        /// What it is, e.g. "a number".
+        found: &'static str,
+    },
+    /// A key that is not valid at that place.
+    UnknownKey {
+        /// The config file.
+        file: PathBuf,
+        /// JSON path of the object holding the key ("" for the top level).
+        path: String,
+        /// The unknown key.
+        key: String,
+        /// The keys valid there.
+        valid: &'static [&'static str],
+        /// The valid key it is probably a typo of.
+        suggestion: Option<&'static str>,
+    },
+    /// A required key is absent.
+    MissingKey {
+        /// The config file.
+        file: PathBuf,
+        /// JSON path of the object missing the key.
+        path: String,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// A backend name breaks the naming rule.
+    BadName {
+        /// The config file.
+        file: PathBuf,
+        /// JSON path of the name (the backend's key, or its `name` field).
+        path: String,
+        /// The name as written.
+        name: String,
+    },
+    /// Two backends of the list form share a name.
+    DuplicateName {
+        /// The config file.
+        file: PathBuf,
+        /// JSON path of the second `name`.
+        path: String,
+        /// The shared name.
+        name: String,
+        /// JSON path of the first `name`.
+        first: String,
+    },
+    /// A backend's command is empty.
+    EmptyCommand {
+        /// The config file.
+        file: PathBuf,
+        /// JSON path of the command.
+        path: String,
+        /// `true` if it only became empty through variable expansion.
+        after_expansion: bool,
+    },
+    /// A number out of its allowed range.
+    BadNumber {
+        /// The config file.
+        file: PathBuf,
+        /// JSON path of the number.
+        path: String,
+        /// The number as written in the file.
+        value: String,
+        /// The rule it breaks, phrased to follow "must be".
+        rule: &'static str,
+    },
+    /// A value of the right type that is still not acceptable.
+    BadValue {
+        /// The config file.
+        file: PathBuf,
+        /// JSON path of the value.
+        path: String,
+        /// What is wrong and what to do, as a sentence fragment.
+        problem: String,
+    },
+    /// A server of the Claude Desktop shape uses a transport other than stdio.
+    NotStdio {
+        /// The config file.
+        file: PathBuf,
+        /// JSON path of the server.
+        path: String,
+        /// The transport it asks for ("http", "sse", "url", ...).
+        transport: String,
+    },
+    /// `${VAR}` names a variable that is not set and has no default.
+    UnsetVariable {
+        /// The config file.
+        file: PathBuf,
+        /// The backend using it.
+        backend: String,
+        /// JSON path of the field using it.
+        path: String,
+        /// The variable.
+        var: String,
+    },
+    /// A malformed `${...}`: unterminated, or not a valid variable name.
+    BadVariable {
+        /// The config file.
+        file: PathBuf,
+        /// The backend using it.
+        backend: String,
+        /// JSON path of the field.
+        path: String,
+        /// 1-based character position of the `$` within the field.
+        position: usize,
+        /// `true` if the `${` has no closing `}`; otherwise the name is invalid.
+        unterminated: bool,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Io { file, source } => write!(
+                f,
+                "cannot read config file {}: {source}; check the path and its permissions",
+                file.display()
+            ),
+            ConfigError::Json {
+                file,
+                line,
+                column,
+                message,
+            } => write!(
+                f,
+                "{}: invalid JSON at line {line}, column {column}: {message}; fix the syntax \
+                 (JSON allows no comments and no trailing commas)",
+                file.display()
+            ),
+            ConfigError::NoShape {
+                file,
+                keys,
+                not_object,
+            } => {
+                write!(f, "{}: not a gangway config: ", file.display())?;
+                if *not_object {
+                    write!(f, "the top level must be a JSON object")?;
+                } else if keys.is_empty() {
+                    write!(f, "no top-level keys")?;
+                } else {
+                    write!(f, "found top-level keys {}", list_keys(keys))?;
+                }
+                write!(
+                    f,
+                    "; expected \"backends\" (gangway's own object form, or mcpware's list \
+                     form) or \"mcpServers\" (Claude Desktop / Claude Code)"
+                )?;
+                if keys.iter().any(|k| k == "servers") {
+                    write!(
+                        f,
+                        "; this looks like a VS Code mcp.json: rename \"servers\" to \"mcpServers\""
+                    )?;
+                } else if let Some((key, valid)) = keys
+                    .iter()
+                    .find_map(|k| closest(k, SHAPE_KEYS).map(|s| (k, s)))
+                {
+                    write!(f, "; did you mean \"{valid}\" instead of {}?", quoted(key))?;
+                }
+                Ok(())
+            }
+            ConfigError::WrongType {
+                file,
+                path,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{}: {} must be {expected}, but it is {found}; change its value",
+                file.display(),
+                at(path)
+            ),
+            ConfigError::UnknownKey {
+                file,
+                path,
+                key,
+                valid,
+                suggestion,
+            } => {
+                write!(
+                    f,
+                    "{}: {}: unknown key {}",
+                    file.display(),
+                    at(path),
+                    quoted(key)
+                )?;
+                if let Some(s) = suggestion {
+                    write!(f, "; did you mean \"{s}\"?")?;
+                }
+                match key.as_str() {
+                    "mcpServers" if path.is_empty() => write!(
+                        f,
+                        " A file has either \"backends\" (gangway, mcpware) or \"mcpServers\" \
+                         (Claude Desktop), not both; remove one."
+                    )?,
+                    "security_policy" if path.is_empty() => write!(
+                        f,
+                        " gangway has no equivalent of mcpware's security_policy; remove it."
+                    )?,
+                    _ => write!(
+                        f,
+                        " Valid keys here: {}. Unknown keys are rejected so that a typo \
+                         cannot silently drop a setting.",
+                        valid.join(", ")
+                    )?,
+                }
+                Ok(())
+            }
+            ConfigError::MissingKey { file, path, key } => write!(
+                f,
+                "{}: {}: missing required key \"{key}\"; add it",
+                file.display(),
+                at(path)
+            ),
+            ConfigError::BadName { file, path, name } => write!(
+                f,
+                "{}: {}: invalid backend name {}; a name is 1 to {MAX_NAME_LEN} characters, \
+                 each a letter, digit, '_' or '-'",
+                file.display(),
+                at(path),
+                quoted(name)
+            ),
+            ConfigError::DuplicateName {
+                file,
+                path,
+                name,
+                first,
+            } => write!(
+                f,
+                "{}: {}: backend name {} is already used at {first}; names must be unique, \
+                 rename one of them",
+                file.display(),
+                at(path),
+                quoted(name)
+            ),
+            ConfigError::EmptyCommand {
+                file,
+                path,
+                after_expansion,
+            } => {
+                write!(f, "{}: {}: the command is empty", file.display(), at(path))?;
+                if *after_expansion {
+                    write!(
+                        f,
+                        " after expanding variables; set the variable it uses to the program \
+                         to run"
+                    )
+                } else {
+                    write!(f, "; give the program to run")
+                }
+            }
+            ConfigError::BadNumber {
+                file,
+                path,
+                value,
+                rule,
+            } => write!(
+                f,
+                "{}: {}: {value} is out of range; it must be {rule}",
+                file.display(),
+                at(path)
+            ),
+            ConfigError::BadValue {
+                file,
+                path,
+                problem,
+            } => write!(f, "{}: {}: {problem}", file.display(), at(path)),
+            ConfigError::NotStdio {
+                file,
+                path,
+                transport,
+            } => write!(
+                f,
+                "{}: {}: this server uses the {} transport, but gangway fronts stdio servers \
+                 only; remove it or set \"disabled\": true",
+                file.display(),
+                at(path),
+                quoted(transport)
+            ),
+            ConfigError::UnsetVariable {
+                file,
+                backend,
+                path,
+                var,
+            } => write!(
+                f,
+                "{}: {}: backend \"{backend}\" uses ${{{var}}}, which is not set in gangway's \
+                 environment; export {var} before starting gangway (clients such as Claude \
+                 Desktop start it with a minimal environment), or give a default with \
+                 ${{{var}:-default}}",
+                file.display(),
+                at(path)
+            ),
+            ConfigError::BadVariable {
+                file,
+                backend,
+                path,
+                position,
+                unterminated,
+            } => {
+                write!(
+                    f,
+                    "{}: {}: backend \"{backend}\": ",
+                    file.display(),
+                    at(path)
+                )?;
+                if *unterminated {
+                    write!(
+                        f,
+                        "the \"${{\" at character {position} has no closing \"}}\"; close it, \
+                         or write \"$$\" for a literal \"$\""
+                    )
+                } else {
+                    write!(
+                        f,
+                        "the variable reference at character {position} is not a valid name; \
+                         use ${{VAR}} or ${{VAR:-default}} with a name of letters, digits and \
+                         '_', or write \"$$\" for a literal \"$\""
+                    )
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Which of the three shapes a backend came from; decides its valid keys.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Shape {
+    Gangway,
+    List,
+    Desktop,
+}
+
+impl Shape {
+    fn backend_keys(self) -> &'static [&'static str] {
+        match self {
+            Shape::Gangway => BACKEND_KEYS,
+            Shape::List => LIST_BACKEND_KEYS,
+            Shape::Desktop => DESKTOP_BACKEND_KEYS,
+        }
+    }
+}
+
+/// Per-backend defaults, set by the top level.
+struct Defaults {
+    timeout: Duration,
+    idle_timeout: Option<Duration>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            idle_timeout: Some(Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS)),
+        }
+    }
+}
+
+struct Parser<'a> {
+    file: &'a Path,
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Parser<'_> {
+    fn root(&self, root: &Value) -> Result<Config, ConfigError> {
+        let Value::Object(top) = root else {
+            return Err(ConfigError::NoShape {
+                file: self.file.to_path_buf(),
+                keys: Vec::new(),
+                not_object: true,
+            });
+        };
+        let has_backends = top.contains_key("backends");
+        let has_servers = top.contains_key("mcpServers");
+        if has_backends
+            || (!has_servers
+                && (top.is_empty() || top.keys().any(|k| TOP_KEYS.contains(&k.as_str()))))
+        {
+            self.gangway_top(top)
+        } else if has_servers {
+            self.desktop_top(top)
+        } else {
+            Err(ConfigError::NoShape {
+                file: self.file.to_path_buf(),
+                keys: top.keys().cloned().collect(),
+                not_object: false,
+            })
+        }
+    }
+
+    /// Shapes 1 and 2: they share the top level and differ in `backends`.
+    fn gangway_top(&self, top: &Map<String, Value>) -> Result<Config, ConfigError> {
+        self.check_keys("", top, TOP_KEYS)?;
+        if let Some(v) = top.get("$schema") {
+            self.string("$schema", v)?;
+        }
+        let expose = match top.get("expose") {
+            None => Expose::Meta,
+            Some(v) => match self.string("expose", v)? {
+                "meta" => Expose::Meta,
+                "tools" => Expose::Tools,
+                "both" => Expose::Both,
+                other => {
+                    return Err(self.bad_value(
+                        "expose",
+                        format!(
+                            "{} is not a valid value; use \"meta\", \"tools\" or \"both\"",
+                            quoted(other)
+                        ),
+                    ))
+                }
+            },
+        };
+        let mut defaults = Defaults::default();
+        if let Some(v) = top.get("timeout") {
+            defaults.timeout = self.timeout("timeout", v)?;
+        }
+        if let Some(v) = top.get("idle_timeout") {
+            defaults.idle_timeout = self.idle_timeout("idle_timeout", v)?;
+        }
+        let max_message_bytes = match top.get("max_message_bytes") {
+            None => DEFAULT_MAX_MESSAGE_BYTES,
+            Some(v) => self.max_message_bytes("max_message_bytes", v)?,
+        };
+        let backends = match top.get("backends") {
+            None => Vec::new(),
+            Some(Value::Object(m)) => {
+                self.object_backends("backends", m, Shape::Gangway, &defaults)?
+            }
+            Some(Value::Array(a)) => self.list_backends("backends", a, &defaults)?,
+            Some(other) => {
+                return Err(self.wrong_type(
+                    "backends",
+                    "an object of backends keyed by name (or an array, in mcpware's list form)",
+                    other,
+                ))
+            }
+        };
+        Ok(Config {
+            path: self.file.to_path_buf(),
+            expose,
+            max_message_bytes,
+            backends,
+        })
+    }
+
+    /// Shape 3: only `mcpServers` is gangway's business.
+    fn desktop_top(&self, top: &Map<String, Value>) -> Result<Config, ConfigError> {
+        for key in top.keys().filter(|k| *k != "mcpServers") {
+            if TOP_KEYS.contains(&key.as_str()) && key != "$schema" {
+                // Likely meant for gangway, so louder than the application's own settings.
+                log::warn!(
+                    "{}: ignoring top-level {}: gangway settings are not read from a file with \
+                     \"mcpServers\"; use gangway's own shape (\"backends\") to set them",
+                    self.file.display(),
+                    quoted(key)
+                );
+            } else {
+                log::debug!(
+                    "{}: ignoring top-level {} (not gangway's)",
+                    self.file.display(),
+                    quoted(key)
+                );
+            }
+        }
+        let backends = match top.get("mcpServers") {
+            None => Vec::new(),
+            Some(Value::Object(m)) => {
+                self.object_backends("mcpServers", m, Shape::Desktop, &Defaults::default())?
+            }
+            Some(other) => {
+                return Err(self.wrong_type(
+                    "mcpServers",
+                    "an object of servers keyed by name",
+                    other,
+                ))
+            }
+        };
+        Ok(Config {
+            path: self.file.to_path_buf(),
+            expose: Expose::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            backends,
+        })
+    }
+
+    fn object_backends(
+        &self,
+        parent: &str,
+        servers: &Map<String, Value>,
+        shape: Shape,
+        defaults: &Defaults,
+    ) -> Result<Vec<BackendConfig>, ConfigError> {
+        let mut out = Vec::with_capacity(servers.len());
+        for (name, value) in servers {
+            let path = child(parent, name);
+            self.check_name(&path, name)?;
+            if let Some(backend) = self.backend(name, &path, value, shape, defaults)? {
+                out.push(backend);
+            }
+        }
+        // serde_json's map is sorted unless another crate turns on `preserve_order`.
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn list_backends(
+        &self,
+        parent: &str,
+        items: &[Value],
+        defaults: &Defaults,
+    ) -> Result<Vec<BackendConfig>, ConfigError> {
+        let mut out = Vec::with_capacity(items.len());
+        let mut seen: HashMap<&str, String> = HashMap::new();
+        for (i, value) in items.iter().enumerate() {
+            let path = index(parent, i);
+            let Value::Object(obj) = value else {
+                return Err(self.wrong_type(&path, "an object describing a backend", value));
+            };
+            self.check_keys(&path, obj, LIST_BACKEND_KEYS)?;
+            let name_path = child(&path, "name");
+            let name = match obj.get("name") {
+                None => return Err(self.missing(&path, "name")),
+                Some(v) => self.string(&name_path, v)?,
+            };
+            self.check_name(&name_path, name)?;
+            if let Some(first) = seen.get(name) {
+                return Err(ConfigError::DuplicateName {
+                    file: self.file.to_path_buf(),
+                    path: name_path,
+                    name: name.to_string(),
+                    first: first.clone(),
+                });
+            }
+            seen.insert(name, name_path);
+            if let Some(backend) = self.backend(name, &path, value, Shape::List, defaults)? {
+                out.push(backend);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Validates one backend; `None` means it is skipped (a disabled non-stdio server).
+    fn backend(
+        &self,
+        name: &str,
+        path: &str,
+        value: &Value,
+        shape: Shape,
+        defaults: &Defaults,
+    ) -> Result<Option<BackendConfig>, ConfigError> {
+        let Value::Object(obj) = value else {
+            return Err(self.wrong_type(path, "an object describing a backend", value));
+        };
+        if shape == Shape::Desktop {
+            // Checked before the keys: an http server's `url`/`headers` are not typos.
+            let transport = match obj.get("type") {
+                None if obj.contains_key("url") && !obj.contains_key("command") => {
+                    Some("url".to_string())
+                }
+                None => None,
+                Some(Value::String(t)) if t == "stdio" => None,
+                Some(Value::String(t)) => Some(t.clone()),
+                Some(other) => {
+                    return Err(self.wrong_type(
+                        &child(path, "type"),
+                        "the string \"stdio\"",
+                        other,
+                    ))
+                }
+            };
+            if let Some(transport) = transport {
+                if obj.get("disabled") == Some(&Value::Bool(true)) {
+                    log::debug!(
+                        "{}: skipping disabled server {name} ({} transport)",
+                        self.file.display(),
+                        quoted(&transport)
+                    );
+                    return Ok(None);
+                }
+                return Err(ConfigError::NotStdio {
+                    file: self.file.to_path_buf(),
+                    path: path.to_string(),
+                    transport,
+                });
+            }
+        }
+        self.check_keys(path, obj, shape.backend_keys())?;
+
+        let mut disabled = match obj.get("disabled") {
+            None => false,
+            Some(v) => self.boolean(&child(path, "disabled"), v)?,
+        };
+
+        // Each raw string keeps its own JSON path so expansion errors can point at it.
+        let command_path = child(path, "command");
+        let mut args: Vec<(&str, String)> = Vec::new();
+        let (command, command_path) = match obj.get("command") {
+            None => return Err(self.missing(path, "command")),
+            Some(Value::String(s)) => (s.as_str(), command_path),
+            Some(Value::Array(parts)) if shape == Shape::List => {
+                let mut strings = Vec::with_capacity(parts.len());
+                for (i, part) in parts.iter().enumerate() {
+                    let part_path = index(&command_path, i);
+                    strings.push((self.string(&part_path, part)?, part_path));
+                }
+                let mut strings = strings.into_iter();
+                let Some(first) = strings.next() else {
+                    return Err(ConfigError::EmptyCommand {
+                        file: self.file.to_path_buf(),
+                        path: command_path,
+                        after_expansion: false,
+                    });
+                };
+                args.extend(strings);
+                first
+            }
+            Some(other) => {
+                let expected = if shape == Shape::List {
+                    "a string, or an array of strings with the program first"
+                } else {
+                    "a string naming the program (its arguments go in \"args\")"
+                };
+                return Err(self.wrong_type(&command_path, expected, other));
+            }
+        };
+        if command.trim().is_empty() {
+            return Err(ConfigError::EmptyCommand {
+                file: self.file.to_path_buf(),
+                path: command_path,
+                after_expansion: false,
+            });
+        }
+
+        if let Some(v) = obj.get("args") {
+            let args_path = child(path, "args");
+            let Value::Array(items) = v else {
+                return Err(self.wrong_type(&args_path, "an array of strings", v));
+            };
+            for (i, item) in items.iter().enumerate() {
+                let item_path = index(&args_path, i);
+                args.push((self.string(&item_path, item)?, item_path));
+            }
+        }
+
+        let mut env: Vec<(&str, &str, String)> = Vec::new();
+        if let Some(v) = obj.get("env") {
+            let env_path = child(path, "env");
+            let Value::Object(vars) = v else {
+                return Err(self.wrong_type(
+                    &env_path,
+                    "an object of strings keyed by variable name",
+                    v,
+                ));
+            };
+            for (key, value) in vars {
+                let var_path = child(&env_path, key);
+                if key.is_empty() || key.contains(['=', '\0']) {
+                    return Err(self.bad_value(
+                        &var_path,
+                        "is not a usable environment variable name (it is empty or contains \
+                         '=' or NUL); rename it"
+                            .to_string(),
+                    ));
+                }
+                env.push((key, self.string(&var_path, value)?, var_path));
+            }
+        }
+
+        let cwd = match obj.get("cwd") {
+            None => None,
+            Some(v) => {
+                let cwd_path = child(path, "cwd");
+                let s = self.string(&cwd_path, v)?;
+                if s.is_empty() {
+                    return Err(self.bad_value(
+                        &cwd_path,
+                        "is empty; remove it to run the backend in gangway's own directory"
+                            .to_string(),
+                    ));
+                }
+                Some((s, cwd_path))
+            }
+        };
+
+        let description = match obj.get("description") {
+            None => None,
+            Some(v) => Some(self.string(&child(path, "description"), v)?.to_string()),
+        };
+        let timeout = match obj.get("timeout") {
+            None => defaults.timeout,
+            Some(v) => self.timeout(&child(path, "timeout"), v)?,
+        };
+        let idle_timeout = match obj.get("idle_timeout") {
+            None => defaults.idle_timeout,
+            Some(v) => self.idle_timeout(&child(path, "idle_timeout"), v)?,
+        };
+
+        if shape == Shape::Desktop && !disabled && is_self(command) {
+            log::warn!(
+                "{}: disabling server {name}: it runs gangway itself, which would start \
+                 gangway recursively if gangway reads this file; use gangway's own config \
+                 shape (\"backends\") to nest gangway deliberately",
+                self.file.display()
+            );
+            disabled = true;
+        }
+
+        let expand = |raw: &str, field: &str| self.expand(name, field, raw, disabled);
+        let command_text = expand(command, &command_path)?;
+        if command_text.trim().is_empty() {
+            return Err(ConfigError::EmptyCommand {
+                file: self.file.to_path_buf(),
+                path: command_path,
+                after_expansion: true,
+            });
+        }
+        let args = args
+            .iter()
+            .map(|(raw, p)| expand(raw, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut env = env
+            .iter()
+            .map(|(k, raw, p)| Ok((k.to_string(), expand(raw, p)?)))
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        env.sort_by(|a, b| a.0.cmp(&b.0));
+        let cwd = match cwd {
+            None => None,
+            Some((raw, p)) => {
+                let dir = PathBuf::from(expand(raw, &p)?);
+                if disabled || dir.is_absolute() {
+                    Some(dir)
+                } else {
+                    let base = self.file.parent().unwrap_or(Path::new(""));
+                    Some(base.join(dir))
+                }
+            }
+        };
+
+        Ok(Some(BackendConfig {
+            name: name.to_string(),
+            command: command_text,
+            args,
+            env,
+            cwd,
+            description,
+            timeout,
+            idle_timeout,
+            disabled,
+        }))
+    }
+
+    /// Expands one field; for a disabled backend only checks the syntax and returns `raw`.
+    fn expand(
+        &self,
+        backend: &str,
+        path: &str,
+        raw: &str,
+        disabled: bool,
+    ) -> Result<String, ConfigError> {
+        let lookup = if disabled { None } else { Some(self.lookup) };
+        let text = expand_vars(raw, lookup).map_err(|problem| match problem {
+            VarProblem::Unset(var) => ConfigError::UnsetVariable {
+                file: self.file.to_path_buf(),
+                backend: backend.to_string(),
+                path: path.to_string(),
+                var,
+            },
+            VarProblem::Malformed {
+                position,
+                unterminated,
+            } => ConfigError::BadVariable {
+                file: self.file.to_path_buf(),
+                backend: backend.to_string(),
+                path: path.to_string(),
+                position,
+                unterminated,
+            },
+        })?;
+        if text.contains('\0') {
+            // The OS takes C strings: a NUL would make the spawn fail, far from the cause.
+            let how = if raw.contains('\0') {
+                ""
+            } else {
+                " after expanding variables"
+            };
+            return Err(self.bad_value(
+                path,
+                format!(
+                    "contains a NUL character{how}, which cannot be passed to a program; remove it"
+                ),
+            ));
+        }
+        Ok(text)
+    }
+
+    fn check_keys(
+        &self,
+        path: &str,
+        obj: &Map<String, Value>,
+        valid: &'static [&'static str],
+    ) -> Result<(), ConfigError> {
+        match obj.keys().find(|k| !valid.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(key) => Err(ConfigError::UnknownKey {
+                file: self.file.to_path_buf(),
+                path: path.to_string(),
+                key: key.clone(),
+                valid,
+                suggestion: closest(key, valid),
+            }),
+        }
+    }
+
+    fn check_name(&self, path: &str, name: &str) -> Result<(), ConfigError> {
+        let ok = !name.is_empty()
+            && name.len() <= MAX_NAME_LEN
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigError::BadName {
+                file: self.file.to_path_buf(),
+                path: path.to_string(),
+                name: name.to_string(),
+            })
+        }
+    }
+
+    fn string<'v>(&self, path: &str, v: &'v Value) -> Result<&'v str, ConfigError> {
+        match v {
+            Value::String(s) => Ok(s),
+            other => Err(self.wrong_type(path, "a string", other)),
+        }
+    }
+
+    fn boolean(&self, path: &str, v: &Value) -> Result<bool, ConfigError> {
+        match v {
+            Value::Bool(b) => Ok(*b),
+            other => Err(self.wrong_type(path, "true or false", other)),
+        }
+    }
+
+    /// A non-negative, finite number of seconds (fractions allowed).
+    fn seconds(&self, path: &str, v: &Value, rule: &'static str) -> Result<f64, ConfigError> {
+        let Value::Number(n) = v else {
+            return Err(self.wrong_type(path, "a number of seconds", v));
+        };
+        match n.as_f64() {
+            Some(secs) if secs.is_finite() && secs >= 0.0 => Ok(secs),
+            _ => Err(self.bad_number(path, n, rule)),
+        }
+    }
+
+    fn timeout(&self, path: &str, v: &Value) -> Result<Duration, ConfigError> {
+        const RULE: &str = "a number of seconds greater than 0 (fractions such as 0.5 are allowed)";
+        let secs = self.seconds(path, v, RULE)?;
+        match Duration::try_from_secs_f64(secs) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            _ => Err(self.bad_number_value(path, v, RULE)),
+        }
+    }
+
+    fn idle_timeout(&self, path: &str, v: &Value) -> Result<Option<Duration>, ConfigError> {
+        const RULE: &str =
+            "a number of seconds, 0 (never stop an idle backend) or more, and not absurdly large or small";
+        let secs = self.seconds(path, v, RULE)?;
+        if secs == 0.0 {
+            return Ok(None);
+        }
+        match Duration::try_from_secs_f64(secs) {
+            Ok(d) if !d.is_zero() => Ok(Some(d)),
+            _ => Err(self.bad_number_value(path, v, RULE)),
+        }
+    }
+
+    fn max_message_bytes(&self, path: &str, v: &Value) -> Result<usize, ConfigError> {
+        const RULE: &str = "a whole number of bytes, at least 1024";
+        let Value::Number(n) = v else {
+            return Err(self.wrong_type(path, "a whole number of bytes", v));
+        };
+        match n.as_u64().map(usize::try_from) {
+            Some(Ok(bytes)) if bytes >= MIN_MAX_MESSAGE_BYTES => Ok(bytes),
+            _ => Err(self.bad_number(path, n, RULE)),
+        }
+    }
+
+    fn bad_number(&self, path: &str, n: &serde_json::Number, rule: &'static str) -> ConfigError {
+        ConfigError::BadNumber {
+            file: self.file.to_path_buf(),
+            path: path.to_string(),
+            value: n.to_string(),
+            rule,
+        }
+    }
+
+    fn bad_number_value(&self, path: &str, v: &Value, rule: &'static str) -> ConfigError {
+        ConfigError::BadNumber {
+            file: self.file.to_path_buf(),
+            path: path.to_string(),
+            value: v.to_string(),
+            rule,
+        }
+    }
+
+    fn bad_value(&self, path: &str, problem: String) -> ConfigError {
+        ConfigError::BadValue {
+            file: self.file.to_path_buf(),
+            path: path.to_string(),
+            problem,
+        }
+    }
+
+    fn missing(&self, path: &str, key: &'static str) -> ConfigError {
+        ConfigError::MissingKey {
+            file: self.file.to_path_buf(),
+            path: path.to_string(),
+            key,
+        }
+    }
+
+    fn wrong_type(&self, path: &str, expected: &'static str, found: &Value) -> ConfigError {
+        ConfigError::WrongType {
+            file: self.file.to_path_buf(),
+            path: path.to_string(),
+            expected,
+            found: type_name(found),
+        }
+    }
+}
+
+/// How variables are looked up; `None` checks syntax only.
+type Lookup<'a> = Option<&'a dyn Fn(&str) -> Option<String>>;
+
+enum VarProblem {
+    Unset(String),
+    Malformed { position: usize, unterminated: bool },
+}
+
+/// Expands `${VAR}`, `${VAR:-default}` and `$$` in `raw`. Without `lookup` only the syntax
+/// is checked and `raw` is returned unchanged.
+fn expand_vars(raw: &str, lookup: Lookup<'_>) -> Result<String, VarProblem> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        let after = &rest[dollar + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body_and_tail) = after.strip_prefix('{') {
+            let offset = raw.len() - rest.len() + dollar;
+            let position = raw[..offset].chars().count() + 1;
+            let Some(end) = body_and_tail.find('}') else {
+                return Err(VarProblem::Malformed {
+                    position,
+                    unterminated: true,
+                });
+            };
+            let body = &body_and_tail[..end];
+            let (name, default) = match body.split_once(":-") {
+                Some((name, default)) => (name, Some(default)),
+                None => (body, None),
+            };
+            if !is_var_name(name) {
+                return Err(VarProblem::Malformed {
+                    position,
+                    unterminated: false,
+                });
+            }
+            if let Some(lookup) = lookup {
+                match (lookup(name), default) {
+                    (Some(value), Some(default)) if value.is_empty() => out.push_str(default),
+                    (Some(value), _) => out.push_str(&value),
+                    (None, Some(default)) => out.push_str(default),
+                    (None, None) => return Err(VarProblem::Unset(name.to_string())),
+                }
+            }
+            rest = &body_and_tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(if lookup.is_some() {
+        out
+    } else {
+        raw.to_string()
+    })
+}
+
+fn is_var_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Whether `command` runs gangway itself (by file name; a wrapper such as `docker` is not
+/// seen through).
+fn is_self(command: &str) -> bool {
+    Path::new(command)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| SELF_NAMES.contains(&n))
+}
+
+fn json_error(file: &Path, e: &serde_json::Error) -> ConfigError {
+    let (line, column) = (e.line(), e.column());
+    let full = e.to_string();
+    // serde_json appends the position, which the message already states.
+    let suffix = format!(" at line {line} column {column}");
+    let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+    ConfigError::Json {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The valid key `key` is most likely a typo of: edit distance at most 2, ignoring case,
+/// and less than the key's own length (so "ab" does not suggest "args").
+fn closest(key: &str, valid: &[&'static str]) -> Option<&'static str> {
+    if key.chars().count() > 64 {
+        return None;
+    }
+    let key_lower = key.to_lowercase();
+    let key_len = key_lower.chars().count();
+    valid
+        .iter()
+        .map(|v| (edit_distance(&key_lower, &v.to_lowercase()), *v))
+        .filter(|(d, _)| *d <= 2 && *d < key_len)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
+/// Levenshtein distance, counted in chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// `s` quoted and escaped for a message, shortened if long: input may be arbitrary text.
+fn quoted(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() <= MAX {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(MAX).collect();
+        format!("{head:?}...")
+    }
+}
+
+fn list_keys(keys: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut list: Vec<String> = keys.iter().take(SHOWN).map(|k| quoted(k)).collect();
+    if keys.len() > SHOWN {
+        list.push(format!("and {} more", keys.len() - SHOWN));
+    }
+    list.join(", ")
+}
+
+/// A JSON path for messages; the top level has the empty path.
+fn at(path: &str) -> &str {
+    if path.is_empty() {
+        "top level"
+    } else {
+        path
+    }
+}
+
+fn child(parent: &str, key: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'$'));
+    if plain && parent.is_empty() {
+        key.to_string()
+    } else if plain {
+        format!("{parent}.{key}")
+    } else {
+        format!("{parent}[{}]", quoted(key))
+    }
+}
+
+fn index(parent: &str, i: usize) -> String {
+    format!("{parent}[{i}]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/gangway/test.json"), &no_env)
+    }
+
+    fn parse_with(
+        text: &str,
+        vars: &'static [(&'static str, &'static str)],
+    ) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/gangway/test.json"), &env_of(vars))
+    }
+
+    fn err(text: &str) -> String {
+        match parse(text) {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn err_with(text: &str, vars: &'static [(&'static str, &'static str)]) -> String {
+        match parse_with(text, vars) {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn assert_has(message: &str, parts: &[&str]) {
+        for part in parts {
+            assert!(message.contains(part), "{part:?} not in message: {message}");
+        }
+    }
+
+    fn backend<'c>(c: &'c Config, name: &str) -> &'c BackendConfig {
+        match c.backends.iter().find(|b| b.name == name) {
+            Some(b) => b,
+            None => panic!("no backend {name} in {c:?}"),
+        }
+    }
+
+    #[test]
+    fn gangway_shape_with_all_fields() {
+        let c = parse_with(
+            r#"{
+              "$schema": "https://example.invalid/gangway.schema.json",
+              "expose": "both",
+              "timeout": 12,
+              "idle_timeout": 0,
+              "max_message_bytes": 2048,
+              "backends": {
+                "zeta": {"command": "z"},
+                "github": {
+                  "command": "docker",
+                  "args": ["run", "-i", "--rm", "-e", "GITHUB_PERSONAL_ACCESS_TOKEN", "ghcr.io/github/github-mcp-server"],
+                  "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": "${GH_TOKEN}", "B": "plain"},
+                  "cwd": "/srv/work",
+                  "description": "GitHub",
+                  "timeout": 0.5,
+                  "idle_timeout": 60,
+                  "disabled": false
+                },
+                "off": {"command": "x", "disabled": true}
+              }
+            }"#,
+            &[("GH_TOKEN", "ghp_secret")],
+        )
+        .unwrap();
+        assert_eq!(c.path, Path::new("/etc/gangway/test.json"));
+        assert_eq!(c.expose, Expose::Both);
+        assert_eq!(c.max_message_bytes, 2048);
+        let names: Vec<&str> = c.backends.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["github", "off", "zeta"],
+            "object forms are sorted by name"
+        );
+        let enabled: Vec<&str> = c.enabled().map(|b| b.name.as_str()).collect();
+        assert_eq!(enabled, ["github", "zeta"]);
+
+        let g = backend(&c, "github");
+        assert_eq!(g.command, "docker");
+        assert_eq!(g.args.len(), 6);
+        assert_eq!(g.args[5], "ghcr.io/github/github-mcp-server");
+        assert_eq!(
+            g.env,
+            vec![
+                ("B".to_string(), "plain".to_string()),
+                (
+                    "GITHUB_PERSONAL_ACCESS_TOKEN".to_string(),
+                    "ghp_secret".to_string()
+                )
+            ]
+        );
+        assert_eq!(g.cwd.as_deref(), Some(Path::new("/srv/work")));
+        assert_eq!(g.description.as_deref(), Some("GitHub"));
+        assert_eq!(g.timeout, Duration::from_millis(500));
+        assert_eq!(g.idle_timeout, Some(Duration::from_secs(60)));
+        assert!(!g.disabled);
+
+        let z = backend(&c, "zeta");
+        assert_eq!(
+            z.timeout,
+            Duration::from_secs(12),
+            "top-level timeout is the default"
+        );
+        assert_eq!(z.idle_timeout, None, "top-level idle_timeout 0 means never");
+        assert!(backend(&c, "off").disabled);
+    }
+
+    #[test]
+    fn mcpware_list_shape_with_all_fields() {
+        // The shape of mcpware's README example: `command` is an array, program first.
+        let c = parse_with(
+            r#"{
+              "backends": [
+                {
+                  "name": "github",
+                  "command": ["docker", "run", "-i", "--rm", "-e", "GITHUB_PERSONAL_ACCESS_TOKEN", "ghcr.io/github/github-mcp-server"],
+                  "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": "${GITHUB_PERSONAL_ACCESS_TOKEN}"},
+                  "description": "GitHub MCP Server",
+                  "timeout": 30
+                },
+                {
+                  "name": "example",
+                  "command": ["npx", "-y", "@modelcontextprotocol/server-memory"],
+                  "description": "Example Memory MCP Server",
+                  "timeout": 45
+                },
+                {
+                  "name": "all-fields",
+                  "command": ["python", "-u"],
+                  "args": ["server.py"],
+                  "cwd": "relative/dir",
+                  "idle_timeout": 7,
+                  "disabled": false
+                },
+                {"name": "a_string", "command": "node", "args": ["index.js"]}
+              ],
+              "expose": "tools",
+              "idle_timeout": 100
+            }"#,
+            &[("GITHUB_PERSONAL_ACCESS_TOKEN", "tok")],
+        )
+        .unwrap();
+        let names: Vec<&str> = c.backends.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["github", "example", "all-fields", "a_string"],
+            "list form keeps file order"
+        );
+        assert_eq!(c.expose, Expose::Tools);
+
+        let g = &c.backends[0];
+        assert_eq!(g.command, "docker");
+        assert_eq!(
+            g.args,
+            [
+                "run",
+                "-i",
+                "--rm",
+                "-e",
+                "GITHUB_PERSONAL_ACCESS_TOKEN",
+                "ghcr.io/github/github-mcp-server"
+            ]
+        );
+        assert_eq!(
+            g.env,
+            vec![(
+                "GITHUB_PERSONAL_ACCESS_TOKEN".to_string(),
+                "tok".to_string()
+            )]
+        );
+        assert_eq!(g.timeout, Duration::from_secs(30));
+        assert_eq!(g.idle_timeout, Some(Duration::from_secs(100)));
+
+        let e = &c.backends[1];
+        assert_eq!(e.command, "npx");
+        assert_eq!(e.description.as_deref(), Some("Example Memory MCP Server"));
+        assert_eq!(e.timeout, Duration::from_secs(45));
+
+        let a = &c.backends[2];
+        assert_eq!(a.command, "python");
+        assert_eq!(
+            a.args,
+            ["-u", "server.py"],
+            "args follow the command array's arguments"
+        );
+        assert_eq!(
+            a.cwd.as_deref(),
+            Some(Path::new("/etc/gangway/relative/dir"))
+        );
+        assert_eq!(a.idle_timeout, Some(Duration::from_secs(7)));
+
+        let s = &c.backends[3];
+        assert_eq!(
+            (s.command.as_str(), s.args.as_slice()),
+            ("node", &["index.js".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn claude_desktop_shape() {
+        let c = parse_with(
+            r#"{
+              "globalShortcut": "Ctrl+Space",
+              "preferences": {"menuBarEnabled": false},
+              "mcpServers": {
+                "filesystem": {
+                  "command": "npx",
+                  "args": ["-y", "@modelcontextprotocol/server-filesystem", "${HOME}/Desktop"],
+                  "env": {"DEBUG": "1"}
+                },
+                "code": {"type": "stdio", "command": "uvx", "args": ["mcp-server-git"],
+                         "cwd": "/repo", "description": "git", "timeout": 5, "idle_timeout": 0, "disabled": true},
+                "remote": {"type": "http", "url": "https://example.invalid/mcp", "headers": {"X": "y"}, "disabled": true},
+                "cursorish": {"url": "https://example.invalid/sse", "disabled": true}
+              }
+            }"#,
+            &[("HOME", "/home/u")],
+        )
+        .unwrap();
+        let names: Vec<&str> = c.backends.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["code", "filesystem"],
+            "disabled non-stdio servers are skipped"
+        );
+        assert_eq!(c.expose, Expose::Meta);
+        assert_eq!(c.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+        let f = backend(&c, "filesystem");
+        assert_eq!(f.args[2], "/home/u/Desktop");
+        assert_eq!(f.env, vec![("DEBUG".to_string(), "1".to_string())]);
+        assert_eq!(f.timeout, Duration::from_secs(DEFAULT_TIMEOUT_SECS));
+        let code = backend(&c, "code");
+        assert!(code.disabled);
+        assert_eq!(code.timeout, Duration::from_secs(5));
+        assert_eq!(code.idle_timeout, None);
+    }
+
+    #[test]
+    fn claude_desktop_ignores_gangway_top_level_settings() {
+        let c =
+            parse(r#"{"mcpServers": {"a": {"command": "x"}}, "expose": "tools", "timeout": 1}"#)
+                .unwrap();
+        assert_eq!(c.expose, Expose::Meta);
+        assert_eq!(
+            c.backends[0].timeout,
+            Duration::from_secs(DEFAULT_TIMEOUT_SECS)
+        );
+    }
+
+    #[test]
+    fn claude_desktop_rejects_other_transports() {
+        let m = err(r#"{"mcpServers": {"remote": {"type": "sse", "url": "https://x.invalid"}}}"#);
+        assert_has(
+            &m,
+            &[
+                "/etc/gangway/test.json",
+                "mcpServers.remote",
+                "\"sse\"",
+                "stdio servers only",
+                "\"disabled\": true",
+            ],
+        );
+        let m = err(r#"{"mcpServers": {"remote": {"url": "https://x.invalid"}}}"#);
+        assert_has(&m, &["mcpServers.remote", "stdio servers only"]);
+        let m = err(r#"{"mcpServers": {"remote": {"type": 3, "command": "x"}}}"#);
+        assert_has(&m, &["mcpServers.remote.type", "\"stdio\"", "a number"]);
+    }
+
+    #[test]
+    fn claude_desktop_disables_gangway_itself() {
+        let c = parse(
+            r#"{"mcpServers": {"gw": {"command": "/usr/local/bin/gangway", "args": ["--config", "${UNSET}"]},
+                               "other": {"command": "npx"}}}"#,
+        )
+        .unwrap();
+        assert!(backend(&c, "gw").disabled);
+        assert_eq!(
+            backend(&c, "gw").args[1],
+            "${UNSET}",
+            "disabled backends are not expanded"
+        );
+        assert!(!backend(&c, "other").disabled);
+        // In gangway's own shape nesting is deliberate.
+        let c = parse(r#"{"backends": {"gw": {"command": "gangway"}}}"#).unwrap();
+        assert!(!c.backends[0].disabled);
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(r#"{"backends": {"a": {"command": "x"}}}"#).unwrap();
+        assert_eq!(c.expose, Expose::Meta);
+        assert_eq!(c.max_message_bytes, 16 * 1024 * 1024);
+        let a = &c.backends[0];
+        assert!(a.args.is_empty() && a.env.is_empty());
+        assert_eq!(a.cwd, None);
+        assert_eq!(a.description, None);
+        assert_eq!(a.timeout, Duration::from_secs(30));
+        assert_eq!(a.idle_timeout, Some(Duration::from_secs(300)));
+        assert!(!a.disabled);
+        assert_eq!(Expose::default(), Expose::Meta);
+    }
+
+    #[test]
+    fn no_backends_is_not_an_error() {
+        for text in [
+            "{}",
+            r#"{"backends": {}}"#,
+            r#"{"backends": []}"#,
+            r#"{"mcpServers": {}}"#,
+            r#"{"expose": "tools"}"#,
+            "\u{feff}{}",
+        ] {
+            let c = parse(text).unwrap();
+            assert!(c.backends.is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn unreadable_file() {
+        let path = Path::new("/nonexistent/gangway/dir/config.json");
+        let e = Config::load(path, &no_env).unwrap_err();
+        assert!(matches!(e, ConfigError::Io { .. }));
+        assert!(std::error::Error::source(&e).is_some());
+        assert_has(
+            &e.to_string(),
+            &[
+                "cannot read config file",
+                "/nonexistent/gangway/dir/config.json",
+                "check the path",
+            ],
+        );
+    }
+
+    #[test]
+    fn load_reads_a_file() {
+        let dir = std::env::temp_dir().join(format!("gangway-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("g.json");
+        std::fs::write(
+            &file,
+            r#"{"backends": {"a": {"command": "x", "cwd": "sub"}}}"#,
+        )
+        .unwrap();
+        let c = Config::load(&file, &no_env).unwrap();
+        assert_eq!(c.path, file);
+        assert_eq!(
+            c.backends[0].cwd.as_deref(),
+            Some(dir.join("sub").as_path())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn invalid_json() {
+        let e =
+            parse("{\n  \"backends\": {\n    \"a\": {\"command\": \"x\",}\n  }\n}").unwrap_err();
+        let ConfigError::Json { line, column, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!((*line, *column), (3, 26));
+        assert_has(
+            &e.to_string(),
+            &[
+                "/etc/gangway/test.json",
+                "invalid JSON at line 3, column 26",
+                "trailing commas",
+            ],
+        );
+        assert!(
+            !e.to_string().contains("at line 3 column 26"),
+            "position stated once"
+        );
+        assert_has(&err(""), &["invalid JSON at line 1"]);
+    }
+
+    #[test]
+    fn no_recognised_shape() {
+        let m = err(r#"{"foo": 1, "bar": 2}"#);
+        assert_has(
+            &m,
+            &[
+                "/etc/gangway/test.json",
+                "not a gangway config",
+                "\"bar\", \"foo\"",
+                "\"backends\"",
+                "\"mcpServers\"",
+            ],
+        );
+        assert_has(
+            &err(r#"{"mcp_servers": {}}"#),
+            &["did you mean \"mcpServers\""],
+        );
+        assert_has(&err(r#"{"backend": {}}"#), &["did you mean \"backends\""]);
+        assert_has(
+            &err(r#"{"servers": {}, "inputs": []}"#),
+            &["VS Code", "rename \"servers\" to \"mcpServers\""],
+        );
+        assert_has(&err("[1, 2]"), &["top level must be a JSON object"]);
+        assert_has(&err("null"), &["top level must be a JSON object"]);
+    }
+
+    #[test]
+    fn wrong_types() {
+        let m = err(r#"{"backends": {"github": {"command": "x", "args": ["a", "b", 5]}}}"#);
+        assert_has(
+            &m,
+            &[
+                "/etc/gangway/test.json",
+                "backends.github.args[2] must be a string",
+                "a number",
+            ],
+        );
+        assert_has(
+            &err(r#"{"backends": [{"name": "a", "command": "x"}, {"name": "b", "command": 5}]}"#),
+            &[
+                "backends[1].command must be a string, or an array",
+                "a number",
+            ],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": ["x", "y"]}}}"#),
+            &[
+                "backends.a.command must be a string naming the program",
+                "\"args\"",
+                "an array",
+            ],
+        );
+        assert_has(
+            &err(r#"{"backends": [{"name": "a", "command": ["x", null]}]}"#),
+            &["backends[0].command[1] must be a string", "null"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "env": {"K": 1}}}}"#),
+            &["backends.a.env.K must be a string"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "env": []}}}"#),
+            &["backends.a.env must be an object"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "timeout": "30"}}}"#),
+            &["backends.a.timeout must be a number of seconds", "a string"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "disabled": "yes"}}}"#),
+            &["backends.a.disabled must be true or false"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": "x"}}"#),
+            &["backends.a must be an object"],
+        );
+        assert_has(
+            &err(r#"{"backends": 3}"#),
+            &["backends must be an object of backends"],
+        );
+        assert_has(
+            &err(r#"{"backends": [3]}"#),
+            &["backends[0] must be an object"],
+        );
+        assert_has(
+            &err(r#"{"mcpServers": []}"#),
+            &["mcpServers must be an object"],
+        );
+        assert_has(&err(r#"{"$schema": 1}"#), &["$schema must be a string"]);
+        assert_has(
+            &err(r#"{"backends": [{"name": 1, "command": "x"}]}"#),
+            &["backends[0].name must be a string"],
+        );
+    }
+
+    #[test]
+    fn unknown_keys() {
+        let m = err(r#"{"backends": {"github": {"command": "x", "tiemout": 3}}}"#);
+        assert_has(
+            &m,
+            &[
+                "/etc/gangway/test.json",
+                "backends.github: unknown key \"tiemout\"",
+                "did you mean \"timeout\"?",
+                "Valid keys here: args, command, cwd, description, disabled, env, idle_timeout, timeout.",
+            ],
+        );
+        let m = err(r#"{"backends": {}, "max_msg_bytes": 5}"#);
+        assert_has(
+            &m,
+            &[
+                "top level: unknown key \"max_msg_bytes\"",
+                "$schema, backends, expose",
+            ],
+        );
+        assert!(!m.contains("did you mean"), "not an obvious typo: {m}");
+        assert_has(
+            &err(r#"{"backends": {}, "Expose": "meta"}"#),
+            &["did you mean \"expose\"?"],
+        );
+        assert_has(
+            &err(r#"{"backends": [{"name": "a", "command": "x", "nmae": "b"}]}"#),
+            &[
+                "backends[0]: unknown key \"nmae\"",
+                "did you mean \"name\"?",
+                "name, timeout",
+            ],
+        );
+        assert_has(
+            &err(r#"{"mcpServers": {"a": {"command": "x", "autoApprove": []}}}"#),
+            &["mcpServers.a: unknown key \"autoApprove\"", "type"],
+        );
+        assert_has(
+            &err(r#"{"backends": {}, "mcpServers": {}}"#),
+            &["unknown key \"mcpServers\"", "not both"],
+        );
+        assert_has(
+            &err(r#"{"backends": [], "security_policy": {}}"#),
+            &["security_policy", "remove it"],
+        );
+        // `type` belongs to the Claude shapes only.
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "type": "stdio"}}}"#),
+            &["unknown key \"type\""],
+        );
+    }
+
+    #[test]
+    fn missing_keys() {
+        assert_has(
+            &err(r#"{"backends": {"a": {"args": []}}}"#),
+            &["backends.a: missing required key \"command\""],
+        );
+        assert_has(
+            &err(r#"{"backends": [{"command": "x"}]}"#),
+            &["backends[0]: missing required key \"name\""],
+        );
+    }
+
+    #[test]
+    fn names() {
+        let long = "a".repeat(64);
+        let ok = format!(
+            r#"{{"backends": {{"{long}": {{"command": "x"}}, "A-b_9": {{"command": "x"}}}}}}"#
+        );
+        assert_eq!(parse(&ok).unwrap().backends.len(), 2);
+        let too_long = format!(r#"{{"backends": {{"{long}a": {{"command": "x"}}}}}}"#);
+        assert_has(
+            &err(&too_long),
+            &[
+                "invalid backend name",
+                "1 to 64 characters",
+                "letter, digit, '_' or '-'",
+            ],
+        );
+        let m = err(r#"{"backends": {"my server": {"command": "x"}}}"#);
+        assert_has(
+            &m,
+            &["backends[\"my server\"]: invalid backend name \"my server\""],
+        );
+        assert_has(
+            &err(r#"{"backends": {"": {"command": "x"}}}"#),
+            &["invalid backend name \"\""],
+        );
+        assert_has(
+            &err(r#"{"mcpServers": {"a.b": {"command": "x"}}}"#),
+            &["invalid backend name \"a.b\""],
+        );
+        assert_has(
+            &err(r#"{"backends": [{"name": "é", "command": "x"}]}"#),
+            &["backends[0].name: invalid backend name"],
+        );
+        // Disabled backends are validated too.
+        assert_has(
+            &err(r#"{"backends": {"a b": {"command": "x", "disabled": true}}}"#),
+            &["invalid backend name"],
+        );
+    }
+
+    #[test]
+    fn duplicate_names_in_list_form() {
+        let m = err(
+            r#"{"backends": [{"name": "a", "command": "x"}, {"name": "b", "command": "x"}, {"name": "a", "command": "y"}]}"#,
+        );
+        assert_has(
+            &m,
+            &[
+                "/etc/gangway/test.json",
+                "backends[2].name",
+                "\"a\" is already used at backends[0].name",
+                "unique",
+            ],
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_in_object_keep_the_last() {
+        // Documented limitation: serde_json keeps the last of duplicate keys.
+        let c = parse(r#"{"backends": {"a": {"command": "first"}, "a": {"command": "second"}}}"#)
+            .unwrap();
+        assert_eq!(c.backends.len(), 1);
+        assert_eq!(c.backends[0].command, "second");
+    }
+
+    #[test]
+    fn empty_command() {
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": ""}}}"#),
+            &[
+                "backends.a.command: the command is empty",
+                "give the program",
+            ],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "  "}}}"#),
+            &["the command is empty"],
+        );
+        assert_has(
+            &err(r#"{"backends": [{"name": "a", "command": []}]}"#),
+            &["backends[0].command: the command is empty"],
+        );
+        assert_has(
+            &err(r#"{"backends": [{"name": "a", "command": ["", "x"]}]}"#),
+            &["backends[0].command[0]: the command is empty"],
+        );
+        assert_has(
+            &err_with(
+                r#"{"backends": {"a": {"command": "${CMD}"}}}"#,
+                &[("CMD", "")],
+            ),
+            &["backends.a.command: the command is empty after expanding variables"],
+        );
+        // Disabled backends are validated too.
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "", "disabled": true}}}"#),
+            &["the command is empty"],
+        );
+    }
+
+    #[test]
+    fn bad_numbers() {
+        let m = err(r#"{"backends": {"a": {"command": "x", "timeout": 0}}}"#);
+        assert_has(
+            &m,
+            &[
+                "/etc/gangway/test.json",
+                "backends.a.timeout: 0 is out of range",
+                "greater than 0",
+            ],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "timeout": -1}}}"#),
+            &["-1 is out of range"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "timeout": 1e300}}}"#),
+            &["backends.a.timeout", "out of range"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "timeout": 1e-300}}}"#),
+            &["backends.a.timeout", "out of range"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "idle_timeout": -0.5}}}"#),
+            &[
+                "backends.a.idle_timeout: -0.5 is out of range",
+                "0 (never stop",
+            ],
+        );
+        assert_has(
+            &err(r#"{"timeout": 0}"#),
+            &["test.json: timeout: 0 is out of range"],
+        );
+        assert_has(
+            &err(r#"{"max_message_bytes": 1023}"#),
+            &["max_message_bytes: 1023 is out of range", "at least 1024"],
+        );
+        assert_has(&err(r#"{"max_message_bytes": 2048.5}"#), &["whole number"]);
+        assert_has(&err(r#"{"max_message_bytes": -4096}"#), &["out of range"]);
+        assert_has(
+            &err(r#"{"max_message_bytes": "big"}"#),
+            &["max_message_bytes must be a whole number"],
+        );
+        assert_eq!(
+            parse(r#"{"max_message_bytes": 1024}"#)
+                .unwrap()
+                .max_message_bytes,
+            1024
+        );
+        let c =
+            parse(r#"{"backends": {"a": {"command": "x", "timeout": 0.25, "idle_timeout": 1.5}}}"#)
+                .unwrap();
+        assert_eq!(c.backends[0].timeout, Duration::from_millis(250));
+        assert_eq!(
+            c.backends[0].idle_timeout,
+            Some(Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn bad_values() {
+        assert_has(
+            &err(r#"{"expose": "all"}"#),
+            &[
+                "expose: \"all\" is not a valid value",
+                "\"meta\", \"tools\" or \"both\"",
+            ],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "cwd": ""}}}"#),
+            &["backends.a.cwd: is empty"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "env": {"A=B": "v"}}}}"#),
+            &["backends.a.env[\"A=B\"]", "environment variable name"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "args": ["a\u0000b"]}}}"#),
+            &["backends.a.args[0]: contains a NUL"],
+        );
+        assert_has(
+            &err_with(
+                r#"{"backends": {"a": {"command": "x", "args": ["${V}"]}}}"#,
+                &[("V", "a\0b")],
+            ),
+            &["contains a NUL character after expanding variables"],
+        );
+    }
+
+    #[test]
+    fn expansion() {
+        let c = parse_with(
+            r#"{"backends": {"a": {
+                "command": "${BIN}",
+                "args": ["--token=${TOKEN}", "${MISSING:-fallback}", "${EMPTY:-was-empty}", "${EMPTY}",
+                         "$$HOME", "cost $5", "end$", "${TOKEN}${TOKEN}", "${A:-x:-y}", "$${NOT}", "${A_1:-}"],
+                "env": {"T": "${TOKEN}"},
+                "cwd": "${DIR}/sub",
+                "description": "${TOKEN}"
+            }}}"#,
+            &[("BIN", "/usr/bin/tool"), ("TOKEN", "t0k"), ("EMPTY", ""), ("DIR", "/data")],
+        )
+        .unwrap();
+        let a = &c.backends[0];
+        assert_eq!(a.command, "/usr/bin/tool");
+        assert_eq!(
+            a.args,
+            [
+                "--token=t0k",
+                "fallback",
+                "was-empty",
+                "",
+                "$HOME",
+                "cost $5",
+                "end$",
+                "t0kt0k",
+                "x:-y",
+                "${NOT}",
+                ""
+            ]
+        );
+        assert_eq!(a.env, vec![("T".to_string(), "t0k".to_string())]);
+        assert_eq!(a.cwd.as_deref(), Some(Path::new("/data/sub")));
+        assert_eq!(
+            a.description.as_deref(),
+            Some("${TOKEN}"),
+            "descriptions are not expanded"
+        );
+    }
+
+    #[test]
+    fn expanded_values_are_not_expanded_again() {
+        let c = parse_with(
+            r#"{"backends": {"a": {"command": "${X}"}}}"#,
+            &[("X", "${Y}")],
+        )
+        .unwrap();
+        assert_eq!(c.backends[0].command, "${Y}");
+    }
+
+    #[test]
+    fn unset_variable() {
+        let m = err(
+            r#"{"backends": {"github": {"command": "x", "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": "${GH_TOKEN}"}}}}"#,
+        );
+        assert_has(
+            &m,
+            &[
+                "/etc/gangway/test.json",
+                "backends.github.env.GITHUB_PERSONAL_ACCESS_TOKEN",
+                "backend \"github\"",
+                "${GH_TOKEN}",
+                "export GH_TOKEN",
+                "${GH_TOKEN:-default}",
+            ],
+        );
+        let m = err(r#"{"backends": [{"name": "w", "command": ["x", "${NOPE}"]}]}"#);
+        assert_has(&m, &["backends[0].command[1]", "backend \"w\"", "${NOPE}"]);
+        let m = err(r#"{"mcpServers": {"m": {"command": "x", "cwd": "${WHERE}"}}}"#);
+        assert_has(&m, &["mcpServers.m.cwd", "${WHERE}"]);
+    }
+
+    #[test]
+    fn malformed_variables() {
+        let m = err_with(
+            r#"{"backends": {"a": {"command": "x", "env": {"K": "secret${TOKEN"}}}}"#,
+            &[("TOKEN", "t")],
+        );
+        assert_has(
+            &m,
+            &[
+                "backends.a.env.K",
+                "backend \"a\"",
+                "\"${\" at character 7 has no closing",
+                "\"$$\"",
+            ],
+        );
+        assert!(
+            !m.contains("secret"),
+            "env values never appear in messages: {m}"
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "${}"}}}"#),
+            &["backends.a.command", "not a valid name"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "args": ["ok", "é${1X}"]}}}"#),
+            &["backends.a.args[1]", "character 2", "not a valid name"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "${A-b}"}}}"#),
+            &["${VAR:-default}"],
+        );
+    }
+
+    #[test]
+    fn disabled_backends_skip_expansion_but_check_syntax() {
+        let c = parse(r#"{"backends": {"a": {"command": "${BIN}", "args": ["${X}"], "env": {"K": "${SECRET}"}, "cwd": "${D}", "disabled": true}}}"#).unwrap();
+        let a = &c.backends[0];
+        assert!(a.disabled);
+        assert_eq!(a.command, "${BIN}");
+        assert_eq!(a.args, ["${X}"]);
+        assert_eq!(a.env[0].1, "${SECRET}");
+        assert_eq!(a.cwd.as_deref(), Some(Path::new("${D}")));
+        assert_eq!(c.enabled().count(), 0);
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "${BIN", "disabled": true}}}"#),
+            &["no closing"],
+        );
+    }
+
+    #[test]
+    fn debug_hides_env_values() {
+        let c = parse_with(
+            r#"{"backends": {"a": {"command": "x", "env": {"API_KEY": "${K}", "OTHER": "hunter2"}}}}"#,
+            &[("K", "sk-very-secret")],
+        )
+        .unwrap();
+        for text in [
+            format!("{:?}", c.backends[0]),
+            format!("{c:?}"),
+            format!("{c:#?}"),
+        ] {
+            assert!(text.contains("API_KEY") && text.contains("OTHER"), "{text}");
+            assert!(
+                !text.contains("sk-very-secret") && !text.contains("hunter2"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn process_env_reads_the_environment() {
+        assert_eq!(process_env(""), None);
+        assert_eq!(process_env("A=B"), None);
+        assert_eq!(process_env("GANGWAY_SURELY_UNSET_VARIABLE_42"), None);
+        if let Ok(path) = std::env::var("PATH") {
+            assert_eq!(process_env("PATH"), Some(path));
+        }
+    }
+
+    #[test]
+    fn closest_key_suggestions() {
+        assert_eq!(closest("comand", BACKEND_KEYS), Some("command"));
+        assert_eq!(closest("ENV", BACKEND_KEYS), Some("env"));
+        assert_eq!(closest("ab", BACKEND_KEYS), None);
+        assert_eq!(closest("headers", BACKEND_KEYS), None);
+        assert_eq!(closest(&"x".repeat(1000), BACKEND_KEYS), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics() {
+        let seeds = [
+            r#"{"backends": {"a": {"command": "${X:-y}", "args": ["$$", "${"], "env": {"K": "v"}, "timeout": 1}}}"#,
+            r#"{"backends": [{"name": "a", "command": ["x", "y"], "idle_timeout": 0}], "expose": "both"}"#,
+            r#"{"mcpServers": {"a": {"type": "stdio", "command": "x"}, "b": {"type": "http"}}, "z": [1, {"q": null}]}"#,
+        ];
+        // A small xorshift so the test is deterministic without a rand dependency.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet: Vec<char> = "{}[]\":,$-_ 0123456789.eE\\nulltruefalse\u{0}é\u{feff}"
+            .chars()
+            .collect();
+        for seed in seeds {
+            assert!(parse(seed).is_ok() || parse(seed).is_err());
+            let chars: Vec<char> = seed.chars().collect();
+            for _ in 0..3000 {
+                let mut mutated = chars.clone();
+                for _ in 0..(next() % 4 + 1) {
+                    let pos = (next() % (mutated.len() as u64 + 1)) as usize;
+                    let c = alphabet[(next() % alphabet.len() as u64) as usize];
+                    match next() % 3 {
+                        0 if pos < mutated.len() => mutated[pos] = c,
+                        1 if pos < mutated.len() => {
+                            mutated.remove(pos);
+                        }
+                        _ => mutated.insert(pos, c),
+                    }
+                }
+                let text: String = mutated.into_iter().collect();
+                let lookup = |name: &str| (name.len() % 2 == 0).then(|| name.to_string());
+                if let Err(e) = Config::parse(&text, Path::new("f.json"), &lookup) {
+                    let _ = e.to_string();
+                }
+            }
+        }
+    }
+}
