@@ -4,7 +4,9 @@
 //! messages and back, `gateway` decides what MCP means, `timer` keeps deadlines, and
 //! `runtime` is the only code that touches the OS.
 
+pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod runtime;
 pub mod timer;
 pub mod wire;

@@ -179,7 +179,11 @@ mod tests {
         let c = t.insert(None, 'c').unwrap();
         assert!(a != b && b != c && a != c);
         assert_eq!(t.find(Peer::Client, b"\"abc\""), Some(a));
-        assert_eq!(t.find(Peer::Client, b"abc"), None, "string and bare text differ");
+        assert_eq!(
+            t.find(Peer::Client, b"abc"),
+            None,
+            "string and bare text differ"
+        );
         let e = t.remove(a).unwrap();
         assert_eq!(e.origin.unwrap().1.as_bytes(), b"\"abc\"");
         assert_eq!(t.find(Peer::Client, b"\"abc\""), None);
@@ -194,7 +198,10 @@ mod tests {
         let y = t.insert(Some((Peer::Backend(1), b"0")), 2).unwrap();
         assert_ne!(x, y);
         assert_eq!(t.find(Peer::Backend(1), b"0"), Some(y));
-        assert_eq!(t.insert(Some((Peer::Backend(1), b"0")), 3), Err(DuplicateId));
+        assert_eq!(
+            t.insert(Some((Peer::Backend(1), b"0")), 3),
+            Err(DuplicateId)
+        );
         t.remove(y);
         assert!(t.insert(Some((Peer::Backend(1), b"0")), 3).is_ok());
     }

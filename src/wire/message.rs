@@ -312,17 +312,25 @@ mod tests {
     #[test]
     fn rejects_bad_input_with_the_right_code() {
         assert_eq!(parse("not json").unwrap_err().code, PARSE_ERROR);
-        assert_eq!(parse(r#"{"jsonrpc":"2.0","id":1"#).unwrap_err().code, PARSE_ERROR);
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","id":1"#).unwrap_err().code,
+            PARSE_ERROR
+        );
         let batch = parse(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).unwrap_err();
         assert_eq!(batch.code, INVALID_REQUEST);
         assert!(batch.reason.contains("batch"));
         assert_eq!(parse("42").unwrap_err().code, INVALID_REQUEST);
-        assert_eq!(parse(r#"{"jsonrpc":"2.0"}"#).unwrap_err().code, INVALID_REQUEST);
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0"}"#).unwrap_err().code,
+            INVALID_REQUEST
+        );
         let v1 = parse(r#"{"jsonrpc":"1.0","id":3,"method":"ping"}"#).unwrap_err();
         assert_eq!(v1.code, INVALID_REQUEST);
         assert_eq!(v1.id.unwrap().get(), "3");
         assert_eq!(
-            parse(r#"{"jsonrpc":"2.0","id":1,"method":7}"#).unwrap_err().code,
+            parse(r#"{"jsonrpc":"2.0","id":1,"method":7}"#)
+                .unwrap_err()
+                .code,
             INVALID_REQUEST
         );
         let both = parse(r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#).unwrap_err();
@@ -350,7 +358,10 @@ mod tests {
         let span = m.id_span().unwrap();
         let mut out = Vec::new();
         splice(&mut out, line, &[(span.clone(), b"42")]);
-        assert_eq!(out, b"{\"result\":{\"x\":\"id\"},\"jsonrpc\":\"2.0\",\"id\":42}\n");
+        assert_eq!(
+            out,
+            b"{\"result\":{\"x\":\"id\"},\"jsonrpc\":\"2.0\",\"id\":42}\n"
+        );
         let back = Message::parse(&out[..out.len() - 1]).unwrap();
         let mut restored = Vec::new();
         splice(
@@ -364,7 +375,11 @@ mod tests {
     #[test]
     fn splice_ignores_out_of_order_edits() {
         let mut out = Vec::new();
-        splice(&mut out, b"abcdef", &[(3..4, b"X"), (1..2, b"Y"), (5..9, b"Z")]);
+        splice(
+            &mut out,
+            b"abcdef",
+            &[(3..4, b"X"), (1..2, b"Y"), (5..9, b"Z")],
+        );
         assert_eq!(out, b"abcXef\n");
     }
 
@@ -375,7 +390,10 @@ mod tests {
         write_result(&mut out, b"\"a\"", b"{}");
         write_request(&mut out, Some(9), "tools/list", Some(b"{}"));
         write_request(&mut out, None, "notifications/initialized", None);
-        let lines: Vec<_> = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+        let lines: Vec<_> = out
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
         assert_eq!(lines.len(), 4);
         for l in lines {
             let v: serde_json::Value = serde_json::from_slice(l).unwrap();

@@ -1,0 +1,1639 @@
+//! The MCP behaviour of gangway, with no I/O: events in, output bytes and actions out.
+//!
+//! The runtime feeds every event (a line from the client or a backend, a process exit, a
+//! due timer) into [`Gateway`]; the gateway appends the lines to send to [`Outbox`] and the
+//! process work to do (spawn, close stdin, signal) to its action list. Time is always passed
+//! in, so every protocol behaviour is testable without processes or sleeps.
+
+pub mod backend;
+pub mod outbox;
+pub mod tools;
+
+use crate::config::{BackendConfig, Config, Expose};
+use crate::timer::{TimerHandle, TimerWheel};
+use crate::wire::ids::{parse_gateway_id, IdTable, Peer, RawId};
+use crate::wire::message::{
+    self, span_of, splice, write_error, write_request, write_result, Kind, Message, BACKEND_ERROR,
+    INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT,
+};
+use backend::{Backend, Phase, Queued, ToolInfo, Tools, FAILED_PAUSE};
+use log::{debug, error, info, warn};
+pub use outbox::OutBuf;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// MCP revisions gangway speaks to clients, newest first.
+pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 4] =
+    ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// How long a backend may take to exit after its stdin is closed, and after SIGTERM.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+/// After stdin EOF, how long requests already in flight may still be answered.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// The shutdown gives up waiting for backends to be reaped after this long.
+pub const EXIT_DEADLINE: Duration = Duration::from_millis(4600);
+/// Bursts of list_changed notifications from backends are coalesced over this window.
+const LIST_CHANGED_DELAY: Duration = Duration::from_millis(50);
+/// A backend that pages its tool list more often than this is treated as broken.
+const MAX_TOOL_PAGES: usize = 1000;
+
+/// Process work the runtime must do for the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Spawn the backend with this index (its config is `Gateway::backend_config`); report
+    /// failure with `on_spawn_failed`.
+    Spawn(usize),
+    /// Close the backend's stdin (the first step of the stop ladder).
+    CloseStdin(usize),
+    /// Send a signal to the backend's process group.
+    Signal(usize, StopSignal),
+    /// Everything is stopped: flush what is queued for the client and exit 0.
+    Exit,
+}
+
+/// The signals of the stop ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGTERM: asks the process to exit.
+    Term,
+    /// SIGKILL: ends it.
+    Kill,
+}
+
+/// Bytes waiting to be written: one queue for the client, one per backend.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Lines for the client's stdin (gangway's stdout).
+    pub client: OutBuf,
+    /// Lines for each backend's stdin, by backend index.
+    pub backends: Vec<OutBuf>,
+}
+
+/// What a tracked request is, so its answer (or failure) is handled right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PendingKind {
+    /// A client request forwarded with its id rewritten.
+    Forward,
+    /// A client `use_tool` call: failures become `isError` tool results.
+    UseTool,
+    /// gangway's own `initialize`.
+    Init,
+    /// gangway's own `tools/list` (one page).
+    ListTools,
+    /// A backend's request forwarded to the client.
+    ToClient,
+}
+
+/// A tracked request's bookkeeping.
+#[derive(Debug)]
+struct Pending {
+    backend: usize,
+    kind: PendingKind,
+    /// Written to the backend (false while queued behind a start).
+    sent: bool,
+    timer: Option<TimerHandle>,
+}
+
+/// Deadlines the gateway sets.
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    Request(u64),
+    Idle {
+        backend: usize,
+        generation: u64,
+    },
+    Stop {
+        backend: usize,
+        generation: u64,
+        signal: StopSignal,
+    },
+    ListChanged,
+    Drain,
+    ExitDeadline,
+}
+
+/// A client request answered from several backends' tool lists.
+#[derive(Debug)]
+struct Aggregate {
+    client_id: RawId,
+    kind: AggregateKind,
+    parts: Vec<(usize, Option<Result<Rc<Vec<ToolInfo>>, String>>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AggregateKind {
+    /// `tools/list` in tools or both mode.
+    ToolsList { with_meta: bool },
+    /// `discover_backend_tools`.
+    Discover,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    Running,
+    /// Stdin ended; requests in flight may still finish.
+    Draining,
+    /// Backends are being stopped; exit follows.
+    ShuttingDown,
+    Exited,
+}
+
+/// The sans-IO gateway. See the module docs.
+#[derive(Debug)]
+pub struct Gateway {
+    expose: Expose,
+    config_path: std::path::PathBuf,
+    backends: Vec<Backend>,
+    ids: IdTable<Pending>,
+    timers: TimerWheel<Timer>,
+    aggregates: HashMap<u64, Aggregate>,
+    next_aggregate: u64,
+    /// The queued output; the runtime writes and consumes it.
+    pub out: Outbox,
+    actions: Vec<Action>,
+    /// `initialize` params for backends: the client's version, capabilities and info.
+    backend_init_params: Vec<u8>,
+    client_caps: serde_json::Value,
+    list_changed_armed: bool,
+    life: Life,
+}
+
+impl Gateway {
+    /// A gateway for the enabled backends of `config`; nothing is started.
+    pub fn new(config: &Config, now: Instant) -> Gateway {
+        let backends: Vec<Backend> = config
+            .enabled()
+            .map(|b| Backend::new(b.clone(), now))
+            .collect();
+        let mut gw = Gateway {
+            expose: config.expose,
+            config_path: config.path.clone(),
+            out: Outbox {
+                client: OutBuf::default(),
+                backends: backends.iter().map(|_| OutBuf::default()).collect(),
+            },
+            backends,
+            ids: IdTable::new(),
+            timers: TimerWheel::new(now),
+            aggregates: HashMap::new(),
+            next_aggregate: 1,
+            actions: Vec::new(),
+            backend_init_params: Vec::new(),
+            client_caps: serde_json::Value::Null,
+            list_changed_armed: false,
+            life: Life::Running,
+        };
+        gw.set_client_init(SUPPORTED_PROTOCOL_VERSIONS[0], None, None);
+        gw
+    }
+
+    /// How many backends there are (enabled ones; indices are `0..backend_count()`).
+    pub fn backend_count(&self) -> usize {
+        self.backends.len()
+    }
+
+    /// The configuration of backend `b`.
+    pub fn backend_config(&self, b: usize) -> Option<&BackendConfig> {
+        self.backends.get(b).map(|be| &be.config)
+    }
+
+    /// Takes the process work queued since the last call.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// The earliest deadline the runtime must wake up for, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Whether client input is still wanted (false once stdin ended or shutdown began).
+    pub fn wants_client_input(&self) -> bool {
+        self.life == Life::Running
+    }
+
+    /// How many requests are tracked (client, backend and gangway's own).
+    pub fn in_flight(&self) -> usize {
+        self.ids.len() + self.aggregates.len()
+    }
+
+    // ----- events -----------------------------------------------------------------------
+
+    /// A line from the client (without its newline).
+    pub fn on_client_line(&mut self, now: Instant, line: &[u8]) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        if self.life == Life::ShuttingDown || self.life == Life::Exited {
+            debug!("client line ignored: gangway is shutting down");
+            return;
+        }
+        let msg = match Message::parse(line) {
+            Ok(m) => m,
+            Err(bad) => {
+                let id = bad.id.map_or(&b"null"[..], |id| id.get().as_bytes());
+                warn!(
+                    "client sent an invalid message ({}): {}",
+                    bad.reason,
+                    message::excerpt(line)
+                );
+                write_error(self.out.client.buf(), id, bad.code, &bad.reason);
+                return;
+            }
+        };
+        match msg.kind {
+            Kind::Request => self.client_request(now, &msg),
+            Kind::Notification => self.client_notification(now, &msg),
+            Kind::Response => self.client_response(now, &msg),
+        }
+    }
+
+    /// The client sent a line longer than `max_message_bytes`; it was discarded.
+    pub fn on_client_oversize(&mut self, len: usize, max: usize) {
+        let reason = format!(
+            "message of {len} bytes exceeds max_message_bytes ({max}) and was discarded; raise \"max_message_bytes\" in the config if such messages are expected"
+        );
+        warn!("{reason}");
+        write_error(self.out.client.buf(), b"null", INVALID_REQUEST, &reason);
+    }
+
+    /// The client closed gangway's stdin. With `wait_for_answers` (input was a file),
+    /// requests in flight are answered before shutting down; otherwise they get
+    /// `DRAIN_GRACE`.
+    pub fn on_client_eof(&mut self, now: Instant, wait_for_answers: bool) {
+        if self.life != Life::Running {
+            return;
+        }
+        if self.client_requests_pending() == 0 {
+            info!("client closed stdin; shutting down");
+            self.shutdown(now);
+        } else {
+            info!("client closed stdin; finishing requests in flight before shutting down");
+            self.life = Life::Draining;
+            if !wait_for_answers {
+                self.timers.insert(now + DRAIN_GRACE, Timer::Drain);
+            }
+        }
+    }
+
+    /// SIGTERM or SIGINT (or the client stopped reading). A second call while shutting down
+    /// kills every backend at once.
+    pub fn on_terminate(&mut self, now: Instant) {
+        if self.life == Life::ShuttingDown {
+            warn!("second termination request: killing backends now");
+            for b in 0..self.backends.len() {
+                if self.backends[b].is_running() {
+                    self.actions.push(Action::Signal(b, StopSignal::Kill));
+                }
+            }
+            self.exit();
+            return;
+        }
+        self.shutdown(now);
+    }
+
+    /// A line from backend `b`'s stdout.
+    pub fn on_backend_line(&mut self, now: Instant, b: usize, line: &[u8]) {
+        if b >= self.backends.len() || line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let msg = match Message::parse(line) {
+            Ok(m) => m,
+            Err(bad) => {
+                warn!(
+                    "backend '{}' wrote a line that is not JSON-RPC ({}), skipped: {}",
+                    self.backends[b].name(),
+                    bad.reason,
+                    message::excerpt(line)
+                );
+                return;
+            }
+        };
+        match msg.kind {
+            Kind::Response => self.backend_response(now, b, &msg),
+            Kind::Request => self.backend_request(now, b, &msg),
+            Kind::Notification => self.backend_notification(now, b, &msg),
+        }
+    }
+
+    /// Backend `b` wrote a line longer than `max_message_bytes`; it was discarded.
+    pub fn on_backend_oversize(&mut self, b: usize, len: usize, max: usize) {
+        if let Some(be) = self.backends.get(b) {
+            warn!(
+                "backend '{}' wrote a message of {len} bytes, over max_message_bytes ({max}); it was discarded (the request it answered will time out)",
+                be.name()
+            );
+        }
+    }
+
+    /// A line from backend `b`'s stderr: logged under its name and kept for error messages.
+    pub fn on_backend_stderr(&mut self, b: usize, line: &[u8]) {
+        if let Some(be) = self.backends.get_mut(b) {
+            let text = String::from_utf8_lossy(line);
+            info!(target: "gangway::backend", "[{}] {}", be.name(), text.trim_end());
+            be.remember_stderr(&text);
+        }
+    }
+
+    /// Backend `b` closed its stdout or stopped reading its stdin: it can no longer take
+    /// part, so it is stopped (its exit is then treated as a crash).
+    pub fn on_backend_closed(&mut self, now: Instant, b: usize) {
+        let Some(be) = self.backends.get_mut(b) else {
+            return;
+        };
+        if matches!(be.phase, Phase::Starting | Phase::Ready) {
+            debug!("backend '{}' closed its pipes", be.name());
+            be.failing = true;
+            self.stop(now, b);
+        }
+    }
+
+    /// Backend `b` could not be spawned (`error` says why).
+    pub fn on_spawn_failed(&mut self, now: Instant, b: usize, error: &str) {
+        let Some(be) = self.backends.get(b) else {
+            return;
+        };
+        let reason = format!(
+            "backend '{}' could not be started: {error}. Check its \"command\" ({}) in {}",
+            be.name(),
+            be.config.command,
+            self.config_path.display()
+        );
+        error!("{reason}");
+        self.crashed(now, b, reason);
+    }
+
+    /// Backend `b`'s process exited; `status` describes how ("exit status 3", "signal 9").
+    pub fn on_backend_exit(&mut self, now: Instant, b: usize, status: &str) {
+        let Some(be) = self.backends.get_mut(b) else {
+            return;
+        };
+        let deliberate = be.phase == Phase::Stopping && !be.failing;
+        let name = be.name().to_string();
+        if self.life == Life::ShuttingDown || self.life == Life::Exited {
+            be.phase = Phase::Stopped;
+            info!("backend '{name}' stopped ({status})");
+            let reason = format!("gangway is shutting down; backend '{name}' was stopped");
+            self.fail_pending(now, b, &reason, true);
+            self.check_exit();
+            return;
+        }
+        if deliberate {
+            be.phase = Phase::Stopped;
+            info!("backend '{name}' stopped ({status})");
+            let reason = format!("backend '{name}' was stopped");
+            self.fail_pending(now, b, &reason, false);
+            if !self.backends[b].queue.is_empty() {
+                self.start(now, b);
+            }
+            return;
+        }
+        let reason = format!("backend '{name}' exited ({status}){}", be.stderr_suffix());
+        error!("{reason}");
+        self.crashed(now, b, reason);
+    }
+
+    /// Fires every timer that is due at `now`.
+    pub fn on_timer(&mut self, now: Instant) {
+        while let Some(t) = self.timers.poll(now) {
+            match t {
+                Timer::Request(gw) => self.request_timed_out(now, gw),
+                Timer::Idle {
+                    backend,
+                    generation,
+                } => self.idle_check(now, backend, generation),
+                Timer::Stop {
+                    backend,
+                    generation,
+                    signal,
+                } => self.stop_step(now, backend, generation, signal),
+                Timer::ListChanged => {
+                    self.list_changed_armed = false;
+                    if self.life == Life::Running {
+                        write_request(
+                            self.out.client.buf(),
+                            None,
+                            "notifications/tools/list_changed",
+                            None,
+                        );
+                    }
+                }
+                Timer::Drain => {
+                    if self.life == Life::Draining {
+                        info!("requests still in flight after stdin closed; shutting down anyway");
+                        self.shutdown(now);
+                    }
+                }
+                Timer::ExitDeadline => {
+                    if self.life == Life::ShuttingDown {
+                        error!("backends did not exit in time; exiting anyway (the parent-death signal ends them)");
+                        self.exit();
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- client requests --------------------------------------------------------------
+
+    fn client_request(&mut self, now: Instant, msg: &Message<'_>) {
+        let Some(id) = msg.id.map(|i| i.get().as_bytes()) else {
+            return;
+        };
+        let method = msg.method.unwrap_or("");
+        match method {
+            "initialize" => self.initialize(id, msg.params),
+            "ping" => write_result(self.out.client.buf(), id, b"{}"),
+            "tools/list" => self.tools_list(now, id, msg.params),
+            "tools/call" => self.tools_call(now, msg, id),
+            _ => {
+                let text = format!("Method not found: {method}");
+                write_error(self.out.client.buf(), id, METHOD_NOT_FOUND, &text);
+            }
+        }
+    }
+
+    fn initialize(&mut self, id: &[u8], params: Option<&RawValue>) {
+        #[derive(Deserialize, Default)]
+        struct Init<'a> {
+            #[serde(rename = "protocolVersion", default)]
+            protocol_version: Option<String>,
+            #[serde(borrow, default)]
+            capabilities: Option<&'a RawValue>,
+            #[serde(rename = "clientInfo", borrow, default)]
+            client_info: Option<&'a RawValue>,
+        }
+        let init: Init<'_> = params
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+            .unwrap_or_default();
+        let requested = init.protocol_version.as_deref().unwrap_or("");
+        let version = SUPPORTED_PROTOCOL_VERSIONS
+            .iter()
+            .find(|v| **v == requested)
+            .copied()
+            .unwrap_or(SUPPORTED_PROTOCOL_VERSIONS[0]);
+        self.set_client_init(version, init.capabilities, init.client_info);
+        let result = serde_json::json!({
+            "protocolVersion": version,
+            "capabilities": {"tools": {"listChanged": true}},
+            "serverInfo": {"name": "gangway", "version": env!("CARGO_PKG_VERSION")},
+            "instructions": self.instructions(),
+        });
+        write_result(self.out.client.buf(), id, result.to_string().as_bytes());
+    }
+
+    fn set_client_init(&mut self, version: &str, caps: Option<&RawValue>, info: Option<&RawValue>) {
+        let caps = caps.map_or("{}", |c| c.get());
+        let default_info = format!(
+            "{{\"name\":\"gangway\",\"version\":\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        );
+        let info = info.map_or(default_info.as_str(), |i| i.get());
+        self.client_caps = serde_json::from_str(caps).unwrap_or(serde_json::Value::Null);
+        self.backend_init_params = format!(
+            "{{\"protocolVersion\":\"{version}\",\"capabilities\":{caps},\"clientInfo\":{info}}}"
+        )
+        .into_bytes();
+    }
+
+    fn instructions(&self) -> String {
+        let mut s = format!("gangway fronts {} MCP server(s):\n", self.backends.len());
+        for b in &self.backends {
+            let desc = b
+                .config
+                .description
+                .as_deref()
+                .unwrap_or("(no description)");
+            s.push_str(&format!("- {}: {desc}\n", b.name()));
+        }
+        match self.expose {
+            Expose::Meta => s.push_str(
+                "Call discover_backend_tools (optionally with backend_server) to see a backend's tools, then use_tool with backend_server, server_tool and tool_arguments to call one.",
+            ),
+            Expose::Tools => s.push_str("Each backend tool is named BACKEND__TOOL."),
+            Expose::Both => s.push_str(
+                "Each backend tool is named BACKEND__TOOL; use_tool and discover_backend_tools reach the same tools.",
+            ),
+        }
+        s
+    }
+
+    fn backend_names(&self) -> Vec<&str> {
+        self.backends.iter().map(Backend::name).collect()
+    }
+
+    fn tools_list(&mut self, now: Instant, id: &[u8], params: Option<&RawValue>) {
+        #[derive(Deserialize, Default)]
+        struct ListParams {
+            #[serde(default)]
+            cursor: Option<String>,
+        }
+        let p: ListParams = params
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+            .unwrap_or_default();
+        if p.cursor.is_some() {
+            let text = "Invalid cursor: gangway returns the whole tool list in one page and issues no cursors";
+            write_error(self.out.client.buf(), id, INVALID_PARAMS, text);
+            return;
+        }
+        match self.expose {
+            Expose::Meta => {
+                let defs = tools::meta_tool_definitions(&self.backend_names());
+                let body = format!("{{\"tools\":[{defs}]}}");
+                write_result(self.out.client.buf(), id, body.as_bytes());
+            }
+            Expose::Tools | Expose::Both => {
+                let all = (0..self.backends.len()).collect();
+                let kind = AggregateKind::ToolsList {
+                    with_meta: self.expose == Expose::Both,
+                };
+                self.start_aggregate(now, id, kind, all);
+            }
+        }
+    }
+
+    fn tools_call(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
+        let params: Option<tools::CallParams<'_>> =
+            msg.params.and_then(|p| serde_json::from_str(p.get()).ok());
+        let Some(params) = params else {
+            let text = "tools/call needs params with a string \"name\"";
+            write_error(self.out.client.buf(), id, INVALID_PARAMS, text);
+            return;
+        };
+        let name: String = serde_json::from_str(params.name.get()).unwrap_or_default();
+        let meta_enabled = self.expose != Expose::Tools;
+        if meta_enabled && name == tools::USE_TOOL {
+            self.use_tool(now, msg, id, &params);
+            return;
+        }
+        if meta_enabled && name == tools::DISCOVER {
+            self.discover(now, id, &params);
+            return;
+        }
+        if self.expose != Expose::Meta {
+            if let Some((b, tool)) = self.resolve_tool(&name) {
+                if let Err(text) = self.check_tool_known(b, tool) {
+                    write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
+                    return;
+                }
+                let mut new_name = Vec::with_capacity(tool.len() + 2);
+                message::write_json_string(&mut new_name, tool);
+                let Some(name_span) = span_of(msg.line, params.name.get()) else {
+                    return;
+                };
+                self.forward(
+                    now,
+                    b,
+                    msg,
+                    PendingKind::Forward,
+                    Some((name_span, new_name)),
+                );
+                return;
+            }
+        }
+        let text = match self.expose {
+            Expose::Meta => format!(
+                "Unknown tool: {name}. gangway offers use_tool and discover_backend_tools; backends: {}",
+                self.backend_names().join(", ")
+            ),
+            _ => format!(
+                "Unknown tool: {name}. Tools are named BACKEND{}TOOL; backends: {}. Call tools/list to see them",
+                tools::SEPARATOR,
+                self.backend_names().join(", ")
+            ),
+        };
+        write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
+    }
+
+    /// The backend and its own tool name for an exposed `BACKEND__TOOL` name. The longest
+    /// matching backend name wins, since names may themselves contain the separator.
+    fn resolve_tool<'n>(&self, name: &'n str) -> Option<(usize, &'n str)> {
+        self.backends
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let rest = name
+                    .strip_prefix(b.name())?
+                    .strip_prefix(tools::SEPARATOR)?;
+                (!rest.is_empty()).then_some((i, b.name().len(), rest))
+            })
+            .max_by_key(|(_, len, _)| *len)
+            .map(|(i, _, rest)| (i, rest))
+    }
+
+    /// When the backend's tool list is known, refuses a tool it does not have.
+    fn check_tool_known(&self, b: usize, tool: &str) -> Result<(), String> {
+        let be = &self.backends[b];
+        match &be.tools {
+            Tools::Known(list) if !list.iter().any(|t| t.name == tool) => {
+                let names: Vec<&str> = list.iter().map(|t| t.name.as_str()).collect();
+                Err(format!(
+                    "Unknown tool: backend '{}' has no tool '{tool}'. Its tools: {}",
+                    be.name(),
+                    names.join(", ")
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn use_tool(
+        &mut self,
+        now: Instant,
+        msg: &Message<'_>,
+        id: &[u8],
+        params: &tools::CallParams<'_>,
+    ) {
+        let args: Result<tools::UseToolArgs<'_>, _> = match params.arguments {
+            Some(a) => serde_json::from_str(a.get()),
+            None => Ok(tools::UseToolArgs::default()),
+        };
+        let available = self.backend_names().join(", ");
+        let fail = |gw: &mut Gateway, text: String| {
+            write_result(gw.out.client.buf(), id, &tools::error_result(&text));
+        };
+        let args = match args {
+            Ok(a) => a,
+            Err(e) => {
+                return fail(self, format!("Error: use_tool arguments must be an object with backend_server, server_tool and tool_arguments ({e}). Available servers: {available}"));
+            }
+        };
+        let Some(backend) = args.backend_server.as_deref() else {
+            return fail(self, format!("Error: Missing required parameter: backend_server. Available servers: {available}"));
+        };
+        let Some(b) = self.backends.iter().position(|be| be.name() == backend) else {
+            return fail(
+                self,
+                format!("Error: Unknown backend server: {backend}. Available servers: {available}"),
+            );
+        };
+        let Some(tool) = args.server_tool.as_deref() else {
+            return fail(self, format!("Error: Missing required parameter: server_tool. Call discover_backend_tools with backend_server \"{backend}\" to list its tools"));
+        };
+        if let Some(a) = args.tool_arguments {
+            if !a.get().starts_with('{') {
+                return fail(
+                    self,
+                    "Error: tool_arguments must be a JSON object".to_string(),
+                );
+            }
+        }
+        if let Err(text) = self.check_tool_known(b, tool) {
+            return fail(self, format!("Error: {text}"));
+        }
+        let body = tools::use_tool_params(tool, args.tool_arguments, params.meta);
+        self.forward_built(now, b, msg, "tools/call", &body);
+    }
+
+    fn discover(&mut self, now: Instant, id: &[u8], params: &tools::CallParams<'_>) {
+        let args: tools::DiscoverArgs<'_> = params
+            .arguments
+            .and_then(|a| serde_json::from_str(a.get()).ok())
+            .unwrap_or_default();
+        let targets = match args.backend_server.as_deref() {
+            None | Some("") => (0..self.backends.len()).collect(),
+            Some(name) => match self.backends.iter().position(|be| be.name() == name) {
+                Some(b) => vec![b],
+                None => {
+                    let text = format!(
+                        "Error: Unknown backend server: {name}. Available servers: {}",
+                        self.backend_names().join(", ")
+                    );
+                    write_result(self.out.client.buf(), id, &tools::error_result(&text));
+                    return;
+                }
+            },
+        };
+        self.start_aggregate(now, id, AggregateKind::Discover, targets);
+    }
+
+    // ----- forwarding -------------------------------------------------------------------
+
+    /// Forwards a client request to backend `b` with its id rewritten (and optionally one
+    /// more span replaced, in ascending order after... any position).
+    fn forward(
+        &mut self,
+        now: Instant,
+        b: usize,
+        msg: &Message<'_>,
+        kind: PendingKind,
+        extra: Option<(std::ops::Range<usize>, Vec<u8>)>,
+    ) {
+        let Some(id_span) = msg.id_span() else { return };
+        let client_id = &msg.line[id_span.clone()];
+        let Some(gw) = self.admit(now, b, client_id, kind) else {
+            return;
+        };
+        let gw_text = gw.to_string();
+        let mut edits: Vec<(std::ops::Range<usize>, &[u8])> = vec![(id_span, gw_text.as_bytes())];
+        if let Some((span, bytes)) = &extra {
+            edits.push((span.clone(), bytes.as_slice()));
+            edits.sort_by_key(|(r, _)| r.start);
+        }
+        self.send(now, b, gw, |out| splice(out, msg.line, &edits));
+    }
+
+    /// Sends gangway-built params to backend `b` on behalf of a client request (use_tool).
+    fn forward_built(
+        &mut self,
+        now: Instant,
+        b: usize,
+        msg: &Message<'_>,
+        method: &str,
+        params: &[u8],
+    ) {
+        let Some(id) = msg.id.map(|i| i.get().as_bytes()) else {
+            return;
+        };
+        let Some(gw) = self.admit(now, b, id, PendingKind::UseTool) else {
+            return;
+        };
+        self.send(now, b, gw, |out| {
+            write_request(out, Some(gw), method, Some(params))
+        });
+    }
+
+    /// Checks that backend `b` can take a client request and tracks it; answers the client
+    /// itself (and returns None) when it cannot.
+    fn admit(
+        &mut self,
+        now: Instant,
+        b: usize,
+        client_id: &[u8],
+        kind: PendingKind,
+    ) -> Option<u64> {
+        if let Err(text) = self.available(now, b) {
+            self.answer_failure(kind, client_id, BACKEND_ERROR, &text);
+            return None;
+        }
+        let pending = Pending {
+            backend: b,
+            kind,
+            sent: false,
+            timer: None,
+        };
+        match self.track(Some((Peer::Client, client_id)), pending) {
+            Some(gw) => Some(gw),
+            None => {
+                let text = "Invalid request: this id is already used by a request in flight; ids must be unique among pending requests";
+                write_error(self.out.client.buf(), client_id, INVALID_REQUEST, text);
+                None
+            }
+        }
+    }
+
+    /// Writes a tracked request to backend `b` now when it is ready, or queues it and
+    /// starts the backend.
+    fn send(&mut self, now: Instant, b: usize, gw: u64, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.backends[b].phase == Phase::Ready {
+            write(self.out.backends[b].buf());
+            self.mark_sent(now, b, gw);
+        } else {
+            let mut bytes = Vec::new();
+            write(&mut bytes);
+            self.backends[b].queue.push(Queued { gw, bytes });
+            if self.backends[b].phase == Phase::Stopped {
+                self.start(now, b);
+            }
+        }
+    }
+
+    fn mark_sent(&mut self, now: Instant, b: usize, gw: u64) {
+        let timeout = self.backends[b].config.timeout;
+        self.backends[b].last_active = now;
+        if let Some(e) = self.ids.get_mut(gw) {
+            e.data.sent = true;
+            e.data.timer = Some(self.timers.insert(now + timeout, Timer::Request(gw)));
+        }
+    }
+
+    /// Whether backend `b` may be used now, or why not.
+    fn available(&mut self, now: Instant, b: usize) -> Result<(), String> {
+        if self.life != Life::Running && self.life != Life::Draining {
+            return Err("gangway is shutting down".to_string());
+        }
+        let be = &mut self.backends[b];
+        if let Phase::Failed { until } = be.phase {
+            if now < until {
+                let wait = until.saturating_duration_since(now).as_secs() + 1;
+                return Err(format!(
+                    "backend '{}' crashed {} times within {} s, so gangway is not restarting it for {} s (try again in {wait} s). Last error: {}",
+                    be.name(),
+                    backend::CRASH_LIMIT,
+                    backend::CRASH_WINDOW.as_secs(),
+                    FAILED_PAUSE.as_secs(),
+                    be.last_error.as_deref().unwrap_or("unknown")
+                ));
+            }
+            be.phase = Phase::Stopped;
+        }
+        Ok(())
+    }
+
+    fn track(&mut self, origin: Option<(Peer, &[u8])>, pending: Pending) -> Option<u64> {
+        let b = pending.backend;
+        let gw = self.ids.insert(origin, pending).ok()?;
+        self.backends[b].in_flight += 1;
+        Some(gw)
+    }
+
+    fn untrack(&mut self, now: Instant, gw: u64) -> Option<(Option<RawId>, Pending)> {
+        let entry = self.ids.remove(gw)?;
+        if let Some(t) = entry.data.timer {
+            self.timers.cancel(t);
+        }
+        let b = entry.data.backend;
+        let be = &mut self.backends[b];
+        be.in_flight = be.in_flight.saturating_sub(1);
+        be.last_active = now;
+        if be.in_flight == 0 {
+            self.arm_idle(b);
+        }
+        if self.life == Life::Draining && self.client_requests_pending() == 0 {
+            self.shutdown(now);
+        }
+        Some((entry.origin.map(|(_, raw)| raw), entry.data))
+    }
+
+    fn client_requests_pending(&self) -> usize {
+        self.aggregates.len()
+            + self
+                .ids
+                .ids_where(|e| matches!(e.origin, Some((Peer::Client, _))))
+                .len()
+    }
+
+    /// Answers a client request that could not be served: an `isError` tool result for
+    /// `use_tool`, a JSON-RPC error otherwise.
+    fn answer_failure(&mut self, kind: PendingKind, client_id: &[u8], code: i64, text: &str) {
+        if kind == PendingKind::UseTool {
+            write_result(
+                self.out.client.buf(),
+                client_id,
+                &tools::error_result(&format!("Error: {text}")),
+            );
+        } else {
+            write_error(self.out.client.buf(), client_id, code, text);
+        }
+    }
+
+    // ----- backend lifecycle ------------------------------------------------------------
+
+    fn start(&mut self, now: Instant, b: usize) {
+        let be = &mut self.backends[b];
+        be.generation += 1;
+        be.phase = Phase::Starting;
+        be.failing = false;
+        be.started_at = now;
+        be.init_result = None;
+        be.idle_timer = None;
+        info!("starting backend '{}'", be.name());
+        self.out.backends[b].clear();
+        self.actions.push(Action::Spawn(b));
+        let pending = Pending {
+            backend: b,
+            kind: PendingKind::Init,
+            sent: false,
+            timer: None,
+        };
+        let Some(gw) = self.track(None, pending) else {
+            return;
+        };
+        let params = std::mem::take(&mut self.backend_init_params);
+        write_request(
+            self.out.backends[b].buf(),
+            Some(gw),
+            "initialize",
+            Some(&params),
+        );
+        self.backend_init_params = params;
+        self.mark_sent(now, b, gw);
+    }
+
+    fn init_done(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
+        let be = &mut self.backends[b];
+        if be.phase != Phase::Starting {
+            return;
+        }
+        if let Some(err) = msg.error {
+            let reason = format!("backend '{}' refused initialize: {}", be.name(), err.get());
+            error!("{reason}");
+            self.start_failed(now, b, &reason);
+            return;
+        }
+        be.init_result = msg.result.map(|r| r.to_owned());
+        be.phase = Phase::Ready;
+        info!(
+            "backend '{}' ready in {} ms",
+            be.name(),
+            now.saturating_duration_since(be.started_at).as_millis()
+        );
+        write_request(
+            self.out.backends[b].buf(),
+            None,
+            "notifications/initialized",
+            None,
+        );
+        let queue = std::mem::take(&mut self.backends[b].queue);
+        for q in queue {
+            if self.ids.get(q.gw).is_some() {
+                self.out.backends[b].buf().extend_from_slice(&q.bytes);
+                self.mark_sent(now, b, q.gw);
+            }
+        }
+        if self.backends[b].in_flight == 0 {
+            self.arm_idle(b);
+        }
+    }
+
+    fn start_failed(&mut self, now: Instant, b: usize, reason: &str) {
+        self.backends[b].failing = true;
+        self.backends[b].last_error = Some(reason.to_string());
+        self.fail_pending(now, b, reason, true);
+        self.stop(now, b);
+    }
+
+    /// A backend died or could not start: everything waiting on it is answered, and the
+    /// restart back-off is updated.
+    fn crashed(&mut self, now: Instant, b: usize, reason: String) {
+        self.fail_pending(now, b, &reason, true);
+        let be = &mut self.backends[b];
+        be.phase = Phase::Stopped;
+        be.failing = false;
+        if be.record_crash(now) {
+            be.phase = Phase::Failed {
+                until: now + FAILED_PAUSE,
+            };
+            warn!(
+                "backend '{}' crashed {} times within {} s; not restarting it for {} s",
+                be.name(),
+                backend::CRASH_LIMIT,
+                backend::CRASH_WINDOW.as_secs(),
+                FAILED_PAUSE.as_secs()
+            );
+        }
+        be.last_error = Some(reason);
+    }
+
+    /// Answers every request tracked for backend `b` with `reason`; queued ones too when
+    /// `with_queued` (otherwise they wait for the next start).
+    fn fail_pending(&mut self, now: Instant, b: usize, reason: &str, with_queued: bool) {
+        let gws = self
+            .ids
+            .ids_where(|e| e.data.backend == b && (with_queued || e.data.sent));
+        for gw in gws {
+            let Some((origin, pending)) = self.untrack(now, gw) else {
+                continue;
+            };
+            match pending.kind {
+                PendingKind::Forward | PendingKind::UseTool => {
+                    if let Some(raw) = origin {
+                        self.answer_failure(pending.kind, raw.as_bytes(), BACKEND_ERROR, reason);
+                    }
+                }
+                PendingKind::ListTools => self.tools_fetched(b, Err(reason.to_string())),
+                PendingKind::ToClient => self.cancel_to_client(gw, reason),
+                PendingKind::Init => {}
+            }
+        }
+        if with_queued {
+            self.backends[b].queue.clear();
+        }
+    }
+
+    fn stop(&mut self, now: Instant, b: usize) {
+        let be = &mut self.backends[b];
+        if !matches!(be.phase, Phase::Starting | Phase::Ready) {
+            return;
+        }
+        be.phase = Phase::Stopping;
+        let generation = be.generation;
+        self.actions.push(Action::CloseStdin(b));
+        self.timers.insert(
+            now + STOP_GRACE,
+            Timer::Stop {
+                backend: b,
+                generation,
+                signal: StopSignal::Term,
+            },
+        );
+    }
+
+    fn stop_step(&mut self, now: Instant, b: usize, generation: u64, signal: StopSignal) {
+        let Some(be) = self.backends.get(b) else {
+            return;
+        };
+        if be.generation != generation || be.phase != Phase::Stopping {
+            return;
+        }
+        warn!(
+            "backend '{}' still running {} s after {}; sending {:?}",
+            be.name(),
+            STOP_GRACE.as_secs(),
+            if signal == StopSignal::Term {
+                "its stdin closed"
+            } else {
+                "SIGTERM"
+            },
+            signal
+        );
+        self.actions.push(Action::Signal(b, signal));
+        if signal == StopSignal::Term {
+            self.timers.insert(
+                now + STOP_GRACE,
+                Timer::Stop {
+                    backend: b,
+                    generation,
+                    signal: StopSignal::Kill,
+                },
+            );
+        }
+    }
+
+    fn arm_idle(&mut self, b: usize) {
+        let be = &mut self.backends[b];
+        if be.phase != Phase::Ready || be.idle_timer.is_some() {
+            return;
+        }
+        if let Some(idle) = be.config.idle_timeout {
+            let generation = be.generation;
+            be.idle_timer = Some(self.timers.insert(
+                be.last_active + idle,
+                Timer::Idle {
+                    backend: b,
+                    generation,
+                },
+            ));
+        }
+    }
+
+    fn idle_check(&mut self, now: Instant, b: usize, generation: u64) {
+        let Some(be) = self.backends.get_mut(b) else {
+            return;
+        };
+        if be.generation != generation {
+            return;
+        }
+        be.idle_timer = None;
+        if be.phase != Phase::Ready || be.in_flight > 0 {
+            return;
+        }
+        let Some(idle) = be.config.idle_timeout else {
+            return;
+        };
+        if now >= be.last_active + idle {
+            info!(
+                "stopping backend '{}': idle for {} s",
+                be.name(),
+                idle.as_secs()
+            );
+            self.stop(now, b);
+        } else {
+            // Activity since the timer was set pushed the deadline back.
+            self.arm_idle(b);
+        }
+    }
+
+    fn shutdown(&mut self, now: Instant) {
+        if matches!(self.life, Life::ShuttingDown | Life::Exited) {
+            return;
+        }
+        self.life = Life::ShuttingDown;
+        for b in 0..self.backends.len() {
+            if self.backends[b].is_running() {
+                self.stop(now, b);
+            }
+        }
+        self.timers.insert(now + EXIT_DEADLINE, Timer::ExitDeadline);
+        self.check_exit();
+    }
+
+    fn check_exit(&mut self) {
+        if self.life == Life::ShuttingDown && !self.backends.iter().any(Backend::is_running) {
+            self.exit();
+        }
+    }
+
+    fn exit(&mut self) {
+        if self.life != Life::Exited {
+            self.life = Life::Exited;
+            self.actions.push(Action::Exit);
+        }
+    }
+
+    fn request_timed_out(&mut self, now: Instant, gw: u64) {
+        let Some(entry) = self.ids.get_mut(gw) else {
+            return;
+        };
+        // The timer is firing, so there is nothing to cancel.
+        entry.data.timer = None;
+        let Some((origin, pending)) = self.untrack(now, gw) else {
+            return;
+        };
+        let b = pending.backend;
+        let name = self.backends[b].name().to_string();
+        let secs = self.backends[b].config.timeout.as_secs_f64();
+        let reason = format!(
+            "Request timed out: backend '{name}' did not answer within {secs} s (its \"timeout\" in the config)"
+        );
+        warn!("{reason}");
+        match pending.kind {
+            PendingKind::Forward | PendingKind::UseTool => {
+                if let Some(raw) = origin {
+                    self.answer_failure(pending.kind, raw.as_bytes(), REQUEST_TIMEOUT, &reason);
+                }
+                self.cancel_to_backend(b, gw, "request timed out in gangway");
+            }
+            PendingKind::ListTools => {
+                self.cancel_to_backend(b, gw, "request timed out in gangway");
+                self.tools_fetched(b, Err(reason));
+            }
+            PendingKind::Init => {
+                let reason = format!(
+                    "backend '{name}' did not answer initialize within {secs} s; check that it is an MCP server speaking stdio{}",
+                    self.backends[b].stderr_suffix()
+                );
+                error!("{reason}");
+                self.start_failed(now, b, &reason);
+            }
+            PendingKind::ToClient => {}
+        }
+    }
+
+    fn cancel_to_backend(&mut self, b: usize, gw: u64, reason: &str) {
+        if self.backends[b].phase == Phase::Ready {
+            let mut params = format!("{{\"requestId\":{gw},\"reason\":").into_bytes();
+            message::write_json_string(&mut params, reason);
+            params.push(b'}');
+            write_request(
+                self.out.backends[b].buf(),
+                None,
+                "notifications/cancelled",
+                Some(&params),
+            );
+        }
+    }
+
+    fn cancel_to_client(&mut self, gw: u64, reason: &str) {
+        let mut params = format!("{{\"requestId\":{gw},\"reason\":").into_bytes();
+        message::write_json_string(&mut params, reason);
+        params.push(b'}');
+        write_request(
+            self.out.client.buf(),
+            None,
+            "notifications/cancelled",
+            Some(&params),
+        );
+    }
+
+    // ----- answers and messages from backends -------------------------------------------
+
+    fn backend_response(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
+        let raw = msg.id.map_or(&b""[..], |i| i.get().as_bytes());
+        let gw = parse_gateway_id(raw);
+        let ours = gw
+            .and_then(|gw| self.ids.get(gw))
+            .is_some_and(|e| e.data.backend == b && e.data.kind != PendingKind::ToClient);
+        let Some(gw) = gw.filter(|_| ours) else {
+            debug!(
+                "backend '{}' answered id {} which is not pending (late answer after a timeout or cancel); dropped",
+                self.backends[b].name(),
+                String::from_utf8_lossy(raw)
+            );
+            return;
+        };
+        let Some((origin, pending)) = self.untrack(now, gw) else {
+            return;
+        };
+        match pending.kind {
+            PendingKind::Forward => self.reply_spliced(msg, origin),
+            PendingKind::UseTool => match (msg.error, origin) {
+                (Some(err), Some(raw)) => {
+                    let text = format!(
+                        "Error: Backend error from {}: {}",
+                        self.backends[b].name(),
+                        error_message(err)
+                    );
+                    write_result(
+                        self.out.client.buf(),
+                        raw.as_bytes(),
+                        &tools::error_result(&text),
+                    );
+                }
+                (None, origin) => self.reply_spliced(msg, origin),
+                (Some(_), None) => {}
+            },
+            PendingKind::Init => self.init_done(now, b, msg),
+            PendingKind::ListTools => self.tools_page(now, b, msg),
+            PendingKind::ToClient => {}
+        }
+    }
+
+    /// Passes a response on to the client with the client's own id put back.
+    fn reply_spliced(&mut self, msg: &Message<'_>, origin: Option<RawId>) {
+        if let (Some(raw), Some(span)) = (origin, msg.id_span()) {
+            splice(self.out.client.buf(), msg.line, &[(span, raw.as_bytes())]);
+        }
+    }
+
+    fn backend_request(&mut self, _now: Instant, b: usize, msg: &Message<'_>) {
+        let Some(raw) = msg.id.map(|i| i.get().as_bytes()) else {
+            return;
+        };
+        let method = msg.method.unwrap_or("");
+        let refusal = if self.life != Life::Running {
+            Some("the client is gone (gangway is shutting down)".to_string())
+        } else if !self.client_supports(method) {
+            Some(format!(
+                "the client did not declare the capability needed for {method}"
+            ))
+        } else {
+            None
+        };
+        if let Some(text) = refusal {
+            write_error(self.out.backends[b].buf(), raw, METHOD_NOT_FOUND, &text);
+            return;
+        }
+        let pending = Pending {
+            backend: b,
+            kind: PendingKind::ToClient,
+            sent: true,
+            timer: None,
+        };
+        let Some(gw) = self.track(Some((Peer::Backend(b), raw)), pending) else {
+            let text = "Invalid request: this id is already used by a request in flight";
+            write_error(self.out.backends[b].buf(), raw, INVALID_REQUEST, text);
+            return;
+        };
+        let Some(span) = msg.id_span() else { return };
+        let gw_text = gw.to_string();
+        splice(
+            self.out.client.buf(),
+            msg.line,
+            &[(span, gw_text.as_bytes())],
+        );
+    }
+
+    fn client_supports(&self, method: &str) -> bool {
+        let cap = match method {
+            "sampling/createMessage" => "sampling",
+            "elicitation/create" => "elicitation",
+            "roots/list" => "roots",
+            m if m.starts_with("tasks/") => "tasks",
+            _ => return true,
+        };
+        self.client_caps.get(cap).is_some()
+    }
+
+    fn backend_notification(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
+        match msg.method.unwrap_or("") {
+            "notifications/tools/list_changed" => {
+                if let Tools::Known(_) = self.backends[b].tools {
+                    self.backends[b].tools = Tools::Unknown;
+                }
+                if self.expose != Expose::Meta && !self.list_changed_armed {
+                    self.list_changed_armed = true;
+                    self.timers
+                        .insert(now + LIST_CHANGED_DELAY, Timer::ListChanged);
+                }
+            }
+            "notifications/cancelled" => {
+                let Some(span) = cancel_target(msg) else {
+                    return;
+                };
+                let raw = &msg.line[span.clone()];
+                let Some(gw) = self.ids.find(Peer::Backend(b), raw) else {
+                    return;
+                };
+                self.untrack(now, gw);
+                let gw_text = gw.to_string();
+                splice(
+                    self.out.client.buf(),
+                    msg.line,
+                    &[(span, gw_text.as_bytes())],
+                );
+            }
+            _ => {
+                if self.life == Life::Running || self.life == Life::Draining {
+                    let mut line = msg.line;
+                    while line.last().is_some_and(u8::is_ascii_whitespace) {
+                        line = &line[..line.len() - 1];
+                    }
+                    self.out.client.buf().extend_from_slice(line);
+                    self.out.client.buf().push(b'\n');
+                }
+            }
+        }
+    }
+
+    // ----- messages from the client that are not requests -------------------------------
+
+    fn client_notification(&mut self, now: Instant, msg: &Message<'_>) {
+        match msg.method.unwrap_or("") {
+            "notifications/cancelled" => {
+                let Some(span) = cancel_target(msg) else {
+                    return;
+                };
+                let raw = &msg.line[span.clone()];
+                if let Some(gw) = self.ids.find(Peer::Client, raw) {
+                    let Some((_, pending)) = self.untrack(now, gw) else {
+                        return;
+                    };
+                    let b = pending.backend;
+                    if pending.sent && self.backends[b].phase == Phase::Ready {
+                        let gw_text = gw.to_string();
+                        splice(
+                            self.out.backends[b].buf(),
+                            msg.line,
+                            &[(span, gw_text.as_bytes())],
+                        );
+                    }
+                } else if let Some(agg) = self
+                    .aggregates
+                    .iter()
+                    .find(|(_, a)| a.client_id.as_bytes() == raw)
+                    .map(|(k, _)| *k)
+                {
+                    self.aggregates.remove(&agg);
+                    if self.life == Life::Draining && self.client_requests_pending() == 0 {
+                        self.shutdown(now);
+                    }
+                } else {
+                    debug!("client cancelled a request gangway no longer tracks; ignored");
+                }
+            }
+            "notifications/roots/list_changed" => {
+                for b in 0..self.backends.len() {
+                    if self.backends[b].phase == Phase::Ready {
+                        let line = msg.line;
+                        self.out.backends[b].buf().extend_from_slice(line);
+                        self.out.backends[b].buf().push(b'\n');
+                    }
+                }
+            }
+            m => debug!("client notification {m} needs no action"),
+        }
+    }
+
+    fn client_response(&mut self, now: Instant, msg: &Message<'_>) {
+        let raw = msg.id.map_or(&b""[..], |i| i.get().as_bytes());
+        let gw = parse_gateway_id(raw).filter(|gw| {
+            self.ids
+                .get(*gw)
+                .is_some_and(|e| e.data.kind == PendingKind::ToClient)
+        });
+        let Some(gw) = gw else {
+            debug!(
+                "client answered id {} which is not pending; dropped",
+                String::from_utf8_lossy(raw)
+            );
+            return;
+        };
+        let Some((origin, pending)) = self.untrack(now, gw) else {
+            return;
+        };
+        let b = pending.backend;
+        if let (Some(raw), Some(span), true) = (
+            origin,
+            msg.id_span(),
+            self.backends[b].phase == Phase::Ready,
+        ) {
+            splice(
+                self.out.backends[b].buf(),
+                msg.line,
+                &[(span, raw.as_bytes())],
+            );
+        }
+    }
+
+    // ----- tool lists -------------------------------------------------------------------
+
+    fn start_aggregate(
+        &mut self,
+        now: Instant,
+        client_id: &[u8],
+        kind: AggregateKind,
+        targets: Vec<usize>,
+    ) {
+        let id = self.next_aggregate;
+        self.next_aggregate += 1;
+        self.aggregates.insert(
+            id,
+            Aggregate {
+                client_id: RawId::new(client_id),
+                kind,
+                parts: targets.iter().map(|b| (*b, None)).collect(),
+            },
+        );
+        for b in targets {
+            self.want_tools(now, b, id);
+        }
+        self.finish_aggregate(id);
+    }
+
+    fn want_tools(&mut self, now: Instant, b: usize, agg: u64) {
+        match &mut self.backends[b].tools {
+            Tools::Known(list) => {
+                let list = Rc::clone(list);
+                self.set_part(agg, b, Ok(list));
+            }
+            Tools::Fetching { waiters, .. } => waiters.push(agg),
+            Tools::Unknown => {
+                if let Err(e) = self.available(now, b) {
+                    self.set_part(agg, b, Err(e));
+                    return;
+                }
+                self.backends[b].tools = Tools::Fetching {
+                    so_far: Vec::new(),
+                    waiters: vec![agg],
+                };
+                self.request_tools_page(now, b, None);
+            }
+        }
+    }
+
+    fn request_tools_page(&mut self, now: Instant, b: usize, cursor: Option<&str>) {
+        let pending = Pending {
+            backend: b,
+            kind: PendingKind::ListTools,
+            sent: false,
+            timer: None,
+        };
+        let Some(gw) = self.track(None, pending) else {
+            return;
+        };
+        let params = cursor.map(|c| {
+            let mut p = b"{\"cursor\":".to_vec();
+            message::write_json_string(&mut p, c);
+            p.push(b'}');
+            p
+        });
+        self.send(now, b, gw, |out| {
+            write_request(out, Some(gw), "tools/list", params.as_deref())
+        });
+    }
+
+    fn tools_page(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
+        let name = self.backends[b].name().to_string();
+        let page = match (msg.result, msg.error) {
+            (Some(result), _) => {
+                tools::parse_tools_page(result).map_err(|e| format!("backend '{name}': {e}"))
+            }
+            (None, Some(err)) => Err(format!(
+                "backend '{name}' refused tools/list: {}",
+                error_message(err)
+            )),
+            (None, None) => Err(format!("backend '{name}' sent an empty tools/list answer")),
+        };
+        match page {
+            Ok((tools, next)) => {
+                let Tools::Fetching { so_far, .. } = &mut self.backends[b].tools else {
+                    return;
+                };
+                so_far.extend(tools);
+                match next {
+                    Some(cursor) if so_far.len() < MAX_TOOL_PAGES * 1000 => {
+                        self.request_tools_page(now, b, Some(&cursor));
+                    }
+                    Some(_) => {
+                        let e = format!("backend '{name}' pages its tool list without end");
+                        self.tools_fetched(b, Err(e));
+                    }
+                    None => {
+                        let list = std::mem::take(so_far);
+                        self.tools_fetched(b, Ok(Rc::new(list)));
+                    }
+                }
+            }
+            Err(e) => {
+                warn!("{e}");
+                self.tools_fetched(b, Err(e));
+            }
+        }
+    }
+
+    /// A tool-list walk of backend `b` ended: remember the list and finish the aggregates
+    /// waiting for it.
+    fn tools_fetched(&mut self, b: usize, result: Result<Rc<Vec<ToolInfo>>, String>) {
+        let old = std::mem::take(&mut self.backends[b].tools);
+        let waiters = match old {
+            Tools::Fetching { waiters, .. } => waiters,
+            other => {
+                self.backends[b].tools = other;
+                return;
+            }
+        };
+        if let Ok(list) = &result {
+            self.backends[b].tools = Tools::Known(Rc::clone(list));
+        }
+        for agg in waiters {
+            self.set_part(agg, b, result.clone());
+            self.finish_aggregate(agg);
+        }
+    }
+
+    fn set_part(&mut self, agg: u64, b: usize, result: Result<Rc<Vec<ToolInfo>>, String>) {
+        if let Some(a) = self.aggregates.get_mut(&agg) {
+            if let Some(part) = a.parts.iter_mut().find(|(pb, r)| *pb == b && r.is_none()) {
+                part.1 = Some(result);
+            }
+        }
+    }
+
+    fn finish_aggregate(&mut self, agg: u64) {
+        let done = self
+            .aggregates
+            .get(&agg)
+            .is_some_and(|a| a.parts.iter().all(|(_, r)| r.is_some()));
+        if !done {
+            return;
+        }
+        let Some(a) = self.aggregates.remove(&agg) else {
+            return;
+        };
+        let body = match a.kind {
+            AggregateKind::ToolsList { with_meta } => {
+                let mut body = b"{\"tools\":[".to_vec();
+                if with_meta {
+                    body.extend_from_slice(
+                        tools::meta_tool_definitions(&self.backend_names()).as_bytes(),
+                    );
+                }
+                let mut first = !with_meta;
+                for (b, result) in &a.parts {
+                    match result {
+                        Some(Ok(list)) => {
+                            for t in list.iter() {
+                                if !first {
+                                    body.push(b',');
+                                }
+                                first = false;
+                                tools::write_prefixed_tool(&mut body, self.backends[*b].name(), t);
+                            }
+                        }
+                        Some(Err(e)) => warn!(
+                            "tools/list: leaving out backend '{}': {e}",
+                            self.backends[*b].name()
+                        ),
+                        None => {}
+                    }
+                }
+                body.extend_from_slice(b"]}");
+                body
+            }
+            AggregateKind::Discover => {
+                let parts: Vec<tools::DiscoverPart<'_>> = a
+                    .parts
+                    .iter()
+                    .map(|(b, r)| tools::DiscoverPart {
+                        backend: self.backends[*b].name(),
+                        tools: match r {
+                            Some(Ok(list)) => Ok(list.as_slice()),
+                            Some(Err(e)) => Err(e.as_str()),
+                            None => Err("not listed"),
+                        },
+                    })
+                    .collect();
+                tools::discover_result(&parts)
+            }
+        };
+        write_result(self.out.client.buf(), a.client_id.as_bytes(), &body);
+    }
+}
+
+/// The span of `params.requestId` in a `notifications/cancelled` line.
+fn cancel_target(msg: &Message<'_>) -> Option<std::ops::Range<usize>> {
+    #[derive(Deserialize)]
+    struct Cancel<'a> {
+        #[serde(rename = "requestId", borrow)]
+        request_id: &'a RawValue,
+    }
+    let p: Cancel<'_> = serde_json::from_str(msg.params?.get()).ok()?;
+    span_of(msg.line, p.request_id.get())
+}
+
+/// The `message` of a JSON-RPC error object (or its raw text when it has none).
+fn error_message(err: &RawValue) -> String {
+    #[derive(Deserialize)]
+    struct E {
+        #[serde(default)]
+        code: Option<i64>,
+        #[serde(default)]
+        message: Option<String>,
+    }
+    match serde_json::from_str::<E>(err.get()) {
+        Ok(E {
+            message: Some(m),
+            code: Some(c),
+        }) => format!("{m} (code {c})"),
+        Ok(E {
+            message: Some(m), ..
+        }) => m,
+        _ => err.get().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,340 @@
+//! The meta-tools (`use_tool`, `discover_backend_tools`, compatible with the Python gateway
+//! mcpware) and the `BACKEND__TOOL` names of the aggregated tool list.
+
+use super::backend::ToolInfo;
+use crate::wire::message::{span_of, splice, write_json_string};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+/// The meta-tool that calls a tool of a backend.
+pub const USE_TOOL: &str = "use_tool";
+/// The meta-tool that lists the tools of one backend or of all.
+pub const DISCOVER: &str = "discover_backend_tools";
+/// Between a backend's name and its tool's name in aggregated tool names.
+pub const SEPARATOR: &str = "__";
+
+/// The definitions of the two meta-tools, with the backend names as an enum, as JSON
+/// array elements (no brackets), in mcpware's schema.
+pub fn meta_tool_definitions(backends: &[&str]) -> String {
+    let list = backends.join(", ");
+    let use_tool = json!({
+        "name": USE_TOOL,
+        "description": "Route a tool call to a specific backend MCP server. Call discover_backend_tools first to learn a backend's tools and their arguments.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "backend_server": {
+                    "type": "string",
+                    "description": format!("The backend server to use. Available servers: {list}"),
+                    "enum": backends,
+                },
+                "server_tool": {
+                    "type": "string",
+                    "description": "The name of the tool to call on the backend server",
+                },
+                "tool_arguments": {
+                    "type": "object",
+                    "description": "Arguments to pass to the backend server's tool",
+                    "additionalProperties": true,
+                },
+            },
+            "required": ["backend_server", "server_tool"],
+            "additionalProperties": false,
+        },
+    });
+    let discover = json!({
+        "name": DISCOVER,
+        "description": "Discover available tools on backend MCP servers",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "backend_server": {
+                    "type": "string",
+                    "description": "The backend server to query for available tools (optional, omit to list all)",
+                    "enum": backends,
+                },
+            },
+            "additionalProperties": false,
+        },
+    });
+    format!("{use_tool},{discover}")
+}
+
+/// The arguments of a `use_tool` call, borrowed.
+#[derive(Deserialize, Default)]
+pub struct UseToolArgs<'a> {
+    /// Which backend.
+    #[serde(borrow, default)]
+    pub backend_server: Option<std::borrow::Cow<'a, str>>,
+    /// Which of its tools.
+    #[serde(borrow, default)]
+    pub server_tool: Option<std::borrow::Cow<'a, str>>,
+    /// The tool's arguments, passed on unparsed.
+    #[serde(borrow, default)]
+    pub tool_arguments: Option<&'a RawValue>,
+}
+
+/// The arguments of a `discover_backend_tools` call.
+#[derive(Deserialize, Default)]
+pub struct DiscoverArgs<'a> {
+    /// One backend, or all when absent.
+    #[serde(borrow, default)]
+    pub backend_server: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The `params` of a `tools/call`, borrowed.
+#[derive(Deserialize)]
+pub struct CallParams<'a> {
+    /// The tool name, raw (so its span can be replaced).
+    #[serde(borrow)]
+    pub name: &'a RawValue,
+    /// The arguments, raw.
+    #[serde(borrow, default)]
+    pub arguments: Option<&'a RawValue>,
+    /// The request's `_meta` (progress token and friends), raw.
+    #[serde(borrow, default, rename = "_meta")]
+    pub meta: Option<&'a RawValue>,
+}
+
+/// The params of the `tools/call` that a `use_tool` call becomes: the backend's tool name,
+/// the caller's arguments and `_meta` passed through unparsed.
+pub fn use_tool_params(
+    tool: &str,
+    arguments: Option<&RawValue>,
+    meta: Option<&RawValue>,
+) -> Vec<u8> {
+    let mut p = Vec::with_capacity(64 + arguments.map_or(0, |a| a.get().len()));
+    p.extend_from_slice(b"{\"name\":");
+    write_json_string(&mut p, tool);
+    p.extend_from_slice(b",\"arguments\":");
+    p.extend_from_slice(arguments.map_or("{}", |a| a.get()).as_bytes());
+    if let Some(meta) = meta {
+        p.extend_from_slice(b",\"_meta\":");
+        p.extend_from_slice(meta.get().as_bytes());
+    }
+    p.push(b'}');
+    p
+}
+
+/// A tool result that reports a failure to the model (`isError: true`), as JSON.
+pub fn error_result(message: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 64);
+    out.extend_from_slice(b"{\"content\":[{\"type\":\"text\",\"text\":");
+    write_json_string(&mut out, message);
+    out.extend_from_slice(b"}],\"isError\":true}");
+    out
+}
+
+/// The exposed name of a backend's tool.
+pub fn exposed_name(backend: &str, tool: &str) -> String {
+    format!("{backend}{SEPARATOR}{tool}")
+}
+
+/// Appends `tool`'s definition with its name replaced by `BACKEND__NAME`, as one JSON value
+/// (no newline). Only the name's bytes change; the rest is copied as the backend sent it.
+pub fn write_prefixed_tool(out: &mut Vec<u8>, backend: &str, tool: &ToolInfo) {
+    #[derive(Deserialize)]
+    struct Name<'a> {
+        #[serde(borrow)]
+        name: &'a RawValue,
+    }
+    let raw = tool.raw.get();
+    let span = serde_json::from_str::<Name<'_>>(raw)
+        .ok()
+        .and_then(|n| span_of(raw.as_bytes(), n.name.get()));
+    let mut name = Vec::with_capacity(backend.len() + tool.name.len() + 4);
+    write_json_string(&mut name, &exposed_name(backend, &tool.name));
+    match span {
+        Some(span) => {
+            splice(out, raw.as_bytes(), &[(span, &name)]);
+            // `splice` ends lines; a list element must not.
+            out.pop();
+        }
+        None => out.extend_from_slice(raw.as_bytes()),
+    }
+}
+
+/// Reads one page of a `tools/list` result: its tools and the cursor of the next page.
+/// Tools without a string name are skipped (they could not be called anyway).
+pub fn parse_tools_page(result: &RawValue) -> Result<(Vec<ToolInfo>, Option<String>), String> {
+    #[derive(Deserialize)]
+    struct Page {
+        tools: Vec<Box<RawValue>>,
+        #[serde(rename = "nextCursor", default)]
+        next_cursor: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Named {
+        name: String,
+    }
+    let page: Page = serde_json::from_str(result.get())
+        .map_err(|e| format!("its tools/list result is malformed ({e})"))?;
+    let tools = page
+        .tools
+        .into_iter()
+        .filter_map(|raw| {
+            let name = serde_json::from_str::<Named>(raw.get()).ok()?.name;
+            Some(ToolInfo { name, raw })
+        })
+        .collect();
+    Ok((tools, page.next_cursor.filter(|c| !c.is_empty())))
+}
+
+/// One backend's part of a `discover_backend_tools` answer.
+pub struct DiscoverPart<'a> {
+    /// The backend's name.
+    pub backend: &'a str,
+    /// Its tools, or why they could not be listed.
+    pub tools: Result<&'a [ToolInfo], &'a str>,
+}
+
+/// The result of `discover_backend_tools`: `{"tools": [...]}` as JSON text content and as
+/// structuredContent, in mcpware's layout (description prefixed with `[backend]`) plus a
+/// `backend` field per tool and an `errors` list for backends that could not be listed.
+/// It is an `isError` result only when no backend could be listed at all.
+pub fn discover_result(parts: &[DiscoverPart<'_>]) -> Vec<u8> {
+    #[derive(Deserialize)]
+    struct Def {
+        #[serde(default)]
+        description: Option<String>,
+        #[serde(rename = "inputSchema", default)]
+        input_schema: Option<Value>,
+    }
+    let mut tools = Vec::new();
+    let mut errors = Vec::new();
+    for part in parts {
+        match part.tools {
+            Ok(list) => {
+                for t in list {
+                    let def: Def = serde_json::from_str(t.raw.get()).unwrap_or(Def {
+                        description: None,
+                        input_schema: None,
+                    });
+                    let description = def.description.as_deref().unwrap_or("No description");
+                    tools.push(json!({
+                        "name": t.name,
+                        "description": format!("[{}] {description}", part.backend),
+                        "inputSchema": def.input_schema.unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                        "backend": part.backend,
+                    }));
+                }
+            }
+            Err(e) => errors.push(json!({"backend": part.backend, "error": e})),
+        }
+    }
+    if tools.is_empty() && !errors.is_empty() {
+        let msgs: Vec<String> = parts
+            .iter()
+            .filter_map(|p| p.tools.err().map(|e| e.to_string()))
+            .collect();
+        return error_result(&msgs.join("\n"));
+    }
+    let mut body = json!({ "tools": tools });
+    if !errors.is_empty() {
+        body["errors"] = Value::Array(errors);
+    }
+    let text = body.to_string();
+    json!({
+        "content": [{"type": "text", "text": text}],
+        "structuredContent": body,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(raw: &str) -> ToolInfo {
+        let raw = RawValue::from_string(raw.to_string()).unwrap();
+        let name = serde_json::from_str::<Value>(raw.get()).unwrap()["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        ToolInfo { name, raw }
+    }
+
+    #[test]
+    fn meta_tools_are_valid_json_with_backend_enum() {
+        let defs = meta_tool_definitions(&["a", "b"]);
+        let v: Value = serde_json::from_str(&format!("[{defs}]")).unwrap();
+        assert_eq!(v[0]["name"], USE_TOOL);
+        assert_eq!(v[1]["name"], DISCOVER);
+        assert_eq!(
+            v[0]["inputSchema"]["properties"]["backend_server"]["enum"],
+            json!(["a", "b"])
+        );
+        assert_eq!(
+            v[0]["inputSchema"]["required"],
+            json!(["backend_server", "server_tool"])
+        );
+    }
+
+    #[test]
+    fn prefixed_tool_changes_only_the_name() {
+        let t = tool(r#"{"inputSchema":{"type":"object"},"name":"echo","annotations":{"x":1}}"#);
+        let mut out = Vec::new();
+        write_prefixed_tool(&mut out, "be", &t);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"inputSchema":{"type":"object"},"name":"be__echo","annotations":{"x":1}}"#
+        );
+    }
+
+    #[test]
+    fn use_tool_params_pass_arguments_and_meta_through() {
+        let args = RawValue::from_string(r#"{"a": [1, 2]}"#.into()).unwrap();
+        let meta = RawValue::from_string(r#"{"progressToken":"t"}"#.into()).unwrap();
+        let p = use_tool_params("x\"y", Some(&args), Some(&meta));
+        assert_eq!(
+            String::from_utf8(p).unwrap(),
+            r#"{"name":"x\"y","arguments":{"a": [1, 2]},"_meta":{"progressToken":"t"}}"#
+        );
+        let p = use_tool_params("t", None, None);
+        assert_eq!(p, br#"{"name":"t","arguments":{}}"#);
+    }
+
+    #[test]
+    fn tools_page_reads_cursor_and_skips_nameless() {
+        let r = RawValue::from_string(
+            r#"{"tools":[{"name":"a"},{"title":"no name"}],"nextCursor":"c2"}"#.into(),
+        )
+        .unwrap();
+        let (tools, next) = parse_tools_page(&r).unwrap();
+        assert_eq!(tools.len(), 1);
+        assert_eq!(next.as_deref(), Some("c2"));
+        let bad = RawValue::from_string(r#"{"nope":1}"#.into()).unwrap();
+        assert!(parse_tools_page(&bad).unwrap_err().contains("malformed"));
+    }
+
+    #[test]
+    fn discover_lists_tools_and_errors() {
+        let tools = vec![tool(r#"{"name":"echo","description":"Echo it"}"#)];
+        let out = discover_result(&[
+            DiscoverPart {
+                backend: "a",
+                tools: Ok(&tools),
+            },
+            DiscoverPart {
+                backend: "b",
+                tools: Err("backend 'b' exited"),
+            },
+        ]);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let text: Value = serde_json::from_str(v["content"][0]["text"].as_str().unwrap()).unwrap();
+        assert_eq!(text, v["structuredContent"]);
+        assert_eq!(text["tools"][0]["description"], "[a] Echo it");
+        assert_eq!(text["tools"][0]["backend"], "a");
+        assert_eq!(text["errors"][0]["backend"], "b");
+        assert!(v.get("isError").is_none());
+
+        let only_err = discover_result(&[DiscoverPart {
+            backend: "b",
+            tools: Err("boom"),
+        }]);
+        let v: Value = serde_json::from_slice(&only_err).unwrap();
+        assert_eq!(v["isError"], true);
+    }
+}

@@ -1,0 +1,611 @@
+//! The mio loop: turns readiness into gateway events, and gateway output and actions into
+//! writes, spawns and signals. One thread; it sleeps until a source is ready or the next
+//! deadline is due.
+
+use super::process::{self, Spawned};
+use super::stdio::{ClientIn, ClientOut};
+use crate::config::Config;
+use crate::gateway::{Action, Gateway, StopSignal};
+use crate::wire::frame::{Frame, LineFramer};
+use mio::unix::pipe::{Receiver, Sender};
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::Signal;
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+const STDIN: Token = Token(0);
+const STDOUT: Token = Token(1);
+const SIGNALS: Token = Token(2);
+/// Backend pipes use tokens from here on: three per backend (stdin, stdout, stderr).
+const BACKEND_BASE: usize = 16;
+
+/// Reading from backends pauses while this much output waits for the client, so memory
+/// stays bounded when the client stops reading.
+const CLIENT_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// Reading from the client pauses while any backend has this much unwritten input.
+const BACKEND_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// At most this many reads from one source per loop turn, so one busy pipe cannot starve
+/// the others; a source cut short stays marked readable.
+const READS_PER_TURN: usize = 16;
+/// stderr lines longer than this are cut (they are only logged).
+const STDERR_LINE_MAX: usize = 64 * 1024;
+/// How long gangway keeps trying to hand its last answers to the client at exit.
+const FINAL_FLUSH: Duration = Duration::from_secs(1);
+
+/// Why gangway could not run.
+#[derive(Debug)]
+pub enum RunError {
+    /// Setting up the event loop, stdio or signals failed.
+    Setup(&'static str, io::Error),
+    /// Waiting for events failed.
+    Poll(io::Error),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Setup(what, e) => write!(f, "could not set up {what}: {e}"),
+            RunError::Poll(e) => write!(f, "waiting for I/O failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Setup(_, e) | RunError::Poll(e) => Some(e),
+        }
+    }
+}
+
+/// The pipes of one running backend process.
+struct BackendIo {
+    pid: i32,
+    stdin: Option<Sender>,
+    stdout: Option<Receiver>,
+    stderr: Option<Receiver>,
+    out_framer: LineFramer,
+    err_framer: LineFramer,
+    stdin_writable: bool,
+    stdout_readable: bool,
+    stderr_readable: bool,
+}
+
+/// Runs gangway on this process's stdin/stdout until the client leaves or a signal stops
+/// it. Returns once every backend has been stopped and reaped.
+pub fn run(config: &Config) -> Result<(), RunError> {
+    let mut rt = Runtime::new(config)?;
+    rt.run()
+}
+
+struct Runtime {
+    poll: Poll,
+    gw: Gateway,
+    max_line: usize,
+    client_in: ClientIn,
+    client_out: ClientOut,
+    in_framer: LineFramer,
+    signals: Signals,
+    backends: Vec<Option<BackendIo>>,
+    /// Client output is discarded once its stdout is gone.
+    client_gone: bool,
+}
+
+impl Runtime {
+    fn new(config: &Config) -> Result<Runtime, RunError> {
+        let poll = Poll::new().map_err(|e| RunError::Setup("the event loop", e))?;
+        let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
+            .map_err(|e| RunError::Setup("signal handling", e))?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(|e| RunError::Setup("signal handling", e))?;
+        let client_in =
+            ClientIn::new(poll.registry(), STDIN).map_err(|e| RunError::Setup("stdin", e))?;
+        let client_out =
+            ClientOut::new(poll.registry(), STDOUT).map_err(|e| RunError::Setup("stdout", e))?;
+        let gw = Gateway::new(config, Instant::now());
+        let n = gw.backend_count();
+        Ok(Runtime {
+            poll,
+            gw,
+            max_line: config.max_message_bytes,
+            client_in,
+            client_out,
+            in_framer: LineFramer::new(config.max_message_bytes),
+            signals,
+            backends: (0..n).map(|_| None).collect(),
+            client_gone: false,
+        })
+    }
+
+    fn run(&mut self) -> Result<(), RunError> {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let now = Instant::now();
+            self.handle_signals(now);
+            self.read_client(now);
+            for b in 0..self.backends.len() {
+                self.read_backend(now, b);
+            }
+            self.gw.on_timer(now);
+            if self.apply_actions(now) {
+                self.final_flush();
+                return Ok(());
+            }
+            self.write_all(now);
+            if self.apply_actions(now) {
+                self.final_flush();
+                return Ok(());
+            }
+            let timeout = if self.has_ready_work() {
+                Some(Duration::ZERO)
+            } else {
+                self.gw
+                    .next_deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(RunError::Poll(e)),
+            }
+            for ev in events.iter() {
+                self.mark_ready(
+                    ev.token(),
+                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                    ev.is_writable() || ev.is_write_closed() || ev.is_error(),
+                );
+            }
+        }
+    }
+
+    /// Whether something can be done without waiting (a source was cut short, or stdin
+    /// is a file that is always readable).
+    fn has_ready_work(&self) -> bool {
+        let client_paused = !self.may_read_client();
+        let backend_paused = self.gw.out.client.len() > CLIENT_HIGH_WATER && !self.client_gone;
+        (self.client_in.readable && !client_paused)
+            || self
+                .backends
+                .iter()
+                .flatten()
+                .any(|io| io.stderr_readable || (io.stdout_readable && !backend_paused))
+    }
+
+    fn mark_ready(&mut self, token: Token, readable: bool, writable: bool) {
+        match token {
+            STDIN => self.client_in.readable |= readable,
+            STDOUT => self.client_out.writable |= writable,
+            SIGNALS => {}
+            Token(t) if t >= BACKEND_BASE => {
+                let b = (t - BACKEND_BASE) / 3;
+                if let Some(Some(io)) = self.backends.get_mut(b) {
+                    match (t - BACKEND_BASE) % 3 {
+                        0 => io.stdin_writable |= writable,
+                        1 => io.stdout_readable |= readable,
+                        _ => io.stderr_readable |= readable,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_signals(&mut self, now: Instant) {
+        let mut child_exited = false;
+        let mut terminate = false;
+        for sig in self.signals.pending() {
+            match sig {
+                SIGCHLD => child_exited = true,
+                SIGTERM | SIGINT => terminate = true,
+                SIGHUP => {
+                    log::info!("SIGHUP received: config reload is not supported yet; ignored")
+                }
+                _ => {}
+            }
+        }
+        if terminate {
+            log::info!("termination signal received; stopping backends");
+            self.gw.on_terminate(now);
+        }
+        if child_exited {
+            self.reap(now);
+        }
+    }
+
+    fn reap(&mut self, now: Instant) {
+        for exit in process::reap() {
+            let Some(b) = self
+                .backends
+                .iter()
+                .position(|io| io.as_ref().is_some_and(|io| io.pid == exit.pid))
+            else {
+                log::debug!("reaped process {} ({})", exit.pid, exit.status);
+                continue;
+            };
+            // Its last words may still sit in the pipes: hand them on before the exit.
+            if let Some(io) = self.backends[b].as_mut() {
+                io.stdout_readable = true;
+                io.stderr_readable = true;
+            }
+            self.read_backend_fully(now, b);
+            if let Some(mut io) = self.backends[b].take() {
+                self.deregister(&mut io);
+            }
+            // Whatever the leader left behind in its group is orphaned now.
+            process::signal_group(exit.pid, Signal::SIGKILL);
+            self.gw.on_backend_exit(now, b, &exit.status);
+        }
+    }
+
+    fn may_read_client(&self) -> bool {
+        self.gw.wants_client_input()
+            && self
+                .gw
+                .out
+                .backends
+                .iter()
+                .all(|q| q.len() <= BACKEND_HIGH_WATER)
+    }
+
+    fn read_client(&mut self, now: Instant) {
+        for _ in 0..READS_PER_TURN {
+            if !self.client_in.readable || !self.may_read_client() {
+                return;
+            }
+            match self.client_in.read_into(&mut self.in_framer) {
+                Ok(0) => {
+                    self.client_in.readable = false;
+                    while let Some(frame) = self.in_framer.next_frame() {
+                        self.client_frame(now, frame);
+                    }
+                    if let Some(frame) = self.in_framer.finish() {
+                        self.client_frame(now, frame);
+                    }
+                    self.client_in.close(self.poll.registry());
+                    let from_file = !self.client_in.pollable;
+                    self.gw.on_client_eof(now, from_file);
+                    return;
+                }
+                Ok(_) => {
+                    while let Some(frame) = self.in_framer.next_frame() {
+                        self.client_frame(now, frame);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.client_in.readable = false;
+                    return;
+                }
+                Err(e) => {
+                    log::error!("reading stdin failed: {e}; treating it as closed");
+                    self.client_in.readable = false;
+                    self.client_in.close(self.poll.registry());
+                    self.gw.on_client_eof(now, false);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn client_frame(&mut self, now: Instant, frame: Frame) {
+        match frame {
+            Frame::Line(range) => {
+                let line = &self.in_framer.buffer()[range];
+                self.gw.on_client_line(now, line);
+            }
+            Frame::Oversize { len } => self.gw.on_client_oversize(len, self.max_line),
+        }
+    }
+
+    fn read_backend(&mut self, now: Instant, b: usize) {
+        let paused = self.gw.out.client.len() > CLIENT_HIGH_WATER && !self.client_gone;
+        self.read_backend_pipes(now, b, !paused, READS_PER_TURN);
+    }
+
+    fn read_backend_fully(&mut self, now: Instant, b: usize) {
+        self.read_backend_pipes(now, b, true, usize::MAX);
+    }
+
+    fn read_backend_pipes(
+        &mut self,
+        now: Instant,
+        b: usize,
+        stdout_allowed: bool,
+        max_reads: usize,
+    ) {
+        let Some(io) = self.backends[b].as_mut() else {
+            return;
+        };
+        // stderr is only logged, so it is always drained: a backend blocked on a full
+        // stderr pipe would stop answering.
+        let mut reads = 0;
+        while io.stderr_readable && reads < max_reads {
+            reads += 1;
+            let Some(pipe) = io.stderr.as_mut() else {
+                io.stderr_readable = false;
+                break;
+            };
+            match io.err_framer.read_from(pipe) {
+                Ok(0) => {
+                    io.stderr_readable = false;
+                    let tail = io.err_framer.finish();
+                    if let Some(mut pipe) = io.stderr.take() {
+                        let _ = self.poll.registry().deregister(&mut pipe);
+                    }
+                    while let Some(frame) = io.err_framer.next_frame() {
+                        stderr_frame(&mut self.gw, b, &io.err_framer, frame);
+                    }
+                    if let Some(frame) = tail {
+                        stderr_frame(&mut self.gw, b, &io.err_framer, frame);
+                    }
+                }
+                Ok(_) => {
+                    while let Some(frame) = io.err_framer.next_frame() {
+                        stderr_frame(&mut self.gw, b, &io.err_framer, frame);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => io.stderr_readable = false,
+                Err(_) => io.stderr_readable = false,
+            }
+        }
+        let mut reads = 0;
+        while stdout_allowed && io.stdout_readable && reads < max_reads {
+            reads += 1;
+            let Some(pipe) = io.stdout.as_mut() else {
+                io.stdout_readable = false;
+                break;
+            };
+            match io.out_framer.read_from(pipe) {
+                Ok(0) => {
+                    io.stdout_readable = false;
+                    while let Some(frame) = io.out_framer.next_frame() {
+                        backend_frame(&mut self.gw, now, b, &io.out_framer, frame, self.max_line);
+                    }
+                    if let Some(frame) = io.out_framer.finish() {
+                        backend_frame(&mut self.gw, now, b, &io.out_framer, frame, self.max_line);
+                    }
+                    if let Some(mut pipe) = io.stdout.take() {
+                        let _ = self.poll.registry().deregister(&mut pipe);
+                    }
+                    self.gw.on_backend_closed(now, b);
+                }
+                Ok(_) => {
+                    while let Some(frame) = io.out_framer.next_frame() {
+                        backend_frame(&mut self.gw, now, b, &io.out_framer, frame, self.max_line);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => io.stdout_readable = false,
+                Err(e) => {
+                    log::warn!(
+                        "reading backend '{}' stdout failed: {e}",
+                        backend_name(&self.gw, b)
+                    );
+                    io.stdout_readable = false;
+                }
+            }
+        }
+    }
+
+    /// Carries out the gateway's process work. Returns true when gangway should exit.
+    fn apply_actions(&mut self, now: Instant) -> bool {
+        let mut exit = false;
+        loop {
+            let actions = self.gw.take_actions();
+            if actions.is_empty() {
+                return exit;
+            }
+            for action in actions {
+                match action {
+                    Action::Spawn(b) => self.spawn(now, b),
+                    Action::CloseStdin(b) => {
+                        if let Some(io) = self.backends[b].as_mut() {
+                            if let Some(mut pipe) = io.stdin.take() {
+                                let _ = self.poll.registry().deregister(&mut pipe);
+                            }
+                        }
+                    }
+                    Action::Signal(b, sig) => {
+                        if let Some(io) = self.backends[b].as_ref() {
+                            let sig = match sig {
+                                StopSignal::Term => Signal::SIGTERM,
+                                StopSignal::Kill => Signal::SIGKILL,
+                            };
+                            process::signal_group(io.pid, sig);
+                        }
+                    }
+                    Action::Exit => exit = true,
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self, now: Instant, b: usize) {
+        if let Some(mut old) = self.backends[b].take() {
+            // A restart before the old process was reaped: make sure it goes.
+            process::signal_group(old.pid, Signal::SIGKILL);
+            self.deregister(&mut old);
+        }
+        let Some(cfg) = self.gw.backend_config(b) else {
+            return;
+        };
+        let spawned = process::spawn(cfg);
+        let Spawned {
+            pid,
+            mut stdin,
+            mut stdout,
+            mut stderr,
+        } = match spawned {
+            Ok(s) => s,
+            Err(e) => {
+                self.gw.on_spawn_failed(now, b, &e.to_string());
+                return;
+            }
+        };
+        log::debug!(
+            "backend '{}' spawned as pid {pid}",
+            backend_name(&self.gw, b)
+        );
+        let reg = self.poll.registry();
+        let base = BACKEND_BASE + 3 * b;
+        let registered = reg
+            .register(&mut stdin, Token(base), Interest::WRITABLE)
+            .and_then(|()| reg.register(&mut stdout, Token(base + 1), Interest::READABLE))
+            .and_then(|()| reg.register(&mut stderr, Token(base + 2), Interest::READABLE));
+        if let Err(e) = registered {
+            process::signal_group(pid, Signal::SIGKILL);
+            self.gw
+                .on_spawn_failed(now, b, &format!("could not watch its pipes: {e}"));
+            return;
+        }
+        self.backends[b] = Some(BackendIo {
+            pid,
+            stdin: Some(stdin),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            out_framer: LineFramer::new(self.max_line),
+            err_framer: LineFramer::new(STDERR_LINE_MAX),
+            stdin_writable: true,
+            stdout_readable: true,
+            stderr_readable: true,
+        });
+    }
+
+    fn deregister(&self, io: &mut BackendIo) {
+        let reg = self.poll.registry();
+        if let Some(p) = io.stdin.as_mut() {
+            let _ = reg.deregister(p);
+        }
+        if let Some(p) = io.stdout.as_mut() {
+            let _ = reg.deregister(p);
+        }
+        if let Some(p) = io.stderr.as_mut() {
+            let _ = reg.deregister(p);
+        }
+    }
+
+    fn write_all(&mut self, now: Instant) {
+        for b in 0..self.backends.len() {
+            self.write_backend(now, b);
+        }
+        self.write_client(now);
+    }
+
+    fn write_backend(&mut self, now: Instant, b: usize) {
+        let queue = &mut self.gw.out.backends[b];
+        // With no process, the queue waits: `Gateway::start` resets it for the next one.
+        let Some(io) = self.backends[b].as_mut() else {
+            return;
+        };
+        let Some(pipe) = io.stdin.as_mut() else {
+            queue.clear();
+            return;
+        };
+        let mut failed = None;
+        while io.stdin_writable && !queue.is_empty() {
+            match pipe.write(queue.pending()) {
+                Ok(n) => queue.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => io.stdin_writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            queue.clear();
+            if let Some(mut pipe) = io.stdin.take() {
+                let _ = self.poll.registry().deregister(&mut pipe);
+            }
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                log::warn!(
+                    "writing to backend '{}' failed: {e}",
+                    backend_name(&self.gw, b)
+                );
+            }
+            self.gw.on_backend_closed(now, b);
+        }
+    }
+
+    fn write_client(&mut self, now: Instant) {
+        if self.client_gone {
+            self.gw.out.client.clear();
+            return;
+        }
+        let queue = &mut self.gw.out.client;
+        while self.client_out.writable && !queue.is_empty() {
+            match self.client_out.write(queue.pending()) {
+                Ok(n) => queue.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.client_out.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::BrokenPipe {
+                        log::info!("the client closed gangway's stdout; shutting down");
+                    } else {
+                        log::error!("writing to stdout failed: {e}; shutting down");
+                    }
+                    self.client_gone = true;
+                    queue.clear();
+                    self.gw.on_terminate(now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands the last answers to the client, waiting for stdout to drain for a short while.
+    fn final_flush(&mut self) {
+        let deadline = Instant::now() + FINAL_FLUSH;
+        let mut events = Events::with_capacity(8);
+        while !self.client_gone && !self.gw.out.client.is_empty() {
+            self.client_out.writable = true;
+            let queue = &mut self.gw.out.client;
+            match self.client_out.write(queue.pending()) {
+                Ok(n) => queue.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() || self.poll.poll(&mut events, Some(left)).is_err() {
+                        log::warn!(
+                            "the client is not reading; {} bytes of output dropped at exit",
+                            queue.len()
+                        );
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+        let _ = self.client_out.flush();
+    }
+}
+
+fn backend_name(gw: &Gateway, b: usize) -> &str {
+    gw.backend_config(b).map_or("?", |c| c.name.as_str())
+}
+
+fn backend_frame(
+    gw: &mut Gateway,
+    now: Instant,
+    b: usize,
+    framer: &LineFramer,
+    frame: Frame,
+    max: usize,
+) {
+    match frame {
+        Frame::Line(range) => gw.on_backend_line(now, b, &framer.buffer()[range]),
+        Frame::Oversize { len } => gw.on_backend_oversize(b, len, max),
+    }
+}
+
+fn stderr_frame(gw: &mut Gateway, b: usize, framer: &LineFramer, frame: Frame) {
+    match frame {
+        Frame::Line(range) => gw.on_backend_stderr(b, &framer.buffer()[range]),
+        Frame::Oversize { len } => gw.on_backend_stderr(
+            b,
+            format!("(a stderr line of {len} bytes, not shown)").as_bytes(),
+        ),
+    }
+}

@@ -1,0 +1,8 @@
+//! The only code that touches the OS: the mio event loop, gangway's own stdio, and backend
+//! processes. It never interprets MCP; that is the gateway's job.
+
+pub mod event_loop;
+pub mod process;
+pub mod stdio;
+
+pub use event_loop::{run, RunError};

@@ -1,0 +1,121 @@
+//! Backend processes: spawning with non-blocking pipes in a process group of their own,
+//! signalling that group, and reaping exits.
+
+use crate::config::BackendConfig;
+use mio::unix::pipe::{Receiver, Sender};
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+/// A spawned backend: its process id (also its process group id) and its pipes.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The process id, which is also the id of its process group.
+    pub pid: i32,
+    /// Its stdin, non-blocking.
+    pub stdin: Sender,
+    /// Its stdout, non-blocking.
+    pub stdout: Receiver,
+    /// Its stderr, non-blocking.
+    pub stderr: Receiver,
+}
+
+/// Starts `cfg`'s command with piped stdio, in a new process group (so a signal reaches
+/// wrappers like `npx` and everything they start), with gangway's environment plus the
+/// backend's `env`, and with a parent-death signal so it does not outlive gangway.
+pub fn spawn(cfg: &BackendConfig) -> io::Result<Spawned> {
+    let mut cmd = Command::new(&cfg.command);
+    cmd.args(&cfg.args)
+        .envs(cfg.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(cwd) = &cfg.cwd {
+        cmd.current_dir(cwd);
+    }
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (prctl, getppid); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            // gangway may have died between fork and prctl; then the signal never comes.
+            if nix::unistd::getppid() != parent {
+                return Err(io::Error::other(
+                    "gangway exited while starting the backend",
+                ));
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(io::Error::other("the child's pipes were not created"));
+    };
+    let stdin = Sender::from(stdin);
+    let stdout = Receiver::from(stdout);
+    let stderr = Receiver::from(stderr);
+    stdin.set_nonblocking(true)?;
+    stdout.set_nonblocking(true)?;
+    stderr.set_nonblocking(true)?;
+    // The child is reaped with waitpid(-1) (see `reap`), not through `child`; dropping the
+    // handle neither waits for nor kills the process.
+    drop(child);
+    Ok(Spawned {
+        pid,
+        stdin,
+        stdout,
+        stderr,
+    })
+}
+
+/// Sends `signal` to the process group `pid`. A group that is already gone is fine.
+pub fn signal_group(pid: i32, signal: Signal) {
+    match killpg(Pid::from_raw(pid), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => log::warn!("could not send {signal} to process group {pid}: {e}"),
+    }
+}
+
+/// One reaped child: its pid and a description of how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// The process id.
+    pub pid: i32,
+    /// "exit status N" or "killed by signal SIGX".
+    pub status: String,
+}
+
+/// Reaps every child that has exited, without blocking. Children that are not backends
+/// (orphans re-parented to gangway when it is PID 1) are reaped too, so none is left a
+/// zombie.
+pub fn reap() -> Vec<Exit> {
+    let mut exits = Vec::new();
+    loop {
+        match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => exits.push(Exit {
+                pid: pid.as_raw(),
+                status: format!("exit status {code}"),
+            }),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => exits.push(Exit {
+                pid: pid.as_raw(),
+                status: format!("killed by signal {sig}"),
+            }),
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => break,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                log::warn!("waitpid failed: {e}");
+                break;
+            }
+        }
+    }
+    exits
+}
