@@ -330,14 +330,13 @@ impl Runtime {
             match io.err_framer.read_from(pipe) {
                 Ok(0) => {
                     io.stderr_readable = false;
-                    let tail = io.err_framer.finish();
                     if let Some(mut pipe) = io.stderr.take() {
                         let _ = self.poll.registry().deregister(&mut pipe);
                     }
                     while let Some(frame) = io.err_framer.next_frame() {
                         stderr_frame(&mut self.gw, b, &io.err_framer, frame);
                     }
-                    if let Some(frame) = tail {
+                    if let Some(frame) = io.err_framer.finish() {
                         stderr_frame(&mut self.gw, b, &io.err_framer, frame);
                     }
                 }

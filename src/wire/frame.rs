@@ -127,6 +127,7 @@ impl LineFramer {
     /// (bytes, excluding the newline; a `'\r'` before it counts). Allocates
     /// 8 KiB up front; the buffer never grows past `max_line + 64 KiB` as
     /// long as frames are taken between reads.
+    #[must_use]
     pub fn new(max_line: usize) -> Self {
         LineFramer {
             buf: vec![0; INITIAL_CAPACITY],
@@ -147,9 +148,13 @@ impl LineFramer {
     ///
     /// Returns the number of bytes taken from `src`, including bytes dropped
     /// because they belong to an oversize line; `Ok(0)` means EOF (then call
-    /// [`finish`](Self::finish)). Retries `Interrupted`. Passes `WouldBlock`
-    /// and every other error through unchanged, with the framer as it was,
-    /// so a non-blocking caller can read until `WouldBlock`.
+    /// [`finish`](Self::finish)). Retries `Interrupted`.
+    ///
+    /// # Errors
+    ///
+    /// Any error from `src` other than `Interrupted`, unchanged: `WouldBlock`
+    /// included, so a non-blocking caller can read until `WouldBlock`. No
+    /// input is lost or added on error; the framer stays usable.
     pub fn read_from<R: io::Read>(&mut self, src: &mut R) -> io::Result<usize> {
         self.roll();
         self.make_room();
@@ -255,12 +260,14 @@ impl LineFramer {
     }
 
     /// The buffer that [`Frame::Line`] ranges index into.
+    #[must_use]
     pub fn buffer(&self) -> &[u8] {
         &self.buf[..self.end]
     }
 
     /// Bytes buffered and not yet handed out: whole lines not taken plus the
     /// partial line. Bytes dropped from an oversize line are not counted.
+    #[must_use]
     pub fn pending(&self) -> usize {
         self.end - self.pos
     }
@@ -365,6 +372,7 @@ impl fmt::Debug for LineFramer {
             .field("end", &self.end)
             .field("buf_len", &self.buf.len())
             .field("max_line", &self.max_line)
+            .field("cap", &self.cap)
             .field("discarding", &self.discarding)
             .field("oversize", &self.oversize)
             .finish()
