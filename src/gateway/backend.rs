@@ -94,6 +94,8 @@ pub struct Backend {
     pub started_at: Instant,
     /// The pending idle timer, if armed.
     pub idle_timer: Option<TimerHandle>,
+    /// The pending step of the stop ladder, if stopping.
+    pub stop_timer: Option<TimerHandle>,
     /// Set when gangway decided the backend failed (initialize failed, output closed): its
     /// exit then counts as a crash even though gangway stopped it.
     pub failing: bool,
@@ -121,6 +123,7 @@ impl Backend {
             last_active: now,
             started_at: now,
             idle_timer: None,
+            stop_timer: None,
             failing: false,
             crashes: VecDeque::new(),
             last_error: None,

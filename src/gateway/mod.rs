@@ -31,9 +31,9 @@ pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 4] =
 /// How long a backend may take to exit after its stdin is closed, and after SIGTERM.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
 /// After stdin EOF, how long requests already in flight may still be answered.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
+pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// The shutdown gives up waiting for backends to be reaped after this long.
-pub const EXIT_DEADLINE: Duration = Duration::from_millis(4600);
+pub const EXIT_DEADLINE: Duration = Duration::from_millis(4400);
 /// Bursts of list_changed notifications from backends are coalesced over this window.
 const LIST_CHANGED_DELAY: Duration = Duration::from_millis(50);
 /// A backend that pages its tool list more often than this is treated as broken.
@@ -114,12 +114,15 @@ enum Timer {
     ExitDeadline,
 }
 
+/// One backend's tool list as an aggregate received it, or why it could not be had.
+type ToolsResult = Result<Rc<Vec<ToolInfo>>, String>;
+
 /// A client request answered from several backends' tool lists.
 #[derive(Debug)]
 struct Aggregate {
     client_id: RawId,
     kind: AggregateKind,
-    parts: Vec<(usize, Option<Result<Rc<Vec<ToolInfo>>, String>>)>,
+    parts: Vec<(usize, Option<ToolsResult>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +226,72 @@ impl Gateway {
 
     /// A line from the client (without its newline).
     pub fn on_client_line(&mut self, now: Instant, line: &[u8]) {
+        self.client_line(now, line);
+        self.settle(now);
+    }
+
+    /// The client closed gangway's stdin. With `wait_for_answers` (input was a file),
+    /// requests in flight are answered before shutting down; otherwise they get
+    /// `DRAIN_GRACE`.
+    pub fn on_client_eof(&mut self, now: Instant, wait_for_answers: bool) {
+        self.client_eof(now, wait_for_answers);
+        self.settle(now);
+    }
+
+    /// SIGTERM or SIGINT (or the client stopped reading). A second call while shutting down
+    /// kills every backend at once.
+    pub fn on_terminate(&mut self, now: Instant) {
+        self.terminate(now);
+        self.settle(now);
+    }
+
+    /// A line from backend `b`'s stdout.
+    pub fn on_backend_line(&mut self, now: Instant, b: usize, line: &[u8]) {
+        self.backend_line(now, b, line);
+        self.settle(now);
+    }
+
+    /// Backend `b` closed its stdout or stopped reading its stdin: it can no longer take
+    /// part, so it is stopped (its exit is then treated as a crash).
+    pub fn on_backend_closed(&mut self, now: Instant, b: usize) {
+        self.backend_closed(now, b);
+        self.settle(now);
+    }
+
+    /// Backend `b` could not be spawned (`error` says why).
+    pub fn on_spawn_failed(&mut self, now: Instant, b: usize, error: &str) {
+        self.spawn_failed(now, b, error);
+        self.settle(now);
+    }
+
+    /// Backend `b`'s process exited; `status` describes how ("exit status 3", "signal 9").
+    pub fn on_backend_exit(&mut self, now: Instant, b: usize, status: &str) {
+        self.backend_exit(now, b, status);
+        self.settle(now);
+    }
+
+    /// Fires every timer that is due at `now`.
+    pub fn on_timer(&mut self, now: Instant) {
+        self.timers_due(now);
+        self.settle(now);
+    }
+
+    /// After any event: finish a drain whose last request was answered, and exit once
+    /// shutdown has stopped every backend. Checked here, once, rather than at every place
+    /// a request can end or a backend can stop.
+    fn settle(&mut self, now: Instant) {
+        if self.life == Life::Draining && self.client_requests_pending() == 0 {
+            info!("requests in flight answered; shutting down");
+            self.shutdown(now);
+        }
+        if self.life == Life::ShuttingDown && !self.backends.iter().any(Backend::is_running) {
+            self.exit();
+        }
+    }
+
+    // ----- event handling -----------------------------------------------------------------
+
+    fn client_line(&mut self, now: Instant, line: &[u8]) {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
@@ -259,10 +328,7 @@ impl Gateway {
         write_error(self.out.client.buf(), b"null", INVALID_REQUEST, &reason);
     }
 
-    /// The client closed gangway's stdin. With `wait_for_answers` (input was a file),
-    /// requests in flight are answered before shutting down; otherwise they get
-    /// `DRAIN_GRACE`.
-    pub fn on_client_eof(&mut self, now: Instant, wait_for_answers: bool) {
+    fn client_eof(&mut self, now: Instant, wait_for_answers: bool) {
         if self.life != Life::Running {
             return;
         }
@@ -278,9 +344,7 @@ impl Gateway {
         }
     }
 
-    /// SIGTERM or SIGINT (or the client stopped reading). A second call while shutting down
-    /// kills every backend at once.
-    pub fn on_terminate(&mut self, now: Instant) {
+    fn terminate(&mut self, now: Instant) {
         if self.life == Life::ShuttingDown {
             warn!("second termination request: killing backends now");
             for b in 0..self.backends.len() {
@@ -294,8 +358,7 @@ impl Gateway {
         self.shutdown(now);
     }
 
-    /// A line from backend `b`'s stdout.
-    pub fn on_backend_line(&mut self, now: Instant, b: usize, line: &[u8]) {
+    fn backend_line(&mut self, now: Instant, b: usize, line: &[u8]) {
         if b >= self.backends.len() || line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
@@ -337,9 +400,7 @@ impl Gateway {
         }
     }
 
-    /// Backend `b` closed its stdout or stopped reading its stdin: it can no longer take
-    /// part, so it is stopped (its exit is then treated as a crash).
-    pub fn on_backend_closed(&mut self, now: Instant, b: usize) {
+    fn backend_closed(&mut self, now: Instant, b: usize) {
         let Some(be) = self.backends.get_mut(b) else {
             return;
         };
@@ -350,8 +411,7 @@ impl Gateway {
         }
     }
 
-    /// Backend `b` could not be spawned (`error` says why).
-    pub fn on_spawn_failed(&mut self, now: Instant, b: usize, error: &str) {
+    fn spawn_failed(&mut self, now: Instant, b: usize, error: &str) {
         let Some(be) = self.backends.get(b) else {
             return;
         };
@@ -365,11 +425,12 @@ impl Gateway {
         self.crashed(now, b, reason);
     }
 
-    /// Backend `b`'s process exited; `status` describes how ("exit status 3", "signal 9").
-    pub fn on_backend_exit(&mut self, now: Instant, b: usize, status: &str) {
-        let Some(be) = self.backends.get_mut(b) else {
+    fn backend_exit(&mut self, now: Instant, b: usize, status: &str) {
+        if b >= self.backends.len() {
             return;
-        };
+        }
+        self.cancel_backend_timers(b);
+        let be = &mut self.backends[b];
         let deliberate = be.phase == Phase::Stopping && !be.failing;
         let name = be.name().to_string();
         if self.life == Life::ShuttingDown || self.life == Life::Exited {
@@ -377,7 +438,6 @@ impl Gateway {
             info!("backend '{name}' stopped ({status})");
             let reason = format!("gangway is shutting down; backend '{name}' was stopped");
             self.fail_pending(now, b, &reason, true);
-            self.check_exit();
             return;
         }
         if deliberate {
@@ -395,8 +455,7 @@ impl Gateway {
         self.crashed(now, b, reason);
     }
 
-    /// Fires every timer that is due at `now`.
-    pub fn on_timer(&mut self, now: Instant) {
+    fn timers_due(&mut self, now: Instant) {
         while let Some(t) = self.timers.poll(now) {
             match t {
                 Timer::Request(gw) => self.request_timed_out(now, gw),
@@ -851,9 +910,6 @@ impl Gateway {
         if be.in_flight == 0 {
             self.arm_idle(b);
         }
-        if self.life == Life::Draining && self.client_requests_pending() == 0 {
-            self.shutdown(now);
-        }
         Some((entry.origin.map(|(_, raw)| raw), entry.data))
     }
 
@@ -882,13 +938,13 @@ impl Gateway {
     // ----- backend lifecycle ------------------------------------------------------------
 
     fn start(&mut self, now: Instant, b: usize) {
+        self.cancel_backend_timers(b);
         let be = &mut self.backends[b];
         be.generation += 1;
         be.phase = Phase::Starting;
         be.failing = false;
         be.started_at = now;
         be.init_result = None;
-        be.idle_timer = None;
         info!("starting backend '{}'", be.name());
         self.out.backends[b].clear();
         self.actions.push(Action::Spawn(b));
@@ -958,6 +1014,7 @@ impl Gateway {
     /// A backend died or could not start: everything waiting on it is answered, and the
     /// restart back-off is updated.
     fn crashed(&mut self, now: Instant, b: usize, reason: String) {
+        self.cancel_backend_timers(b);
         self.fail_pending(now, b, &reason, true);
         let be = &mut self.backends[b];
         be.phase = Phase::Stopped;
@@ -1011,14 +1068,12 @@ impl Gateway {
         be.phase = Phase::Stopping;
         let generation = be.generation;
         self.actions.push(Action::CloseStdin(b));
-        self.timers.insert(
-            now + STOP_GRACE,
-            Timer::Stop {
-                backend: b,
-                generation,
-                signal: StopSignal::Term,
-            },
-        );
+        let step = Timer::Stop {
+            backend: b,
+            generation,
+            signal: StopSignal::Term,
+        };
+        self.backends[b].stop_timer = Some(self.timers.insert(now + STOP_GRACE, step));
     }
 
     fn stop_step(&mut self, now: Instant, b: usize, generation: u64, signal: StopSignal) {
@@ -1040,15 +1095,23 @@ impl Gateway {
             signal
         );
         self.actions.push(Action::Signal(b, signal));
+        self.backends[b].stop_timer = None;
         if signal == StopSignal::Term {
-            self.timers.insert(
-                now + STOP_GRACE,
-                Timer::Stop {
-                    backend: b,
-                    generation,
-                    signal: StopSignal::Kill,
-                },
-            );
+            let step = Timer::Stop {
+                backend: b,
+                generation,
+                signal: StopSignal::Kill,
+            };
+            self.backends[b].stop_timer = Some(self.timers.insert(now + STOP_GRACE, step));
+        }
+    }
+
+    /// Cancels the idle timer and the stop ladder of backend `b` (its process is gone or
+    /// being replaced), so no wakeup is left for them.
+    fn cancel_backend_timers(&mut self, b: usize) {
+        let be = &mut self.backends[b];
+        for t in [be.idle_timer.take(), be.stop_timer.take()].into_iter().flatten() {
+            self.timers.cancel(t);
         }
     }
 
@@ -1107,13 +1170,6 @@ impl Gateway {
             }
         }
         self.timers.insert(now + EXIT_DEADLINE, Timer::ExitDeadline);
-        self.check_exit();
-    }
-
-    fn check_exit(&mut self) {
-        if self.life == Life::ShuttingDown && !self.backends.iter().any(Backend::is_running) {
-            self.exit();
-        }
     }
 
     fn exit(&mut self) {
@@ -1357,9 +1413,6 @@ impl Gateway {
                     .map(|(k, _)| *k)
                 {
                     self.aggregates.remove(&agg);
-                    if self.life == Life::Draining && self.client_requests_pending() == 0 {
-                        self.shutdown(now);
-                    }
                 } else {
                     debug!("client cancelled a request gangway no longer tracks; ignored");
                 }
@@ -1516,7 +1569,7 @@ impl Gateway {
 
     /// A tool-list walk of backend `b` ended: remember the list and finish the aggregates
     /// waiting for it.
-    fn tools_fetched(&mut self, b: usize, result: Result<Rc<Vec<ToolInfo>>, String>) {
+    fn tools_fetched(&mut self, b: usize, result: ToolsResult) {
         let old = std::mem::take(&mut self.backends[b].tools);
         let waiters = match old {
             Tools::Fetching { waiters, .. } => waiters,
@@ -1534,7 +1587,7 @@ impl Gateway {
         }
     }
 
-    fn set_part(&mut self, agg: u64, b: usize, result: Result<Rc<Vec<ToolInfo>>, String>) {
+    fn set_part(&mut self, agg: u64, b: usize, result: ToolsResult) {
         if let Some(a) = self.aggregates.get_mut(&agg) {
             if let Some(part) = a.parts.iter_mut().find(|(pb, r)| *pb == b && r.is_none()) {
                 part.1 = Some(result);

@@ -1,1 +1,2007 @@
+//! Scenario tests of the sans-IO gateway: events in, bytes and actions out, with a clock the
+//! test moves by hand. No processes, no sleeps.
+//!
+//! Every scenario runs in a [`Harness`]; when it is dropped at the end of a passing test it
+//! checks that nothing is still tracked (`in_flight() == 0`), so each scenario also guards
+//! the bookkeeping.
 
+use super::*;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Backend indices: the object form sorts backends by name.
+const ALPHA: usize = 0;
+const BETA: usize = 1;
+
+/// What the mock backends answer to `initialize`.
+const INIT_RESULT: &str = r#"{"protocolVersion":"2025-11-25","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"mock","version":"1.0"}}"#;
+
+/// A config with two backends, `alpha` (with a description) and `beta`, sharing a request
+/// timeout and an idle timeout (seconds; idle 0 means never).
+fn config(expose: &str, timeout: f64, idle: f64) -> String {
+    json!({
+        "expose": expose,
+        "backends": {
+            "alpha": {"command": "alpha-cmd", "args": ["--stdio"], "description": "Alpha does things",
+                      "timeout": timeout, "idle_timeout": idle},
+            "beta": {"command": "beta-cmd", "timeout": timeout, "idle_timeout": idle},
+        }
+    })
+    .to_string()
+}
+
+/// A `use_tool` call.
+fn use_tool(id: Value, backend: &str, tool: &str, args: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "use_tool",
+        "arguments": {"backend_server": backend, "server_tool": tool, "tool_arguments": args}}})
+}
+
+/// A `discover_backend_tools` call; `None` asks for every backend.
+fn discover(id: Value, backend: Option<&str>) -> Value {
+    let args = match backend {
+        Some(b) => json!({"backend_server": b}),
+        None => json!({}),
+    };
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "discover_backend_tools", "arguments": args}})
+}
+
+/// A plain `tools/call` (tools mode names).
+fn call(id: Value, tool: &str, args: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": tool, "arguments": args}})
+}
+
+/// Any request.
+fn request(id: Value, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// A `tools/list` result with one simple tool per name.
+fn tools_page(names: &[&str], next: Option<&str>) -> String {
+    let tools: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"name": n, "description": format!("The {n} tool"), "inputSchema": {"type": "object"}}))
+        .collect();
+    let mut page = json!({ "tools": tools });
+    if let Some(c) = next {
+        page["nextCursor"] = json!(c);
+    }
+    page.to_string()
+}
+
+/// The raw JSON text of a message's id (a gateway id is a plain integer).
+fn raw_id(msg: &Value) -> String {
+    msg["id"].to_string()
+}
+
+/// A duration in whole milliseconds, for `Harness::advance`.
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+fn parse(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("output line is not JSON ({e}): {line}"))
+}
+
+fn split_lines(bytes: &[u8]) -> Vec<String> {
+    assert!(
+        bytes.is_empty() || bytes.ends_with(b"\n"),
+        "output must consist of whole lines: {}",
+        String::from_utf8_lossy(bytes)
+    );
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| String::from_utf8(l.to_vec()).expect("output is UTF-8"))
+        .collect()
+}
+
+/// The text of an `isError` tool result (asserting that it is one).
+fn error_text(msg: &Value) -> String {
+    assert_eq!(
+        msg["result"]["isError"], true,
+        "expected an isError tool result: {msg}"
+    );
+    msg["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("isError result without text: {msg}"))
+        .to_string()
+}
+
+/// The message of a JSON-RPC error (asserting its code).
+fn error_message(msg: &Value, code: i64) -> String {
+    assert_eq!(msg["error"]["code"], code, "expected error {code}: {msg}");
+    msg["error"]["message"]
+        .as_str()
+        .expect("error message")
+        .to_string()
+}
+
+/// A gateway, a clock, and helpers to feed events and read what came out.
+struct Harness {
+    gw: Gateway,
+    t0: Instant,
+    now: Instant,
+    /// Whether dropping the harness checks that nothing is tracked any more.
+    check_settled: bool,
+}
+
+impl Harness {
+    fn new(expose: &str) -> Harness {
+        Harness::from_json(&config(expose, 5.0, 60.0))
+    }
+
+    fn with(expose: &str, timeout: f64, idle: f64) -> Harness {
+        Harness::from_json(&config(expose, timeout, idle))
+    }
+
+    fn from_json(text: &str) -> Harness {
+        let config =
+            Config::parse(text, Path::new("test.json"), &|_| None).expect("test config is valid");
+        let t0 = Instant::now();
+        let gw = Gateway::new(&config, t0);
+        if gw.backend_count() == 2 {
+            assert_eq!(
+                gw.backend_config(ALPHA).map(|c| c.name.as_str()),
+                Some("alpha")
+            );
+            assert_eq!(
+                gw.backend_config(BETA).map(|c| c.name.as_str()),
+                Some("beta")
+            );
+        }
+        Harness {
+            gw,
+            t0,
+            now: t0,
+            check_settled: true,
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    /// A raw line from the client.
+    fn client(&mut self, line: &str) {
+        self.gw.on_client_line(self.now, line.as_bytes());
+    }
+
+    /// A JSON message from the client.
+    fn send(&mut self, msg: Value) {
+        self.client(&msg.to_string());
+    }
+
+    /// A raw line from backend `b`.
+    fn backend(&mut self, b: usize, line: &str) {
+        self.gw.on_backend_line(self.now, b, line.as_bytes());
+    }
+
+    /// Backend `b` answers `req` with `result` (raw JSON).
+    fn reply(&mut self, b: usize, req: &Value, result: &str) {
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"result":{result}}}"#,
+            raw_id(req)
+        );
+        self.backend(b, &line);
+    }
+
+    /// Drains the client's output as raw lines.
+    fn client_lines(&mut self) -> Vec<String> {
+        let bytes = self.gw.out.client.pending().to_vec();
+        self.gw.out.client.consume(bytes.len());
+        split_lines(&bytes)
+    }
+
+    /// Drains the client's output, parsed.
+    fn client_out(&mut self) -> Vec<Value> {
+        self.client_lines().iter().map(|l| parse(l)).collect()
+    }
+
+    /// Drains the client's output, asserting it is exactly one message.
+    fn client_one(&mut self) -> Value {
+        let mut out = self.client_out();
+        assert_eq!(
+            out.len(),
+            1,
+            "expected one message to the client, got {out:#?}"
+        );
+        out.remove(0)
+    }
+
+    /// Drains backend `b`'s input as raw lines.
+    fn backend_lines(&mut self, b: usize) -> Vec<String> {
+        let bytes = self.gw.out.backends[b].pending().to_vec();
+        self.gw.out.backends[b].consume(bytes.len());
+        split_lines(&bytes)
+    }
+
+    /// Drains backend `b`'s input, parsed.
+    fn backend_out(&mut self, b: usize) -> Vec<Value> {
+        self.backend_lines(b).iter().map(|l| parse(l)).collect()
+    }
+
+    /// Drains backend `b`'s input, asserting it is exactly one message with `method`.
+    fn backend_one(&mut self, b: usize, method: &str) -> Value {
+        let msg = self.backend_one_any(b);
+        assert_eq!(msg["method"], method, "{msg}");
+        msg
+    }
+
+    /// Drains backend `b`'s input, asserting it is exactly one message.
+    fn backend_one_any(&mut self, b: usize) -> Value {
+        let mut out = self.backend_out(b);
+        assert_eq!(
+            out.len(),
+            1,
+            "expected one message to backend {b}, got {out:#?}"
+        );
+        out.remove(0)
+    }
+
+    fn actions(&mut self) -> Vec<Action> {
+        self.gw.take_actions()
+    }
+
+    /// Moves the clock on and fires what is due.
+    fn advance(&mut self, ms: u64) {
+        self.now += Duration::from_millis(ms);
+        self.gw.on_timer(self.now);
+    }
+
+    /// The client's `initialize` with the given version and capabilities; returns the result.
+    fn initialize(&mut self, version: &str, caps: Value) -> Value {
+        self.send(request(
+            json!(0),
+            "initialize",
+            json!({"protocolVersion": version, "capabilities": caps,
+                   "clientInfo": {"name": "test-client", "version": "9.9"}}),
+        ));
+        let msg = self.client_one();
+        assert_eq!(msg["id"], 0);
+        msg["result"].clone()
+    }
+
+    /// Answers the `initialize` backend `b` was sent (asserting it was sent nothing else),
+    /// and returns the raw lines it was sent next, after `notifications/initialized`.
+    fn finish_init_lines(&mut self, b: usize) -> Vec<String> {
+        let out = self.backend_out(b);
+        assert_eq!(
+            out.len(),
+            1,
+            "before answering initialize, backend {b} must be sent only initialize: {out:#?}"
+        );
+        assert_eq!(out[0]["method"], "initialize", "{out:#?}");
+        self.reply(b, &out[0], INIT_RESULT);
+        let mut after = self.backend_lines(b);
+        assert!(
+            !after.is_empty()
+                && parse(&after[0])
+                    == json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            "backend {b} must be sent notifications/initialized first: {after:#?}"
+        );
+        after.remove(0);
+        after
+    }
+
+    /// As `finish_init_lines`, parsed.
+    fn finish_init(&mut self, b: usize) -> Vec<Value> {
+        self.finish_init_lines(b).iter().map(|l| parse(l)).collect()
+    }
+
+    /// Starts backend `b` with one call and answers it, leaving it Ready and idle.
+    fn warm(&mut self, b: usize) {
+        let name = self.gw.backends[b].name().to_string();
+        let msg = if self.gw.expose == Expose::Tools {
+            call(json!("warm"), &format!("{name}__echo"), json!({}))
+        } else {
+            use_tool(json!("warm"), &name, "echo", json!({}))
+        };
+        self.send(msg);
+        assert_eq!(self.actions(), vec![Action::Spawn(b)]);
+        let sent = self.finish_init(b);
+        assert_eq!(sent.len(), 1, "{sent:#?}");
+        self.reply(b, &sent[0], r#"{"content":[]}"#);
+        assert_eq!(self.client_one()["id"], "warm");
+    }
+
+    /// A ping must still be answered.
+    fn assert_serving(&mut self) {
+        self.client(r#"{"jsonrpc":"2.0","id":"still-there","method":"ping"}"#);
+        assert_eq!(
+            self.client_lines(),
+            vec![r#"{"jsonrpc":"2.0","id":"still-there","result":{}}"#.to_string()]
+        );
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if self.check_settled && !std::thread::panicking() {
+            assert_eq!(
+                self.gw.in_flight(),
+                0,
+                "requests still tracked at the end: {:#?}",
+                self.gw.ids
+            );
+            for be in &self.gw.backends {
+                assert_eq!(
+                    be.in_flight,
+                    0,
+                    "backend '{}' still counts requests",
+                    be.name()
+                );
+            }
+        }
+    }
+}
+
+// ----- initialize and gangway's own methods ------------------------------------------------
+
+#[test]
+fn initialize_is_answered_at_once_without_starting_a_backend() {
+    let mut h = Harness::new("meta");
+    let result = h.initialize("2025-06-18", json!({}));
+    assert_eq!(result["protocolVersion"], "2025-06-18");
+    assert_eq!(result["capabilities"]["tools"]["listChanged"], true);
+    assert_eq!(
+        result["serverInfo"],
+        json!({"name": "gangway", "version": env!("CARGO_PKG_VERSION")})
+    );
+    assert!(
+        h.actions().is_empty(),
+        "no backend is spawned for initialize"
+    );
+    assert!(h.backend_out(ALPHA).is_empty() && h.backend_out(BETA).is_empty());
+    assert_eq!(h.gw.next_deadline(), None);
+}
+
+#[test]
+fn initialize_echoes_every_supported_protocol_version() {
+    for v in SUPPORTED_PROTOCOL_VERSIONS {
+        let mut h = Harness::new("meta");
+        assert_eq!(h.initialize(v, json!({}))["protocolVersion"], v);
+    }
+}
+
+#[test]
+fn initialize_with_unknown_version_offers_the_newest() {
+    let mut h = Harness::new("meta");
+    assert_eq!(
+        h.initialize("1999-01-01", json!({}))["protocolVersion"],
+        "2025-11-25"
+    );
+    let mut h = Harness::new("meta");
+    h.client(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#);
+    assert_eq!(h.client_one()["result"]["protocolVersion"], "2025-11-25");
+}
+
+#[test]
+fn initialize_instructions_list_backends_and_descriptions() {
+    let mut h = Harness::new("meta");
+    let result = h.initialize("2025-11-25", json!({}));
+    let text = result["instructions"].as_str().expect("instructions");
+    assert!(text.contains("2 MCP server"), "{text}");
+    assert!(text.contains("- alpha: Alpha does things"), "{text}");
+    assert!(text.contains("- beta: (no description)"), "{text}");
+    assert!(
+        text.contains("use_tool") && text.contains("discover_backend_tools"),
+        "{text}"
+    );
+}
+
+#[test]
+fn server_discover_is_method_not_found() {
+    let mut h = Harness::new("meta");
+    h.send(request(json!(4), "server/discover", json!({})));
+    let msg = h.client_one();
+    assert_eq!(msg["id"], 4);
+    assert!(error_message(&msg, -32601).contains("server/discover"));
+    assert!(h.actions().is_empty());
+}
+
+#[test]
+fn ping_is_answered_without_a_backend() {
+    let mut h = Harness::new("meta");
+    h.client(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#);
+    assert_eq!(
+        h.client_lines(),
+        vec![r#"{"jsonrpc":"2.0","id":7,"result":{}}"#]
+    );
+    assert!(h.actions().is_empty());
+}
+
+#[test]
+fn unknown_method_is_method_not_found() {
+    let mut h = Harness::new("meta");
+    h.send(request(json!("r"), "resources/list", json!({})));
+    let msg = h.client_one();
+    assert_eq!(msg["id"], "r");
+    assert!(error_message(&msg, -32601).contains("resources/list"));
+    h.assert_serving();
+}
+
+// ----- bad input ---------------------------------------------------------------------------
+
+#[test]
+fn not_json_is_parse_error_with_null_id() {
+    let mut h = Harness::new("meta");
+    h.client("this is not json");
+    let msg = h.client_one();
+    assert_eq!(msg["id"], Value::Null);
+    assert!(
+        msg.as_object().unwrap().contains_key("id"),
+        "id must be present as null"
+    );
+    error_message(&msg, -32700);
+    h.assert_serving();
+}
+
+#[test]
+fn batch_is_invalid_request() {
+    let mut h = Harness::new("meta");
+    h.client(
+        r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#,
+    );
+    let msg = h.client_one();
+    assert_eq!(msg["id"], Value::Null);
+    assert!(error_message(&msg, -32600).contains("batch"));
+    h.assert_serving();
+}
+
+#[test]
+fn missing_jsonrpc_is_invalid_request_with_the_id_echoed() {
+    let mut h = Harness::new("meta");
+    h.client(r#"{"id":"x1","method":"ping"}"#);
+    let lines = h.client_lines();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains(r#""id":"x1""#), "{}", lines[0]);
+    assert!(error_message(&parse(&lines[0]), -32600).contains("jsonrpc"));
+    h.client(r#"{"jsonrpc":"2.0","id":12345678901234567890123,"result":1,"error":{}}"#);
+    let lines = h.client_lines();
+    assert!(
+        lines[0].contains(r#""id":12345678901234567890123,"#),
+        "{}",
+        lines[0]
+    );
+    h.assert_serving();
+}
+
+#[test]
+fn null_float_and_bool_ids_are_invalid_requests() {
+    let mut h = Harness::new("meta");
+    for id in ["null", "1.5", "1e3", "true", "false", "[1]", "{}"] {
+        h.client(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#));
+        let msg = h.client_one();
+        assert_eq!(msg["id"], Value::Null, "id {id}");
+        assert!(error_message(&msg, -32600).contains("id"), "id {id}");
+    }
+    assert!(h.actions().is_empty());
+    h.assert_serving();
+}
+
+#[test]
+fn oversize_client_line_gets_an_error_and_serving_goes_on() {
+    let mut h = Harness::new("meta");
+    h.gw.on_client_oversize(20_000_000, 16_777_216);
+    let msg = h.client_one();
+    assert_eq!(msg["id"], Value::Null);
+    let text = error_message(&msg, -32600);
+    assert!(
+        text.contains("20000000") && text.contains("max_message_bytes"),
+        "{text}"
+    );
+    h.assert_serving();
+}
+
+#[test]
+fn blank_lines_are_ignored() {
+    let mut h = Harness::new("meta");
+    h.client("");
+    h.client("  \t\r");
+    assert!(h.client_lines().is_empty());
+    h.assert_serving();
+}
+
+// ----- meta mode -----------------------------------------------------------------------------
+
+#[test]
+fn meta_tools_list_offers_use_tool_and_discover_with_backend_enum() {
+    let mut h = Harness::new("meta");
+    h.send(request(json!(1), "tools/list", json!({})));
+    let msg = h.client_one();
+    let tools = msg["result"]["tools"].as_array().expect("tools");
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["use_tool", "discover_backend_tools"]);
+    for t in tools {
+        assert_eq!(
+            t["inputSchema"]["properties"]["backend_server"]["enum"],
+            json!(["alpha", "beta"])
+        );
+    }
+    assert!(h.actions().is_empty(), "meta tools/list starts nothing");
+}
+
+#[test]
+fn meta_tools_list_refuses_a_cursor() {
+    let mut h = Harness::new("meta");
+    h.send(request(json!(1), "tools/list", json!({"cursor": "x"})));
+    error_message(&h.client_one(), -32602);
+}
+
+#[test]
+fn use_tool_unknown_backend_is_an_error_result_listing_backends() {
+    let mut h = Harness::new("meta");
+    h.send(use_tool(json!(1), "gamma", "echo", json!({})));
+    let msg = h.client_one();
+    assert_eq!(msg["id"], 1);
+    let text = error_text(&msg);
+    assert!(
+        text.contains("gamma") && text.contains("Available servers: alpha, beta"),
+        "{text}"
+    );
+    assert!(h.actions().is_empty());
+}
+
+#[test]
+fn use_tool_missing_backend_server_is_an_error_result_listing_backends() {
+    let mut h = Harness::new("meta");
+    h.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                  "params": {"name": "use_tool", "arguments": {"server_tool": "echo"}}}));
+    let text = error_text(&h.client_one());
+    assert!(
+        text.contains("backend_server") && text.contains("alpha, beta"),
+        "{text}"
+    );
+    h.send(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "use_tool"}}),
+    );
+    let text = error_text(&h.client_one());
+    assert!(
+        text.contains("backend_server") && text.contains("alpha, beta"),
+        "{text}"
+    );
+    assert!(h.actions().is_empty());
+}
+
+#[test]
+fn use_tool_missing_server_tool_is_an_error_result_pointing_to_discovery() {
+    let mut h = Harness::new("meta");
+    h.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                  "params": {"name": "use_tool", "arguments": {"backend_server": "alpha"}}}));
+    let text = error_text(&h.client_one());
+    assert!(text.contains("server_tool"), "{text}");
+    assert!(
+        text.contains("discover_backend_tools") && text.contains("alpha"),
+        "{text}"
+    );
+    assert!(h.actions().is_empty());
+}
+
+#[test]
+fn meta_mode_unknown_tool_is_invalid_params() {
+    let mut h = Harness::new("meta");
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    let text = error_message(&h.client_one(), -32602);
+    assert!(
+        text.contains("use_tool") && text.contains("alpha, beta"),
+        "{text}"
+    );
+    assert!(h.actions().is_empty());
+}
+
+#[test]
+fn use_tool_spawns_and_sends_only_initialize_with_the_clients_parameters() {
+    let mut h = Harness::new("meta");
+    h.initialize(
+        "2025-06-18",
+        json!({"roots": {"listChanged": true}, "sampling": {}}),
+    );
+    h.send(use_tool(json!(1), "alpha", "echo", json!({"text": "hi"})));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    assert!(
+        h.client_lines().is_empty(),
+        "the client waits for the backend"
+    );
+    let out = h.backend_out(ALPHA);
+    assert_eq!(
+        out.len(),
+        1,
+        "only initialize before the backend answers: {out:#?}"
+    );
+    assert_eq!(out[0]["method"], "initialize");
+    assert!(out[0]["id"].is_u64());
+    assert_eq!(
+        out[0]["params"],
+        json!({"protocolVersion": "2025-06-18",
+               "capabilities": {"roots": {"listChanged": true}, "sampling": {}},
+               "clientInfo": {"name": "test-client", "version": "9.9"}})
+    );
+    assert!(h.backend_out(BETA).is_empty());
+    // A second call while it starts is queued too: still nothing but initialize.
+    h.send(use_tool(json!(2), "alpha", "echo", json!({})));
+    assert!(h.actions().is_empty(), "one spawn only");
+    assert!(h.backend_out(ALPHA).is_empty());
+    h.backend(
+        ALPHA,
+        &format!(
+            r#"{{"jsonrpc":"2.0","id":{},"result":{INIT_RESULT}}}"#,
+            out[0]["id"]
+        ),
+    );
+    let after = h.backend_out(ALPHA);
+    assert_eq!(after.len(), 3, "{after:#?}");
+    assert_eq!(after[0]["method"], "notifications/initialized");
+    for req in &after[1..] {
+        h.reply(ALPHA, req, r#"{"content":[]}"#);
+    }
+    let ids: Vec<Value> = h.client_out().iter().map(|m| m["id"].clone()).collect();
+    assert_eq!(ids, [json!(1), json!(2)]);
+}
+
+#[test]
+fn use_tool_after_initialized_sends_tools_call_with_gateway_id_name_arguments_and_meta() {
+    let mut h = Harness::new("meta");
+    let mut msg = use_tool(
+        json!(1),
+        "alpha",
+        "echo",
+        json!({"text": "hi", "n": [1, 2]}),
+    );
+    msg["params"]["_meta"] = json!({"progressToken": "pt-1"});
+    h.send(msg);
+    let sent = h.finish_init(ALPHA);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    let req = &sent[0];
+    assert_eq!(req["method"], "tools/call");
+    assert!(req["id"].is_u64(), "a gateway id: {req}");
+    assert_eq!(
+        req["params"],
+        json!({"name": "echo", "arguments": {"text": "hi", "n": [1, 2]}, "_meta": {"progressToken": "pt-1"}})
+    );
+    h.reply(ALPHA, req, r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 1);
+}
+
+/// A backend answer with odd spacing and escapes, and `$ID` for its id.
+const ODD_ANSWER: &str = r#"{"result": {"content":[{"type":"text","text":"caf\u00e9 \u2615 \"q\""}],"structuredContent":{"n":1.50,"big":123456789012345678901234567890}}, "jsonrpc":"2.0",  "id":$ID }"#;
+
+#[test]
+fn use_tool_answer_keeps_a_string_id_and_the_result_byte_for_byte() {
+    let mut h = Harness::new("meta");
+    h.client(r#"{"jsonrpc":"2.0","id":"abc","method":"tools/call","params":{"name":"use_tool","arguments":{"backend_server":"alpha","server_tool":"echo"}}}"#);
+    let sent = h.finish_init(ALPHA);
+    assert_eq!(
+        sent[0]["params"]["arguments"],
+        json!({}),
+        "missing tool_arguments become {{}}"
+    );
+    let gw = raw_id(&sent[0]);
+    assert_ne!(gw, "\"abc\"");
+    h.backend(ALPHA, &ODD_ANSWER.replace("$ID", &gw));
+    assert_eq!(h.client_lines(), vec![ODD_ANSWER.replace("$ID", "\"abc\"")]);
+}
+
+#[test]
+fn use_tool_answer_keeps_a_big_number_id_byte_for_byte() {
+    let mut h = Harness::new("meta");
+    h.client(r#"{"jsonrpc":"2.0","id":12345678901234567890,"method":"tools/call","params":{"name":"use_tool","arguments":{"backend_server":"beta","server_tool":"echo","tool_arguments":{}}}}"#);
+    assert_eq!(h.actions(), vec![Action::Spawn(BETA)]);
+    let sent = h.finish_init(BETA);
+    let gw = raw_id(&sent[0]);
+    assert_ne!(gw, "12345678901234567890");
+    h.backend(BETA, &ODD_ANSWER.replace("$ID", &gw));
+    assert_eq!(
+        h.client_lines(),
+        vec![ODD_ANSWER.replace("$ID", "12345678901234567890")]
+    );
+}
+
+#[test]
+fn use_tool_backend_error_becomes_an_is_error_result() {
+    let mut h = Harness::new("meta");
+    h.send(use_tool(json!(5), "alpha", "explode", json!({})));
+    let sent = h.finish_init(ALPHA);
+    h.backend(
+        ALPHA,
+        &format!(r#"{{"jsonrpc":"2.0","id":{},"error":{{"code":-32602,"message":"no such tool: explode"}}}}"#, raw_id(&sent[0])),
+    );
+    let msg = h.client_one();
+    assert_eq!(msg["id"], 5);
+    assert!(
+        msg.get("error").is_none(),
+        "a tool result, not a JSON-RPC error: {msg}"
+    );
+    let text = error_text(&msg);
+    assert!(
+        text.contains("alpha") && text.contains("no such tool: explode"),
+        "{text}"
+    );
+}
+
+#[test]
+fn use_tool_with_non_object_arguments_is_an_error_result() {
+    let mut h = Harness::new("meta");
+    h.send(use_tool(json!(5), "alpha", "echo", json!([1, 2])));
+    assert!(error_text(&h.client_one()).contains("tool_arguments"));
+    assert!(h.actions().is_empty());
+}
+
+// ----- discover_backend_tools ------------------------------------------------------------------
+
+/// The parsed `{"tools": [...]}` of a discover answer, checking the text and structured forms agree.
+fn discovered(msg: &Value) -> Value {
+    let result = &msg["result"];
+    assert!(result.get("isError").is_none(), "{msg}");
+    let text: Value =
+        serde_json::from_str(result["content"][0]["text"].as_str().expect("text content"))
+            .expect("text content is JSON");
+    assert_eq!(result["content"][0]["type"], "text");
+    assert_eq!(text, result["structuredContent"]);
+    text
+}
+
+#[test]
+fn discover_one_backend_lists_its_tools() {
+    let mut h = Harness::new("meta");
+    h.send(discover(json!(3), Some("alpha")));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    let sent = h.finish_init(ALPHA);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["method"], "tools/list");
+    assert!(
+        sent[0].get("params").is_none(),
+        "first page has no cursor: {}",
+        sent[0]
+    );
+    h.reply(
+        ALPHA,
+        &sent[0],
+        r#"{"tools":[{"name":"echo","description":"Echo it","inputSchema":{"type":"object","properties":{"text":{"type":"string"}}}},{"name":"bare"}]}"#,
+    );
+    let msg = h.client_one();
+    assert_eq!(msg["id"], 3);
+    let body = discovered(&msg);
+    assert_eq!(
+        body["tools"][0],
+        json!({"name": "echo", "description": "[alpha] Echo it", "backend": "alpha",
+               "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}})
+    );
+    assert_eq!(body["tools"][1]["description"], "[alpha] No description");
+    assert!(h.backend_out(BETA).is_empty());
+    // The list is remembered: a second discover asks nobody.
+    h.send(discover(json!(4), Some("alpha")));
+    assert_eq!(
+        discovered(&h.client_one())["tools"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(h.backend_out(ALPHA).is_empty());
+}
+
+#[test]
+fn discover_all_backends_lists_every_backend() {
+    let mut h = Harness::new("meta");
+    h.send(discover(json!("all"), None));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA), Action::Spawn(BETA)]);
+    let a = h.finish_init(ALPHA);
+    let b = h.finish_init(BETA);
+    h.reply(BETA, &b[0], &tools_page(&["fetch"], None));
+    assert!(h.client_lines().is_empty(), "waits for every backend");
+    h.reply(ALPHA, &a[0], &tools_page(&["echo", "add"], None));
+    let body = discovered(&h.client_one());
+    let got: Vec<(String, String, String)> = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["backend"].as_str().unwrap().to_string(),
+                t["name"].as_str().unwrap().to_string(),
+                t["description"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("alpha", "echo", "[alpha] The echo tool"),
+        ("alpha", "add", "[alpha] The add tool"),
+        ("beta", "fetch", "[beta] The fetch tool"),
+    ];
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn discover_follows_next_cursor_to_the_last_page() {
+    let mut h = Harness::new("meta");
+    h.send(discover(json!(1), Some("alpha")));
+    let sent = h.finish_init(ALPHA);
+    h.reply(ALPHA, &sent[0], &tools_page(&["one"], Some("page-2")));
+    let req = h.backend_one(ALPHA, "tools/list");
+    assert_eq!(req["params"], json!({"cursor": "page-2"}));
+    h.reply(ALPHA, &req, &tools_page(&["two"], Some("page \"3\"")));
+    let req = h.backend_one(ALPHA, "tools/list");
+    assert_eq!(req["params"], json!({"cursor": "page \"3\""}));
+    assert!(
+        h.client_lines().is_empty(),
+        "no answer before the last page"
+    );
+    h.reply(ALPHA, &req, &tools_page(&["three"], None));
+    let body = discovered(&h.client_one());
+    let names: Vec<&str> = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["one", "two", "three"]);
+}
+
+#[test]
+fn discover_unknown_backend_is_an_error_result() {
+    let mut h = Harness::new("meta");
+    h.send(discover(json!(1), Some("gamma")));
+    let text = error_text(&h.client_one());
+    assert!(
+        text.contains("gamma") && text.contains("alpha, beta"),
+        "{text}"
+    );
+    assert!(h.actions().is_empty());
+}
+
+// ----- tools mode ------------------------------------------------------------------------------
+
+#[test]
+fn tools_mode_list_starts_all_backends_and_prefixes_names() {
+    let mut h = Harness::new("tools");
+    h.send(request(json!(1), "tools/list", json!({})));
+    assert_eq!(
+        h.actions(),
+        vec![Action::Spawn(ALPHA), Action::Spawn(BETA)],
+        "every backend is started at once"
+    );
+    let a = h.finish_init(ALPHA);
+    let b = h.finish_init(BETA);
+    assert_eq!(a[0]["method"], "tools/list");
+    assert_eq!(b[0]["method"], "tools/list");
+    // Odd spacing and extra fields must come through untouched; only the name changes.
+    h.reply(
+        ALPHA,
+        &a[0],
+        r#"{"tools":[{ "name" : "echo", "inputSchema":{"type":"object", "properties":{}},"x-extra":[1,2.50]}]}"#,
+    );
+    assert!(h.client_lines().is_empty());
+    h.reply(BETA, &b[0], r#"{"tools":[{"inputSchema":{"type":"object"},"name":"fetch","annotations":{"readOnlyHint":true}}]}"#);
+    let lines = h.client_lines();
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].contains(r#"{ "name" : "alpha__echo", "inputSchema":{"type":"object", "properties":{}},"x-extra":[1,2.50]}"#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains(r#"{"inputSchema":{"type":"object"},"name":"beta__fetch","annotations":{"readOnlyHint":true}}"#),
+        "{}",
+        lines[0]
+    );
+    let msg = parse(&lines[0]);
+    assert_eq!(msg["id"], 1);
+    let names: Vec<&str> = msg["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha__echo", "beta__fetch"]);
+}
+
+#[test]
+fn tools_mode_list_leaves_out_a_backend_that_exits_during_start() {
+    let mut h = Harness::new("tools");
+    h.send(request(json!(1), "tools/list", json!({})));
+    assert_eq!(h.actions().len(), 2);
+    let a = h.finish_init(ALPHA);
+    h.reply(ALPHA, &a[0], &tools_page(&["echo"], None));
+    assert!(h.client_lines().is_empty());
+    h.gw.on_backend_exit(h.now, BETA, "exit status 1");
+    let msg = h.client_one();
+    let names: Vec<&str> = msg["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha__echo"]);
+}
+
+#[test]
+fn tools_mode_call_reaches_the_backend_as_its_own_tool_with_the_id_rewritten() {
+    let mut h = Harness::new("tools");
+    let line = r#"{"jsonrpc":"2.0","id":"c-1","method":"tools/call","params":{"_meta":{"progressToken":7},"name":"alpha__echo","arguments":{"text":"h\u00e9"}}}"#;
+    h.client(line);
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    let sent = h.finish_init_lines(ALPHA);
+    assert_eq!(sent.len(), 1);
+    let gw = raw_id(&parse(&sent[0]));
+    assert_ne!(gw, "\"c-1\"");
+    let want = line.replace(r#""c-1""#, &gw).replace("alpha__echo", "echo");
+    assert_eq!(sent[0], want, "only the id and the name bytes change");
+    h.backend(ALPHA, &ODD_ANSWER.replace("$ID", &gw));
+    assert_eq!(h.client_lines(), vec![ODD_ANSWER.replace("$ID", "\"c-1\"")]);
+}
+
+#[test]
+fn tools_mode_unknown_tool_is_invalid_params() {
+    let mut h = Harness::new("tools");
+    for name in ["gamma__echo", "echo", "alpha__", "use_tool"] {
+        h.send(call(json!(1), name, json!({})));
+        let text = error_message(&h.client_one(), -32602);
+        assert!(text.contains("alpha, beta"), "{name}: {text}");
+    }
+    assert!(h.actions().is_empty());
+    // Once alpha's list is known, a tool it does not have is refused without a round trip.
+    h.send(request(json!(2), "tools/list", json!({})));
+    h.actions();
+    let a = h.finish_init(ALPHA);
+    let b = h.finish_init(BETA);
+    h.reply(ALPHA, &a[0], &tools_page(&["echo"], None));
+    h.reply(BETA, &b[0], &tools_page(&[], None));
+    h.client_out();
+    h.send(call(json!(3), "alpha__nope", json!({})));
+    let text = error_message(&h.client_one(), -32602);
+    assert!(text.contains("nope") && text.contains("echo"), "{text}");
+    assert!(h.backend_out(ALPHA).is_empty());
+}
+
+#[test]
+fn both_mode_lists_meta_tools_and_prefixed_tools() {
+    let mut h = Harness::new("both");
+    h.send(request(json!(1), "tools/list", json!({})));
+    assert_eq!(h.actions().len(), 2);
+    let a = h.finish_init(ALPHA);
+    let b = h.finish_init(BETA);
+    h.reply(ALPHA, &a[0], &tools_page(&["echo"], None));
+    h.reply(BETA, &b[0], &tools_page(&["fetch", "get"], None));
+    let msg = h.client_one();
+    let names: Vec<&str> = msg["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "use_tool",
+            "discover_backend_tools",
+            "alpha__echo",
+            "beta__fetch",
+            "beta__get"
+        ]
+    );
+    // Both routes reach the backend.
+    h.send(call(json!(2), "alpha__echo", json!({})));
+    let req = h.backend_one(ALPHA, "tools/call");
+    assert_eq!(req["params"]["name"], "echo");
+    h.reply(ALPHA, &req, "{}");
+    h.send(use_tool(json!(3), "alpha", "echo", json!({})));
+    let req = h.backend_one(ALPHA, "tools/call");
+    h.reply(ALPHA, &req, "{}");
+    let ids: Vec<Value> = h.client_out().iter().map(|m| m["id"].clone()).collect();
+    assert_eq!(ids, [json!(2), json!(3)]);
+}
+
+// ----- id rewriting ------------------------------------------------------------------------------
+
+#[test]
+fn hundred_concurrent_calls_answered_out_of_order_reach_their_callers() {
+    let mut h = Harness::new("tools");
+    let client_id = |n: u64| {
+        if n % 2 == 0 {
+            json!(format!("s{n}"))
+        } else {
+            json!(n)
+        }
+    };
+    for n in 0..100u64 {
+        h.send(call(client_id(n), "alpha__echo", json!({"n": n})));
+    }
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    let sent = h.finish_init(ALPHA);
+    assert_eq!(sent.len(), 100);
+    let mut gw_ids: Vec<u64> = sent
+        .iter()
+        .map(|r| r["id"].as_u64().expect("gateway id"))
+        .collect();
+    gw_ids.sort_unstable();
+    gw_ids.dedup();
+    assert_eq!(gw_ids.len(), 100, "gateway ids are unique");
+    // Reverse order, interleaving the two halves.
+    let mut order: Vec<&Value> = Vec::new();
+    for i in (0..50).rev() {
+        order.push(&sent[i + 50]);
+        order.push(&sent[i]);
+    }
+    for req in order {
+        let n = req["params"]["arguments"]["n"].as_u64().unwrap();
+        h.reply(
+            ALPHA,
+            req,
+            &format!(r#"{{"content":[{{"type":"text","text":"n={n}"}}]}}"#),
+        );
+    }
+    let out = h.client_out();
+    assert_eq!(out.len(), 100);
+    for msg in &out {
+        let text = msg["result"]["content"][0]["text"].as_str().unwrap();
+        let n: u64 = text.strip_prefix("n=").unwrap().parse().unwrap();
+        assert_eq!(
+            msg["id"],
+            client_id(n),
+            "answer for n={n} went to the wrong id"
+        );
+    }
+}
+
+#[test]
+fn duplicate_in_flight_client_id_is_invalid_request() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.send(call(json!(5), "alpha__echo", json!({"first": true})));
+    let first = h.backend_one(ALPHA, "tools/call");
+    h.send(call(json!(5), "alpha__echo", json!({"second": true})));
+    let msg = h.client_one();
+    assert_eq!(msg["id"], 5);
+    error_message(&msg, -32600);
+    assert!(
+        h.backend_out(ALPHA).is_empty(),
+        "the duplicate is not forwarded"
+    );
+    h.reply(ALPHA, &first, r#"{"which":"first"}"#);
+    assert_eq!(h.client_one()["result"]["which"], "first");
+    // Once answered, the id may be used again.
+    h.send(call(json!(5), "alpha__echo", json!({})));
+    let again = h.backend_one(ALPHA, "tools/call");
+    h.reply(ALPHA, &again, "{}");
+    assert_eq!(h.client_one()["id"], 5);
+}
+
+#[test]
+fn answer_from_the_wrong_backend_or_unknown_id_is_dropped() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.warm(BETA);
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    let req = h.backend_one(ALPHA, "tools/call");
+    h.reply(BETA, &req, r#"{"from":"beta"}"#);
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":999999,"result":{}}"#);
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":"1","result":{}}"#);
+    h.backend(ALPHA, "garbage from a backend");
+    assert!(h.client_lines().is_empty());
+    h.reply(ALPHA, &req, r#"{"from":"alpha"}"#);
+    assert_eq!(h.client_one()["result"]["from"], "alpha");
+}
+
+// ----- timeouts ----------------------------------------------------------------------------------
+
+#[test]
+fn unanswered_call_times_out_cancels_at_the_backend_and_drops_the_late_answer() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.send(call(json!("t"), "alpha__slow", json!({})));
+    let req = h.backend_one(ALPHA, "tools/call");
+    h.advance(4_999);
+    assert!(h.client_lines().is_empty(), "not before the 5 s timeout");
+    h.advance(1);
+    let msg = h.client_one();
+    assert_eq!(msg["id"], "t");
+    let text = error_message(&msg, -32001);
+    assert!(text.contains("alpha") && text.contains("timeout"), "{text}");
+    let cancel = h.backend_one(ALPHA, "notifications/cancelled");
+    assert_eq!(cancel["params"]["requestId"], req["id"]);
+    assert!(cancel.get("id").is_none());
+    h.reply(ALPHA, &req, "{}");
+    assert!(h.client_lines().is_empty(), "the late answer is dropped");
+    h.assert_serving();
+}
+
+#[test]
+fn use_tool_timeout_is_an_is_error_result() {
+    let mut h = Harness::new("meta");
+    h.warm(BETA);
+    h.send(use_tool(json!(9), "beta", "slow", json!({})));
+    let req = h.backend_one(BETA, "tools/call");
+    h.advance(5_000);
+    let msg = h.client_one();
+    assert_eq!(msg["id"], 9);
+    let text = error_text(&msg);
+    assert!(
+        text.contains("timed out") && text.contains("beta"),
+        "{text}"
+    );
+    assert_eq!(
+        h.backend_one(BETA, "notifications/cancelled")["params"]["requestId"],
+        req["id"]
+    );
+    h.reply(BETA, &req, "{}");
+    assert!(h.client_lines().is_empty());
+}
+
+#[test]
+fn backend_that_never_answers_initialize_fails_the_queued_request() {
+    let mut h = Harness::new("tools");
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    h.gw.on_backend_stderr(ALPHA, b"waiting for a license key\n");
+    h.advance(5_000);
+    let text = error_message(&h.client_one(), -32000);
+    assert!(
+        text.contains("initialize") && text.contains("license key"),
+        "{text}"
+    );
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    assert!(h.client_lines().is_empty());
+}
+
+// ----- client cancellation -------------------------------------------------------------------------
+
+#[test]
+fn client_cancel_is_forwarded_with_the_gateway_id_and_the_answer_dropped() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.send(call(json!("c1"), "alpha__slow", json!({})));
+    let req = h.backend_one(ALPHA, "tools/call");
+    let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c1","reason":"user pressed stop"}}"#;
+    h.client(cancel);
+    assert_eq!(
+        h.backend_lines(ALPHA),
+        vec![cancel.replace(r#""c1""#, &raw_id(&req))],
+        "forwarded byte for byte with the requestId rewritten"
+    );
+    assert_eq!(h.gw.in_flight(), 0);
+    h.reply(ALPHA, &req, "{}");
+    assert!(
+        h.client_lines().is_empty(),
+        "the answer to a cancelled request is dropped"
+    );
+    h.advance(10_000);
+    assert!(
+        h.client_lines().is_empty(),
+        "no timeout for a cancelled request"
+    );
+}
+
+#[test]
+fn client_cancel_of_a_queued_request_is_not_sent() {
+    let mut h = Harness::new("tools");
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    h.send(call(json!(2), "alpha__echo", json!({})));
+    h.actions();
+    h.client(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#);
+    let sent = h.finish_init(ALPHA);
+    assert_eq!(
+        sent.len(),
+        1,
+        "only the request still wanted is sent: {sent:#?}"
+    );
+    assert_eq!(sent[0]["method"], "tools/call");
+    h.reply(ALPHA, &sent[0], "{}");
+    assert_eq!(h.client_one()["id"], 2);
+}
+
+// ----- crashes ---------------------------------------------------------------------------------------
+
+#[test]
+fn crash_answers_in_flight_and_queued_requests_naming_backend_status_and_stderr() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    h.backend_one(ALPHA, "tools/call");
+    // Its stdout closed: it is being stopped, so the next request is queued.
+    h.gw.on_backend_closed(h.now, ALPHA);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.send(call(json!(2), "alpha__echo", json!({})));
+    assert!(h.backend_out(ALPHA).is_empty());
+    assert!(h.actions().is_empty());
+    h.gw.on_backend_stderr(ALPHA, b"panic: out of cheese\n");
+    h.gw.on_backend_stderr(ALPHA, b"at main.go:42");
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 3");
+    let out = h.client_out();
+    assert_eq!(out.len(), 2, "{out:#?}");
+    let ids: Vec<Value> = out.iter().map(|m| m["id"].clone()).collect();
+    assert_eq!(ids, [json!(1), json!(2)]);
+    for msg in &out {
+        let text = error_message(msg, -32000);
+        for part in [
+            "alpha",
+            "exit status 3",
+            "panic: out of cheese",
+            "at main.go:42",
+        ] {
+            assert!(text.contains(part), "{part} missing from {text}");
+        }
+    }
+    assert!(h.actions().is_empty(), "a crash alone restarts nothing");
+}
+
+#[test]
+fn crash_during_start_answers_queued_requests() {
+    let mut h = Harness::new("meta");
+    h.send(use_tool(json!(1), "alpha", "echo", json!({})));
+    h.send(use_tool(json!(2), "alpha", "echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    h.gw.on_backend_stderr(ALPHA, b"error: missing API_KEY");
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 2");
+    let out = h.client_out();
+    assert_eq!(out.len(), 2);
+    for msg in &out {
+        let text = error_text(msg);
+        assert!(
+            text.contains("alpha")
+                && text.contains("exit status 2")
+                && text.contains("missing API_KEY"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_crashed_backend_is_started_again_by_the_next_request() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.gw.on_backend_exit(h.now, ALPHA, "signal 9");
+    assert!(h.client_lines().is_empty(), "nothing was waiting");
+    h.advance(1_000);
+    h.send(call(json!(2), "alpha__echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    let sent = h.finish_init(ALPHA);
+    h.reply(ALPHA, &sent[0], "{}");
+    assert_eq!(h.client_one()["id"], 2);
+}
+
+#[test]
+fn three_crashes_in_a_minute_pause_restarts_for_thirty_seconds() {
+    let mut h = Harness::new("tools");
+    for i in 0..3u64 {
+        h.send(call(json!(i), "alpha__echo", json!({})));
+        assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)], "crash {i}");
+        h.gw.on_backend_exit(h.now, ALPHA, "exit status 1");
+        let text = error_message(&h.client_one(), -32000);
+        assert!(text.contains("exit status 1"), "{text}");
+        h.advance(1_000);
+    }
+    assert_eq!(backend::CRASH_LIMIT, 3);
+    assert!(backend::CRASH_WINDOW > Duration::from_secs(3));
+    // Third crash at 2 s: refused until 2 s + FAILED_PAUSE (30 s).
+    let until = Duration::from_secs(2) + FAILED_PAUSE;
+    h.send(call(json!(3), "alpha__echo", json!({})));
+    assert!(h.actions().is_empty(), "no spawn while paused");
+    let text = error_message(&h.client_one(), -32000);
+    let pause = format!("not restarting it for {} s", FAILED_PAUSE.as_secs());
+    assert!(text.contains("alpha") && text.contains(&pause), "{text}");
+    assert!(
+        text.contains("exit status 1"),
+        "quotes the last error: {text}"
+    );
+    h.advance(ms(until) - ms(h.elapsed()) - 1);
+    h.send(call(json!(4), "alpha__echo", json!({})));
+    assert!(h.actions().is_empty());
+    error_message(&h.client_one(), -32000);
+    // Another backend is not affected meanwhile.
+    h.send(call(json!(5), "beta__echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(BETA)]);
+    let b = h.finish_init(BETA);
+    h.reply(BETA, &b[0], "{}");
+    assert_eq!(h.client_one()["id"], 5);
+    h.advance(1);
+    assert_eq!(h.elapsed(), until);
+    h.send(call(json!(6), "alpha__echo", json!({})));
+    assert_eq!(
+        h.actions(),
+        vec![Action::Spawn(ALPHA)],
+        "started again after the pause"
+    );
+    let sent = h.finish_init(ALPHA);
+    h.reply(ALPHA, &sent[0], "{}");
+    assert_eq!(h.client_one()["id"], 6);
+}
+
+#[test]
+fn spawn_failure_answers_the_waiting_request_naming_the_command() {
+    let mut h = Harness::new("tools");
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    h.gw.on_spawn_failed(h.now, ALPHA, "No such file or directory (os error 2)");
+    let text = error_message(&h.client_one(), -32000);
+    for part in ["alpha", "alpha-cmd", "os error 2", "test.json"] {
+        assert!(text.contains(part), "{part} missing from {text}");
+    }
+    h.send(call(json!(2), "alpha__echo", json!({})));
+    assert_eq!(
+        h.actions(),
+        vec![Action::Spawn(ALPHA)],
+        "tried again on the next request"
+    );
+    h.gw.on_spawn_failed(h.now, ALPHA, "No such file or directory (os error 2)");
+    h.client_out();
+}
+
+// ----- idle reaping -----------------------------------------------------------------------------------
+
+#[test]
+fn idle_backend_is_stopped_by_the_ladder() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.advance(59_999);
+    assert!(h.actions().is_empty(), "not before idle_timeout");
+    h.advance(1);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.advance(ms(STOP_GRACE) - 1);
+    assert!(h.actions().is_empty());
+    h.advance(1);
+    assert_eq!(h.actions(), vec![Action::Signal(ALPHA, StopSignal::Term)]);
+    h.advance(ms(STOP_GRACE));
+    assert_eq!(h.actions(), vec![Action::Signal(ALPHA, StopSignal::Kill)]);
+    h.advance(60_000);
+    assert!(h.actions().is_empty(), "the ladder ends at SIGKILL");
+    h.gw.on_backend_exit(h.now, ALPHA, "signal 9");
+    assert!(h.client_lines().is_empty());
+    assert!(
+        h.actions().is_empty(),
+        "a stopped backend is not restarted by itself"
+    );
+}
+
+#[test]
+fn backend_exiting_on_stdin_close_ends_the_ladder() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.advance(60_000);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    h.advance(10_000);
+    assert!(h.actions().is_empty(), "no signal to a process that exited");
+    // A clean idle stop is not a crash: three in a row do not pause it.
+    for _ in 0..3 {
+        h.warm(ALPHA);
+        h.advance(60_000);
+        assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+        h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    }
+    h.warm(ALPHA);
+}
+
+#[test]
+fn a_request_in_flight_is_never_reaped() {
+    let mut h = Harness::with("tools", 10.0, 1.0);
+    h.warm(ALPHA);
+    h.send(call(json!(1), "alpha__slow", json!({})));
+    let req = h.backend_one(ALPHA, "tools/call");
+    for _ in 0..9 {
+        h.advance(1_000);
+        assert!(
+            h.actions().is_empty(),
+            "reaped with a request in flight at {:?}",
+            h.elapsed()
+        );
+    }
+    h.reply(ALPHA, &req, "{}");
+    assert_eq!(h.client_one()["id"], 1);
+    h.advance(999);
+    assert!(h.actions().is_empty());
+    h.advance(1);
+    assert_eq!(
+        h.actions(),
+        vec![Action::CloseStdin(ALPHA)],
+        "idle_timeout counts from the answer"
+    );
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+}
+
+#[test]
+fn a_backend_request_to_the_client_in_flight_is_never_reaped() {
+    let mut h = Harness::with("tools", 10.0, 1.0);
+    h.initialize("2025-11-25", json!({"roots": {}}));
+    h.warm(ALPHA);
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":0,"method":"roots/list"}"#);
+    let asked = h.client_one();
+    h.advance(5_000);
+    assert!(h.actions().is_empty());
+    h.client(&format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{{"roots":[]}}}}"#,
+        raw_id(&asked)
+    ));
+    h.backend_out(ALPHA);
+    h.advance(1_000);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+}
+
+#[test]
+fn activity_pushes_the_idle_deadline_back() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.advance(50_000);
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    let req = h.backend_one(ALPHA, "tools/call");
+    h.reply(ALPHA, &req, "{}");
+    h.client_out();
+    h.advance(10_000);
+    assert!(
+        h.actions().is_empty(),
+        "the first deadline (60 s) was pushed back"
+    );
+    h.advance(49_999);
+    assert!(h.actions().is_empty());
+    h.advance(1);
+    assert_eq!(
+        h.actions(),
+        vec![Action::CloseStdin(ALPHA)],
+        "stopped 60 s after the last answer"
+    );
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+}
+
+#[test]
+fn idle_timeout_zero_never_stops_the_backend() {
+    let mut h = Harness::with("tools", 5.0, 0.0);
+    h.warm(ALPHA);
+    assert_eq!(h.gw.next_deadline(), None, "no idle timer at all");
+    h.advance(7 * 24 * 3_600 * 1_000);
+    assert!(h.actions().is_empty());
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    let req = h.backend_one(ALPHA, "tools/call");
+    h.reply(ALPHA, &req, "{}");
+    assert_eq!(h.client_one()["id"], 1);
+}
+
+#[test]
+fn next_deadline_is_none_for_an_idle_gateway_without_running_backends() {
+    let mut h = Harness::new("meta");
+    assert_eq!(h.gw.next_deadline(), None);
+    h.initialize("2025-11-25", json!({}));
+    h.send(request(json!(1), "tools/list", json!({})));
+    h.client_out();
+    h.assert_serving();
+    h.send(use_tool(json!(2), "gamma", "x", json!({})));
+    h.client_out();
+    assert_eq!(h.gw.next_deadline(), None);
+}
+
+#[test]
+fn next_deadline_is_the_idle_deadline_of_a_ready_backend() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    assert_eq!(h.gw.next_deadline(), Some(h.t0 + Duration::from_secs(60)));
+}
+
+#[test]
+fn next_deadline_is_none_once_a_reaped_backend_has_exited() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.advance(60_000);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.advance(100);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    assert_eq!(
+        h.gw.next_deadline(),
+        None,
+        "nothing is running, so nothing is due"
+    );
+}
+
+#[test]
+fn next_deadline_is_none_once_a_ready_backend_has_crashed() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.gw.on_backend_exit(h.now, ALPHA, "signal 11");
+    assert_eq!(
+        h.gw.next_deadline(),
+        None,
+        "nothing is running, so nothing is due"
+    );
+}
+
+#[test]
+fn request_while_stopping_is_queued_and_served_after_a_restart() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.advance(60_000);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.send(call(json!("late"), "alpha__echo", json!({"x": 1})));
+    assert!(
+        h.actions().is_empty(),
+        "no second process while the first is stopping"
+    );
+    assert!(
+        h.backend_out(ALPHA).is_empty(),
+        "nothing is written to a closing stdin"
+    );
+    assert!(h.client_lines().is_empty());
+    h.advance(500);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    assert!(
+        h.client_lines().is_empty(),
+        "the queued request is not failed"
+    );
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    let sent = h.finish_init(ALPHA);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["params"]["arguments"], json!({"x": 1}));
+    h.reply(ALPHA, &sent[0], r#"{"ok":true}"#);
+    let msg = h.client_one();
+    assert_eq!(msg["id"], "late");
+    assert_eq!(msg["result"]["ok"], true);
+    // The old process's ladder does not touch the new one.
+    h.advance(ms(2 * STOP_GRACE));
+    assert!(
+        h.actions().is_empty(),
+        "stale stop timers must not signal the new process"
+    );
+}
+
+// ----- requests from backends to the client -----------------------------------------------------------
+
+#[test]
+fn backend_roots_request_reaches_the_client_with_a_gateway_id_and_the_answer_returns() {
+    let mut h = Harness::new("tools");
+    h.initialize("2025-11-25", json!({"roots": {"listChanged": true}}));
+    h.warm(ALPHA);
+    let ask = r#"{"jsonrpc":"2.0","id":0,"method":"roots/list","params":{"_meta":{"x":1}}}"#;
+    h.backend(ALPHA, ask);
+    let lines = h.client_lines();
+    assert_eq!(lines.len(), 1);
+    let asked = parse(&lines[0]);
+    let gw = raw_id(&asked);
+    assert_ne!(gw, "0");
+    assert_eq!(lines[0], ask.replace(r#""id":0"#, &format!(r#""id":{gw}"#)));
+    let answer =
+        r#"{"jsonrpc":"2.0","id":$ID,"result":{"roots":[{"uri":"file:///work","name":"work"}]}}"#;
+    h.client(&answer.replace("$ID", &gw));
+    assert_eq!(h.backend_lines(ALPHA), vec![answer.replace("$ID", "0")]);
+    // A second answer to the same id goes nowhere.
+    h.client(&answer.replace("$ID", &gw));
+    assert!(h.backend_lines(ALPHA).is_empty());
+}
+
+#[test]
+fn two_backends_sending_id_0_do_not_collide() {
+    let mut h = Harness::new("tools");
+    h.initialize("2025-11-25", json!({"roots": {}}));
+    h.warm(ALPHA);
+    h.warm(BETA);
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":0,"method":"roots/list"}"#);
+    h.backend(BETA, r#"{"jsonrpc":"2.0","id":0,"method":"roots/list"}"#);
+    let out = h.client_out();
+    assert_eq!(out.len(), 2);
+    assert_ne!(out[0]["id"], out[1]["id"]);
+    // Answered in reverse order, each reaches its own backend.
+    h.client(&format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{{"for":"beta"}}}}"#,
+        raw_id(&out[1])
+    ));
+    h.client(&format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{{"for":"alpha"}}}}"#,
+        raw_id(&out[0])
+    ));
+    assert_eq!(
+        h.backend_lines(ALPHA),
+        vec![r#"{"jsonrpc":"2.0","id":0,"result":{"for":"alpha"}}"#]
+    );
+    assert_eq!(
+        h.backend_lines(BETA),
+        vec![r#"{"jsonrpc":"2.0","id":0,"result":{"for":"beta"}}"#]
+    );
+}
+
+#[test]
+fn backend_request_without_the_client_capability_is_refused() {
+    let mut h = Harness::new("tools");
+    h.initialize("2025-11-25", json!({}));
+    h.warm(ALPHA);
+    for method in ["roots/list", "sampling/createMessage", "elicitation/create"] {
+        h.backend(
+            ALPHA,
+            &format!(r#"{{"jsonrpc":"2.0","id":0,"method":"{method}"}}"#),
+        );
+        let out = h.backend_out(ALPHA);
+        assert_eq!(out.len(), 1, "{method}");
+        assert_eq!(out[0]["id"], 0);
+        assert!(error_message(&out[0], -32601).contains(method));
+        assert!(
+            h.client_lines().is_empty(),
+            "the client sees nothing of {method}"
+        );
+    }
+}
+
+#[test]
+fn backend_ping_to_the_client_needs_no_capability() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#);
+    let asked = h.client_one();
+    assert_eq!(asked["method"], "ping");
+    h.client(&format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#,
+        raw_id(&asked)
+    ));
+    assert_eq!(
+        h.backend_lines(ALPHA),
+        vec![r#"{"jsonrpc":"2.0","id":"p","result":{}}"#]
+    );
+}
+
+#[test]
+fn backend_crash_cancels_its_request_to_the_client() {
+    let mut h = Harness::new("tools");
+    h.initialize("2025-11-25", json!({"sampling": {}}));
+    h.warm(ALPHA);
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{}}"#,
+    );
+    let asked = h.client_one();
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 1");
+    let cancel = h.client_one();
+    assert_eq!(cancel["method"], "notifications/cancelled");
+    assert_eq!(cancel["params"]["requestId"], asked["id"]);
+    h.client(&format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#,
+        raw_id(&asked)
+    ));
+    assert!(h.backend_lines(ALPHA).is_empty());
+}
+
+// ----- notifications ---------------------------------------------------------------------------------
+
+#[test]
+fn backend_progress_and_log_notifications_reach_the_client_unchanged() {
+    let mut h = Harness::new("meta");
+    h.warm(ALPHA);
+    let progress = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"pt-1","progress":1, "total":2.0}}"#;
+    let log = r#"{"method":"notifications/message","jsonrpc":"2.0","params":{"level":"info","data":"caf\u00e9"}}"#;
+    h.backend(ALPHA, progress);
+    h.backend(ALPHA, &format!("{log}\r"));
+    assert_eq!(
+        h.client_lines(),
+        vec![progress.to_string(), log.to_string()]
+    );
+}
+
+#[test]
+fn list_changed_burst_becomes_one_notification_in_tools_mode() {
+    let mut h = Harness::new("tools");
+    h.send(request(json!(1), "tools/list", json!({})));
+    h.actions();
+    let a = h.finish_init(ALPHA);
+    let b = h.finish_init(BETA);
+    h.reply(ALPHA, &a[0], &tools_page(&["echo"], None));
+    h.reply(BETA, &b[0], &tools_page(&["fetch"], None));
+    h.client_out();
+    for _ in 0..5 {
+        h.backend(
+            ALPHA,
+            r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+        );
+    }
+    assert!(
+        h.client_lines().is_empty(),
+        "coalesced, not forwarded at once"
+    );
+    h.advance(49);
+    assert!(h.client_lines().is_empty());
+    h.advance(1);
+    assert_eq!(
+        h.client_lines(),
+        vec![r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#]
+    );
+    h.advance(1_000);
+    assert!(h.client_lines().is_empty(), "exactly one");
+    // The next tools/list asks alpha again; beta's list is still known.
+    h.send(request(json!(2), "tools/list", json!({})));
+    let req = h.backend_one(ALPHA, "tools/list");
+    assert!(h.backend_out(BETA).is_empty());
+    h.reply(ALPHA, &req, &tools_page(&["echo", "echo2"], None));
+    let msg = h.client_one();
+    let names: Vec<&str> = msg["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha__echo", "alpha__echo2", "beta__fetch"]);
+}
+
+#[test]
+fn list_changed_is_not_forwarded_in_meta_mode() {
+    let mut h = Harness::new("meta");
+    h.send(discover(json!(1), Some("alpha")));
+    h.actions();
+    let a = h.finish_init(ALPHA);
+    h.reply(ALPHA, &a[0], &tools_page(&["echo"], None));
+    h.client_out();
+    for _ in 0..5 {
+        h.backend(
+            ALPHA,
+            r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+        );
+    }
+    h.advance(1_000);
+    assert!(h.client_lines().is_empty());
+    // But the list is fetched again for the next discovery.
+    h.send(discover(json!(2), Some("alpha")));
+    let req = h.backend_one(ALPHA, "tools/list");
+    h.reply(ALPHA, &req, &tools_page(&["echo", "new"], None));
+    assert_eq!(
+        discovered(&h.client_one())["tools"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn client_roots_list_changed_reaches_ready_backends() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}"#;
+    h.client(note);
+    assert_eq!(h.backend_lines(ALPHA), vec![note]);
+    assert!(
+        h.backend_lines(BETA).is_empty(),
+        "a stopped backend is not started for it"
+    );
+    assert!(h.actions().is_empty());
+}
+
+// ----- shutdown -----------------------------------------------------------------------------------------
+
+#[test]
+fn client_eof_with_nothing_running_exits_at_once() {
+    let mut h = Harness::new("meta");
+    h.gw.on_client_eof(h.now, false);
+    assert_eq!(h.actions(), vec![Action::Exit]);
+    assert!(!h.gw.wants_client_input());
+}
+
+#[test]
+fn client_eof_closes_every_running_backend_then_exits() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.warm(BETA);
+    h.gw.on_client_eof(h.now, false);
+    assert_eq!(
+        h.actions(),
+        vec![Action::CloseStdin(ALPHA), Action::CloseStdin(BETA)]
+    );
+    h.advance(300);
+    h.gw.on_backend_exit(h.now, BETA, "exit status 0");
+    assert!(h.actions().is_empty(), "alpha is still running");
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    assert_eq!(h.actions(), vec![Action::Exit]);
+    assert!(h.client_lines().is_empty());
+}
+
+#[test]
+fn client_eof_lets_a_request_in_flight_finish_within_the_drain_grace() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.send(call(json!(1), "alpha__slow", json!({})));
+    let req = h.backend_one(ALPHA, "tools/call");
+    h.gw.on_client_eof(h.now, false);
+    assert!(
+        h.actions().is_empty(),
+        "the backend keeps running while the request drains"
+    );
+    assert!(!h.gw.wants_client_input());
+    h.advance(ms(DRAIN_GRACE) - 1);
+    h.reply(ALPHA, &req, r#"{"done":true}"#);
+    assert_eq!(h.client_one()["result"]["done"], true);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    assert_eq!(h.actions(), vec![Action::Exit]);
+}
+
+#[test]
+fn client_eof_stops_waiting_after_the_drain_grace() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.send(call(json!(1), "alpha__slow", json!({})));
+    h.backend_one(ALPHA, "tools/call");
+    h.gw.on_client_eof(h.now, false);
+    h.advance(ms(DRAIN_GRACE) - 1);
+    assert!(h.actions().is_empty());
+    h.advance(1);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    let text = error_message(&h.client_one(), -32000);
+    assert!(text.contains("shutting down"), "{text}");
+    assert_eq!(h.actions(), vec![Action::Exit]);
+}
+
+#[test]
+fn client_eof_from_a_file_waits_for_answers() {
+    let mut h = Harness::with("tools", 30.0, 60.0);
+    h.warm(ALPHA);
+    h.send(call(json!(1), "alpha__slow", json!({})));
+    let req = h.backend_one(ALPHA, "tools/call");
+    h.gw.on_client_eof(h.now, true);
+    h.advance(20_000);
+    assert!(
+        h.actions().is_empty(),
+        "no drain deadline when input was a file"
+    );
+    h.reply(ALPHA, &req, "{}");
+    assert_eq!(h.client_one()["id"], 1);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    assert_eq!(h.actions(), vec![Action::Exit]);
+}
+
+#[test]
+fn client_eof_from_a_file_shuts_down_after_an_aggregate_tools_list() {
+    let mut h = Harness::new("tools");
+    h.send(request(json!(1), "tools/list", json!({})));
+    assert_eq!(h.actions().len(), 2);
+    h.gw.on_client_eof(h.now, true);
+    let a = h.finish_init(ALPHA);
+    let b = h.finish_init(BETA);
+    h.reply(ALPHA, &a[0], &tools_page(&["echo"], None));
+    h.reply(BETA, &b[0], &tools_page(&["fetch"], None));
+    assert_eq!(h.client_one()["id"], 1);
+    // Play the runtime for ten minutes: backends exit as soon as their stdin closes.
+    let mut seen = Vec::new();
+    for _ in 0..600 {
+        for a in h.actions() {
+            if let Action::CloseStdin(b) = a {
+                h.gw.on_backend_exit(h.now, b, "exit status 0");
+            }
+            seen.push((h.elapsed(), a));
+        }
+        if seen.iter().any(|(_, a)| *a == Action::Exit) {
+            break;
+        }
+        h.advance(1_000);
+    }
+    assert!(
+        seen.iter().any(|(_, a)| *a == Action::Exit),
+        "gangway never exits: {seen:?}"
+    );
+    assert_eq!(
+        seen.first(),
+        Some(&(Duration::ZERO, Action::CloseStdin(ALPHA))),
+        "the last answer was sent, so the backends are stopped at once: {seen:?}"
+    );
+}
+
+#[test]
+fn backend_crash_while_draining_exits_at_once() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.send(call(json!(1), "alpha__slow", json!({})));
+    h.backend_one(ALPHA, "tools/call");
+    h.gw.on_client_eof(h.now, false);
+    h.gw.on_backend_exit(h.now, ALPHA, "signal 9");
+    error_message(&h.client_one(), -32000);
+    assert_eq!(
+        h.actions(),
+        vec![Action::Exit],
+        "nothing is running and nothing is pending, so exit now"
+    );
+}
+
+#[test]
+fn second_terminate_kills_backends_and_exits_at_once() {
+    let mut h = Harness::new("tools");
+    h.warm(BETA);
+    h.gw.on_terminate(h.now);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(BETA)]);
+    h.gw.on_terminate(h.now);
+    assert_eq!(
+        h.actions(),
+        vec![Action::Signal(BETA, StopSignal::Kill), Action::Exit]
+    );
+    h.gw.on_terminate(h.now);
+    h.gw.on_client_eof(h.now, false);
+    h.advance(10_000);
+    assert!(
+        !h.actions()
+            .iter()
+            .any(|a| matches!(a, Action::Exit | Action::Spawn(_))),
+        "exit is reported once"
+    );
+}
+
+#[test]
+fn exit_deadline_fires_exit_when_a_backend_never_exits() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.gw.on_terminate(h.now);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.advance(ms(STOP_GRACE));
+    assert_eq!(h.actions(), vec![Action::Signal(ALPHA, StopSignal::Term)]);
+    h.advance(ms(STOP_GRACE));
+    assert_eq!(h.actions(), vec![Action::Signal(ALPHA, StopSignal::Kill)]);
+    assert!(
+        EXIT_DEADLINE > 2 * STOP_GRACE,
+        "SIGKILL comes before the deadline"
+    );
+    h.advance(ms(EXIT_DEADLINE - 2 * STOP_GRACE) - 1);
+    assert!(h.actions().is_empty());
+    h.advance(1);
+    assert_eq!(h.actions(), vec![Action::Exit]);
+    assert_eq!(h.elapsed(), EXIT_DEADLINE);
+}
+
+#[test]
+fn client_input_after_shutdown_is_ignored() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.gw.on_terminate(h.now);
+    h.actions();
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    assert!(h.client_lines().is_empty());
+    assert!(
+        h.actions().is_empty(),
+        "no backend is started during shutdown"
+    );
+    // A backend's request to the client during shutdown is refused.
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#);
+    error_message(&h.backend_one_any(ALPHA), -32601);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    assert_eq!(h.actions(), vec![Action::Exit]);
+}
+
+// ----- bookkeeping -------------------------------------------------------------------------------------
+
+#[test]
+fn nothing_stays_tracked_after_a_mixed_session() {
+    let mut h = Harness::new("both");
+    h.initialize("2025-11-25", json!({"roots": {}}));
+    h.send(request(json!("l"), "tools/list", json!({})));
+    h.actions();
+    let a = h.finish_init(ALPHA);
+    let b = h.finish_init(BETA);
+    h.reply(ALPHA, &a[0], &tools_page(&["echo"], None));
+    h.reply(BETA, &b[0], &tools_page(&["fetch"], None));
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    h.send(use_tool(json!(2), "beta", "fetch", json!({})));
+    h.send(discover(json!(3), None));
+    h.send(call(json!(4), "beta__fetch", json!({"slow": true})));
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":0,"method":"roots/list"}"#);
+    assert!(h.gw.in_flight() > 0);
+    for req in h.backend_out(ALPHA) {
+        h.reply(ALPHA, &req, "{}");
+    }
+    let to_beta = h.backend_out(BETA);
+    h.reply(BETA, &to_beta[0], "{}");
+    let out = h.client_out();
+    let asked = out
+        .iter()
+        .find(|m| m["method"] == "roots/list")
+        .expect("roots/list forwarded");
+    h.client(&format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{{"roots":[]}}}}"#,
+        raw_id(asked)
+    ));
+    h.advance(5_000);
+    let out = h.client_out();
+    assert_eq!(
+        out.len(),
+        1,
+        "the unanswered beta__fetch timed out: {out:#?}"
+    );
+    assert_eq!(out[0]["id"], 4);
+    assert_eq!(h.gw.in_flight(), 0);
+    assert!(h.gw.aggregates.is_empty());
+}
