@@ -3,6 +3,7 @@
 
 use crate::config::BackendConfig;
 use crate::timer::TimerHandle;
+use super::lists::{Item, ListKind, LIST_KINDS};
 use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -38,32 +39,22 @@ pub enum Phase {
     },
 }
 
-/// A tool as a backend listed it: its name and its whole definition, kept as raw JSON so
-/// it is passed on byte for byte.
-#[derive(Debug)]
-pub struct ToolInfo {
-    /// The backend's own name for the tool.
-    pub name: String,
-    /// The tool definition exactly as the backend sent it.
-    pub raw: Box<RawValue>,
-}
-
-/// What gangway knows of a backend's tool list.
+/// What gangway knows of one of a backend's lists.
 #[derive(Debug, Default)]
-pub enum Tools {
-    /// Never listed, or the backend said its list changed.
+pub enum ListState {
+    /// Never listed, or the backend said the list changed.
     #[default]
     Unknown,
-    /// A `tools/list` walk is under way; `so_far` holds the pages already received and
+    /// A paged walk is under way; `so_far` holds the pages already received and
     /// `waiters` the aggregates that need the result.
     Fetching {
-        /// Tools from the pages received so far.
-        so_far: Vec<ToolInfo>,
+        /// Entries from the pages received so far.
+        so_far: Vec<Item>,
         /// Aggregate ids to notify when the walk ends.
         waiters: Vec<u64>,
     },
     /// The complete list.
-    Known(Rc<Vec<ToolInfo>>),
+    Known(Rc<Vec<Item>>),
 }
 
 /// A request held back until the backend is ready.
@@ -107,8 +98,9 @@ pub struct Backend {
     pub stderr_tail: VecDeque<String>,
     /// What it answered to `initialize`, raw.
     pub init_result: Option<Box<RawValue>>,
-    /// Its tool list, as far as known.
-    pub tools: Tools,
+    /// Its lists (tools, prompts, resources, templates), as far as known, by
+    /// `ListKind::index`.
+    pub lists: [ListState; LIST_KINDS.len()],
 }
 
 impl Backend {
@@ -129,8 +121,13 @@ impl Backend {
             last_error: None,
             stderr_tail: VecDeque::new(),
             init_result: None,
-            tools: Tools::Unknown,
+            lists: Default::default(),
         }
+    }
+
+    /// What is known of one of its lists.
+    pub fn list(&self, kind: ListKind) -> &ListState {
+        &self.lists[kind.index()]
     }
 
     /// Its name.

@@ -5,7 +5,9 @@
 //! process work to do (spawn, close stdin, signal) to its action list. Time is always passed
 //! in, so every protocol behaviour is testable without processes or sleeps.
 
+mod aggregate;
 pub mod backend;
+pub mod lists;
 pub mod outbox;
 pub mod tools;
 
@@ -14,15 +16,16 @@ use crate::timer::{TimerHandle, TimerWheel};
 use crate::wire::ids::{parse_gateway_id, IdTable, Peer, RawId};
 use crate::wire::message::{
     self, span_of, splice, write_error, write_request, write_result, Kind, Message, BACKEND_ERROR,
-    INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT,
+    INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT, RESOURCE_NOT_FOUND,
 };
-use backend::{Backend, Phase, Queued, ToolInfo, Tools, FAILED_PAUSE};
+use aggregate::{Aggregate, AggregateKind};
+use backend::{Backend, ListState, Phase, Queued, FAILED_PAUSE};
+use lists::{ListKind, LIST_KINDS};
 use log::{debug, error, info, warn};
 pub use outbox::OutBuf;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// MCP revisions gangway speaks to clients, newest first.
@@ -36,8 +39,6 @@ pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
 pub const EXIT_DEADLINE: Duration = Duration::from_millis(4400);
 /// Bursts of list_changed notifications from backends are coalesced over this window.
 const LIST_CHANGED_DELAY: Duration = Duration::from_millis(50);
-/// A backend that pages its tool list more often than this is treated as broken.
-const MAX_TOOL_PAGES: usize = 1000;
 
 /// Process work the runtime must do for the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +81,10 @@ enum PendingKind {
     UseTool,
     /// gangway's own `initialize`.
     Init,
-    /// gangway's own `tools/list` (one page).
-    ListTools,
+    /// gangway's own list request (one page of tools, prompts, resources or templates).
+    List(ListKind),
+    /// gangway's own request whose answer is not needed (`logging/setLevel`).
+    Internal,
     /// A backend's request forwarded to the client.
     ToClient,
 }
@@ -94,6 +97,8 @@ struct Pending {
     /// Written to the backend (false while queued behind a start).
     sent: bool,
     timer: Option<TimerHandle>,
+    /// The client's progress token, while notifications for it are expected.
+    token: Option<RawId>,
 }
 
 /// Deadlines the gateway sets.
@@ -109,28 +114,9 @@ enum Timer {
         generation: u64,
         signal: StopSignal,
     },
-    ListChanged,
+    ListChanged(ListKind),
     Drain,
     ExitDeadline,
-}
-
-/// One backend's tool list as an aggregate received it, or why it could not be had.
-type ToolsResult = Result<Rc<Vec<ToolInfo>>, String>;
-
-/// A client request answered from several backends' tool lists.
-#[derive(Debug)]
-struct Aggregate {
-    client_id: RawId,
-    kind: AggregateKind,
-    parts: Vec<(usize, Option<ToolsResult>)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AggregateKind {
-    /// `tools/list` in tools or both mode.
-    ToolsList { with_meta: bool },
-    /// `discover_backend_tools`.
-    Discover,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +145,17 @@ pub struct Gateway {
     /// `initialize` params for backends: the client's version, capabilities and info.
     backend_init_params: Vec<u8>,
     client_caps: serde_json::Value,
-    list_changed_armed: bool,
+    /// A list_changed notification to the client is scheduled, by `ListKind::index`.
+    list_changed_armed: [bool; LIST_KINDS.len()],
+    /// The client's `logging/setLevel` params, applied to every backend that starts.
+    log_level: Option<Vec<u8>>,
+    /// Progress tokens of requests in flight: (backend, token) -> gateway id.
+    progress: HashMap<(usize, RawId), u64>,
+    /// Set while a request deferred until lists were fetched is processed again, so it is
+    /// not deferred twice.
+    retrying: bool,
+    /// Client lines to process again once the lists they waited for are known.
+    deferred: Vec<Vec<u8>>,
     life: Life,
 }
 
@@ -185,7 +181,11 @@ impl Gateway {
             actions: Vec::new(),
             backend_init_params: Vec::new(),
             client_caps: serde_json::Value::Null,
-            list_changed_armed: false,
+            list_changed_armed: [false; LIST_KINDS.len()],
+            log_level: None,
+            progress: HashMap::new(),
+            retrying: false,
+            deferred: Vec::new(),
             life: Life::Running,
         };
         gw.set_client_init(SUPPORTED_PROTOCOL_VERSIONS[0], None, None);
@@ -280,6 +280,11 @@ impl Gateway {
     /// shutdown has stopped every backend. Checked here, once, rather than at every place
     /// a request can end or a backend can stop.
     fn settle(&mut self, now: Instant) {
+        for line in std::mem::take(&mut self.deferred) {
+            self.retrying = true;
+            self.client_line(now, &line);
+            self.retrying = false;
+        }
         if self.life == Life::Draining && self.client_requests_pending() == 0 {
             info!("requests in flight answered; shutting down");
             self.shutdown(now);
@@ -292,6 +297,7 @@ impl Gateway {
     // ----- event handling -----------------------------------------------------------------
 
     fn client_line(&mut self, now: Instant, line: &[u8]) {
+        let line = trim_end(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
@@ -359,7 +365,8 @@ impl Gateway {
     }
 
     fn backend_line(&mut self, now: Instant, b: usize, line: &[u8]) {
-        if b >= self.backends.len() || line.iter().all(u8::is_ascii_whitespace) {
+        let line = trim_end(line);
+        if b >= self.backends.len() || line.is_empty() {
             return;
         }
         let msg = match Message::parse(line) {
@@ -468,15 +475,10 @@ impl Gateway {
                     generation,
                     signal,
                 } => self.stop_step(now, backend, generation, signal),
-                Timer::ListChanged => {
-                    self.list_changed_armed = false;
+                Timer::ListChanged(kind) => {
+                    self.list_changed_armed[kind.index()] = false;
                     if self.life == Life::Running {
-                        write_request(
-                            self.out.client.buf(),
-                            None,
-                            "notifications/tools/list_changed",
-                            None,
-                        );
+                        write_request(self.out.client.buf(), None, kind.list_changed(), None);
                     }
                 }
                 Timer::Drain => {
@@ -507,6 +509,17 @@ impl Gateway {
             "ping" => write_result(self.out.client.buf(), id, b"{}"),
             "tools/list" => self.tools_list(now, id, msg.params),
             "tools/call" => self.tools_call(now, msg, id),
+            "prompts/list" => self.list_request(now, id, msg.params, ListKind::Prompts),
+            "resources/list" => self.list_request(now, id, msg.params, ListKind::Resources),
+            "resources/templates/list" => {
+                self.list_request(now, id, msg.params, ListKind::Templates)
+            }
+            "prompts/get" => self.prompts_get(now, msg, id),
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                self.resource_request(now, msg, id)
+            }
+            "completion/complete" => self.complete(now, msg, id),
+            "logging/setLevel" => self.set_log_level(now, id, msg.params),
             _ => {
                 let text = format!("Method not found: {method}");
                 write_error(self.out.client.buf(), id, METHOD_NOT_FOUND, &text);
@@ -536,7 +549,13 @@ impl Gateway {
         self.set_client_init(version, init.capabilities, init.client_info);
         let result = serde_json::json!({
             "protocolVersion": version,
-            "capabilities": {"tools": {"listChanged": true}},
+            "capabilities": {
+                "tools": {"listChanged": true},
+                "prompts": {"listChanged": true},
+                "resources": {"subscribe": true, "listChanged": true},
+                "completions": {},
+                "logging": {},
+            },
             "serverInfo": {"name": "gangway", "version": env!("CARGO_PKG_VERSION")},
             "instructions": self.instructions(),
         });
@@ -584,6 +603,31 @@ impl Gateway {
     }
 
     fn tools_list(&mut self, now: Instant, id: &[u8], params: Option<&RawValue>) {
+        if self.expose == Expose::Meta {
+            if self.refuse_cursor(id, params) {
+                return;
+            }
+            let defs = tools::meta_tool_definitions(&self.backend_names());
+            let body = format!("{{\"tools\":[{defs}]}}");
+            write_result(self.out.client.buf(), id, body.as_bytes());
+        } else {
+            self.list_request(now, id, params, ListKind::Tools);
+        }
+    }
+
+    /// A merged list: every backend's list of `kind`, fetched as needed.
+    fn list_request(&mut self, now: Instant, id: &[u8], params: Option<&RawValue>, kind: ListKind) {
+        if self.refuse_cursor(id, params) {
+            return;
+        }
+        let all = (0..self.backends.len()).map(|b| (b, kind)).collect();
+        let with_meta = kind == ListKind::Tools && self.expose == Expose::Both;
+        self.start_aggregate(now, id, AggregateKind::List { kind, with_meta }, all);
+    }
+
+    /// gangway answers every list in one page and issues no cursors, so a cursor is an
+    /// error; answers it and returns true when there is one.
+    fn refuse_cursor(&mut self, id: &[u8], params: Option<&RawValue>) -> bool {
         #[derive(Deserialize, Default)]
         struct ListParams {
             #[serde(default)]
@@ -593,24 +637,10 @@ impl Gateway {
             .and_then(|p| serde_json::from_str(p.get()).ok())
             .unwrap_or_default();
         if p.cursor.is_some() {
-            let text = "Invalid cursor: gangway returns the whole tool list in one page and issues no cursors";
+            let text = "Invalid cursor: gangway returns each list whole in one page and issues no cursors";
             write_error(self.out.client.buf(), id, INVALID_PARAMS, text);
-            return;
         }
-        match self.expose {
-            Expose::Meta => {
-                let defs = tools::meta_tool_definitions(&self.backend_names());
-                let body = format!("{{\"tools\":[{defs}]}}");
-                write_result(self.out.client.buf(), id, body.as_bytes());
-            }
-            Expose::Tools | Expose::Both => {
-                let all = (0..self.backends.len()).collect();
-                let kind = AggregateKind::ToolsList {
-                    with_meta: self.expose == Expose::Both,
-                };
-                self.start_aggregate(now, id, kind, all);
-            }
-        }
+        p.cursor.is_some()
     }
 
     fn tools_call(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
@@ -632,7 +662,7 @@ impl Gateway {
             return;
         }
         if self.expose != Expose::Meta {
-            if let Some((b, tool)) = self.resolve_tool(&name) {
+            if let Some((b, tool)) = self.resolve_prefixed(&name) {
                 if let Err(text) = self.check_tool_known(b, tool) {
                     write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
                     return;
@@ -659,23 +689,23 @@ impl Gateway {
             ),
             _ => format!(
                 "Unknown tool: {name}. Tools are named BACKEND{}TOOL; backends: {}. Call tools/list to see them",
-                tools::SEPARATOR,
+                lists::SEPARATOR,
                 self.backend_names().join(", ")
             ),
         };
         write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
     }
 
-    /// The backend and its own tool name for an exposed `BACKEND__TOOL` name. The longest
-    /// matching backend name wins, since names may themselves contain the separator.
-    fn resolve_tool<'n>(&self, name: &'n str) -> Option<(usize, &'n str)> {
+    /// The backend and its own name for an exposed `BACKEND__NAME` (tool or prompt). The
+    /// longest matching backend name wins, since names may themselves contain the separator.
+    fn resolve_prefixed<'n>(&self, name: &'n str) -> Option<(usize, &'n str)> {
         self.backends
             .iter()
             .enumerate()
             .filter_map(|(i, b)| {
                 let rest = name
                     .strip_prefix(b.name())?
-                    .strip_prefix(tools::SEPARATOR)?;
+                    .strip_prefix(lists::SEPARATOR)?;
                 (!rest.is_empty()).then_some((i, b.name().len(), rest))
             })
             .max_by_key(|(_, len, _)| *len)
@@ -685,9 +715,9 @@ impl Gateway {
     /// When the backend's tool list is known, refuses a tool it does not have.
     fn check_tool_known(&self, b: usize, tool: &str) -> Result<(), String> {
         let be = &self.backends[b];
-        match &be.tools {
-            Tools::Known(list) if !list.iter().any(|t| t.name == tool) => {
-                let names: Vec<&str> = list.iter().map(|t| t.name.as_str()).collect();
+        match be.list(ListKind::Tools) {
+            ListState::Known(list) if !list.iter().any(|t| t.key == tool) => {
+                let names: Vec<&str> = list.iter().map(|t| t.key.as_str()).collect();
                 Err(format!(
                     "Unknown tool: backend '{}' has no tool '{tool}'. Its tools: {}",
                     be.name(),
@@ -765,7 +795,8 @@ impl Gateway {
                 }
             },
         };
-        self.start_aggregate(now, id, AggregateKind::Discover, targets);
+        let parts = targets.into_iter().map(|b| (b, ListKind::Tools)).collect();
+        self.start_aggregate(now, id, AggregateKind::Discover, parts);
     }
 
     // ----- forwarding -------------------------------------------------------------------
@@ -782,7 +813,7 @@ impl Gateway {
     ) {
         let Some(id_span) = msg.id_span() else { return };
         let client_id = &msg.line[id_span.clone()];
-        let Some(gw) = self.admit(now, b, client_id, kind) else {
+        let Some(gw) = self.admit(now, b, client_id, kind, msg.params) else {
             return;
         };
         let gw_text = gw.to_string();
@@ -806,7 +837,7 @@ impl Gateway {
         let Some(id) = msg.id.map(|i| i.get().as_bytes()) else {
             return;
         };
-        let Some(gw) = self.admit(now, b, id, PendingKind::UseTool) else {
+        let Some(gw) = self.admit(now, b, id, PendingKind::UseTool, msg.params) else {
             return;
         };
         self.send(now, b, gw, |out| {
@@ -822,6 +853,7 @@ impl Gateway {
         b: usize,
         client_id: &[u8],
         kind: PendingKind,
+        params: Option<&RawValue>,
     ) -> Option<u64> {
         if let Err(text) = self.available(now, b) {
             self.answer_failure(kind, client_id, BACKEND_ERROR, &text);
@@ -832,9 +864,19 @@ impl Gateway {
             kind,
             sent: false,
             timer: None,
+            token: None,
         };
         match self.track(Some((Peer::Client, client_id)), pending) {
-            Some(gw) => Some(gw),
+            Some(gw) => {
+                if let Some(token) = progress_token(params) {
+                    let token = RawId::new(token.get().as_bytes());
+                    self.progress.insert((b, token.clone()), gw);
+                    if let Some(e) = self.ids.get_mut(gw) {
+                        e.data.token = Some(token);
+                    }
+                }
+                Some(gw)
+            }
             None => {
                 let text = "Invalid request: this id is already used by a request in flight; ids must be unique among pending requests";
                 write_error(self.out.client.buf(), client_id, INVALID_REQUEST, text);
@@ -904,6 +946,9 @@ impl Gateway {
             self.timers.cancel(t);
         }
         let b = entry.data.backend;
+        if let Some(token) = &entry.data.token {
+            self.progress.remove(&(b, token.clone()));
+        }
         let be = &mut self.backends[b];
         be.in_flight = be.in_flight.saturating_sub(1);
         be.last_active = now;
@@ -953,6 +998,7 @@ impl Gateway {
             kind: PendingKind::Init,
             sent: false,
             timer: None,
+            token: None,
         };
         let Some(gw) = self.track(None, pending) else {
             return;
@@ -992,6 +1038,12 @@ impl Gateway {
             "notifications/initialized",
             None,
         );
+        if let Some(level) = self.log_level.take() {
+            if self.backend_has_capability(b, "logging") {
+                self.send_internal(now, b, "logging/setLevel", &level);
+            }
+            self.log_level = Some(level);
+        }
         let queue = std::mem::take(&mut self.backends[b].queue);
         for q in queue {
             if self.ids.get(q.gw).is_some() {
@@ -1050,9 +1102,11 @@ impl Gateway {
                         self.answer_failure(pending.kind, raw.as_bytes(), BACKEND_ERROR, reason);
                     }
                 }
-                PendingKind::ListTools => self.tools_fetched(b, Err(reason.to_string())),
+                PendingKind::List(kind) => {
+                    self.list_fetched(now, b, kind, Err(reason.to_string()));
+                }
                 PendingKind::ToClient => self.cancel_to_client(gw, reason),
-                PendingKind::Init => {}
+                PendingKind::Init | PendingKind::Internal => {}
             }
         }
         if with_queued {
@@ -1202,10 +1256,11 @@ impl Gateway {
                 }
                 self.cancel_to_backend(b, gw, "request timed out in gangway");
             }
-            PendingKind::ListTools => {
+            PendingKind::List(kind) => {
                 self.cancel_to_backend(b, gw, "request timed out in gangway");
-                self.tools_fetched(b, Err(reason));
+                self.list_fetched(now, b, kind, Err(reason));
             }
+            PendingKind::Internal => self.cancel_to_backend(b, gw, "request timed out in gangway"),
             PendingKind::Init => {
                 let reason = format!(
                     "backend '{name}' did not answer initialize within {secs} s; check that it is an MCP server speaking stdio{}",
@@ -1282,8 +1337,8 @@ impl Gateway {
                 (Some(_), None) => {}
             },
             PendingKind::Init => self.init_done(now, b, msg),
-            PendingKind::ListTools => self.tools_page(now, b, msg),
-            PendingKind::ToClient => {}
+            PendingKind::List(kind) => self.list_page(now, b, kind, msg),
+            PendingKind::ToClient | PendingKind::Internal => {}
         }
     }
 
@@ -1317,6 +1372,7 @@ impl Gateway {
             kind: PendingKind::ToClient,
             sent: true,
             timer: None,
+            token: None,
         };
         let Some(gw) = self.track(Some((Peer::Backend(b), raw)), pending) else {
             let text = "Invalid request: this id is already used by a request in flight";
@@ -1345,14 +1401,38 @@ impl Gateway {
 
     fn backend_notification(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
         match msg.method.unwrap_or("") {
-            "notifications/tools/list_changed" => {
-                if let Tools::Known(_) = self.backends[b].tools {
-                    self.backends[b].tools = Tools::Unknown;
+            method if ListKind::from_list_changed(method).is_some() => {
+                for &kind in ListKind::from_list_changed(method).unwrap_or(&[]) {
+                    let state = &mut self.backends[b].lists[kind.index()];
+                    if let ListState::Known(_) = state {
+                        *state = ListState::Unknown;
+                    }
                 }
-                if self.expose != Expose::Meta && !self.list_changed_armed {
-                    self.list_changed_armed = true;
-                    self.timers
-                        .insert(now + LIST_CHANGED_DELAY, Timer::ListChanged);
+                let kind = ListKind::from_list_changed(method).map_or(ListKind::Tools, |k| k[0]);
+                let wanted = kind != ListKind::Tools || self.expose != Expose::Meta;
+                if wanted && !self.list_changed_armed[kind.index()] {
+                    self.list_changed_armed[kind.index()] = true;
+                    self.timers.insert(now + LIST_CHANGED_DELAY, Timer::ListChanged(kind));
+                }
+            }
+            "notifications/progress" => {
+                let token = progress_notification_token(msg.params);
+                let active = token.is_some_and(|t| {
+                    self.progress.contains_key(&(b, RawId::new(t.get().as_bytes())))
+                });
+                if active {
+                    self.pass_to_client(msg.line);
+                } else {
+                    debug!(
+                        "progress from backend '{}' for a request no longer in flight; dropped",
+                        self.backends[b].name()
+                    );
+                }
+            }
+            "notifications/message" => {
+                let name = self.backends[b].name().to_string();
+                if self.life == Life::Running || self.life == Life::Draining {
+                    write_log_with_logger(self.out.client.buf(), msg, &name);
                 }
             }
             "notifications/cancelled" => {
@@ -1371,16 +1451,15 @@ impl Gateway {
                     &[(span, gw_text.as_bytes())],
                 );
             }
-            _ => {
-                if self.life == Life::Running || self.life == Life::Draining {
-                    let mut line = msg.line;
-                    while line.last().is_some_and(u8::is_ascii_whitespace) {
-                        line = &line[..line.len() - 1];
-                    }
-                    self.out.client.buf().extend_from_slice(line);
-                    self.out.client.buf().push(b'\n');
-                }
-            }
+            _ => self.pass_to_client(msg.line),
+        }
+    }
+
+    /// Passes a backend's notification on to the client unchanged, while it listens.
+    fn pass_to_client(&mut self, line: &[u8]) {
+        if self.life == Life::Running || self.life == Life::Draining {
+            self.out.client.buf().extend_from_slice(line);
+            self.out.client.buf().push(b'\n');
         }
     }
 
@@ -1406,13 +1485,8 @@ impl Gateway {
                             &[(span, gw_text.as_bytes())],
                         );
                     }
-                } else if let Some(agg) = self
-                    .aggregates
-                    .iter()
-                    .find(|(_, a)| a.client_id.as_bytes() == raw)
-                    .map(|(k, _)| *k)
-                {
-                    self.aggregates.remove(&agg);
+                } else if self.cancel_aggregate(raw) {
+                    debug!("client cancelled a list request; its answer will not be sent");
                 } else {
                     debug!("client cancelled a request gangway no longer tracks; ignored");
                 }
@@ -1461,198 +1535,256 @@ impl Gateway {
         }
     }
 
-    // ----- tool lists -------------------------------------------------------------------
+    // ----- prompts, resources, completions, logging ---------------------------------------
 
-    fn start_aggregate(
-        &mut self,
-        now: Instant,
-        client_id: &[u8],
-        kind: AggregateKind,
-        targets: Vec<usize>,
-    ) {
-        let id = self.next_aggregate;
-        self.next_aggregate += 1;
-        self.aggregates.insert(
-            id,
-            Aggregate {
-                client_id: RawId::new(client_id),
-                kind,
-                parts: targets.iter().map(|b| (*b, None)).collect(),
-            },
-        );
-        for b in targets {
-            self.want_tools(now, b, id);
+    /// Whether backend `b` declared `capability` in its `initialize` answer.
+    fn backend_has_capability(&self, b: usize, capability: &str) -> bool {
+        #[derive(Deserialize)]
+        struct Init {
+            #[serde(default)]
+            capabilities: HashMap<String, serde_json::Value>,
         }
-        self.finish_aggregate(id);
+        self.backends[b]
+            .init_result
+            .as_ref()
+            .and_then(|r| serde_json::from_str::<Init>(r.get()).ok())
+            .is_some_and(|i| i.capabilities.contains_key(capability))
     }
 
-    fn want_tools(&mut self, now: Instant, b: usize, agg: u64) {
-        match &mut self.backends[b].tools {
-            Tools::Known(list) => {
-                let list = Rc::clone(list);
-                self.set_part(agg, b, Ok(list));
-            }
-            Tools::Fetching { waiters, .. } => waiters.push(agg),
-            Tools::Unknown => {
-                if let Err(e) = self.available(now, b) {
-                    self.set_part(agg, b, Err(e));
-                    return;
-                }
-                self.backends[b].tools = Tools::Fetching {
-                    so_far: Vec::new(),
-                    waiters: vec![agg],
-                };
-                self.request_tools_page(now, b, None);
-            }
-        }
-    }
-
-    fn request_tools_page(&mut self, now: Instant, b: usize, cursor: Option<&str>) {
+    /// Sends gangway's own request, whose answer is not needed, to a ready backend.
+    fn send_internal(&mut self, now: Instant, b: usize, method: &str, params: &[u8]) {
         let pending = Pending {
             backend: b,
-            kind: PendingKind::ListTools,
+            kind: PendingKind::Internal,
             sent: false,
             timer: None,
+            token: None,
         };
         let Some(gw) = self.track(None, pending) else {
             return;
         };
-        let params = cursor.map(|c| {
-            let mut p = b"{\"cursor\":".to_vec();
-            message::write_json_string(&mut p, c);
-            p.push(b'}');
-            p
-        });
-        self.send(now, b, gw, |out| {
-            write_request(out, Some(gw), "tools/list", params.as_deref())
-        });
+        self.send(now, b, gw, |out| write_request(out, Some(gw), method, Some(params)));
     }
 
-    fn tools_page(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
-        let name = self.backends[b].name().to_string();
-        let page = match (msg.result, msg.error) {
-            (Some(result), _) => {
-                tools::parse_tools_page(result).map_err(|e| format!("backend '{name}': {e}"))
-            }
-            (None, Some(err)) => Err(format!(
-                "backend '{name}' refused tools/list: {}",
-                error_message(err)
-            )),
-            (None, None) => Err(format!("backend '{name}' sent an empty tools/list answer")),
+    fn set_log_level(&mut self, now: Instant, id: &[u8], params: Option<&RawValue>) {
+        let Some(params) = params else {
+            let text = "logging/setLevel needs params with a \"level\"";
+            write_error(self.out.client.buf(), id, INVALID_PARAMS, text);
+            return;
         };
-        match page {
-            Ok((tools, next)) => {
-                let Tools::Fetching { so_far, .. } = &mut self.backends[b].tools else {
-                    return;
-                };
-                so_far.extend(tools);
-                match next {
-                    Some(cursor) if so_far.len() < MAX_TOOL_PAGES * 1000 => {
-                        self.request_tools_page(now, b, Some(&cursor));
-                    }
-                    Some(_) => {
-                        let e = format!("backend '{name}' pages its tool list without end");
-                        self.tools_fetched(b, Err(e));
-                    }
-                    None => {
-                        let list = std::mem::take(so_far);
-                        self.tools_fetched(b, Ok(Rc::new(list)));
-                    }
-                }
+        let level = params.get().as_bytes().to_vec();
+        for b in 0..self.backends.len() {
+            if self.backends[b].phase == Phase::Ready && self.backend_has_capability(b, "logging") {
+                self.send_internal(now, b, "logging/setLevel", &level);
             }
-            Err(e) => {
-                warn!("{e}");
-                self.tools_fetched(b, Err(e));
+        }
+        self.log_level = Some(level);
+        write_result(self.out.client.buf(), id, b"{}");
+    }
+
+    fn prompts_get(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
+        #[derive(Deserialize)]
+        struct Params<'a> {
+            #[serde(borrow)]
+            name: &'a RawValue,
+        }
+        let name = msg
+            .params
+            .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok())
+            .map(|p| p.name);
+        self.forward_prefixed(now, msg, id, name, "prompt");
+    }
+
+    /// Forwards a request that names a `BACKEND__NAME` (a prompt, or a completion's prompt
+    /// ref) to that backend with the name's bytes replaced by its own name.
+    fn forward_prefixed(
+        &mut self,
+        now: Instant,
+        msg: &Message<'_>,
+        id: &[u8],
+        name: Option<&RawValue>,
+        what: &str,
+    ) {
+        let exposed: Option<String> = name.and_then(|n| serde_json::from_str(n.get()).ok());
+        let target = exposed.as_deref().and_then(|e| self.resolve_prefixed(e));
+        let span = name.and_then(|n| span_of(msg.line, n.get()));
+        let (Some((b, own)), Some(span)) = (target, span) else {
+            let text = format!(
+                "Unknown {what}: {}. gangway names them BACKEND{}NAME; backends: {}",
+                exposed.as_deref().unwrap_or("(missing name)"),
+                lists::SEPARATOR,
+                self.backend_names().join(", ")
+            );
+            write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
+            return;
+        };
+        let mut own_json = Vec::with_capacity(own.len() + 2);
+        message::write_json_string(&mut own_json, own);
+        self.forward(now, b, msg, PendingKind::Forward, Some((span, own_json)));
+    }
+
+    fn resource_request(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
+        #[derive(Deserialize)]
+        struct Params {
+            uri: String,
+        }
+        let Some(uri) = msg
+            .params
+            .and_then(|p| serde_json::from_str::<Params>(p.get()).ok())
+            .map(|p| p.uri)
+        else {
+            let text = format!("{} needs params with a string \"uri\"", msg.method.unwrap_or(""));
+            write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
+            return;
+        };
+        self.forward_by_uri(now, msg, id, &uri);
+    }
+
+    fn complete(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
+        #[derive(Deserialize)]
+        struct Ref<'a> {
+            #[serde(rename = "type")]
+            kind: String,
+            #[serde(borrow, default)]
+            name: Option<&'a RawValue>,
+            #[serde(default)]
+            uri: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Params<'a> {
+            #[serde(rename = "ref", borrow)]
+            reference: Ref<'a>,
+        }
+        let parsed = msg
+            .params
+            .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok());
+        match parsed.map(|p| p.reference) {
+            Some(r) if r.kind == "ref/prompt" => self.forward_prefixed(now, msg, id, r.name, "prompt"),
+            Some(Ref {
+                kind, uri: Some(uri), ..
+            }) if kind == "ref/resource" => self.forward_by_uri(now, msg, id, &uri),
+            _ => {
+                let text = "completion/complete needs params.ref of type ref/prompt (with name) or ref/resource (with uri)";
+                write_error(self.out.client.buf(), id, INVALID_PARAMS, text);
             }
         }
     }
 
-    /// A tool-list walk of backend `b` ended: remember the list and finish the aggregates
-    /// waiting for it.
-    fn tools_fetched(&mut self, b: usize, result: ToolsResult) {
-        let old = std::mem::take(&mut self.backends[b].tools);
-        let waiters = match old {
-            Tools::Fetching { waiters, .. } => waiters,
-            other => {
-                self.backends[b].tools = other;
+    /// Forwards a request about `uri` to the backend that owns it. When no known list
+    /// has it but some backend's resource lists are not known yet, those are fetched
+    /// first and the request is processed again.
+    fn forward_by_uri(&mut self, now: Instant, msg: &Message<'_>, id: &[u8], uri: &str) {
+        if let Some(b) = self.resource_owner(uri) {
+            self.forward(now, b, msg, PendingKind::Forward, None);
+            return;
+        }
+        let unknown: Vec<(usize, ListKind)> = if self.retrying {
+            Vec::new()
+        } else {
+            (0..self.backends.len())
+                .flat_map(|b| [(b, ListKind::Resources), (b, ListKind::Templates)])
+                .filter(|(b, k)| !matches!(self.backends[*b].list(*k), ListState::Known(_)))
+                .collect()
+        };
+        if unknown.is_empty() {
+            let text = format!(
+                "Resource not found: {uri}. No backend lists it or has a template that matches it; call resources/list and resources/templates/list to see what there is"
+            );
+            write_error(self.out.client.buf(), id, RESOURCE_NOT_FOUND, &text);
+            return;
+        }
+        let kind = AggregateKind::Retry {
+            line: msg.line.to_vec(),
+        };
+        self.start_aggregate(now, id, kind, unknown);
+    }
+
+    /// The backend that owns `uri`: the first (in config order) that lists it, else the
+    /// first with a template that matches it.
+    fn resource_owner(&self, uri: &str) -> Option<usize> {
+        let in_list = |kind: ListKind, hit: &dyn Fn(&str) -> bool| {
+            self.backends.iter().position(|be| match be.list(kind) {
+                ListState::Known(items) => items.iter().any(|i| hit(&i.key)),
+                _ => false,
+            })
+        };
+        in_list(ListKind::Resources, &|k| k == uri)
+            .or_else(|| in_list(ListKind::Templates, &|t| lists::template_matches(t, uri)))
+    }
+}
+
+/// The raw `params._meta.progressToken` of a request, if it asks for progress.
+fn progress_token(params: Option<&RawValue>) -> Option<&RawValue> {
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(rename = "progressToken", borrow, default)]
+        token: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(rename = "_meta", borrow, default)]
+        meta: Option<Meta<'a>>,
+    }
+    serde_json::from_str::<Params<'_>>(params?.get()).ok()?.meta?.token
+}
+
+/// `line` without trailing whitespace (a stray `\r`), so splices keep lines clean.
+fn trim_end(line: &[u8]) -> &[u8] {
+    let end = line
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    &line[..end]
+}
+
+/// The raw `params.progressToken` of a `notifications/progress`.
+fn progress_notification_token(params: Option<&RawValue>) -> Option<&RawValue> {
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(rename = "progressToken", borrow)]
+        token: &'a RawValue,
+    }
+    serde_json::from_str::<Params<'_>>(params?.get()).ok().map(|p| p.token)
+}
+
+/// Appends a backend's `notifications/message` with `logger` naming the backend:
+/// `BACKEND/LOGGER` when it had a logger, `BACKEND` when it had none. Only that field
+/// changes.
+fn write_log_with_logger(out: &mut Vec<u8>, msg: &Message<'_>, backend: &str) {
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow, default)]
+        logger: Option<&'a RawValue>,
+    }
+    let Some(params) = msg.params else {
+        splice(out, msg.line, &[]);
+        return;
+    };
+    let parsed: Option<Params<'_>> = serde_json::from_str(params.get()).ok();
+    let mut value = Vec::with_capacity(backend.len() + 32);
+    match parsed.as_ref().and_then(|p| p.logger) {
+        Some(logger) => {
+            let old: String = serde_json::from_str(logger.get()).unwrap_or_default();
+            message::write_json_string(&mut value, &format!("{backend}/{old}"));
+            match span_of(msg.line, logger.get()) {
+                Some(span) => splice(out, msg.line, &[(span, &value)]),
+                None => splice(out, msg.line, &[]),
+            }
+        }
+        None => {
+            let Some(span) = span_of(msg.line, params.get()).filter(|_| params.get().starts_with('{')) else {
+                splice(out, msg.line, &[]);
                 return;
+            };
+            value.extend_from_slice(b"\"logger\":");
+            message::write_json_string(&mut value, backend);
+            let empty = params.get()[1..].trim_start().starts_with('}');
+            if !empty {
+                value.push(b',');
             }
-        };
-        if let Ok(list) = &result {
-            self.backends[b].tools = Tools::Known(Rc::clone(list));
+            let at = span.start + 1;
+            splice(out, msg.line, &[(at..at, &value)]);
         }
-        for agg in waiters {
-            self.set_part(agg, b, result.clone());
-            self.finish_aggregate(agg);
-        }
-    }
-
-    fn set_part(&mut self, agg: u64, b: usize, result: ToolsResult) {
-        if let Some(a) = self.aggregates.get_mut(&agg) {
-            if let Some(part) = a.parts.iter_mut().find(|(pb, r)| *pb == b && r.is_none()) {
-                part.1 = Some(result);
-            }
-        }
-    }
-
-    fn finish_aggregate(&mut self, agg: u64) {
-        let done = self
-            .aggregates
-            .get(&agg)
-            .is_some_and(|a| a.parts.iter().all(|(_, r)| r.is_some()));
-        if !done {
-            return;
-        }
-        let Some(a) = self.aggregates.remove(&agg) else {
-            return;
-        };
-        let body = match a.kind {
-            AggregateKind::ToolsList { with_meta } => {
-                let mut body = b"{\"tools\":[".to_vec();
-                if with_meta {
-                    body.extend_from_slice(
-                        tools::meta_tool_definitions(&self.backend_names()).as_bytes(),
-                    );
-                }
-                let mut first = !with_meta;
-                for (b, result) in &a.parts {
-                    match result {
-                        Some(Ok(list)) => {
-                            for t in list.iter() {
-                                if !first {
-                                    body.push(b',');
-                                }
-                                first = false;
-                                tools::write_prefixed_tool(&mut body, self.backends[*b].name(), t);
-                            }
-                        }
-                        Some(Err(e)) => warn!(
-                            "tools/list: leaving out backend '{}': {e}",
-                            self.backends[*b].name()
-                        ),
-                        None => {}
-                    }
-                }
-                body.extend_from_slice(b"]}");
-                body
-            }
-            AggregateKind::Discover => {
-                let parts: Vec<tools::DiscoverPart<'_>> = a
-                    .parts
-                    .iter()
-                    .map(|(b, r)| tools::DiscoverPart {
-                        backend: self.backends[*b].name(),
-                        tools: match r {
-                            Some(Ok(list)) => Ok(list.as_slice()),
-                            Some(Err(e)) => Err(e.as_str()),
-                            None => Err("not listed"),
-                        },
-                    })
-                    .collect();
-                tools::discover_result(&parts)
-            }
-        };
-        write_result(self.out.client.buf(), a.client_id.as_bytes(), &body);
     }
 }
 

@@ -416,10 +416,10 @@ fn ping_is_answered_without_a_backend() {
 #[test]
 fn unknown_method_is_method_not_found() {
     let mut h = Harness::new("meta");
-    h.send(request(json!("r"), "resources/list", json!({})));
+    h.send(request(json!("r"), "sampling/createMessage", json!({})));
     let msg = h.client_one();
     assert_eq!(msg["id"], "r");
-    assert!(error_message(&msg, -32601).contains("resources/list"));
+    assert!(error_message(&msg, -32601).contains("sampling/createMessage"));
     h.assert_serving();
 }
 
@@ -1664,17 +1664,40 @@ fn backend_crash_cancels_its_request_to_the_client() {
 // ----- notifications ---------------------------------------------------------------------------------
 
 #[test]
-fn backend_progress_and_log_notifications_reach_the_client_unchanged() {
+fn progress_reaches_the_client_unchanged_only_while_its_request_is_in_flight() {
     let mut h = Harness::new("meta");
     h.warm(ALPHA);
+    let mut call = use_tool(json!(7), "alpha", "slow", json!({}));
+    call["params"]["_meta"] = json!({"progressToken": "pt-1"});
+    h.send(call);
+    let sent = h.backend_one(ALPHA, "tools/call");
+    assert_eq!(sent["params"]["_meta"]["progressToken"], "pt-1");
     let progress = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"pt-1","progress":1, "total":2.0}}"#;
-    let log = r#"{"method":"notifications/message","jsonrpc":"2.0","params":{"level":"info","data":"caf\u00e9"}}"#;
     h.backend(ALPHA, progress);
+    assert_eq!(h.client_lines(), vec![progress.to_string()]);
+    let other = progress.replace("pt-1", "pt-2");
+    h.backend(ALPHA, &other);
+    assert!(h.client_lines().is_empty(), "a token no request uses is dropped");
+    h.reply(ALPHA, &sent, r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 7);
+    h.backend(ALPHA, progress);
+    assert!(h.client_lines().is_empty(), "progress after the answer is dropped");
+}
+
+#[test]
+fn log_messages_reach_the_client_with_the_backend_as_logger() {
+    let mut h = Harness::new("meta");
+    h.warm(ALPHA);
+    let log = r#"{"method":"notifications/message","jsonrpc":"2.0","params":{"level":"info","data":"caf\u00e9"}}"#;
     h.backend(ALPHA, &format!("{log}\r"));
     assert_eq!(
         h.client_lines(),
-        vec![progress.to_string(), log.to_string()]
+        vec![r#"{"method":"notifications/message","jsonrpc":"2.0","params":{"logger":"alpha","level":"info","data":"caf\u00e9"}}"#.to_string()]
     );
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"debug","logger":"db","data":1}}"#);
+    assert_eq!(h.client_out()[0]["params"]["logger"], "alpha/db");
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","method":"notifications/message","params":{ }}"#);
+    assert_eq!(h.client_out()[0]["params"], json!({"logger": "alpha"}));
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The meta-tools (`use_tool`, `discover_backend_tools`, compatible with the Python gateway
 //! mcpware) and the `BACKEND__TOOL` names of the aggregated tool list.
 
-use super::backend::ToolInfo;
-use crate::wire::message::{span_of, splice, write_json_string};
+use super::lists::Item;
+use crate::wire::message::write_json_string;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -11,8 +11,6 @@ use serde_json::{json, Value};
 pub const USE_TOOL: &str = "use_tool";
 /// The meta-tool that lists the tools of one backend or of all.
 pub const DISCOVER: &str = "discover_backend_tools";
-/// Between a backend's name and its tool's name in aggregated tool names.
-pub const SEPARATOR: &str = "__";
 
 /// The definitions of the two meta-tools, with the backend names as an enum, as JSON
 /// array elements (no brackets), in mcpware's schema.
@@ -126,67 +124,12 @@ pub fn error_result(message: &str) -> Vec<u8> {
     out
 }
 
-/// The exposed name of a backend's tool.
-pub fn exposed_name(backend: &str, tool: &str) -> String {
-    format!("{backend}{SEPARATOR}{tool}")
-}
-
-/// Appends `tool`'s definition with its name replaced by `BACKEND__NAME`, as one JSON value
-/// (no newline). Only the name's bytes change; the rest is copied as the backend sent it.
-pub fn write_prefixed_tool(out: &mut Vec<u8>, backend: &str, tool: &ToolInfo) {
-    #[derive(Deserialize)]
-    struct Name<'a> {
-        #[serde(borrow)]
-        name: &'a RawValue,
-    }
-    let raw = tool.raw.get();
-    let span = serde_json::from_str::<Name<'_>>(raw)
-        .ok()
-        .and_then(|n| span_of(raw.as_bytes(), n.name.get()));
-    let mut name = Vec::with_capacity(backend.len() + tool.name.len() + 4);
-    write_json_string(&mut name, &exposed_name(backend, &tool.name));
-    match span {
-        Some(span) => {
-            splice(out, raw.as_bytes(), &[(span, &name)]);
-            // `splice` ends lines; a list element must not.
-            out.pop();
-        }
-        None => out.extend_from_slice(raw.as_bytes()),
-    }
-}
-
-/// Reads one page of a `tools/list` result: its tools and the cursor of the next page.
-/// Tools without a string name are skipped (they could not be called anyway).
-pub fn parse_tools_page(result: &RawValue) -> Result<(Vec<ToolInfo>, Option<String>), String> {
-    #[derive(Deserialize)]
-    struct Page {
-        tools: Vec<Box<RawValue>>,
-        #[serde(rename = "nextCursor", default)]
-        next_cursor: Option<String>,
-    }
-    #[derive(Deserialize)]
-    struct Named {
-        name: String,
-    }
-    let page: Page = serde_json::from_str(result.get())
-        .map_err(|e| format!("its tools/list result is malformed ({e})"))?;
-    let tools = page
-        .tools
-        .into_iter()
-        .filter_map(|raw| {
-            let name = serde_json::from_str::<Named>(raw.get()).ok()?.name;
-            Some(ToolInfo { name, raw })
-        })
-        .collect();
-    Ok((tools, page.next_cursor.filter(|c| !c.is_empty())))
-}
-
 /// One backend's part of a `discover_backend_tools` answer.
 pub struct DiscoverPart<'a> {
     /// The backend's name.
     pub backend: &'a str,
     /// Its tools, or why they could not be listed.
-    pub tools: Result<&'a [ToolInfo], &'a str>,
+    pub tools: Result<&'a [Item], &'a str>,
 }
 
 /// The result of `discover_backend_tools`: `{"tools": [...]}` as JSON text content and as
@@ -213,7 +156,7 @@ pub fn discover_result(parts: &[DiscoverPart<'_>]) -> Vec<u8> {
                     });
                     let description = def.description.as_deref().unwrap_or("No description");
                     tools.push(json!({
-                        "name": t.name,
+                        "name": t.key,
                         "description": format!("[{}] {description}", part.backend),
                         "inputSchema": def.input_schema.unwrap_or_else(|| json!({"type": "object", "properties": {}})),
                         "backend": part.backend,
@@ -247,13 +190,13 @@ pub fn discover_result(parts: &[DiscoverPart<'_>]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn tool(raw: &str) -> ToolInfo {
+    fn tool(raw: &str) -> Item {
         let raw = RawValue::from_string(raw.to_string()).unwrap();
-        let name = serde_json::from_str::<Value>(raw.get()).unwrap()["name"]
+        let key = serde_json::from_str::<Value>(raw.get()).unwrap()["name"]
             .as_str()
             .unwrap()
             .to_string();
-        ToolInfo { name, raw }
+        Item { key, raw }
     }
 
     #[test]
@@ -273,17 +216,6 @@ mod tests {
     }
 
     #[test]
-    fn prefixed_tool_changes_only_the_name() {
-        let t = tool(r#"{"inputSchema":{"type":"object"},"name":"echo","annotations":{"x":1}}"#);
-        let mut out = Vec::new();
-        write_prefixed_tool(&mut out, "be", &t);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"inputSchema":{"type":"object"},"name":"be__echo","annotations":{"x":1}}"#
-        );
-    }
-
-    #[test]
     fn use_tool_params_pass_arguments_and_meta_through() {
         let args = RawValue::from_string(r#"{"a": [1, 2]}"#.into()).unwrap();
         let meta = RawValue::from_string(r#"{"progressToken":"t"}"#.into()).unwrap();
@@ -294,19 +226,6 @@ mod tests {
         );
         let p = use_tool_params("t", None, None);
         assert_eq!(p, br#"{"name":"t","arguments":{}}"#);
-    }
-
-    #[test]
-    fn tools_page_reads_cursor_and_skips_nameless() {
-        let r = RawValue::from_string(
-            r#"{"tools":[{"name":"a"},{"title":"no name"}],"nextCursor":"c2"}"#.into(),
-        )
-        .unwrap();
-        let (tools, next) = parse_tools_page(&r).unwrap();
-        assert_eq!(tools.len(), 1);
-        assert_eq!(next.as_deref(), Some("c2"));
-        let bad = RawValue::from_string(r#"{"nope":1}"#.into()).unwrap();
-        assert!(parse_tools_page(&bad).unwrap_err().contains("malformed"));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const BACKEND_ERROR: i64 = -32000;
 /// Server error code used by gangway when a request timed out (as the MCP SDKs do).
 pub const REQUEST_TIMEOUT: i64 = -32001;
+/// MCP's error code for a resource URI that no server has.
+pub const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// The fields of a message that routing looks at, each borrowed from the line. Raw values
 /// go through `raw` so that an explicit `null` is seen as present (`"id": null` is an

@@ -1,0 +1,312 @@
+//! Client requests answered from several backends' lists: `tools/list`, `prompts/list`,
+//! `resources/list`, `resources/templates/list` and `discover_backend_tools`, plus requests
+//! about a resource whose owner is only known once the resource lists are fetched.
+//!
+//! Each backend's list is fetched once (following `nextCursor` to the end) and remembered
+//! until the backend says it changed; concurrent aggregates wait on the same walk.
+
+use super::backend::ListState;
+use super::lists::{self, Item, ListKind};
+use super::{tools, Gateway, Pending, PendingKind};
+use crate::wire::ids::RawId;
+use crate::wire::message::{self, write_request, write_result, Message, METHOD_NOT_FOUND};
+use log::warn;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// A backend list walk stops after this many entries: a backend paging without end is
+/// broken, and must not grow gangway's memory without bound.
+const MAX_LIST_ITEMS: usize = 100_000;
+
+/// One backend's list as an aggregate received it, or why it could not be had.
+pub(super) type ListResult = Result<Rc<Vec<Item>>, String>;
+
+/// What an aggregate answers once every part is in.
+#[derive(Debug)]
+pub(super) enum AggregateKind {
+    /// A merged list (`tools/list` in tools or both mode, prompts, resources, templates).
+    List {
+        /// Which list.
+        kind: ListKind,
+        /// Whether the meta-tools come first (tools list in both mode).
+        with_meta: bool,
+    },
+    /// `discover_backend_tools`.
+    Discover,
+    /// A request (this line) that needs resource lists to find its backend.
+    Retry {
+        /// The client's line, processed again when the lists are in.
+        line: Vec<u8>,
+    },
+}
+
+/// One backend list an aggregate waits for.
+#[derive(Debug)]
+pub(super) struct Part {
+    backend: usize,
+    kind: ListKind,
+    result: Option<ListResult>,
+}
+
+/// A client request waiting for backend lists.
+#[derive(Debug)]
+pub(super) struct Aggregate {
+    /// The id the client used (its answer carries it back).
+    pub client_id: RawId,
+    kind: AggregateKind,
+    parts: Vec<Part>,
+}
+
+impl Gateway {
+    /// Starts answering a client request from the lists `parts` (backend, kind).
+    pub(super) fn start_aggregate(
+        &mut self,
+        now: Instant,
+        client_id: &[u8],
+        kind: AggregateKind,
+        parts: Vec<(usize, ListKind)>,
+    ) {
+        let id = self.next_aggregate;
+        self.next_aggregate += 1;
+        let agg = Aggregate {
+            client_id: RawId::new(client_id),
+            kind,
+            parts: parts
+                .iter()
+                .map(|&(backend, kind)| Part {
+                    backend,
+                    kind,
+                    result: None,
+                })
+                .collect(),
+        };
+        self.aggregates.insert(id, agg);
+        for (b, kind) in parts {
+            self.want_list(now, b, kind, id);
+        }
+        self.finish_aggregate(id);
+    }
+
+    fn want_list(&mut self, now: Instant, b: usize, kind: ListKind, agg: u64) {
+        match &mut self.backends[b].lists[kind.index()] {
+            ListState::Known(list) => {
+                let list = Rc::clone(list);
+                self.set_part(agg, b, kind, Ok(list));
+            }
+            ListState::Fetching { waiters, .. } => waiters.push(agg),
+            ListState::Unknown => {
+                if let Err(e) = self.available(now, b) {
+                    self.set_part(agg, b, kind, Err(e));
+                    return;
+                }
+                self.backends[b].lists[kind.index()] = ListState::Fetching {
+                    so_far: Vec::new(),
+                    waiters: vec![agg],
+                };
+                self.request_page(now, b, kind, None);
+            }
+        }
+    }
+
+    fn request_page(&mut self, now: Instant, b: usize, kind: ListKind, cursor: Option<&str>) {
+        let pending = Pending {
+            backend: b,
+            kind: PendingKind::List(kind),
+            sent: false,
+            timer: None,
+            token: None,
+        };
+        let Some(gw) = self.track(None, pending) else {
+            return;
+        };
+        let params = cursor.map(|c| {
+            let mut p = b"{\"cursor\":".to_vec();
+            message::write_json_string(&mut p, c);
+            p.push(b'}');
+            p
+        });
+        self.send(now, b, gw, |out| {
+            write_request(out, Some(gw), kind.method(), params.as_deref())
+        });
+    }
+
+    /// One page of a list arrived from backend `b`.
+    pub(super) fn list_page(&mut self, now: Instant, b: usize, kind: ListKind, msg: &Message<'_>) {
+        let name = self.backends[b].name().to_string();
+        let page = match (msg.result, msg.error) {
+            (Some(result), _) => {
+                lists::parse_page(kind, result).map_err(|e| format!("backend '{name}': {e}"))
+            }
+            // A backend without the capability has an empty list, not a broken one.
+            (None, Some(err)) if error_code(err.get()) == Some(METHOD_NOT_FOUND) => {
+                Ok((Vec::new(), None))
+            }
+            (None, Some(err)) => Err(format!(
+                "backend '{name}' refused {}: {}",
+                kind.method(),
+                super::error_message(err)
+            )),
+            (None, None) => Err(format!("backend '{name}' sent an empty answer")),
+        };
+        match page {
+            Ok((items, next)) => {
+                let ListState::Fetching { so_far, .. } = &mut self.backends[b].lists[kind.index()]
+                else {
+                    return;
+                };
+                so_far.extend(items);
+                match next {
+                    Some(cursor) if so_far.len() < MAX_LIST_ITEMS => {
+                        self.request_page(now, b, kind, Some(&cursor));
+                    }
+                    Some(_) => {
+                        let e = format!(
+                            "backend '{name}' pages its {} past {MAX_LIST_ITEMS} entries",
+                            kind.method()
+                        );
+                        self.list_fetched(now, b, kind, Err(e));
+                    }
+                    None => {
+                        let list = std::mem::take(so_far);
+                        self.list_fetched(now, b, kind, Ok(Rc::new(list)));
+                    }
+                }
+            }
+            Err(e) => {
+                warn!("{e}");
+                self.list_fetched(now, b, kind, Err(e));
+            }
+        }
+    }
+
+    /// A list walk of backend `b` ended: remember the list and finish the aggregates
+    /// waiting for it.
+    pub(super) fn list_fetched(&mut self, _now: Instant, b: usize, kind: ListKind, result: ListResult) {
+        let state = &mut self.backends[b].lists[kind.index()];
+        let waiters = match std::mem::take(state) {
+            ListState::Fetching { waiters, .. } => waiters,
+            other => {
+                *state = other;
+                return;
+            }
+        };
+        if let Ok(list) = &result {
+            *state = ListState::Known(Rc::clone(list));
+        }
+        for agg in waiters {
+            self.set_part(agg, b, kind, result.clone());
+            self.finish_aggregate(agg);
+        }
+    }
+
+    fn set_part(&mut self, agg: u64, b: usize, kind: ListKind, result: ListResult) {
+        if let Some(a) = self.aggregates.get_mut(&agg) {
+            let part = a
+                .parts
+                .iter_mut()
+                .find(|p| p.backend == b && p.kind == kind && p.result.is_none());
+            if let Some(part) = part {
+                part.result = Some(result);
+            }
+        }
+    }
+
+    /// Cancels the aggregate the client asked for with `raw_id`; returns whether there was one.
+    pub(super) fn cancel_aggregate(&mut self, raw_id: &[u8]) -> bool {
+        let found = self
+            .aggregates
+            .iter()
+            .find(|(_, a)| a.client_id.as_bytes() == raw_id)
+            .map(|(k, _)| *k);
+        found.is_some_and(|k| self.aggregates.remove(&k).is_some())
+    }
+
+    fn finish_aggregate(&mut self, agg: u64) {
+        let done = self
+            .aggregates
+            .get(&agg)
+            .is_some_and(|a| a.parts.iter().all(|p| p.result.is_some()));
+        if !done {
+            return;
+        }
+        let Some(a) = self.aggregates.remove(&agg) else {
+            return;
+        };
+        let body = match a.kind {
+            AggregateKind::List { kind, with_meta } => self.merged_list(kind, with_meta, &a.parts),
+            AggregateKind::Discover => {
+                let parts: Vec<tools::DiscoverPart<'_>> = a
+                    .parts
+                    .iter()
+                    .map(|p| tools::DiscoverPart {
+                        backend: self.backends[p.backend].name(),
+                        tools: match &p.result {
+                            Some(Ok(list)) => Ok(list.as_slice()),
+                            Some(Err(e)) => Err(e.as_str()),
+                            None => Err("not listed"),
+                        },
+                    })
+                    .collect();
+                tools::discover_result(&parts)
+            }
+            AggregateKind::Retry { line } => {
+                self.deferred.push(line);
+                return;
+            }
+        };
+        write_result(self.out.client.buf(), a.client_id.as_bytes(), &body);
+    }
+
+    /// The result of a merged list: tools and prompts named `BACKEND__NAME`; resources and
+    /// templates unchanged, each URI once (the first backend in config order wins).
+    fn merged_list(&self, kind: ListKind, with_meta: bool, parts: &[Part]) -> Vec<u8> {
+        let mut body = format!("{{\"{}\":[", kind.items_key()).into_bytes();
+        let mut first = true;
+        if with_meta {
+            body.extend_from_slice(tools::meta_tool_definitions(&self.backend_names()).as_bytes());
+            first = false;
+        }
+        let mut seen: HashSet<&str> = HashSet::new();
+        for p in parts {
+            let backend = self.backends[p.backend].name();
+            match &p.result {
+                Some(Ok(list)) => {
+                    for item in list.iter() {
+                        if !kind.prefixed() && !seen.insert(item.key.as_str()) {
+                            log::debug!(
+                                "{}: '{}' of backend '{backend}' is also offered by an earlier backend; the earlier one is used",
+                                kind.method(),
+                                item.key
+                            );
+                            continue;
+                        }
+                        if !first {
+                            body.push(b',');
+                        }
+                        first = false;
+                        if kind.prefixed() {
+                            lists::write_prefixed(&mut body, backend, item);
+                        } else {
+                            body.extend_from_slice(item.raw.get().as_bytes());
+                        }
+                    }
+                }
+                Some(Err(e)) => warn!("{}: leaving out backend '{backend}': {e}", kind.method()),
+                None => {}
+            }
+        }
+        body.extend_from_slice(b"]}");
+        body
+    }
+}
+
+/// The `code` of a raw JSON-RPC error object.
+fn error_code(raw: &str) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct E {
+        code: i64,
+    }
+    serde_json::from_str::<E>(raw).ok().map(|e| e.code)
+}

@@ -1,0 +1,260 @@
+//! The lists merged across backends (tools, prompts, resources, resource templates): how
+//! each is fetched, how its entries are named to the client, and how a resource URI finds
+//! the backend that owns it.
+
+use crate::wire::message::{span_of, splice, write_json_string};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Between a backend's name and its tool's or prompt's name in aggregated names.
+pub const SEPARATOR: &str = "__";
+
+/// One of the lists a backend can offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListKind {
+    /// `tools/list`.
+    Tools,
+    /// `prompts/list`.
+    Prompts,
+    /// `resources/list`.
+    Resources,
+    /// `resources/templates/list`.
+    Templates,
+}
+
+/// Every list kind, in index order.
+pub const LIST_KINDS: [ListKind; 4] = [
+    ListKind::Tools,
+    ListKind::Prompts,
+    ListKind::Resources,
+    ListKind::Templates,
+];
+
+impl ListKind {
+    /// Position in per-kind arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The method that fetches one page of it.
+    pub fn method(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools/list",
+            ListKind::Prompts => "prompts/list",
+            ListKind::Resources => "resources/list",
+            ListKind::Templates => "resources/templates/list",
+        }
+    }
+
+    /// The result field holding the entries.
+    pub fn items_key(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Prompts => "prompts",
+            ListKind::Resources => "resources",
+            ListKind::Templates => "resourceTemplates",
+        }
+    }
+
+    /// The entry field that identifies it.
+    pub fn id_key(self) -> &'static str {
+        match self {
+            ListKind::Tools | ListKind::Prompts => "name",
+            ListKind::Resources => "uri",
+            ListKind::Templates => "uriTemplate",
+        }
+    }
+
+    /// Whether entries are shown as `BACKEND__NAME` (tools, prompts) or unchanged (URIs,
+    /// which must stay valid links).
+    pub fn prefixed(self) -> bool {
+        matches!(self, ListKind::Tools | ListKind::Prompts)
+    }
+
+    /// The kind a `notifications/…/list_changed` method invalidates (resources cover
+    /// templates too).
+    pub fn from_list_changed(method: &str) -> Option<&'static [ListKind]> {
+        match method {
+            "notifications/tools/list_changed" => Some(&[ListKind::Tools]),
+            "notifications/prompts/list_changed" => Some(&[ListKind::Prompts]),
+            "notifications/resources/list_changed" => {
+                Some(&[ListKind::Resources, ListKind::Templates])
+            }
+            _ => None,
+        }
+    }
+
+    /// The notification gangway sends the client when this list changed.
+    pub fn list_changed(self) -> &'static str {
+        match self {
+            ListKind::Tools => "notifications/tools/list_changed",
+            ListKind::Prompts => "notifications/prompts/list_changed",
+            ListKind::Resources | ListKind::Templates => "notifications/resources/list_changed",
+        }
+    }
+}
+
+/// One entry of a list as a backend sent it: its identifying key (name or URI) and its
+/// whole definition, kept raw so it is passed on byte for byte.
+#[derive(Debug)]
+pub struct Item {
+    /// The name, URI or URI template.
+    pub key: String,
+    /// The entry exactly as the backend sent it.
+    pub raw: Box<RawValue>,
+}
+
+/// Reads one page of a list result: its entries and the cursor of the next page. Entries
+/// without a string key are skipped (they could not be addressed anyway).
+pub fn parse_page(kind: ListKind, result: &RawValue) -> Result<(Vec<Item>, Option<String>), String> {
+    type Fields<'a> = std::collections::HashMap<String, &'a RawValue>;
+    let page: Fields<'_> = serde_json::from_str(result.get())
+        .map_err(|e| format!("its {} result is malformed ({e})", kind.method()))?;
+    let next_cursor = match page.get("nextCursor") {
+        Some(c) => serde_json::from_str::<Option<String>>(c.get())
+            .map_err(|e| format!("its {} nextCursor is malformed ({e})", kind.method()))?,
+        None => None,
+    };
+    let items_raw = page
+        .get(kind.items_key())
+        .ok_or_else(|| format!("its {} result has no \"{}\"", kind.method(), kind.items_key()))?;
+    let raws: Vec<Box<RawValue>> = serde_json::from_str(items_raw.get())
+        .map_err(|e| format!("its {} result is malformed ({e})", kind.method()))?;
+    let items = raws
+        .into_iter()
+        .filter_map(|raw| {
+            let key = key_of(kind, &raw)?;
+            Some(Item { key, raw })
+        })
+        .collect();
+    Ok((items, next_cursor.filter(|c| !c.is_empty())))
+}
+
+fn key_of(kind: ListKind, raw: &RawValue) -> Option<String> {
+    let fields: std::collections::HashMap<String, &RawValue> = serde_json::from_str(raw.get()).ok()?;
+    serde_json::from_str(fields.get(kind.id_key())?.get()).ok()
+}
+
+/// The exposed name of a backend's tool or prompt.
+pub fn exposed_name(backend: &str, name: &str) -> String {
+    format!("{backend}{SEPARATOR}{name}")
+}
+
+/// Appends `item` with its `name` replaced by `BACKEND__NAME`, as one JSON value (no
+/// newline). Only the name's bytes change; the rest is copied as the backend sent it.
+pub fn write_prefixed(out: &mut Vec<u8>, backend: &str, item: &Item) {
+    #[derive(Deserialize)]
+    struct Name<'a> {
+        #[serde(borrow)]
+        name: &'a RawValue,
+    }
+    let raw = item.raw.get();
+    let span = serde_json::from_str::<Name<'_>>(raw)
+        .ok()
+        .and_then(|n| span_of(raw.as_bytes(), n.name.get()));
+    let mut name = Vec::with_capacity(backend.len() + item.key.len() + 4);
+    write_json_string(&mut name, &exposed_name(backend, &item.key));
+    match span {
+        Some(span) => {
+            splice(out, raw.as_bytes(), &[(span, &name)]);
+            // `splice` ends lines; a list element must not.
+            out.pop();
+        }
+        None => out.extend_from_slice(raw.as_bytes()),
+    }
+}
+
+/// Whether `uri` is an instance of the RFC 6570 `template`. Literal parts must match
+/// exactly; a simple `{var}` matches any text without `/`, `?` or `#`, and the other
+/// operators (`{+var}`, `{#var}`, `{/var}`, `{?var}`, …) match any text.
+pub fn template_matches(template: &str, uri: &str) -> bool {
+    fn go(t: &[u8], u: &[u8]) -> bool {
+        match t.first() {
+            None => u.is_empty(),
+            Some(b'{') => {
+                let Some(close) = t.iter().position(|c| *c == b'}') else {
+                    return t == u;
+                };
+                let simple = t.get(1).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+                let rest = &t[close + 1..];
+                (0..=u.len())
+                    .take_while(|&n| !simple || n == 0 || !matches!(u[n - 1], b'/' | b'?' | b'#'))
+                    .any(|n| go(rest, &u[n..]))
+            }
+            Some(c) => u.first() == Some(c) && go(&t[1..], &u[1..]),
+        }
+    }
+    // Templates are short; cap the work anyway so a hostile template cannot stall the loop.
+    template.len() <= 1024 && uri.len() <= 8192 && go(template.as_bytes(), uri.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(kind: ListKind, raw: &str) -> Item {
+        let raw = RawValue::from_string(raw.to_string()).unwrap();
+        Item {
+            key: key_of(kind, &raw).unwrap(),
+            raw,
+        }
+    }
+
+    #[test]
+    fn pages_of_every_kind_are_read_with_their_keys() {
+        let r = RawValue::from_string(
+            r#"{"resources":[{"uri":"file:///a","name":"a"},{"name":"no uri"}],"nextCursor":"2"}"#
+                .into(),
+        )
+        .unwrap();
+        let (items, next) = parse_page(ListKind::Resources, &r).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].key, "file:///a");
+        assert_eq!(next.as_deref(), Some("2"));
+        let r = RawValue::from_string(r#"{"resourceTemplates":[{"uriTemplate":"x://{id}"}]}"#.into())
+            .unwrap();
+        let (items, next) = parse_page(ListKind::Templates, &r).unwrap();
+        assert_eq!(items[0].key, "x://{id}");
+        assert!(next.is_none());
+        let bad = RawValue::from_string(r#"{"tools":3}"#.into()).unwrap();
+        assert!(parse_page(ListKind::Tools, &bad).is_err());
+        let missing = RawValue::from_string(r#"{}"#.into()).unwrap();
+        assert!(parse_page(ListKind::Prompts, &missing).unwrap_err().contains("prompts"));
+    }
+
+    #[test]
+    fn prefixing_changes_only_the_name() {
+        let t = item(ListKind::Tools, r#"{"inputSchema":{"type":"object"},"name":"echo","x":{"name":"inner"}}"#);
+        let mut out = Vec::new();
+        write_prefixed(&mut out, "be", &t);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"inputSchema":{"type":"object"},"name":"be__echo","x":{"name":"inner"}}"#
+        );
+    }
+
+    #[test]
+    fn templates_match_like_rfc_6570() {
+        assert!(template_matches("demo://resource/{id}", "demo://resource/17"));
+        assert!(!template_matches("demo://resource/{id}", "demo://resource/1/2"));
+        assert!(!template_matches("demo://resource/{id}", "demo://other/1"));
+        assert!(template_matches("file:///{+path}", "file:///a/b/c.txt"));
+        assert!(template_matches("x://{a}/{b}", "x://1/2"));
+        assert!(!template_matches("x://{a}/{b}", "x://1"));
+        assert!(template_matches("plain", "plain"));
+        assert!(template_matches("broken{", "broken{"));
+        assert!(!template_matches(&"{a}".repeat(600), "x"));
+    }
+
+    #[test]
+    fn list_changed_methods_map_to_kinds() {
+        assert_eq!(
+            ListKind::from_list_changed("notifications/resources/list_changed"),
+            Some(&[ListKind::Resources, ListKind::Templates][..])
+        );
+        assert_eq!(ListKind::from_list_changed("notifications/message"), None);
+        for k in LIST_KINDS {
+            assert_eq!(LIST_KINDS[k.index()], k);
+        }
+    }
+}
