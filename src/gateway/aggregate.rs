@@ -7,6 +7,7 @@
 
 use super::backend::ListState;
 use super::lists::{self, Item, ListKind};
+use super::tasks::TaskOp;
 use super::{tools, Gateway, Pending, PendingKind};
 use crate::wire::ids::RawId;
 use crate::wire::message::{self, write_request, write_result, Message, METHOD_NOT_FOUND};
@@ -117,6 +118,7 @@ impl Gateway {
             sent: false,
             timer: None,
             token: None,
+            task: TaskOp::None,
         };
         let Some(gw) = self.track(None, pending) else {
             return;
@@ -183,7 +185,13 @@ impl Gateway {
 
     /// A list walk of backend `b` ended: remember the list and finish the aggregates
     /// waiting for it.
-    pub(super) fn list_fetched(&mut self, _now: Instant, b: usize, kind: ListKind, result: ListResult) {
+    pub(super) fn list_fetched(
+        &mut self,
+        _now: Instant,
+        b: usize,
+        kind: ListKind,
+        result: ListResult,
+    ) {
         let state = &mut self.backends[b].lists[kind.index()];
         let waiters = match std::mem::take(state) {
             ListState::Fetching { waiters, .. } => waiters,

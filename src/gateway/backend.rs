@@ -1,9 +1,9 @@
 //! One backend's state: its lifecycle phase, the requests waiting for it to become ready,
 //! what it told us about itself, and the history that decides whether to restart it.
 
+use super::lists::{Item, ListKind, LIST_KINDS};
 use crate::config::BackendConfig;
 use crate::timer::TimerHandle;
-use super::lists::{Item, ListKind, LIST_KINDS};
 use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::rc::Rc;

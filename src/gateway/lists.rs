@@ -106,7 +106,10 @@ pub struct Item {
 
 /// Reads one page of a list result: its entries and the cursor of the next page. Entries
 /// without a string key are skipped (they could not be addressed anyway).
-pub fn parse_page(kind: ListKind, result: &RawValue) -> Result<(Vec<Item>, Option<String>), String> {
+pub fn parse_page(
+    kind: ListKind,
+    result: &RawValue,
+) -> Result<(Vec<Item>, Option<String>), String> {
     type Fields<'a> = std::collections::HashMap<String, &'a RawValue>;
     let page: Fields<'_> = serde_json::from_str(result.get())
         .map_err(|e| format!("its {} result is malformed ({e})", kind.method()))?;
@@ -115,9 +118,13 @@ pub fn parse_page(kind: ListKind, result: &RawValue) -> Result<(Vec<Item>, Optio
             .map_err(|e| format!("its {} nextCursor is malformed ({e})", kind.method()))?,
         None => None,
     };
-    let items_raw = page
-        .get(kind.items_key())
-        .ok_or_else(|| format!("its {} result has no \"{}\"", kind.method(), kind.items_key()))?;
+    let items_raw = page.get(kind.items_key()).ok_or_else(|| {
+        format!(
+            "its {} result has no \"{}\"",
+            kind.method(),
+            kind.items_key()
+        )
+    })?;
     let raws: Vec<Box<RawValue>> = serde_json::from_str(items_raw.get())
         .map_err(|e| format!("its {} result is malformed ({e})", kind.method()))?;
     let items = raws
@@ -131,7 +138,8 @@ pub fn parse_page(kind: ListKind, result: &RawValue) -> Result<(Vec<Item>, Optio
 }
 
 fn key_of(kind: ListKind, raw: &RawValue) -> Option<String> {
-    let fields: std::collections::HashMap<String, &RawValue> = serde_json::from_str(raw.get()).ok()?;
+    let fields: std::collections::HashMap<String, &RawValue> =
+        serde_json::from_str(raw.get()).ok()?;
     serde_json::from_str(fields.get(kind.id_key())?.get()).ok()
 }
 
@@ -175,7 +183,9 @@ pub fn template_matches(template: &str, uri: &str) -> bool {
                 let Some(close) = t.iter().position(|c| *c == b'}') else {
                     return t == u;
                 };
-                let simple = t.get(1).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+                let simple = t
+                    .get(1)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
                 let rest = &t[close + 1..];
                 (0..=u.len())
                     .take_while(|&n| !simple || n == 0 || !matches!(u[n - 1], b'/' | b'?' | b'#'))
@@ -211,20 +221,26 @@ mod tests {
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].key, "file:///a");
         assert_eq!(next.as_deref(), Some("2"));
-        let r = RawValue::from_string(r#"{"resourceTemplates":[{"uriTemplate":"x://{id}"}]}"#.into())
-            .unwrap();
+        let r =
+            RawValue::from_string(r#"{"resourceTemplates":[{"uriTemplate":"x://{id}"}]}"#.into())
+                .unwrap();
         let (items, next) = parse_page(ListKind::Templates, &r).unwrap();
         assert_eq!(items[0].key, "x://{id}");
         assert!(next.is_none());
         let bad = RawValue::from_string(r#"{"tools":3}"#.into()).unwrap();
         assert!(parse_page(ListKind::Tools, &bad).is_err());
         let missing = RawValue::from_string(r#"{}"#.into()).unwrap();
-        assert!(parse_page(ListKind::Prompts, &missing).unwrap_err().contains("prompts"));
+        assert!(parse_page(ListKind::Prompts, &missing)
+            .unwrap_err()
+            .contains("prompts"));
     }
 
     #[test]
     fn prefixing_changes_only_the_name() {
-        let t = item(ListKind::Tools, r#"{"inputSchema":{"type":"object"},"name":"echo","x":{"name":"inner"}}"#);
+        let t = item(
+            ListKind::Tools,
+            r#"{"inputSchema":{"type":"object"},"name":"echo","x":{"name":"inner"}}"#,
+        );
         let mut out = Vec::new();
         write_prefixed(&mut out, "be", &t);
         assert_eq!(
@@ -235,8 +251,14 @@ mod tests {
 
     #[test]
     fn templates_match_like_rfc_6570() {
-        assert!(template_matches("demo://resource/{id}", "demo://resource/17"));
-        assert!(!template_matches("demo://resource/{id}", "demo://resource/1/2"));
+        assert!(template_matches(
+            "demo://resource/{id}",
+            "demo://resource/17"
+        ));
+        assert!(!template_matches(
+            "demo://resource/{id}",
+            "demo://resource/1/2"
+        ));
         assert!(!template_matches("demo://resource/{id}", "demo://other/1"));
         assert!(template_matches("file:///{+path}", "file:///a/b/c.txt"));
         assert!(template_matches("x://{a}/{b}", "x://1/2"));

@@ -9,6 +9,7 @@ mod aggregate;
 pub mod backend;
 pub mod lists;
 pub mod outbox;
+mod tasks;
 pub mod tools;
 
 use crate::config::{BackendConfig, Config, Expose};
@@ -27,6 +28,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use tasks::TaskOp;
 
 /// MCP revisions gangway speaks to clients, newest first.
 pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 4] =
@@ -85,6 +87,8 @@ enum PendingKind {
     List(ListKind),
     /// gangway's own request whose answer is not needed (`logging/setLevel`).
     Internal,
+    /// gangway's own `tasks/list` page for the client's merged `tasks/list` with this id.
+    TaskList(u64),
     /// A backend's request forwarded to the client.
     ToClient,
 }
@@ -99,6 +103,8 @@ struct Pending {
     timer: Option<TimerHandle>,
     /// The client's progress token, while notifications for it are expected.
     token: Option<RawId>,
+    /// Where the answer carries task ids to prefix.
+    task: TaskOp,
 }
 
 /// Deadlines the gateway sets.
@@ -138,6 +144,7 @@ pub struct Gateway {
     ids: IdTable<Pending>,
     timers: TimerWheel<Timer>,
     aggregates: HashMap<u64, Aggregate>,
+    task_lists: HashMap<u64, tasks::TaskList>,
     next_aggregate: u64,
     /// The queued output; the runtime writes and consumes it.
     pub out: Outbox,
@@ -177,6 +184,7 @@ impl Gateway {
             ids: IdTable::new(),
             timers: TimerWheel::new(now),
             aggregates: HashMap::new(),
+            task_lists: HashMap::new(),
             next_aggregate: 1,
             actions: Vec::new(),
             backend_init_params: Vec::new(),
@@ -219,7 +227,7 @@ impl Gateway {
 
     /// How many requests are tracked (client, backend and gangway's own).
     pub fn in_flight(&self) -> usize {
-        self.ids.len() + self.aggregates.len()
+        self.ids.len() + self.aggregates.len() + self.task_lists.len()
     }
 
     // ----- events -----------------------------------------------------------------------
@@ -520,6 +528,9 @@ impl Gateway {
             }
             "completion/complete" => self.complete(now, msg, id),
             "logging/setLevel" => self.set_log_level(now, id, msg.params),
+            "tasks/get" | "tasks/cancel" => self.task_request(now, msg, id, TaskOp::Single),
+            "tasks/result" => self.task_request(now, msg, id, TaskOp::None),
+            "tasks/list" => self.tasks_list(now, id),
             _ => {
                 let text = format!("Method not found: {method}");
                 write_error(self.out.client.buf(), id, METHOD_NOT_FOUND, &text);
@@ -555,6 +566,7 @@ impl Gateway {
                 "resources": {"subscribe": true, "listChanged": true},
                 "completions": {},
                 "logging": {},
+                "tasks": {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}},
             },
             "serverInfo": {"name": "gangway", "version": env!("CARGO_PKG_VERSION")},
             "instructions": self.instructions(),
@@ -637,7 +649,8 @@ impl Gateway {
             .and_then(|p| serde_json::from_str(p.get()).ok())
             .unwrap_or_default();
         if p.cursor.is_some() {
-            let text = "Invalid cursor: gangway returns each list whole in one page and issues no cursors";
+            let text =
+                "Invalid cursor: gangway returns each list whole in one page and issues no cursors";
             write_error(self.out.client.buf(), id, INVALID_PARAMS, text);
         }
         p.cursor.is_some()
@@ -672,12 +685,18 @@ impl Gateway {
                 let Some(name_span) = span_of(msg.line, params.name.get()) else {
                     return;
                 };
+                let op = if params.task.is_some() {
+                    TaskOp::Create
+                } else {
+                    TaskOp::None
+                };
                 self.forward(
                     now,
                     b,
                     msg,
                     PendingKind::Forward,
                     Some((name_span, new_name)),
+                    op,
                 );
                 return;
             }
@@ -772,8 +791,13 @@ impl Gateway {
         if let Err(text) = self.check_tool_known(b, tool) {
             return fail(self, format!("Error: {text}"));
         }
-        let body = tools::use_tool_params(tool, args.tool_arguments, params.meta);
-        self.forward_built(now, b, msg, "tools/call", &body);
+        let body = tools::use_tool_params(tool, args.tool_arguments, params.meta, params.task);
+        let op = if params.task.is_some() {
+            TaskOp::Create
+        } else {
+            TaskOp::None
+        };
+        self.forward_built(now, b, msg, "tools/call", &body, op);
     }
 
     fn discover(&mut self, now: Instant, id: &[u8], params: &tools::CallParams<'_>) {
@@ -810,10 +834,11 @@ impl Gateway {
         msg: &Message<'_>,
         kind: PendingKind,
         extra: Option<(std::ops::Range<usize>, Vec<u8>)>,
+        task: TaskOp,
     ) {
         let Some(id_span) = msg.id_span() else { return };
         let client_id = &msg.line[id_span.clone()];
-        let Some(gw) = self.admit(now, b, client_id, kind, msg.params) else {
+        let Some(gw) = self.admit(now, b, client_id, kind, msg.params, task) else {
             return;
         };
         let gw_text = gw.to_string();
@@ -833,11 +858,12 @@ impl Gateway {
         msg: &Message<'_>,
         method: &str,
         params: &[u8],
+        task: TaskOp,
     ) {
         let Some(id) = msg.id.map(|i| i.get().as_bytes()) else {
             return;
         };
-        let Some(gw) = self.admit(now, b, id, PendingKind::UseTool, msg.params) else {
+        let Some(gw) = self.admit(now, b, id, PendingKind::UseTool, msg.params, task) else {
             return;
         };
         self.send(now, b, gw, |out| {
@@ -854,6 +880,7 @@ impl Gateway {
         client_id: &[u8],
         kind: PendingKind,
         params: Option<&RawValue>,
+        task: TaskOp,
     ) -> Option<u64> {
         if let Err(text) = self.available(now, b) {
             self.answer_failure(kind, client_id, BACKEND_ERROR, &text);
@@ -865,6 +892,7 @@ impl Gateway {
             sent: false,
             timer: None,
             token: None,
+            task,
         };
         match self.track(Some((Peer::Client, client_id)), pending) {
             Some(gw) => {
@@ -960,6 +988,7 @@ impl Gateway {
 
     fn client_requests_pending(&self) -> usize {
         self.aggregates.len()
+            + self.task_lists.len()
             + self
                 .ids
                 .ids_where(|e| matches!(e.origin, Some((Peer::Client, _))))
@@ -999,6 +1028,7 @@ impl Gateway {
             sent: false,
             timer: None,
             token: None,
+            task: TaskOp::None,
         };
         let Some(gw) = self.track(None, pending) else {
             return;
@@ -1106,6 +1136,7 @@ impl Gateway {
                     self.list_fetched(now, b, kind, Err(reason.to_string()));
                 }
                 PendingKind::ToClient => self.cancel_to_client(gw, reason),
+                PendingKind::TaskList(list) => self.task_page(now, b, list, None),
                 PendingKind::Init | PendingKind::Internal => {}
             }
         }
@@ -1164,7 +1195,10 @@ impl Gateway {
     /// being replaced), so no wakeup is left for them.
     fn cancel_backend_timers(&mut self, b: usize) {
         let be = &mut self.backends[b];
-        for t in [be.idle_timer.take(), be.stop_timer.take()].into_iter().flatten() {
+        for t in [be.idle_timer.take(), be.stop_timer.take()]
+            .into_iter()
+            .flatten()
+        {
             self.timers.cancel(t);
         }
     }
@@ -1261,6 +1295,10 @@ impl Gateway {
                 self.list_fetched(now, b, kind, Err(reason));
             }
             PendingKind::Internal => self.cancel_to_backend(b, gw, "request timed out in gangway"),
+            PendingKind::TaskList(list) => {
+                self.cancel_to_backend(b, gw, "request timed out in gangway");
+                self.task_page(now, b, list, None);
+            }
             PendingKind::Init => {
                 let reason = format!(
                     "backend '{name}' did not answer initialize within {secs} s; check that it is an MCP server speaking stdio{}",
@@ -1319,7 +1357,7 @@ impl Gateway {
             return;
         };
         match pending.kind {
-            PendingKind::Forward => self.reply_spliced(msg, origin),
+            PendingKind::Forward => self.reply_spliced(b, msg, origin, pending.task),
             PendingKind::UseTool => match (msg.error, origin) {
                 (Some(err), Some(raw)) => {
                     let text = format!(
@@ -1333,20 +1371,50 @@ impl Gateway {
                         &tools::error_result(&text),
                     );
                 }
-                (None, origin) => self.reply_spliced(msg, origin),
+                (None, origin) => self.reply_spliced(b, msg, origin, pending.task),
                 (Some(_), None) => {}
             },
             PendingKind::Init => self.init_done(now, b, msg),
             PendingKind::List(kind) => self.list_page(now, b, kind, msg),
+            PendingKind::TaskList(list) => self.task_page(now, b, list, Some(msg)),
             PendingKind::ToClient | PendingKind::Internal => {}
         }
     }
 
     /// Passes a response on to the client with the client's own id put back.
-    fn reply_spliced(&mut self, msg: &Message<'_>, origin: Option<RawId>) {
+    fn reply_spliced(&mut self, b: usize, msg: &Message<'_>, origin: Option<RawId>, task: TaskOp) {
         if let (Some(raw), Some(span)) = (origin, msg.id_span()) {
-            splice(self.out.client.buf(), msg.line, &[(span, raw.as_bytes())]);
+            self.relay_to_client(b, msg, task, Some((span, raw.as_bytes())));
         }
+    }
+
+    /// Appends a backend's message for the client: its id replaced when `id` is given and
+    /// every task id prefixed with the backend's name, nothing else changed.
+    fn relay_to_client(
+        &mut self,
+        b: usize,
+        msg: &Message<'_>,
+        task: TaskOp,
+        id: Option<(std::ops::Range<usize>, &[u8])>,
+    ) {
+        let task_spans = tasks::backend_task_id_spans(msg, task);
+        if task_spans.is_empty() {
+            let edits: &[(std::ops::Range<usize>, &[u8])] = match &id {
+                Some(e) => std::slice::from_ref(e),
+                None => &[],
+            };
+            splice(self.out.client.buf(), msg.line, edits);
+            return;
+        }
+        let prefix = format!("{}{}", self.backends[b].name(), lists::SEPARATOR);
+        let mut edits: Vec<(std::ops::Range<usize>, &[u8])> = id.into_iter().collect();
+        edits.extend(
+            task_spans
+                .iter()
+                .map(|s| (tasks::prefix_edit(s), prefix.as_bytes())),
+        );
+        edits.sort_by_key(|(r, _)| r.start);
+        splice(self.out.client.buf(), msg.line, &edits);
     }
 
     fn backend_request(&mut self, _now: Instant, b: usize, msg: &Message<'_>) {
@@ -1373,6 +1441,7 @@ impl Gateway {
             sent: true,
             timer: None,
             token: None,
+            task: TaskOp::None,
         };
         let Some(gw) = self.track(Some((Peer::Backend(b), raw)), pending) else {
             let text = "Invalid request: this id is already used by a request in flight";
@@ -1381,11 +1450,7 @@ impl Gateway {
         };
         let Some(span) = msg.id_span() else { return };
         let gw_text = gw.to_string();
-        splice(
-            self.out.client.buf(),
-            msg.line,
-            &[(span, gw_text.as_bytes())],
-        );
+        self.relay_to_client(b, msg, TaskOp::None, Some((span, gw_text.as_bytes())));
     }
 
     fn client_supports(&self, method: &str) -> bool {
@@ -1412,16 +1477,18 @@ impl Gateway {
                 let wanted = kind != ListKind::Tools || self.expose != Expose::Meta;
                 if wanted && !self.list_changed_armed[kind.index()] {
                     self.list_changed_armed[kind.index()] = true;
-                    self.timers.insert(now + LIST_CHANGED_DELAY, Timer::ListChanged(kind));
+                    self.timers
+                        .insert(now + LIST_CHANGED_DELAY, Timer::ListChanged(kind));
                 }
             }
             "notifications/progress" => {
                 let token = progress_notification_token(msg.params);
                 let active = token.is_some_and(|t| {
-                    self.progress.contains_key(&(b, RawId::new(t.get().as_bytes())))
+                    self.progress
+                        .contains_key(&(b, RawId::new(t.get().as_bytes())))
                 });
                 if active {
-                    self.pass_to_client(msg.line);
+                    self.pass_to_client(b, msg);
                 } else {
                     debug!(
                         "progress from backend '{}' for a request no longer in flight; dropped",
@@ -1451,15 +1518,14 @@ impl Gateway {
                     &[(span, gw_text.as_bytes())],
                 );
             }
-            _ => self.pass_to_client(msg.line),
+            _ => self.pass_to_client(b, msg),
         }
     }
 
     /// Passes a backend's notification on to the client unchanged, while it listens.
-    fn pass_to_client(&mut self, line: &[u8]) {
+    fn pass_to_client(&mut self, b: usize, msg: &Message<'_>) {
         if self.life == Life::Running || self.life == Life::Draining {
-            self.out.client.buf().extend_from_slice(line);
-            self.out.client.buf().push(b'\n');
+            self.relay_to_client(b, msg, TaskOp::None, None);
         }
     }
 
@@ -1559,11 +1625,14 @@ impl Gateway {
             sent: false,
             timer: None,
             token: None,
+            task: TaskOp::None,
         };
         let Some(gw) = self.track(None, pending) else {
             return;
         };
-        self.send(now, b, gw, |out| write_request(out, Some(gw), method, Some(params)));
+        self.send(now, b, gw, |out| {
+            write_request(out, Some(gw), method, Some(params))
+        });
     }
 
     fn set_log_level(&mut self, now: Instant, id: &[u8], params: Option<&RawValue>) {
@@ -1620,7 +1689,14 @@ impl Gateway {
         };
         let mut own_json = Vec::with_capacity(own.len() + 2);
         message::write_json_string(&mut own_json, own);
-        self.forward(now, b, msg, PendingKind::Forward, Some((span, own_json)));
+        self.forward(
+            now,
+            b,
+            msg,
+            PendingKind::Forward,
+            Some((span, own_json)),
+            TaskOp::None,
+        );
     }
 
     fn resource_request(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
@@ -1633,7 +1709,10 @@ impl Gateway {
             .and_then(|p| serde_json::from_str::<Params>(p.get()).ok())
             .map(|p| p.uri)
         else {
-            let text = format!("{} needs params with a string \"uri\"", msg.method.unwrap_or(""));
+            let text = format!(
+                "{} needs params with a string \"uri\"",
+                msg.method.unwrap_or("")
+            );
             write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
             return;
         };
@@ -1659,9 +1738,13 @@ impl Gateway {
             .params
             .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok());
         match parsed.map(|p| p.reference) {
-            Some(r) if r.kind == "ref/prompt" => self.forward_prefixed(now, msg, id, r.name, "prompt"),
+            Some(r) if r.kind == "ref/prompt" => {
+                self.forward_prefixed(now, msg, id, r.name, "prompt")
+            }
             Some(Ref {
-                kind, uri: Some(uri), ..
+                kind,
+                uri: Some(uri),
+                ..
             }) if kind == "ref/resource" => self.forward_by_uri(now, msg, id, &uri),
             _ => {
                 let text = "completion/complete needs params.ref of type ref/prompt (with name) or ref/resource (with uri)";
@@ -1675,7 +1758,7 @@ impl Gateway {
     /// first and the request is processed again.
     fn forward_by_uri(&mut self, now: Instant, msg: &Message<'_>, id: &[u8], uri: &str) {
         if let Some(b) = self.resource_owner(uri) {
-            self.forward(now, b, msg, PendingKind::Forward, None);
+            self.forward(now, b, msg, PendingKind::Forward, None, TaskOp::None);
             return;
         }
         let unknown: Vec<(usize, ListKind)> = if self.retrying {
@@ -1725,7 +1808,10 @@ fn progress_token(params: Option<&RawValue>) -> Option<&RawValue> {
         #[serde(rename = "_meta", borrow, default)]
         meta: Option<Meta<'a>>,
     }
-    serde_json::from_str::<Params<'_>>(params?.get()).ok()?.meta?.token
+    serde_json::from_str::<Params<'_>>(params?.get())
+        .ok()?
+        .meta?
+        .token
 }
 
 /// `line` without trailing whitespace (a stray `\r`), so splices keep lines clean.
@@ -1744,7 +1830,9 @@ fn progress_notification_token(params: Option<&RawValue>) -> Option<&RawValue> {
         #[serde(rename = "progressToken", borrow)]
         token: &'a RawValue,
     }
-    serde_json::from_str::<Params<'_>>(params?.get()).ok().map(|p| p.token)
+    serde_json::from_str::<Params<'_>>(params?.get())
+        .ok()
+        .map(|p| p.token)
 }
 
 /// Appends a backend's `notifications/message` with `logger` naming the backend:
@@ -1772,7 +1860,9 @@ fn write_log_with_logger(out: &mut Vec<u8>, msg: &Message<'_>, backend: &str) {
             }
         }
         None => {
-            let Some(span) = span_of(msg.line, params.get()).filter(|_| params.get().starts_with('{')) else {
+            let Some(span) =
+                span_of(msg.line, params.get()).filter(|_| params.get().starts_with('{'))
+            else {
                 splice(out, msg.line, &[]);
                 return;
             };

@@ -1677,11 +1677,17 @@ fn progress_reaches_the_client_unchanged_only_while_its_request_is_in_flight() {
     assert_eq!(h.client_lines(), vec![progress.to_string()]);
     let other = progress.replace("pt-1", "pt-2");
     h.backend(ALPHA, &other);
-    assert!(h.client_lines().is_empty(), "a token no request uses is dropped");
+    assert!(
+        h.client_lines().is_empty(),
+        "a token no request uses is dropped"
+    );
     h.reply(ALPHA, &sent, r#"{"content":[]}"#);
     assert_eq!(h.client_one()["id"], 7);
     h.backend(ALPHA, progress);
-    assert!(h.client_lines().is_empty(), "progress after the answer is dropped");
+    assert!(
+        h.client_lines().is_empty(),
+        "progress after the answer is dropped"
+    );
 }
 
 #[test]
@@ -1696,7 +1702,10 @@ fn log_messages_reach_the_client_with_the_backend_as_logger() {
     );
     h.backend(ALPHA, r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"debug","logger":"db","data":1}}"#);
     assert_eq!(h.client_out()[0]["params"]["logger"], "alpha/db");
-    h.backend(ALPHA, r#"{"jsonrpc":"2.0","method":"notifications/message","params":{ }}"#);
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","method":"notifications/message","params":{ }}"#,
+    );
     assert_eq!(h.client_out()[0]["params"], json!({"logger": "alpha"}));
 }
 
@@ -2027,4 +2036,246 @@ fn nothing_stays_tracked_after_a_mixed_session() {
     assert_eq!(out[0]["id"], 4);
     assert_eq!(h.gw.in_flight(), 0);
     assert!(h.gw.aggregates.is_empty());
+}
+
+// ----- tasks ---------------------------------------------------------------------------------
+
+#[test]
+fn task_ids_are_prefixed_and_routed_back_to_their_backend() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.warm(BETA);
+    let mut c = call(json!(1), "beta__slow", json!({}));
+    c["params"]["task"] = json!({"ttl": 60000});
+    h.send(c);
+    let sent = h.backend_one(BETA, "tools/call");
+    assert_eq!(sent["params"]["task"], json!({"ttl": 60000}));
+    h.reply(
+        BETA,
+        &sent,
+        r#"{"task":{"taskId":"t-1","status":"working"}}"#,
+    );
+    let created = h.client_one();
+    assert_eq!(created["result"]["task"]["taskId"], "beta__t-1");
+
+    h.backend(BETA, r#"{"jsonrpc":"2.0","method":"notifications/tasks/status","params":{"taskId":"t-1","status":"completed"}}"#);
+    assert_eq!(h.client_one()["params"]["taskId"], "beta__t-1");
+
+    h.send(request(
+        json!(2),
+        "tasks/get",
+        json!({"taskId": "beta__t-1"}),
+    ));
+    let get = h.backend_one(BETA, "tasks/get");
+    assert_eq!(get["params"]["taskId"], "t-1");
+    h.reply(BETA, &get, r#"{"taskId":"t-1","status":"completed"}"#);
+    let got = h.client_one();
+    assert_eq!(
+        (got["id"].clone(), got["result"]["taskId"].clone()),
+        (json!(2), json!("beta__t-1"))
+    );
+
+    h.send(request(
+        json!(3),
+        "tasks/result",
+        json!({"taskId": "beta__t-1"}),
+    ));
+    let res = h.backend_one(BETA, "tasks/result");
+    h.reply(BETA, &res, r#"{"content":[],"structuredContent":{"taskId":"user-data"},"_meta":{"io.modelcontextprotocol/related-task":{"taskId":"t-1"}}}"#);
+    let payload = h.client_one();
+    assert_eq!(
+        payload["result"]["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
+        "beta__t-1"
+    );
+    assert_eq!(
+        payload["result"]["structuredContent"]["taskId"], "user-data",
+        "tool data is not rewritten"
+    );
+
+    h.send(request(
+        json!(4),
+        "tasks/get",
+        json!({"taskId": "nobody__t-1"}),
+    ));
+    assert!(error_message(&h.client_one(), -32602).contains("Unknown task"));
+}
+
+#[test]
+fn tasks_list_merges_running_backends_with_prefixed_ids() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.warm(BETA);
+    h.send(request(json!("l"), "tasks/list", json!({})));
+    let a = h.backend_one(ALPHA, "tasks/list");
+    let b = h.backend_one(BETA, "tasks/list");
+    h.reply(
+        ALPHA,
+        &a,
+        r#"{"tasks":[{"taskId":"x","status":"working"}],"nextCursor":"p2"}"#,
+    );
+    let a2 = h.backend_one(ALPHA, "tasks/list");
+    assert_eq!(a2["params"]["cursor"], "p2");
+    h.reply(
+        ALPHA,
+        &a2,
+        r#"{"tasks":[{"taskId":"y","status":"completed"}]}"#,
+    );
+    assert!(h.client_lines().is_empty(), "beta has not answered yet");
+    h.reply(BETA, &b, r#"{"tasks":[{"status":"working","taskId":"x"}]}"#);
+    let merged = h.client_one();
+    let ids: Vec<&str> = merged["result"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["taskId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["alpha__x", "alpha__y", "beta__x"]);
+}
+
+#[test]
+fn resources_merge_across_backends_and_reads_route_to_the_owner() {
+    let mut h = Harness::new("meta");
+    h.send(request(json!(1), "resources/list", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA), Action::Spawn(BETA)]);
+    for b in [ALPHA, BETA] {
+        let sent = h.finish_init(b);
+        assert_eq!(sent[0]["method"], "resources/list");
+        let uri = if b == ALPHA { "a://1" } else { "b://1" };
+        h.reply(b, &sent[0], &format!(r#"{{"resources":[{{"uri":"{uri}","name":"n"}},{{"uri":"shared://x","name":"s"}}]}}"#));
+    }
+    let list = h.client_one();
+    let uris: Vec<&str> = list["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        uris,
+        vec!["a://1", "shared://x", "b://1"],
+        "each URI once, first backend wins"
+    );
+    h.send(request(json!(2), "resources/read", json!({"uri": "b://1"})));
+    let read = h.backend_one(BETA, "resources/read");
+    h.reply(BETA, &read, r#"{"contents":[]}"#);
+    assert_eq!(h.client_one()["id"], 2);
+    h.send(request(
+        json!(3),
+        "resources/read",
+        json!({"uri": "shared://x"}),
+    ));
+    let read = h.backend_one(ALPHA, "resources/read");
+    h.reply(ALPHA, &read, r#"{"contents":[]}"#);
+    assert_eq!(h.client_one()["id"], 3);
+}
+
+#[test]
+fn a_resource_read_before_any_list_fetches_templates_to_find_its_owner() {
+    let mut h = Harness::new("meta");
+    h.send(request(
+        json!(9),
+        "resources/read",
+        json!({"uri": "tpl://item/42"}),
+    ));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA), Action::Spawn(BETA)]);
+    for b in [ALPHA, BETA] {
+        let sent = h.finish_init(b);
+        for req in sent {
+            let result = match (b, req["method"].as_str().unwrap()) {
+                (BETA, "resources/templates/list") => {
+                    r#"{"resourceTemplates":[{"uriTemplate":"tpl://item/{id}","name":"item"}]}"#
+                }
+                (_, "resources/templates/list") => r#"{"resourceTemplates":[]}"#,
+                _ => r#"{"resources":[]}"#,
+            };
+            h.reply(b, &req, result);
+        }
+    }
+    let read = h.backend_one(BETA, "resources/read");
+    assert_eq!(read["params"]["uri"], "tpl://item/42");
+    h.reply(
+        BETA,
+        &read,
+        r#"{"contents":[{"uri":"tpl://item/42","text":"x"}]}"#,
+    );
+    assert_eq!(h.client_one()["result"]["contents"][0]["text"], "x");
+    h.send(request(
+        json!(10),
+        "resources/read",
+        json!({"uri": "nowhere://1"}),
+    ));
+    assert!(error_message(&h.client_one(), -32002).contains("Resource not found"));
+}
+
+#[test]
+fn prompts_are_prefixed_and_get_routes_by_name() {
+    let mut h = Harness::new("meta");
+    h.warm(ALPHA);
+    h.warm(BETA);
+    h.send(request(json!(1), "prompts/list", json!({})));
+    for b in [ALPHA, BETA] {
+        let sent = h.backend_one(b, "prompts/list");
+        h.reply(b, &sent, r#"{"prompts":[{"name":"greet","arguments":[]}]}"#);
+    }
+    let names: Vec<String> = h.client_one()["result"]["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["alpha__greet", "beta__greet"]);
+    h.send(request(
+        json!(2),
+        "prompts/get",
+        json!({"name": "beta__greet", "arguments": {}}),
+    ));
+    let get = h.backend_one(BETA, "prompts/get");
+    assert_eq!(get["params"]["name"], "greet");
+    h.send(request(json!(3), "completion/complete", json!({"ref": {"type": "ref/prompt", "name": "alpha__greet"}, "argument": {"name": "x", "value": "y"}})));
+    let complete = h.backend_one(ALPHA, "completion/complete");
+    assert_eq!(complete["params"]["ref"]["name"], "greet");
+    h.reply(BETA, &get, r#"{"messages":[]}"#);
+    h.reply(ALPHA, &complete, r#"{"completion":{"values":[]}}"#);
+    assert_eq!(h.client_out().len(), 2);
+}
+
+#[test]
+fn set_level_reaches_running_backends_and_those_started_later() {
+    let mut h = Harness::new("meta");
+    h.warm(ALPHA);
+    h.gw.backends[ALPHA].init_result =
+        Some(RawValue::from_string(r#"{"capabilities":{"logging":{}}}"#.into()).unwrap());
+    h.send(request(
+        json!(1),
+        "logging/setLevel",
+        json!({"level": "debug"}),
+    ));
+    assert_eq!(h.client_one()["result"], json!({}));
+    let set = h.backend_one(ALPHA, "logging/setLevel");
+    assert_eq!(set["params"]["level"], "debug");
+    h.reply(ALPHA, &set, "{}");
+    assert!(
+        h.client_lines().is_empty(),
+        "gangway's own request is answered to nobody"
+    );
+    h.send(use_tool(json!(2), "beta", "echo", json!({})));
+    h.actions();
+    let init = h.backend_one(BETA, "initialize");
+    h.reply(BETA, &init, r#"{"protocolVersion":"2025-11-25","capabilities":{"logging":{}},"serverInfo":{"name":"b","version":"1"}}"#);
+    let after = h.backend_out(BETA);
+    let methods: Vec<&str> = after
+        .iter()
+        .map(|m| m["method"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        methods,
+        vec![
+            "notifications/initialized",
+            "logging/setLevel",
+            "tools/call"
+        ]
+    );
+    h.reply(BETA, &after[1], "{}");
+    h.reply(BETA, &after[2], r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 2);
 }

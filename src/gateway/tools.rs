@@ -93,14 +93,18 @@ pub struct CallParams<'a> {
     /// The request's `_meta` (progress token and friends), raw.
     #[serde(borrow, default, rename = "_meta")]
     pub meta: Option<&'a RawValue>,
+    /// Task augmentation (`{"ttl": …}`), raw, when the caller asked for a task.
+    #[serde(borrow, default)]
+    pub task: Option<&'a RawValue>,
 }
 
 /// The params of the `tools/call` that a `use_tool` call becomes: the backend's tool name,
-/// the caller's arguments and `_meta` passed through unparsed.
+/// the caller's arguments, `_meta` and `task` passed through unparsed.
 pub fn use_tool_params(
     tool: &str,
     arguments: Option<&RawValue>,
     meta: Option<&RawValue>,
+    task: Option<&RawValue>,
 ) -> Vec<u8> {
     let mut p = Vec::with_capacity(64 + arguments.map_or(0, |a| a.get().len()));
     p.extend_from_slice(b"{\"name\":");
@@ -110,6 +114,10 @@ pub fn use_tool_params(
     if let Some(meta) = meta {
         p.extend_from_slice(b",\"_meta\":");
         p.extend_from_slice(meta.get().as_bytes());
+    }
+    if let Some(task) = task {
+        p.extend_from_slice(b",\"task\":");
+        p.extend_from_slice(task.get().as_bytes());
     }
     p.push(b'}');
     p
@@ -219,12 +227,12 @@ mod tests {
     fn use_tool_params_pass_arguments_and_meta_through() {
         let args = RawValue::from_string(r#"{"a": [1, 2]}"#.into()).unwrap();
         let meta = RawValue::from_string(r#"{"progressToken":"t"}"#.into()).unwrap();
-        let p = use_tool_params("x\"y", Some(&args), Some(&meta));
+        let p = use_tool_params("x\"y", Some(&args), Some(&meta), None);
         assert_eq!(
             String::from_utf8(p).unwrap(),
             r#"{"name":"x\"y","arguments":{"a": [1, 2]},"_meta":{"progressToken":"t"}}"#
         );
-        let p = use_tool_params("t", None, None);
+        let p = use_tool_params("t", None, None, None);
         assert_eq!(p, br#"{"name":"t","arguments":{}}"#);
     }
 

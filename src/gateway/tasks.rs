@@ -1,0 +1,325 @@
+//! Experimental tasks (MCP 2025-11-25): task ids from different backends must not collide,
+//! so every task id a backend reports is shown to the client as `BACKEND__TASKID`, and the
+//! client's `tasks/get`, `tasks/result` and `tasks/cancel` are routed back by that prefix.
+//!
+//! Task ids appear only at places the protocol defines, and only those are rewritten: a
+//! `taskId` inside a tool's own arguments or content is user data and is left alone.
+
+use super::{lists, Gateway, Pending, PendingKind};
+use crate::wire::ids::RawId;
+use crate::wire::message::{
+    self, span_of, splice, write_error, write_request, write_result, Message, INVALID_PARAMS,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::ops::Range;
+use std::time::Instant;
+
+/// A client's `tasks/list`, merged from every running backend.
+#[derive(Debug)]
+pub(super) struct TaskList {
+    client_id: RawId,
+    /// Backends whose last page has not arrived yet.
+    waiting: usize,
+    /// The task objects so far, comma-separated, ids already prefixed.
+    tasks: Vec<u8>,
+}
+
+/// Which task-shaped answer a forwarded request will get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskOp {
+    /// Not a task request; only a related-task `_meta` may carry a task id.
+    #[default]
+    None,
+    /// A task-augmented request: the answer is a `CreateTaskResult` (`result.task.taskId`).
+    Create,
+    /// `tasks/get` or `tasks/cancel`: the answer is a task (`result.taskId`).
+    Single,
+}
+
+#[derive(Deserialize)]
+struct HasTaskId<'a> {
+    #[serde(rename = "taskId", borrow)]
+    task_id: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct Created<'a> {
+    #[serde(borrow)]
+    task: HasTaskId<'a>,
+}
+
+#[derive(Deserialize)]
+struct WithMeta<'a> {
+    #[serde(rename = "_meta", borrow)]
+    meta: MetaRelated<'a>,
+}
+
+#[derive(Deserialize)]
+struct MetaRelated<'a> {
+    #[serde(rename = "io.modelcontextprotocol/related-task", borrow)]
+    related: HasTaskId<'a>,
+}
+
+/// Whether a line may mention a task at all (a fast byte search that keeps JSON parsing
+/// off the hot path for ordinary messages).
+pub fn may_mention_tasks(line: &[u8]) -> bool {
+    memchr::memmem::find(line, b"taskId").is_some()
+}
+
+/// The spans of the task ids in `msg` (from a backend) that must be shown to the client
+/// with the backend's prefix. Each span covers a JSON string value, quotes included.
+pub fn backend_task_id_spans(msg: &Message<'_>, op: TaskOp) -> Vec<Range<usize>> {
+    let mut spans = Vec::new();
+    if !may_mention_tasks(msg.line) {
+        return spans;
+    }
+    let mut push = |raw: &RawValue| {
+        if raw.get().starts_with('"') {
+            if let Some(span) = span_of(msg.line, raw.get()) {
+                spans.push(span);
+            }
+        }
+    };
+    for part in [msg.params, msg.result].into_iter().flatten() {
+        if let Ok(w) = serde_json::from_str::<WithMeta<'_>>(part.get()) {
+            push(w.meta.related.task_id);
+        }
+    }
+    if let Some(result) = msg.result {
+        match op {
+            TaskOp::Create => {
+                if let Ok(c) = serde_json::from_str::<Created<'_>>(result.get()) {
+                    push(c.task.task_id);
+                }
+            }
+            TaskOp::Single => {
+                if let Ok(t) = serde_json::from_str::<HasTaskId<'_>>(result.get()) {
+                    push(t.task_id);
+                }
+            }
+            TaskOp::None => {}
+        }
+    }
+    if msg.method == Some("notifications/tasks/status") {
+        if let Some(t) = msg
+            .params
+            .and_then(|p| serde_json::from_str::<HasTaskId<'_>>(p.get()).ok())
+        {
+            push(t.task_id);
+        }
+    }
+    spans.sort_by_key(|r| r.start);
+    spans.dedup();
+    spans
+}
+
+/// The task ids of one `tasks/list` page: the raw task objects and the next cursor.
+pub fn parse_task_page(result: &RawValue) -> Option<(Vec<&RawValue>, Option<String>)> {
+    #[derive(Deserialize)]
+    struct Page<'a> {
+        #[serde(borrow)]
+        tasks: Vec<&'a RawValue>,
+        #[serde(rename = "nextCursor", default)]
+        next_cursor: Option<String>,
+    }
+    let p: Page<'_> = serde_json::from_str(result.get()).ok()?;
+    Some((p.tasks, p.next_cursor.filter(|c| !c.is_empty())))
+}
+
+/// The span of a task object's `taskId` value inside `task`'s own text.
+pub fn task_object_id_span(task: &RawValue) -> Option<Range<usize>> {
+    let t: HasTaskId<'_> = serde_json::from_str(task.get()).ok()?;
+    span_of(task.get().as_bytes(), t.task_id.get()).filter(|_| t.task_id.get().starts_with('"'))
+}
+
+/// The raw `params.taskId` of a client's `tasks/get|result|cancel`.
+pub fn client_task_id<'a>(msg: &Message<'a>) -> Option<&'a RawValue> {
+    let p: HasTaskId<'a> = serde_json::from_str(msg.params?.get()).ok()?;
+    Some(p.task_id)
+}
+
+/// The prefix edit for one task id span: `BACKEND__` inserted after the opening quote.
+pub fn prefix_edit(span: &Range<usize>) -> Range<usize> {
+    span.start + 1..span.start + 1
+}
+
+impl Gateway {
+    /// `tasks/get`, `tasks/result` or `tasks/cancel`: routed to the backend named by the
+    /// task id's prefix, with the backend's own task id put back.
+    pub(super) fn task_request(&mut self, now: Instant, msg: &Message<'_>, id: &[u8], op: TaskOp) {
+        let raw = client_task_id(msg);
+        let exposed: Option<String> = raw.and_then(|r| serde_json::from_str(r.get()).ok());
+        let target = exposed.as_deref().and_then(|e| self.resolve_prefixed(e));
+        let span = raw.and_then(|r| span_of(msg.line, r.get()));
+        let (Some((b, own)), Some(span)) = (target, span) else {
+            let text = format!(
+                "Unknown task: {}. gangway's task ids are BACKEND{}TASKID, as its answers gave them",
+                exposed.as_deref().unwrap_or("(missing taskId)"),
+                lists::SEPARATOR
+            );
+            write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
+            return;
+        };
+        let mut own_json = Vec::with_capacity(own.len() + 2);
+        message::write_json_string(&mut own_json, own);
+        self.forward(
+            now,
+            b,
+            msg,
+            PendingKind::Forward,
+            Some((span, own_json)),
+            op,
+        );
+    }
+
+    /// `tasks/list`: every running backend's tasks, followed page by page, in one answer.
+    pub(super) fn tasks_list(&mut self, now: Instant, id: &[u8]) {
+        let running: Vec<usize> = (0..self.backends.len())
+            .filter(|b| self.backends[*b].phase == super::Phase::Ready)
+            .collect();
+        let list_id = self.next_aggregate;
+        self.next_aggregate += 1;
+        self.task_lists.insert(
+            list_id,
+            TaskList {
+                client_id: RawId::new(id),
+                waiting: running.len(),
+                tasks: Vec::new(),
+            },
+        );
+        for b in running {
+            self.request_task_page(now, b, list_id, None);
+        }
+        self.finish_task_list(list_id);
+    }
+
+    fn request_task_page(&mut self, now: Instant, b: usize, list_id: u64, cursor: Option<&str>) {
+        let pending = Pending {
+            backend: b,
+            kind: PendingKind::TaskList(list_id),
+            sent: false,
+            timer: None,
+            token: None,
+            task: TaskOp::None,
+        };
+        let Some(gw) = self.track(None, pending) else {
+            return;
+        };
+        let params = cursor.map(|c| {
+            let mut p = b"{\"cursor\":".to_vec();
+            message::write_json_string(&mut p, c);
+            p.push(b'}');
+            p
+        });
+        self.send(now, b, gw, |out| {
+            write_request(out, Some(gw), "tasks/list", params.as_deref())
+        });
+    }
+
+    /// A `tasks/list` page from backend `b` (`None`: it failed or was not answered).
+    pub(super) fn task_page(
+        &mut self,
+        now: Instant,
+        b: usize,
+        list_id: u64,
+        msg: Option<&Message<'_>>,
+    ) {
+        let page = msg.and_then(|m| m.result).and_then(parse_task_page);
+        let prefix = format!("{}{}", self.backends[b].name(), lists::SEPARATOR);
+        let Some(list) = self.task_lists.get_mut(&list_id) else {
+            return;
+        };
+        let mut next = None;
+        if let Some((tasks, cursor)) = page {
+            for task in tasks {
+                if !list.tasks.is_empty() {
+                    list.tasks.push(b',');
+                }
+                match task_object_id_span(task) {
+                    Some(span) => {
+                        splice(
+                            &mut list.tasks,
+                            task.get().as_bytes(),
+                            &[(prefix_edit(&span), prefix.as_bytes())],
+                        );
+                        list.tasks.pop();
+                    }
+                    None => list.tasks.extend_from_slice(task.get().as_bytes()),
+                }
+            }
+            next = cursor;
+        }
+        match next {
+            Some(cursor) => self.request_task_page(now, b, list_id, Some(&cursor)),
+            None => {
+                list.waiting = list.waiting.saturating_sub(1);
+                self.finish_task_list(list_id);
+            }
+        }
+    }
+
+    fn finish_task_list(&mut self, list_id: u64) {
+        if self
+            .task_lists
+            .get(&list_id)
+            .is_some_and(|l| l.waiting == 0)
+        {
+            if let Some(list) = self.task_lists.remove(&list_id) {
+                let mut body = b"{\"tasks\":[".to_vec();
+                body.extend_from_slice(&list.tasks);
+                body.extend_from_slice(b"]}");
+                write_result(self.out.client.buf(), list.client_id.as_bytes(), &body);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(line: &str, op: TaskOp) -> Vec<String> {
+        let m = Message::parse(line.as_bytes()).unwrap();
+        backend_task_id_spans(&m, op)
+            .into_iter()
+            .map(|r| line[r].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn finds_task_ids_where_the_protocol_puts_them() {
+        let create =
+            r#"{"jsonrpc":"2.0","id":3,"result":{"task":{"taskId":"t1","status":"working"}}}"#;
+        assert_eq!(spans(create, TaskOp::Create), vec!["\"t1\""]);
+        assert!(spans(create, TaskOp::None).is_empty());
+        let get = r#"{"jsonrpc":"2.0","id":3,"result":{"taskId":"t2","status":"completed"}}"#;
+        assert_eq!(spans(get, TaskOp::Single), vec!["\"t2\""]);
+        let status = r#"{"jsonrpc":"2.0","method":"notifications/tasks/status","params":{"taskId":"t3","status":"working"}}"#;
+        assert_eq!(spans(status, TaskOp::None), vec!["\"t3\""]);
+        let related = r#"{"jsonrpc":"2.0","id":0,"method":"elicitation/create","params":{"_meta":{"io.modelcontextprotocol/related-task":{"taskId":"t4"}},"message":"?"}}"#;
+        assert_eq!(spans(related, TaskOp::None), vec!["\"t4\""]);
+        let result_meta = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"_meta":{"io.modelcontextprotocol/related-task":{"taskId":"t5"}}}}"#;
+        assert_eq!(spans(result_meta, TaskOp::None), vec!["\"t5\""]);
+    }
+
+    #[test]
+    fn leaves_user_data_named_task_id_alone() {
+        let tool = r#"{"jsonrpc":"2.0","id":3,"result":{"content":[],"structuredContent":{"taskId":"jira-1"}}}"#;
+        assert!(spans(tool, TaskOp::None).is_empty());
+        assert!(spans(tool, TaskOp::Create).is_empty());
+    }
+
+    #[test]
+    fn task_pages_and_objects() {
+        let r = RawValue::from_string(
+            r#"{"tasks":[{"taskId":"a","status":"working"}],"nextCursor":"n"}"#.into(),
+        )
+        .unwrap();
+        let (tasks, next) = parse_task_page(&r).unwrap();
+        assert_eq!(next.as_deref(), Some("n"));
+        let span = task_object_id_span(tasks[0]).unwrap();
+        assert_eq!(&tasks[0].get()[span], "\"a\"");
+        assert_eq!(prefix_edit(&(4..7)), 5..5);
+    }
+}
