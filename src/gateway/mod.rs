@@ -65,6 +65,16 @@ pub enum StopSignal {
     Kill,
 }
 
+impl StopSignal {
+    /// The signal's conventional name, for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopSignal::Term => "SIGTERM",
+            StopSignal::Kill => "SIGKILL",
+        }
+    }
+}
+
 /// Bytes waiting to be written: one queue for the client, one per backend.
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -1019,6 +1029,8 @@ impl Gateway {
         be.failing = false;
         be.started_at = now;
         be.init_result = None;
+        // Errors must quote this process's stderr, not an earlier one's.
+        be.stderr_tail.clear();
         info!("starting backend '{}'", be.name());
         self.out.backends[b].clear();
         self.actions.push(Action::Spawn(b));
@@ -1169,7 +1181,7 @@ impl Gateway {
             return;
         }
         warn!(
-            "backend '{}' still running {} s after {}; sending {:?}",
+            "backend '{}' still running {} s after {}; sending {}",
             be.name(),
             STOP_GRACE.as_secs(),
             if signal == StopSignal::Term {
@@ -1177,7 +1189,7 @@ impl Gateway {
             } else {
                 "SIGTERM"
             },
-            signal
+            signal.name()
         );
         self.actions.push(Action::Signal(b, signal));
         self.backends[b].stop_timer = None;
@@ -1238,7 +1250,7 @@ impl Gateway {
             info!(
                 "stopping backend '{}': idle for {} s",
                 be.name(),
-                idle.as_secs()
+                idle.as_secs_f64()
             );
             self.stop(now, b);
         } else {

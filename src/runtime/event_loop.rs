@@ -31,6 +31,8 @@ const BACKEND_HIGH_WATER: usize = 4 * 1024 * 1024;
 const READS_PER_TURN: usize = 16;
 /// stderr lines longer than this are cut (they are only logged).
 const STDERR_LINE_MAX: usize = 64 * 1024;
+/// How long gangway waits at exit for killed backends to be reaped.
+const REAP_AT_EXIT: Duration = Duration::from_millis(500);
 /// How long gangway keeps trying to hand its last answers to the client at exit.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
 
@@ -131,11 +133,13 @@ impl Runtime {
             }
             self.gw.on_timer(now);
             if self.apply_actions(now) {
+                self.reap_before_exit();
                 self.final_flush();
                 return Ok(());
             }
             self.write_all(now);
             if self.apply_actions(now) {
+                self.reap_before_exit();
                 self.final_flush();
                 return Ok(());
             }
@@ -551,6 +555,30 @@ impl Runtime {
                     return;
                 }
             }
+        }
+    }
+
+    /// Waits briefly for backends that were just killed, so none is left a zombie for
+    /// someone else to reap. Wakes on SIGCHLD through the signal pipe.
+    fn reap_before_exit(&mut self) {
+        let deadline = Instant::now() + REAP_AT_EXIT;
+        let mut events = Events::with_capacity(8);
+        loop {
+            for exit in process::reap() {
+                for io in self.backends.iter_mut() {
+                    if io.as_ref().is_some_and(|io| io.pid == exit.pid) {
+                        *io = None;
+                    }
+                }
+            }
+            if self.backends.iter().all(Option::is_none) {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.poll.poll(&mut events, Some(left)).is_err() {
+                return;
+            }
+            for _ in self.signals.pending() {}
         }
     }
 

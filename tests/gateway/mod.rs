@@ -1,0 +1,10 @@
+//! The gateway's behaviour as a client sees it, one module per area.
+
+mod backend_io;
+mod bad_input;
+mod crashes;
+mod lifecycle;
+mod meta;
+mod routing;
+mod timeouts;
+mod tools_mode;

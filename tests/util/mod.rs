@@ -1,0 +1,622 @@
+//! Shared harness for the black-box tests: temp dirs, configs, a line-oriented JSON-RPC
+//! client driving the real `gangway` binary, and waits with deadlines (never bare sleeps).
+
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The default deadline for anything that should happen "at once".
+pub const T: Duration = Duration::from_secs(10);
+/// How often the polling waits look again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// The gangway binary under test.
+pub fn gangway_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gangway"))
+}
+
+/// The mock backend, built by cargo next to this test binary
+/// (target/debug/deps/tests-xxxx -> target/debug/examples/mock_server).
+pub fn mock_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary has a parent dir");
+    let path = deps
+        .parent()
+        .expect("deps dir has a parent")
+        .join("examples")
+        .join("mock_server");
+    assert!(
+        path.exists(),
+        "mock backend not found at {}: run the tests with `cargo test` (which builds examples/mock_server.rs)",
+        path.display()
+    );
+    path
+}
+
+// ---------------------------------------------------------------------------------------
+// Temp dirs and configs
+// ---------------------------------------------------------------------------------------
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("gangway-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `config` as `name` and returns its path.
+    pub fn write_config(&self, name: &str, config: &Value) -> PathBuf {
+        let path = self.join(name);
+        std::fs::write(&path, serde_json::to_string_pretty(config).unwrap()).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A backend entry running the mock with `--name NAME` and `extra` flags.
+pub fn mock(name: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--name".to_string(), name.to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    json!({ "command": mock_path().to_str().unwrap(), "args": args })
+}
+
+/// A mock backend that records every line it receives into `file`.
+pub fn recording_mock(name: &str, file: &Path, extra: &[&str]) -> Value {
+    let mut flags = vec!["--record", file.to_str().unwrap()];
+    flags.extend_from_slice(extra);
+    mock(name, &flags)
+}
+
+// ---------------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------------
+
+/// gangway's stderr, collected line by line.
+#[derive(Default)]
+struct Lines {
+    lines: Mutex<Vec<String>>,
+    changed: Condvar,
+}
+
+/// A running gangway driven over its stdio.
+pub struct Gangway {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Arc<Lines>,
+    /// Every stdout line received so far, for failure messages.
+    seen: Vec<String>,
+    /// Received but not yet claimed by a wait.
+    unclaimed: VecDeque<(String, Value)>,
+    next_id: i64,
+}
+
+/// A `gangway --config DIR/config.json` command with piped stdio and a clean log setup.
+pub fn gangway_command(dir: &TempDir, config: &Value) -> Command {
+    let path = dir.write_config("config.json", config);
+    let mut cmd = Command::new(gangway_bin());
+    cmd.arg("--config")
+        .arg(path)
+        .env_remove("RUST_LOG")
+        .env_remove("GANGWAY_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+impl Gangway {
+    /// Starts gangway with `config` written into `dir`.
+    pub fn start(dir: &TempDir, config: &Value) -> Gangway {
+        Gangway::spawn(gangway_command(dir, config))
+    }
+
+    /// Starts gangway from a prepared command (stdout and stderr must be piped; stdin may
+    /// be anything).
+    pub fn spawn(mut cmd: Command) -> Gangway {
+        let mut child = cmd.spawn().expect("spawn gangway");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout piped");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let lines = Arc::new(Lines::default());
+        let sink = Arc::clone(&lines);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lines.lock().unwrap().push(line);
+                sink.changed.notify_all();
+            }
+        });
+        Gangway {
+            child,
+            stdin,
+            stdout: rx,
+            stderr: lines,
+            seen: Vec::new(),
+            unclaimed: VecDeque::new(),
+            next_id: 1,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    // ----- sending ----------------------------------------------------------------------
+
+    /// Writes one line (a newline is added).
+    pub fn send_raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("gangway's stdin is open");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .expect("write to gangway's stdin");
+    }
+
+    /// Writes many lines in one write.
+    pub fn send_all(&mut self, lines: &[String]) {
+        let mut buf = String::new();
+        for l in lines {
+            buf.push_str(l);
+            buf.push('\n');
+        }
+        let stdin = self.stdin.as_mut().expect("gangway's stdin is open");
+        stdin.write_all(buf.as_bytes()).expect("write to stdin");
+        stdin.flush().unwrap();
+    }
+
+    pub fn send(&mut self, msg: &Value) {
+        self.send_raw(&msg.to_string());
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// A fresh numeric request id.
+    pub fn next_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Sends a request and returns its id.
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = json!(self.next_id());
+        let mut msg = json!({ "jsonrpc": "2.0", "id": id, "method": method });
+        if !params.is_null() {
+            msg["params"] = params;
+        }
+        self.send(&msg);
+        id
+    }
+
+    /// Builds a `tools/call` request line with the given id.
+    pub fn tool_call_line(id: &Value, tool: &str, args: Value) -> String {
+        json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": { "name": tool, "arguments": args } })
+        .to_string()
+    }
+
+    /// Sends a `tools/call` and returns its id.
+    pub fn request_tool(&mut self, tool: &str, args: Value) -> Value {
+        self.request("tools/call", json!({ "name": tool, "arguments": args }))
+    }
+
+    /// Sends a `use_tool` call for `backend`'s `tool` and returns its id.
+    pub fn request_use_tool(&mut self, backend: &str, tool: &str, args: Value) -> Value {
+        self.request_tool(
+            "use_tool",
+            json!({ "backend_server": backend, "server_tool": tool, "tool_arguments": args }),
+        )
+    }
+
+    /// A request and its response (the whole response message).
+    pub fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.request(method, params);
+        self.response(&id, T)
+    }
+
+    /// A `tools/call` and its whole response message.
+    pub fn call_tool(&mut self, tool: &str, args: Value) -> Value {
+        let id = self.request_tool(tool, args);
+        self.response(&id, T)
+    }
+
+    /// A `use_tool` call and its whole response message.
+    pub fn use_tool(&mut self, backend: &str, tool: &str, args: Value) -> Value {
+        let id = self.request_use_tool(backend, tool, args);
+        self.response(&id, T)
+    }
+
+    /// The MCP handshake; returns the initialize result.
+    pub fn initialize(&mut self) -> Value {
+        let resp = self.call(
+            "initialize",
+            json!({ "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": { "name": "gangway-tests", "version": "0" } }),
+        );
+        assert!(resp.get("result").is_some(), "initialize failed: {resp}");
+        self.send(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
+        resp["result"].clone()
+    }
+
+    // ----- receiving --------------------------------------------------------------------
+
+    /// Receives the next stdout message not yet claimed (raw line and parsed value).
+    pub fn recv_raw(&mut self, timeout: Duration) -> Option<(String, Value)> {
+        if let Some(m) = self.unclaimed.pop_front() {
+            return Some(m);
+        }
+        self.pull(Instant::now() + timeout)
+    }
+
+    /// Receives the next message, failing the test if none comes within `timeout`.
+    pub fn recv(&mut self, timeout: Duration) -> Value {
+        match self.recv_raw(timeout) {
+            Some((_, v)) => v,
+            None => self.fail(&format!("no message within {timeout:?}")),
+        }
+    }
+
+    /// Reads one line from the channel; every stdout line must be JSON.
+    fn pull(&mut self, deadline: Instant) -> Option<(String, Value)> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.stdout.recv_timeout(left) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                    self.fail(&format!(
+                        "gangway wrote a non-JSON line to stdout ({e}): {line:?}"
+                    ))
+                });
+                Some((line, value))
+            }
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// Waits for the first message matching `pred` (raw line and value); messages that do
+    /// not match are kept for later waits. Fails with everything seen on timeout.
+    pub fn recv_until_raw(
+        &mut self,
+        mut pred: impl FnMut(&str, &Value) -> bool,
+        timeout: Duration,
+    ) -> (String, Value) {
+        if let Some(i) = self.unclaimed.iter().position(|(r, v)| pred(r, v)) {
+            return self.unclaimed.remove(i).unwrap();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.pull(deadline) {
+                Some((r, v)) if pred(&r, &v) => return (r, v),
+                Some(m) => self.unclaimed.push_back(m),
+                None => self.fail(&format!(
+                    "no matching message within {timeout:?} (stdout closed: {})",
+                    self.stdout_closed()
+                )),
+            }
+        }
+    }
+
+    pub fn recv_until(&mut self, mut pred: impl FnMut(&Value) -> bool, timeout: Duration) -> Value {
+        self.recv_until_raw(|_, v| pred(v), timeout).1
+    }
+
+    /// The response (result or error) to the request with `id`.
+    pub fn response(&mut self, id: &Value, timeout: Duration) -> Value {
+        self.response_raw(id, timeout).1
+    }
+
+    pub fn response_raw(&mut self, id: &Value, timeout: Duration) -> (String, Value) {
+        let id = id.clone();
+        self.recv_until_raw(
+            move |_, v| v.get("method").is_none() && v.get("id") == Some(&id),
+            timeout,
+        )
+    }
+
+    /// Every stdout line received so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    fn stdout_closed(&self) -> bool {
+        matches!(
+            self.stdout.try_recv(),
+            Err(mpsc::TryRecvError::Disconnected)
+        )
+    }
+
+    /// Reads whatever remains on stdout until gangway closes it (or `timeout`).
+    pub fn drain_stdout(&mut self, timeout: Duration) -> Vec<(String, Value)> {
+        let deadline = Instant::now() + timeout;
+        let mut out: Vec<_> = self.unclaimed.drain(..).collect();
+        while let Some(m) = self.pull(deadline) {
+            out.push(m);
+        }
+        out
+    }
+
+    // ----- stderr -----------------------------------------------------------------------
+
+    /// Every stderr line so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lines.lock().unwrap().clone()
+    }
+
+    /// Waits for a stderr line containing `needle` and returns it.
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.stderr.lines.lock().unwrap();
+        loop {
+            if let Some(l) = lines.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let all = lines.join("\n");
+                drop(lines);
+                self.fail(&format!(
+                    "no stderr line containing {needle:?} within {timeout:?}; stderr:\n{all}"
+                ));
+            }
+            lines = self.stderr.changed.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    /// Makes sure every stderr line gangway wrote before this call has been read: sends a
+    /// non-JSON line carrying a unique marker and waits both for its -32700 answer and for
+    /// the warning that quotes it (gangway is single-threaded and logs in order).
+    pub fn stderr_barrier(&mut self) {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let marker = format!("stderr-barrier-{}", N.fetch_add(1, Ordering::Relaxed));
+        self.send_raw(&marker);
+        self.recv_until(|v| v["error"]["code"] == -32700 && v["id"].is_null(), T);
+        self.wait_stderr(&marker, T);
+    }
+
+    // ----- exit -------------------------------------------------------------------------
+
+    /// Waits for gangway to exit; None on timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_child(&mut self.child, timeout)
+    }
+
+    /// Fails the test with `why`, everything gangway wrote to stdout and its stderr.
+    pub fn fail(&self, why: &str) -> ! {
+        let stderr = self
+            .stderr
+            .lines
+            .lock()
+            .map(|l| l.join("\n"))
+            .unwrap_or_default();
+        panic!(
+            "{why}\n--- stdout seen ({} lines):\n{}\n--- stderr:\n{stderr}",
+            self.seen.len(),
+            self.seen.join("\n")
+        );
+    }
+}
+
+impl Drop for Gangway {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Waits with deadlines
+// ---------------------------------------------------------------------------------------
+
+/// Polls `child` until it exits; None on timeout.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// Polls `cond` until it holds; false on timeout.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// Whether a process with `pid` exists; a zombie counts as existing (it was not reaped).
+pub fn pid_exists(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
+}
+
+/// The state letter of `pid` (R, S, Z, ...), if it exists.
+pub fn pid_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: the state follows ") ".
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.chars().next()
+}
+
+/// Asserts that `pid` disappears (is reaped, not left a zombie) within `timeout`.
+pub fn assert_pid_gone(pid: i32, timeout: Duration) {
+    if !wait_for(timeout, || !pid_exists(pid)) {
+        panic!(
+            "process {pid} still exists after {timeout:?} (state {:?}; Z means a zombie nobody reaped)",
+            pid_state(pid)
+        );
+    }
+}
+
+/// The lines of `path` parsed as JSON (unparsable lines are skipped); empty if missing.
+pub fn read_json_lines(path: &Path) -> Vec<Value> {
+    let mut text = String::new();
+    if let Ok(mut f) = File::open(path) {
+        let _ = f.read_to_string(&mut text);
+    }
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits until the JSON-lines file `path` holds a line matching `pred`, and returns it.
+pub fn wait_record(path: &Path, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let mut found = None;
+    let ok = wait_for(timeout, || {
+        found = read_json_lines(path).into_iter().find(|v| pred(v));
+        found.is_some()
+    });
+    if !ok {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        panic!(
+            "no matching line in {} within {timeout:?}; it holds:\n{text}",
+            path.display()
+        );
+    }
+    found.unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Result helpers
+// ---------------------------------------------------------------------------------------
+
+/// The first text content of a tool result message (`{"result": {"content": [...]}}`).
+pub fn text_of(resp: &Value) -> String {
+    resp["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text content in {resp}"))
+        .to_string()
+}
+
+/// Asserts `resp` is a successful, non-error tool result and returns its text.
+pub fn ok_text(resp: &Value) -> String {
+    assert!(
+        resp.get("error").is_none() && resp["result"]["isError"] != json!(true),
+        "expected a successful tool result, got {resp}"
+    );
+    text_of(resp)
+}
+
+/// Asserts `resp` is an `isError` tool result and returns its text.
+pub fn tool_error_text(resp: &Value) -> String {
+    assert_eq!(
+        resp["result"]["isError"],
+        json!(true),
+        "expected an isError tool result, got {resp}"
+    );
+    text_of(resp)
+}
+
+/// Asserts `resp` is a JSON-RPC error with `code` and returns its message.
+pub fn error_message(resp: &Value, code: i64) -> String {
+    assert_eq!(
+        resp["error"]["code"],
+        json!(code),
+        "expected a JSON-RPC error {code}, got {resp}"
+    );
+    resp["error"]["message"].as_str().unwrap_or("").to_string()
+}
+
+/// The pid the mock reports through its `pid` tool, called as `tool` (e.g. `alpha__pid`).
+pub fn backend_pid(gw: &mut Gangway, tool: &str) -> i32 {
+    ok_text(&gw.call_tool(tool, json!({})))
+        .parse()
+        .expect("pid tool returns a number")
+}
+
+/// The same through `use_tool`.
+pub fn backend_pid_via_use_tool(gw: &mut Gangway, backend: &str) -> i32 {
+    ok_text(&gw.use_tool(backend, "pid", json!({})))
+        .parse()
+        .expect("pid tool returns a number")
+}
+
+/// The names of the tools in a `tools/list` response.
+pub fn tool_names(resp: &Value) -> Vec<String> {
+    resp["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools array in {resp}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The mock's own tools, in its order.
+pub const MOCK_TOOLS: [&str; 10] = [
+    "echo", "slow", "crash", "garbage", "env", "pid", "stderr", "fail", "progress", "ask",
+];
+
+/// A small deterministic pseudo-random generator (xorshift), for reproducible tests.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
