@@ -1,0 +1,321 @@
+//! gangway between the MCP Python SDK (`mcp` 2.3.0, as the client) and real servers:
+//! `@modelcontextprotocol/server-everything` (backend `everything`) and `mcp-server-time`
+//! (backend `time`). Each test writes a config, runs one scenario of `sdk_client.py` with the
+//! gangway binary, and expects its `ok` line; the scenario's assertions live in the script.
+//!
+//! The peers are installed into `.peers` by `.ci/run`. Without them (or without `python3` or
+//! `node`) the tests are skipped with a note on stderr, except under CI, where they fail.
+
+use serde_json::{json, Value};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// The longest a scenario may run; the script bounds itself well below this (25 s), so this
+/// only catches a hung interpreter.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Where the peers are, once they are known to be there.
+struct Peers {
+    root: PathBuf,
+}
+
+impl Peers {
+    fn python_path(&self) -> PathBuf {
+        self.root.join(".peers").join("py")
+    }
+
+    fn everything_js(&self) -> PathBuf {
+        self.root
+            .join(".peers/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+    }
+
+    fn script(&self) -> PathBuf {
+        self.root.join("tests").join("peers").join("sdk_client.py")
+    }
+
+    fn everything_backend(&self) -> Value {
+        json!({"command": "node", "args": [self.everything_js()]})
+    }
+
+    fn time_backend(&self) -> Value {
+        json!({
+            "command": "python3",
+            "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"],
+            "env": {"PYTHONPATH": self.python_path()},
+        })
+    }
+}
+
+/// The peers, or None when the test should be skipped (it prints why). Under CI (`CI` set)
+/// a missing peer fails the test instead: `.ci/run` installs them, so it is a real breakage.
+fn peers() -> Option<Peers> {
+    let peers = Peers {
+        root: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+    };
+    let mut missing = Vec::new();
+    for (path, what) in [
+        (peers.python_path().join("mcp"), "the MCP Python SDK"),
+        (
+            peers.python_path().join("mcp_server_time"),
+            "mcp-server-time",
+        ),
+        (
+            peers.everything_js(),
+            "@modelcontextprotocol/server-everything",
+        ),
+    ] {
+        if !path.exists() {
+            missing.push(format!("{what} ({})", path.display()));
+        }
+    }
+    for program in ["python3", "node"] {
+        let runs = Command::new(program)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !runs {
+            missing.push(format!("`{program}` in PATH"));
+        }
+    }
+    if missing.is_empty() {
+        return Some(peers);
+    }
+    let what = missing.join(", ");
+    if std::env::var_os("CI").is_some() {
+        panic!("real-peer tests need {what}; `.ci/run` installs the peers into .peers (run it, or see its output for why it did not)");
+    }
+    eprintln!(
+        "skipped: real-peer tests need {what}; run `.ci/run` to install the peers into .peers"
+    );
+    None
+}
+
+/// A fresh directory for one test's config, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("gangway-peers-{}-{n}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+
+    fn write_config(&self, config: &Value) -> PathBuf {
+        let path = self.0.join("config.json");
+        let text = serde_json::to_string_pretty(config).expect("config serializes");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What gangway fronts in a scenario.
+enum Setup {
+    /// `everything` and `time`, exposed this way (`meta`, `tools` or `both`).
+    EverythingAndTime(&'static str),
+    /// Two server-everything instances, `a` and `b`, in tools mode.
+    TwoEverythings,
+}
+
+fn config(peers: &Peers, setup: Setup) -> Value {
+    match setup {
+        Setup::EverythingAndTime(expose) => json!({
+            "expose": expose,
+            "backends": {"everything": peers.everything_backend(), "time": peers.time_backend()},
+        }),
+        Setup::TwoEverythings => json!({
+            "expose": "tools",
+            "backends": {"a": peers.everything_backend(), "b": peers.everything_backend()},
+        }),
+    }
+}
+
+/// Runs `scenario` of sdk_client.py against gangway set up as `setup`, and expects its
+/// `ok` line and exit status 0.
+fn scenario(name: &str, setup: Setup) {
+    let Some(peers) = peers() else { return };
+    let scratch = Scratch::new(name);
+    let config_path = scratch.write_config(&config(&peers, setup));
+    let mut child = Command::new("python3")
+        .arg(peers.script())
+        .arg(name)
+        .arg(env!("CARGO_BIN_EXE_gangway"))
+        .arg(&config_path)
+        .env("PYTHONPATH", peers.python_path())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python3 with sdk_client.py");
+    let pid = child.id();
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(DEADLINE) {
+        Ok(status) => Some(status.expect("wait for python3")),
+        Err(_) => {
+            // The script's own deadlines failed; end it (its gangway sees stdin close and exits).
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            None
+        }
+    };
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+    let ok_line = format!("ok {name}");
+    let passed = status.is_some_and(|s| s.success()) && stdout.lines().any(|l| l == ok_line);
+    assert!(
+        passed,
+        "scenario {name} failed ({}) with config {}\n--- stdout:\n{stdout}\n--- stderr (the script's, gangway's and the backends'):\n{stderr}",
+        status.map_or(format!("no exit within {DEADLINE:?}, killed"), |s| s.to_string()),
+        config_path.display(),
+    );
+}
+
+/// Reads a pipe to its end on a thread, so neither pipe can fill and stall the child.
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+#[test]
+fn tools_mode_lists_every_tool_of_both_prefixed() {
+    scenario(
+        "tools_mode_lists_every_tool_of_both_prefixed",
+        Setup::EverythingAndTime("tools"),
+    );
+}
+
+#[test]
+fn meta_mode_lists_use_tool_and_discover() {
+    scenario(
+        "meta_mode_lists_use_tool_and_discover",
+        Setup::EverythingAndTime("meta"),
+    );
+}
+
+#[test]
+fn echo_through_use_tool_and_tools_mode() {
+    scenario(
+        "echo_through_use_tool_and_tools_mode",
+        Setup::EverythingAndTime("both"),
+    );
+}
+
+#[test]
+fn long_running_progress_reaches_the_client() {
+    scenario(
+        "long_running_progress_reaches_the_client",
+        Setup::EverythingAndTime("tools"),
+    );
+}
+
+#[test]
+fn sampling_request_answered_by_client_callback() {
+    scenario(
+        "sampling_request_answered_by_client_callback",
+        Setup::EverythingAndTime("tools"),
+    );
+}
+
+#[test]
+fn elicitation_round_trip() {
+    scenario("elicitation_round_trip", Setup::EverythingAndTime("tools"));
+}
+
+#[test]
+fn roots_reach_the_backend() {
+    scenario("roots_reach_the_backend", Setup::EverythingAndTime("tools"));
+}
+
+#[test]
+fn structured_content_passes_through() {
+    scenario(
+        "structured_content_passes_through",
+        Setup::EverythingAndTime("tools"),
+    );
+}
+
+#[test]
+fn resources_list_and_read() {
+    scenario("resources_list_and_read", Setup::EverythingAndTime("meta"));
+}
+
+#[test]
+fn prompts_list_and_get() {
+    scenario("prompts_list_and_get", Setup::EverythingAndTime("meta"));
+}
+
+#[test]
+fn completion_for_prompt_argument() {
+    scenario(
+        "completion_for_prompt_argument",
+        Setup::EverythingAndTime("meta"),
+    );
+}
+
+#[test]
+fn logging_reaches_the_client() {
+    scenario(
+        "logging_reaches_the_client",
+        Setup::EverythingAndTime("tools"),
+    );
+}
+
+#[test]
+fn cancellation_of_a_long_call() {
+    scenario(
+        "cancellation_of_a_long_call",
+        Setup::EverythingAndTime("tools"),
+    );
+}
+
+#[test]
+fn list_changed_reaches_the_client() {
+    scenario(
+        "list_changed_reaches_the_client",
+        Setup::EverythingAndTime("tools"),
+    );
+}
+
+#[test]
+fn two_instances_server_to_client_requests_route_right() {
+    scenario(
+        "two_instances_server_to_client_requests_route_right",
+        Setup::TwoEverythings,
+    );
+}
+
+#[test]
+fn tasks_augmented_call_followed_to_result() {
+    scenario(
+        "tasks_augmented_call_followed_to_result",
+        Setup::EverythingAndTime("tools"),
+    );
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests against real MCP peers: the official Python SDK as gangway's client and
+//! the reference servers as its backends, installed into `.peers` by `.ci/run`.
+
+mod everything;
