@@ -7,10 +7,9 @@
 
 use super::backend::ListState;
 use super::lists::{self, Item, ListKind};
-use super::tasks::TaskOp;
-use super::{tools, Gateway, Pending, PendingKind};
+use super::{tools, Gateway, PendingKind};
 use crate::wire::ids::RawId;
-use crate::wire::message::{self, write_request, write_result, Message, METHOD_NOT_FOUND};
+use crate::wire::message::{write_result, Message, METHOD_NOT_FOUND};
 use log::warn;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -112,26 +111,14 @@ impl Gateway {
     }
 
     fn request_page(&mut self, now: Instant, b: usize, kind: ListKind, cursor: Option<&str>) {
-        let pending = Pending {
-            backend: b,
-            kind: PendingKind::List(kind),
-            sent: false,
-            timer: None,
-            token: None,
-            task: TaskOp::None,
-        };
-        let Some(gw) = self.track(None, pending) else {
-            return;
-        };
-        let params = cursor.map(|c| {
-            let mut p = b"{\"cursor\":".to_vec();
-            message::write_json_string(&mut p, c);
-            p.push(b'}');
-            p
-        });
-        self.send(now, b, gw, |out| {
-            write_request(out, Some(gw), kind.method(), params.as_deref())
-        });
+        let params = lists::cursor_params(cursor);
+        self.send_own(
+            now,
+            b,
+            PendingKind::List(kind),
+            kind.method(),
+            params.as_deref(),
+        );
     }
 
     /// One page of a list arrived from backend `b`.

@@ -143,6 +143,16 @@ fn key_of(kind: ListKind, raw: &RawValue) -> Option<String> {
     serde_json::from_str(fields.get(kind.id_key())?.get()).ok()
 }
 
+/// The params of a paged list request: `{"cursor": …}` for a later page, none for the first.
+pub fn cursor_params(cursor: Option<&str>) -> Option<Vec<u8>> {
+    cursor.map(|c| {
+        let mut p = b"{\"cursor\":".to_vec();
+        write_json_string(&mut p, c);
+        p.push(b'}');
+        p
+    })
+}
+
 /// The exposed name of a backend's tool or prompt.
 pub fn exposed_name(backend: &str, name: &str) -> String {
     format!("{backend}{SEPARATOR}{name}")

@@ -1631,9 +1631,22 @@ impl Gateway {
 
     /// Sends gangway's own request, whose answer is not needed, to a ready backend.
     fn send_internal(&mut self, now: Instant, b: usize, method: &str, params: &[u8]) {
+        self.send_own(now, b, PendingKind::Internal, method, Some(params));
+    }
+
+    /// Sends a request of gangway's own (`kind` says what its answer is for) to backend
+    /// `b`, tracked like any other and queued while the backend starts.
+    fn send_own(
+        &mut self,
+        now: Instant,
+        b: usize,
+        kind: PendingKind,
+        method: &str,
+        params: Option<&[u8]>,
+    ) {
         let pending = Pending {
             backend: b,
-            kind: PendingKind::Internal,
+            kind,
             sent: false,
             timer: None,
             token: None,
@@ -1643,7 +1656,7 @@ impl Gateway {
             return;
         };
         self.send(now, b, gw, |out| {
-            write_request(out, Some(gw), method, Some(params))
+            write_request(out, Some(gw), method, params)
         });
     }
 
@@ -1673,7 +1686,7 @@ impl Gateway {
             .params
             .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok())
             .map(|p| p.name);
-        self.forward_prefixed(now, msg, id, name, "prompt");
+        self.forward_prefixed(now, msg, id, name, "prompt", TaskOp::None);
     }
 
     /// Forwards a request that names a `BACKEND__NAME` (a prompt, or a completion's prompt
@@ -1685,6 +1698,7 @@ impl Gateway {
         id: &[u8],
         name: Option<&RawValue>,
         what: &str,
+        task: TaskOp,
     ) {
         let exposed: Option<String> = name.and_then(|n| serde_json::from_str(n.get()).ok());
         let target = exposed.as_deref().and_then(|e| self.resolve_prefixed(e));
@@ -1707,7 +1721,7 @@ impl Gateway {
             msg,
             PendingKind::Forward,
             Some((span, own_json)),
-            TaskOp::None,
+            task,
         );
     }
 
@@ -1751,7 +1765,7 @@ impl Gateway {
             .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok());
         match parsed.map(|p| p.reference) {
             Some(r) if r.kind == "ref/prompt" => {
-                self.forward_prefixed(now, msg, id, r.name, "prompt")
+                self.forward_prefixed(now, msg, id, r.name, "prompt", TaskOp::None)
             }
             Some(Ref {
                 kind,

@@ -5,11 +5,9 @@
 //! Task ids appear only at places the protocol defines, and only those are rewritten: a
 //! `taskId` inside a tool's own arguments or content is user data and is left alone.
 
-use super::{lists, Gateway, Pending, PendingKind};
+use super::{lists, Gateway, PendingKind};
 use crate::wire::ids::RawId;
-use crate::wire::message::{
-    self, span_of, splice, write_error, write_request, write_result, Message, INVALID_PARAMS,
-};
+use crate::wire::message::{span_of, splice, write_result, Message};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::ops::Range;
@@ -148,29 +146,7 @@ impl Gateway {
     /// `tasks/get`, `tasks/result` or `tasks/cancel`: routed to the backend named by the
     /// task id's prefix, with the backend's own task id put back.
     pub(super) fn task_request(&mut self, now: Instant, msg: &Message<'_>, id: &[u8], op: TaskOp) {
-        let raw = client_task_id(msg);
-        let exposed: Option<String> = raw.and_then(|r| serde_json::from_str(r.get()).ok());
-        let target = exposed.as_deref().and_then(|e| self.resolve_prefixed(e));
-        let span = raw.and_then(|r| span_of(msg.line, r.get()));
-        let (Some((b, own)), Some(span)) = (target, span) else {
-            let text = format!(
-                "Unknown task: {}. gangway's task ids are BACKEND{}TASKID, as its answers gave them",
-                exposed.as_deref().unwrap_or("(missing taskId)"),
-                lists::SEPARATOR
-            );
-            write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
-            return;
-        };
-        let mut own_json = Vec::with_capacity(own.len() + 2);
-        message::write_json_string(&mut own_json, own);
-        self.forward(
-            now,
-            b,
-            msg,
-            PendingKind::Forward,
-            Some((span, own_json)),
-            op,
-        );
+        self.forward_prefixed(now, msg, id, client_task_id(msg), "task", op);
     }
 
     /// `tasks/list`: every running backend's tasks, followed page by page, in one answer.
@@ -195,26 +171,14 @@ impl Gateway {
     }
 
     fn request_task_page(&mut self, now: Instant, b: usize, list_id: u64, cursor: Option<&str>) {
-        let pending = Pending {
-            backend: b,
-            kind: PendingKind::TaskList(list_id),
-            sent: false,
-            timer: None,
-            token: None,
-            task: TaskOp::None,
-        };
-        let Some(gw) = self.track(None, pending) else {
-            return;
-        };
-        let params = cursor.map(|c| {
-            let mut p = b"{\"cursor\":".to_vec();
-            message::write_json_string(&mut p, c);
-            p.push(b'}');
-            p
-        });
-        self.send(now, b, gw, |out| {
-            write_request(out, Some(gw), "tasks/list", params.as_deref())
-        });
+        let params = lists::cursor_params(cursor);
+        self.send_own(
+            now,
+            b,
+            PendingKind::TaskList(list_id),
+            "tasks/list",
+            params.as_deref(),
+        );
     }
 
     /// A `tasks/list` page from backend `b` (`None`: it failed or was not answered).
