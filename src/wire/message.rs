@@ -95,9 +95,6 @@ pub struct Invalid<'a> {
     pub reason: String,
     /// The id to answer with, when one could be read (raw JSON); `None` means answer with `null`.
     pub id: Option<&'a RawValue>,
-    /// Whether the line had a `method` (a notification-shaped invalid message gets no answer
-    /// when it has no id; a request-shaped one does).
-    pub had_method: bool,
 }
 
 impl<'a> Message<'a> {
@@ -109,7 +106,6 @@ impl<'a> Message<'a> {
                 code: INVALID_REQUEST,
                 reason: "JSON-RPC batches (arrays) are not supported by MCP since 2025-06-18; send one message per line".to_string(),
                 id: None,
-                had_method: false,
             });
         }
         let fields: Fields<'a> = match serde_json::from_slice(line) {
@@ -128,17 +124,14 @@ impl<'a> Message<'a> {
                     code,
                     reason,
                     id: None,
-                    had_method: false,
-                });
+                    });
             }
         };
         let valid_id = fields.id.filter(|id| is_valid_id(id));
-        let had_method = fields.method.is_some();
         let invalid = |reason: &str| Invalid {
             code: INVALID_REQUEST,
             reason: reason.to_string(),
             id: valid_id,
-            had_method,
         };
         if fields.jsonrpc.map(RawValue::get) != Some(r#""2.0""#) {
             return Err(invalid("\"jsonrpc\" must be \"2.0\""));
