@@ -104,6 +104,7 @@ impl Gateway {
                 self.backends[b].lists[kind.index()] = ListState::Fetching {
                     so_far: Vec::new(),
                     waiters: vec![agg],
+                    stale: false,
                 };
                 self.request_page(now, b, kind, None);
             }
@@ -180,15 +181,16 @@ impl Gateway {
         result: ListResult,
     ) {
         let state = &mut self.backends[b].lists[kind.index()];
-        let waiters = match std::mem::take(state) {
-            ListState::Fetching { waiters, .. } => waiters,
+        let (waiters, stale) = match std::mem::take(state) {
+            ListState::Fetching { waiters, stale, .. } => (waiters, stale),
             other => {
                 *state = other;
                 return;
             }
         };
-        if let Ok(list) = &result {
-            *state = ListState::Known(Rc::clone(list));
+        match &result {
+            Ok(list) if !stale => *state = ListState::Known(Rc::clone(list)),
+            _ => {}
         }
         for agg in waiters {
             self.set_part(agg, b, kind, result.clone());

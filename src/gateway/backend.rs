@@ -52,6 +52,9 @@ pub enum ListState {
         so_far: Vec<Item>,
         /// Aggregate ids to notify when the walk ends.
         waiters: Vec<u64>,
+        /// The backend said the list changed during the walk: hand the result to the
+        /// waiters but do not remember it.
+        stale: bool,
     },
     /// The complete list.
     Known(Rc<Vec<Item>>),

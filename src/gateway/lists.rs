@@ -186,26 +186,58 @@ pub fn write_prefixed(out: &mut Vec<u8>, backend: &str, item: &Item) {
 /// exactly; a simple `{var}` matches any text without `/`, `?` or `#`, and the other
 /// operators (`{+var}`, `{#var}`, `{/var}`, `{?var}`, …) match any text.
 pub fn template_matches(template: &str, uri: &str) -> bool {
-    fn go(t: &[u8], u: &[u8]) -> bool {
-        match t.first() {
-            None => u.is_empty(),
-            Some(b'{') => {
-                let Some(close) = t.iter().position(|c| *c == b'}') else {
-                    return t == u;
-                };
-                let simple = t
-                    .get(1)
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
-                let rest = &t[close + 1..];
-                (0..=u.len())
-                    .take_while(|&n| !simple || n == 0 || !matches!(u[n - 1], b'/' | b'?' | b'#'))
-                    .any(|n| go(rest, &u[n..]))
-            }
-            Some(c) => u.first() == Some(c) && go(&t[1..], &u[1..]),
-        }
+    let (t, u) = (template.as_bytes(), uri.as_bytes());
+    if t.len() > 1024 || u.len() > 8192 {
+        return false;
     }
-    // Templates are short; cap the work anyway so a hostile template cannot stall the loop.
-    template.len() <= 1024 && uri.len() <= 8192 && go(template.as_bytes(), uri.as_bytes())
+    // reach[i]: the template so far can match exactly u[..i]. One pass per template token
+    // keeps this O(|template| * |uri|) whatever the URI (no backtracking to exploit).
+    let mut reach = vec![false; u.len() + 1];
+    reach[0] = true;
+    let mut at = 0;
+    while at < t.len() {
+        let close = (t[at] == b'{')
+            .then(|| t[at..].iter().position(|c| *c == b'}'))
+            .flatten();
+        let mut next = vec![false; u.len() + 1];
+        match close {
+            Some(close) => {
+                let simple = t
+                    .get(at + 1)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+                let mut open = false;
+                for j in 0..=u.len() {
+                    open |= reach[j];
+                    next[j] = open;
+                    if simple && j < u.len() && matches!(u[j], b'/' | b'?' | b'#') {
+                        open = false;
+                    }
+                }
+                at += close + 1;
+            }
+            None => {
+                // A literal run up to the next expression (or all the rest if a `{` is
+                // never closed).
+                let end = if t[at] == b'{' {
+                    t.len()
+                } else {
+                    t[at..]
+                        .iter()
+                        .position(|c| *c == b'{')
+                        .map_or(t.len(), |p| at + p)
+                };
+                let lit = &t[at..end];
+                for i in 0..=u.len() {
+                    if reach[i] && u[i..].starts_with(lit) {
+                        next[i + lit.len()] = true;
+                    }
+                }
+                at = end;
+            }
+        }
+        reach = next;
+    }
+    reach[u.len()]
 }
 
 #[cfg(test)]
@@ -276,6 +308,18 @@ mod tests {
         assert!(template_matches("plain", "plain"));
         assert!(template_matches("broken{", "broken{"));
         assert!(!template_matches(&"{a}".repeat(600), "x"));
+        assert!(template_matches("{a}{b}", "xy"));
+        assert!(template_matches("{+a}", ""));
+    }
+
+    #[test]
+    fn hostile_uris_do_not_stall_template_matching() {
+        let template = "x://{+a}/{+b}/{+c}/{+d}/z";
+        let uri = format!("x://{}", "/".repeat(8000));
+        let started = std::time::Instant::now();
+        assert!(!template_matches(template, &uri));
+        // Linear work: far below a second even unoptimised (backtracking took minutes).
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

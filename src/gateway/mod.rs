@@ -437,9 +437,11 @@ impl Gateway {
     }
 
     fn spawn_failed(&mut self, now: Instant, b: usize, error: &str) {
-        let Some(be) = self.backends.get(b) else {
+        if b >= self.backends.len() {
             return;
-        };
+        }
+        self.process_gone(b);
+        let be = &self.backends[b];
         let reason = format!(
             "backend '{}' could not be started: {error}. Check its \"command\" ({}) in {}",
             be.name(),
@@ -454,7 +456,7 @@ impl Gateway {
         if b >= self.backends.len() {
             return;
         }
-        self.cancel_backend_timers(b);
+        self.process_gone(b);
         let be = &mut self.backends[b];
         let deliberate = be.phase == Phase::Stopping && !be.failing;
         let name = be.name().to_string();
@@ -470,6 +472,8 @@ impl Gateway {
             info!("backend '{name}' stopped ({status})");
             let reason = format!("backend '{name}' was stopped");
             self.fail_pending(now, b, &reason, false);
+            let ids = &self.ids;
+            self.backends[b].queue.retain(|q| ids.get(q.gw).is_some());
             if !self.backends[b].queue.is_empty() {
                 self.start(now, b);
             }
@@ -944,7 +948,7 @@ impl Gateway {
         self.backends[b].last_active = now;
         if let Some(e) = self.ids.get_mut(gw) {
             e.data.sent = true;
-            e.data.timer = Some(self.timers.insert(now + timeout, Timer::Request(gw)));
+            e.data.timer = Some(self.timers.insert(after(now, timeout), Timer::Request(gw)));
         }
     }
 
@@ -1203,6 +1207,13 @@ impl Gateway {
         }
     }
 
+    /// Backend `b`'s process is gone: drop the input it never read (it must not hold the
+    /// client's backpressure shut) and the timers that were for that process.
+    fn process_gone(&mut self, b: usize) {
+        self.out.backends[b].clear();
+        self.cancel_backend_timers(b);
+    }
+
     /// Cancels the idle timer and the stop ladder of backend `b` (its process is gone or
     /// being replaced), so no wakeup is left for them.
     fn cancel_backend_timers(&mut self, b: usize) {
@@ -1223,7 +1234,7 @@ impl Gateway {
         if let Some(idle) = be.config.idle_timeout {
             let generation = be.generation;
             be.idle_timer = Some(self.timers.insert(
-                be.last_active + idle,
+                after(be.last_active, idle),
                 Timer::Idle {
                     backend: b,
                     generation,
@@ -1246,7 +1257,7 @@ impl Gateway {
         let Some(idle) = be.config.idle_timeout else {
             return;
         };
-        if now >= be.last_active + idle {
+        if now >= after(be.last_active, idle) {
             info!(
                 "stopping backend '{}': idle for {} s",
                 be.name(),
@@ -1481,8 +1492,10 @@ impl Gateway {
             method if ListKind::from_list_changed(method).is_some() => {
                 for &kind in ListKind::from_list_changed(method).unwrap_or(&[]) {
                     let state = &mut self.backends[b].lists[kind.index()];
-                    if let ListState::Known(_) = state {
-                        *state = ListState::Unknown;
+                    match state {
+                        ListState::Known(_) => *state = ListState::Unknown,
+                        ListState::Fetching { stale, .. } => *stale = true,
+                        ListState::Unknown => {}
                     }
                 }
                 let kind = ListKind::from_list_changed(method).map_or(ListKind::Tools, |k| k[0]);
@@ -1603,7 +1616,7 @@ impl Gateway {
         if let (Some(raw), Some(span), true) = (
             origin,
             msg.id_span(),
-            self.backends[b].phase == Phase::Ready,
+            matches!(self.backends[b].phase, Phase::Starting | Phase::Ready),
         ) {
             splice(
                 self.out.backends[b].buf(),
@@ -1838,6 +1851,15 @@ fn progress_token(params: Option<&RawValue>) -> Option<&RawValue> {
         .ok()?
         .meta?
         .token
+}
+
+/// `start + d`, saturating far in the future instead of overflowing (a config may say
+/// `"timeout": 1e19`).
+fn after(start: Instant, d: Duration) -> Instant {
+    start
+        .checked_add(d)
+        .or_else(|| start.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(start)
 }
 
 /// `line` without trailing whitespace (a stray `\r`), so splices keep lines clean.

@@ -2279,3 +2279,89 @@ fn set_level_reaches_running_backends_and_those_started_later() {
     h.reply(BETA, &after[2], r#"{"content":[]}"#);
     assert_eq!(h.client_one()["id"], 2);
 }
+
+// ----- regressions found in review -------------------------------------------------------------
+
+#[test]
+fn a_crashed_backends_unsent_input_is_dropped_so_client_reading_resumes() {
+    let mut h = Harness::new("meta");
+    h.warm(ALPHA);
+    h.send(use_tool(
+        json!(1),
+        "alpha",
+        "echo",
+        json!({"text": "x".repeat(1000)}),
+    ));
+    assert!(
+        !h.gw.out.backends[ALPHA].is_empty(),
+        "the call waits to be written"
+    );
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 1");
+    assert!(
+        h.gw.out.backends[ALPHA].is_empty(),
+        "nothing is kept for a process that is gone"
+    );
+    assert_eq!(h.client_one()["result"]["isError"], true);
+}
+
+#[test]
+fn a_huge_timeout_in_the_config_does_not_overflow() {
+    let config = Config::parse(
+        r#"{"expose":"tools","timeout":1e19,"idle_timeout":1e19,"backends":{"alpha":{"command":"x"}}}"#,
+        Path::new("test.json"),
+        &|_| None,
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let mut gw = Gateway::new(&config, t0);
+    gw.on_client_line(
+        t0,
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha__echo"}}"#,
+    );
+    assert_eq!(gw.take_actions(), vec![Action::Spawn(ALPHA)]);
+    assert!(gw
+        .next_deadline()
+        .is_some_and(|d| d > t0 + Duration::from_secs(86_400)));
+}
+
+#[test]
+fn a_client_answer_reaches_a_backend_that_is_still_starting() {
+    let mut h = Harness::new("meta");
+    h.initialize("2025-11-25", json!({"roots": {}}));
+    h.send(use_tool(json!(1), "alpha", "echo", json!({})));
+    h.actions();
+    let init = h.backend_one(ALPHA, "initialize");
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":0,"method":"roots/list"}"#);
+    let asked = h.client_one();
+    h.client(&format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{{"roots":[]}}}}"#,
+        raw_id(&asked)
+    ));
+    let answer = h.backend_out(ALPHA);
+    assert_eq!((answer.len(), answer[0]["id"].clone()), (1, json!(0)));
+    h.reply(ALPHA, &init, r#"{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"a","version":"1"}}"#);
+    let sent = h.backend_out(ALPHA);
+    h.reply(ALPHA, &sent[1], r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 1);
+}
+
+#[test]
+fn a_list_that_changes_while_it_is_fetched_is_fetched_again_next_time() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.warm(BETA);
+    h.send(request(json!(1), "tools/list", json!({})));
+    let a = h.backend_one(ALPHA, "tools/list");
+    let b = h.backend_one(BETA, "tools/list");
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+    );
+    h.reply(ALPHA, &a, r#"{"tools":[{"name":"old"}]}"#);
+    h.reply(BETA, &b, r#"{"tools":[]}"#);
+    assert_eq!(h.client_one()["result"]["tools"][0]["name"], "alpha__old");
+    h.send(request(json!(2), "tools/list", json!({})));
+    let again = h.backend_one(ALPHA, "tools/list");
+    h.reply(ALPHA, &again, r#"{"tools":[{"name":"new"}]}"#);
+    assert_eq!(h.client_one()["result"]["tools"][0]["name"], "alpha__new");
+}

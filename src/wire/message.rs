@@ -124,7 +124,7 @@ impl<'a> Message<'a> {
                     code,
                     reason,
                     id: None,
-                    });
+                });
             }
         };
         let valid_id = fields.id.filter(|id| is_valid_id(id));
