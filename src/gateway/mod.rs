@@ -14,7 +14,7 @@ pub mod tools;
 
 use crate::config::{BackendConfig, Config, Expose};
 use crate::timer::{TimerHandle, TimerWheel};
-use crate::wire::ids::{parse_gateway_id, IdTable, Peer, RawId};
+use crate::wire::ids::{parse_gateway_id, IdTable, IdText, Peer, RawId};
 use crate::wire::message::{
     self, span_of, splice, write_error, write_request, write_result, Kind, Message, BACKEND_ERROR,
     INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT, RESOURCE_NOT_FOUND,
@@ -115,6 +115,20 @@ struct Pending {
     token: Option<RawId>,
     /// Where the answer carries task ids to prefix.
     task: TaskOp,
+}
+
+impl Pending {
+    /// A request for backend `b`, not yet written, with no timer, token or task.
+    fn new(backend: usize, kind: PendingKind) -> Pending {
+        Pending {
+            backend,
+            kind,
+            sent: false,
+            timer: None,
+            token: None,
+            task: TaskOp::None,
+        }
+    }
 }
 
 /// Deadlines the gateway sets.
@@ -855,13 +869,16 @@ impl Gateway {
         let Some(gw) = self.admit(now, b, client_id, kind, msg.params, task) else {
             return;
         };
-        let gw_text = gw.to_string();
-        let mut edits: Vec<(std::ops::Range<usize>, &[u8])> = vec![(id_span, gw_text.as_bytes())];
-        if let Some((span, bytes)) = &extra {
-            edits.push((span.clone(), bytes.as_slice()));
-            edits.sort_by_key(|(r, _)| r.start);
-        }
-        self.send(now, b, gw, |out| splice(out, msg.line, &edits));
+        let gw_text = IdText::new(gw);
+        let id_edit = (id_span, gw_text.as_bytes());
+        self.send(now, b, gw, |out| match &extra {
+            None => splice(out, msg.line, std::slice::from_ref(&id_edit)),
+            Some((span, bytes)) => {
+                let mut edits = [id_edit, (span.clone(), bytes.as_slice())];
+                edits.sort_by_key(|(r, _)| r.start);
+                splice(out, msg.line, &edits);
+            }
+        });
     }
 
     /// Sends gangway-built params to backend `b` on behalf of a client request (use_tool).
@@ -901,12 +918,8 @@ impl Gateway {
             return None;
         }
         let pending = Pending {
-            backend: b,
-            kind,
-            sent: false,
-            timer: None,
-            token: None,
             task,
+            ..Pending::new(b, kind)
         };
         match self.track(Some((Peer::Client, client_id)), pending) {
             Some(gw) => {
@@ -1038,14 +1051,7 @@ impl Gateway {
         info!("starting backend '{}'", be.name());
         self.out.backends[b].clear();
         self.actions.push(Action::Spawn(b));
-        let pending = Pending {
-            backend: b,
-            kind: PendingKind::Init,
-            sent: false,
-            timer: None,
-            token: None,
-            task: TaskOp::None,
-        };
+        let pending = Pending::new(b, PendingKind::Init);
         let Some(gw) = self.track(None, pending) else {
             return;
         };
@@ -1459,12 +1465,8 @@ impl Gateway {
             return;
         }
         let pending = Pending {
-            backend: b,
-            kind: PendingKind::ToClient,
             sent: true,
-            timer: None,
-            token: None,
-            task: TaskOp::None,
+            ..Pending::new(b, PendingKind::ToClient)
         };
         let Some(gw) = self.track(Some((Peer::Backend(b), raw)), pending) else {
             let text = "Invalid request: this id is already used by a request in flight";
@@ -1472,7 +1474,7 @@ impl Gateway {
             return;
         };
         let Some(span) = msg.id_span() else { return };
-        let gw_text = gw.to_string();
+        let gw_text = IdText::new(gw);
         self.relay_to_client(b, msg, TaskOp::None, Some((span, gw_text.as_bytes())));
     }
 
@@ -1536,7 +1538,7 @@ impl Gateway {
                     return;
                 };
                 self.untrack(now, gw);
-                let gw_text = gw.to_string();
+                let gw_text = IdText::new(gw);
                 splice(
                     self.out.client.buf(),
                     msg.line,
@@ -1569,7 +1571,7 @@ impl Gateway {
                     };
                     let b = pending.backend;
                     if pending.sent && self.backends[b].phase == Phase::Ready {
-                        let gw_text = gw.to_string();
+                        let gw_text = IdText::new(gw);
                         splice(
                             self.out.backends[b].buf(),
                             msg.line,
@@ -1657,14 +1659,7 @@ impl Gateway {
         method: &str,
         params: Option<&[u8]>,
     ) {
-        let pending = Pending {
-            backend: b,
-            kind,
-            sent: false,
-            timer: None,
-            token: None,
-            task: TaskOp::None,
-        };
+        let pending = Pending::new(b, kind);
         let Some(gw) = self.track(None, pending) else {
             return;
         };

@@ -324,69 +324,42 @@ impl Runtime {
         };
         // stderr is only logged, so it is always drained: a backend blocked on a full
         // stderr pipe would stop answering.
-        let mut reads = 0;
-        while io.stderr_readable && reads < max_reads {
-            reads += 1;
-            let Some(pipe) = io.stderr.as_mut() else {
-                io.stderr_readable = false;
-                break;
-            };
-            match io.err_framer.read_from(pipe) {
-                Ok(0) => {
-                    io.stderr_readable = false;
-                    if let Some(mut pipe) = io.stderr.take() {
-                        let _ = self.poll.registry().deregister(&mut pipe);
-                    }
-                    while let Some(frame) = io.err_framer.next_frame() {
-                        stderr_frame(&mut self.gw, b, &io.err_framer, frame);
-                    }
-                    if let Some(frame) = io.err_framer.finish() {
-                        stderr_frame(&mut self.gw, b, &io.err_framer, frame);
-                    }
+        if io.stderr_readable {
+            let gw = &mut self.gw;
+            let outcome = drain(
+                io.stderr.as_mut(),
+                &mut io.err_framer,
+                max_reads,
+                |f, frame| stderr_frame(gw, b, f, frame),
+            );
+            io.stderr_readable = matches!(outcome, Drain::Capped);
+            if matches!(outcome, Drain::Eof) {
+                if let Some(mut pipe) = io.stderr.take() {
+                    let _ = self.poll.registry().deregister(&mut pipe);
                 }
-                Ok(_) => {
-                    while let Some(frame) = io.err_framer.next_frame() {
-                        stderr_frame(&mut self.gw, b, &io.err_framer, frame);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => io.stderr_readable = false,
-                Err(_) => io.stderr_readable = false,
             }
         }
-        let mut reads = 0;
-        while stdout_allowed && io.stdout_readable && reads < max_reads {
-            reads += 1;
-            let Some(pipe) = io.stdout.as_mut() else {
-                io.stdout_readable = false;
-                break;
-            };
-            match io.out_framer.read_from(pipe) {
-                Ok(0) => {
-                    io.stdout_readable = false;
-                    while let Some(frame) = io.out_framer.next_frame() {
-                        backend_frame(&mut self.gw, now, b, &io.out_framer, frame, self.max_line);
-                    }
-                    if let Some(frame) = io.out_framer.finish() {
-                        backend_frame(&mut self.gw, now, b, &io.out_framer, frame, self.max_line);
-                    }
+        if stdout_allowed && io.stdout_readable {
+            let (gw, max_line) = (&mut self.gw, self.max_line);
+            let outcome = drain(
+                io.stdout.as_mut(),
+                &mut io.out_framer,
+                max_reads,
+                |f, frame| backend_frame(gw, now, b, f, frame, max_line),
+            );
+            io.stdout_readable = matches!(outcome, Drain::Capped);
+            match outcome {
+                Drain::Eof => {
                     if let Some(mut pipe) = io.stdout.take() {
                         let _ = self.poll.registry().deregister(&mut pipe);
                     }
                     self.gw.on_backend_closed(now, b);
                 }
-                Ok(_) => {
-                    while let Some(frame) = io.out_framer.next_frame() {
-                        backend_frame(&mut self.gw, now, b, &io.out_framer, frame, self.max_line);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => io.stdout_readable = false,
-                Err(e) => {
-                    log::warn!(
-                        "reading backend '{}' stdout failed: {e}",
-                        backend_name(&self.gw, b)
-                    );
-                    io.stdout_readable = false;
-                }
+                Drain::Failed(e) => log::warn!(
+                    "reading backend '{}' stdout failed: {e}",
+                    backend_name(&self.gw, b)
+                ),
+                Drain::Capped | Drain::WouldBlock => {}
             }
         }
     }
@@ -607,6 +580,50 @@ impl Runtime {
         }
         let _ = self.client_out.flush();
     }
+}
+
+/// How a `drain` of one pipe ended.
+enum Drain {
+    /// Nothing more to read for now.
+    WouldBlock,
+    /// The read cap was reached with data possibly left: stay readable.
+    Capped,
+    /// The pipe closed (every frame, including an unterminated tail, was handed on).
+    Eof,
+    /// Reading failed.
+    Failed(io::Error),
+}
+
+/// Reads `pipe` into `framer` until it would block, closes, fails or `max_reads` reads
+/// were made, handing every complete frame to `on_frame`. A pipe already closed (`None`)
+/// has nothing to read.
+fn drain(
+    pipe: Option<&mut Receiver>,
+    framer: &mut LineFramer,
+    max_reads: usize,
+    mut on_frame: impl FnMut(&LineFramer, Frame),
+) -> Drain {
+    let Some(pipe) = pipe else {
+        return Drain::WouldBlock;
+    };
+    for _ in 0..max_reads {
+        match framer.read_from(pipe) {
+            Ok(n) => {
+                while let Some(frame) = framer.next_frame() {
+                    on_frame(framer, frame);
+                }
+                if n == 0 {
+                    if let Some(frame) = framer.finish() {
+                        on_frame(framer, frame);
+                    }
+                    return Drain::Eof;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drain::WouldBlock,
+            Err(e) => return Drain::Failed(e),
+        }
+    }
+    Drain::Capped
 }
 
 fn backend_name(gw: &Gateway, b: usize) -> &str {

@@ -158,6 +158,39 @@ impl<T> IdTable<T> {
     }
 }
 
+/// A gateway id as the decimal text written on the wire, formatted on the stack so that
+/// forwarding a message does not allocate.
+#[derive(Clone, Copy)]
+pub struct IdText {
+    buf: [u8; 20],
+    start: u8,
+}
+
+impl IdText {
+    /// The decimal text of `id`.
+    pub fn new(mut id: u64) -> IdText {
+        let mut buf = [0u8; 20];
+        let mut at = buf.len();
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (id % 10) as u8;
+            id /= 10;
+            if id == 0 {
+                break;
+            }
+        }
+        IdText {
+            buf,
+            start: at as u8,
+        }
+    }
+
+    /// The digits.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[usize::from(self.start)..]
+    }
+}
+
 /// Reads a gateway id back from the raw id of a response (gangway writes its ids as
 /// plain decimal integers, and peers echo ids verbatim).
 pub fn parse_gateway_id(raw: &[u8]) -> Option<u64> {
@@ -215,6 +248,15 @@ mod tests {
             t.get(id).unwrap().origin.as_ref().unwrap().1.as_bytes(),
             &long[..]
         );
+    }
+
+    #[test]
+    fn id_text_matches_decimal_formatting_and_parses_back() {
+        for id in [0, 1, 9, 10, 4_294_967_296, u64::MAX] {
+            let text = IdText::new(id);
+            assert_eq!(text.as_bytes(), id.to_string().as_bytes());
+            assert_eq!(parse_gateway_id(text.as_bytes()), Some(id));
+        }
     }
 
     #[test]
