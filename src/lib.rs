@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod docker;
 pub mod gateway;
 pub mod runtime;
 pub mod timer;

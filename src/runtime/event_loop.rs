@@ -5,6 +5,7 @@
 use super::process::{self, Spawned};
 use super::stdio::{ClientIn, ClientOut};
 use crate::config::Config;
+use crate::docker::{self, Container, Instance};
 use crate::gateway::{Action, Gateway, StopSignal};
 use crate::wire::frame::{Frame, LineFramer};
 use mio::unix::pipe::{Receiver, Sender};
@@ -12,7 +13,10 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::Signal;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const STDIN: Token = Token(0);
@@ -35,6 +39,8 @@ const STDERR_LINE_MAX: usize = 64 * 1024;
 const REAP_AT_EXIT: Duration = Duration::from_millis(500);
 /// How long gangway keeps trying to hand its last answers to the client at exit.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
+/// How long gangway waits at exit for `docker rm -f` of its containers to finish.
+const CLEANUP_AT_EXIT: Duration = Duration::from_secs(5);
 
 /// Why gangway could not run.
 #[derive(Debug)]
@@ -93,6 +99,24 @@ struct Runtime {
     backends: Vec<Option<BackendIo>>,
     /// Client output is discarded once its stdout is gone.
     client_gone: bool,
+    /// Docker bookkeeping; `None` when no backend runs `docker run`.
+    docker: Option<Docker>,
+}
+
+/// What the runtime tracks for docker backends: who this instance is, each backend's
+/// current container, and the `docker` commands running on the side.
+struct Docker {
+    instance: Instance,
+    /// Starts so far, numbering generated container names.
+    starts: u64,
+    /// The container of each backend's current (or last, until removed) process.
+    containers: Vec<Option<Container>>,
+    /// `docker rm -f` commands still running: (pid, backend it was for).
+    removals: Vec<(i32, Option<usize>)>,
+    /// Backends whose start waits until their user-named container is removed.
+    start_waiting: Vec<bool>,
+    /// The startup scan for containers of dead instances: its pid and its output file.
+    scan: Option<(i32, File)>,
 }
 
 impl Runtime {
@@ -109,6 +133,21 @@ impl Runtime {
             ClientOut::new(poll.registry(), STDOUT).map_err(|e| RunError::Setup("stdout", e))?;
         let gw = Gateway::new(config, Instant::now());
         let n = gw.backend_count();
+        let first_docker = (0..n)
+            .filter_map(|b| gw.backend_config(b))
+            .find(|c| docker::is_docker_run(c));
+        let docker = first_docker.map(|cfg| {
+            let instance = Instance::current();
+            let scan = start_scan(cfg, &instance);
+            Docker {
+                instance,
+                starts: 0,
+                containers: vec![None; n],
+                removals: Vec::new(),
+                start_waiting: vec![false; n],
+                scan,
+            }
+        });
         Ok(Runtime {
             poll,
             gw,
@@ -119,6 +158,7 @@ impl Runtime {
             signals,
             backends: (0..n).map(|_| None).collect(),
             client_gone: false,
+            docker,
         })
     }
 
@@ -133,14 +173,12 @@ impl Runtime {
             }
             self.gw.on_timer(now);
             if self.apply_actions(now) {
-                self.reap_before_exit();
-                self.final_flush();
+                self.finish();
                 return Ok(());
             }
             self.write_all(now);
             if self.apply_actions(now) {
-                self.reap_before_exit();
-                self.final_flush();
+                self.finish();
                 return Ok(());
             }
             let timeout = if self.has_ready_work() {
@@ -226,7 +264,9 @@ impl Runtime {
                 .iter()
                 .position(|io| io.as_ref().is_some_and(|io| io.pid == exit.pid))
             else {
-                log::debug!("reaped process {} ({})", exit.pid, exit.status);
+                if let Some(b) = self.docker_exit(exit.pid, &exit.status) {
+                    self.spawn(now, b);
+                }
                 continue;
             };
             // Its last words may still sit in the pipes: hand them on before the exit.
@@ -240,6 +280,7 @@ impl Runtime {
             }
             // Whatever the leader left behind in its group is orphaned now.
             process::signal_group(exit.pid, Signal::SIGKILL);
+            self.remove_container(b);
             self.gw.on_backend_exit(now, b, &exit.status);
         }
     }
@@ -375,6 +416,13 @@ impl Runtime {
             for action in actions {
                 match action {
                     Action::Spawn(b) => self.spawn(now, b),
+                    Action::CloseStdin(b) if self.start_deferred(b) => {
+                        // Stopped before its deferred start: there is no process to stop.
+                        if let Some(d) = self.docker.as_mut() {
+                            d.start_waiting[b] = false;
+                        }
+                        self.gw.on_backend_exit(now, b, "stopped before it started");
+                    }
                     Action::CloseStdin(b) => {
                         if let Some(io) = self.backends[b].as_mut() {
                             if let Some(mut pipe) = io.stdin.take() {
@@ -402,11 +450,33 @@ impl Runtime {
             // A restart before the old process was reaped: make sure it goes.
             process::signal_group(old.pid, Signal::SIGKILL);
             self.deregister(&mut old);
+            self.remove_container(b);
         }
         let Some(cfg) = self.gw.backend_config(b) else {
             return;
         };
-        let spawned = process::spawn(cfg);
+        let launch = match self.docker.as_mut() {
+            Some(d) if docker::is_docker_run(cfg) => {
+                if d.removals.iter().any(|&(_, of)| of == Some(b)) {
+                    // Its last container still has the name; docker would refuse it.
+                    log::debug!(
+                        "backend '{}' starts once its old container is removed",
+                        cfg.name
+                    );
+                    d.start_waiting[b] = true;
+                    return;
+                }
+                d.starts += 1;
+                let launch = docker::launch(cfg, &d.instance, d.starts);
+                d.containers[b].clone_from(&launch.container);
+                launch
+            }
+            _ => docker::Launch {
+                args: cfg.args.clone(),
+                container: None,
+            },
+        };
+        let spawned = process::spawn(cfg, &launch.args);
         let Spawned {
             pid,
             mut stdin,
@@ -446,6 +516,11 @@ impl Runtime {
             stdout_readable: true,
             stderr_readable: true,
         });
+    }
+
+    /// Whether backend `b`'s start waits for its old container to be removed.
+    fn start_deferred(&self, b: usize) -> bool {
+        self.docker.as_ref().is_some_and(|d| d.start_waiting[b])
     }
 
     fn deregister(&self, io: &mut BackendIo) {
@@ -531,27 +606,164 @@ impl Runtime {
         }
     }
 
+    /// The way out: reap the backends, hand the client its last answers, then make sure
+    /// every container is gone.
+    fn finish(&mut self) {
+        self.reap_before_exit();
+        self.final_flush();
+        self.cleanup_before_exit();
+    }
+
     /// Waits briefly for backends that were just killed, so none is left a zombie for
     /// someone else to reap. Wakes on SIGCHLD through the signal pipe.
     fn reap_before_exit(&mut self) {
         let deadline = Instant::now() + REAP_AT_EXIT;
+        self.wait_children(deadline, |rt| rt.backends.iter().all(Option::is_none));
+    }
+
+    /// Removes every container still known (killed backends may have left them) and waits
+    /// for the removals to finish, so gangway leaves nothing behind when it exits.
+    fn cleanup_before_exit(&mut self) {
+        for b in 0..self.backends.len() {
+            self.remove_container(b);
+        }
+        let deadline = Instant::now() + CLEANUP_AT_EXIT;
+        self.wait_children(deadline, |rt| {
+            rt.docker.as_ref().map_or(true, |d| d.removals.is_empty())
+        });
+        if let Some(d) = self.docker.as_ref().filter(|d| !d.removals.is_empty()) {
+            log::warn!(
+                "{} docker rm command(s) still running at exit; they finish on their own",
+                d.removals.len()
+            );
+        }
+    }
+
+    /// Reaps children until `done` or `deadline`, waking on SIGCHLD through the signal
+    /// pipe. Backends reaped here need no more gateway work; their containers are removed.
+    fn wait_children(&mut self, deadline: Instant, done: impl Fn(&Runtime) -> bool) {
         let mut events = Events::with_capacity(8);
         loop {
             for exit in process::reap() {
-                for io in self.backends.iter_mut() {
-                    if io.as_ref().is_some_and(|io| io.pid == exit.pid) {
-                        *io = None;
+                let backend = self
+                    .backends
+                    .iter()
+                    .position(|io| io.as_ref().is_some_and(|io| io.pid == exit.pid));
+                match backend {
+                    Some(b) => {
+                        self.backends[b] = None;
+                        self.remove_container(b);
+                    }
+                    None => {
+                        // A start waiting for a removal is moot now.
+                        let _ = self.docker_exit(exit.pid, &exit.status);
                     }
                 }
             }
-            if self.backends.iter().all(Option::is_none) {
+            if done(self) {
                 return;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.poll.poll(&mut events, Some(left)).is_err() {
+            if left.is_zero() {
                 return;
             }
+            match self.poll.poll(&mut events, Some(left)) {
+                // SIGCHLD itself interrupts the wait.
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
             for _ in self.signals.pending() {}
+        }
+    }
+
+    /// Runs `docker rm -f` for backend `b`'s container, if it has one: whichever way its
+    /// process ended, the container must not outlive it.
+    fn remove_container(&mut self, b: usize) {
+        let Some(d) = self.docker.as_mut() else {
+            return;
+        };
+        let Some(container) = d.containers.get_mut(b).and_then(Option::take) else {
+            return;
+        };
+        log::debug!("removing container {}", container.name);
+        match spawn_side(container.remove_command()) {
+            Ok(pid) => d.removals.push((pid, Some(b))),
+            Err(e) => log::warn!(
+                "could not run `{} rm -f {}` to remove backend '{}''s container: {e}; remove it by hand",
+                container.program,
+                container.name,
+                backend_name(&self.gw, b)
+            ),
+        }
+    }
+
+    /// A child that is not a backend exited: a removal or the startup scan. Returns a
+    /// backend whose start was waiting for this removal.
+    fn docker_exit(&mut self, pid: i32, status: &str) -> Option<usize> {
+        let Some(d) = self.docker.as_mut() else {
+            log::debug!("reaped process {pid} ({status})");
+            return None;
+        };
+        if let Some(i) = d.removals.iter().position(|&(p, _)| p == pid) {
+            let (_, of) = d.removals.swap_remove(i);
+            let b = of?;
+            let still = d.removals.iter().any(|&(_, o)| o == Some(b));
+            if d.start_waiting[b] && !still {
+                d.start_waiting[b] = false;
+                return Some(b);
+            }
+            return None;
+        }
+        if d.scan.as_ref().is_some_and(|(p, _)| *p == pid) {
+            let (_, file) = d.scan.take()?;
+            self.scan_done(file, status);
+            return None;
+        }
+        log::debug!("reaped process {pid} ({status})");
+        None
+    }
+
+    /// Removes the containers the startup scan found left by gangway instances that no
+    /// longer run.
+    fn scan_done(&mut self, mut file: File, status: &str) {
+        let Some(d) = self.docker.as_mut() else {
+            return;
+        };
+        let mut out = String::new();
+        let read = file.rewind().and_then(|()| file.read_to_string(&mut out));
+        if status != "exit status 0" || read.is_err() {
+            log::debug!("the scan for stale containers failed ({status}); skipped");
+            return;
+        }
+        let stale =
+            docker::stale_containers(&out, &d.instance, &|pid| docker::proc_start_time(pid));
+        if stale.is_empty() {
+            return;
+        }
+        let Some(cfg) = (0..self.gw.backend_count())
+            .filter_map(|b| self.gw.backend_config(b))
+            .find(|c| docker::is_docker_run(c))
+        else {
+            return;
+        };
+        let Some(template) = docker::launch(cfg, &d.instance, 0).container else {
+            return;
+        };
+        log::info!(
+            "removing {} container(s) left by gangway instances that no longer run: {}",
+            stale.len(),
+            stale.join(" ")
+        );
+        for id in stale {
+            let c = Container {
+                name: id,
+                ..template.clone()
+            };
+            match spawn_side(c.remove_command()) {
+                Ok(pid) => d.removals.push((pid, None)),
+                Err(e) => log::warn!("could not remove stale container {}: {e}", c.name),
+            }
         }
     }
 
@@ -580,6 +792,38 @@ impl Runtime {
         }
         let _ = self.client_out.flush();
     }
+}
+
+/// Starts the scan for containers that gangway instances which no longer run left behind;
+/// its output goes to an anonymous in-memory file read when it exits.
+fn start_scan(cfg: &crate::config::BackendConfig, instance: &Instance) -> Option<(i32, File)> {
+    let container = docker::launch(cfg, instance, 0).container?;
+    let started =
+        nix::sys::memfd::memfd_create(c"gangway-scan", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(io::Error::from)
+            .map(File::from)
+            .and_then(|file| {
+                let mut cmd = docker::scan_command(&container.program, &container.global);
+                cmd.stdout(file.try_clone()?);
+                Ok((spawn_side(cmd)?, file))
+            });
+    match started {
+        Ok(scan) => Some(scan),
+        Err(e) => {
+            log::warn!(
+                "could not run `{} ps` to look for containers left by earlier gangway runs: {e}",
+                container.program
+            );
+            None
+        }
+    }
+}
+
+/// Spawns a `docker` command on the side, in a process group of its own so a Ctrl-C meant
+/// for gangway does not cut a removal short. It is reaped by `process::reap`.
+fn spawn_side(mut cmd: Command) -> io::Result<i32> {
+    let child = cmd.process_group(0).spawn()?;
+    i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))
 }
 
 /// How a `drain` of one pipe ended.

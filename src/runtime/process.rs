@@ -25,10 +25,12 @@ pub struct Spawned {
 
 /// Starts `cfg`'s command with piped stdio, in a new process group (so a signal reaches
 /// wrappers like `npx` and everything they start), with gangway's environment plus the
-/// backend's `env`, and with a parent-death signal so it does not outlive gangway.
-pub fn spawn(cfg: &BackendConfig) -> io::Result<Spawned> {
+/// backend's `env`, and with a parent-death signal so it does not outlive gangway. `args`
+/// replace `cfg.args` (see [`crate::docker::launch`], which adds a docker backend's name
+/// and labels).
+pub fn spawn(cfg: &BackendConfig, args: &[String]) -> io::Result<Spawned> {
     let mut cmd = Command::new(&cfg.command);
-    cmd.args(&cfg.args)
+    cmd.args(args)
         .envs(cfg.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
