@@ -32,8 +32,9 @@
 //! top-level settings, or `{}`, is shape 1 with no backends.
 //!
 //! Every backend, in every shape, accepts `command`, `args`, `env`, `cwd`, `description`,
-//! `timeout`, `idle_timeout` and `disabled` (plus `name` in shape 2 and `type` in shape 3).
-//! The top-level settings `expose`, `timeout`, `idle_timeout`, `max_message_bytes` and
+//! `timeout`, `startup_timeout`, `idle_timeout` and `disabled` (plus `name` in shape 2 and
+//! `type` in shape 3). The top-level settings `expose`, `timeout`, `startup_timeout`,
+//! `idle_timeout`, `max_message_bytes` and
 //! `$schema` (ignored) exist in shapes 1 and 2 only; shape 3 always uses the defaults.
 //!
 //! # Strictness
@@ -72,6 +73,10 @@ use serde_json::{Map, Value};
 /// Default request timeout of a backend, in seconds, when neither the backend nor the top
 /// level sets `timeout`.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// Default time, in seconds, a backend may take to start and answer `initialize` (long
+/// enough for `docker run` to pull an image), when neither the backend nor the top level
+/// sets `startup_timeout`.
+pub const DEFAULT_STARTUP_TIMEOUT_SECS: u64 = 120;
 /// Default idle time, in seconds, after which a backend process is stopped, when neither the
 /// backend nor the top level sets `idle_timeout`.
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
@@ -91,6 +96,7 @@ const TOP_KEYS: &[&str] = &[
     "expose",
     "idle_timeout",
     "max_message_bytes",
+    "startup_timeout",
     "timeout",
 ];
 const BACKEND_KEYS: &[&str] = &[
@@ -101,6 +107,7 @@ const BACKEND_KEYS: &[&str] = &[
     "disabled",
     "env",
     "idle_timeout",
+    "startup_timeout",
     "timeout",
 ];
 const LIST_BACKEND_KEYS: &[&str] = &[
@@ -112,6 +119,7 @@ const LIST_BACKEND_KEYS: &[&str] = &[
     "env",
     "idle_timeout",
     "name",
+    "startup_timeout",
     "timeout",
 ];
 const DESKTOP_BACKEND_KEYS: &[&str] = &[
@@ -122,6 +130,7 @@ const DESKTOP_BACKEND_KEYS: &[&str] = &[
     "disabled",
     "env",
     "idle_timeout",
+    "startup_timeout",
     "timeout",
     "type",
 ];
@@ -175,8 +184,10 @@ pub struct BackendConfig {
     pub cwd: Option<PathBuf>,
     /// Human-readable description, if the file gives one.
     pub description: Option<String>,
-    /// How long a request may wait for its answer; never zero.
+    /// How long a request may wait for its answer once the backend is ready; never zero.
     pub timeout: std::time::Duration,
+    /// How long the process may take to start and answer `initialize`; never zero.
+    pub startup_timeout: std::time::Duration,
     /// How long the process may sit idle before it is stopped; `None` (0 in the file) means
     /// it is never stopped for being idle.
     pub idle_timeout: Option<std::time::Duration>,
@@ -196,6 +207,7 @@ impl fmt::Debug for BackendConfig {
             .field("cwd", &self.cwd)
             .field("description", &self.description)
             .field("timeout", &self.timeout)
+            .field("startup_timeout", &self.startup_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("disabled", &self.disabled)
             .finish()
@@ -665,6 +677,7 @@ impl Shape {
 /// Per-backend defaults, set by the top level.
 struct Defaults {
     timeout: Duration,
+    startup_timeout: Duration,
     idle_timeout: Option<Duration>,
 }
 
@@ -672,6 +685,7 @@ impl Default for Defaults {
     fn default() -> Self {
         Defaults {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            startup_timeout: Duration::from_secs(DEFAULT_STARTUP_TIMEOUT_SECS),
             idle_timeout: Some(Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS)),
         }
     }
@@ -735,6 +749,9 @@ impl Parser<'_> {
         let mut defaults = Defaults::default();
         if let Some(v) = top.get("timeout") {
             defaults.timeout = self.timeout("timeout", v)?;
+        }
+        if let Some(v) = top.get("startup_timeout") {
+            defaults.startup_timeout = self.timeout("startup_timeout", v)?;
         }
         if let Some(v) = top.get("idle_timeout") {
             defaults.idle_timeout = self.idle_timeout("idle_timeout", v)?;
@@ -1012,6 +1029,10 @@ impl Parser<'_> {
             None => defaults.timeout,
             Some(v) => self.timeout(&child(path, "timeout"), v)?,
         };
+        let startup_timeout = match obj.get("startup_timeout") {
+            None => defaults.startup_timeout,
+            Some(v) => self.timeout(&child(path, "startup_timeout"), v)?,
+        };
         let idle_timeout = match obj.get("idle_timeout") {
             None => defaults.idle_timeout,
             Some(v) => self.idle_timeout(&child(path, "idle_timeout"), v)?,
@@ -1066,6 +1087,7 @@ impl Parser<'_> {
             cwd,
             description,
             timeout,
+            startup_timeout,
             idle_timeout,
             disabled,
         }))
@@ -1493,6 +1515,7 @@ mod tests {
               "$schema": "https://example.invalid/gangway.schema.json",
               "expose": "both",
               "timeout": 12,
+              "startup_timeout": 300,
               "idle_timeout": 0,
               "max_message_bytes": 2048,
               "backends": {
@@ -1504,6 +1527,7 @@ mod tests {
                   "cwd": "/srv/work",
                   "description": "GitHub",
                   "timeout": 0.5,
+                  "startup_timeout": 7,
                   "idle_timeout": 60,
                   "disabled": false
                 },
@@ -1542,6 +1566,7 @@ mod tests {
         assert_eq!(g.cwd.as_deref(), Some(Path::new("/srv/work")));
         assert_eq!(g.description.as_deref(), Some("GitHub"));
         assert_eq!(g.timeout, Duration::from_millis(500));
+        assert_eq!(g.startup_timeout, Duration::from_secs(7));
         assert_eq!(g.idle_timeout, Some(Duration::from_secs(60)));
         assert!(!g.disabled);
 
@@ -1551,6 +1576,7 @@ mod tests {
             Duration::from_secs(12),
             "top-level timeout is the default"
         );
+        assert_eq!(z.startup_timeout, Duration::from_secs(300));
         assert_eq!(z.idle_timeout, None, "top-level idle_timeout 0 means never");
         assert!(backend(&c, "off").disabled);
     }
@@ -1679,6 +1705,10 @@ mod tests {
         assert_eq!(f.args[2], "/home/u/Desktop");
         assert_eq!(f.env, vec![("DEBUG".to_string(), "1".to_string())]);
         assert_eq!(f.timeout, Duration::from_secs(DEFAULT_TIMEOUT_SECS));
+        assert_eq!(
+            f.startup_timeout,
+            Duration::from_secs(DEFAULT_STARTUP_TIMEOUT_SECS)
+        );
         let code = backend(&c, "code");
         assert!(code.disabled);
         assert_eq!(code.timeout, Duration::from_secs(5));
@@ -1927,7 +1957,7 @@ mod tests {
                 "/etc/gangway/test.json",
                 "backends.github: unknown key \"tiemout\"",
                 "did you mean \"timeout\"?",
-                "Valid keys here: args, command, cwd, description, disabled, env, idle_timeout, timeout.",
+                "Valid keys here: args, command, cwd, description, disabled, env, idle_timeout, startup_timeout, timeout.",
             ],
         );
         let m = err(r#"{"backends": {}, "max_msg_bytes": 5}"#);
@@ -1948,7 +1978,7 @@ mod tests {
             &[
                 "backends[0]: unknown key \"nmae\"",
                 "did you mean \"name\"?",
-                "name, timeout",
+                "name, startup_timeout, timeout",
             ],
         );
         assert_has(

@@ -477,6 +477,7 @@ mod tests {
             cwd: None,
             description: None,
             timeout: Duration::from_secs(30),
+            startup_timeout: Duration::from_secs(120),
             idle_timeout: None,
             disabled: false,
         }

@@ -90,6 +90,8 @@ pub struct Backend {
     pub idle_timer: Option<TimerHandle>,
     /// The pending step of the stop ladder, if stopping.
     pub stop_timer: Option<TimerHandle>,
+    /// The next progress notification for requests waiting while it starts.
+    pub start_timer: Option<TimerHandle>,
     /// Set when gangway decided the backend failed (initialize failed, output closed): its
     /// exit then counts as a crash even though gangway stopped it.
     pub failing: bool,
@@ -119,6 +121,7 @@ impl Backend {
             started_at: now,
             idle_timer: None,
             stop_timer: None,
+            start_timer: None,
             failing: false,
             crashes: VecDeque::new(),
             last_error: None,
@@ -205,6 +208,7 @@ mod tests {
             cwd: None,
             description: None,
             timeout: Duration::from_secs(30),
+            startup_timeout: Duration::from_secs(120),
             idle_timeout: None,
             disabled: false,
         };

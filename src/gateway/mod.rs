@@ -41,6 +41,9 @@ pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
 pub const EXIT_DEADLINE: Duration = Duration::from_millis(4400);
 /// Bursts of list_changed notifications from backends are coalesced over this window.
 const LIST_CHANGED_DELAY: Duration = Duration::from_millis(50);
+/// While a backend starts, requests waiting for it that carry a progress token get a
+/// progress notification this often, so the client's own timeout does not fire.
+pub const START_PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// Process work the runtime must do for the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +148,11 @@ enum Timer {
         signal: StopSignal,
     },
     ListChanged(ListKind),
+    /// Tell the requests waiting for backend start `generation` that it is still starting.
+    StartProgress {
+        backend: usize,
+        generation: u64,
+    },
     Drain,
     ExitDeadline,
 }
@@ -511,6 +519,10 @@ impl Gateway {
                     generation,
                     signal,
                 } => self.stop_step(now, backend, generation, signal),
+                Timer::StartProgress {
+                    backend,
+                    generation,
+                } => self.start_progress(now, backend, generation),
                 Timer::ListChanged(kind) => {
                     self.list_changed_armed[kind.index()] = false;
                     if self.life == Life::Running {
@@ -957,9 +969,15 @@ impl Gateway {
     }
 
     fn mark_sent(&mut self, now: Instant, b: usize, gw: u64) {
-        let timeout = self.backends[b].config.timeout;
+        let config = &self.backends[b].config;
+        let (timeout, startup) = (config.timeout, config.startup_timeout);
         self.backends[b].last_active = now;
         if let Some(e) = self.ids.get_mut(gw) {
+            let timeout = if e.data.kind == PendingKind::Init {
+                startup
+            } else {
+                timeout
+            };
             e.data.sent = true;
             e.data.timer = Some(self.timers.insert(after(now, timeout), Timer::Request(gw)));
         }
@@ -1064,6 +1082,50 @@ impl Gateway {
         );
         self.backend_init_params = params;
         self.mark_sent(now, b, gw);
+        self.arm_start_progress(now, b);
+    }
+
+    fn arm_start_progress(&mut self, now: Instant, b: usize) {
+        let be = &mut self.backends[b];
+        let step = Timer::StartProgress {
+            backend: b,
+            generation: be.generation,
+        };
+        be.start_timer = Some(self.timers.insert(now + START_PROGRESS_EVERY, step));
+    }
+
+    /// Backend `b` is still starting: every request waiting for it that carries a progress
+    /// token hears so (the request timeout only counts once the backend is ready).
+    fn start_progress(&mut self, now: Instant, b: usize, generation: u64) {
+        let be = &mut self.backends[b];
+        if be.generation != generation || be.phase != Phase::Starting {
+            return;
+        }
+        be.start_timer = None;
+        let secs = now.saturating_duration_since(be.started_at).as_secs();
+        let pulling = if crate::docker::is_docker_run(&be.config) {
+            "; docker may be pulling the image"
+        } else {
+            ""
+        };
+        let text = format!("Starting backend '{}' ({secs} s{pulling})", be.name());
+        for q in &be.queue {
+            let Some(token) = self.ids.get(q.gw).and_then(|e| e.data.token.as_ref()) else {
+                continue;
+            };
+            let mut params = b"{\"progressToken\":".to_vec();
+            params.extend_from_slice(token.as_bytes());
+            params.extend_from_slice(format!(",\"progress\":{secs},\"message\":").as_bytes());
+            message::write_json_string(&mut params, &text);
+            params.push(b'}');
+            write_request(
+                self.out.client.buf(),
+                None,
+                "notifications/progress",
+                Some(&params),
+            );
+        }
+        self.arm_start_progress(now, b);
     }
 
     fn init_done(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
@@ -1079,6 +1141,10 @@ impl Gateway {
         }
         be.init_result = msg.result.map(|r| r.to_owned());
         be.phase = Phase::Ready;
+        if let Some(t) = be.start_timer.take() {
+            self.timers.cancel(t);
+        }
+        let be = &mut self.backends[b];
         info!(
             "backend '{}' ready in {} ms",
             be.name(),
@@ -1224,9 +1290,13 @@ impl Gateway {
     /// being replaced), so no wakeup is left for them.
     fn cancel_backend_timers(&mut self, b: usize) {
         let be = &mut self.backends[b];
-        for t in [be.idle_timer.take(), be.stop_timer.take()]
-            .into_iter()
-            .flatten()
+        for t in [
+            be.idle_timer.take(),
+            be.stop_timer.take(),
+            be.start_timer.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             self.timers.cancel(t);
         }
@@ -1329,8 +1399,9 @@ impl Gateway {
                 self.task_page(now, b, list, None);
             }
             PendingKind::Init => {
+                let secs = self.backends[b].config.startup_timeout.as_secs_f64();
                 let reason = format!(
-                    "backend '{name}' did not answer initialize within {secs} s; check that it is an MCP server speaking stdio{}",
+                    "backend '{name}' did not finish starting (answer initialize) within {secs} s, its \"startup_timeout\"; check that it is an MCP server speaking stdio, or raise startup_timeout if it needs longer (an image pull){}",
                     self.backends[b].stderr_suffix()
                 );
                 error!("{reason}");

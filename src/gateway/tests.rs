@@ -1140,10 +1140,20 @@ fn backend_that_never_answers_initialize_fails_the_queued_request() {
     h.send(call(json!(1), "alpha__echo", json!({})));
     assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
     h.gw.on_backend_stderr(ALPHA, b"waiting for a license key\n");
-    h.advance(5_000);
+    // The request timeout (5 s) does not run while the backend starts; startup_timeout
+    // (120 s by default) bounds the start.
+    h.advance(119_000);
+    assert!(
+        h.client_lines().is_empty(),
+        "no progress token, no notification"
+    );
+    h.advance(1_000);
     let text = error_message(&h.client_one(), -32000);
     assert!(
-        text.contains("initialize") && text.contains("license key"),
+        text.contains("initialize")
+            && text.contains("startup_timeout")
+            && text.contains("120 s")
+            && text.contains("license key"),
         "{text}"
     );
     assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
@@ -2319,9 +2329,33 @@ fn a_huge_timeout_in_the_config_does_not_overflow() {
         br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha__echo"}}"#,
     );
     assert_eq!(gw.take_actions(), vec![Action::Spawn(ALPHA)]);
+    let init = String::from_utf8_lossy(gw.out.backends[ALPHA].pending()).to_string();
+    let init_id = parse(init.trim_end())["id"].to_string();
+    let ready = format!(r#"{{"jsonrpc":"2.0","id":{init_id},"result":{{}}}}"#);
+    gw.on_backend_line(t0, ALPHA, ready.as_bytes());
+    gw.on_timer(t0 + Duration::from_secs(3600));
+    assert!(gw.out.client.is_empty(), "no timeout fired");
     assert!(gw
         .next_deadline()
         .is_some_and(|d| d > t0 + Duration::from_secs(86_400)));
+}
+
+#[test]
+fn a_huge_startup_timeout_does_not_overflow() {
+    let config = Config::parse(
+        r#"{"expose":"tools","startup_timeout":1e19,"backends":{"alpha":{"command":"x"}}}"#,
+        Path::new("test.json"),
+        &|_| None,
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let mut gw = Gateway::new(&config, t0);
+    gw.on_client_line(
+        t0,
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha__echo"}}"#,
+    );
+    gw.on_timer(t0 + Duration::from_secs(86_400));
+    assert!(gw.out.client.is_empty(), "still starting, nothing failed");
 }
 
 #[test]
@@ -2364,4 +2398,84 @@ fn a_list_that_changes_while_it_is_fetched_is_fetched_again_next_time() {
     let again = h.backend_one(ALPHA, "tools/list");
     h.reply(ALPHA, &again, r#"{"tools":[{"name":"new"}]}"#);
     assert_eq!(h.client_one()["result"]["tools"][0]["name"], "alpha__new");
+}
+
+// ----- start is separate from requests --------------------------------------------------------
+
+/// Two backends with a 5 s request timeout and a 30 s startup timeout.
+fn startup_config() -> String {
+    json!({"expose": "tools", "timeout": 5, "startup_timeout": 30, "backends": {
+        "alpha": {"command": "a"}, "beta": {"command": "b"}}})
+    .to_string()
+}
+
+#[test]
+fn a_call_waiting_for_a_start_hears_progress_and_its_timeout_counts_from_ready() {
+    let mut h = Harness::from_json(&startup_config());
+    let mut with_token = call(json!(1), "alpha__echo", json!({}));
+    with_token["params"]["_meta"] = json!({"progressToken": "tok"});
+    h.send(with_token);
+    h.send(call(json!(2), "alpha__echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    assert!(h.client_lines().is_empty());
+    h.advance(999);
+    assert!(
+        h.client_lines().is_empty(),
+        "the first notice comes after 1 s"
+    );
+    let mut progress = Vec::new();
+    for _ in 0..12 {
+        h.advance(1_000);
+        for msg in h.client_out() {
+            assert_eq!(msg["method"], "notifications/progress", "{msg}");
+            assert_eq!(
+                msg["params"]["progressToken"], "tok",
+                "only the call with a token"
+            );
+            let text = msg["params"]["message"].as_str().unwrap_or_default();
+            assert!(text.contains("Starting backend 'alpha'"), "{text}");
+            progress.push(msg["params"]["progress"].as_f64().unwrap_or(-1.0));
+        }
+    }
+    assert_eq!(progress.len(), 12, "one notice a second: {progress:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "progress increases: {progress:?}"
+    );
+    // 13 s in: far past the 5 s request timeout, yet nothing failed.
+    let sent = h.finish_init(ALPHA);
+    assert_eq!(sent.len(), 2, "both calls go out once ready: {sent:#?}");
+    h.advance(4_000);
+    assert!(h.client_lines().is_empty(), "no more notices once ready");
+    h.advance(1_000);
+    let out = h.client_out();
+    let ids: Vec<&Value> = out.iter().map(|m| &m["id"]).collect();
+    assert_eq!(
+        ids,
+        [&json!(1), &json!(2)],
+        "both time out 5 s after ready: {out:#?}"
+    );
+    for m in &out {
+        assert!(error_message(m, -32001).contains("did not answer within 5 s"));
+    }
+    let cancels = h.backend_out(ALPHA);
+    assert_eq!(cancels.len(), 2, "{cancels:#?}");
+}
+
+#[test]
+fn startup_timeout_fails_the_waiting_calls_with_its_own_message() {
+    let mut h = Harness::from_json(&startup_config());
+    h.send(call(json!(1), "beta__echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(BETA)]);
+    h.advance(29_999);
+    assert!(h.client_lines().is_empty());
+    h.advance(1);
+    let text = error_message(&h.client_one(), -32000);
+    assert!(
+        text.contains("did not finish starting") && text.contains("30 s"),
+        "{text}"
+    );
+    assert_eq!(h.actions(), vec![Action::CloseStdin(BETA)]);
+    h.gw.on_backend_exit(h.now, BETA, "killed by signal SIGTERM");
+    assert!(h.client_lines().is_empty());
 }
