@@ -69,3 +69,31 @@ fn timed_out_call_is_answered_cancelled_at_the_backend_and_backend_stays_usable(
         .count();
     assert_eq!(starts, 1, "the backend was restarted: {:#?}", gw.stderr());
 }
+
+#[test]
+fn a_slow_start_is_not_a_request_timeout_and_the_waiting_call_hears_progress() {
+    let dir = TempDir::new();
+    let mut alpha = mock("alpha", &["--init-delay-ms", "2500"]);
+    alpha["timeout"] = json!(1);
+    alpha["startup_timeout"] = json!(20);
+    let config = json!({ "expose": "tools", "backends": { "alpha": alpha } });
+    let mut gw = Gangway::start(&dir, &config);
+    gw.initialize();
+    let started = Instant::now();
+    let id = gw.request(
+        "tools/call",
+        json!({ "name": "alpha__echo", "arguments": { "text": "late but fine" },
+                "_meta": { "progressToken": "start-1" } }),
+    );
+    let progress = gw.recv(Duration::from_secs(5));
+    assert_eq!(progress["method"], "notifications/progress", "{progress}");
+    assert_eq!(progress["params"]["progressToken"], "start-1");
+    let message = progress["params"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Starting backend 'alpha'"), "{message}");
+    let resp = gw.response(&id, T);
+    assert_eq!(ok_text(&resp), "late but fine");
+    assert!(
+        started.elapsed() >= Duration::from_millis(2400),
+        "the answer came after the 2.5 s start, past the 1 s request timeout"
+    );
+}
