@@ -3,6 +3,7 @@
 //! one test binary (as ripgrep and mio do). Run with `cargo test --test tests`.
 
 mod cli;
+mod docker;
 mod gateway;
 mod peers;
 mod util;

@@ -1,0 +1,347 @@
+//! The shipped client entries (examples/) and the gangway image: the entries hold exactly
+//! what a user needs, and the image, run exactly as the Claude Desktop entry runs it, serves
+//! its backends as sibling containers and leaves none behind.
+
+use super::*;
+use crate::util::*;
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// The placeholders the example entries ask the user to replace.
+const BIN_PLACEHOLDER: &str = "/ABSOLUTE/PATH/TO/gangway";
+const CONFIG_PLACEHOLDER: &str = "/ABSOLUTE/PATH/TO/config.json";
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+/// An example file parsed as JSON.
+fn example_json(name: &str) -> Value {
+    let path = example(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
+}
+
+/// The `gangway` entry of a Claude Desktop example as (command, args), with each placeholder
+/// replaced as `replace` says.
+fn desktop_entry(name: &str, replace: &[(&str, &str)]) -> (String, Vec<String>) {
+    let entry = &example_json(name)["mcpServers"]["gangway"];
+    let swap = |s: &Value| {
+        let s = s.as_str().expect("command and args are strings");
+        replace
+            .iter()
+            .find(|(from, _)| *from == s)
+            .map_or(s, |(_, to)| to)
+            .to_string()
+    };
+    let args = entry["args"].as_array().expect("args is an array");
+    (swap(&entry["command"]), args.iter().map(swap).collect())
+}
+
+/// The config for the image tests: one backend, the mock image, labelled with `label`.
+fn mock_container_config(label: &str) -> Value {
+    json!({"backends": {"mock": {
+        "command": "docker",
+        "args": ["run", "-i", "--rm", "--label", label, MOCK_IMAGE],
+    }}})
+}
+
+#[test]
+fn claude_desktop_examples_hold_exactly_the_entries_a_user_needs() {
+    assert_eq!(
+        example_json("claude_desktop_config.json"),
+        json!({"mcpServers": {"gangway": {
+            "command": BIN_PLACEHOLDER,
+            "args": ["--config", CONFIG_PLACEHOLDER],
+        }}})
+    );
+    assert_eq!(
+        example_json("claude_desktop_config.docker.json"),
+        json!({"mcpServers": {"gangway": {
+            "command": "docker",
+            "args": [
+                "run", "-i", "--rm",
+                "-v", "/var/run/docker.sock:/var/run/docker.sock",
+                "-v", format!("{CONFIG_PLACEHOLDER}:/app/config.json:ro"),
+                "gangway",
+            ],
+        }}})
+    );
+}
+
+#[test]
+fn native_claude_desktop_entry_serves_a_backend() {
+    let dir = TempDir::new();
+    let config = dir.write_config(
+        "config.json",
+        &json!({"backends": {"mock": mock("mock", &[])}}),
+    );
+    let bin = gangway_bin();
+    let (command, args) = desktop_entry(
+        "claude_desktop_config.json",
+        &[
+            (BIN_PLACEHOLDER, bin.to_str().expect("utf-8 path")),
+            (CONFIG_PLACEHOLDER, config.to_str().expect("utf-8 path")),
+        ],
+    );
+    let mut cmd = Command::new(command);
+    cmd.args(args)
+        .env_remove("GANGWAY_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut gw = Gangway::spawn(cmd);
+    assert_eq!(gw.initialize()["serverInfo"]["name"], "gangway");
+    let resp = gw.use_tool("mock", "echo", json!({"text": "native"}));
+    assert_eq!(ok_text(&resp), "native");
+}
+
+#[test]
+fn claude_code_script_adds_the_same_entries() {
+    let dir = TempDir::new();
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).expect("create fake bin dir");
+    // A stand-in `claude` that records its arguments, one per line.
+    let record = dir.join("claude-args");
+    let fake = bin.join("claude");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$CLAUDE_ARGS\"\n",
+    )
+    .expect("write fake claude");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod fake claude");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let home = dir.path().to_str().expect("utf-8 path").to_string();
+    let config = format!("{home}/.config/gangway/config.json");
+
+    let run = |mode: &str| {
+        let _ = std::fs::remove_file(&record);
+        let out = Command::new("sh")
+            .arg(example("claude-code.sh"))
+            .arg(mode)
+            .env("PATH", &path)
+            .env("HOME", &home)
+            .env("CLAUDE_ARGS", &record)
+            .env_remove("GANGWAY_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run examples/claude-code.sh");
+        let args = std::fs::read_to_string(&record).unwrap_or_default();
+        let args = args.lines().map(str::to_string).collect::<Vec<_>>();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            args,
+        )
+    };
+    let claude_prefix = ["mcp", "add", "--scope", "user", "gangway", "--"];
+
+    let (status, stderr, args) = run("native");
+    assert!(
+        status.success(),
+        "claude-code.sh native failed ({status}): {stderr}"
+    );
+    let mut want: Vec<String> = claude_prefix.iter().map(|s| s.to_string()).collect();
+    want.extend([
+        "gangway".to_string(),
+        "--config".to_string(),
+        config.clone(),
+    ]);
+    assert_eq!(args, want);
+
+    // The container form runs exactly what the Claude Desktop docker entry runs.
+    let (status, stderr, args) = run("docker");
+    assert!(
+        status.success(),
+        "claude-code.sh docker failed ({status}): {stderr}"
+    );
+    let (command, desktop_args) = desktop_entry(
+        "claude_desktop_config.docker.json",
+        &[(
+            &format!("{CONFIG_PLACEHOLDER}:/app/config.json:ro"),
+            &format!("{config}:/app/config.json:ro"),
+        )],
+    );
+    let mut want: Vec<String> = claude_prefix.iter().map(|s| s.to_string()).collect();
+    want.push(command);
+    want.extend(desktop_args);
+    assert_eq!(args, want);
+
+    let (status, stderr, args) = run("nonsense");
+    assert_eq!(status.code(), Some(2), "an unknown mode is a usage error");
+    assert!(stderr.contains("usage:"), "no usage line: {stderr}");
+    assert!(
+        args.is_empty(),
+        "an unknown mode must not call claude: {args:?}"
+    );
+}
+
+/// Starts the gangway image exactly as the Claude Desktop docker entry does, with `config`
+/// mounted; returns the client and the config's host path (which finds gangway's container
+/// through `docker ps --filter volume=PATH`).
+fn start_image_as_desktop_does(dir: &TempDir, config: &Value) -> (Gangway, String) {
+    let path = dir.write_config("config.json", config);
+    let path = path.to_str().expect("utf-8 path").to_string();
+    let mount = format!("{CONFIG_PLACEHOLDER}:/app/config.json:ro");
+    let (command, args) = desktop_entry(
+        "claude_desktop_config.docker.json",
+        &[(&mount, &format!("{path}:/app/config.json:ro"))],
+    );
+    let image = args.last().expect("the entry names an image").clone();
+    assert!(
+        GANGWAY_IMAGE == image || GANGWAY_IMAGE == format!("{image}:latest"),
+        "the entry runs {image}, the tests built {GANGWAY_IMAGE}"
+    );
+    let mut cmd = Command::new(command);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    (Gangway::spawn(cmd), path)
+}
+
+#[test]
+fn image_run_as_the_desktop_entry_serves_backends_as_sibling_containers() {
+    if !docker_ready() {
+        return;
+    }
+    let label = format!("{TEST_LABEL}={}", docker_test_id());
+    let dir = TempDir::new();
+    let (mut gw, config) = start_image_as_desktop_does(&dir, &mock_container_config(&label));
+    let own = format!("volume={config}");
+    let _cleanup = RemoveOnDrop(vec![format!("label={label}"), own.clone()]);
+
+    // gangway reads /app/config.json without being told: the backend it names is listed.
+    let init = gw.initialize();
+    assert_eq!(init["serverInfo"]["name"], "gangway");
+    assert!(
+        init["instructions"].as_str().unwrap_or("").contains("mock"),
+        "the mounted config's backend is not in the instructions: {init}"
+    );
+    assert_eq!(containers_where(&own).len(), 1, "gangway's own container");
+    assert!(
+        containers(&label).is_empty(),
+        "a backend container started before any call"
+    );
+
+    let resp = gw.use_tool("mock", "echo", json!({"text": "through the socket"}));
+    assert_eq!(ok_text(&resp), "through the socket");
+    // The mock is PID 1: it runs in a container of its own, a sibling on the host's engine.
+    let pid = gw.use_tool("mock", "pid", json!({}));
+    assert_eq!(ok_text(&pid), "1");
+    assert_eq!(
+        running_containers(&label).len(),
+        1,
+        "one running sibling container while the backend is in use"
+    );
+
+    gw.close_stdin();
+    match gw.wait_exit(T) {
+        Some(status) if status.success() => {}
+        other => gw.fail(&format!(
+            "the container did not exit cleanly on stdin EOF within {T:?}: {other:?}"
+        )),
+    }
+    assert!(
+        wait_no_containers(&label, T),
+        "the sibling container is still there {T:?} after gangway exited: {:?}",
+        containers(&label)
+    );
+    assert!(
+        wait_for(T, || containers_where(&own).is_empty()),
+        "gangway's own container is still there {T:?} after it exited"
+    );
+}
+
+#[test]
+fn image_stops_its_backends_on_sigterm_as_pid_1() {
+    if !docker_ready() {
+        return;
+    }
+    let label = format!("{TEST_LABEL}={}", docker_test_id());
+    let dir = TempDir::new();
+    let (mut gw, config) = start_image_as_desktop_does(&dir, &mock_container_config(&label));
+    let own = format!("volume={config}");
+    let _cleanup = RemoveOnDrop(vec![format!("label={label}"), own.clone()]);
+    gw.initialize();
+    assert_eq!(
+        ok_text(&gw.use_tool("mock", "echo", json!({"text": "up"}))),
+        "up"
+    );
+    assert_eq!(running_containers(&label).len(), 1);
+
+    let ids = containers_where(&own);
+    assert_eq!(ids.len(), 1, "gangway's own container: {ids:?}");
+    // A PID 1 without a SIGTERM handler would ignore it, and docker would SIGKILL it after
+    // the grace period (exit 137).
+    docker_stdout(&["stop", "--time", "30", &ids[0]]);
+    match gw.wait_exit(T) {
+        Some(status) if status.code() == Some(0) => {}
+        other => gw.fail(&format!(
+            "gangway as PID 1 did not stop cleanly on SIGTERM (137 = it had to be killed): {other:?}"
+        )),
+    }
+    assert!(
+        wait_no_containers(&label, T),
+        "the sibling container outlived gangway's SIGTERM stop by {T:?}: {:?}",
+        containers(&label)
+    );
+}
+
+#[test]
+fn image_holds_only_gangway_and_the_docker_cli() {
+    if !docker_ready() {
+        return;
+    }
+    let label = format!("{TEST_LABEL}={}", docker_test_id());
+    let _cleanup = RemoveOnDrop(vec![format!("label={label}")]);
+
+    let version = docker(&["run", "--rm", GANGWAY_IMAGE, "--version"]);
+    assert!(version.status.success(), "--version failed: {version:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        format!("gangway {}\n", env!("CARGO_PKG_VERSION"))
+    );
+
+    let id = docker_stdout(&["create", "--label", &label, GANGWAY_IMAGE]);
+    let dir = TempDir::new();
+    let tar = dir.join("rootfs.tar");
+    docker_stdout(&["export", "-o", tar.to_str().expect("utf-8 path"), id.trim()]);
+    let list = Command::new("tar")
+        .arg("-tf")
+        .arg(&tar)
+        .output()
+        .expect("run tar to list the exported file system");
+    assert!(list.status.success(), "tar -tf failed: {list:?}");
+    // Files the engine puts into every container, whatever its image.
+    let engine = [
+        ".dockerenv",
+        "dev/console",
+        "etc/hostname",
+        "etc/hosts",
+        "etc/mtab",
+        "etc/resolv.conf",
+    ];
+    let mut files: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("./").to_string())
+        .filter(|l| !l.is_empty() && !l.ends_with('/') && !engine.contains(&l.as_str()))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["usr/local/bin/docker", "usr/local/bin/gangway"],
+        "the image holds more than the two static binaries (a shell, libraries, ...)"
+    );
+}
