@@ -1,25 +1,143 @@
-//! Command-line interface.
+//! Command-line interface: the top-level flags (which serve MCP on stdio) and the
+//! subcommands for the person setting gangway up (`check`, `tools`, `call`).
 
 use argh::FromArgs;
 use std::path::PathBuf;
 
 /// gangway: one stdio MCP server that fronts many. Run it from an MCP client (Claude
 /// Desktop, Claude Code, ...) in place of your MCP servers; it starts each backend on
-/// first use and stops it when idle.
+/// first use and stops it when idle. Without a command it serves MCP on stdin/stdout.
 #[derive(FromArgs, Debug)]
+#[argh(
+    example = "Serve MCP on stdio (what an MCP client runs):\n  {command_name} --config ~/.config/gangway/config.json\n\nTry the config from a shell:\n  {command_name} check --config config.json\n  {command_name} tools github\n  {command_name} call everything echo '{{\"message\": \"hi\"}}'",
+    error_code(
+        1,
+        "a backend failed (check, tools, call) or gangway failed while serving"
+    ),
+    error_code(2, "bad usage, or the config file is missing or invalid"),
+    error_code(130, "a command was interrupted; every backend was stopped")
+)]
 pub struct Cli {
     /// config file (default: $GANGWAY_CONFIG, else ./config.json)
     #[argh(option, short = 'c')]
     pub config: Option<PathBuf>,
 
-    /// log level for stderr: error, warn, info, debug or trace (default: info; RUST_LOG
-    /// takes precedence when set)
+    /// log level for stderr: error, warn, info, debug or trace (default: info when
+    /// serving, warn for the commands; RUST_LOG takes precedence when set)
     #[argh(option)]
     pub log_level: Option<String>,
 
     /// print the version and exit
     #[argh(switch, short = 'V')]
     pub version: bool,
+
+    /// a tool for setting gangway up; none: serve MCP on stdio
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    /// `gangway check`
+    Check(CheckArgs),
+    /// `gangway tools`
+    Tools(ToolsArgs),
+    /// `gangway call`
+    Call(CallArgs),
+}
+
+impl Command {
+    /// The `--config` given to the subcommand, if any.
+    pub fn config(&self) -> Option<&PathBuf> {
+        match self {
+            Command::Check(a) => a.config.as_ref(),
+            Command::Tools(a) => a.config.as_ref(),
+            Command::Call(a) => a.config.as_ref(),
+        }
+    }
+}
+
+/// start every enabled backend once and report on each: status, start time, tools, error
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "check",
+    note = "Validates the config; when a backend runs `docker run`, checks that the Docker \
+daemon answers (and says how to fix it when not); then starts every enabled backend at the \
+same time, runs initialize and tools/list, stops it, and prints a table: backend, status \
+(ok, failed, disabled, skipped), start time (until the initialize answer), tool count and \
+error (with the backend's last stderr line).",
+    example = "{command_name} --config ~/.config/gangway/config.json",
+    error_code(1, "a backend failed, or Docker is needed and not reachable"),
+    error_code(2, "bad usage, or the config file is missing or invalid"),
+    error_code(130, "interrupted; every backend was stopped")
+)]
+pub struct CheckArgs {
+    /// config file (default: $GANGWAY_CONFIG, else ./config.json)
+    #[argh(option, short = 'c')]
+    pub config: Option<PathBuf>,
+}
+
+/// list the tools of every enabled backend, or of one, with their descriptions
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "tools",
+    note = "Starts the backends, lists their tools grouped by backend and stops them. Each \
+line shows the name a client calls through gangway (BACKEND__TOOL), the backend's own name \
+for the tool (what use_tool and `gangway call` take) and the first line of its description.",
+    example = "{command_name}\n{command_name} --config config.json github",
+    error_code(1, "a backend failed to start or to list its tools"),
+    error_code(2, "unknown backend, bad usage, or a missing or invalid config"),
+    error_code(130, "interrupted; every backend was stopped")
+)]
+pub struct ToolsArgs {
+    /// config file (default: $GANGWAY_CONFIG, else ./config.json)
+    #[argh(option, short = 'c')]
+    pub config: Option<PathBuf>,
+
+    /// the backend to list (default: every enabled backend)
+    #[argh(positional)]
+    pub backend: Option<String>,
+}
+
+/// call one tool of one backend and print the result
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "call",
+    note = "Starts BACKEND, calls its tool TOOL with JSON_ARGS (a JSON object; quote it for \
+the shell), prints the result's content (text as text, anything else as one line of JSON) \
+and stops the backend: try a backend from the shell without an MCP client.",
+    example = "{command_name} everything echo '{{\"message\": \"hello\"}}'\n{command_name} --config config.json time get_current_time '{{\"timezone\": \"UTC\"}}'",
+    error_code(
+        1,
+        "the tool returned an error (isError), or the backend or the call failed"
+    ),
+    error_code(
+        2,
+        "invalid JSON_ARGS, unknown backend, bad usage, or a missing or invalid config"
+    ),
+    error_code(130, "interrupted; the backend was stopped")
+)]
+pub struct CallArgs {
+    /// config file (default: $GANGWAY_CONFIG, else ./config.json)
+    #[argh(option, short = 'c')]
+    pub config: Option<PathBuf>,
+
+    /// the backend, as named in the config
+    #[argh(positional)]
+    pub backend: String,
+
+    /// the tool, by the backend's own name (`echo`, not `BACKEND__echo`)
+    #[argh(positional)]
+    pub tool: String,
+
+    /// the tool's arguments as a JSON object (default: an empty object)
+    #[argh(positional)]
+    pub json_args: Option<String>,
 }
 
 /// Where the config file is, following `--config`, then `$GANGWAY_CONFIG`, then
@@ -43,6 +161,10 @@ pub fn config_path(flag: Option<PathBuf>, env: Option<String>) -> (PathBuf, Vec<
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str]) -> Result<Cli, argh::EarlyExit> {
+        Cli::from_args(&["gangway"], args)
+    }
+
     #[test]
     fn flag_beats_env_beats_default() {
         let (p, _) = config_path(Some("a.json".into()), Some("b.json".into()));
@@ -52,5 +174,42 @@ mod tests {
         assert!(tried[0].contains("GANGWAY_CONFIG"));
         let (p, _) = config_path(None, Some(String::new()));
         assert_eq!(p, PathBuf::from("config.json"));
+    }
+
+    #[test]
+    fn no_subcommand_still_serves() {
+        let cli = parse(&["--config", "x.json", "--log-level", "debug"]).expect("parses");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.config, Some(PathBuf::from("x.json")));
+    }
+
+    #[test]
+    fn subcommands_take_their_own_config_and_positionals() {
+        let cli = parse(&["check", "-c", "a.json"]).expect("parses");
+        assert!(matches!(&cli.command, Some(Command::Check(_))));
+        assert_eq!(
+            cli.command.as_ref().and_then(Command::config),
+            Some(&PathBuf::from("a.json"))
+        );
+
+        let cli = parse(&["tools"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Tools(ToolsArgs { backend: None, .. }))
+        ));
+
+        let cli =
+            parse(&["-c", "top.json", "call", "alpha", "echo", "{\"text\":1}"]).expect("parses");
+        assert_eq!(cli.config, Some(PathBuf::from("top.json")));
+        let Some(Command::Call(call)) = cli.command else {
+            panic!("a call command");
+        };
+        assert_eq!(
+            (call.backend.as_str(), call.tool.as_str()),
+            ("alpha", "echo")
+        );
+        assert_eq!(call.json_args.as_deref(), Some("{\"text\":1}"));
+
+        assert!(parse(&["call", "alpha"]).is_err(), "TOOL is required");
     }
 }

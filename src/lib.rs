@@ -9,5 +9,6 @@ pub mod config;
 pub mod docker;
 pub mod gateway;
 pub mod runtime;
+pub mod setup;
 pub mod timer;
 pub mod wire;

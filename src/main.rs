@@ -1,19 +1,37 @@
-//! Process entry: parse the command line, load the config, run the gateway, and map the
-//! outcome to an exit code (0 clean shutdown, 1 runtime failure, 2 usage or config error).
+//! Process entry: parse the command line, load the config, then either serve MCP on stdio
+//! or run one of the setup commands (`check`, `tools`, `call`), and map the outcome to an
+//! exit code (0 success, 1 runtime or backend failure, 2 usage or config error, 130
+//! interrupted).
 
-use gangway::cli::{self, Cli};
+use gangway::cli::{self, Cli, Command};
 use gangway::config::{self, Config};
-use std::io::Write;
+use gangway::setup::{self, Outcome};
+use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli: Cli = argh::from_env();
+    let cli = match parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     if cli.version {
         println!("gangway {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    init_logging(cli.log_level.as_deref());
-    let (path, tried) = cli::config_path(cli.config, std::env::var("GANGWAY_CONFIG").ok());
+    // The setup commands print reports; the backends' chatter belongs under debug there.
+    let default_level = match cli.command {
+        None => log::LevelFilter::Info,
+        Some(_) => log::LevelFilter::Warn,
+    };
+    init_logging(default_level, cli.log_level.as_deref());
+    let flag = cli
+        .command
+        .as_ref()
+        .and_then(Command::config)
+        .cloned()
+        .or(cli.config);
+    let (path, tried) = cli::config_path(flag, std::env::var("GANGWAY_CONFIG").ok());
     if !path.exists() {
         eprintln!(
             "gangway: no config file at {} (tried {}). Create one (see config.example.json) or pass --config PATH",
@@ -29,13 +47,57 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match cli.command {
+        None => serve(&config, &path),
+        Some(command) => run_setup(&command, &config),
+    }
+}
+
+/// Parses the command line as `argh::from_env` does, except that a usage error exits
+/// with 2, like every other usage error.
+fn parse_args() -> Result<Cli, ExitCode> {
+    let mut strings = Vec::new();
+    for arg in std::env::args_os() {
+        match arg.into_string() {
+            Ok(s) => strings.push(s),
+            Err(bad) => {
+                eprintln!(
+                    "gangway: argument {:?} is not valid UTF-8; gangway's arguments must be",
+                    bad.to_string_lossy()
+                );
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    let cmd = strings
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("gangway")
+        .to_string();
+    let args: Vec<&str> = strings.iter().skip(1).map(String::as_str).collect();
+    argh::FromArgs::from_args(&[cmd.as_str()], &args).map_err(|exit: argh::EarlyExit| {
+        match exit.status {
+            Ok(()) => {
+                println!("{}", exit.output);
+                ExitCode::SUCCESS
+            }
+            Err(()) => {
+                eprintln!("{}\nRun {cmd} --help for more information.", exit.output);
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+fn serve(config: &Config, path: &Path) -> ExitCode {
     log::info!(
         "gangway {} serving {} backend(s) from {}",
         env!("CARGO_PKG_VERSION"),
         config.enabled().count(),
         path.display()
     );
-    match gangway::runtime::run(&config) {
+    match gangway::runtime::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gangway: {e}");
@@ -44,9 +106,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: Option<&str>) {
+fn run_setup(command: &Command, config: &Config) -> ExitCode {
+    if let Err(e) = setup::handle_interrupts() {
+        log::warn!("cannot handle Ctrl-C ({e}); interrupting may leave docker containers until gangway's next start");
+    }
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let mut err = io::stderr();
+    let result = match command {
+        Command::Check(_) => setup::check(config, &mut out, &mut err),
+        Command::Tools(a) => setup::tools(config, a.backend.as_deref(), &mut out, &mut err),
+        Command::Call(a) => setup::call(
+            config,
+            &a.backend,
+            &a.tool,
+            a.json_args.as_deref(),
+            &mut out,
+            &mut err,
+        ),
+    };
+    match result.and_then(|outcome| out.flush().map(|()| outcome)) {
+        Ok(outcome) => ExitCode::from(outcome.code()),
+        // The reader went away (`gangway tools | head`): nothing left to say.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gangway: cannot write the output: {e}");
+            ExitCode::from(Outcome::Failed.code())
+        }
+    }
+}
+
+fn init_logging(default: log::LevelFilter, level: Option<&str>) {
     let mut builder = env_logger::Builder::new();
-    builder.filter_level(log::LevelFilter::Info);
+    builder.filter_level(default);
     if let Some(level) = level {
         builder.parse_filters(level);
     }

@@ -1,5 +1,7 @@
 //! The command line: version, config discovery and config errors (exit code 2).
 
+mod setup;
+
 use crate::util::*;
 use serde_json::json;
 use std::io::Read;
