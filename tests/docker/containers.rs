@@ -15,7 +15,9 @@ const GONE: Duration = Duration::from_secs(10);
 /// `gangway-test=ID` so the test finds exactly its own containers.
 fn docker_config(id: &str, idle: f64, flags: &[&str]) -> Value {
     let label = format!("gangway-test={id}");
-    let mut args = vec!["run", "-i", "--rm", "--label", &label, MOCK_IMAGE, "--name", "m"];
+    let mut args = vec![
+        "run", "-i", "--rm", "--label", &label, MOCK_IMAGE, "--name", "m",
+    ];
     args.extend_from_slice(flags);
     json!({"idle_timeout": idle, "backends": {"m": {"command": "docker", "args": args}}})
 }
@@ -120,7 +122,11 @@ fn after_gangway_is_sigkilled_its_next_start_removes_the_container() {
     g.wait_exit(GONE).expect("killed gangway is reaped");
     // The docker CLI died with gangway (parent-death signal); the container ignores the
     // EOF that followed, so it is still there.
-    assert_eq!(containers(&label(&id)).len(), 1, "the stubborn container survives");
+    assert_eq!(
+        containers(&label(&id)).len(),
+        1,
+        "the stubborn container survives"
+    );
     let next = Gangway::start(&dir, &config);
     next.wait_stderr("left by gangway instances that no longer run", GONE);
     assert_gone(&id, &next, "the next gangway started");
@@ -199,5 +205,8 @@ fn secrets_pass_by_name_with_dash_e_and_never_appear_on_a_command_line() {
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
         .filter(|c| c.contains(&secret))
         .collect();
-    assert!(leaked.is_empty(), "the secret is on a command line: {leaked:?}");
+    assert!(
+        leaked.is_empty(),
+        "the secret is on a command line: {leaked:?}"
+    );
 }
