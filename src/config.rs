@@ -1364,7 +1364,8 @@ fn json_error(file: &Path, e: &serde_json::Error) -> ConfigError {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+/// How a JSON value's type reads in an error message ("a string", "an array", ...).
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

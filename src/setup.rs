@@ -1667,24 +1667,13 @@ pub fn parse_arguments(text: Option<&str>) -> Result<Value, String> {
         Ok(v @ Value::Object(_)) => Ok(v),
         Ok(v) => Err(format!(
             "JSON_ARGS must be a JSON object, not {}: {}; {example}",
-            kind(&v),
+            crate::config::type_name(&v),
             text.trim()
         )),
         Err(e) => Err(format!(
             "JSON_ARGS is not valid JSON ({e}): {}; {example}",
             text.trim()
         )),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
