@@ -55,9 +55,9 @@ fn assert_gone(id: &str, g: &Gangway, when: &str) {
 
 #[test]
 fn a_call_starts_a_named_labelled_container_and_idle_reaping_removes_it() {
-    if !docker_ready() {
+    let Some(_serial) = docker_ready() else {
         return;
-    }
+    };
     let id = docker_test_id();
     let dir = TempDir::new();
     let g = started(&dir, &docker_config(&id, 1.0, &[]));
@@ -80,9 +80,9 @@ const STUBBORN: &[&str] = &["--ignore-eof", "--ignore-sigterm"];
 
 #[test]
 fn gangway_eof_leaves_no_container_even_when_the_server_ignores_eof_and_sigterm() {
-    if !docker_ready() {
+    let Some(_serial) = docker_ready() else {
         return;
-    }
+    };
     let id = docker_test_id();
     let dir = TempDir::new();
     let mut g = started(&dir, &docker_config(&id, 0.0, STUBBORN));
@@ -94,9 +94,9 @@ fn gangway_eof_leaves_no_container_even_when_the_server_ignores_eof_and_sigterm(
 
 #[test]
 fn gangway_sigterm_leaves_no_container() {
-    if !docker_ready() {
+    let Some(_serial) = docker_ready() else {
         return;
-    }
+    };
     let id = docker_test_id();
     let dir = TempDir::new();
     let mut g = started(&dir, &docker_config(&id, 0.0, STUBBORN));
@@ -111,9 +111,9 @@ fn gangway_sigterm_leaves_no_container() {
 
 #[test]
 fn after_gangway_is_sigkilled_its_next_start_removes_the_container() {
-    if !docker_ready() {
+    let Some(_serial) = docker_ready() else {
         return;
-    }
+    };
     let id = docker_test_id();
     let dir = TempDir::new();
     let config = docker_config(&id, 0.0, STUBBORN);
@@ -134,9 +134,9 @@ fn after_gangway_is_sigkilled_its_next_start_removes_the_container() {
 
 #[test]
 fn a_crashed_container_is_a_clear_error_and_the_next_call_works() {
-    if !docker_ready() {
+    let Some(_serial) = docker_ready() else {
         return;
-    }
+    };
     let id = docker_test_id();
     let dir = TempDir::new();
     let mut g = started(&dir, &docker_config(&id, 0.0, &[]));
@@ -156,9 +156,9 @@ fn a_crashed_container_is_a_clear_error_and_the_next_call_works() {
 
 #[test]
 fn two_gangways_side_by_side_never_remove_each_others_containers() {
-    if !docker_ready() {
+    let Some(_serial) = docker_ready() else {
         return;
-    }
+    };
     let (a_id, b_id) = (docker_test_id(), docker_test_id());
     let (a_dir, b_dir) = (TempDir::new(), TempDir::new());
     let mut a = started(&a_dir, &docker_config(&a_id, 0.0, STUBBORN));
@@ -183,9 +183,9 @@ fn two_gangways_side_by_side_never_remove_each_others_containers() {
 
 #[test]
 fn secrets_pass_by_name_with_dash_e_and_never_appear_on_a_command_line() {
-    if !docker_ready() {
+    let Some(_serial) = docker_ready() else {
         return;
-    }
+    };
     let id = docker_test_id();
     let dir = TempDir::new();
     let secret = format!("s3cr3t-{id}");

@@ -213,9 +213,9 @@ fn start_image_as_desktop_does(dir: &TempDir, config: &Value) -> (Gangway, Strin
 
 #[test]
 fn image_run_as_the_desktop_entry_serves_backends_as_sibling_containers() {
-    if !docker_ready() {
+    let Some(_serial) = docker_ready() else {
         return;
-    }
+    };
     let label = format!("{TEST_LABEL}={}", docker_test_id());
     let dir = TempDir::new();
     let (mut gw, config) = start_image_as_desktop_does(&dir, &mock_container_config(&label));
@@ -266,9 +266,9 @@ fn image_run_as_the_desktop_entry_serves_backends_as_sibling_containers() {
 
 #[test]
 fn image_stops_its_backends_on_sigterm_as_pid_1() {
-    if !docker_ready() {
+    let Some(_serial) = docker_ready() else {
         return;
-    }
+    };
     let label = format!("{TEST_LABEL}={}", docker_test_id());
     let dir = TempDir::new();
     let (mut gw, config) = start_image_as_desktop_does(&dir, &mock_container_config(&label));
@@ -301,9 +301,9 @@ fn image_stops_its_backends_on_sigterm_as_pid_1() {
 
 #[test]
 fn image_holds_only_gangway_and_the_docker_cli() {
-    if !docker_ready() {
+    let Some(_serial) = docker_ready() else {
         return;
-    }
+    };
     let label = format!("{TEST_LABEL}={}", docker_test_id());
     let _cleanup = RemoveOnDrop(vec![format!("label={label}")]);
 

@@ -18,7 +18,7 @@ use crate::util::wait_for;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The mock MCP server (examples/mock_server.rs) in a FROM-scratch image: its entrypoint is
@@ -34,18 +34,25 @@ pub const TEST_LABEL: &str = "gangway-test";
 
 /// Whether Docker tests can run: `docker info` works and `scripts/docker-images` built the
 /// images (once per test process). When not, under CI this panics with the reason (CI must
-/// provide Docker); elsewhere it prints "skipping: REASON" to stderr and returns false, and
+/// provide Docker); elsewhere it prints "skipping: REASON" to stderr and returns None, and
 /// the test should return at once.
-pub fn docker_ready() -> bool {
+///
+/// When they can, it returns a guard that the test holds to its end: docker tests run one
+/// at a time, because every gangway with a docker backend removes, at its start, the
+/// containers of gangways that no longer run, and some tests kill a gangway on purpose and
+/// then look at what it left.
+pub fn docker_ready() -> Option<MutexGuard<'static, ()>> {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    static SERIAL: Mutex<()> = Mutex::new(());
     match READY.get_or_init(prepare) {
-        Ok(()) => true,
+        // A test that failed while holding the lock poisons it; the next may still run.
+        Ok(()) => Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner())),
         Err(why) if std::env::var_os("CI").is_some() => {
             panic!("docker tests cannot run under CI: {why}")
         }
         Err(why) => {
             eprintln!("skipping: {why}");
-            false
+            None
         }
     }
 }
