@@ -341,7 +341,9 @@ impl Gateway {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        if self.life == Life::ShuttingDown || self.life == Life::Exited {
+        // A deferred request was accepted before shutdown began, so it still gets its
+        // answer (its backend is then unavailable, which says why).
+        if matches!(self.life, Life::ShuttingDown | Life::Exited) && !self.retrying {
             debug!("client line ignored: gangway is shutting down");
             return;
         }
