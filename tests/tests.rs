@@ -6,4 +6,5 @@ mod cli;
 mod docker;
 mod gateway;
 mod peers;
+mod props;
 mod util;
