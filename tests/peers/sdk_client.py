@@ -169,7 +169,12 @@ async def connect(params: StdioServerParameters, label: str) -> AsyncIterator[tu
             async with to_session:
                 async for item in read:
                     rec.record("in", item)
-                    await to_session.send(item)
+                    try:
+                        await to_session.send(item)
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        # The session closed while a late message (a log line, say) was
+                        # on its way: it is recorded above, and nobody is left to read it.
+                        return
 
         async def pump_out() -> None:
             async with from_session:
