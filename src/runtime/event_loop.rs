@@ -117,6 +117,9 @@ struct Docker {
     start_waiting: Vec<bool>,
     /// The startup scan for containers of dead instances: its pid and its output file.
     scan: Option<(i32, File)>,
+    /// How the scan reaches the daemon (the first docker backend's program and global
+    /// options); stale containers are removed the same way.
+    daemon: Container,
 }
 
 impl Runtime {
@@ -136,17 +139,19 @@ impl Runtime {
         let first_docker = (0..n)
             .filter_map(|b| gw.backend_config(b))
             .find(|c| docker::is_docker_run(c));
-        let docker = first_docker.map(|cfg| {
+        let docker = first_docker.and_then(|cfg| {
             let instance = Instance::current();
-            let scan = start_scan(cfg, &instance);
-            Docker {
+            let daemon = docker::launch(cfg, &instance, 0).container?;
+            let scan = start_scan(&daemon);
+            Some(Docker {
                 instance,
                 starts: 0,
                 containers: vec![None; n],
                 removals: Vec::new(),
                 start_waiting: vec![false; n],
                 scan,
-            }
+                daemon,
+            })
         });
         Ok(Runtime {
             poll,
@@ -741,15 +746,6 @@ impl Runtime {
         if stale.is_empty() {
             return;
         }
-        let Some(cfg) = (0..self.gw.backend_count())
-            .filter_map(|b| self.gw.backend_config(b))
-            .find(|c| docker::is_docker_run(c))
-        else {
-            return;
-        };
-        let Some(template) = docker::launch(cfg, &d.instance, 0).container else {
-            return;
-        };
         log::info!(
             "removing {} container(s) left by gangway instances that no longer run: {}",
             stale.len(),
@@ -758,7 +754,7 @@ impl Runtime {
         for id in stale {
             let c = Container {
                 name: id,
-                ..template.clone()
+                ..d.daemon.clone()
             };
             match spawn_side(c.remove_command()) {
                 Ok(pid) => d.removals.push((pid, None)),
@@ -796,14 +792,13 @@ impl Runtime {
 
 /// Starts the scan for containers that gangway instances which no longer run left behind;
 /// its output goes to an anonymous in-memory file read when it exits.
-fn start_scan(cfg: &crate::config::BackendConfig, instance: &Instance) -> Option<(i32, File)> {
-    let container = docker::launch(cfg, instance, 0).container?;
+fn start_scan(daemon: &Container) -> Option<(i32, File)> {
     let started =
         nix::sys::memfd::memfd_create(c"gangway-scan", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .map_err(io::Error::from)
             .map(File::from)
             .and_then(|file| {
-                let mut cmd = docker::scan_command(&container.program, &container.global);
+                let mut cmd = docker::scan_command(&daemon.program, &daemon.global);
                 cmd.stdout(file.try_clone()?);
                 Ok((spawn_side(cmd)?, file))
             });
@@ -812,7 +807,7 @@ fn start_scan(cfg: &crate::config::BackendConfig, instance: &Instance) -> Option
         Err(e) => {
             log::warn!(
                 "could not run `{} ps` to look for containers left by earlier gangway runs: {e}",
-                container.program
+                daemon.program
             );
             None
         }
