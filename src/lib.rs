@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod docker;
 pub mod gateway;
+pub mod hash;
 pub mod runtime;
 pub mod setup;
 pub mod timer;
