@@ -8,7 +8,8 @@
 //!    ```json
 //!    { "backends": { "github": { "command": "docker", "args": ["run", "-i", "--rm", "ghcr.io/github/github-mcp-server"],
 //!                                "env": { "GITHUB_PERSONAL_ACCESS_TOKEN": "${GITHUB_TOKEN}" } } },
-//!      "expose": "meta", "timeout": 30, "idle_timeout": 300, "max_message_bytes": 16777216 }
+//!      "expose": "meta", "timeout": 30, "idle_timeout": 300, "max_message_bytes": 16777216,
+//!      "catalog": true, "separator": "__" }
 //!    ```
 //! 2. **mcpware's list form** (the Python gateway's original `config.json`): backends are an
 //!    array of objects with a `name`, and `command` may be an array whose first element is the
@@ -32,10 +33,32 @@
 //! top-level settings, or `{}`, is shape 1 with no backends.
 //!
 //! Every backend, in every shape, accepts `command`, `args`, `env`, `cwd`, `description`,
-//! `timeout`, `startup_timeout`, `idle_timeout` and `disabled` (plus `name` in shape 2 and
-//! `type` in shape 3). The top-level settings `expose`, `timeout`, `startup_timeout`,
-//! `idle_timeout`, `max_message_bytes` and
-//! `$schema` (ignored) exist in shapes 1 and 2 only; shape 3 always uses the defaults.
+//! `timeout`, `startup_timeout`, `idle_timeout`, `disabled`, `prefix`, `tools`, `expose`
+//! and `direct` (plus `name` in shape 2 and `type` in shape 3). The top-level settings
+//! `expose`, `timeout`, `startup_timeout`, `idle_timeout`, `max_message_bytes`, `catalog`,
+//! `separator` and `$schema` (ignored) exist in shapes 1 and 2 only; shape 3 always uses
+//! the defaults.
+//!
+//! # Names, filters and the catalog
+//!
+//! A backend's tools and prompts are exposed as `prefix` + `separator` + the tool's own
+//! name (just the tool's own name when `prefix` is `""`). `prefix` defaults to the
+//! backend's name and is 0 to 64 characters; the top-level `separator` defaults to `"__"`
+//! and is 0 to 8 characters; both use only `A-Z a-z 0-9 _ -`, because clients only accept
+//! tool names matching `^[A-Za-z0-9_-]{1,64}$`.
+//!
+//! `"tools": {"allow": [globs], "deny": [globs]}` restricts which of a backend's tools are
+//! offered at all: a tool is offered when `allow` is absent or empty or one of its globs
+//! matches, and no `deny` glob matches. A backend's own `expose` overrides the top-level
+//! one for that backend, and `"direct": [globs]` lists matching tools directly in
+//! `tools/list` whatever `expose` says. Globs are shell-style (`*`, `?`, `[...]`), matched
+//! against the tool's own name, and never expanded.
+//!
+//! `catalog` is where the tool catalog is kept: absent or `true` means
+//! `$XDG_CACHE_HOME/gangway/catalog.json` (when that variable is an absolute path), else
+//! `$HOME/.cache/gangway/catalog.json`, else no catalog (with a warning); `false` or `null`
+//! turns it off; a string is a file path, expanded like `cwd` and, when relative, resolved
+//! against the config file's directory (`~` is not special).
 //!
 //! # Strictness
 //!
@@ -49,7 +72,7 @@
 //!
 //! # Variable expansion
 //!
-//! In `command`, `args`, `env` values and `cwd`, `${VAR}` is replaced by the value of `VAR`
+//! In `command`, `args`, `env` values, `cwd` and `catalog`, `${VAR}` is replaced by the value of `VAR`
 //! in gangway's environment and `${VAR:-default}` by that value, or by `default` when `VAR`
 //! is unset or empty (as in a POSIX shell). `$$` is a literal `$`; a `$` followed by
 //! anything other than `{` or `$` is kept as it is. Variable names are letters, digits and
@@ -90,12 +113,21 @@ const MAX_NAME_LEN: usize = 64;
 /// Program names that are gangway itself, for the self-reference guard of shape 3.
 const SELF_NAMES: &[&str] = &["gangway", "gangway.exe"];
 
+/// Longest `prefix`: a prefix may be a whole backend name.
+const MAX_PREFIX_LEN: usize = 64;
+/// Longest `separator`; it is repeated in every exposed name, which clients limit to 64.
+const MAX_SEPARATOR_LEN: usize = 8;
+/// The `separator` when the file sets none.
+const DEFAULT_SEPARATOR: &str = "__";
+
 const TOP_KEYS: &[&str] = &[
     "$schema",
     "backends",
+    "catalog",
     "expose",
     "idle_timeout",
     "max_message_bytes",
+    "separator",
     "startup_timeout",
     "timeout",
 ];
@@ -104,36 +136,50 @@ const BACKEND_KEYS: &[&str] = &[
     "command",
     "cwd",
     "description",
+    "direct",
     "disabled",
     "env",
+    "expose",
     "idle_timeout",
+    "prefix",
     "startup_timeout",
     "timeout",
+    "tools",
 ];
 const LIST_BACKEND_KEYS: &[&str] = &[
     "args",
     "command",
     "cwd",
     "description",
+    "direct",
     "disabled",
     "env",
+    "expose",
     "idle_timeout",
     "name",
+    "prefix",
     "startup_timeout",
     "timeout",
+    "tools",
 ];
 const DESKTOP_BACKEND_KEYS: &[&str] = &[
     "args",
     "command",
     "cwd",
     "description",
+    "direct",
     "disabled",
     "env",
+    "expose",
     "idle_timeout",
+    "prefix",
     "startup_timeout",
     "timeout",
+    "tools",
     "type",
 ];
+/// Keys of a backend's `tools` object.
+const TOOLS_KEYS: &[&str] = &["allow", "deny"];
 /// Keys that decide the shape; used to suggest one when no shape is recognised.
 const SHAPE_KEYS: &[&str] = &["backends", "mcpServers"];
 
@@ -151,7 +197,7 @@ pub enum Expose {
 }
 
 /// A validated configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// The file it came from (as given to [`Config::load`] / [`Config::parse`]).
     pub path: PathBuf,
@@ -159,6 +205,11 @@ pub struct Config {
     pub expose: Expose,
     /// Largest JSON-RPC message accepted, in bytes; at least 1024.
     pub max_message_bytes: usize,
+    /// Where the tool catalog is kept; `None` when disabled (`"catalog": false`).
+    pub catalog: Option<PathBuf>,
+    /// Between a backend's prefix and a tool or prompt name in exposed names (`separator`,
+    /// default "__"): 0 to 8 characters of `A-Z a-z 0-9 _ -`.
+    pub separator: String,
     /// Every backend, enabled and disabled, in a deterministic order: file order for the
     /// list form, sorted by name for the object forms. Names are unique.
     pub backends: Vec<BackendConfig>,
@@ -169,7 +220,7 @@ pub struct Config {
 /// For an enabled backend, `command`, `args`, `env` values and `cwd` are expanded and a
 /// relative `cwd` is resolved against the config file's directory; for a disabled one they
 /// hold the text as written. `Debug` prints env names but never env values.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct BackendConfig {
     /// Unique name: 1 to 64 characters of `A-Z a-z 0-9 _ -`.
     pub name: String,
@@ -193,6 +244,78 @@ pub struct BackendConfig {
     pub idle_timeout: Option<std::time::Duration>,
     /// A disabled backend is validated and listed but never started.
     pub disabled: bool,
+    /// Put before the backend's tool and prompt names with `separator` (`prefix`, default
+    /// the backend's name; may be empty, then names are the tool's own). 0 to 64
+    /// characters of `A-Z a-z 0-9 _ -`.
+    pub prefix: String,
+    /// Which of its tools are offered at all (`tools: {"allow": [globs], "deny": [globs]}`).
+    pub tools: ToolFilter,
+    /// How its tools are exposed: its own `expose`, else the top-level one (already
+    /// resolved here).
+    pub expose: Expose,
+    /// Tools also listed directly in tools/list whatever `expose` says (`direct: [globs]`),
+    /// so a meta backend can pin a few everyday tools.
+    pub direct: Vec<glob::Pattern>,
+}
+
+/// Which tools of a backend are offered. A tool is offered when `allow` is empty or one of
+/// its globs matches, and no `deny` glob matches.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ToolFilter {
+    /// Globs of the tools offered; empty offers every tool `deny` does not exclude.
+    pub allow: Vec<glob::Pattern>,
+    /// Globs of the tools never offered, whatever `allow` says.
+    pub deny: Vec<glob::Pattern>,
+}
+
+impl ToolFilter {
+    /// Whether the tool `name` is offered (see the type's docs).
+    pub fn permits(&self, name: &str) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|g| g.matches(name)))
+            && !self.deny.iter().any(|g| g.matches(name))
+    }
+
+    /// Whether this filter lets everything through.
+    pub fn is_open(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+}
+
+impl BackendConfig {
+    /// Whether `tool` is listed directly (as a `prefix`+`separator`+`tool` tool) by this
+    /// backend: its expose is Tools or Both, or a `direct` glob matches. Filtered tools are
+    /// never direct.
+    pub fn is_direct(&self, tool: &str) -> bool {
+        self.tools.permits(tool)
+            && (matches!(self.expose, Expose::Tools | Expose::Both)
+                || self.direct.iter().any(|g| g.matches(tool)))
+    }
+
+    /// Whether the backend is reached through the meta-tools (expose Meta or Both).
+    pub fn in_meta(&self) -> bool {
+        matches!(self.expose, Expose::Meta | Expose::Both)
+    }
+
+    /// Whether a running process for `self` must be restarted to become `other` (command,
+    /// args, env names or values, or cwd differ).
+    pub fn spawn_differs(&self, other: &BackendConfig) -> bool {
+        // `env` is sorted by name, so equal sets compare equal as vectors.
+        self.command != other.command
+            || self.args != other.args
+            || self.env != other.env
+            || self.cwd != other.cwd
+    }
+}
+
+/// Globs shown as the text they were written as, not as compiled tokens.
+struct Globs<'a>(&'a [glob::Pattern]);
+
+impl fmt::Debug for Globs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(glob::Pattern::as_str))
+            .finish()
+    }
 }
 
 impl fmt::Debug for BackendConfig {
@@ -210,6 +333,11 @@ impl fmt::Debug for BackendConfig {
             .field("startup_timeout", &self.startup_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("disabled", &self.disabled)
+            .field("prefix", &self.prefix)
+            .field("tools_allow", &Globs(&self.tools.allow))
+            .field("tools_deny", &Globs(&self.tools.deny))
+            .field("expose", &self.expose)
+            .field("direct", &Globs(&self.direct))
             .finish()
     }
 }
@@ -411,8 +539,8 @@ pub enum ConfigError {
     UnsetVariable {
         /// The config file.
         file: PathBuf,
-        /// The backend using it.
-        backend: String,
+        /// The backend using it; `None` for a top-level setting (`catalog`).
+        backend: Option<String>,
         /// JSON path of the field using it.
         path: String,
         /// The variable.
@@ -422,8 +550,8 @@ pub enum ConfigError {
     BadVariable {
         /// The config file.
         file: PathBuf,
-        /// The backend using it.
-        backend: String,
+        /// The backend using it; `None` for a top-level setting (`catalog`).
+        backend: Option<String>,
         /// JSON path of the field.
         path: String,
         /// 1-based character position of the `$` within the field.
@@ -606,15 +734,19 @@ impl fmt::Display for ConfigError {
                 backend,
                 path,
                 var,
-            } => write!(
-                f,
-                "{}: {}: backend \"{backend}\" uses ${{{var}}}, which is not set in gangway's \
-                 environment; export {var} before starting gangway (clients such as Claude \
-                 Desktop start it with a minimal environment), or give a default with \
-                 ${{{var}:-default}}",
-                file.display(),
-                at(path)
-            ),
+            } => {
+                write!(f, "{}: {}: ", file.display(), at(path))?;
+                match backend {
+                    Some(backend) => write!(f, "backend \"{backend}\" uses")?,
+                    None => write!(f, "this value uses")?,
+                }
+                write!(
+                    f,
+                    " ${{{var}}}, which is not set in gangway's environment; export {var} \
+                     before starting gangway (clients such as Claude Desktop start it with a \
+                     minimal environment), or give a default with ${{{var}:-default}}"
+                )
+            }
             ConfigError::BadVariable {
                 file,
                 backend,
@@ -622,12 +754,10 @@ impl fmt::Display for ConfigError {
                 position,
                 unterminated,
             } => {
-                write!(
-                    f,
-                    "{}: {}: backend \"{backend}\": ",
-                    file.display(),
-                    at(path)
-                )?;
+                write!(f, "{}: {}: ", file.display(), at(path))?;
+                if let Some(backend) = backend {
+                    write!(f, "backend \"{backend}\": ")?;
+                }
                 if *unterminated {
                     write!(
                         f,
@@ -679,6 +809,7 @@ struct Defaults {
     timeout: Duration,
     startup_timeout: Duration,
     idle_timeout: Option<Duration>,
+    expose: Expose,
 }
 
 impl Default for Defaults {
@@ -687,6 +818,7 @@ impl Default for Defaults {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             startup_timeout: Duration::from_secs(DEFAULT_STARTUP_TIMEOUT_SECS),
             idle_timeout: Some(Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS)),
+            expose: Expose::default(),
         }
     }
 }
@@ -731,22 +863,17 @@ impl Parser<'_> {
         }
         let expose = match top.get("expose") {
             None => Expose::Meta,
-            Some(v) => match self.string("expose", v)? {
-                "meta" => Expose::Meta,
-                "tools" => Expose::Tools,
-                "both" => Expose::Both,
-                other => {
-                    return Err(self.bad_value(
-                        "expose",
-                        format!(
-                            "{} is not a valid value; use \"meta\", \"tools\" or \"both\"",
-                            quoted(other)
-                        ),
-                    ))
-                }
-            },
+            Some(v) => self.expose("expose", v)?,
         };
-        let mut defaults = Defaults::default();
+        let catalog = self.catalog(top.get("catalog"))?;
+        let separator = match top.get("separator") {
+            None => DEFAULT_SEPARATOR.to_string(),
+            Some(v) => self.separator("separator", v)?,
+        };
+        let mut defaults = Defaults {
+            expose,
+            ..Defaults::default()
+        };
         if let Some(v) = top.get("timeout") {
             defaults.timeout = self.timeout("timeout", v)?;
         }
@@ -778,6 +905,8 @@ impl Parser<'_> {
             path: self.file.to_path_buf(),
             expose,
             max_message_bytes,
+            catalog,
+            separator,
             backends,
         })
     }
@@ -818,6 +947,8 @@ impl Parser<'_> {
             path: self.file.to_path_buf(),
             expose: Expose::default(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            catalog: self.catalog(None)?,
+            separator: DEFAULT_SEPARATOR.to_string(),
             backends,
         })
     }
@@ -1037,6 +1168,22 @@ impl Parser<'_> {
             None => defaults.idle_timeout,
             Some(v) => self.idle_timeout(&child(path, "idle_timeout"), v)?,
         };
+        let prefix = match obj.get("prefix") {
+            None => name.to_string(),
+            Some(v) => self.prefix(&child(path, "prefix"), v)?,
+        };
+        let tools = match obj.get("tools") {
+            None => ToolFilter::default(),
+            Some(v) => self.tool_filter(&child(path, "tools"), v)?,
+        };
+        let expose = match obj.get("expose") {
+            None => defaults.expose,
+            Some(v) => self.expose(&child(path, "expose"), v)?,
+        };
+        let direct = match obj.get("direct") {
+            None => Vec::new(),
+            Some(v) => self.globs(&child(path, "direct"), v)?,
+        };
 
         if shape == Shape::Desktop && !disabled && is_self(command) {
             log::warn!(
@@ -1048,7 +1195,7 @@ impl Parser<'_> {
             disabled = true;
         }
 
-        let expand = |raw: &str, field: &str| self.expand(name, field, raw, disabled);
+        let expand = |raw: &str, field: &str| self.expand(Some(name), field, raw, disabled);
         let command_text = expand(command, &command_path)?;
         if command_text.trim().is_empty() {
             return Err(ConfigError::EmptyCommand {
@@ -1090,13 +1237,18 @@ impl Parser<'_> {
             startup_timeout,
             idle_timeout,
             disabled,
+            prefix,
+            tools,
+            expose,
+            direct,
         }))
     }
 
-    /// Expands one field; for a disabled backend only checks the syntax and returns `raw`.
+    /// Expands one field of `backend` (`None` for a top-level setting); for a disabled
+    /// backend only checks the syntax and returns `raw`.
     fn expand(
         &self,
-        backend: &str,
+        backend: Option<&str>,
         path: &str,
         raw: &str,
         disabled: bool,
@@ -1105,7 +1257,7 @@ impl Parser<'_> {
         let text = expand_vars(raw, lookup).map_err(|problem| match problem {
             VarProblem::Unset(var) => ConfigError::UnsetVariable {
                 file: self.file.to_path_buf(),
-                backend: backend.to_string(),
+                backend: backend.map(str::to_string),
                 path: path.to_string(),
                 var,
             },
@@ -1114,27 +1266,194 @@ impl Parser<'_> {
                 unterminated,
             } => ConfigError::BadVariable {
                 file: self.file.to_path_buf(),
-                backend: backend.to_string(),
+                backend: backend.map(str::to_string),
                 path: path.to_string(),
                 position,
                 unterminated,
             },
         })?;
         if text.contains('\0') {
-            // The OS takes C strings: a NUL would make the spawn fail, far from the cause.
+            // The OS takes C strings: a NUL would make the spawn (or the file's opening)
+            // fail, far from the cause.
             let how = if raw.contains('\0') {
                 ""
             } else {
                 " after expanding variables"
             };
+            let use_ = if backend.is_some() {
+                "be passed to a program"
+            } else {
+                "be part of a file path"
+            };
             return Err(self.bad_value(
                 path,
-                format!(
-                    "contains a NUL character{how}, which cannot be passed to a program; remove it"
-                ),
+                format!("contains a NUL character{how}, which cannot {use_}; remove it"),
             ));
         }
         Ok(text)
+    }
+
+    /// The top-level `catalog` (`None` when absent): the file the tool catalog is kept in.
+    fn catalog(&self, v: Option<&Value>) -> Result<Option<PathBuf>, ConfigError> {
+        const PATH: &str = "catalog";
+        match v {
+            None | Some(Value::Bool(true)) => Ok(self.default_catalog()),
+            Some(Value::Bool(false) | Value::Null) => Ok(None),
+            Some(Value::String(raw)) => {
+                if raw.is_empty() {
+                    return Err(self.bad_value(
+                        PATH,
+                        "is empty; give a file path, true for the default place, or false to \
+                         keep no catalog"
+                            .to_string(),
+                    ));
+                }
+                let file = PathBuf::from(self.expand(None, PATH, raw, false)?);
+                if file.as_os_str().is_empty() {
+                    return Err(self.bad_value(
+                        PATH,
+                        "is empty after expanding variables; set the variable it uses to a \
+                         file path, or set \"catalog\" to false to keep no catalog"
+                            .to_string(),
+                    ));
+                }
+                if file.is_absolute() {
+                    Ok(Some(file))
+                } else {
+                    let base = self.file.parent().unwrap_or(Path::new(""));
+                    Ok(Some(base.join(file)))
+                }
+            }
+            Some(other) => Err(self.wrong_type(
+                PATH,
+                "a file path, true (the default place) or false (no catalog)",
+                other,
+            )),
+        }
+    }
+
+    /// Where the catalog goes when the file does not say: the XDG cache directory.
+    fn default_catalog(&self) -> Option<PathBuf> {
+        // A NUL could never reach a file name; such a variable is as good as unset.
+        let usable = |v: &String| !v.is_empty() && !v.contains('\0');
+        // The XDG base directory spec says a relative value is to be ignored.
+        if let Some(cache) =
+            (self.lookup)("XDG_CACHE_HOME").filter(|v| usable(v) && Path::new(v).is_absolute())
+        {
+            return Some(Path::new(&cache).join("gangway").join("catalog.json"));
+        }
+        if let Some(home) = (self.lookup)("HOME").filter(usable) {
+            return Some(
+                Path::new(&home)
+                    .join(".cache")
+                    .join("gangway")
+                    .join("catalog.json"),
+            );
+        }
+        log::warn!(
+            "{}: the tool catalog is off: neither XDG_CACHE_HOME (an absolute path) nor HOME \
+             is set in gangway's environment; set one of them, or set \"catalog\" to a file \
+             path (or to false to turn the catalog off without this warning)",
+            self.file.display()
+        );
+        None
+    }
+
+    fn expose(&self, path: &str, v: &Value) -> Result<Expose, ConfigError> {
+        match self.string(path, v)? {
+            "meta" => Ok(Expose::Meta),
+            "tools" => Ok(Expose::Tools),
+            "both" => Ok(Expose::Both),
+            other => Err(self.bad_value(
+                path,
+                format!(
+                    "{} is not a valid value; use \"meta\", \"tools\" or \"both\"",
+                    quoted(other)
+                ),
+            )),
+        }
+    }
+
+    fn separator(&self, path: &str, v: &Value) -> Result<String, ConfigError> {
+        let s = self.string(path, v)?;
+        if is_name_text(s, MAX_SEPARATOR_LEN) {
+            Ok(s.to_string())
+        } else {
+            Err(self.bad_value(
+                path,
+                format!(
+                    "{} is not a valid separator; use 0 to {MAX_SEPARATOR_LEN} characters, each \
+                     a letter, digit, '_' or '-', because it goes into every exposed tool \
+                     name, and clients accept only names matching ^[A-Za-z0-9_-]{{1,64}}$",
+                    quoted(s)
+                ),
+            ))
+        }
+    }
+
+    fn prefix(&self, path: &str, v: &Value) -> Result<String, ConfigError> {
+        let s = self.string(path, v)?;
+        if is_name_text(s, MAX_PREFIX_LEN) {
+            Ok(s.to_string())
+        } else {
+            Err(self.bad_value(
+                path,
+                format!(
+                    "{} is not a valid prefix; use 0 to {MAX_PREFIX_LEN} characters, each a \
+                     letter, digit, '_' or '-' (\"\" for none), because it goes into the \
+                     backend's exposed tool names, and clients accept only names matching \
+                     ^[A-Za-z0-9_-]{{1,64}}$",
+                    quoted(s)
+                ),
+            ))
+        }
+    }
+
+    /// A backend's `tools` object.
+    fn tool_filter(&self, path: &str, v: &Value) -> Result<ToolFilter, ConfigError> {
+        let Value::Object(obj) = v else {
+            return Err(self.wrong_type(
+                path,
+                "an object with \"allow\" and/or \"deny\" arrays of globs",
+                v,
+            ));
+        };
+        self.check_keys(path, obj, TOOLS_KEYS)?;
+        let mut filter = ToolFilter::default();
+        if let Some(v) = obj.get("allow") {
+            filter.allow = self.globs(&child(path, "allow"), v)?;
+        }
+        if let Some(v) = obj.get("deny") {
+            filter.deny = self.globs(&child(path, "deny"), v)?;
+        }
+        Ok(filter)
+    }
+
+    /// An array of glob strings, compiled.
+    fn globs(&self, path: &str, v: &Value) -> Result<Vec<glob::Pattern>, ConfigError> {
+        let Value::Array(items) = v else {
+            return Err(self.wrong_type(path, "an array of glob strings such as \"get_*\"", v));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let item_path = index(path, i);
+            let text = self.string(&item_path, item)?;
+            match glob::Pattern::new(text) {
+                Ok(pattern) => out.push(pattern),
+                Err(e) => {
+                    return Err(self.bad_value(
+                        &item_path,
+                        format!(
+                            "{} is not a valid glob ({e}); fix it: '*' matches any run of \
+                             characters, '?' one character, \"[abc]\" one of a set, and \
+                             \"[*]\" a literal '*'",
+                            quoted(text)
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn check_keys(
@@ -1156,12 +1475,7 @@ impl Parser<'_> {
     }
 
     fn check_name(&self, path: &str, name: &str) -> Result<(), ConfigError> {
-        let ok = !name.is_empty()
-            && name.len() <= MAX_NAME_LEN
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok {
+        if !name.is_empty() && is_name_text(name, MAX_NAME_LEN) {
             Ok(())
         } else {
             Err(ConfigError::BadName {
@@ -1333,6 +1647,14 @@ fn expand_vars(raw: &str, lookup: Lookup<'_>) -> Result<String, VarProblem> {
     } else {
         raw.to_string()
     })
+}
+
+/// Whether `s` is at most `max` characters, each a letter, digit, '_' or '-': the
+/// characters allowed in exposed tool names.
+fn is_name_text(s: &str, max: usize) -> bool {
+    s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn is_var_name(name: &str) -> bool {
@@ -1958,7 +2280,7 @@ mod tests {
                 "/etc/gangway/test.json",
                 "backends.github: unknown key \"tiemout\"",
                 "did you mean \"timeout\"?",
-                "Valid keys here: args, command, cwd, description, disabled, env, idle_timeout, startup_timeout, timeout.",
+                "Valid keys here: args, command, cwd, description, direct, disabled, env, expose, idle_timeout, prefix, startup_timeout, timeout, tools.",
             ],
         );
         let m = err(r#"{"backends": {}, "max_msg_bytes": 5}"#);
@@ -1966,7 +2288,7 @@ mod tests {
             &m,
             &[
                 "top level: unknown key \"max_msg_bytes\"",
-                "$schema, backends, expose",
+                "$schema, backends, catalog, expose",
             ],
         );
         assert!(!m.contains("did you mean"), "not an obvious typo: {m}");
@@ -1979,7 +2301,7 @@ mod tests {
             &[
                 "backends[0]: unknown key \"nmae\"",
                 "did you mean \"name\"?",
-                "name, startup_timeout, timeout",
+                "name, prefix, startup_timeout, timeout, tools",
             ],
         );
         assert_has(
@@ -2366,11 +2688,449 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
     }
 
+    /// Parses with the file at `/etc/gangway/test.json` and the given variables.
+    fn catalog_of(text: &str, vars: &'static [(&'static str, &'static str)]) -> Option<PathBuf> {
+        parse_with(text, vars).unwrap().catalog
+    }
+
+    fn globs(texts: &[&str]) -> Vec<glob::Pattern> {
+        texts
+            .iter()
+            .map(|t| glob::Pattern::new(t).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn naming_and_exposure_defaults() {
+        let c = parse(r#"{"backends": {"github": {"command": "x"}}}"#).unwrap();
+        assert_eq!(c.separator, "__");
+        let g = &c.backends[0];
+        assert_eq!(
+            g.prefix, "github",
+            "the prefix defaults to the backend's name"
+        );
+        assert!(g.tools.is_open());
+        assert_eq!(g.expose, Expose::Meta);
+        assert!(g.direct.is_empty());
+        let c = parse(r#"{"mcpServers": {"m": {"command": "x"}}}"#).unwrap();
+        assert_eq!(c.separator, "__");
+        assert_eq!(c.backends[0].prefix, "m");
+    }
+
+    #[test]
+    fn catalog_defaults_to_the_cache_directory() {
+        let text = r#"{"backends": {}}"#;
+        assert_eq!(
+            catalog_of(text, &[("XDG_CACHE_HOME", "/xdg"), ("HOME", "/home/u")]),
+            Some(PathBuf::from("/xdg/gangway/catalog.json"))
+        );
+        assert_eq!(
+            catalog_of(text, &[("HOME", "/home/u")]),
+            Some(PathBuf::from("/home/u/.cache/gangway/catalog.json"))
+        );
+        assert_eq!(
+            catalog_of(
+                text,
+                &[("XDG_CACHE_HOME", "rel/cache"), ("HOME", "/home/u")]
+            ),
+            Some(PathBuf::from("/home/u/.cache/gangway/catalog.json")),
+            "a relative XDG_CACHE_HOME is ignored, as the XDG spec says"
+        );
+        assert_eq!(
+            catalog_of(text, &[("XDG_CACHE_HOME", ""), ("HOME", "/home/u")]),
+            Some(PathBuf::from("/home/u/.cache/gangway/catalog.json"))
+        );
+        assert_eq!(catalog_of(text, &[("HOME", "")]), None);
+        assert_eq!(catalog_of(text, &[]), None, "neither variable: no catalog");
+        assert_eq!(
+            catalog_of(r#"{"catalog": true}"#, &[("HOME", "/h")]),
+            Some(PathBuf::from("/h/.cache/gangway/catalog.json"))
+        );
+        // Shape 3 cannot set it, but still gets the default.
+        assert_eq!(
+            catalog_of(r#"{"mcpServers": {}}"#, &[("XDG_CACHE_HOME", "/c")]),
+            Some(PathBuf::from("/c/gangway/catalog.json"))
+        );
+    }
+
+    #[test]
+    fn catalog_can_be_turned_off_or_placed() {
+        let home = &[("HOME", "/home/u")];
+        assert_eq!(catalog_of(r#"{"catalog": false}"#, home), None);
+        assert_eq!(catalog_of(r#"{"catalog": null}"#, home), None);
+        assert_eq!(
+            catalog_of(r#"{"catalog": "/var/cache/g.json"}"#, home),
+            Some(PathBuf::from("/var/cache/g.json"))
+        );
+        assert_eq!(
+            catalog_of(r#"{"catalog": "state/catalog.json"}"#, home),
+            Some(PathBuf::from("/etc/gangway/state/catalog.json")),
+            "relative to the config file's directory, like cwd"
+        );
+        assert_eq!(
+            catalog_of(r#"{"catalog": "~/c.json"}"#, home),
+            Some(PathBuf::from("/etc/gangway/~/c.json")),
+            "~ is not special"
+        );
+        assert_eq!(
+            catalog_of(
+                r#"{"backends": [], "catalog": "${STATE:-/tmp}/${NAME}.json"}"#,
+                &[("NAME", "cat")]
+            ),
+            Some(PathBuf::from("/tmp/cat.json"))
+        );
+        assert_eq!(
+            catalog_of(r#"{"catalog": "${HOME}/c.json"}"#, home),
+            Some(PathBuf::from("/home/u/c.json"))
+        );
+        assert_has(
+            &err(r#"{"catalog": "${NOPE}/c.json"}"#),
+            &[
+                "/etc/gangway/test.json: catalog: this value uses ${NOPE}",
+                "export NOPE",
+            ],
+        );
+        assert_has(
+            &err(r#"{"catalog": "${NOPE"}"#),
+            &["catalog: the \"${\" at character 1 has no closing"],
+        );
+        assert_has(
+            &err(r#"{"catalog": 5}"#),
+            &[
+                "catalog must be a file path, true (the default place) or false",
+                "a number",
+            ],
+        );
+        assert_has(&err(r#"{"catalog": ""}"#), &["catalog: is empty"]);
+        assert_has(
+            &err_with(r#"{"catalog": "${E}"}"#, &[("E", "")]),
+            &["catalog: is empty after expanding variables"],
+        );
+        assert_has(
+            &err_with(r#"{"catalog": "${E}"}"#, &[("E", "a\0b")]),
+            &["catalog: contains a NUL character after expanding variables"],
+        );
+    }
+
+    #[test]
+    fn separator_and_prefix() {
+        let c = parse(
+            r#"{"separator": "-", "backends": [{"name": "github", "command": "x", "prefix": "gh"},
+                                                {"name": "mem", "command": "x", "prefix": ""}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.separator, "-");
+        assert_eq!(c.backends[0].prefix, "gh");
+        assert_eq!(c.backends[1].prefix, "", "an empty prefix is allowed");
+        assert_eq!(parse(r#"{"separator": ""}"#).unwrap().separator, "");
+        assert_eq!(
+            parse(r#"{"separator": "_-Az09_-"}"#).unwrap().separator,
+            "_-Az09_-"
+        );
+        let m = err(r#"{"separator": "."}"#);
+        assert_has(
+            &m,
+            &[
+                "/etc/gangway/test.json: separator: \".\" is not a valid separator",
+                "0 to 8 characters",
+                "letter, digit, '_' or '-'",
+                "^[A-Za-z0-9_-]{1,64}$",
+            ],
+        );
+        assert_has(
+            &err(r#"{"separator": "_________"}"#),
+            &["not a valid separator", "0 to 8 characters"],
+        );
+        assert_has(&err(r#"{"separator": "é"}"#), &["not a valid separator"]);
+        assert_has(&err(r#"{"separator": 1}"#), &["separator must be a string"]);
+        let long = "p".repeat(64);
+        let ok = format!(r#"{{"backends": {{"a": {{"command": "x", "prefix": "{long}"}}}}}}"#);
+        assert_eq!(parse(&ok).unwrap().backends[0].prefix, long);
+        let too_long =
+            format!(r#"{{"backends": {{"a": {{"command": "x", "prefix": "{long}p"}}}}}}"#);
+        assert_has(
+            &err(&too_long),
+            &["backends.a.prefix", "0 to 64 characters"],
+        );
+        assert_has(
+            &err(r#"{"mcpServers": {"a": {"command": "x", "prefix": "a.b"}}}"#),
+            &[
+                "mcpServers.a.prefix: \"a.b\" is not a valid prefix",
+                "letter, digit, '_' or '-'",
+                "^[A-Za-z0-9_-]{1,64}$",
+            ],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "prefix": null}}}"#),
+            &["backends.a.prefix must be a string"],
+        );
+        // Disabled backends are validated too, and keep their prefix as written.
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "prefix": "a b", "disabled": true}}}"#),
+            &["not a valid prefix"],
+        );
+        let c = parse(r#"{"backends": {"a": {"command": "x", "prefix": "q", "disabled": true}}}"#)
+            .unwrap();
+        assert_eq!(c.backends[0].prefix, "q");
+    }
+
+    #[test]
+    fn tool_filter() {
+        let c = parse(
+            r#"{"backends": {"a": {"command": "x",
+                 "tools": {"allow": ["get_*", "list_?"], "deny": ["get_secret*"]}}}}"#,
+        )
+        .unwrap();
+        let f = &c.backends[0].tools;
+        assert!(!f.is_open());
+        for (name, offered) in [
+            ("get_issue", true),
+            ("get_", true),
+            ("list_x", true),
+            ("list_xy", false),
+            ("get_secret", false),
+            ("get_secret_token", false),
+            ("create_issue", false),
+            ("Get_issue", false),
+            ("", false),
+        ] {
+            assert_eq!(f.permits(name), offered, "{name}");
+        }
+        let deny_only = ToolFilter {
+            allow: vec![],
+            deny: globs(&["delete_*"]),
+        };
+        assert!(deny_only.permits("get_issue") && !deny_only.permits("delete_repo"));
+        assert!(!deny_only.is_open());
+        let open = ToolFilter::default();
+        assert!(open.is_open() && open.permits("anything") && open.permits(""));
+        // `*` crosses '/' and '.', which tool names may contain.
+        assert!(ToolFilter {
+            allow: globs(&["fs*"]),
+            deny: vec![]
+        }
+        .permits("fs/read.file"));
+
+        let c = parse(
+            r#"{"backends": [{"name": "a", "command": "x", "tools": {"allow": [], "deny": []}},
+                             {"name": "b", "command": "x", "tools": {}}]}"#,
+        )
+        .unwrap();
+        assert!(c.backends.iter().all(|b| b.tools.is_open()));
+    }
+
+    #[test]
+    fn bad_tool_filters() {
+        let m = err(
+            r#"{"mcpServers": {"github": {"command": "x", "tools": {"deny": ["ok", "[abc"]}}}}"#,
+        );
+        assert_has(
+            &m,
+            &[
+                "/etc/gangway/test.json",
+                "mcpServers.github.tools.deny[1]: \"[abc\" is not a valid glob",
+                "Pattern syntax error",
+                "'*' matches any run",
+            ],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "tools": {"alow": ["x"]}}}}"#),
+            &[
+                "backends.a.tools: unknown key \"alow\"",
+                "did you mean \"allow\"?",
+                "Valid keys here: allow, deny.",
+            ],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "tools": {"deni": []}}}}"#),
+            &["did you mean \"deny\"?"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "tools": ["x"]}}}"#),
+            &[
+                "backends.a.tools must be an object with \"allow\" and/or \"deny\"",
+                "an array",
+            ],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "tools": {"allow": "get_*"}}}}"#),
+            &[
+                "backends.a.tools.allow must be an array of glob strings",
+                "a string",
+            ],
+        );
+        assert_has(
+            &err(r#"{"backends": [{"name": "a", "command": "x", "tools": {"allow": [1]}}]}"#),
+            &["backends[0].tools.allow[0] must be a string", "a number"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "direct": ["a", "b", "***"]}}}"#),
+            &["backends.a.direct[2]: \"***\" is not a valid glob"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "direct": "a"}}}"#),
+            &["backends.a.direct must be an array"],
+        );
+        // Disabled backends are validated too.
+        assert_has(
+            &err(
+                r#"{"backends": {"a": {"command": "x", "disabled": true, "tools": {"allow": ["[x"]}}}}"#,
+            ),
+            &["backends.a.tools.allow[0]", "not a valid glob"],
+        );
+    }
+
+    #[test]
+    fn backend_expose_overrides_and_inherits() {
+        let c = parse(
+            r#"{"expose": "tools", "backends": {"own": {"command": "x", "expose": "meta"},
+                                                "both": {"command": "x", "expose": "both"},
+                                                "inherit": {"command": "x"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.expose, Expose::Tools);
+        assert_eq!(backend(&c, "own").expose, Expose::Meta);
+        assert_eq!(backend(&c, "both").expose, Expose::Both);
+        assert_eq!(
+            backend(&c, "inherit").expose,
+            Expose::Tools,
+            "the top-level expose is the default"
+        );
+        let c = parse(
+            r#"{"backends": [{"name": "a", "command": "x", "expose": "tools"}, {"name": "b", "command": "x"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.backends[0].expose, Expose::Tools);
+        assert_eq!(c.backends[1].expose, Expose::Meta);
+        let c = parse(r#"{"mcpServers": {"a": {"command": "x", "expose": "both"}}}"#).unwrap();
+        assert_eq!(c.backends[0].expose, Expose::Both);
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "expose": "all"}}}"#),
+            &[
+                "backends.a.expose: \"all\" is not a valid value",
+                "\"meta\", \"tools\" or \"both\"",
+            ],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "expose": true}}}"#),
+            &["backends.a.expose must be a string"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "expsoe": "meta"}}}"#),
+            &["did you mean \"expose\"?"],
+        );
+        assert_has(
+            &err(r#"{"backends": {"a": {"command": "x", "prefx": "p"}}}"#),
+            &["did you mean \"prefix\"?"],
+        );
+        assert_has(
+            &err(r#"{"backends": {}, "seperator": "-"}"#),
+            &["did you mean \"separator\"?"],
+        );
+        assert_has(
+            &err(r#"{"backends": {}, "catalogue": "-"}"#),
+            &["did you mean \"catalog\"?"],
+        );
+    }
+
+    #[test]
+    fn direct_in_meta_and_is_direct() {
+        let c = parse(
+            r#"{"backends": {
+                 "m": {"command": "x", "direct": ["search_*", "get_me"],
+                       "tools": {"deny": ["search_secret"]}},
+                 "t": {"command": "x", "expose": "tools", "tools": {"allow": ["get_*"]}},
+                 "b": {"command": "x", "expose": "both"}}}"#,
+        )
+        .unwrap();
+        let m = backend(&c, "m");
+        assert_eq!(m.direct, globs(&["search_*", "get_me"]));
+        assert!(m.in_meta());
+        assert!(m.is_direct("search_code") && m.is_direct("get_me"));
+        assert!(!m.is_direct("get_issue"), "not pinned, and expose is meta");
+        assert!(
+            !m.is_direct("search_secret"),
+            "filtered tools are never direct"
+        );
+        let t = backend(&c, "t");
+        assert!(!t.in_meta());
+        assert!(t.is_direct("get_issue"));
+        assert!(
+            !t.is_direct("create_issue"),
+            "filtered tools are never direct"
+        );
+        let b = backend(&c, "b");
+        assert!(b.in_meta() && b.is_direct("anything"));
+    }
+
+    #[test]
+    fn spawn_differs() {
+        let c = parse_with(
+            r#"{"backends": {"a": {"command": "x", "args": ["1"], "env": {"K": "${V}"}, "cwd": "/w",
+                                  "description": "one", "timeout": 5, "prefix": "p"}}}"#,
+            &[("V", "v1")],
+        )
+        .unwrap();
+        let a = &c.backends[0];
+        assert!(!a.spawn_differs(a));
+        let changed = |f: &dyn Fn(&mut BackendConfig)| {
+            let mut b = a.clone();
+            f(&mut b);
+            a.spawn_differs(&b)
+        };
+        assert!(changed(&|b| b.env[0].1 = "v2".to_string()), "env value");
+        assert!(changed(&|b| b.env[0].0 = "L".to_string()), "env name");
+        assert!(
+            changed(&|b| b.env.push(("Z".into(), "z".into()))),
+            "env added"
+        );
+        assert!(changed(&|b| b.command = "y".to_string()), "command");
+        assert!(changed(&|b| b.args.push("2".to_string())), "args");
+        assert!(changed(&|b| b.cwd = None), "cwd");
+        assert!(!changed(&|b| b.description = Some("two".to_string())));
+        assert!(!changed(&|b| b.timeout = Duration::from_secs(9)));
+        assert!(!changed(&|b| b.prefix = "q".to_string()));
+        assert!(!changed(&|b| b.expose = Expose::Tools));
+        assert!(!changed(&|b| b.direct = globs(&["x"])));
+        // Equality covers every field, so a reload can tell any change apart.
+        let mut b = a.clone();
+        assert_eq!(a, &b);
+        b.description = Some("two".to_string());
+        assert_ne!(a, &b);
+        let again = parse_with(
+            r#"{"backends": {"a": {"command": "x", "args": ["1"], "env": {"K": "${V}"}, "cwd": "/w",
+                                  "description": "one", "timeout": 5, "prefix": "p"}}}"#,
+            &[("V", "v1")],
+        )
+        .unwrap();
+        assert_eq!(c, again);
+    }
+
+    #[test]
+    fn debug_shows_filters_as_written() {
+        let c = parse(
+            r#"{"backends": {"a": {"command": "x", "prefix": "pre", "tools": {"allow": ["get_*"], "deny": ["get_secret"]}, "direct": ["pin_*"]}}}"#,
+        )
+        .unwrap();
+        let text = format!("{:?}", c.backends[0]);
+        assert_has(
+            &text,
+            &[
+                "prefix: \"pre\"",
+                "tools_allow: [\"get_*\"]",
+                "tools_deny: [\"get_secret\"]",
+                "direct: [\"pin_*\"]",
+                "expose: Meta",
+            ],
+        );
+    }
+
     #[test]
     fn arbitrary_input_never_panics() {
         let seeds = [
             r#"{"backends": {"a": {"command": "${X:-y}", "args": ["$$", "${"], "env": {"K": "v"}, "timeout": 1}}}"#,
-            r#"{"backends": [{"name": "a", "command": ["x", "y"], "idle_timeout": 0}], "expose": "both"}"#,
+            r#"{"backends": [{"name": "a", "command": ["x", "y"], "idle_timeout": 0, "prefix": "p", "expose": "tools"}], "expose": "both", "separator": "_"}"#,
+            r#"{"catalog": "${C:-c}/x", "backends": {"a": {"command": "x", "tools": {"allow": ["a*"], "deny": ["[b]"]}, "direct": ["?"]}}}"#,
             r#"{"mcpServers": {"a": {"type": "stdio", "command": "x"}, "b": {"type": "http"}}, "z": [1, {"q": null}]}"#,
         ];
         // A small xorshift so the test is deterministic without a rand dependency.

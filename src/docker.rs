@@ -480,6 +480,10 @@ mod tests {
             startup_timeout: Duration::from_secs(120),
             idle_timeout: None,
             disabled: false,
+            prefix: "gh".to_string(),
+            tools: Default::default(),
+            expose: crate::config::Expose::Meta,
+            direct: vec![],
         }
     }
 

@@ -4,6 +4,7 @@
 //! messages and back, `gateway` decides what MCP means, `timer` keeps deadlines, and
 //! `runtime` is the only code that touches the OS.
 
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod docker;

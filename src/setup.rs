@@ -1816,6 +1816,10 @@ mod tests {
             startup_timeout: Duration::from_secs(10),
             idle_timeout: None,
             disabled: false,
+            prefix: "sh".to_string(),
+            tools: Default::default(),
+            expose: crate::config::Expose::Meta,
+            direct: vec![],
         }
     }
 

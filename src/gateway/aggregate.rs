@@ -95,6 +95,15 @@ impl Gateway {
                 let list = Rc::clone(list);
                 self.set_part(agg, b, kind, Ok(list));
             }
+            // A list being fetched again is served as it was known meanwhile; if it
+            // turns out to differ, the client hears list_changed.
+            ListState::Fetching {
+                previous: Some(list),
+                ..
+            } => {
+                let list = Rc::clone(list);
+                self.set_part(agg, b, kind, Ok(list));
+            }
             ListState::Fetching { waiters, .. } => waiters.push(agg),
             ListState::Unknown => {
                 if let Err(e) = self.available(now, b) {
@@ -102,6 +111,7 @@ impl Gateway {
                     return;
                 }
                 self.backends[b].lists[kind.index()] = ListState::Fetching {
+                    previous: None,
                     so_far: Vec::new(),
                     waiters: vec![agg],
                     stale: false,
@@ -111,7 +121,13 @@ impl Gateway {
         }
     }
 
-    fn request_page(&mut self, now: Instant, b: usize, kind: ListKind, cursor: Option<&str>) {
+    pub(super) fn request_page(
+        &mut self,
+        now: Instant,
+        b: usize,
+        kind: ListKind,
+        cursor: Option<&str>,
+    ) {
         let params = lists::cursor_params(cursor);
         self.send_own(
             now,
@@ -175,22 +191,51 @@ impl Gateway {
     /// waiting for it.
     pub(super) fn list_fetched(
         &mut self,
-        _now: Instant,
+        now: Instant,
         b: usize,
         kind: ListKind,
         result: ListResult,
     ) {
         let state = &mut self.backends[b].lists[kind.index()];
-        let (waiters, stale) = match std::mem::take(state) {
-            ListState::Fetching { waiters, stale, .. } => (waiters, stale),
+        let (waiters, stale, previous) = match std::mem::take(state) {
+            ListState::Fetching {
+                waiters,
+                stale,
+                previous,
+                ..
+            } => (waiters, stale, previous),
             other => {
                 *state = other;
                 return;
             }
         };
-        match &result {
-            Ok(list) if !stale => *state = ListState::Known(Rc::clone(list)),
-            _ => {}
+        // One order whatever order the backend lists in, so the client's list (and the
+        // comparison with the catalog) does not change when only the order did.
+        let result = result.map(|list| match Rc::try_unwrap(list) {
+            Ok(mut items) => {
+                items.sort_by(|a, b| a.key.cmp(&b.key));
+                Rc::new(items)
+            }
+            Err(shared) => shared,
+        });
+        match (&result, stale) {
+            (Ok(list), false) => {
+                let changed = previous
+                    .as_ref()
+                    .is_some_and(|p| !lists::same_items(p, list));
+                *state = ListState::Known(Rc::clone(list));
+                if changed {
+                    self.notify_list_changed(now, b, kind);
+                }
+                self.lists_updated(b, kind);
+            }
+            (Ok(_), true) => self.refresh_list(now, b, kind),
+            // A failed refresh keeps what was known.
+            (Err(_), _) => {
+                if let Some(p) = previous {
+                    *state = ListState::Known(p);
+                }
+            }
         }
         for agg in waiters {
             self.set_part(agg, b, kind, result.clone());
@@ -237,13 +282,19 @@ impl Gateway {
                 let parts: Vec<tools::DiscoverPart<'_>> = a
                     .parts
                     .iter()
-                    .map(|p| tools::DiscoverPart {
-                        backend: self.backends[p.backend].name(),
-                        tools: match &p.result {
-                            Some(Ok(list)) => Ok(list.as_slice()),
-                            Some(Err(e)) => Err(e.as_str()),
-                            None => Err("not listed"),
-                        },
+                    .map(|p| {
+                        let be = &self.backends[p.backend];
+                        tools::DiscoverPart {
+                            backend: be.name(),
+                            tools: match &p.result {
+                                Some(Ok(list)) => Ok(list
+                                    .iter()
+                                    .filter(|t| be.config.tools.permits(&t.key))
+                                    .collect()),
+                                Some(Err(e)) => Err(e.as_str()),
+                                None => Err("not listed"),
+                            },
+                        }
                     })
                     .collect();
                 tools::discover_result(&parts)
@@ -256,8 +307,9 @@ impl Gateway {
         write_result(self.out.client.buf(), a.client_id.as_bytes(), &body);
     }
 
-    /// The result of a merged list: tools and prompts named `BACKEND__NAME`; resources and
-    /// templates unchanged, each URI once (the first backend in config order wins).
+    /// The result of a merged list: tools (those offered directly) and prompts under their
+    /// exposed names; resources and templates unchanged, each URI once (the first backend
+    /// in config order wins).
     fn merged_list(&self, kind: ListKind, with_meta: bool, parts: &[Part]) -> Vec<u8> {
         let mut body = format!("{{\"{}\":[", kind.items_key()).into_bytes();
         let mut first = true;
@@ -267,10 +319,17 @@ impl Gateway {
         }
         let mut seen: HashSet<&str> = HashSet::new();
         for p in parts {
-            let backend = self.backends[p.backend].name();
+            let be = &self.backends[p.backend];
+            let backend = be.name();
             match &p.result {
                 Some(Ok(list)) => {
                     for item in list.iter() {
+                        if kind == ListKind::Tools
+                            && !(be.config.tools.permits(&item.key)
+                                && be.config.is_direct(&item.key))
+                        {
+                            continue;
+                        }
                         if !kind.prefixed() && !seen.insert(item.key.as_str()) {
                             log::debug!(
                                 "{}: '{}' of backend '{backend}' is also offered by an earlier backend; the earlier one is used",
@@ -284,7 +343,8 @@ impl Gateway {
                         }
                         first = false;
                         if kind.prefixed() {
-                            lists::write_prefixed(&mut body, backend, item);
+                            let exposed = self.exposed_name(kind, p.backend, &item.key);
+                            lists::write_renamed(&mut body, &exposed, item);
                         } else {
                             body.extend_from_slice(item.raw.get().as_bytes());
                         }

@@ -48,6 +48,9 @@ pub enum ListState {
     /// A paged walk is under way; `so_far` holds the pages already received and
     /// `waiters` the aggregates that need the result.
     Fetching {
+        /// The list known before this walk (from the catalog or an earlier walk), served
+        /// meanwhile and compared with the result to tell the client of a change.
+        previous: Option<Rc<Vec<Item>>>,
         /// Entries from the pages received so far.
         so_far: Vec<Item>,
         /// Aggregate ids to notify when the walk ends.
@@ -106,6 +109,12 @@ pub struct Backend {
     /// Its lists (tools, prompts, resources, templates), as far as known, by
     /// `ListKind::index`.
     pub lists: [ListState; LIST_KINDS.len()],
+    /// A reload removed it: it is neither listed nor callable, and stops once its last
+    /// request has ended.
+    pub removed: bool,
+    /// A reload changed how it is spawned: the running process stops once idle, and the
+    /// next request starts the new one.
+    pub restart: bool,
 }
 
 impl Backend {
@@ -128,6 +137,18 @@ impl Backend {
             stderr_tail: VecDeque::new(),
             init_result: None,
             lists: Default::default(),
+            removed: false,
+            restart: false,
+        }
+    }
+
+    /// The list of `kind` as last known: complete, or the one served while it is fetched
+    /// again. `None` while it was never fetched.
+    pub fn known(&self, kind: ListKind) -> Option<&Rc<Vec<Item>>> {
+        match &self.lists[kind.index()] {
+            ListState::Known(list) => Some(list),
+            ListState::Fetching { previous, .. } => previous.as_ref(),
+            ListState::Unknown => None,
         }
     }
 
@@ -211,6 +232,10 @@ mod tests {
             startup_timeout: Duration::from_secs(120),
             idle_timeout: None,
             disabled: false,
+            prefix: "b".into(),
+            tools: Default::default(),
+            expose: crate::config::Expose::Meta,
+            direct: vec![],
         };
         Backend::new(config, Instant::now())
     }

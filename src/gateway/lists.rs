@@ -6,9 +6,6 @@ use crate::wire::message::{span_of, splice, write_json_string};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// Between a backend's name and its tool's or prompt's name in aggregated names.
-pub const SEPARATOR: &str = "__";
-
 /// One of the lists a backend can offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ListKind {
@@ -65,7 +62,7 @@ impl ListKind {
         }
     }
 
-    /// Whether entries are shown as `BACKEND__NAME` (tools, prompts) or unchanged (URIs,
+    /// Whether entries are shown under exposed names (tools, prompts) or unchanged (URIs,
     /// which must stay valid links).
     pub fn prefixed(self) -> bool {
         matches!(self, ListKind::Tools | ListKind::Prompts)
@@ -153,14 +150,31 @@ pub fn cursor_params(cursor: Option<&str>) -> Option<Vec<u8>> {
     })
 }
 
-/// The exposed name of a backend's tool or prompt.
-pub fn exposed_name(backend: &str, name: &str) -> String {
-    format!("{backend}{SEPARATOR}{name}")
+/// Entries read back from raw values (the catalog's), skipping those without a string
+/// key as [`parse_page`] does.
+pub fn items_from_raw(kind: ListKind, raws: &[Box<RawValue>]) -> Vec<Item> {
+    raws.iter()
+        .filter_map(|raw| {
+            let key = key_of(kind, raw)?;
+            Some(Item {
+                key,
+                raw: raw.clone(),
+            })
+        })
+        .collect()
 }
 
-/// Appends `item` with its `name` replaced by `BACKEND__NAME`, as one JSON value (no
-/// newline). Only the name's bytes change; the rest is copied as the backend sent it.
-pub fn write_prefixed(out: &mut Vec<u8>, backend: &str, item: &Item) {
+/// Whether two lists hold the same entries, byte for byte, in the same order.
+pub fn same_items(a: &[Item], b: &[Item]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.key == y.key && x.raw.get() == y.raw.get())
+}
+
+/// Appends `item` with its `name` replaced by `exposed`, as one JSON value (no newline).
+/// Only the name's bytes change; the rest is copied as the backend sent it.
+pub fn write_renamed(out: &mut Vec<u8>, exposed: &str, item: &Item) {
     #[derive(Deserialize)]
     struct Name<'a> {
         #[serde(borrow)]
@@ -170,8 +184,8 @@ pub fn write_prefixed(out: &mut Vec<u8>, backend: &str, item: &Item) {
     let span = serde_json::from_str::<Name<'_>>(raw)
         .ok()
         .and_then(|n| span_of(raw.as_bytes(), n.name.get()));
-    let mut name = Vec::with_capacity(backend.len() + item.key.len() + 4);
-    write_json_string(&mut name, &exposed_name(backend, &item.key));
+    let mut name = Vec::with_capacity(exposed.len() + 4);
+    write_json_string(&mut name, exposed);
     match span {
         Some(span) => {
             splice(out, raw.as_bytes(), &[(span, &name)]);
@@ -284,7 +298,7 @@ mod tests {
             r#"{"inputSchema":{"type":"object"},"name":"echo","x":{"name":"inner"}}"#,
         );
         let mut out = Vec::new();
-        write_prefixed(&mut out, "be", &t);
+        write_renamed(&mut out, "be__echo", &t);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"inputSchema":{"type":"object"},"name":"be__echo","x":{"name":"inner"}}"#

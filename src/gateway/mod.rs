@@ -7,11 +7,15 @@
 
 mod aggregate;
 pub mod backend;
+mod cached;
 pub mod lists;
+pub mod naming;
 pub mod outbox;
+pub mod reload;
 mod tasks;
 pub mod tools;
 
+use crate::catalog::Catalog;
 use crate::config::{BackendConfig, Config, Expose};
 use crate::timer::{TimerHandle, TimerWheel};
 use crate::wire::ids::{parse_gateway_id, IdTable, IdText, Peer, RawId};
@@ -170,7 +174,21 @@ enum Life {
 /// The sans-IO gateway. See the module docs.
 #[derive(Debug)]
 pub struct Gateway {
+    /// The top-level `expose`, which decides whether the meta-tools exist when no backend
+    /// is configured.
     expose: Expose,
+    /// Between a backend's prefix and a tool or prompt name.
+    separator: String,
+    /// Live backends (not removed by a reload) in config order: listing order.
+    order: Vec<usize>,
+    /// Exposed tool and prompt names, by `ListKind::index` (only Tools and Prompts are used).
+    names: [naming::NameTable; 2],
+    /// Renamings already reported, so a rebuild logs only new ones.
+    reported: std::collections::HashSet<String>,
+    /// What backends reported in earlier runs; `None` when the catalog is off.
+    catalog: Option<Catalog>,
+    /// The catalog changed since the runtime last saved it.
+    catalog_dirty: bool,
     config_path: std::path::PathBuf,
     backends: Vec<Backend>,
     ids: IdTable<Pending>,
@@ -207,6 +225,12 @@ impl Gateway {
             .collect();
         let mut gw = Gateway {
             expose: config.expose,
+            separator: config.separator.clone(),
+            order: (0..backends.len()).collect(),
+            names: Default::default(),
+            reported: Default::default(),
+            catalog: None,
+            catalog_dirty: false,
             config_path: config.path.clone(),
             out: Outbox {
                 client: OutBuf::default(),
@@ -631,52 +655,109 @@ impl Gateway {
     }
 
     fn instructions(&self) -> String {
-        let mut s = format!("gangway fronts {} MCP server(s):\n", self.backends.len());
-        for b in &self.backends {
-            let desc = b
+        let mut s = format!("gangway fronts {} MCP server(s):\n", self.order.len());
+        for &b in &self.order {
+            let be = &self.backends[b];
+            let desc = be
                 .config
                 .description
                 .as_deref()
                 .unwrap_or("(no description)");
-            s.push_str(&format!("- {}: {desc}\n", b.name()));
+            let how = match (be.config.expose, be.config.direct.is_empty()) {
+                (Expose::Meta, true) => "through use_tool".to_string(),
+                (Expose::Meta, false) => format!(
+                    "through use_tool; some tools also directly as {}",
+                    naming::candidate(&be.config.prefix, &self.separator, "TOOL")
+                ),
+                (Expose::Tools, _) => format!(
+                    "tools named {}",
+                    naming::candidate(&be.config.prefix, &self.separator, "TOOL")
+                ),
+                (Expose::Both, _) => format!(
+                    "tools named {} and through use_tool",
+                    naming::candidate(&be.config.prefix, &self.separator, "TOOL")
+                ),
+            };
+            s.push_str(&format!("- {} ({how}): {desc}\n", be.name()));
         }
-        match self.expose {
-            Expose::Meta => s.push_str(
+        if self.meta_enabled() {
+            s.push_str(
                 "Call discover_backend_tools (optionally with backend_server) to see a backend's tools, then use_tool with backend_server, server_tool and tool_arguments to call one.",
-            ),
-            Expose::Tools => s.push_str("Each backend tool is named BACKEND__TOOL."),
-            Expose::Both => s.push_str(
-                "Each backend tool is named BACKEND__TOOL; use_tool and discover_backend_tools reach the same tools.",
-            ),
+            );
         }
         s
     }
 
+    /// The live backends (in config order) reached through the meta-tools.
+    fn meta_backends(&self) -> Vec<usize> {
+        let meta = |b: &usize| self.backends[*b].config.in_meta();
+        self.order.iter().copied().filter(meta).collect()
+    }
+
+    /// Whether `use_tool` and `discover_backend_tools` exist: some backend is reached
+    /// through them, or (with no backend at all) the top-level `expose` asks for them.
+    fn meta_enabled(&self) -> bool {
+        if self.order.is_empty() {
+            return self.expose != Expose::Tools;
+        }
+        !self.meta_backends().is_empty()
+    }
+
+    /// The live backends with tools listed directly.
+    fn direct_backends(&self) -> Vec<usize> {
+        let direct = |b: &usize| has_direct_tools(&self.backends[*b].config);
+        self.order.iter().copied().filter(direct).collect()
+    }
+
+    /// The names of the backends the meta-tools reach, for their schema and errors.
     fn backend_names(&self) -> Vec<&str> {
-        self.backends.iter().map(Backend::name).collect()
+        let metas = self.meta_backends();
+        metas.iter().map(|b| self.backends[*b].name()).collect()
+    }
+
+    /// The live backend called `name`.
+    fn backend_named(&self, name: &str) -> Option<usize> {
+        self.order
+            .iter()
+            .copied()
+            .find(|b| self.backends[*b].name() == name)
     }
 
     fn tools_list(&mut self, now: Instant, id: &[u8], params: Option<&RawValue>) {
-        if self.expose == Expose::Meta {
-            if self.refuse_cursor(id, params) {
-                return;
-            }
-            let defs = tools::meta_tool_definitions(&self.backend_names());
+        if self.refuse_cursor(id, params) {
+            return;
+        }
+        let direct = self.direct_backends();
+        if direct.is_empty() {
+            let defs = if self.meta_enabled() {
+                tools::meta_tool_definitions(&self.backend_names())
+            } else {
+                String::new()
+            };
             let body = format!("{{\"tools\":[{defs}]}}");
             write_result(self.out.client.buf(), id, body.as_bytes());
-        } else {
-            self.list_request(now, id, params, ListKind::Tools);
+            return;
         }
+        let with_meta = self.meta_enabled();
+        let parts = direct.into_iter().map(|b| (b, ListKind::Tools)).collect();
+        let kind = AggregateKind::List {
+            kind: ListKind::Tools,
+            with_meta,
+        };
+        self.start_aggregate(now, id, kind, parts);
     }
 
-    /// A merged list: every backend's list of `kind`, fetched as needed.
+    /// A merged list: every live backend's list of `kind`, fetched as needed.
     fn list_request(&mut self, now: Instant, id: &[u8], params: Option<&RawValue>, kind: ListKind) {
         if self.refuse_cursor(id, params) {
             return;
         }
-        let all = (0..self.backends.len()).map(|b| (b, kind)).collect();
-        let with_meta = kind == ListKind::Tools && self.expose == Expose::Both;
-        self.start_aggregate(now, id, AggregateKind::List { kind, with_meta }, all);
+        let all = self.order.iter().map(|&b| (b, kind)).collect();
+        let kind = AggregateKind::List {
+            kind,
+            with_meta: false,
+        };
+        self.start_aggregate(now, id, kind, all);
     }
 
     /// gangway answers every list in one page and issues no cursors, so a cursor is an
@@ -707,78 +788,133 @@ impl Gateway {
             return;
         };
         let name: String = serde_json::from_str(params.name.get()).unwrap_or_default();
-        let meta_enabled = self.expose != Expose::Tools;
-        if meta_enabled && name == tools::USE_TOOL {
+        if self.meta_enabled() && name == tools::USE_TOOL {
             self.use_tool(now, msg, id, &params);
             return;
         }
-        if meta_enabled && name == tools::DISCOVER {
+        if self.meta_enabled() && name == tools::DISCOVER {
             self.discover(now, id, &params);
             return;
         }
-        if self.expose != Expose::Meta {
-            if let Some((b, tool)) = self.resolve_prefixed(&name) {
-                if let Err(text) = self.check_tool_known(b, tool) {
-                    write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
-                    return;
-                }
-                let mut new_name = Vec::with_capacity(tool.len() + 2);
-                message::write_json_string(&mut new_name, tool);
-                let Some(name_span) = span_of(msg.line, params.name.get()) else {
-                    return;
-                };
-                let op = if params.task.is_some() {
-                    TaskOp::Create
-                } else {
-                    TaskOp::None
-                };
-                self.forward(
-                    now,
-                    b,
-                    msg,
-                    PendingKind::Forward,
-                    Some((name_span, new_name)),
-                    op,
-                );
+        let (b, tool) = match self.resolve_tool(&name) {
+            Ok(found) => found,
+            Err(text) => {
+                write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
                 return;
             }
-        }
-        let text = match self.expose {
-            Expose::Meta => format!(
-                "Unknown tool: {name}. gangway offers use_tool and discover_backend_tools; backends: {}",
-                self.backend_names().join(", ")
-            ),
-            _ => format!(
-                "Unknown tool: {name}. Tools are named BACKEND{}TOOL; backends: {}. Call tools/list to see them",
-                lists::SEPARATOR,
-                self.backend_names().join(", ")
-            ),
         };
-        write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
+        let mut new_name = Vec::with_capacity(tool.len() + 2);
+        message::write_json_string(&mut new_name, &tool);
+        let Some(name_span) = span_of(msg.line, params.name.get()) else {
+            return;
+        };
+        let op = if params.task.is_some() {
+            TaskOp::Create
+        } else {
+            TaskOp::None
+        };
+        let edit = Some((name_span, new_name));
+        self.forward(now, b, msg, PendingKind::Forward, edit, op);
     }
 
-    /// The backend and its own name for an exposed `BACKEND__NAME` (tool or prompt). The
-    /// longest matching backend name wins, since names may themselves contain the separator.
-    fn resolve_prefixed<'n>(&self, name: &'n str) -> Option<(usize, &'n str)> {
-        self.backends
+    /// The backend and own name of an exposed tool name, or the client's error text.
+    fn resolve_tool(&self, name: &str) -> Result<(usize, String), String> {
+        if let Some((b, own)) = self.resolve_exposed(ListKind::Tools, name) {
+            let config = &self.backends[b].config;
+            if !config.tools.permits(&own) {
+                return Err(format!(
+                    "Tool '{own}' of backend '{}' is not offered: its config's tools.allow/tools.deny filter it out",
+                    self.backends[b].name()
+                ));
+            }
+            if !config.is_direct(&own) {
+                return Err(format!(
+                    "Tool '{own}' of backend '{}' is not listed directly; call it with use_tool (backend_server \"{}\", server_tool \"{own}\"). use_tool reaches backends: {}",
+                    self.backends[b].name(),
+                    self.backends[b].name(),
+                    self.backend_names().join(", ")
+                ));
+            }
+            self.check_tool_known(b, &own)?;
+            return Ok((b, own));
+        }
+        let meta = if self.meta_enabled() {
+            format!(
+                "gangway also offers {} and {} for backends: {}. ",
+                tools::USE_TOOL,
+                tools::DISCOVER,
+                self.backend_names().join(", ")
+            )
+        } else {
+            String::new()
+        };
+        let direct = self.direct_backends();
+        let direct: Vec<&str> = direct.iter().map(|b| self.backends[*b].name()).collect();
+        let listed = if direct.is_empty() {
+            "No backend has tools listed directly. ".to_string()
+        } else {
+            format!(
+                "Tools listed directly are named PREFIX{}TOOL and come from backends: {}; call tools/list to see them. ",
+                self.separator,
+                direct.join(", ")
+            )
+        };
+        Err(format!("Unknown tool: {name}. {listed}{meta}")
+            .trim_end()
+            .to_string())
+    }
+
+    /// The (backend, own name) an exposed tool or prompt name stands for: from the name
+    /// table when the backend's list is known, else by its prefix and the separator (the
+    /// longest matching prefix wins, since prefixes may contain the separator).
+    fn resolve_exposed(&self, kind: ListKind, name: &str) -> Option<(usize, String)> {
+        if let Some((b, own)) = self.names[kind.index()].resolve(name) {
+            if self.order.contains(&b) {
+                return Some((b, own.to_string()));
+            }
+        }
+        self.order
             .iter()
-            .enumerate()
-            .filter_map(|(i, b)| {
-                let rest = name
-                    .strip_prefix(b.name())?
-                    .strip_prefix(lists::SEPARATOR)?;
-                (!rest.is_empty()).then_some((i, b.name().len(), rest))
+            .filter_map(|&b| {
+                let config = &self.backends[b].config;
+                let rest = if config.prefix.is_empty() {
+                    name
+                } else {
+                    name.strip_prefix(config.prefix.as_str())?
+                        .strip_prefix(self.separator.as_str())?
+                };
+                (!rest.is_empty()).then_some((b, config.prefix.len(), rest))
             })
             .max_by_key(|(_, len, _)| *len)
-            .map(|(i, _, rest)| (i, rest))
+            .map(|(b, _, rest)| (b, rest.to_string()))
+    }
+
+    /// The backend and its own task id for a client task id `BACKEND__TASKID` (the longest
+    /// matching backend name wins).
+    fn resolve_task(&self, task_id: &str) -> Option<(usize, String)> {
+        self.order
+            .iter()
+            .filter_map(|&b| {
+                let name = self.backends[b].name();
+                let rest = task_id
+                    .strip_prefix(name)?
+                    .strip_prefix(tasks::TASK_SEPARATOR)?;
+                (!rest.is_empty()).then_some((b, name.len(), rest))
+            })
+            .max_by_key(|(_, len, _)| *len)
+            .map(|(b, _, rest)| (b, rest.to_string()))
     }
 
     /// When the backend's tool list is known, refuses a tool it does not have.
     fn check_tool_known(&self, b: usize, tool: &str) -> Result<(), String> {
         let be = &self.backends[b];
-        match be.list(ListKind::Tools) {
-            ListState::Known(list) if !list.iter().any(|t| t.key == tool) => {
-                let names: Vec<&str> = list.iter().map(|t| t.key.as_str()).collect();
+        match be.known(ListKind::Tools) {
+            Some(list) if !list.iter().any(|t| t.key == tool) => {
+                let names: Vec<&str> = list
+                    .iter()
+                    .map(|t| t.key.as_str())
+                    .filter(|t| be.config.tools.permits(t))
+                    .collect();
                 Err(format!(
                     "Unknown tool: backend '{}' has no tool '{tool}'. Its tools: {}",
                     be.name(),
@@ -813,7 +949,8 @@ impl Gateway {
         let Some(backend) = args.backend_server.as_deref() else {
             return fail(self, format!("Error: Missing required parameter: backend_server. Available servers: {available}"));
         };
-        let Some(b) = self.backends.iter().position(|be| be.name() == backend) else {
+        let found = self.backend_named(backend);
+        let Some(b) = found.filter(|b| self.backends[*b].config.in_meta()) else {
             return fail(
                 self,
                 format!("Error: Unknown backend server: {backend}. Available servers: {available}"),
@@ -829,6 +966,9 @@ impl Gateway {
                     "Error: tool_arguments must be a JSON object".to_string(),
                 );
             }
+        }
+        if !self.backends[b].config.tools.permits(tool) {
+            return fail(self, format!("Error: tool '{tool}' of backend '{backend}' is not offered: its config's tools.allow/tools.deny filter it out. Call discover_backend_tools with backend_server \"{backend}\" to list the tools offered"));
         }
         if let Err(text) = self.check_tool_known(b, tool) {
             return fail(self, format!("Error: {text}"));
@@ -848,8 +988,11 @@ impl Gateway {
             .and_then(|a| serde_json::from_str(a.get()).ok())
             .unwrap_or_default();
         let targets = match args.backend_server.as_deref() {
-            None | Some("") => (0..self.backends.len()).collect(),
-            Some(name) => match self.backends.iter().position(|be| be.name() == name) {
+            None | Some("") => self.meta_backends(),
+            Some(name) => match self
+                .backend_named(name)
+                .filter(|b| self.backends[*b].config.in_meta())
+            {
                 Some(b) => vec![b],
                 None => {
                     let text = format!(
@@ -991,6 +1134,12 @@ impl Gateway {
             return Err("gangway is shutting down".to_string());
         }
         let be = &mut self.backends[b];
+        if be.removed {
+            return Err(format!(
+                "backend '{}' was removed from the config",
+                be.name()
+            ));
+        }
         if let Phase::Failed { until } = be.phase {
             if now < until {
                 let wait = until.saturating_duration_since(now).as_secs() + 1;
@@ -1028,7 +1177,12 @@ impl Gateway {
         be.in_flight = be.in_flight.saturating_sub(1);
         be.last_active = now;
         if be.in_flight == 0 {
-            self.arm_idle(b);
+            if be.removed || be.restart {
+                // A reload removed or changed it; its last request has ended.
+                self.stop(now, b);
+            } else {
+                self.arm_idle(b);
+            }
         }
         Some((entry.origin.map(|(_, raw)| raw), entry.data))
     }
@@ -1064,6 +1218,7 @@ impl Gateway {
         be.generation += 1;
         be.phase = Phase::Starting;
         be.failing = false;
+        be.restart = false;
         be.started_at = now;
         be.init_result = None;
         // Errors must quote this process's stderr, not an earlier one's.
@@ -1171,6 +1326,7 @@ impl Gateway {
                 self.mark_sent(now, b, q.gw);
             }
         }
+        self.refresh_all(now, b);
         if self.backends[b].in_flight == 0 {
             self.arm_idle(b);
         }
@@ -1508,7 +1664,7 @@ impl Gateway {
             splice(self.out.client.buf(), msg.line, edits);
             return;
         }
-        let prefix = format!("{}{}", self.backends[b].name(), lists::SEPARATOR);
+        let prefix = format!("{}{}", self.backends[b].name(), tasks::TASK_SEPARATOR);
         let mut edits: Vec<(std::ops::Range<usize>, &[u8])> = id.into_iter().collect();
         edits.extend(
             task_spans
@@ -1572,14 +1728,11 @@ impl Gateway {
                         ListState::Fetching { stale, .. } => *stale = true,
                         ListState::Unknown => {}
                     }
+                    // The catalog must learn the new list even if the client never asks.
+                    self.refresh_list(now, b, kind);
                 }
                 let kind = ListKind::from_list_changed(method).map_or(ListKind::Tools, |k| k[0]);
-                let wanted = kind != ListKind::Tools || self.expose != Expose::Meta;
-                if wanted && !self.list_changed_armed[kind.index()] {
-                    self.list_changed_armed[kind.index()] = true;
-                    self.timers
-                        .insert(now + LIST_CHANGED_DELAY, Timer::ListChanged(kind));
-                }
+                self.notify_list_changed(now, b, kind);
             }
             "notifications/progress" => {
                 let token = progress_notification_token(msg.params);
@@ -1767,35 +1920,45 @@ impl Gateway {
             .params
             .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok())
             .map(|p| p.name);
-        self.forward_prefixed(now, msg, id, name, "prompt", TaskOp::None);
+        self.forward_prefixed(now, msg, id, name, Some(ListKind::Prompts), TaskOp::None);
     }
 
-    /// Forwards a request that names a `BACKEND__NAME` (a prompt, or a completion's prompt
-    /// ref) to that backend with the name's bytes replaced by its own name.
+    /// Forwards a request that names an exposed prompt (`kind` Prompts) or a client task id
+    /// (`kind` None, `BACKEND__TASKID`) to its backend, with the name's bytes replaced by
+    /// the backend's own name.
     fn forward_prefixed(
         &mut self,
         now: Instant,
         msg: &Message<'_>,
         id: &[u8],
         name: Option<&RawValue>,
-        what: &str,
+        kind: Option<ListKind>,
         task: TaskOp,
     ) {
         let exposed: Option<String> = name.and_then(|n| serde_json::from_str(n.get()).ok());
-        let target = exposed.as_deref().and_then(|e| self.resolve_prefixed(e));
+        let target = exposed.as_deref().and_then(|e| match kind {
+            Some(kind) => self.resolve_exposed(kind, e),
+            None => self.resolve_task(e),
+        });
         let span = name.and_then(|n| span_of(msg.line, n.get()));
         let (Some((b, own)), Some(span)) = (target, span) else {
-            let text = format!(
-                "Unknown {what}: {}. gangway names them BACKEND{}NAME; backends: {}",
-                exposed.as_deref().unwrap_or("(missing name)"),
-                lists::SEPARATOR,
-                self.backend_names().join(", ")
-            );
+            let shown = exposed.as_deref().unwrap_or("(missing name)");
+            let text = match kind {
+                Some(_) => format!(
+                    "Unknown prompt: {shown}. gangway names prompts PREFIX{}NAME (the prefix is the backend's name unless its config sets one); call prompts/list to see them",
+                    self.separator,
+                ),
+                None => format!(
+                    "Unknown task: {shown}. gangway's task ids are BACKEND{}TASKID; backends: {}",
+                    tasks::TASK_SEPARATOR,
+                    self.order.iter().map(|b| self.backends[*b].name()).collect::<Vec<_>>().join(", ")
+                ),
+            };
             write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
             return;
         };
         let mut own_json = Vec::with_capacity(own.len() + 2);
-        message::write_json_string(&mut own_json, own);
+        message::write_json_string(&mut own_json, &own);
         self.forward(
             now,
             b,
@@ -1846,7 +2009,7 @@ impl Gateway {
             .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok());
         match parsed.map(|p| p.reference) {
             Some(r) if r.kind == "ref/prompt" => {
-                self.forward_prefixed(now, msg, id, r.name, "prompt", TaskOp::None)
+                self.forward_prefixed(now, msg, id, r.name, Some(ListKind::Prompts), TaskOp::None)
             }
             Some(Ref {
                 kind,
@@ -1871,9 +2034,10 @@ impl Gateway {
         let unknown: Vec<(usize, ListKind)> = if self.retrying {
             Vec::new()
         } else {
-            (0..self.backends.len())
-                .flat_map(|b| [(b, ListKind::Resources), (b, ListKind::Templates)])
-                .filter(|(b, k)| !matches!(self.backends[*b].list(*k), ListState::Known(_)))
+            self.order
+                .iter()
+                .flat_map(|&b| [(b, ListKind::Resources), (b, ListKind::Templates)])
+                .filter(|(b, k)| self.backends[*b].known(*k).is_none())
                 .collect()
         };
         if unknown.is_empty() {
@@ -1893,14 +2057,19 @@ impl Gateway {
     /// first with a template that matches it.
     fn resource_owner(&self, uri: &str) -> Option<usize> {
         let in_list = |kind: ListKind, hit: &dyn Fn(&str) -> bool| {
-            self.backends.iter().position(|be| match be.list(kind) {
-                ListState::Known(items) => items.iter().any(|i| hit(&i.key)),
-                _ => false,
+            self.order.iter().copied().find(|b| {
+                let list = self.backends[*b].known(kind);
+                list.is_some_and(|items| items.iter().any(|i| hit(&i.key)))
             })
         };
         in_list(ListKind::Resources, &|k| k == uri)
             .or_else(|| in_list(ListKind::Templates, &|t| lists::template_matches(t, uri)))
     }
+}
+
+/// Whether some of the backend's tools are listed directly in tools/list.
+fn has_direct_tools(config: &BackendConfig) -> bool {
+    config.expose != Expose::Meta || !config.direct.is_empty()
 }
 
 /// The raw `params._meta.progressToken` of a request, if it asks for progress.

@@ -13,6 +13,9 @@ use serde_json::value::RawValue;
 use std::ops::Range;
 use std::time::Instant;
 
+/// Between a backend's name and its own task id in the task ids the client sees.
+pub(super) const TASK_SEPARATOR: &str = "__";
+
 /// A client's `tasks/list`, merged from every running backend.
 #[derive(Debug)]
 pub(super) struct TaskList {
@@ -146,13 +149,15 @@ impl Gateway {
     /// `tasks/get`, `tasks/result` or `tasks/cancel`: routed to the backend named by the
     /// task id's prefix, with the backend's own task id put back.
     pub(super) fn task_request(&mut self, now: Instant, msg: &Message<'_>, id: &[u8], op: TaskOp) {
-        self.forward_prefixed(now, msg, id, client_task_id(msg), "task", op);
+        self.forward_prefixed(now, msg, id, client_task_id(msg), None, op);
     }
 
     /// `tasks/list`: every running backend's tasks, followed page by page, in one answer.
     pub(super) fn tasks_list(&mut self, now: Instant, id: &[u8]) {
         let running: Vec<usize> = (0..self.backends.len())
-            .filter(|b| self.backends[*b].phase == super::Phase::Ready)
+            .filter(|b| {
+                self.backends[*b].phase == super::Phase::Ready && !self.backends[*b].removed
+            })
             .collect();
         let list_id = self.next_aggregate;
         self.next_aggregate += 1;
@@ -190,7 +195,7 @@ impl Gateway {
         msg: Option<&Message<'_>>,
     ) {
         let page = msg.and_then(|m| m.result).and_then(parse_task_page);
-        let prefix = format!("{}{}", self.backends[b].name(), lists::SEPARATOR);
+        let prefix = format!("{}{}", self.backends[b].name(), TASK_SEPARATOR);
         let Some(list) = self.task_lists.get_mut(&list_id) else {
             return;
         };

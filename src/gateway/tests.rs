@@ -384,8 +384,14 @@ fn initialize_instructions_list_backends_and_descriptions() {
     let result = h.initialize("2025-11-25", json!({}));
     let text = result["instructions"].as_str().expect("instructions");
     assert!(text.contains("2 MCP server"), "{text}");
-    assert!(text.contains("- alpha: Alpha does things"), "{text}");
-    assert!(text.contains("- beta: (no description)"), "{text}");
+    assert!(
+        text.contains("- alpha (through use_tool): Alpha does things"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- beta (through use_tool): (no description)"),
+        "{text}"
+    );
     assert!(
         text.contains("use_tool") && text.contains("discover_backend_tools"),
         "{text}"
@@ -764,12 +770,13 @@ fn discover_one_backend_lists_its_tools() {
     let msg = h.client_one();
     assert_eq!(msg["id"], 3);
     let body = discovered(&msg);
+    assert_eq!(body["tools"][0]["name"], "bare", "sorted by name");
     assert_eq!(
-        body["tools"][0],
+        body["tools"][1],
         json!({"name": "echo", "description": "[alpha] Echo it", "backend": "alpha",
                "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}})
     );
-    assert_eq!(body["tools"][1]["description"], "[alpha] No description");
+    assert_eq!(body["tools"][0]["description"], "[alpha] No description");
     assert!(h.backend_out(BETA).is_empty());
     // The list is remembered: a second discover asks nobody.
     h.send(discover(json!(4), Some("alpha")));
@@ -806,9 +813,10 @@ fn discover_all_backends_lists_every_backend() {
             )
         })
         .collect();
+    // Backends in config order, each one's tools sorted by name.
     let want = [
-        ("alpha", "echo", "[alpha] The echo tool"),
         ("alpha", "add", "[alpha] The add tool"),
+        ("alpha", "echo", "[alpha] The echo tool"),
         ("beta", "fetch", "[beta] The fetch tool"),
     ];
     let want: Vec<(String, String, String)> = want
@@ -841,7 +849,7 @@ fn discover_follows_next_cursor_to_the_last_page() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["one", "two", "three"]);
+    assert_eq!(names, ["one", "three", "two"], "every page, sorted by name");
 }
 
 #[test]
@@ -2478,4 +2486,295 @@ fn startup_timeout_fails_the_waiting_calls_with_its_own_message() {
     assert_eq!(h.actions(), vec![Action::CloseStdin(BETA)]);
     h.gw.on_backend_exit(h.now, BETA, "killed by signal SIGTERM");
     assert!(h.client_lines().is_empty());
+}
+
+// ----- catalog, filters, names, reload ---------------------------------------------------
+
+/// A catalog holding, for every backend of `text`, `INIT_RESULT` and these tools.
+fn catalog_for(text: &str, tools: &[&str]) -> Catalog {
+    let config = Config::parse(text, Path::new("test.json"), &|_| None).expect("valid config");
+    let page: Value = serde_json::from_str(&tools_page(tools, None)).expect("tools page");
+    let raws: Vec<Box<RawValue>> = page["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .map(|t| RawValue::from_string(t.to_string()).expect("raw tool"))
+        .collect();
+    let mut catalog = Catalog::default();
+    for b in config.enabled() {
+        let entry = crate::catalog::Entry {
+            backend: b.name.clone(),
+            updated: 1,
+            init: Some(RawValue::from_string(INIT_RESULT.to_string()).expect("raw init")),
+            lists: [raws.clone(), Vec::new(), Vec::new(), Vec::new()],
+        };
+        catalog.put(b, entry);
+    }
+    catalog
+}
+
+/// The tool names of a `tools/list` answer.
+fn tool_names(msg: &Value) -> Vec<String> {
+    msg["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a tools/list result: {msg}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn a_filled_catalog_answers_lists_without_starting_anything() {
+    let text = config("tools", 5.0, 60.0);
+    let mut h = Harness::from_json(&text);
+    h.gw.set_catalog(Some(catalog_for(&text, &["echo", "add"])));
+    h.send(request(json!(1), "tools/list", json!({})));
+    let names = tool_names(&h.client_one());
+    assert_eq!(
+        names,
+        ["alpha__add", "alpha__echo", "beta__add", "beta__echo"]
+    );
+    h.send(request(json!(2), "prompts/list", json!({})));
+    assert_eq!(h.client_one()["result"]["prompts"], json!([]));
+    assert!(h.actions().is_empty(), "nothing may start for a list");
+    // A tool the catalog does not list is refused without a start.
+    h.send(call(json!(3), "alpha__nope", json!({})));
+    assert!(error_message(&h.client_one(), -32602).contains("no tool 'nope'"));
+    assert!(h.actions().is_empty());
+}
+
+#[test]
+fn a_start_refreshes_the_catalog_and_tells_the_client_what_changed() {
+    let text = config("tools", 5.0, 60.0);
+    let mut h = Harness::from_json(&text);
+    h.gw.set_catalog(Some(catalog_for(&text, &["echo"])));
+    assert!(h.gw.catalog_to_save().is_none(), "nothing new yet");
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    let sent = h.finish_init(ALPHA);
+    let methods: Vec<&str> = sent.iter().filter_map(|m| m["method"].as_str()).collect();
+    // The call first, then the refresh of the one list it declares (tools); the others
+    // are empty without a round trip.
+    assert_eq!(methods, ["tools/call", "tools/list"]);
+    h.reply(ALPHA, &sent[0], r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 1);
+    h.reply(ALPHA, &sent[1], &tools_page(&["echo", "add"], None));
+    h.advance(ms(LIST_CHANGED_DELAY));
+    assert_eq!(h.client_one()["method"], "notifications/tools/list_changed");
+    let alpha_config = h.gw.backend_config(ALPHA).expect("alpha").clone();
+    let saved = h.gw.catalog_to_save().expect("the catalog changed");
+    let alpha = saved.get(&alpha_config).expect("alpha's entry");
+    assert_eq!(alpha.lists[ListKind::Tools.index()].len(), 2);
+    assert!(h.gw.catalog_to_save().is_none(), "saved once");
+    h.send(request(json!(2), "tools/list", json!({})));
+    assert_eq!(
+        tool_names(&h.client_one()),
+        ["alpha__add", "alpha__echo", "beta__echo"]
+    );
+}
+
+#[test]
+fn an_unchanged_refresh_is_silent() {
+    let text = config("tools", 5.0, 60.0);
+    let mut h = Harness::from_json(&text);
+    h.gw.set_catalog(Some(catalog_for(&text, &["echo"])));
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    let sent = h.finish_init(ALPHA);
+    assert_eq!(sent[1]["method"], "tools/list", "{sent:#?}");
+    h.reply(ALPHA, &sent[0], r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 1);
+    h.reply(ALPHA, &sent[1], &tools_page(&["echo"], None));
+    h.advance(ms(LIST_CHANGED_DELAY) * 2);
+    assert!(h.client_lines().is_empty(), "no list_changed");
+    // The entry is rewritten only if its content changed.
+    assert!(h.gw.catalog_to_save().is_none());
+}
+
+#[test]
+fn filtered_tools_are_neither_listed_nor_callable() {
+    let text = json!({
+        "expose": "both",
+        "backends": {
+            "alpha": {"command": "a", "tools": {"allow": ["e*", "s*"], "deny": ["secret*"]}},
+            "beta": {"command": "b"},
+        }
+    })
+    .to_string();
+    let mut h = Harness::from_json(&text);
+    h.gw.set_catalog(Some(catalog_for(
+        &text,
+        &["echo", "secret_key", "add", "sum"],
+    )));
+    h.send(request(json!(1), "tools/list", json!({})));
+    let names = tool_names(&h.client_one());
+    assert_eq!(
+        names,
+        [
+            "use_tool",
+            "discover_backend_tools",
+            "alpha__echo",
+            "alpha__sum",
+            "beta__add",
+            "beta__echo",
+            "beta__secret_key",
+            "beta__sum"
+        ]
+    );
+    for name in ["alpha__secret_key", "alpha__add"] {
+        h.send(call(json!(2), name, json!({})));
+        let text = error_message(&h.client_one(), -32602);
+        assert!(text.contains("filter"), "{name}: {text}");
+    }
+    h.send(use_tool(json!(3), "alpha", "secret_key", json!({})));
+    assert!(error_text(&h.client_one()).contains("filter"));
+    h.send(discover(json!(4), Some("alpha")));
+    let found: Vec<String> = discovered(&h.client_one())["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .map(|t| t["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(found, ["echo", "sum"]);
+    assert!(h.actions().is_empty());
+}
+
+#[test]
+fn long_and_colliding_names_are_made_valid_and_call_the_right_tool() {
+    let long = "t".repeat(70);
+    let text = json!({
+        "expose": "tools",
+        "backends": {
+            "alpha": {"command": "a", "prefix": "a"},
+            "beta": {"command": "b", "prefix": "a__b"},
+        }
+    })
+    .to_string();
+    let config = Config::parse(&text, Path::new("test.json"), &|_| None).expect("valid");
+    let mut h = Harness::from_json(&text);
+    let mut catalog = catalog_for(&text, &[]);
+    for (b, tools) in [(0, vec!["b__c", long.as_str()]), (1, vec!["c"])] {
+        let page: Value = serde_json::from_str(&tools_page(&tools, None)).expect("page");
+        let raws = page["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .map(|t| RawValue::from_string(t.to_string()).expect("raw"))
+            .collect();
+        let entry = crate::catalog::Entry {
+            backend: config.backends[b].name.clone(),
+            updated: 1,
+            init: None,
+            lists: [raws, Vec::new(), Vec::new(), Vec::new()],
+        };
+        catalog.put(&config.backends[b], entry);
+    }
+    h.gw.set_catalog(Some(catalog));
+    h.send(request(json!(1), "tools/list", json!({})));
+    let names = tool_names(&h.client_one());
+    assert_eq!(names.len(), 3);
+    assert_eq!(names[0], "a__b__c", "the first backend keeps the name");
+    for n in &names {
+        assert!(naming::is_valid(n), "{n}");
+    }
+    let unique: std::collections::HashSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), 3, "{names:?}");
+    // Each exposed name reaches its own backend, under the tool's own name.
+    let expect = [(0, "b__c"), (0, long.as_str()), (1, "c")];
+    for (name, (b, own)) in names.iter().zip(expect) {
+        h.gw.backends[b].phase = Phase::Ready;
+        h.send(call(json!(name), name, json!({})));
+        let sent = h.backend_one(b, "tools/call");
+        assert_eq!(sent["params"]["name"], own, "{name}");
+        h.reply(b, &sent, r#"{"content":[]}"#);
+        assert_eq!(h.client_one()["id"], json!(name));
+    }
+}
+
+#[test]
+fn per_backend_expose_mixes_direct_tools_and_meta_tools() {
+    let text = json!({
+        "backends": {
+            "alpha": {"command": "a", "expose": "tools"},
+            "beta": {"command": "b", "direct": ["echo"]},
+        }
+    })
+    .to_string();
+    let mut h = Harness::from_json(&text);
+    h.gw.set_catalog(Some(catalog_for(&text, &["echo", "add"])));
+    h.send(request(json!(1), "tools/list", json!({})));
+    let msg = h.client_one();
+    assert_eq!(
+        tool_names(&msg),
+        [
+            "use_tool",
+            "discover_backend_tools",
+            "alpha__add",
+            "alpha__echo",
+            "beta__echo"
+        ]
+    );
+    let schema = &msg["result"]["tools"][0]["inputSchema"]["properties"]["backend_server"];
+    assert_eq!(
+        schema["enum"],
+        json!(["beta"]),
+        "only beta is behind use_tool"
+    );
+    h.send(call(json!(2), "beta__add", json!({})));
+    assert!(error_message(&h.client_one(), -32602).contains("use_tool"));
+    h.send(use_tool(json!(3), "alpha", "add", json!({})));
+    assert!(error_text(&h.client_one()).contains("Unknown backend server: alpha"));
+}
+
+#[test]
+fn reload_adds_removes_and_restarts_backends() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    h.warm(BETA);
+    // A call to beta is still in flight when the reload removes it.
+    h.send(call(json!("slow"), "beta__echo", json!({})));
+    let slow = h.backend_one(BETA, "tools/call");
+    let next = json!({
+        "expose": "tools",
+        "backends": {
+            "alpha": {"command": "alpha-cmd", "args": ["--new"]},
+            "gamma": {"command": "gamma-cmd"},
+        }
+    })
+    .to_string();
+    let next = Config::parse(&next, Path::new("test.json"), &|_| None).expect("valid");
+    let done = h.gw.reload(h.now, &next);
+    assert_eq!(done.added, ["gamma"]);
+    assert_eq!(done.removed, ["beta"]);
+    assert_eq!(done.changed, ["alpha"]);
+    assert_eq!(h.gw.backend_count(), 3);
+    // Idle alpha stops at once to take its new command; beta waits for its call.
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.reply(BETA, &slow, r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], "slow");
+    assert_eq!(h.actions(), vec![Action::CloseStdin(BETA)]);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    h.gw.on_backend_exit(h.now, BETA, "exit status 0");
+    h.advance(ms(LIST_CHANGED_DELAY));
+    let notes: Vec<Value> = h.client_out();
+    let methods: Vec<&str> = notes.iter().filter_map(|m| m["method"].as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "notifications/tools/list_changed",
+            "notifications/prompts/list_changed",
+            "notifications/resources/list_changed"
+        ]
+    );
+    h.send(call(json!(4), "beta__echo", json!({})));
+    assert!(error_message(&h.client_one(), -32602).contains("Unknown tool"));
+    h.send(call(json!(5), "gamma__echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(2)]);
+    assert_eq!(
+        h.gw.backend_config(ALPHA).map(|c| c.args.clone()),
+        Some(vec!["--new".to_string()])
+    );
+    let sent = h.finish_init(2);
+    h.reply(2, &sent[0], r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 5);
 }

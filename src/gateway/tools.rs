@@ -1,5 +1,5 @@
 //! The meta-tools (`use_tool`, `discover_backend_tools`, compatible with the Python gateway
-//! mcpware) and the `BACKEND__TOOL` names of the aggregated tool list.
+//! mcpware).
 
 use super::lists::Item;
 use crate::wire::message::write_json_string;
@@ -137,7 +137,7 @@ pub struct DiscoverPart<'a> {
     /// The backend's name.
     pub backend: &'a str,
     /// Its tools, or why they could not be listed.
-    pub tools: Result<&'a [Item], &'a str>,
+    pub tools: Result<Vec<&'a Item>, &'a str>,
 }
 
 /// The result of `discover_backend_tools`: `{"tools": [...]}` as JSON text content and as
@@ -155,7 +155,7 @@ pub fn discover_result(parts: &[DiscoverPart<'_>]) -> Vec<u8> {
     let mut tools = Vec::new();
     let mut errors = Vec::new();
     for part in parts {
-        match part.tools {
+        match &part.tools {
             Ok(list) => {
                 for t in list {
                     let def: Def = serde_json::from_str(t.raw.get()).unwrap_or(Def {
@@ -177,7 +177,7 @@ pub fn discover_result(parts: &[DiscoverPart<'_>]) -> Vec<u8> {
     if tools.is_empty() && !errors.is_empty() {
         let msgs: Vec<String> = parts
             .iter()
-            .filter_map(|p| p.tools.err().map(|e| e.to_string()))
+            .filter_map(|p| p.tools.as_ref().err().map(|e| e.to_string()))
             .collect();
         return error_result(&msgs.join("\n"));
     }
@@ -238,11 +238,11 @@ mod tests {
 
     #[test]
     fn discover_lists_tools_and_errors() {
-        let tools = vec![tool(r#"{"name":"echo","description":"Echo it"}"#)];
+        let tools = [tool(r#"{"name":"echo","description":"Echo it"}"#)];
         let out = discover_result(&[
             DiscoverPart {
                 backend: "a",
-                tools: Ok(&tools),
+                tools: Ok(tools.iter().collect()),
             },
             DiscoverPart {
                 backend: "b",

@@ -4,7 +4,8 @@
 
 use super::process::{self, Spawned};
 use super::stdio::{ClientIn, ClientOut};
-use crate::config::Config;
+use crate::catalog::Catalog;
+use crate::config::{self, Config};
 use crate::docker::{self, Container, Instance};
 use crate::gateway::{Action, Gateway, StopSignal};
 use crate::wire::frame::{Frame, LineFramer};
@@ -101,6 +102,12 @@ struct Runtime {
     client_gone: bool,
     /// Docker bookkeeping; `None` when no backend runs `docker run`.
     docker: Option<Docker>,
+    /// The config file, read again on SIGHUP.
+    config_path: std::path::PathBuf,
+    /// Where the catalog is saved; `None` when it is off.
+    catalog_path: Option<std::path::PathBuf>,
+    /// Saving the catalog failed once already (later failures are logged quietly).
+    catalog_failed: bool,
 }
 
 /// What the runtime tracks for docker backends: who this instance is, each backend's
@@ -122,6 +129,29 @@ struct Docker {
     daemon: Container,
 }
 
+impl Docker {
+    /// Bookkeeping for `gw`'s docker backends; `None` while it has none. Starts the scan
+    /// for containers left by instances that are gone.
+    fn for_gateway(gw: &Gateway) -> Option<Docker> {
+        let n = gw.backend_count();
+        let cfg = (0..n)
+            .filter_map(|b| gw.backend_config(b))
+            .find(|c| docker::is_docker_run(c))?;
+        let instance = Instance::current();
+        let daemon = docker::launch(cfg, &instance, 0).container?;
+        let scan = start_scan(&daemon);
+        Some(Docker {
+            instance,
+            starts: 0,
+            containers: vec![None; n],
+            removals: Vec::new(),
+            start_waiting: vec![false; n],
+            scan,
+            daemon,
+        })
+    }
+}
+
 impl Runtime {
     fn new(config: &Config) -> Result<Runtime, RunError> {
         let poll = Poll::new().map_err(|e| RunError::Setup("the event loop", e))?;
@@ -134,37 +164,77 @@ impl Runtime {
             ClientIn::new(poll.registry(), STDIN).map_err(|e| RunError::Setup("stdin", e))?;
         let client_out =
             ClientOut::new(poll.registry(), STDOUT).map_err(|e| RunError::Setup("stdout", e))?;
-        let gw = Gateway::new(config, Instant::now());
-        let n = gw.backend_count();
-        let first_docker = (0..n)
-            .filter_map(|b| gw.backend_config(b))
-            .find(|c| docker::is_docker_run(c));
-        let docker = first_docker.and_then(|cfg| {
-            let instance = Instance::current();
-            let daemon = docker::launch(cfg, &instance, 0).container?;
-            let scan = start_scan(&daemon);
-            Some(Docker {
-                instance,
-                starts: 0,
-                containers: vec![None; n],
-                removals: Vec::new(),
-                start_waiting: vec![false; n],
-                scan,
-                daemon,
-            })
-        });
+        let mut gw = Gateway::new(config, Instant::now());
+        gw.set_catalog(config.catalog.as_deref().map(Catalog::load));
+        let docker = Docker::for_gateway(&gw);
         Ok(Runtime {
             poll,
+            backends: (0..gw.backend_count()).map(|_| None).collect(),
             gw,
             max_line: config.max_message_bytes,
             client_in,
             client_out,
             in_framer: LineFramer::new(config.max_message_bytes),
             signals,
-            backends: (0..n).map(|_| None).collect(),
             client_gone: false,
             docker,
+            config_path: config.path.clone(),
+            catalog_path: config.catalog.clone(),
+            catalog_failed: false,
         })
+    }
+
+    /// Reads the config file again and applies it (SIGHUP). A file that fails to load is
+    /// reported and the running config kept.
+    fn reload(&mut self, now: Instant) {
+        if !self.gw.wants_client_input() {
+            log::info!("SIGHUP received while shutting down; not reloading");
+            return;
+        }
+        log::info!("SIGHUP received: reloading {}", self.config_path.display());
+        let config = match Config::load(&self.config_path, &config::process_env) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("config reload failed; keeping the running config. {e}");
+                return;
+            }
+        };
+        if config.max_message_bytes != self.max_line {
+            log::warn!(
+                "reload: max_message_bytes changed; it takes effect when gangway is restarted"
+            );
+        }
+        self.gw.reload(now, &config);
+        if config.catalog != self.catalog_path {
+            self.catalog_path.clone_from(&config.catalog);
+            self.gw
+                .set_catalog(self.catalog_path.as_deref().map(Catalog::load));
+        }
+        let n = self.gw.backend_count();
+        self.backends.resize_with(n, || None);
+        match self.docker.as_mut() {
+            Some(d) => {
+                d.containers.resize(n, None);
+                d.start_waiting.resize(n, false);
+            }
+            None => self.docker = Docker::for_gateway(&self.gw),
+        }
+    }
+
+    /// Writes the catalog when the gateway changed it.
+    fn save_catalog(&mut self) {
+        let (Some(path), Some(catalog)) = (self.catalog_path.as_ref(), self.gw.catalog_to_save())
+        else {
+            return;
+        };
+        match catalog.save(path) {
+            Ok(()) => log::debug!("catalog saved to {}", path.display()),
+            Err(e) if !self.catalog_failed => {
+                self.catalog_failed = true;
+                log::warn!("could not save the tool catalog: {e}. Lists will be fetched from the backends again next time; set \"catalog\" in the config to a writable path, or false to turn it off");
+            }
+            Err(e) => log::debug!("could not save the tool catalog: {e}"),
+        }
     }
 
     fn run(&mut self) -> Result<(), RunError> {
@@ -186,6 +256,7 @@ impl Runtime {
                 self.finish();
                 return Ok(());
             }
+            self.save_catalog();
             let timeout = if self.has_ready_work() {
                 Some(Duration::ZERO)
             } else {
@@ -247,9 +318,7 @@ impl Runtime {
             match sig {
                 SIGCHLD => child_exited = true,
                 SIGTERM | SIGINT => terminate = true,
-                SIGHUP => {
-                    log::info!("SIGHUP received: config reload is not supported yet; ignored")
-                }
+                SIGHUP => self.reload(now),
                 _ => {}
             }
         }
@@ -614,6 +683,7 @@ impl Runtime {
     /// The way out: reap the backends, hand the client its last answers, then make sure
     /// every container is gone.
     fn finish(&mut self) {
+        self.save_catalog();
         self.reap_before_exit();
         self.final_flush();
         self.cleanup_before_exit();

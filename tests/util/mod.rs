@@ -130,6 +130,8 @@ pub fn gangway_command(dir: &TempDir, config: &Value) -> Command {
         .arg(path)
         .env_remove("RUST_LOG")
         .env_remove("GANGWAY_CONFIG")
+        // Each test has a catalog of its own, never the user's.
+        .env("XDG_CACHE_HOME", dir.join("cache"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

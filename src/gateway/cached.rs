@@ -1,0 +1,253 @@
+//! What gangway remembers of its backends between runs and between starts: lists served
+//! from the catalog without starting anything, refreshed after every start, and the
+//! exposed-name table built from them.
+
+use super::backend::{ListState, Phase};
+use super::lists::{self, ListKind, LIST_KINDS};
+use super::naming::{self, NameTable, Wanted, Why};
+use super::{has_direct_tools, Gateway, Timer, LIST_CHANGED_DELAY};
+use crate::catalog::{self, Catalog, Entry};
+use log::{info, warn};
+use std::rc::Rc;
+use std::time::Instant;
+
+/// The kinds with exposed names, by their index in `Gateway::names`.
+const NAMED: [ListKind; 2] = [ListKind::Tools, ListKind::Prompts];
+
+impl Gateway {
+    /// Uses `catalog` (or none: the catalog is off): every backend whose entry it has is
+    /// listed from it without being started, and every backend that starts from now on
+    /// has its entry refreshed. Lists already fetched in this run are kept.
+    pub fn set_catalog(&mut self, catalog: Option<Catalog>) {
+        self.catalog = catalog;
+        for b in self.order.clone() {
+            self.seed(b);
+        }
+        self.rebuild_names();
+    }
+
+    /// The catalog, when it changed since the last call (the runtime saves it then).
+    pub fn catalog_to_save(&mut self) -> Option<&Catalog> {
+        if !std::mem::take(&mut self.catalog_dirty) {
+            return None;
+        }
+        self.catalog.as_ref()
+    }
+
+    /// Fills backend `b`'s unknown lists from its catalog entry.
+    pub(super) fn seed(&mut self, b: usize) {
+        let Some(entry) = self
+            .catalog
+            .as_ref()
+            .and_then(|c| c.get(&self.backends[b].config))
+        else {
+            return;
+        };
+        let lists: Vec<Vec<lists::Item>> = LIST_KINDS
+            .iter()
+            .map(|k| {
+                let mut items = lists::items_from_raw(*k, &entry.lists[k.index()]);
+                items.sort_by(|a, b| a.key.cmp(&b.key));
+                items
+            })
+            .collect();
+        let be = &mut self.backends[b];
+        for (kind, items) in LIST_KINDS.iter().zip(lists) {
+            let state = &mut be.lists[kind.index()];
+            if matches!(state, ListState::Unknown) {
+                *state = ListState::Known(Rc::new(items));
+            }
+        }
+    }
+
+    /// After backend `b` initialized: every list is fetched again so the catalog holds
+    /// what this process offers (a list whose capability it lacks is empty).
+    pub(super) fn refresh_all(&mut self, now: Instant, b: usize) {
+        if self.catalog.is_none() {
+            return;
+        }
+        for kind in LIST_KINDS {
+            let capability = match kind {
+                ListKind::Tools => "tools",
+                ListKind::Prompts => "prompts",
+                ListKind::Resources | ListKind::Templates => "resources",
+            };
+            if self.backend_has_capability(b, capability) {
+                self.refresh_list(now, b, kind);
+                continue;
+            }
+            let state = &mut self.backends[b].lists[kind.index()];
+            if matches!(state, ListState::Fetching { .. }) {
+                continue;
+            }
+            let before = match std::mem::take(state) {
+                ListState::Known(list) => Some(list),
+                _ => None,
+            };
+            *state = ListState::Known(Rc::new(Vec::new()));
+            if before.is_some_and(|l| !l.is_empty()) {
+                self.notify_list_changed(now, b, kind);
+            }
+            self.lists_updated(b, kind);
+        }
+    }
+
+    /// Fetches backend `b`'s list of `kind` again while it runs (catalog on), serving the
+    /// known one meanwhile.
+    pub(super) fn refresh_list(&mut self, now: Instant, b: usize, kind: ListKind) {
+        if self.catalog.is_none() || self.backends[b].phase != Phase::Ready {
+            return;
+        }
+        let state = &mut self.backends[b].lists[kind.index()];
+        let previous = match std::mem::take(state) {
+            ListState::Known(list) => Some(list),
+            ListState::Unknown => None,
+            fetching @ ListState::Fetching { .. } => {
+                *state = fetching;
+                return;
+            }
+        };
+        *state = ListState::Fetching {
+            previous,
+            so_far: Vec::new(),
+            waiters: Vec::new(),
+            stale: false,
+        };
+        self.request_page(now, b, kind, None);
+    }
+
+    /// Backend `b`'s list of `kind` changed: the client hears it (coalesced), unless it
+    /// cannot see that list (tools of a backend reached only through the meta-tools).
+    pub(super) fn notify_list_changed(&mut self, now: Instant, b: usize, kind: ListKind) {
+        if kind == ListKind::Tools && !has_direct_tools(&self.backends[b].config) {
+            return;
+        }
+        self.arm_list_changed(now, kind);
+    }
+
+    /// Schedules the client's list_changed notification for `kind`, once per burst.
+    pub(super) fn arm_list_changed(&mut self, now: Instant, kind: ListKind) {
+        // Templates are announced with the resources.
+        let kind = if kind == ListKind::Templates {
+            ListKind::Resources
+        } else {
+            kind
+        };
+        if !self.list_changed_armed[kind.index()] {
+            self.list_changed_armed[kind.index()] = true;
+            self.timers
+                .insert(now + LIST_CHANGED_DELAY, Timer::ListChanged(kind));
+        }
+    }
+
+    /// Backend `b`'s list of `kind` is newly known: names follow, and so does the catalog.
+    pub(super) fn lists_updated(&mut self, b: usize, kind: ListKind) {
+        if NAMED.contains(&kind) {
+            self.rebuild_names();
+        }
+        self.store_entry(b);
+    }
+
+    /// Puts backend `b`'s entry in the catalog once this run's process told all its lists.
+    fn store_entry(&mut self, b: usize) {
+        let be = &self.backends[b];
+        let Some(catalog) = self.catalog.as_mut() else {
+            return;
+        };
+        let Some(init) = be.init_result.as_ref() else {
+            return;
+        };
+        let mut lists: [Vec<Box<serde_json::value::RawValue>>; 4] = Default::default();
+        for kind in LIST_KINDS {
+            let ListState::Known(list) = &be.lists[kind.index()] else {
+                return;
+            };
+            lists[kind.index()] = list.iter().map(|i| i.raw.clone()).collect();
+        }
+        let entry = Entry {
+            backend: be.name().to_string(),
+            updated: catalog::now_secs(),
+            init: Some(init.clone()),
+            lists,
+        };
+        if catalog
+            .get(&be.config)
+            .is_some_and(|old| old.same_content(&entry))
+        {
+            return;
+        }
+        info!("catalog: updated the entry of backend '{}'", be.name());
+        catalog.put(&be.config, entry);
+        self.catalog_dirty = true;
+    }
+
+    /// Places every exposed tool and prompt name again from the lists known now, and
+    /// reports renamings not reported before.
+    pub(super) fn rebuild_names(&mut self) {
+        for kind in NAMED {
+            let mut wanted = Vec::new();
+            for &b in &self.order {
+                let be = &self.backends[b];
+                let Some(list) = be.known(kind) else {
+                    continue;
+                };
+                for item in list.iter() {
+                    let offered = kind != ListKind::Tools
+                        || (be.config.tools.permits(&item.key) && be.config.is_direct(&item.key));
+                    if offered {
+                        wanted.push(Wanted {
+                            backend: b,
+                            prefix: &be.config.prefix,
+                            name: &item.key,
+                        });
+                    }
+                }
+            }
+            let (table, renamed) = NameTable::build(&self.separator, &wanted);
+            let mut new = Vec::new();
+            for r in renamed {
+                let key = format!("{}\0{}\0{}", kind.index(), r.candidate, r.exposed);
+                if !self.reported.contains(&key) {
+                    new.push((key, r));
+                }
+            }
+            for (key, r) in new {
+                let what = if kind == ListKind::Tools {
+                    "tool"
+                } else {
+                    "prompt"
+                };
+                let backend = self.backends[r.backend].name();
+                match &r.why {
+                    Why::Collision { backend: other, name } => warn!(
+                        "{what} name collision: '{}' of backend '{backend}' would be '{}', which is already '{name}' of backend '{}'; it is exposed as '{}' (set a different prefix to choose names yourself)",
+                        r.name,
+                        r.candidate,
+                        self.backends[*other].name(),
+                        r.exposed
+                    ),
+                    Why::Invalid => info!(
+                        "{what} '{}' of backend '{backend}' is exposed as '{}': '{}' is not 1-64 characters of A-Z a-z 0-9 _ -",
+                        r.name, r.exposed, r.candidate
+                    ),
+                }
+                self.reported.insert(key);
+            }
+            self.names[kind.index()] = table;
+        }
+    }
+
+    /// The name backend `b`'s tool or prompt `key` is shown under.
+    pub(super) fn exposed_name(&self, kind: ListKind, b: usize, key: &str) -> String {
+        if let Some(name) = self.names[kind.index()].exposed(b, key) {
+            return name.to_string();
+        }
+        let prefix = &self.backends[b].config.prefix;
+        let wanted = naming::candidate(prefix, &self.separator, key);
+        if naming::is_valid(&wanted) {
+            wanted
+        } else {
+            naming::shorten(&wanted, &format!("{prefix}\u{0}{key}"))
+        }
+    }
+}

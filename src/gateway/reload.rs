@@ -1,0 +1,130 @@
+//! Applying a new config while the client stays connected (SIGHUP).
+
+use super::backend::{Backend, ListState};
+use super::lists::ListKind;
+use super::{Gateway, OutBuf};
+use crate::catalog;
+use crate::config::Config;
+use log::info;
+use std::time::Instant;
+
+/// What a reload changed, for the log and for the runtime.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Names of backends that were added.
+    pub added: Vec<String>,
+    /// Names of backends that were removed.
+    pub removed: Vec<String>,
+    /// Names of backends whose config changed.
+    pub changed: Vec<String>,
+}
+
+impl Reloaded {
+    /// Whether anything the client can see may have changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+impl Gateway {
+    /// Applies `config` in place of the running one, keeping the client connected.
+    ///
+    /// Backends are matched by name. An added backend gets a new index (so
+    /// `backend_count` grows; indices are never reused) and starts when first needed. A
+    /// removed one is no longer listed or callable; its process stops once its requests in
+    /// flight have ended or timed out. A changed one takes its new settings at once; if
+    /// how it is spawned changed, its running process stops once idle and the next request
+    /// starts the new one, and if its catalog fingerprint changed its lists are fetched
+    /// anew. When anything changed the client gets list_changed for tools, prompts and
+    /// resources. The catalog location is the runtime's business (`set_catalog`).
+    pub fn reload(&mut self, now: Instant, config: &Config) -> Reloaded {
+        let mut done = Reloaded::default();
+        let mut order = Vec::new();
+        for cfg in config.enabled() {
+            let existing = self
+                .order
+                .iter()
+                .copied()
+                .find(|b| self.backends[*b].name() == cfg.name);
+            let Some(b) = existing else {
+                let b = self.backends.len();
+                self.backends.push(Backend::new(cfg.clone(), now));
+                self.out.backends.push(OutBuf::default());
+                self.seed(b);
+                done.added.push(cfg.name.clone());
+                order.push(b);
+                continue;
+            };
+            order.push(b);
+            let be = &mut self.backends[b];
+            if be.config == *cfg {
+                continue;
+            }
+            done.changed.push(cfg.name.clone());
+            let new_fingerprint = catalog::fingerprint(&be.config) != catalog::fingerprint(cfg);
+            let respawn = be.config.spawn_differs(cfg);
+            be.config = cfg.clone();
+            if new_fingerprint {
+                for state in &mut be.lists {
+                    match state {
+                        // The walk's answer is for the old command: hand it to whoever
+                        // waits, but do not keep it.
+                        ListState::Fetching { stale, .. } => *stale = true,
+                        other => *other = ListState::Unknown,
+                    }
+                }
+                self.seed(b);
+            }
+            let be = &mut self.backends[b];
+            if respawn && be.is_running() {
+                be.restart = true;
+                if be.in_flight == 0 {
+                    info!(
+                        "reload: restarting backend '{}' with its new command",
+                        be.name()
+                    );
+                    self.stop(now, b);
+                }
+            }
+        }
+        for b in self.order.clone() {
+            if order.contains(&b) {
+                continue;
+            }
+            let be = &mut self.backends[b];
+            be.removed = true;
+            done.removed.push(be.name().to_string());
+            if be.is_running() && be.in_flight == 0 {
+                self.stop(now, b);
+            }
+        }
+        let settings_changed = self.expose != config.expose || self.separator != config.separator;
+        let reordered = self.order != order;
+        self.expose = config.expose;
+        self.separator = config.separator.clone();
+        self.order = order;
+        info!(
+            "config reloaded from {}: {} added, {} removed, {} changed",
+            config.path.display(),
+            list_or_none(&done.added),
+            list_or_none(&done.removed),
+            list_or_none(&done.changed)
+        );
+        if !done.is_empty() || settings_changed || reordered {
+            self.rebuild_names();
+            for kind in [ListKind::Tools, ListKind::Prompts, ListKind::Resources] {
+                self.arm_list_changed(now, kind);
+            }
+        }
+        done
+    }
+}
+
+/// Names for a log line, or "none".
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
