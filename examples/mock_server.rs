@@ -22,6 +22,9 @@
 //! - `--record FILE`: append every received line, raw, to FILE (tests read it back to see
 //!   exactly what the gateway forwarded).
 //! - `--tools N`: add N extra tools `t0..t{N-1}` that behave like `echo`.
+//! - `--tool NAME` (repeatable): add a tool named NAME, listed after all others in flag
+//!   order, that answers "{--name}/{NAME}: {text}"; for tests of odd, long and colliding
+//!   tool names.
 //! - `--list-changed`: after `notifications/initialized`, send
 //!   `notifications/tools/list_changed` five times in a row.
 //!
@@ -51,6 +54,8 @@
 //! - `ask {method, params?}`: sends a server-to-client request (ids 0, 1, ...), waits for
 //!   the client's response and answers with the JSON of its `result` or `error`.
 //! - `t0..t{N-1}` with `--tools N`: like `echo`.
+//! - each `--tool NAME {text?}`: answers "{--name}/{NAME}: {text}" (text defaults to "").
+//!   A `--tool` that reuses a built-in name takes precedence over the built-in.
 //!
 //! `slow`, `progress` and `ask` run on threads so they never block other requests, and a
 //! `notifications/cancelled` for one of them suppresses its answer.
@@ -75,7 +80,7 @@ const LIST_CHANGED_BURST: usize = 5;
 
 const USAGE: &str = "usage: mock_server [--name NAME] [--ignore-eof] [--ignore-sigterm] \
 [--init-delay-ms N] [--fail-init] [--exit-on-init CODE] [--record FILE] [--tools N] \
-[--list-changed]";
+[--tool NAME]... [--list-changed]";
 
 // ---------------------------------------------------------------------------------------
 // Command line
@@ -91,6 +96,8 @@ struct Config {
     exit_on_init: Option<i32>,
     record: Option<String>,
     extra_tools: usize,
+    /// `--tool NAME` flags, in order.
+    named_tools: Vec<String>,
     list_changed: bool,
 }
 
@@ -105,6 +112,7 @@ impl Default for Config {
             exit_on_init: None,
             record: None,
             extra_tools: 0,
+            named_tools: Vec::new(),
             list_changed: false,
         }
     }
@@ -123,6 +131,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
             "--exit-on-init" => cfg.exit_on_init = Some(flag_number(&mut args, &flag)?),
             "--record" => cfg.record = Some(flag_value(&mut args, &flag)?),
             "--tools" => cfg.extra_tools = flag_number(&mut args, &flag)?,
+            "--tool" => cfg.named_tools.push(flag_value(&mut args, &flag)?),
             "--list-changed" => cfg.list_changed = true,
             other => return Err(format!("unknown flag {other:?}\n{USAGE}")),
         }
@@ -210,7 +219,7 @@ fn tool(name: &str, description: &str, properties: Value, required: &[&str]) -> 
     })
 }
 
-fn tool_definitions(extra_tools: usize) -> Vec<Value> {
+fn tool_definitions(cfg: &Config) -> Vec<Value> {
     let string = json!({ "type": "string" });
     let integer = json!({ "type": "integer" });
     let mut tools = vec![
@@ -265,10 +274,18 @@ fn tool_definitions(extra_tools: usize) -> Vec<Value> {
             &["method"],
         ),
     ];
-    for i in 0..extra_tools {
+    for i in 0..cfg.extra_tools {
         tools.push(tool(
             &format!("t{i}"),
             "Extra echo tool",
+            json!({ "text": string }),
+            &[],
+        ));
+    }
+    for name in &cfg.named_tools {
+        tools.push(tool(
+            name,
+            "Named tool: answers with the server name, its own name and text",
             json!({ "text": string }),
             &[],
         ));
@@ -414,7 +431,7 @@ fn handle_request(server: &Arc<Server>, id: &Id, method: &str, params: &Value) {
         // logging/setLevel is answered because we advertise the logging capability.
         "ping" | "logging/setLevel" => server.respond(id, &json!({})),
         "tools/list" => {
-            let tools = tool_definitions(server.cfg.extra_tools);
+            let tools = tool_definitions(&server.cfg);
             server.respond(id, &json!({ "tools": tools }));
         }
         "tools/call" => call_tool(server, id, params),
@@ -509,6 +526,11 @@ fn call_tool(server: &Arc<Server>, id: &Id, params: &Value) {
     };
     let args = &params["arguments"];
     let text_arg = |key: &str| args[key].as_str().unwrap_or("").to_owned();
+    if server.cfg.named_tools.iter().any(|t| t == name) {
+        let text = format!("{}/{name}: {}", server.cfg.name, text_arg("text"));
+        server.respond(id, &text_result(&text));
+        return;
+    }
     match name {
         "echo" => server.respond(id, &echo(args)),
         "slow" => {

@@ -12,8 +12,11 @@
 //! Output that is the command's product (the table, the tool list, the tool's result)
 //! goes to `out`; problems go to `err`.
 
+use crate::catalog::{self, Catalog, Entry};
 use crate::config::{BackendConfig, Config};
 use crate::docker::{self, Container, Instance};
+use crate::gateway::lists::{self, ListKind, LIST_KINDS};
+use crate::gateway::naming::{NameTable, Wanted, Why};
 use crate::gateway::STOP_GRACE;
 use crate::runtime::process;
 use crate::wire::frame::{Frame, LineFramer};
@@ -302,8 +305,10 @@ struct Incoming {
     id: Option<Box<RawValue>>,
     #[serde(default)]
     method: Option<String>,
+    /// Kept raw, so what the backend said can be stored byte for byte (see
+    /// [`crate::catalog`]).
     #[serde(default)]
-    result: Option<Value>,
+    result: Option<Box<RawValue>>,
     #[serde(default)]
     error: Option<Value>,
 }
@@ -311,15 +316,15 @@ struct Incoming {
 /// A response to one of the probe's requests.
 struct Response {
     id: String,
-    result: Option<Value>,
+    result: Option<Box<RawValue>>,
     error: Option<Value>,
 }
 
 /// A synchronous MCP client for one backend process, for the setup commands.
 ///
 /// [`Probe::spawn`] starts the backend; [`Probe::initialize`] runs the handshake; then
-/// [`Probe::list_tools`] and [`Probe::call_tool`] send requests, each bounded by the
-/// backend's `timeout`. While it waits, the probe answers the backend's own requests
+/// [`Probe::list_raw`], [`Probe::list_tools`] and [`Probe::call_tool`] send requests, each
+/// bounded by the backend's `timeout`. While it waits, the probe answers the backend's own requests
 /// (`ping` with `{}`, anything else with -32601) and ignores its notifications. The
 /// backend is stopped by [`Probe::stop`] or, at the latest, when the probe is dropped.
 pub struct Probe {
@@ -344,6 +349,8 @@ pub struct Probe {
     /// How the process ended, once reaped.
     exit: Option<String>,
     container: Option<Container>,
+    /// The `initialize` result as the backend sent it, once it came.
+    init: Option<Box<RawValue>>,
     next_id: u64,
     spawned_at: Instant,
     ready_after: Option<Duration>,
@@ -393,6 +400,7 @@ impl Probe {
             oversize: None,
             exit: None,
             container: launch.container,
+            init: None,
             next_id: 1,
             spawned_at,
             ready_after: None,
@@ -410,8 +418,15 @@ impl Probe {
         self.ready_after
     }
 
+    /// The `initialize` result byte for byte as the backend sent it, once
+    /// [`Probe::initialize`] succeeded.
+    pub fn init_result(&self) -> Option<&RawValue> {
+        self.init.as_deref()
+    }
+
     /// Runs the handshake: `initialize` (bounded by the backend's startup timeout), then
-    /// `notifications/initialized`. Returns the `initialize` result.
+    /// `notifications/initialized`. Returns the `initialize` result (also kept raw, see
+    /// [`Probe::init_result`]).
     ///
     /// # Errors
     ///
@@ -423,7 +438,7 @@ impl Probe {
             "clientInfo": {"name": "gangway", "version": env!("CARGO_PKG_VERSION")},
         });
         let limit = self.startup_timeout;
-        let result = self.request("initialize", params, limit, "startup_timeout");
+        let result = self.request_raw("initialize", params, limit, "startup_timeout");
         let result = match result {
             Ok(r) => r,
             Err(ProbeError::Rpc {
@@ -441,62 +456,88 @@ impl Probe {
             }
             Err(e) => return Err(e),
         };
+        let value = parse_result("initialize", &result)?;
         self.ready_after = Some(self.spawned_at.elapsed());
+        self.init = Some(result);
         self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        Ok(result)
+        Ok(value)
     }
 
-    /// Every tool the backend lists, following `nextCursor` page by page.
+    /// Every item of a paged list (`method`, its items under `items_key` of each result),
+    /// following `nextCursor` page by page; each item raw, as the backend sent it.
     ///
     /// # Errors
     ///
     /// Any [`ProbeError`] but `Cwd` and `Spawn`; [`ProbeError::Malformed`] when a page
-    /// has no `tools` array or the cursors never end.
-    pub fn list_tools(&mut self) -> Result<Vec<ToolInfo>, ProbeError> {
-        let mut tools = Vec::new();
+    /// has no `items_key` array or the cursors never end (the same cursor twice in a
+    /// row, or more than [`MAX_PAGES`] pages).
+    pub fn list_raw(
+        &mut self,
+        method: &str,
+        items_key: &str,
+    ) -> Result<Vec<Box<RawValue>>, ProbeError> {
+        let malformed = |detail: String| ProbeError::Malformed {
+            during: method.to_string(),
+            detail,
+        };
+        let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let params = match &cursor {
                 Some(c) => json!({ "cursor": c }),
                 None => json!({}),
             };
-            let page = self.request("tools/list", params, self.timeout, "timeout")?;
-            let Some(list) = page.get("tools").and_then(Value::as_array) else {
-                return Err(ProbeError::Malformed {
-                    during: "tools/list".to_string(),
-                    detail: "a result without a \"tools\" array".to_string(),
-                });
-            };
-            for t in list {
-                let Some(name) = t.get("name").and_then(Value::as_str) else {
-                    log::warn!("{}: skipping a tool without a name: {t}", self.name);
-                    continue;
-                };
-                tools.push(ToolInfo {
-                    name: name.to_string(),
-                    description: t
-                        .get("description")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                });
-            }
-            match page.get("nextCursor").and_then(Value::as_str) {
+            let page = self.request_raw(method, params, self.timeout, "timeout")?;
+            // Only the top level is parsed; the items stay raw.
+            let fields: std::collections::HashMap<String, Box<RawValue>> =
+                serde_json::from_str(page.get())
+                    .map_err(|_| malformed("a result that is not a JSON object".to_string()))?;
+            let list = fields
+                .get(items_key)
+                .and_then(|raw| serde_json::from_str::<Vec<Box<RawValue>>>(raw.get()).ok())
+                .ok_or_else(|| malformed(format!("a result without a \"{items_key}\" array")))?;
+            items.extend(list);
+            let next = fields
+                .get("nextCursor")
+                .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+            match next.as_ref().and_then(Value::as_str) {
                 Some(next) if !next.is_empty() => {
                     if cursor.as_deref() == Some(next) {
-                        return Err(ProbeError::Malformed {
-                            during: "tools/list".to_string(),
-                            detail: format!("the same nextCursor {next:?} twice"),
-                        });
+                        return Err(malformed(format!("the same nextCursor {next:?} twice")));
                     }
                     cursor = Some(next.to_string());
                 }
-                _ => return Ok(tools),
+                _ => return Ok(items),
             }
         }
-        Err(ProbeError::Malformed {
-            during: "tools/list".to_string(),
-            detail: format!("more than {MAX_PAGES} pages"),
-        })
+        Err(malformed(format!("more than {MAX_PAGES} pages")))
+    }
+
+    /// Every tool the backend lists (see [`Probe::list_raw`]); tools without a name are
+    /// skipped with a warning.
+    ///
+    /// # Errors
+    ///
+    /// As [`Probe::list_raw`].
+    pub fn list_tools(&mut self) -> Result<Vec<ToolInfo>, ProbeError> {
+        let raw = self.list_raw("tools/list", "tools")?;
+        let mut tools = Vec::with_capacity(raw.len());
+        for item in raw {
+            // Valid JSON by construction; a parse failure reads as a tool without a name.
+            let t: Value = serde_json::from_str(item.get()).unwrap_or(Value::Null);
+            let Some(name) = t.get("name").and_then(Value::as_str) else {
+                log::warn!("{}: skipping a tool without a name: {t}", self.name);
+                continue;
+            };
+            tools.push(ToolInfo {
+                name: name.to_string(),
+                description: t
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            });
+        }
+        Ok(tools)
     }
 
     /// Calls tool `name` with `arguments` and returns the result (a `CallToolResult`,
@@ -554,8 +595,7 @@ impl Probe {
         self.outbox.push(b'\n');
     }
 
-    /// Sends request `method` and waits up to `limit` (named `setting` in messages) for
-    /// its result.
+    /// [`Probe::request_raw`], with the result parsed.
     fn request(
         &mut self,
         method: &str,
@@ -563,6 +603,19 @@ impl Probe {
         limit: Duration,
         setting: &'static str,
     ) -> Result<Value, ProbeError> {
+        let raw = self.request_raw(method, params, limit, setting)?;
+        parse_result(method, &raw)
+    }
+
+    /// Sends request `method` and waits up to `limit` (named `setting` in messages) for
+    /// its result, which is returned as the backend sent it.
+    fn request_raw(
+        &mut self,
+        method: &str,
+        params: Value,
+        limit: Duration,
+        setting: &'static str,
+    ) -> Result<Box<RawValue>, ProbeError> {
         let id = self.next_id;
         self.next_id += 1;
         let during = match (method, params.get("name").and_then(Value::as_str)) {
@@ -885,6 +938,14 @@ impl Probe {
     fn last_stderr_line(&self) -> Option<String> {
         last_meaningful_line(self.stderr_tail.iter().map(String::as_str))
     }
+}
+
+/// A result received raw, as a `Value`.
+fn parse_result(method: &str, raw: &RawValue) -> Result<Value, ProbeError> {
+    serde_json::from_str(raw.get()).map_err(|e| ProbeError::Malformed {
+        during: method.to_string(),
+        detail: format!("a result gangway cannot read ({e})"),
+    })
 }
 
 impl Drop for Probe {
@@ -1315,12 +1376,189 @@ fn report_docker(
 // gangway check
 // ---------------------------------------------------------------------------------------
 
+/// What `gangway check` learned from one backend: what the catalog keeps of it.
+#[derive(Debug)]
+struct Learned {
+    /// The `initialize` result, raw.
+    init: Box<RawValue>,
+    /// Its lists by [`ListKind::index`], each sorted by key as the gateway keeps them
+    /// (items without a key dropped), so that the gateway finds the entry unchanged.
+    lists: [Vec<Box<RawValue>>; 4],
+}
+
+/// Fetches every list of an initialized backend whose capability its `initialize` result
+/// declares (`resources` covers resource templates too); the others are empty.
+///
+/// Only a failing `tools/list` fails: the other lists are optional, so a backend that
+/// does not know the method (-32601) or fails to list them has empty ones (with a warning
+/// for anything but -32601).
+fn learn(p: &mut Probe) -> Result<Learned, ProbeError> {
+    #[derive(Deserialize)]
+    struct Init {
+        #[serde(default)]
+        capabilities: std::collections::HashMap<String, serde::de::IgnoredAny>,
+    }
+    let Some(init) = p.init_result().map(ToOwned::to_owned) else {
+        return Err(ProbeError::Malformed {
+            during: "initialize".to_string(),
+            detail: "no result".to_string(),
+        });
+    };
+    let declared = serde_json::from_str::<Init>(init.get())
+        .map(|i| i.capabilities)
+        .unwrap_or_default();
+    let mut lists: [Vec<Box<RawValue>>; 4] = Default::default();
+    for kind in LIST_KINDS {
+        let capability = match kind {
+            ListKind::Tools => "tools",
+            ListKind::Prompts => "prompts",
+            ListKind::Resources | ListKind::Templates => "resources",
+        };
+        if !declared.contains_key(capability) {
+            continue;
+        }
+        let raw = match p.list_raw(kind.method(), kind.items_key()) {
+            Ok(raw) => raw,
+            Err(e) if kind == ListKind::Tools => return Err(e),
+            Err(ProbeError::Interrupted) => return Err(ProbeError::Interrupted),
+            Err(ProbeError::Rpc { code: -32601, .. }) => {
+                log::debug!(
+                    "backend {}: it does not know {}; taken as an empty list",
+                    p.name(),
+                    kind.method()
+                );
+                Vec::new()
+            }
+            Err(e) => {
+                log::warn!(
+                    "backend {}: {e}; its {} are taken as an empty list",
+                    p.name(),
+                    kind.items_key()
+                );
+                Vec::new()
+            }
+        };
+        let mut items = lists::items_from_raw(kind, &raw);
+        lists::canonical(kind, &mut items);
+        lists[kind.index()] = items.into_iter().map(|i| i.raw).collect();
+    }
+    Ok(Learned { init, lists })
+}
+
+/// The names of `list` of `kind` (tools or prompts): sorted, since `learn` sorted them.
+fn names_of(kind: ListKind, list: &[Box<RawValue>]) -> Vec<String> {
+    lists::items_from_raw(kind, list)
+        .into_iter()
+        .map(|i| i.key)
+        .collect()
+}
+
+/// The names the gateway would expose under something else than `prefix` + separator +
+/// name, as `names:` lines: the tools each backend lists directly and every prompt, placed
+/// as the gateway places them (backends in `backends` order, names sorted).
+fn renamings(separator: &str, backends: &[(&BackendConfig, &Learned)]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for kind in [ListKind::Tools, ListKind::Prompts] {
+        let what = if kind == ListKind::Tools {
+            "tool"
+        } else {
+            "prompt"
+        };
+        let names: Vec<Vec<String>> = backends
+            .iter()
+            .map(|(_, l)| names_of(kind, &l.lists[kind.index()]))
+            .collect();
+        let mut wanted = Vec::new();
+        for (b, ((cfg, _), names)) in backends.iter().zip(&names).enumerate() {
+            for name in names {
+                if kind == ListKind::Prompts || cfg.is_direct(name) {
+                    wanted.push(Wanted {
+                        backend: b,
+                        prefix: &cfg.prefix,
+                        name,
+                    });
+                }
+            }
+        }
+        let (_, renamed) = NameTable::build(separator, &wanted);
+        for r in renamed {
+            let backend = &backends[r.backend].0.name;
+            let cand = r.candidate.escape_debug();
+            let why = match &r.why {
+                Why::Collision {
+                    backend: other,
+                    name,
+                } => format!(
+                    "name collision: '{cand}' is already {what} '{}' of backend '{}'; give one \
+                     of the backends another \"prefix\" to choose the names yourself",
+                    name.escape_debug(),
+                    backends[*other].0.name
+                ),
+                Why::Invalid => {
+                    format!("'{cand}' is not 1 to 64 characters of A-Z a-z 0-9 _ -")
+                }
+            };
+            lines.push(format!(
+                "names: {what} '{}' of backend '{backend}' is exposed as '{}' ({why})",
+                r.name.escape_debug(),
+                r.exposed
+            ));
+        }
+    }
+    lines
+}
+
+/// The TOOLS cell: the tools offered after the backend's `tools` filter, and how many it
+/// filtered out.
+fn tools_cell(cfg: &BackendConfig, learned: &Learned) -> String {
+    let names = names_of(ListKind::Tools, &learned.lists[ListKind::Tools.index()]);
+    let offered = names.iter().filter(|n| cfg.tools.permits(n)).count();
+    match names.len() - offered {
+        0 => offered.to_string(),
+        filtered => format!("{offered} ({filtered} filtered)"),
+    }
+}
+
+/// Puts an entry for every backend in `learned` in the catalog at `path` and saves it;
+/// says on `out` what happened. A catalog is a cache: failing to save it is reported, not
+/// a failure of the check.
+fn refresh_catalog(
+    path: &Path,
+    learned: &[(&BackendConfig, &Learned)],
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let n = learned.len();
+    let shown = path.display();
+    // With nothing learned there is nothing to write, and no reason to create the file.
+    if n > 0 {
+        let mut catalog = Catalog::load(path);
+        let updated = catalog::now_secs();
+        for (cfg, l) in learned {
+            let entry = Entry {
+                backend: cfg.name.clone(),
+                updated,
+                init: Some(l.init.clone()),
+                lists: l.lists.clone(),
+            };
+            catalog.put(cfg, entry);
+        }
+        if let Err(e) = catalog.save(path) {
+            return writeln!(out, "catalog: could not save {shown}: {e}");
+        }
+    }
+    let noun = if n == 1 { "entry" } else { "entries" };
+    writeln!(out, "catalog: refreshed {n} {noun} in {shown}")
+}
+
 /// `gangway check`: checks Docker when a backend needs it, probes every enabled backend
-/// (initialize and tools/list, all at once), and prints a table to `out`: backend,
-/// status (ok, failed, disabled, skipped), start time, tool count, error.
+/// (initialize and every list it declares, all at once), and prints a table to `out`:
+/// backend, status (ok, failed, disabled, skipped), start time, tools offered (after its
+/// `tools` filter), error. Then it prints the tool and prompt names the gateway would
+/// expose renamed (a collision or an invalid name) and refreshes the catalog entry of
+/// every backend that answered.
 ///
 /// Returns [`Outcome::Failed`] when an enabled backend failed or was skipped because
-/// Docker is not usable.
+/// Docker is not usable; renamed names and an unsaved catalog are not failures.
 ///
 /// # Errors
 ///
@@ -1355,7 +1593,7 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
             secs(longest.unwrap_or_default())
         )?;
     }
-    let probed = probe_all(&to_probe, config, &|p| p.list_tools().map(|t| t.len()));
+    let probed = probe_all(&to_probe, config, &learn);
     if interrupted() {
         writeln!(err, "gangway: interrupted; every backend was stopped")?;
         return Ok(Outcome::Interrupted);
@@ -1368,12 +1606,9 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
         "TOOLS".to_string(),
         "ERROR".to_string(),
     ]];
-    let (mut ok, mut failed, mut skipped, mut disabled) = (0, 0, 0, 0);
-    let results: Vec<(&str, &Probed<usize>)> = to_probe
-        .iter()
-        .map(|b| b.name.as_str())
-        .zip(probed.iter())
-        .collect();
+    let (mut failed, mut skipped, mut disabled) = (0, 0, 0);
+    // Backends that answered, in config order.
+    let mut learned: Vec<(&BackendConfig, &Learned)> = Vec::new();
     for b in &config.backends {
         let row = if b.disabled {
             disabled += 1;
@@ -1394,20 +1629,24 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
                 "Docker is not usable (see above)".into(),
             ]
         } else {
-            let Some(&(_, p)) = results.iter().find(|(name, _)| *name == b.name) else {
+            let Some(p) = to_probe
+                .iter()
+                .position(|c| c.name == b.name)
+                .and_then(|i| probed.get(i))
+            else {
                 continue;
             };
             let start = p
                 .ready_after
                 .map_or_else(|| "-".to_string(), |d| format!("{} ms", d.as_millis()));
             match &p.result {
-                Ok(n) => {
-                    ok += 1;
+                Ok(l) => {
+                    learned.push((b, l));
                     [
                         b.name.clone(),
                         "ok".into(),
                         start,
-                        n.to_string(),
+                        tools_cell(b, l),
                         String::new(),
                     ]
                 }
@@ -1427,7 +1666,10 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
     }
     out.write_all(table(&rows, &[false, false, true, true, false]).as_bytes())?;
 
-    let mut summary = format!("{ok} ok, {failed} failed");
+    for line in renamings(&config.separator, &learned) {
+        writeln!(out, "{line}")?;
+    }
+    let mut summary = format!("{} ok, {failed} failed", learned.len());
     if skipped > 0 {
         summary.push_str(&format!(", {skipped} skipped"));
     }
@@ -1435,6 +1677,10 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
         summary.push_str(&format!(", {disabled} disabled"));
     }
     writeln!(out, "{summary}")?;
+    match &config.catalog {
+        Some(path) => refresh_catalog(path, &learned, out)?,
+        None => writeln!(out, "catalog: off")?,
+    }
     if skipped > 0 {
         writeln!(
             out,
@@ -1832,6 +2078,7 @@ mod tests {
     }
 
     const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"s","version":"1"}}}"#;
+    const INIT_TOOLS: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"}}}"#;
 
     #[test]
     fn pages_are_followed_and_server_pings_answered() {
@@ -1867,6 +2114,210 @@ done"#
         assert_eq!(tools[0].description.as_deref(), Some("first\nmore"));
         p.stop();
         assert_eq!(p.exit.as_deref(), Some("exit status 0"));
+    }
+
+    #[test]
+    fn learn_fetches_declared_lists_and_is_lenient_with_optional_ones() {
+        // Declares tools, prompts and resources (not completions). prompts/list is
+        // unknown (-32601), resources/list fails otherwise; both are empty lists. Tools
+        // come back sorted; the init result is kept byte for byte.
+        let init = r#"{"protocolVersion":"2025-06-18","capabilities":{"tools":{},"prompts":{},"resources":{}},"serverInfo":{"name":"s",  "version":"1"}}"#;
+        let script = format!(
+            r#"say() {{ printf '%s\n' "$1"; }}
+while read -r l; do
+  case "$l" in
+    *'"method":"initialize"'*) say '{{"jsonrpc":"2.0","id":1,"result":{init}}}' ;;
+    *'"method":"tools/list"'*)
+      say '{{"jsonrpc":"2.0","id":2,"result":{{"tools":[{{"name":"b","z":1,"a":2}},{{"name":"a"}},{{"nameless":1}}]}}}}' ;;
+    *'"method":"prompts/list"'*)
+      say '{{"jsonrpc":"2.0","id":3,"error":{{"code":-32601,"message":"no"}}}}' ;;
+    *'"method":"resources/list"'*)
+      say '{{"jsonrpc":"2.0","id":4,"error":{{"code":-32000,"message":"broken"}}}}' ;;
+    *'"method":"resources/templates/list"'*)
+      say '{{"jsonrpc":"2.0","id":5,"result":{{"resourceTemplates":[{{"uriTemplate":"x://{{id}}","name":"x"}}]}}}}' ;;
+  esac
+done"#
+        );
+        let mut p = Probe::spawn(&sh(&script), &instance(), 1, 1 << 20).expect("spawn sh");
+        p.initialize().expect("initialize");
+        let l = learn(&mut p).unwrap_or_else(|e| panic!("learn: {e}"));
+        p.stop();
+        assert_eq!(l.init.get(), init);
+        let raw =
+            |k: ListKind| -> Vec<&str> { l.lists[k.index()].iter().map(|r| r.get()).collect() };
+        assert_eq!(
+            raw(ListKind::Tools),
+            [r#"{"name":"a"}"#, r#"{"name":"b","z":1,"a":2}"#]
+        );
+        assert!(raw(ListKind::Prompts).is_empty());
+        assert!(raw(ListKind::Resources).is_empty());
+        assert_eq!(
+            raw(ListKind::Templates),
+            [r#"{"uriTemplate":"x://{id}","name":"x"}"#]
+        );
+    }
+
+    #[test]
+    fn learn_fails_on_tools_and_skips_undeclared_lists() {
+        // Declares only tools, whose listing fails; nothing else is asked for.
+        let script = format!(
+            r#"while read -r l; do
+  case "$l" in
+    *'"method":"initialize"'*) printf '%s\n' '{INIT_TOOLS}' ;;
+    *'"method":"tools/list"'*) printf '%s\n' '{{"jsonrpc":"2.0","id":2,"error":{{"code":-32601,"message":"no tools"}}}}' ;;
+    *'"id":'*) echo "unexpected: $l" >&2; exit 9 ;;
+  esac
+done"#
+        );
+        let mut p = Probe::spawn(&sh(&script), &instance(), 1, 1 << 20).expect("spawn sh");
+        p.initialize().expect("initialize");
+        let e = learn(&mut p).expect_err("tools/list fails");
+        assert!(matches!(e, ProbeError::Rpc { code: -32601, .. }), "{e}");
+        // No capability at all: every list is empty, and nothing is requested.
+        let mut p = Probe::spawn(
+            &sh(&format!(
+                r#"while read -r l; do
+  case "$l" in
+    *'"method":"initialize"'*) printf '%s\n' '{INIT}' ;;
+    *'"id":'*) echo "unexpected: $l" >&2; exit 9 ;;
+  esac
+done"#
+            )),
+            &instance(),
+            1,
+            1 << 20,
+        )
+        .expect("spawn sh");
+        p.initialize().expect("initialize");
+        let l = learn(&mut p).unwrap_or_else(|e| panic!("learn: {e}"));
+        assert!(l.lists.iter().all(Vec::is_empty));
+        p.stop();
+        assert_eq!(p.exit.as_deref(), Some("exit status 0"));
+    }
+
+    #[test]
+    fn list_raw_refuses_a_repeated_cursor() {
+        let script = format!(
+            r#"while read -r l; do
+  case "$l" in
+    *'"method":"initialize"'*) printf '%s\n' '{INIT}' ;;
+    *'"id":2,'*) printf '%s\n' '{{"jsonrpc":"2.0","id":2,"result":{{"prompts":[],"nextCursor":"c"}}}}' ;;
+    *'"id":3,'*) printf '%s\n' '{{"jsonrpc":"2.0","id":3,"result":{{"prompts":[{{"name":"p"}}],"nextCursor":"c"}}}}' ;;
+  esac
+done"#
+        );
+        let mut p = Probe::spawn(&sh(&script), &instance(), 1, 1 << 20).expect("spawn sh");
+        p.initialize().expect("initialize");
+        let e = p
+            .list_raw("prompts/list", "prompts")
+            .expect_err("cursor loop");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("prompts/list") && msg.contains("the same nextCursor \"c\" twice"),
+            "{msg}"
+        );
+    }
+
+    fn learned(tools: &[&str], prompts: &[&str]) -> Learned {
+        let raw = |names: &[&str]| -> Vec<Box<RawValue>> {
+            names
+                .iter()
+                .map(|n| serde_json::value::to_raw_value(&json!({ "name": n })).unwrap())
+                .collect()
+        };
+        Learned {
+            init: serde_json::value::to_raw_value(&json!({})).unwrap(),
+            lists: [raw(tools), raw(prompts), Vec::new(), Vec::new()],
+        }
+    }
+
+    fn backend(name: &str, prefix: &str, expose: crate::config::Expose) -> BackendConfig {
+        BackendConfig {
+            name: name.to_string(),
+            prefix: prefix.to_string(),
+            expose,
+            ..sh("")
+        }
+    }
+
+    #[test]
+    fn renamings_name_backends_and_reasons_as_the_gateway_places_them() {
+        use crate::config::Expose;
+        let mut a = backend("alpha", "x", Expose::Tools);
+        a.tools.deny = vec![glob::Pattern::new("hidden").unwrap()];
+        let b = backend("beta", "x", Expose::Both);
+        // Meta only: its tools are not listed directly, so they claim no names; its
+        // prompts do.
+        let mut c = backend("gamma", "x", Expose::Meta);
+        c.direct = vec![glob::Pattern::new("pinned").unwrap()];
+        let la = learned(&["echo", "hidden", "bad name"], &["p"]);
+        let lb = learned(&["echo", "hidden", "other"], &[]);
+        let lc = learned(&["echo", "pinned", "other"], &["p"]);
+        let lines = renamings("__", &[(&a, &la), (&b, &lb), (&c, &lc)]);
+        let (_, want) = NameTable::build(
+            "__",
+            &[
+                Wanted {
+                    backend: 0,
+                    prefix: "x",
+                    name: "bad name",
+                },
+                Wanted {
+                    backend: 0,
+                    prefix: "x",
+                    name: "echo",
+                },
+                Wanted {
+                    backend: 1,
+                    prefix: "x",
+                    name: "echo",
+                },
+                Wanted {
+                    backend: 1,
+                    prefix: "x",
+                    name: "hidden",
+                },
+                Wanted {
+                    backend: 1,
+                    prefix: "x",
+                    name: "other",
+                },
+                Wanted {
+                    backend: 2,
+                    prefix: "x",
+                    name: "pinned",
+                },
+            ],
+        );
+        let exposed = |i: usize| want[i].exposed.as_str();
+        assert_eq!(want.len(), 2, "{want:?}");
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "names: tool 'bad name' of backend 'alpha' is exposed as '{}' ('x__bad name' is not 1 to 64 characters of A-Z a-z 0-9 _ -)",
+                    exposed(0)
+                ),
+                format!(
+                    "names: tool 'echo' of backend 'beta' is exposed as '{}' (name collision: 'x__echo' is already tool 'echo' of backend 'alpha'; give one of the backends another \"prefix\" to choose the names yourself)",
+                    exposed(1)
+                ),
+                format!(
+                    "names: prompt 'p' of backend 'gamma' is exposed as '{}' (name collision: 'x__p' is already prompt 'p' of backend 'alpha'; give one of the backends another \"prefix\" to choose the names yourself)",
+                    NameTable::build(
+                        "__",
+                        &[
+                            Wanted { backend: 0, prefix: "x", name: "p" },
+                            Wanted { backend: 2, prefix: "x", name: "p" },
+                        ],
+                    )
+                    .1[0]
+                    .exposed
+                ),
+            ]
+        );
+        assert_eq!(tools_cell(&a, &la), "2 (1 filtered)");
+        assert_eq!(tools_cell(&b, &lb), "3");
     }
 
     #[test]

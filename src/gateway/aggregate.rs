@@ -209,11 +209,9 @@ impl Gateway {
                 return;
             }
         };
-        // One order whatever order the backend lists in, so the client's list (and the
-        // comparison with the catalog) does not change when only the order did.
         let result = result.map(|list| match Rc::try_unwrap(list) {
             Ok(mut items) => {
-                items.sort_by(|a, b| a.key.cmp(&b.key));
+                lists::canonical(kind, &mut items);
                 Rc::new(items)
             }
             Err(shared) => shared,

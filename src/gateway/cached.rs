@@ -47,7 +47,7 @@ impl Gateway {
             .iter()
             .map(|k| {
                 let mut items = lists::items_from_raw(*k, &entry.lists[k.index()]);
-                items.sort_by(|a, b| a.key.cmp(&b.key));
+                lists::canonical(*k, &mut items);
                 items
             })
             .collect();

@@ -164,6 +164,15 @@ pub fn items_from_raw(kind: ListKind, raws: &[Box<RawValue>]) -> Vec<Item> {
         .collect()
 }
 
+/// Puts a fetched list in the order gangway keeps and shows it: tools and prompts sorted
+/// by name, so neither the client's list nor the comparison with the catalog changes when
+/// only a backend's order did; resources and templates in the backend's own order.
+pub fn canonical(kind: ListKind, items: &mut [Item]) {
+    if kind.prefixed() {
+        items.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+}
+
 /// Whether two lists hold the same entries, byte for byte, in the same order.
 pub fn same_items(a: &[Item], b: &[Item]) -> bool {
     a.len() == b.len()

@@ -51,6 +51,8 @@ fn run(mut cmd: Command) -> Run {
 fn gangway(dir: &TempDir) -> Command {
     let mut cmd = Command::new(gangway_bin());
     cmd.current_dir(dir.path()).env_remove("GANGWAY_CONFIG");
+    // Each test has a catalog of its own, never the user's.
+    cmd.env("XDG_CACHE_HOME", dir.join("cache"));
     cmd
 }
 
@@ -150,6 +152,7 @@ fn gangway_config_env_var_is_used_without_config_flag() {
     let mut cmd = Command::new(gangway_bin());
     cmd.env_remove("RUST_LOG")
         .env("GANGWAY_CONFIG", &path)
+        .env("XDG_CACHE_HOME", dir.join("cache"))
         .current_dir(dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -158,6 +158,168 @@ fn check_with_every_backend_good_exits_0_and_leaves_no_process() {
     }
 }
 
+/// The line of `check`'s output that starts with `prefix`.
+fn line_starting<'a>(r: &'a Run, prefix: &str) -> &'a str {
+    r.stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {prefix:?} line in:\n{}\nstderr:\n{}",
+                r.stdout, r.stderr
+            )
+        })
+}
+
+/// The tool names of a catalog entry.
+fn entry_tools(entry: &Value) -> Vec<String> {
+    entry["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools array: {entry}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn check_writes_a_catalog_entry_for_every_backend_that_answered() {
+    let dir = TempDir::new();
+    let catalog = dir.join("state/catalog.json");
+    let config = json!({
+        "catalog": catalog.to_str().unwrap(),
+        "backends": {
+            "alpha": mock("alpha", &[]),
+            "beta": mock("beta", &["--tools", "2"]),
+            "broken": mock("broken", &["--exit-on-init", "3"]),
+        },
+    });
+    let r = setup(&dir, &config, "check", &[]);
+    assert_eq!(r.code, Some(1), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        line_starting(&r, "catalog:"),
+        format!("catalog: refreshed 2 entries in {}", catalog.display())
+    );
+
+    let text = std::fs::read_to_string(&catalog).expect("the catalog was written");
+    let file: Value = serde_json::from_str(&text).expect("the catalog is JSON");
+    assert_eq!(file["version"], json!(1), "{text}");
+    let entries = file["entries"].as_object().expect("entries");
+    assert_eq!(entries.len(), 2, "one per backend that answered: {text}");
+    let by_backend = |name: &str| {
+        entries
+            .values()
+            .find(|e| e["backend"] == json!(name))
+            .unwrap_or_else(|| panic!("no entry for {name}: {text}"))
+    };
+    let mut want: Vec<String> = MOCK_TOOLS.iter().map(|t| t.to_string()).collect();
+    want.sort();
+    assert_eq!(entry_tools(by_backend("alpha")), want);
+    want.extend(["t0".to_string(), "t1".to_string()]);
+    want.sort();
+    assert_eq!(entry_tools(by_backend("beta")), want);
+    let alpha = by_backend("alpha");
+    assert_eq!(
+        alpha["init"]["serverInfo"]["name"],
+        json!("alpha"),
+        "{alpha}"
+    );
+    assert!(alpha["updated"].as_u64().is_some_and(|t| t > 0), "{alpha}");
+    // The mock declares no prompts or resources.
+    for key in ["prompts", "resources", "resourceTemplates"] {
+        assert_eq!(alpha[key], json!([]), "{key}: {alpha}");
+    }
+    assert!(
+        !entries.values().any(|e| e["backend"] == json!("broken")),
+        "a failed backend gets no entry: {text}"
+    );
+    assert!(
+        !dir.join("cache").exists(),
+        "only the configured catalog is written"
+    );
+}
+
+#[test]
+fn check_without_a_catalog_says_so_and_an_unsaved_catalog_is_no_failure() {
+    let dir = TempDir::new();
+    let config = json!({ "catalog": false, "backends": { "alpha": mock("alpha", &[]) } });
+    let r = setup(&dir, &config, "check", &[]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(line_starting(&r, "catalog:"), "catalog: off");
+    assert!(
+        !dir.join("cache").exists(),
+        "nothing is written to the default place"
+    );
+
+    // A catalog below a regular file cannot be saved: said, but the check still passes.
+    std::fs::write(dir.join("plain"), "").unwrap();
+    let catalog = dir.join("plain/catalog.json");
+    let config = json!({
+        "catalog": catalog.to_str().unwrap(),
+        "backends": { "alpha": mock("alpha", &[]) },
+    });
+    let r = setup(&dir, &config, "check", &[]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let line = line_starting(&r, "catalog:");
+    assert!(
+        line.starts_with(&format!("catalog: could not save {}: ", catalog.display())),
+        "{line}"
+    );
+}
+
+#[test]
+fn check_counts_the_tools_a_filter_leaves() {
+    let dir = TempDir::new();
+    let mut alpha = mock("alpha", &[]);
+    alpha["tools"] = json!({ "deny": ["crash", "garbage", "fail"] });
+    let config = json!({
+        "catalog": dir.join("catalog.json").to_str().unwrap(),
+        "backends": { "alpha": alpha, "beta": mock("beta", &[]) },
+    });
+    let r = setup(&dir, &config, "check", &[]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let alpha = row(&r, "alpha");
+    assert!(
+        alpha.ends_with(&format!("{} (3 filtered)", MOCK_TOOLS.len() - 3)),
+        "{alpha}"
+    );
+    let beta = row(&r, "beta");
+    assert!(beta.ends_with(&MOCK_TOOLS.len().to_string()), "{beta}");
+}
+
+#[test]
+fn check_reports_tool_name_collisions_without_failing() {
+    let dir = TempDir::new();
+    let mut alpha = mock("alpha", &[]);
+    alpha["prefix"] = json!("x");
+    let mut beta = mock("beta", &["--tool", "only_beta"]);
+    beta["prefix"] = json!("x");
+    beta["tools"] = json!({ "allow": ["echo", "only_beta"] });
+    let config = json!({
+        "catalog": dir.join("catalog.json").to_str().unwrap(),
+        "expose": "tools",
+        "backends": { "alpha": alpha, "beta": beta },
+    });
+    let r = setup(&dir, &config, "check", &[]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    let names: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("names:"))
+        .collect();
+    assert_eq!(names.len(), 1, "only echo collides:\n{}", r.stdout);
+    let line = names[0];
+    assert!(
+        line.starts_with("names: tool 'echo' of backend 'beta' is exposed as 'x__echo_"),
+        "{line}"
+    );
+    assert!(
+        line.contains("collision: 'x__echo' is already tool 'echo' of backend 'alpha'"),
+        "{line}"
+    );
+    assert!(line.contains("prefix"), "says how to fix it: {line}");
+    assert!(r.stdout.contains("2 ok, 0 failed"), "{}", r.stdout);
+}
+
 #[test]
 fn tools_lists_every_enabled_backend_grouped() {
     let dir = TempDir::new();

@@ -99,7 +99,7 @@ fn discover_backend_tools_for_one_backend_and_for_all() {
     assert_eq!(&text, body, "text content and structuredContent agree");
     let tools = body["tools"].as_array().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, MOCK_TOOLS);
+    assert_eq!(names, mock_tools_sorted());
     for t in tools {
         assert_eq!(t["backend"], "alpha");
         assert!(
@@ -108,7 +108,8 @@ fn discover_backend_tools_for_one_backend_and_for_all() {
         );
         assert_eq!(t["inputSchema"]["type"], "object");
     }
-    let echo = &tools[0];
+    let echo = &tools[2];
+    assert_eq!(echo["name"], "echo");
     assert_eq!(echo["inputSchema"]["required"], json!(["text"]));
 
     let all = gw.call_tool("discover_backend_tools", json!({}));
@@ -123,7 +124,7 @@ fn discover_backend_tools_for_one_backend_and_for_all() {
             .filter(|t| t["backend"] == backend)
             .map(|t| t["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, MOCK_TOOLS, "tools of {backend}");
+        assert_eq!(names, mock_tools_sorted(), "tools of {backend}");
     }
 }
 

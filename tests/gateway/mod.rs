@@ -2,9 +2,12 @@
 
 mod backend_io;
 mod bad_input;
+mod catalog;
 mod crashes;
 mod lifecycle;
 mod meta;
+mod names;
+mod reload;
 mod routing;
 mod timeouts;
 mod tools_mode;

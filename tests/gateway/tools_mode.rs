@@ -18,12 +18,13 @@ fn tools_list_prefixes_every_tool_of_every_backend() {
     let mut gw = Gangway::start(&dir, &config("tools"));
     gw.initialize();
     let list = gw.call("tools/list", Value::Null);
-    let mut expected = prefixed("alpha", &MOCK_TOOLS);
-    expected.extend(prefixed("beta", &MOCK_TOOLS));
+    let mut expected = prefixed("alpha", &mock_tools_sorted());
+    expected.extend(prefixed("beta", &mock_tools_sorted()));
     expected.extend(prefixed("beta", &["t0", "t1"]));
     assert_eq!(tool_names(&list), expected, "{list}");
     // Definitions are passed on: only the name changes.
-    let echo = &list["result"]["tools"][0];
+    let echo = &list["result"]["tools"][2];
+    assert_eq!(echo["name"], "alpha__echo");
     assert_eq!(echo["inputSchema"]["required"], json!(["text"]), "{echo}");
     assert!(echo["description"]
         .as_str()
@@ -80,8 +81,8 @@ fn both_mode_lists_meta_tools_and_backend_tools() {
     gw.initialize();
     let list = gw.call("tools/list", Value::Null);
     let mut expected = vec!["use_tool".to_string(), "discover_backend_tools".to_string()];
-    expected.extend(prefixed("alpha", &MOCK_TOOLS));
-    expected.extend(prefixed("beta", &MOCK_TOOLS));
+    expected.extend(prefixed("alpha", &mock_tools_sorted()));
+    expected.extend(prefixed("beta", &mock_tools_sorted()));
     expected.extend(prefixed("beta", &["t0", "t1"]));
     assert_eq!(tool_names(&list), expected, "{list}");
     assert_eq!(

@@ -160,6 +160,7 @@ fn scenario(name: &str, setup: Setup) {
         .arg(&config_path)
         .env("PYTHONPATH", peers.python_path())
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("XDG_CACHE_HOME", scratch.0.join("cache"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -209,7 +209,8 @@ class Ctx:
     config: dict[str, Any]
 
     def gangway_params(self) -> StdioServerParameters:
-        env = {k: os.environ[k] for k in ("RUST_LOG", "RUST_BACKTRACE") if k in os.environ}
+        # XDG_CACHE_HOME: each scenario has its own tool catalog, never the user's.
+        env = {k: os.environ[k] for k in ("RUST_LOG", "RUST_BACKTRACE", "XDG_CACHE_HOME") if k in os.environ}
         return StdioServerParameters(
             command=self.gangway, args=["--config", self.config_path, "--log-level", "debug"], env=env
         )

@@ -408,6 +408,35 @@ impl Gangway {
         }
     }
 
+    /// How many stderr lines gangway has written so far (a mark for [`wait_stderr_after`]).
+    ///
+    /// [`wait_stderr_after`]: Gangway::wait_stderr_after
+    pub fn stderr_len(&self) -> usize {
+        self.stderr.lines.lock().unwrap().len()
+    }
+
+    /// Waits for a stderr line containing `needle` among the lines after the first `mark`
+    /// (from [`stderr_len`](Gangway::stderr_len)), so an earlier line with the same text
+    /// does not count.
+    pub fn wait_stderr_after(&self, mark: usize, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.stderr.lines.lock().unwrap();
+        loop {
+            if let Some(l) = lines.iter().skip(mark).find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let all = lines.join("\n");
+                drop(lines);
+                self.fail(&format!(
+                    "no stderr line containing {needle:?} after line {mark} within {timeout:?}; stderr:\n{all}"
+                ));
+            }
+            lines = self.stderr.changed.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
     /// Makes sure every stderr line gangway wrote before this call has been read: sends a
     /// non-JSON line carrying a unique marker and waits both for its -32700 answer and for
     /// the warning that quotes it (gangway is single-threaded and logs in order).
@@ -417,6 +446,45 @@ impl Gangway {
         self.send_raw(&marker);
         self.recv_until(|v| v["error"]["code"] == -32700 && v["id"].is_null(), T);
         self.wait_stderr(&marker, T);
+    }
+
+    /// Drops every message received so far but not yet claimed that matches `pred` (e.g.
+    /// notifications that must not satisfy a later wait); returns how many were dropped.
+    pub fn forget_received(&mut self, mut pred: impl FnMut(&Value) -> bool) -> usize {
+        let before = self.unclaimed.len();
+        self.unclaimed.retain(|(_, v)| !pred(v));
+        before - self.unclaimed.len()
+    }
+
+    /// Waits for a notification with `method` (e.g. `notifications/tools/list_changed`).
+    pub fn wait_notification(&mut self, method: &str, timeout: Duration) -> Value {
+        self.recv_until(|v| v.get("id").is_none() && v["method"] == method, timeout)
+    }
+
+    /// The tool names of a fresh `tools/list`.
+    pub fn list_tool_names(&mut self) -> Vec<String> {
+        let list = self.call("tools/list", Value::Null);
+        tool_names(&list)
+    }
+
+    /// Sends gangway SIGHUP (re-read the config file).
+    pub fn sighup(&self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .expect("send SIGHUP to gangway");
+    }
+
+    /// Closes stdin and asserts gangway exits with status 0 within `T`.
+    pub fn finish(&mut self) {
+        self.close_stdin();
+        match self.wait_exit(T) {
+            Some(status) if status.success() => {}
+            other => self.fail(&format!(
+                "gangway did not exit cleanly after stdin closed: {other:?}"
+            )),
+        }
     }
 
     // ----- exit -------------------------------------------------------------------------
@@ -507,6 +575,62 @@ pub fn assert_pid_gone(pid: i32, timeout: Duration) {
             pid_state(pid)
         );
     }
+}
+
+/// The pids of `pid`'s child processes, zombies included (found by scanning /proc for
+/// processes whose parent is `pid`, which needs no kernel option).
+pub fn child_pids(pid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut children = Vec::new();
+    for entry in dir.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // A process may vanish between the listing and the read: then it is no child.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(pid) {
+            children.push(child);
+        }
+    }
+    children
+}
+
+/// How many lines the file at `path` holds (0 if it does not exist).
+pub fn line_count(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// Where gangway keeps its catalog for a test started with `dir` (gangway_command sets
+/// `XDG_CACHE_HOME` to `DIR/cache`).
+pub fn catalog_file(dir: &TempDir) -> PathBuf {
+    dir.join("cache").join("gangway").join("catalog.json")
+}
+
+/// The catalog file of `dir`, parsed; fails the test if it is missing or not JSON.
+pub fn read_catalog(dir: &TempDir) -> Value {
+    let path = catalog_file(dir);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read the catalog {}: {e}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("the catalog {} is not JSON ({e}):\n{text}", path.display()))
 }
 
 /// The lines of `path` parsed as JSON (unparsable lines are skipped); empty if missing.
@@ -621,4 +745,19 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
+}
+
+/// The mock's own tools in the order gangway lists a backend's tools: sorted by name.
+pub fn mock_tools_sorted() -> Vec<&'static str> {
+    let mut tools = MOCK_TOOLS.to_vec();
+    tools.sort_unstable();
+    tools
+}
+
+/// Whether `name` is a tool name clients accept: `^[A-Za-z0-9_-]{1,64}$`.
+pub fn is_valid_tool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
