@@ -1799,8 +1799,10 @@ fn known_backend(config: &Config, name: &str) -> bool {
 }
 
 /// `gangway tools [BACKEND]`: lists the tools of `backend` or of every enabled backend,
-/// grouped by backend: the gangway name (`BACKEND__TOOL`), the backend's own name and the
-/// first line of the description.
+/// grouped by backend and sorted by name: the name the gateway lists it under
+/// in tools or both mode (`PREFIX__TOOL`, made valid and unique; "(filtered out)" for a
+/// tool its `tools` filter refuses), the backend's own name and the first line of the
+/// description.
 ///
 /// Returns [`Outcome::Usage`] for an unknown backend and [`Outcome::Failed`] when a
 /// backend failed (the others are still listed).
@@ -1857,10 +1859,13 @@ pub fn tools(
     } else {
         Outcome::Failed
     };
-    let mut listed: Vec<(&str, Vec<ToolInfo>)> = Vec::new();
+    let mut listed: Vec<(&BackendConfig, Vec<ToolInfo>)> = Vec::new();
     for (b, p) in to_probe.iter().zip(probed) {
         match p.result {
-            Ok(t) => listed.push((&b.name, t)),
+            Ok(mut t) => {
+                t.sort_by(|x, y| x.name.cmp(&y.name));
+                listed.push((b, t));
+            }
             Err(e) => {
                 writeln!(
                     err,
@@ -1872,18 +1877,44 @@ pub fn tools(
             }
         }
     }
+    // The names the gateway lists tools under when it lists them directly (tools or both
+    // mode, or `direct`), collisions resolved among the listed backends.
+    let wanted: Vec<Wanted<'_>> = listed
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (b, ts))| {
+            ts.iter()
+                .filter(|t| b.tools.permits(&t.name))
+                .map(move |t| Wanted {
+                    backend: i,
+                    prefix: &b.prefix,
+                    name: &t.name,
+                })
+        })
+        .collect();
+    let (names, _) = NameTable::build(&config.separator, &wanted);
     let mut text = String::new();
     for (i, (b, ts)) in listed.iter().enumerate() {
         if i > 0 {
             text.push('\n');
         }
         let n = ts.len();
-        text.push_str(&format!("{b}: {n} tool{}\n", if n == 1 { "" } else { "s" }));
+        text.push_str(&format!(
+            "{}: {n} tool{}\n",
+            b.name,
+            if n == 1 { "" } else { "s" }
+        ));
+        let shown: Vec<String> = ts
+            .iter()
+            .map(|t| {
+                let exposed = names.exposed(i, &t.name);
+                exposed.map_or_else(|| "(filtered out)".to_string(), str::to_string)
+            })
+            .collect();
         // Columns line up within a backend's group.
         let name_w = ts.iter().map(|t| t.name.chars().count()).max().unwrap_or(0);
-        let full_w = b.chars().count() + 2 + name_w;
-        for t in ts {
-            let full = format!("{b}__{}", t.name);
+        let full_w = shown.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+        for (t, full) in ts.iter().zip(&shown) {
             let desc = t.description.as_deref().map(one_line).unwrap_or_default();
             let line = format!("  {full:<full_w$}  {:<name_w$}  {desc}", t.name);
             text.push_str(line.trim_end());
