@@ -154,7 +154,8 @@ impl Gateway {
         let Some(catalog) = self.catalog.as_mut() else {
             return;
         };
-        let Some(init) = be.init_result.as_ref() else {
+        // A process started before a reload changed the command speaks for the old one.
+        let Some(init) = be.init_result.as_ref().filter(|_| !be.restart) else {
             return;
         };
         let mut lists: [Vec<Box<serde_json::value::RawValue>>; 4] = Default::default();
