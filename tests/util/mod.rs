@@ -390,22 +390,7 @@ impl Gangway {
 
     /// Waits for a stderr line containing `needle` and returns it.
     pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        let mut lines = self.stderr.lines.lock().unwrap();
-        loop {
-            if let Some(l) = lines.iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                let all = lines.join("\n");
-                drop(lines);
-                self.fail(&format!(
-                    "no stderr line containing {needle:?} within {timeout:?}; stderr:\n{all}"
-                ));
-            }
-            lines = self.stderr.changed.wait_timeout(lines, left).unwrap().0;
-        }
+        self.wait_stderr_after(0, needle, timeout)
     }
 
     /// How many stderr lines gangway has written so far (a mark for [`wait_stderr_after`]).
