@@ -9,7 +9,7 @@
 # `docker run` become sibling containers on the host) and your config mounted:
 #
 #   docker run -i --rm -v /var/run/docker.sock:/var/run/docker.sock \
-#     -v "$PWD/config.json:/app/config.json:ro" gangway
+#     -v gangway-cache:/cache -v "$PWD/config.json:/app/config.json:ro" gangway
 #
 # The docker CLI comes from DOCKER_CLI_IMAGE (any image with a static CLI at
 # /usr/local/bin/docker). Where no registry is reachable, scripts/docker-images builds one
@@ -22,8 +22,13 @@ COPY --from=docker-cli /usr/local/bin/docker /usr/local/bin/docker
 COPY target/x86_64-unknown-linux-musl/release/gangway /usr/local/bin/gangway
 # PATH: backends' `command` is looked up here (there is no shell and no other program).
 # GANGWAY_CONFIG: mount your config at /app/config.json, or pass --config.
+# XDG_CACHE_HOME: the tool catalog goes to /cache/gangway/catalog.json. The image has no
+# HOME and runs with --rm, so mount a named volume there (`-v gangway-cache:/cache`) to keep
+# the catalog from one start to the next; without one, every start lists tools by starting
+# the backends again.
 ENV PATH=/usr/local/bin \
-    GANGWAY_CONFIG=/app/config.json
+    GANGWAY_CONFIG=/app/config.json \
+    XDG_CACHE_HOME=/cache
 LABEL org.opencontainers.image.title="gangway" \
       org.opencontainers.image.description="One stdio MCP server that fronts many: lazy backends, id rewriting, idle reaping" \
       org.opencontainers.image.licenses="MIT OR Apache-2.0"

@@ -32,6 +32,11 @@
 //! Children inherit the CPU mask of the thread that spawns them, so pinning this thread
 //! before spawning pins the servers and the mocks they start.
 //!
+//! gangway runs with its tool catalog on (the default) but kept in the scratch directory
+//! (`XDG_CACHE_HOME`), so a run never touches the user's catalog. The catalog only changes
+//! what happens when a backend starts (its lists are fetched once more, during warm-up); the
+//! measured calls are the same with it off.
+//!
 //! Under `cargo test --benches` (no `--bench` argument) it does nothing: a 1.5-minute run is
 //! not a test.
 
@@ -254,6 +259,17 @@ impl Env {
         path
     }
 
+    /// gangway with `config`, its tool catalog kept in the scratch directory: it runs with
+    /// the catalog on, as users do, but never reads or writes the user's own
+    /// (`$XDG_CACHE_HOME/gangway/catalog.json`, else under `$HOME/.cache`).
+    fn gangway_command(&self, config: &std::path::Path) -> Command {
+        let mut c = Command::new(&self.gangway);
+        c.arg("--config")
+            .arg(config)
+            .env("XDG_CACHE_HOME", self.dir.join("cache"));
+        c
+    }
+
     /// gangway's stderr (with its backends' stderr) goes to a file, for when a run fails.
     fn log_file(&mut self) -> (File, PathBuf) {
         self.spawned += 1;
@@ -276,9 +292,7 @@ impl Env {
             }
             Route::Meta | Route::Tools => {
                 let config = self.config(route.expose(), backends);
-                let mut c = Command::new(&self.gangway);
-                c.arg("--config").arg(config);
-                c
+                self.gangway_command(&config)
             }
         };
         cmd.stdin(Stdio::piped())
@@ -1104,9 +1118,8 @@ fn startup(env: &mut Env, settings: &Settings, out: &mut String, f: &mut Finding
         for _ in 0..settings.startup_samples() {
             let (log, _) = env.log_file();
             let t0 = Instant::now();
-            let mut child = Command::new(&env.gangway)
-                .arg("--config")
-                .arg(&config)
+            let mut child = env
+                .gangway_command(&config)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::from(log))

@@ -18,6 +18,7 @@ native)
 docker)
     claude mcp add --scope user gangway -- docker run -i --rm \
         -v /var/run/docker.sock:/var/run/docker.sock \
+        -v gangway-cache:/cache \
         -v "$CONFIG:/app/config.json:ro" \
         gangway
     ;;

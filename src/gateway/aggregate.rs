@@ -7,6 +7,7 @@
 
 use super::backend::ListState;
 use super::lists::{self, Item, ListKind};
+use super::naming::NameTable;
 use super::{tools, Gateway, PendingKind};
 use crate::wire::ids::RawId;
 use crate::wire::message::{write_result, Message, METHOD_NOT_FOUND};
@@ -315,9 +316,28 @@ impl Gateway {
             body.extend_from_slice(tools::meta_tool_definitions(&self.backend_names()).as_bytes());
             first = false;
         }
+        // A backend removed by a reload while this list was fetched is left out.
+        let listed: Vec<(usize, &[Item])> = parts
+            .iter()
+            .filter(|p| !self.backends[p.backend].removed)
+            .filter_map(|p| match &p.result {
+                Some(Ok(list)) => Some((p.backend, list.as_slice())),
+                _ => None,
+            })
+            .collect();
+        // Named from exactly what is listed, so no name appears twice even when a list is
+        // not the one the name table was built from (a walk made stale by list_changed).
+        let names = if kind.prefixed() {
+            self.name_table(kind, &listed).0
+        } else {
+            NameTable::default()
+        };
         let mut seen: HashSet<&str> = HashSet::new();
         for p in parts {
             let be = &self.backends[p.backend];
+            if be.removed {
+                continue;
+            }
             let backend = be.name();
             match &p.result {
                 Some(Ok(list)) => {
@@ -341,8 +361,8 @@ impl Gateway {
                         }
                         first = false;
                         if kind.prefixed() {
-                            let exposed = self.exposed_name(kind, p.backend, &item.key);
-                            lists::write_renamed(&mut body, &exposed, item);
+                            let exposed = names.exposed(p.backend, &item.key);
+                            lists::write_renamed(&mut body, exposed.unwrap_or(&item.key), item);
                         } else {
                             body.extend_from_slice(item.raw.get().as_bytes());
                         }

@@ -3,13 +3,17 @@
 //! exposed-name table built from them.
 
 use super::backend::{ListState, Phase};
+use super::lists::Item;
 use super::lists::{self, ListKind, LIST_KINDS};
-use super::naming::{self, NameTable, Wanted, Why};
-use super::{has_direct_tools, Gateway, Timer, LIST_CHANGED_DELAY};
+use super::naming::{NameTable, Renamed, Wanted, Why};
+use super::{has_direct_tools, tools, Gateway, Timer, LIST_CHANGED_DELAY};
 use crate::catalog::{self, Catalog, Entry};
 use log::{info, warn};
 use std::rc::Rc;
 use std::time::Instant;
+
+/// The backend index that stands for gangway itself in name tables: the meta-tools' names.
+pub(super) const GANGWAY: usize = usize::MAX;
 
 /// The kinds with exposed names, by their index in `Gateway::names`.
 const NAMED: [ListKind; 2] = [ListKind::Tools, ListKind::Prompts];
@@ -182,73 +186,95 @@ impl Gateway {
         self.catalog_dirty = true;
     }
 
+    /// The names for the tools (or prompts) of `lists` (backend, its list), in that order,
+    /// as the client sees them: tools only when offered directly, and the meta-tools' own
+    /// names reserved (under [`GANGWAY`]) while they are listed.
+    pub(super) fn name_table(
+        &self,
+        kind: ListKind,
+        lists: &[(usize, &[Item])],
+    ) -> (NameTable, Vec<Renamed>) {
+        let mut wanted = Vec::new();
+        if kind == ListKind::Tools && self.meta_enabled() {
+            for name in [tools::USE_TOOL, tools::DISCOVER] {
+                wanted.push(Wanted {
+                    backend: GANGWAY,
+                    prefix: "",
+                    name,
+                });
+            }
+        }
+        for &(b, list) in lists {
+            let config = &self.backends[b].config;
+            for item in list {
+                let offered = kind != ListKind::Tools
+                    || (config.tools.permits(&item.key) && config.is_direct(&item.key));
+                if offered {
+                    wanted.push(Wanted {
+                        backend: b,
+                        prefix: &config.prefix,
+                        name: &item.key,
+                    });
+                }
+            }
+        }
+        NameTable::build(&self.separator, &wanted)
+    }
+
     /// Places every exposed tool and prompt name again from the lists known now, and
     /// reports renamings not reported before.
     pub(super) fn rebuild_names(&mut self) {
         for kind in NAMED {
-            let mut wanted = Vec::new();
-            for &b in &self.order {
-                let be = &self.backends[b];
-                let Some(list) = be.known(kind) else {
-                    continue;
-                };
-                for item in list.iter() {
-                    let offered = kind != ListKind::Tools
-                        || (be.config.tools.permits(&item.key) && be.config.is_direct(&item.key));
-                    if offered {
-                        wanted.push(Wanted {
-                            backend: b,
-                            prefix: &be.config.prefix,
-                            name: &item.key,
-                        });
-                    }
-                }
-            }
-            let (table, renamed) = NameTable::build(&self.separator, &wanted);
-            let mut new = Vec::new();
+            let known: Vec<(usize, Rc<Vec<Item>>)> = self
+                .order
+                .iter()
+                .filter_map(|&b| Some((b, Rc::clone(self.backends[b].known(kind)?))))
+                .collect();
+            let lists: Vec<(usize, &[Item])> =
+                known.iter().map(|(b, l)| (*b, l.as_slice())).collect();
+            let (table, renamed) = self.name_table(kind, &lists);
             for r in renamed {
                 let key = format!("{}\0{}\0{}", kind.index(), r.candidate, r.exposed);
-                if !self.reported.contains(&key) {
-                    new.push((key, r));
+                if self.reported.insert(key) {
+                    self.report(kind, &r);
                 }
-            }
-            for (key, r) in new {
-                let what = if kind == ListKind::Tools {
-                    "tool"
-                } else {
-                    "prompt"
-                };
-                let backend = self.backends[r.backend].name();
-                match &r.why {
-                    Why::Collision { backend: other, name } => warn!(
-                        "{what} name collision: '{}' of backend '{backend}' would be '{}', which is already '{name}' of backend '{}'; it is exposed as '{}' (set a different prefix to choose names yourself)",
-                        r.name,
-                        r.candidate,
-                        self.backends[*other].name(),
-                        r.exposed
-                    ),
-                    Why::Invalid => info!(
-                        "{what} '{}' of backend '{backend}' is exposed as '{}': '{}' is not 1-64 characters of A-Z a-z 0-9 _ -",
-                        r.name, r.exposed, r.candidate
-                    ),
-                }
-                self.reported.insert(key);
             }
             self.names[kind.index()] = table;
         }
     }
 
-    /// The name backend `b`'s tool or prompt `key` is shown under.
-    pub(super) fn exposed_name(&self, kind: ListKind, b: usize, key: &str) -> String {
-        if let Some(name) = self.names[kind.index()].exposed(b, key) {
-            return name.to_string();
-        }
-        let prefix = &self.backends[b].config.prefix;
-        let wanted = naming::candidate(prefix, &self.separator, key);
-        if naming::is_valid(&wanted) {
-            wanted
+    /// Logs that a tool or prompt is exposed under another name than its candidate.
+    fn report(&self, kind: ListKind, r: &Renamed) {
+        let what = if kind == ListKind::Tools {
+            "tool"
         } else {
-            naming::shorten(&wanted, &format!("{prefix}\u{0}{key}"))
+            "prompt"
+        };
+        let backend = self.who(r.backend);
+        match &r.why {
+            Why::Collision {
+                backend: other,
+                name,
+            } => warn!(
+                "{what} name collision: '{}' of backend '{backend}' would be '{}', which is already '{name}' of {}; it is exposed as '{}' (set a different prefix to choose names yourself)",
+                r.name,
+                r.candidate,
+                if *other == GANGWAY {
+                    "gangway (a meta-tool)".to_string()
+                } else {
+                    format!("backend '{}'", self.who(*other))
+                },
+                r.exposed
+            ),
+            Why::Invalid => info!(
+                "{what} '{}' of backend '{backend}' is exposed as '{}': '{}' is not 1-64 characters of A-Z a-z 0-9 _ -",
+                r.name, r.exposed, r.candidate
+            ),
         }
+    }
+
+    /// A backend's name for logs (`gangway` for the meta-tools' reservation).
+    fn who(&self, b: usize) -> &str {
+        self.backends.get(b).map_or("gangway", |be| be.name())
     }
 }

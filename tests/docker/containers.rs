@@ -210,3 +210,83 @@ fn secrets_pass_by_name_with_dash_e_and_never_appear_on_a_command_line() {
         "the secret is on a command line: {leaked:?}"
     );
 }
+
+#[test]
+fn a_filled_catalog_lists_a_docker_backends_tools_without_starting_a_container() {
+    let Some(_serial) = docker_ready() else {
+        return;
+    };
+    let id = docker_test_id();
+    let _cleanup = RemoveOnDrop(vec![format!("label={}", label(&id))]);
+    // One directory for both runs: the same XDG_CACHE_HOME, so the same catalog file.
+    let dir = TempDir::new();
+    let mut config = docker_config(&id, 0.0, &[]);
+    config["expose"] = json!("tools");
+
+    // Run 1: nothing is known yet, so tools/list starts the container and the lists it
+    // reports fill the catalog.
+    let mut g = Gangway::start(&dir, &config);
+    g.initialize();
+    let first = g.list_tool_names();
+    let want: Vec<String> = mock_tools_sorted()
+        .iter()
+        .map(|t| format!("m__{t}"))
+        .collect();
+    assert_eq!(first, want, "run 1 lists the mock's tools");
+    assert_eq!(
+        containers(&label(&id)).len(),
+        1,
+        "run 1 started the container to learn its tools"
+    );
+    g.finish();
+    assert_gone(&id, &g, "run 1 exited");
+    let catalog = read_catalog(&dir);
+    let mut listed: Vec<&str> = catalog["entries"]
+        .as_object()
+        .and_then(|e| e.values().next())
+        .and_then(|e| e["tools"].as_array())
+        .map(|tools| tools.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        mock_tools_sorted(),
+        "the catalog holds the backend's tools: {catalog}"
+    );
+
+    // Run 2: the same names come from the catalog; no container, and no `docker run`.
+    let mut g = Gangway::start(&dir, &config);
+    g.initialize();
+    assert_eq!(g.list_tool_names(), first, "run 2 lists the same names");
+    let found = containers(&label(&id));
+    if !found.is_empty() {
+        g.fail(&format!(
+            "containers {found:?} exist after tools/list was answered from the catalog"
+        ));
+    }
+    g.stderr_barrier();
+    if let Some(l) = g.stderr().iter().find(|l| l.contains("starting backend")) {
+        g.fail(&format!("run 2 started the backend: {l}"));
+    }
+    // gangway's own `docker ps` (its scan for containers of gangways that no longer run)
+    // may still be running; a `docker run` would be the backend.
+    let runs: Vec<String> = child_pids(g.pid())
+        .into_iter()
+        .filter_map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.split(' ').nth(1) == Some("run"))
+        .collect();
+    if !runs.is_empty() {
+        g.fail(&format!(
+            "gangway runs {runs:?} after answering tools/list from the catalog: it started the backend"
+        ));
+    }
+
+    // A call starts the backend: exactly one container.
+    let resp = g.call_tool("m__echo", json!({"text": "from the catalog's backend"}));
+    assert_eq!(ok_text(&resp), "from the catalog's backend");
+    let found = containers(&label(&id));
+    assert_eq!(found.len(), 1, "one container for the call: {found:?}");
+    g.finish();
+    assert_gone(&id, &g, "run 2 exited");
+}

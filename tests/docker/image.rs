@@ -13,6 +13,37 @@ use std::process::{Command, Stdio};
 const BIN_PLACEHOLDER: &str = "/ABSOLUTE/PATH/TO/gangway";
 const CONFIG_PLACEHOLDER: &str = "/ABSOLUTE/PATH/TO/config.json";
 
+/// The docker entry's mount of the named volume that keeps the tool catalog (the image sets
+/// `XDG_CACHE_HOME=/cache`). Tests mount a volume of their own there instead, so they never
+/// read or write the user's catalog.
+const CACHE_MOUNT: &str = "gangway-cache:/cache";
+
+/// A docker volume named for one test, removed when dropped (once no container uses it).
+/// Create it before starting the containers that mount it, so it is dropped after them.
+struct CacheVolume(String);
+
+impl CacheVolume {
+    fn new() -> CacheVolume {
+        CacheVolume(format!("gangway-test-cache-{}", docker_test_id()))
+    }
+
+    /// The `-v` value that mounts it where the image keeps its catalog.
+    fn mount(&self) -> String {
+        format!("{}:/cache", self.0)
+    }
+}
+
+impl Drop for CacheVolume {
+    fn drop(&mut self) {
+        // A container with --rm may still be on its way out: try until it is gone.
+        let name = self.0.clone();
+        wait_for(T, || {
+            let out = docker(&["volume", "rm", "-f", &name]);
+            out.status.success() || !String::from_utf8_lossy(&out.stderr).contains("in use")
+        });
+    }
+}
+
 fn example(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
@@ -68,6 +99,7 @@ fn claude_desktop_examples_hold_exactly_the_entries_a_user_needs() {
             "args": [
                 "run", "-i", "--rm",
                 "-v", "/var/run/docker.sock:/var/run/docker.sock",
+                "-v", CACHE_MOUNT,
                 "-v", format!("{CONFIG_PLACEHOLDER}:/app/config.json:ro"),
                 "gangway",
             ],
@@ -188,15 +220,23 @@ fn claude_code_script_adds_the_same_entries() {
 }
 
 /// Starts the gangway image exactly as the Claude Desktop docker entry does, with `config`
-/// mounted; returns the client and the config's host path (which finds gangway's container
-/// through `docker ps --filter volume=PATH`).
-fn start_image_as_desktop_does(dir: &TempDir, config: &Value) -> (Gangway, String) {
+/// mounted and `cache` in place of the user's catalog volume; returns the client and the
+/// config's host path (which finds gangway's container through `docker ps --filter
+/// volume=PATH`).
+fn start_image_as_desktop_does(
+    dir: &TempDir,
+    config: &Value,
+    cache: &CacheVolume,
+) -> (Gangway, String) {
     let path = dir.write_config("config.json", config);
     let path = path.to_str().expect("utf-8 path").to_string();
     let mount = format!("{CONFIG_PLACEHOLDER}:/app/config.json:ro");
     let (command, args) = desktop_entry(
         "claude_desktop_config.docker.json",
-        &[(&mount, &format!("{path}:/app/config.json:ro"))],
+        &[
+            (&mount, &format!("{path}:/app/config.json:ro")),
+            (CACHE_MOUNT, &cache.mount()),
+        ],
     );
     let image = args.last().expect("the entry names an image").clone();
     assert!(
@@ -218,7 +258,9 @@ fn image_run_as_the_desktop_entry_serves_backends_as_sibling_containers() {
     };
     let label = format!("{TEST_LABEL}={}", docker_test_id());
     let dir = TempDir::new();
-    let (mut gw, config) = start_image_as_desktop_does(&dir, &mock_container_config(&label));
+    let cache = CacheVolume::new();
+    let (mut gw, config) =
+        start_image_as_desktop_does(&dir, &mock_container_config(&label), &cache);
     let own = format!("volume={config}");
     let _cleanup = RemoveOnDrop(vec![format!("label={label}"), own.clone()]);
 
@@ -264,6 +306,60 @@ fn image_run_as_the_desktop_entry_serves_backends_as_sibling_containers() {
     );
 }
 
+/// Fails unless gangway logged no backend start (every line it wrote so far is read first).
+fn assert_no_backend_started(gw: &mut Gangway, when: &str) {
+    gw.stderr_barrier();
+    if let Some(l) = gw.stderr().iter().find(|l| l.contains("starting backend")) {
+        gw.fail(&format!("a backend was started {when}: {l}"));
+    }
+}
+
+#[test]
+fn image_keeps_its_catalog_in_the_cache_volume_from_one_run_to_the_next() {
+    let Some(_serial) = docker_ready() else {
+        return;
+    };
+    let label = format!("{TEST_LABEL}={}", docker_test_id());
+    let dir = TempDir::new();
+    let cache = CacheVolume::new();
+    let own = format!("volume={}", dir.join("config.json").display());
+    let _cleanup = RemoveOnDrop(vec![format!("label={label}"), own.clone()]);
+    let mut config = mock_container_config(&label);
+    config["expose"] = json!("tools");
+    let want: Vec<String> = mock_tools_sorted()
+        .iter()
+        .map(|t| format!("mock__{t}"))
+        .collect();
+
+    // Run 1 learns the tools by starting the backend, and saves them in the volume.
+    let (mut gw, _) = start_image_as_desktop_does(&dir, &config, &cache);
+    gw.initialize();
+    assert_eq!(gw.list_tool_names(), want, "run 1 lists the mock's tools");
+    assert_eq!(containers(&label).len(), 1, "run 1 started the backend");
+    gw.finish();
+    assert!(
+        wait_no_containers(&label, T) && wait_for(T, || containers_where(&own).is_empty()),
+        "run 1 left containers behind {T:?} after it exited"
+    );
+
+    // Run 2, a new container with the same volume, lists them without starting anything.
+    let (mut gw, _) = start_image_as_desktop_does(&dir, &config, &cache);
+    gw.initialize();
+    assert_eq!(
+        gw.list_tool_names(),
+        want,
+        "run 2 lists the same tools from the catalog in the volume"
+    );
+    assert_no_backend_started(&mut gw, "to answer tools/list in run 2");
+    let found = containers(&label);
+    if !found.is_empty() {
+        gw.fail(&format!(
+            "backend containers {found:?} exist after run 2 answered tools/list"
+        ));
+    }
+    gw.finish();
+}
+
 #[test]
 fn image_stops_its_backends_on_sigterm_as_pid_1() {
     let Some(_serial) = docker_ready() else {
@@ -271,7 +367,9 @@ fn image_stops_its_backends_on_sigterm_as_pid_1() {
     };
     let label = format!("{TEST_LABEL}={}", docker_test_id());
     let dir = TempDir::new();
-    let (mut gw, config) = start_image_as_desktop_does(&dir, &mock_container_config(&label));
+    let cache = CacheVolume::new();
+    let (mut gw, config) =
+        start_image_as_desktop_does(&dir, &mock_container_config(&label), &cache);
     let own = format!("volume={config}");
     let _cleanup = RemoveOnDrop(vec![format!("label={label}"), own.clone()]);
     gw.initialize();

@@ -1,6 +1,6 @@
-//! The sans-IO gateway under random scripts of client and backend events (the fuzz target's
-//! format, see `check/gateway.rs`): no panic, no request answered twice, nothing left
-//! tracked or unanswered at the end.
+//! The sans-IO gateway under random scripts of client and backend events, catalogs and
+//! reloads (the fuzz target's format, see `check/gateway.rs`): no panic, no request answered
+//! twice, only valid exposed names, nothing left tracked or unanswered at the end.
 
 use super::check::gateway::run;
 use proptest::collection::vec;
@@ -10,7 +10,7 @@ use proptest::prelude::*;
 /// and a few selector characters, or a real line captured from the SDK client or
 /// server-everything, sent raw by the client or by a backend.
 fn op() -> impl Strategy<Value = Vec<u8>> {
-    let tag = prop::sample::select(b"rrrrrrrrraaaaaaaaaaqkmmnbxxzfwwwwwetso".to_vec());
+    let tag = prop::sample::select(b"rrrrrrrrraaaaaaaaaaqkmmnbxxzfwwwwwetsouuulhh".to_vec());
     let arg = prop::sample::select(b"0123456789abcdefghijklmnopqrst".to_vec());
     let real = prop::sample::select(vec![
         &br#"c{"jsonrpc":"2.0","method":"notifications/initialized"}"#[..],
@@ -33,9 +33,13 @@ fn op() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn script() -> impl Strategy<Value = Vec<u8>> {
-    let header = prop::sample::select(vec!["m0", "t0", "b0", "m1", "t1", "b1"]);
-    (header, vec(op(), 0..80)).prop_map(|(h, ops)| {
-        let mut s = h.as_bytes().to_vec();
+    let header = (
+        prop::sample::select(b"mtb".to_vec()),
+        prop::sample::select(b"01".to_vec()),
+        prop::sample::select(b"01234".to_vec()),
+    );
+    (header, vec(op(), 0..80)).prop_map(|((expose, idle, settings), ops)| {
+        let mut s = vec![expose, idle, settings];
         for op in ops {
             s.push(b'\n');
             s.extend(op);

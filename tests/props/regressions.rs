@@ -57,6 +57,48 @@ fn resource_read_then_sigterm_does_not_panic_or_double_answer() {
     gateway::run(b"b0\nra0000\nt\n");
 }
 
+// Found by the `gateway` target once scripts could set prefixes, reload and seed the
+// catalog. Each breaks "no exposed name is listed twice": a client that gets two tools with
+// one name may refuse the whole list, and a call by that name reaches only one of them.
+// Fixed by naming every merged list from exactly the lists it holds (removed backends left
+// out) with the meta-tools' names reserved.
+
+/// `alpha` and `beta` both have an empty prefix, so their `add` and `echo` collide and one
+/// of each must get a hashed name. `alpha` says its tools changed while gangway fetches them
+/// for a `tools/list`: the walk's answer is handed to the waiting request but not kept, so
+/// its names were not in the name table, and the merged answer named them by the bare
+/// candidate, which `beta` already held.
+#[test]
+fn list_changed_during_a_list_walk_never_lists_a_name_twice() {
+    gateway::run(b"t03\nr2\na2\na0\nm00\na2\na0\n");
+}
+
+/// `alpha`'s prefix is `alpha__x` with separator `_`, so `alpha__x_add` is both its `add`
+/// and `alpha__x`'s. A reload changes `alpha`'s args while its tools are being fetched for
+/// a `tools/list`; the stale walk's names were not in the table (as above).
+#[test]
+fn a_list_walk_across_a_reload_never_lists_a_name_twice() {
+    gateway::run(b"t04\nr2\na0\na1\na2\na10\na20\nh3\na00\n");
+}
+
+/// A `prompts/list` waits for `beta` when a reload removes `alpha__x` and gives `alpha`
+/// the prefix `alpha__x` with separator `_`: the answer still lists the removed backend's
+/// prompt, under `alpha__x_p1`, which is also `alpha`'s, until removed backends were left
+/// out of answers.
+#[test]
+fn a_list_answered_after_a_reload_lists_no_removed_backend() {
+    gateway::run(b"m00\nr6\na0\na1\na0\na1\nh24\n");
+}
+
+/// `alpha` (empty prefix) has a tool named `use_tool` in the catalog, and `alpha__x` is
+/// reached through the meta-tools, so `tools/list` holds the meta-tool `use_tool` and
+/// `alpha`'s; a call to `use_tool` always reaches the meta-tool. The name table now
+/// reserves the meta-tools' names.
+#[test]
+fn a_backend_tool_never_takes_a_meta_tools_name() {
+    gateway::run(b"t03\nl1w\nr2\n");
+}
+
 /// A fuzz target's check, on one input.
 type Check = fn(&[u8]);
 

@@ -1,28 +1,45 @@
 //! The sans-IO gateway driven by a script of events, as the runtime would drive it: client
 //! lines (well-formed requests built from a few selector bytes, and raw bytes), backend
 //! lines (answers to the requests a backend really received, its own requests and
-//! notifications, raw bytes), process exits, spawn failures, stdin EOF, termination and
-//! time passing. Checked throughout: nothing panics; every line written to the client or a
-//! backend is a JSON-RPC message; no client request is answered twice or answered without
-//! having been asked; no backend process gets two requests with one id, or an answer to an
-//! id it never used. Checked at the end, once every backend has exited and every deadline
-//! has passed: every client request was answered and `in_flight() == 0`.
+//! notifications, raw bytes), process exits, spawn failures, stdin EOF, termination, time
+//! passing, a catalog from an earlier run and config reloads (SIGHUP). Checked throughout:
+//! nothing panics; every line written to the client or a backend is a JSON-RPC message; no
+//! client request is answered twice or answered without having been asked; no backend
+//! process gets two requests with one id, or an answer to an id it never used; every tool and
+//! prompt name in a `tools/list` or `prompts/list` answer matches `^[A-Za-z0-9_-]{1,64}$`,
+//! and no name is listed twice unless a backend's raw bytes could have listed it twice; a
+//! catalog the gateway hands over for saving reads back (`to_json`, `parse`) to the same
+//! entries. Checked at the end, once every backend has exited and every deadline has passed:
+//! every client request was answered and `in_flight() == 0`.
 //!
 //! # Script format
 //!
 //! A script is bytes, one event per line (`'\n'`-separated), so that any fuzz input is a
 //! script and a hand-written one is readable. The first line is a header: its first byte
 //! picks how tools are exposed (`m` meta, `t` tools, `b` both; any other byte modulo 3),
-//! its second whether backends are stopped when idle (`0` never, otherwise after 30 s).
+//! its second whether backends are stopped when idle (`0` never, otherwise after 30 s), its
+//! third (a selector modulo `SETTINGS`, absent = `0`) the per-backend settings:
+//!
+//! | S | settings                                                                       |
+//! |---|--------------------------------------------------------------------------------|
+//! | 0 | none: every backend exposed as the top level says, prefixed with its name, `__` |
+//! | 1 | alpha denies `add`; alpha__x lists `echo` and `*.*` directly; beta exposes `tools` |
+//! | 2 | separator `-`; alpha's prefix is empty; beta's is `b`; alpha__x allows only `e*` and `v*` and exposes `both` |
+//! | 3 | alpha and beta both have an empty prefix (their names collide); alpha__x exposes `meta` but lists `*` directly |
+//! | 4 | separator `_`; alpha's prefix is `alpha__x`, like alpha__x's (names collide); beta denies `*` |
+//!
 //! Every other line is a tag byte and its arguments; a small argument is a *selector*:
 //! `'0'..='9'` mean 0 to 9 and `'a'..='z'` 10 to 35, any other byte is its own value, and a
-//! selector indexes a list of choices modulo its length. `B` is a backend selector
-//! (`0` alpha, `1` alpha__x, `2` beta).
+//! selector indexes a list of choices modulo its length. `B` is a backend selector, taken
+//! modulo `backend_count()` when the event happens: `0` alpha, `1` alpha__x, `2` beta, and
+//! each backend a reload adds (or adds back) gets the next index; a removed backend keeps
+//! its index, and its process may still be running.
 //!
 //! | tag | arguments          | event                                                       |
 //! |-----|--------------------|-------------------------------------------------------------|
 //! | `c` | line               | the client writes `line` as it is                           |
 //! | `r` | method id a b c    | the client sends a well-formed request (see `client_request`) |
+//! | `u` | kind pick id       | the client uses a name it was shown or a configured backend (see `use_name`) |
 //! | `n` | kind pick          | the client sends a notification (cancel a request, ...)    |
 //! | `k` | pick shape         | the client answers a request a backend sent it              |
 //! | `a` | B pick shape body  | backend B answers a request it received (`body`: raw result) |
@@ -37,9 +54,23 @@
 //! | `w` | amount             | time passes (`ADVANCES`), and due timers fire               |
 //! | `s` | B line             | backend B writes `line` to its stderr (quoted in errors)    |
 //! | `o` | B n                | a line of `n` KiB over the limit arrives (odd B: from backend B, else from the client) |
+//! | `l` | M P                | the catalog is replaced, as a reload pointing `catalog` elsewhere does: `M` = 0 turns it off; otherwise every backend whose index modulo 6 is a set bit of `M` has an entry, whose tools are the `CATALOG_TOOLS` at the set bits of `P` (and prompts `p1` and `p.2`, a resource, a template) |
+//! | `h` | C S                | SIGHUP: the header's config, changed as reload `C` (modulo `RELOADS`, table below) says and with settings `S` (`0` the header's, else `S` modulo `SETTINGS`), is applied with `Gateway::reload` |
+//!
+//! Like the runtime, `l` and `h` do nothing once stdin ended or shutdown began.
+//!
+//! | C | reload                                                                          |
+//! |---|---------------------------------------------------------------------------------|
+//! | 0 | no change (after other reloads: back to the header's backends, removed ones added anew) |
+//! | 1 | adds gamma (prefix `g`, denies `add`)                                          |
+//! | 2 | removes alpha__x                                                               |
+//! | 3 | changes alpha's args (a new process and a new catalog entry)                   |
+//! | 4 | the top-level expose moves on (meta, tools, both, meta), and beta exposes `meta` with `add` direct |
+//! | 5 | adds gamma, disables beta, and changes alpha's timeout (same process)         |
 //!
 //! Any other tag byte stands for one of these, weighted towards requests and answers.
 
+use gangway::catalog::{self, Catalog};
 use gangway::config::Config;
 use gangway::gateway::{Action, Gateway, StopSignal};
 use gangway::wire::message::{Kind, Message};
@@ -48,15 +79,35 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The backends, in the order the object form gives them (sorted by name). `alpha__x`
-/// contains the tool-name separator, so `alpha__x__echo` must resolve to the longer name.
+/// The backends of every header, in the order the object form gives them (sorted by name).
+/// `alpha__x` contains the tool-name separator, so `alpha__x__echo` must resolve to the
+/// longer name. Reloads may add `gamma`.
 pub const NAMES: [&str; 3] = ["alpha", "alpha__x", "beta"];
+
+/// Tool names a catalog entry may list: a name of 70 characters and names with `.` must be
+/// exposed under valid names, and `use_tool` under an empty prefix meets the meta-tool.
+pub const CATALOG_TOOLS: [&str; 8] = [
+    "echo",
+    "a_tool_name_of_seventy_characters_which_no_client_accepts_as_it_is_xx",
+    "files.read",
+    "add",
+    "v1.2.run",
+    "use_tool",
+    "",
+    "ünïcode",
+];
+
+/// Per-backend settings a header or a reload may choose (see the module docs).
+pub const SETTINGS: usize = 5;
+
+/// Config changes a reload may make (see the module docs).
+pub const RELOADS: usize = 6;
 
 /// Scripts longer than this are cut, so one fuzz input cannot run for long.
 const MAX_OPS: usize = 800;
 
 /// Tags that any other tag byte is mapped to, weighted.
-const TAGS: &[u8] = b"crrrrnkaaaaabqmmxzfetwwwso";
+const TAGS: &[u8] = b"crrrrnkaaaaabqmmxzfetwwwsouulh";
 
 /// How far `w` moves the clock; `None` means to the next deadline the gateway asked for.
 const ADVANCES: [Option<Duration>; 16] = [
@@ -78,7 +129,8 @@ const ADVANCES: [Option<Duration>; 16] = [
     None,
 ];
 
-/// One event of a script.
+/// One event of a script. A backend `b` is a selector, taken modulo `backend_count()` when
+/// the event happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// The client writes these bytes as one line.
@@ -91,6 +143,15 @@ pub enum Op {
         id: usize,
         /// Selectors for its params.
         args: [usize; 3],
+    },
+    /// The client calls something by a name it was shown, or names a configured backend.
+    UseName {
+        /// What it does with the name.
+        kind: usize,
+        /// Which name.
+        pick: usize,
+        /// How its id is chosen.
+        id: usize,
     },
     /// The client sends a notification.
     ClientNotify {
@@ -108,7 +169,7 @@ pub enum Op {
     },
     /// A backend answers a request it received.
     BackendAnswer {
-        /// Backend index.
+        /// Backend selector.
         b: usize,
         /// Which request (0 is the latest).
         pick: usize,
@@ -119,14 +180,14 @@ pub enum Op {
     },
     /// A backend writes these bytes as one line.
     BackendRaw {
-        /// Backend index.
+        /// Backend selector.
         b: usize,
         /// The line.
         line: Vec<u8>,
     },
     /// A backend sends the client a request.
     BackendRequest {
-        /// Backend index.
+        /// Backend selector.
         b: usize,
         /// Which method.
         method: usize,
@@ -135,7 +196,7 @@ pub enum Op {
     },
     /// A backend sends a notification.
     BackendNotify {
-        /// Backend index.
+        /// Backend selector.
         b: usize,
         /// Which notification.
         kind: usize,
@@ -159,17 +220,31 @@ pub enum Op {
     Advance(usize),
     /// A backend writes a line to its stderr.
     Stderr {
-        /// Backend index.
+        /// Backend selector.
         b: usize,
         /// The line.
         line: Vec<u8>,
     },
     /// The framer dropped a line over `max_message_bytes`.
     Oversize {
-        /// From this backend, or from the client when `None`.
+        /// From this backend (selector), or from the client when `None`.
         from: Option<usize>,
         /// Its length.
         len: usize,
+    },
+    /// The catalog is replaced (`set_catalog`).
+    SetCatalog {
+        /// 0: no catalog; otherwise bit `i` gives an entry to backends `i`, `i + 6`, ...
+        which: usize,
+        /// Bit `i` lists `CATALOG_TOOLS[i]` in every entry.
+        tools: usize,
+    },
+    /// SIGHUP with a changed config.
+    Reload {
+        /// Which change (`RELOADS`).
+        change: usize,
+        /// Per-backend settings: 0 the header's, else `SETTINGS` modulo.
+        settings: usize,
     },
 }
 
@@ -180,6 +255,8 @@ pub struct Script {
     pub expose: &'static str,
     /// Whether backends stop when idle (after 30 s).
     pub idle: bool,
+    /// Per-backend settings, an index below `SETTINGS`.
+    pub settings: usize,
     /// The events, in order.
     pub ops: Vec<Op>,
 }
@@ -198,22 +275,31 @@ fn sel(b: u8) -> usize {
 pub fn script_from_bytes(data: &[u8]) -> Script {
     let mut lines = data.split(|&b| b == b'\n');
     let header = lines.next().unwrap_or_default();
-    let expose = match header.first() {
-        Some(b'm') | None => "meta",
-        Some(b't') => "tools",
-        Some(b'b') => "both",
-        Some(&other) => ["meta", "tools", "both"][usize::from(other) % 3],
-    };
+    let expose = EXPOSES[match header.first() {
+        Some(b'm') | None => 0,
+        Some(b't') => 1,
+        Some(b'b') => 2,
+        Some(&other) => usize::from(other) % 3,
+    }];
     let idle = header.get(1).is_some_and(|&b| b != b'0');
+    let settings = header.get(2).map_or(0, |&b| sel(b) % SETTINGS);
     let ops = lines.filter_map(op_from_line).take(MAX_OPS).collect();
-    Script { expose, idle, ops }
+    Script {
+        expose,
+        idle,
+        settings,
+        ops,
+    }
 }
+
+/// The values of `expose`, in the order the header's first byte counts them.
+const EXPOSES: [&str; 3] = ["meta", "tools", "both"];
 
 fn op_from_line(line: &[u8]) -> Option<Op> {
     let (&tag, rest) = line.split_first()?;
     let at = |i: usize| sel(rest.get(i).copied().unwrap_or(b'0'));
-    let b = at(0) % NAMES.len();
-    let tag = if b"crnkabqmxzfetwso".contains(&tag) {
+    let b = at(0);
+    let tag = if b"cruknabqmxzfetwsolh".contains(&tag) {
         tag
     } else {
         TAGS[usize::from(tag) % TAGS.len()]
@@ -224,6 +310,11 @@ fn op_from_line(line: &[u8]) -> Option<Op> {
             method: at(0),
             id: at(1),
             args: [at(2), at(3), at(4)],
+        },
+        b'u' => Op::UseName {
+            kind: at(0),
+            pick: at(1),
+            id: at(2),
         },
         b'n' => Op::ClientNotify {
             kind: at(0),
@@ -268,8 +359,132 @@ fn op_from_line(line: &[u8]) -> Option<Op> {
             from: (rest.first().is_some_and(|c| c % 2 == 1)).then_some(b),
             len: (16 << 20) + 1024 * at(1),
         },
+        b'l' => Op::SetCatalog {
+            which: at(0),
+            tools: at(1),
+        },
+        b'h' => Op::Reload {
+            change: at(0),
+            settings: at(1),
+        },
         _ => Op::Advance(at(0) % ADVANCES.len()),
     })
+}
+
+/// The config text of a header (`expose`, `idle`, `settings`) changed by reload `change`
+/// (`None`: as the header gives it).
+pub fn config_text(expose: &str, idle: bool, settings: usize, change: Option<usize>) -> String {
+    let idle = if idle { 30 } else { 0 };
+    let mut top = json!({
+        "expose": expose,
+        "catalog": false,
+        "backends": {
+            "alpha": {"command": "alpha-mcp", "args": ["--stdio"], "timeout": 5,
+                      "startup_timeout": 10, "idle_timeout": idle},
+            "alpha__x": {"command": "x-mcp", "description": "Its name has the separator",
+                         "timeout": 2, "startup_timeout": 3, "idle_timeout": idle},
+            "beta": {"command": "docker", "args": ["run", "-i", "--rm", "beta-image"],
+                     "timeout": 1.5, "startup_timeout": 4, "idle_timeout": idle},
+        }
+    });
+    let backends = &mut top["backends"];
+    match settings % SETTINGS {
+        1 => {
+            backends["alpha"]["tools"] = json!({"deny": ["add"]});
+            backends["alpha__x"]["direct"] = json!(["echo", "*.*"]);
+            backends["beta"]["expose"] = json!("tools");
+        }
+        2 => {
+            backends["alpha"]["prefix"] = json!("");
+            backends["beta"]["prefix"] = json!("b");
+            backends["alpha__x"]["tools"] = json!({"allow": ["e*", "v*"]});
+            backends["alpha__x"]["expose"] = json!("both");
+        }
+        3 => {
+            backends["alpha"]["prefix"] = json!("");
+            backends["beta"]["prefix"] = json!("");
+            backends["alpha__x"]["expose"] = json!("meta");
+            backends["alpha__x"]["direct"] = json!(["*"]);
+        }
+        4 => {
+            backends["alpha"]["prefix"] = json!("alpha__x");
+            backends["beta"]["tools"] = json!({"deny": ["*"]});
+        }
+        _ => {}
+    }
+    let gamma = json!({"command": "gamma-mcp", "prefix": "g", "tools": {"deny": ["add"]},
+                       "timeout": 1, "startup_timeout": 2, "idle_timeout": idle});
+    match change.map(|c| c % RELOADS) {
+        Some(1) => backends["gamma"] = gamma,
+        Some(2) => {
+            if let Some(b) = backends.as_object_mut() {
+                b.remove("alpha__x");
+            }
+        }
+        Some(3) => backends["alpha"]["args"] = json!(["--stdio", "--v2"]),
+        Some(4) => {
+            let i = EXPOSES.iter().position(|e| *e == expose).unwrap_or(0);
+            top["expose"] = json!(EXPOSES[(i + 1) % EXPOSES.len()]);
+            let beta = &mut top["backends"]["beta"];
+            beta["expose"] = json!("meta");
+            beta["direct"] = json!(["add"]);
+        }
+        Some(5) => {
+            backends["gamma"] = gamma;
+            backends["beta"]["disabled"] = json!(true);
+            backends["alpha"]["timeout"] = json!(1);
+        }
+        _ => {}
+    }
+    match settings % SETTINGS {
+        2 => top["separator"] = json!("-"),
+        4 => top["separator"] = json!("_"),
+        _ => {}
+    }
+    top.to_string()
+}
+
+fn parse_config(text: &str) -> Config {
+    Config::parse(text, Path::new("fuzz.json"), &|_| None).expect("the harness config is valid")
+}
+
+/// A catalog with an entry for every backend config in `configs` whose index modulo 6 is a
+/// set bit of `which`, listing the `CATALOG_TOOLS` at the set bits of `tools`, a prompt
+/// named with a `.`, a resource and a template.
+fn catalog_for<'a>(
+    configs: impl Iterator<Item = (usize, &'a gangway::config::BackendConfig)>,
+    which: usize,
+    tools: usize,
+) -> Catalog {
+    let mut entries = serde_json::Map::new();
+    for (b, cfg) in configs {
+        if which >> (b % 6) & 1 == 0 {
+            continue;
+        }
+        let tools: Vec<Value> = CATALOG_TOOLS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| tools >> i & 1 == 1)
+            .map(|(_, name)| json!({"name": name, "inputSchema": {"type": "object"}}))
+            .collect();
+        entries.insert(
+            catalog::fingerprint(cfg),
+            json!({
+                "backend": cfg.name,
+                "updated": 1_700_000_000 + b,
+                "init": {"protocolVersion": "2025-11-25",
+                         "capabilities": {"tools": {"listChanged": true}, "prompts": {},
+                                          "resources": {"subscribe": true}},
+                         "serverInfo": {"name": cfg.name, "version": "0.9"}},
+                "tools": tools,
+                "prompts": [{"name": "p1"}, {"name": "p.2", "description": "dotted"}],
+                "resources": [{"uri": format!("mem://{b}/r1"), "name": "r1"}],
+                "resourceTemplates": [{"uriTemplate": format!("mem://{b}/t/{{id}}"), "name": "t"}],
+            }),
+        );
+    }
+    let text = json!({"version": catalog::VERSION, "entries": entries}).to_string();
+    Catalog::parse(&text).expect("the harness catalog is valid")
 }
 
 /// Runs a script given as bytes (a fuzz input); panics when an invariant breaks.
@@ -298,10 +513,17 @@ struct Received {
     params: Value,
 }
 
-/// The gateway, a clock, and a model of the client and the backend processes.
+/// The gateway, a clock, and a model of the client and the backend processes. Per-backend
+/// vectors grow with `backend_count()` (see `grow`).
 struct Harness {
     gw: Gateway,
     now: Instant,
+    /// The header, which reloads change.
+    expose: &'static str,
+    idle: bool,
+    settings: usize,
+    /// Names of the backends in the running config, in config order.
+    configured: Vec<String>,
     /// Backend processes running (spawned, not yet exited).
     alive: Vec<bool>,
     /// The gateway closed the backend's stdin: what it writes after that is never read.
@@ -319,6 +541,12 @@ struct Harness {
     /// Ids answered, which the client may use again.
     answered: Vec<Vec<u8>>,
     next_id: u64,
+    /// Tool and prompt names of the latest `tools/list` and `prompts/list` answers.
+    shown_tools: Vec<String>,
+    shown_prompts: Vec<String>,
+    /// A backend wrote bytes of the script's own (a raw line or result), which may list one
+    /// name twice: names in list answers are then not checked for uniqueness.
+    raw_lists: bool,
     /// Ids (raw) of requests backends sent to the client, not answered yet.
     to_client: Vec<(Vec<u8>, String)>,
     /// Requests each backend process received and has not answered.
@@ -334,46 +562,58 @@ struct Harness {
 
 impl Harness {
     fn new(script: &Script) -> Harness {
-        let idle = if script.idle { 30 } else { 0 };
-        let text = json!({
-            "expose": script.expose,
-            "backends": {
-                "alpha": {"command": "alpha-mcp", "args": ["--stdio"], "timeout": 5,
-                          "startup_timeout": 10, "idle_timeout": idle},
-                "alpha__x": {"command": "x-mcp", "description": "Its name has the separator",
-                             "timeout": 2, "startup_timeout": 3, "idle_timeout": idle},
-                "beta": {"command": "docker", "args": ["run", "-i", "--rm", "beta-image"],
-                         "timeout": 1.5, "startup_timeout": 4, "idle_timeout": idle},
-            }
-        })
-        .to_string();
-        let config = Config::parse(&text, Path::new("fuzz.json"), &|_| None)
-            .expect("the harness config is valid");
+        let text = config_text(script.expose, script.idle, script.settings, None);
+        let config = parse_config(&text);
         let now = Instant::now();
         let gw = Gateway::new(&config, now);
         assert_eq!(gw.backend_count(), NAMES.len());
         for (b, name) in NAMES.iter().enumerate() {
             assert_eq!(gw.backend_config(b).map(|c| c.name.as_str()), Some(*name));
         }
-        Harness {
+        let mut h = Harness {
             gw,
             now,
-            alive: vec![false; NAMES.len()],
-            stdin_closed: vec![false; NAMES.len()],
-            fail_spawn: vec![false; NAMES.len()],
+            expose: script.expose,
+            idle: script.idle,
+            settings: script.settings,
+            configured: config.enabled().map(|c| c.name.clone()).collect(),
+            alive: Vec::new(),
+            stdin_closed: Vec::new(),
+            fail_spawn: Vec::new(),
             client_open: true,
             exited: false,
             waiting: BTreeMap::new(),
             cancelled: BTreeSet::new(),
             answered: Vec::new(),
             next_id: 1,
+            shown_tools: Vec::new(),
+            shown_prompts: Vec::new(),
+            raw_lists: false,
             to_client: Vec::new(),
-            received: vec![Vec::new(); NAMES.len()],
-            asked: vec![Vec::new(); NAMES.len()],
-            ids_seen: vec![BTreeSet::new(); NAMES.len()],
+            received: Vec::new(),
+            asked: Vec::new(),
+            ids_seen: Vec::new(),
             next_backend_id: 1,
             trail: Vec::new(),
-        }
+        };
+        h.grow();
+        h
+    }
+
+    /// Backends a reload added get their model, not running.
+    fn grow(&mut self) {
+        let n = self.gw.backend_count();
+        self.alive.resize(n, false);
+        self.stdin_closed.resize(n, false);
+        self.fail_spawn.resize(n, false);
+        self.received.resize_with(n, Vec::new);
+        self.asked.resize_with(n, Vec::new);
+        self.ids_seen.resize_with(n, BTreeSet::new);
+    }
+
+    /// Backend selector `b` as an index.
+    fn backend(&self, b: usize) -> usize {
+        b % self.gw.backend_count().max(1)
     }
 
     fn note(&mut self, what: String) {
@@ -402,6 +642,7 @@ impl Harness {
                 let line = client_request(*method, &id, args);
                 self.client_line(line.as_bytes());
             }
+            Op::UseName { kind, pick, id } => self.use_name(*kind, *pick, *id),
             Op::ClientNotify { kind, pick } => self.client_notify(*kind, *pick),
             Op::ClientAnswer { pick, shape } => self.client_answer(*pick, *shape),
             Op::BackendAnswer {
@@ -409,19 +650,33 @@ impl Harness {
                 pick,
                 shape,
                 body,
-            } => self.backend_answer(*b, *pick, *shape, body),
-            Op::BackendRaw { b, line } => self.backend_line(*b, line),
-            Op::BackendRequest { b, method, id } => self.backend_request(*b, *method, *id),
-            Op::BackendNotify { b, kind, pick } => self.backend_notify(*b, *kind, *pick),
-            Op::Exit(b) => self.exit(*b, "exit status 1"),
+            } => self.backend_answer(self.backend(*b), *pick, *shape, body),
+            Op::BackendRaw { b, line } => {
+                let b = self.backend(*b);
+                if self.alive[b] {
+                    self.raw_lists = true;
+                }
+                self.backend_line(b, line);
+            }
+            Op::BackendRequest { b, method, id } => {
+                self.backend_request(self.backend(*b), *method, *id);
+            }
+            Op::BackendNotify { b, kind, pick } => {
+                self.backend_notify(self.backend(*b), *kind, *pick);
+            }
+            Op::Exit(b) => self.exit(self.backend(*b), "exit status 1"),
             Op::Closed(b) => {
-                if self.alive[*b] {
+                let b = self.backend(*b);
+                if self.alive[b] {
                     self.note(format!("> backend {b} closed its pipes"));
-                    self.gw.on_backend_closed(self.now, *b);
+                    self.gw.on_backend_closed(self.now, b);
                     self.pump();
                 }
             }
-            Op::FailNextSpawn(b) => self.fail_spawn[*b] = true,
+            Op::FailNextSpawn(b) => {
+                let b = self.backend(*b);
+                self.fail_spawn[b] = true;
+            }
             Op::Eof { wait } => {
                 if self.client_open {
                     self.client_open = false;
@@ -437,15 +692,16 @@ impl Harness {
                 self.pump();
             }
             Op::Stderr { b, line } => {
-                if self.alive[*b] {
+                let b = self.backend(*b);
+                if self.alive[b] {
                     self.note(format!("> backend {b} stderr: {}", excerpt(line)));
-                    self.gw.on_backend_stderr(*b, line);
+                    self.gw.on_backend_stderr(b, line);
                     self.pump();
                 }
             }
             Op::Oversize { from, len } => {
                 let max = 16 << 20;
-                match *from {
+                match from.map(|b| self.backend(b)) {
                     Some(b) if self.alive[b] => self.gw.on_backend_oversize(b, *len, max),
                     Some(_) => {}
                     None if self.client_open && self.gw.wants_client_input() => {
@@ -467,6 +723,40 @@ impl Harness {
                 self.gw.on_timer(self.now);
                 self.pump();
             }
+            Op::SetCatalog { which, tools } => {
+                // The runtime replaces the catalog only at start and on a reload, which it
+                // ignores once shutdown began.
+                if !self.gw.wants_client_input() {
+                    return;
+                }
+                let catalog = (*which != 0).then(|| {
+                    let configs = (0..self.gw.backend_count())
+                        .filter_map(|b| self.gw.backend_config(b).map(|c| (b, c)));
+                    catalog_for(configs, *which, *tools)
+                });
+                self.note(format!(
+                    "> catalog: {:?}",
+                    catalog.as_ref().map(|c| c.entries.len())
+                ));
+                self.gw.set_catalog(catalog);
+                self.pump();
+            }
+            Op::Reload { change, settings } => {
+                if !self.gw.wants_client_input() {
+                    return;
+                }
+                let settings = match settings {
+                    0 => self.settings,
+                    s => s % SETTINGS,
+                };
+                let text = config_text(self.expose, self.idle, settings, Some(*change));
+                let config = parse_config(&text);
+                let reloaded = self.gw.reload(self.now, &config);
+                self.note(format!("> SIGHUP: {text}\n< {reloaded:?}"));
+                self.configured = config.enabled().map(|c| c.name.clone()).collect();
+                self.grow();
+                self.pump();
+            }
         }
     }
 
@@ -475,7 +765,7 @@ impl Harness {
     /// may be tracked and every client request must have had its answer.
     fn finish(&mut self) {
         for _ in 0..100 {
-            for b in 0..NAMES.len() {
+            for b in 0..self.gw.backend_count() {
                 self.exit(b, "exit status 0");
             }
             match self.gw.next_deadline() {
@@ -519,6 +809,7 @@ impl Harness {
 
     /// Carries out the gateway's actions as the runtime does, then reads what it wrote.
     fn pump(&mut self) {
+        self.grow();
         loop {
             let actions = self.gw.take_actions();
             if actions.is_empty() {
@@ -554,9 +845,10 @@ impl Harness {
             }
         }
         self.read_client();
-        for b in 0..NAMES.len() {
+        for b in 0..self.gw.backend_count() {
             self.read_backend(b);
         }
+        self.check_catalog();
     }
 
     /// Checks every line written to the client and keeps track of answers.
@@ -589,8 +881,9 @@ impl Harness {
             let id = msg.id.map(|i| i.get().as_bytes().to_vec());
             match (msg.kind, id) {
                 (Kind::Response, Some(id)) => {
-                    if self.waiting.remove(&id).is_some() {
+                    if let Some(method) = self.waiting.remove(&id) {
                         self.answered.push(id);
+                        self.check_names(&method, line);
                     } else if !self.cancelled.remove(&id) {
                         self.fail(format!(
                             "answer to id {} which no request awaits (answered twice, or never asked): {}",
@@ -610,6 +903,77 @@ impl Harness {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Checks the names of a `tools/list` or `prompts/list` answer: each is one a client
+    /// accepts, and none is listed twice (unless a backend's raw bytes may have listed it
+    /// twice). Keeps them for `use_name`.
+    fn check_names(&mut self, method: &str, line: &[u8]) {
+        let key = match method {
+            "tools/list" => "tools",
+            "prompts/list" => "prompts",
+            _ => return,
+        };
+        let v: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
+        let Some(items) = v["result"][key].as_array() else {
+            return;
+        };
+        let mut names = Vec::with_capacity(items.len());
+        for item in items {
+            let name = item["name"].as_str().unwrap_or_default();
+            let valid = (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+            if !valid {
+                self.fail(format!(
+                    "{method} lists the name {:?}, which is not ^[A-Za-z0-9_-]{{1,64}}$: {}",
+                    item["name"],
+                    excerpt(line)
+                ));
+            }
+            if !self.raw_lists && names.iter().any(|n| n == name) {
+                self.fail(format!(
+                    "{method} lists the name {name:?} twice: {}",
+                    excerpt(line)
+                ));
+            }
+            names.push(name.to_string());
+        }
+        if key == "tools" {
+            self.shown_tools = names;
+        } else {
+            self.shown_prompts = names;
+        }
+    }
+
+    /// Takes the catalog the gateway wants saved, as the runtime does, and checks that its
+    /// file text reads back to the same entries.
+    fn check_catalog(&mut self) {
+        let Some(catalog) = self.gw.catalog_to_save().cloned() else {
+            return;
+        };
+        self.note(format!(
+            "< catalog to save: {} entries",
+            catalog.entries.len()
+        ));
+        let text = catalog.to_json();
+        let again = match Catalog::parse(&text) {
+            Ok(c) => c,
+            Err(e) => self.fail(format!(
+                "the catalog to save does not read back: {e}\n{text}"
+            )),
+        };
+        let same = again.entries.len() == catalog.entries.len()
+            && catalog.entries.iter().all(|(fp, entry)| {
+                again
+                    .entries
+                    .get(fp)
+                    .is_some_and(|e| e.same_content(entry) && e.backend == entry.backend)
+            });
+        if !same {
+            self.fail(format!("the catalog to save reads back different:\n{text}"));
         }
     }
 
@@ -727,6 +1091,57 @@ impl Harness {
         }
     }
 
+    /// The client uses a name it was shown, or a backend of the running config: `kind` 0
+    /// calls a tool of the latest `tools/list` (with a progress token for odd `pick / n`), 1
+    /// calls `use_tool` with a configured backend and a `CATALOG_TOOLS` name, 2 calls
+    /// `discover_backend_tools` for a configured backend, 3 gets a prompt of the latest
+    /// `prompts/list`.
+    fn use_name(&mut self, kind: usize, pick: usize, how: usize) {
+        let nth = |names: &[String]| {
+            let n = names.len().max(1);
+            (names.get(pick % n).cloned(), pick / n)
+        };
+        let (method, params) = match kind % 4 {
+            0 => {
+                let (Some(name), rest) = nth(&self.shown_tools) else {
+                    return;
+                };
+                let mut params = json!({"name": name, "arguments": {"text": "hi"}});
+                if rest % 2 == 1 {
+                    params["_meta"] = json!({"progressToken": format!("use-{pick}")});
+                }
+                ("tools/call", params)
+            }
+            1 => {
+                let (backend, rest) = nth(&self.configured);
+                let tool = CATALOG_TOOLS[rest % CATALOG_TOOLS.len()];
+                (
+                    "tools/call",
+                    json!({"name": "use_tool", "arguments": {"backend_server": backend,
+                           "server_tool": tool, "tool_arguments": {}}}),
+                )
+            }
+            2 => {
+                let (backend, _) = nth(&self.configured);
+                (
+                    "tools/call",
+                    json!({"name": "discover_backend_tools",
+                           "arguments": {"backend_server": backend}}),
+                )
+            }
+            _ => {
+                let (Some(name), _) = nth(&self.shown_prompts) else {
+                    return;
+                };
+                ("prompts/get", json!({"name": name, "arguments": {}}))
+            }
+        };
+        let id = self.choose_id(how);
+        let line =
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#);
+        self.client_line(line.as_bytes());
+    }
+
     fn client_notify(&mut self, kind: usize, pick: usize) {
         let line = match kind % 5 {
             0 | 1 => {
@@ -798,10 +1213,15 @@ impl Harness {
         let i = n - 1 - pick % n;
         let req = self.received[b][i].clone();
         let id = String::from_utf8_lossy(&req.id).into_owned();
+        let name = self
+            .gw
+            .backend_config(b)
+            .map_or_else(String::new, |c| c.name.clone());
         let mut lines = Vec::new();
         let result = match shape % 8 {
             4 => None,
             5 if !body.is_empty() && !body.contains(&b'\n') => {
+                self.raw_lists = true;
                 Some(String::from_utf8_lossy(body).into_owned())
             }
             7 => {
@@ -814,9 +1234,9 @@ impl Harness {
                         .to_string(),
                     );
                 }
-                Some(default_result(&req, b, shape / 8))
+                Some(default_result(&req, b, &name, shape / 8))
             }
-            _ => Some(default_result(&req, b, shape / 8)),
+            _ => Some(default_result(&req, b, &name, shape / 8)),
         };
         lines.push(match result {
             Some(r) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{r}}}"#),
@@ -1041,9 +1461,10 @@ fn client_request(method: usize, id: &str, args: &[usize; 3]) -> String {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#)
 }
 
-/// What a backend answers to `req` when it answers normally; `variant` varies capabilities
-/// and pagination.
-fn default_result(req: &Received, b: usize, variant: usize) -> String {
+/// What backend `b`, named `name`, answers to `req` when it answers normally; `variant`
+/// varies capabilities, pagination (a second page lists other tools and prompts than the
+/// first, as a backend's pages do) and tool names (some that are not valid exposed names).
+fn default_result(req: &Received, b: usize, name: &str, variant: usize) -> String {
     let cursor = req.params.get("cursor").is_some();
     let page = |key: &str, items: Value| {
         let mut v = json!({ key: items });
@@ -1062,14 +1483,26 @@ fn default_result(req: &Received, b: usize, variant: usize) -> String {
                 caps["tasks"] = json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}});
             }
             json!({"protocolVersion": "2025-11-25", "capabilities": caps,
-                   "serverInfo": {"name": NAMES[b], "version": "1.0"}})
+                   "serverInfo": {"name": name, "version": "1.0"}})
             .to_string()
         }
-        "tools/list" => page(
+        "tools/list" if cursor => page(
             "tools",
-            json!([{"name": "echo", "inputSchema": {"type": "object"}},
-                   {"name": "add", "description": "Adds", "inputSchema": {"type": "object"}}]),
+            json!([{"name": "more", "inputSchema": {"type": "object"}}]),
         ),
+        "tools/list" => {
+            let mut tools = json!([{"name": "echo", "inputSchema": {"type": "object"}},
+                   {"name": "add", "description": "Adds", "inputSchema": {"type": "object"}}]);
+            if variant % 3 == 2 {
+                for odd in &CATALOG_TOOLS[1..3] {
+                    if let Some(list) = tools.as_array_mut() {
+                        list.push(json!({"name": odd, "inputSchema": {"type": "object"}}));
+                    }
+                }
+            }
+            page("tools", tools)
+        }
+        "prompts/list" if cursor => page("prompts", json!([{"name": "p2"}])),
         "prompts/list" => page("prompts", json!([{"name": "p1", "description": "A prompt"}])),
         "resources/list" => page(
             "resources",
@@ -1088,7 +1521,7 @@ fn default_result(req: &Received, b: usize, variant: usize) -> String {
             "taskId": "t1", "status": "working", "createdAt": "2025-01-01T00:00:00Z", "ttl": 60000}})
         .to_string(),
         "tools/call" => {
-            json!({"content": [{"type": "text", "text": format!("from {}", NAMES[b])}]}).to_string()
+            json!({"content": [{"type": "text", "text": format!("from {name}")}]}).to_string()
         }
         "tasks/get" | "tasks/cancel" => json!({"taskId": "t1", "status": "completed",
             "createdAt": "2025-01-01T00:00:00Z", "ttl": 1000})
