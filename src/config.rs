@@ -868,7 +868,13 @@ impl Parser<'_> {
         let catalog = self.catalog(top.get("catalog"))?;
         let separator = match top.get("separator") {
             None => DEFAULT_SEPARATOR.to_string(),
-            Some(v) => self.separator("separator", v)?,
+            Some(v) => self.name_part(
+                "separator",
+                v,
+                MAX_SEPARATOR_LEN,
+                "separator",
+                "every exposed tool name",
+            )?,
         };
         let mut defaults = Defaults {
             expose,
@@ -1170,7 +1176,13 @@ impl Parser<'_> {
         };
         let prefix = match obj.get("prefix") {
             None => name.to_string(),
-            Some(v) => self.prefix(&child(path, "prefix"), v)?,
+            Some(v) => self.name_part(
+                &child(path, "prefix"),
+                v,
+                MAX_PREFIX_LEN,
+                "prefix",
+                "the backend's exposed tool names (\"\" for none)",
+            )?,
         };
         let tools = match obj.get("tools") {
             None => ToolFilter::default(),
@@ -1374,39 +1386,29 @@ impl Parser<'_> {
         }
     }
 
-    fn separator(&self, path: &str, v: &Value) -> Result<String, ConfigError> {
+    /// A `separator` or `prefix`: up to `max` characters of `A-Z a-z 0-9 _ -`, since it goes
+    /// into exposed tool names; `what` names it and `goes_into` says where, for the error.
+    fn name_part(
+        &self,
+        path: &str,
+        v: &Value,
+        max: usize,
+        what: &str,
+        goes_into: &str,
+    ) -> Result<String, ConfigError> {
         let s = self.string(path, v)?;
-        if is_name_text(s, MAX_SEPARATOR_LEN) {
-            Ok(s.to_string())
-        } else {
-            Err(self.bad_value(
-                path,
-                format!(
-                    "{} is not a valid separator; use 0 to {MAX_SEPARATOR_LEN} characters, each \
-                     a letter, digit, '_' or '-', because it goes into every exposed tool \
-                     name, and clients accept only names matching ^[A-Za-z0-9_-]{{1,64}}$",
-                    quoted(s)
-                ),
-            ))
+        if is_name_text(s, max) {
+            return Ok(s.to_string());
         }
-    }
-
-    fn prefix(&self, path: &str, v: &Value) -> Result<String, ConfigError> {
-        let s = self.string(path, v)?;
-        if is_name_text(s, MAX_PREFIX_LEN) {
-            Ok(s.to_string())
-        } else {
-            Err(self.bad_value(
-                path,
-                format!(
-                    "{} is not a valid prefix; use 0 to {MAX_PREFIX_LEN} characters, each a \
-                     letter, digit, '_' or '-' (\"\" for none), because it goes into the \
-                     backend's exposed tool names, and clients accept only names matching \
-                     ^[A-Za-z0-9_-]{{1,64}}$",
-                    quoted(s)
-                ),
-            ))
-        }
+        Err(self.bad_value(
+            path,
+            format!(
+                "{} is not a valid {what}; use 0 to {max} characters, each a letter, digit, \
+                 '_' or '-', because it goes into {goes_into}, and clients accept only names \
+                 matching ^[A-Za-z0-9_-]{{1,64}}$",
+                quoted(s)
+            ),
+        ))
     }
 
     /// A backend's `tools` object.
