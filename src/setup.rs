@@ -1409,12 +1409,7 @@ fn learn(p: &mut Probe) -> Result<Learned, ProbeError> {
         .unwrap_or_default();
     let mut lists: [Vec<Box<RawValue>>; 4] = Default::default();
     for kind in LIST_KINDS {
-        let capability = match kind {
-            ListKind::Tools => "tools",
-            ListKind::Prompts => "prompts",
-            ListKind::Resources | ListKind::Templates => "resources",
-        };
-        if !declared.contains_key(capability) {
+        if !declared.contains_key(kind.capability()) {
             continue;
         }
         let raw = match p.list_raw(kind.method(), kind.items_key()) {

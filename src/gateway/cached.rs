@@ -3,8 +3,7 @@
 //! exposed-name table built from them.
 
 use super::backend::{ListState, Phase};
-use super::lists::Item;
-use super::lists::{self, ListKind, LIST_KINDS};
+use super::lists::{self, Item, ListKind, LIST_KINDS};
 use super::naming::{NameTable, Renamed, Wanted, Why};
 use super::{has_direct_tools, tools, Gateway, Timer, LIST_CHANGED_DELAY};
 use crate::catalog::{self, Catalog, Entry};
@@ -47,7 +46,7 @@ impl Gateway {
         else {
             return;
         };
-        let lists: Vec<Vec<lists::Item>> = LIST_KINDS
+        let lists: Vec<Vec<Item>> = LIST_KINDS
             .iter()
             .map(|k| {
                 let mut items = lists::items_from_raw(*k, &entry.lists[k.index()]);
@@ -71,12 +70,7 @@ impl Gateway {
             return;
         }
         for kind in LIST_KINDS {
-            let capability = match kind {
-                ListKind::Tools => "tools",
-                ListKind::Prompts => "prompts",
-                ListKind::Resources | ListKind::Templates => "resources",
-            };
-            if self.backend_has_capability(b, capability) {
+            if self.backend_has_capability(b, kind.capability()) {
                 self.refresh_list(now, b, kind);
                 continue;
             }

@@ -43,6 +43,15 @@ impl ListKind {
         }
     }
 
+    /// The server capability that says the list exists (resources covers templates).
+    pub fn capability(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Prompts => "prompts",
+            ListKind::Resources | ListKind::Templates => "resources",
+        }
+    }
+
     /// The result field holding the entries.
     pub fn items_key(self) -> &'static str {
         match self {

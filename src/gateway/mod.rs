@@ -700,7 +700,9 @@ impl Gateway {
         if self.order.is_empty() {
             return self.expose != Expose::Tools;
         }
-        !self.meta_backends().is_empty()
+        self.order
+            .iter()
+            .any(|b| self.backends[*b].config.in_meta())
     }
 
     /// The live backends with tools listed directly.
@@ -788,11 +790,12 @@ impl Gateway {
             return;
         };
         let name: String = serde_json::from_str(params.name.get()).unwrap_or_default();
-        if self.meta_enabled() && name == tools::USE_TOOL {
+        let meta = self.meta_enabled();
+        if meta && name == tools::USE_TOOL {
             self.use_tool(now, msg, id, &params);
             return;
         }
-        if self.meta_enabled() && name == tools::DISCOVER {
+        if meta && name == tools::DISCOVER {
             self.discover(now, id, &params);
             return;
         }
@@ -873,17 +876,28 @@ impl Gateway {
                 return Some((b, own.to_string()));
             }
         }
+        self.split_prefixed(name, &self.separator, |c| &c.prefix)
+    }
+
+    /// The live backend whose `head` (its prefix, or its name) and `separator` begin
+    /// `name`, and the rest of `name`. The longest matching head wins, since heads may
+    /// contain the separator; an empty head matches any name whole.
+    fn split_prefixed(
+        &self,
+        name: &str,
+        separator: &str,
+        head: impl Fn(&BackendConfig) -> &str,
+    ) -> Option<(usize, String)> {
         self.order
             .iter()
             .filter_map(|&b| {
-                let config = &self.backends[b].config;
-                let rest = if config.prefix.is_empty() {
+                let head = head(&self.backends[b].config);
+                let rest = if head.is_empty() {
                     name
                 } else {
-                    name.strip_prefix(config.prefix.as_str())?
-                        .strip_prefix(self.separator.as_str())?
+                    name.strip_prefix(head)?.strip_prefix(separator)?
                 };
-                (!rest.is_empty()).then_some((b, config.prefix.len(), rest))
+                (!rest.is_empty()).then_some((b, head.len(), rest))
             })
             .max_by_key(|(_, len, _)| *len)
             .map(|(b, _, rest)| (b, rest.to_string()))
@@ -892,17 +906,7 @@ impl Gateway {
     /// The backend and its own task id for a client task id `BACKEND__TASKID` (the longest
     /// matching backend name wins).
     fn resolve_task(&self, task_id: &str) -> Option<(usize, String)> {
-        self.order
-            .iter()
-            .filter_map(|&b| {
-                let name = self.backends[b].name();
-                let rest = task_id
-                    .strip_prefix(name)?
-                    .strip_prefix(tasks::TASK_SEPARATOR)?;
-                (!rest.is_empty()).then_some((b, name.len(), rest))
-            })
-            .max_by_key(|(_, len, _)| *len)
-            .map(|(b, _, rest)| (b, rest.to_string()))
+        self.split_prefixed(task_id, tasks::TASK_SEPARATOR, |c| &c.name)
     }
 
     /// When the backend's tool list is known, refuses a tool it does not have.
