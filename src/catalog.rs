@@ -62,6 +62,31 @@ pub struct Entry {
     pub init: Option<Box<RawValue>>,
     /// Its lists by [`ListKind::index`], each item raw as the backend sent it.
     pub lists: [Vec<Box<RawValue>>; 4],
+    /// Its last start failed (and none succeeded since): a later run leaves it out of
+    /// list answers for a while instead of waiting for it again.
+    pub failed: Option<Failure>,
+}
+
+/// A failed start, as the catalog remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Failure {
+    /// When it failed, in seconds since the Unix epoch.
+    pub at: u64,
+    /// How many starts in a row have failed.
+    pub count: u32,
+    /// Why, in gangway's words (at most [`FAILURE_TEXT_MAX`] bytes).
+    pub error: String,
+}
+
+/// The longest failure text a catalog entry keeps, in bytes.
+pub const FAILURE_TEXT_MAX: usize = 600;
+
+impl Entry {
+    /// Whether the entry holds what the backend reported (an entry written only to
+    /// remember a failed start has nothing to list).
+    pub fn has_lists(&self) -> bool {
+        self.init.is_some() || self.failed.is_none()
+    }
 }
 
 impl Entry {
@@ -75,6 +100,7 @@ impl Entry {
             _ => false,
         };
         same_init
+            && self.failed == other.failed
             && self
                 .lists
                 .iter()
@@ -107,6 +133,8 @@ struct EntryIn {
     resources: Vec<Box<RawValue>>,
     #[serde(default, rename = "resourceTemplates")]
     resource_templates: Vec<Box<RawValue>>,
+    #[serde(default)]
+    failed: Option<Failure>,
 }
 
 impl EntryIn {
@@ -121,6 +149,7 @@ impl EntryIn {
             updated: self.updated,
             init: self.init,
             lists,
+            failed: self.failed,
         }
     }
 }
@@ -184,6 +213,14 @@ impl Catalog {
             if let Some(init) = &entry.init {
                 out.push_str(",\n      \"init\": ");
                 out.push_str(init.get());
+            }
+            if let Some(f) = &entry.failed {
+                out.push_str(&format!(
+                    ",\n      \"failed\": {{\"at\": {}, \"count\": {}, \"error\": {}}}",
+                    f.at,
+                    f.count,
+                    json_string(&f.error)
+                ));
             }
             for kind in LIST_KINDS {
                 out.push_str(",\n      \"");
@@ -398,6 +435,7 @@ mod tests {
             updated,
             init: Some(raw(r#"{"protocolVersion":"2025-06-18","capabilities":{}}"#)),
             lists,
+            failed: None,
         }
     }
 
@@ -501,12 +539,18 @@ mod tests {
                     r#"{"protocolVersion":"2025-06-18","serverInfo":{"name":"s"}}"#,
                 )),
                 lists,
+                failed: None,
             },
         );
         catalog.entries.insert(
             "00000000000000bb".to_owned(),
             Entry {
                 init: None,
+                failed: Some(Failure {
+                    at: 9,
+                    count: 2,
+                    error: "it \"hung\"\nin initialize".to_owned(),
+                }),
                 ..entry("b", 7, "{}")
             },
         );

@@ -103,6 +103,9 @@ pub const DEFAULT_STARTUP_TIMEOUT_SECS: u64 = 120;
 /// Default idle time, in seconds, after which a backend process is stopped, when neither the
 /// backend nor the top level sets `idle_timeout`.
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+/// Default time, in seconds, a backend's request to the client (sampling, elicitation,
+/// roots) may wait for the client's answer: long, since a person may be answering.
+pub const DEFAULT_CLIENT_REQUEST_TIMEOUT_SECS: u64 = 600;
 /// Default largest accepted JSON-RPC message, in bytes (16 MiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -124,6 +127,7 @@ const TOP_KEYS: &[&str] = &[
     "$schema",
     "backends",
     "catalog",
+    "client_request_timeout",
     "expose",
     "idle_timeout",
     "max_message_bytes",
@@ -133,6 +137,7 @@ const TOP_KEYS: &[&str] = &[
 ];
 const BACKEND_KEYS: &[&str] = &[
     "args",
+    "client_request_timeout",
     "command",
     "cwd",
     "description",
@@ -148,6 +153,7 @@ const BACKEND_KEYS: &[&str] = &[
 ];
 const LIST_BACKEND_KEYS: &[&str] = &[
     "args",
+    "client_request_timeout",
     "command",
     "cwd",
     "description",
@@ -164,6 +170,7 @@ const LIST_BACKEND_KEYS: &[&str] = &[
 ];
 const DESKTOP_BACKEND_KEYS: &[&str] = &[
     "args",
+    "client_request_timeout",
     "command",
     "cwd",
     "description",
@@ -239,6 +246,9 @@ pub struct BackendConfig {
     pub timeout: std::time::Duration,
     /// How long the process may take to start and answer `initialize`; never zero.
     pub startup_timeout: std::time::Duration,
+    /// How long its requests to the client (sampling, elicitation, roots) may wait for an
+    /// answer before gangway cancels them; never zero. A `ping` uses `timeout`.
+    pub client_request_timeout: std::time::Duration,
     /// How long the process may sit idle before it is stopped; `None` (0 in the file) means
     /// it is never stopped for being idle.
     pub idle_timeout: Option<std::time::Duration>,
@@ -331,6 +341,7 @@ impl fmt::Debug for BackendConfig {
             .field("description", &self.description)
             .field("timeout", &self.timeout)
             .field("startup_timeout", &self.startup_timeout)
+            .field("client_request_timeout", &self.client_request_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("disabled", &self.disabled)
             .field("prefix", &self.prefix)
@@ -808,6 +819,7 @@ impl Shape {
 struct Defaults {
     timeout: Duration,
     startup_timeout: Duration,
+    client_request_timeout: Duration,
     idle_timeout: Option<Duration>,
     expose: Expose,
 }
@@ -817,6 +829,7 @@ impl Default for Defaults {
         Defaults {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             startup_timeout: Duration::from_secs(DEFAULT_STARTUP_TIMEOUT_SECS),
+            client_request_timeout: Duration::from_secs(DEFAULT_CLIENT_REQUEST_TIMEOUT_SECS),
             idle_timeout: Some(Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS)),
             expose: Expose::default(),
         }
@@ -885,6 +898,9 @@ impl Parser<'_> {
         }
         if let Some(v) = top.get("startup_timeout") {
             defaults.startup_timeout = self.timeout("startup_timeout", v)?;
+        }
+        if let Some(v) = top.get("client_request_timeout") {
+            defaults.client_request_timeout = self.timeout("client_request_timeout", v)?;
         }
         if let Some(v) = top.get("idle_timeout") {
             defaults.idle_timeout = self.idle_timeout("idle_timeout", v)?;
@@ -1170,6 +1186,10 @@ impl Parser<'_> {
             None => defaults.startup_timeout,
             Some(v) => self.timeout(&child(path, "startup_timeout"), v)?,
         };
+        let client_request_timeout = match obj.get("client_request_timeout") {
+            None => defaults.client_request_timeout,
+            Some(v) => self.timeout(&child(path, "client_request_timeout"), v)?,
+        };
         let idle_timeout = match obj.get("idle_timeout") {
             None => defaults.idle_timeout,
             Some(v) => self.idle_timeout(&child(path, "idle_timeout"), v)?,
@@ -1247,6 +1267,7 @@ impl Parser<'_> {
             description,
             timeout,
             startup_timeout,
+            client_request_timeout,
             idle_timeout,
             disabled,
             prefix,
@@ -2282,7 +2303,7 @@ mod tests {
                 "/etc/gangway/test.json",
                 "backends.github: unknown key \"tiemout\"",
                 "did you mean \"timeout\"?",
-                "Valid keys here: args, command, cwd, description, direct, disabled, env, expose, idle_timeout, prefix, startup_timeout, timeout, tools.",
+                "Valid keys here: args, client_request_timeout, command, cwd, description, direct, disabled, env, expose, idle_timeout, prefix, startup_timeout, timeout, tools.",
             ],
         );
         let m = err(r#"{"backends": {}, "max_msg_bytes": 5}"#);
@@ -2290,7 +2311,7 @@ mod tests {
             &m,
             &[
                 "top level: unknown key \"max_msg_bytes\"",
-                "$schema, backends, catalog, expose",
+                "$schema, backends, catalog, client_request_timeout, expose",
             ],
         );
         assert!(!m.contains("did you mean"), "not an obvious typo: {m}");

@@ -478,6 +478,7 @@ mod tests {
             description: None,
             timeout: Duration::from_secs(30),
             startup_timeout: Duration::from_secs(120),
+            client_request_timeout: Duration::from_secs(600),
             idle_timeout: None,
             disabled: false,
             prefix: "gh".to_string(),

@@ -1534,6 +1534,7 @@ fn refresh_catalog(
                 updated,
                 init: Some(l.init.clone()),
                 lists: l.lists.clone(),
+                failed: None,
             };
             catalog.put(cfg, entry);
         }
@@ -2086,6 +2087,7 @@ mod tests {
             description: None,
             timeout: Duration::from_secs(10),
             startup_timeout: Duration::from_secs(10),
+            client_request_timeout: Duration::from_secs(600),
             idle_timeout: None,
             disabled: false,
             prefix: "sh".to_string(),

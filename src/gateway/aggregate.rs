@@ -8,18 +8,25 @@
 use super::backend::ListState;
 use super::lists::{self, Item, ListKind};
 use super::naming::NameTable;
-use super::{tools, Gateway, PendingKind};
+use super::{tools, Gateway, PendingKind, Timer};
+use crate::timer::TimerHandle;
 use crate::wire::ids::RawId;
 use crate::wire::message::{write_result, Message, METHOD_NOT_FOUND};
 use log::warn;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A backend list walk stops after this many entries: a backend paging without end is
 /// broken, and must not grow gangway's memory without bound.
 const MAX_LIST_ITEMS: usize = 100_000;
+
+/// A list answer (`tools/list`, `discover_backend_tools`, …) waits at most this long for
+/// backends that are still starting; it is then sent with what is known, and each backend
+/// that was left out triggers list_changed when its list arrives. Clients give up on a
+/// request after 60 s, and a hung backend may take `startup_timeout` (120 s) to fail.
+pub const LIST_WAIT: Duration = Duration::from_secs(5);
 
 /// One backend's list as an aggregate received it, or why it could not be had.
 pub(super) type ListResult = Result<Rc<Vec<Item>>, String>;
@@ -58,6 +65,8 @@ pub(super) struct Aggregate {
     pub client_id: RawId,
     kind: AggregateKind,
     parts: Vec<Part>,
+    /// The [`LIST_WAIT`] deadline, while one is set.
+    timer: Option<TimerHandle>,
 }
 
 impl Gateway {
@@ -82,12 +91,48 @@ impl Gateway {
                     result: None,
                 })
                 .collect(),
+            timer: None,
         };
+        let waits = !matches!(agg.kind, AggregateKind::Retry { .. });
         self.aggregates.insert(id, agg);
         for (b, kind) in parts {
             self.want_list(now, b, kind, id);
         }
         self.finish_aggregate(id);
+        if waits {
+            if let Some(a) = self.aggregates.get_mut(&id) {
+                a.timer = Some(self.timers.insert(now + LIST_WAIT, Timer::ListWait(id)));
+            }
+        }
+    }
+
+    /// An aggregate's [`LIST_WAIT`] is over: it is answered with the lists it has, and
+    /// each backend still missing is marked so the client hears list_changed later.
+    pub(super) fn list_wait_over(&mut self, agg: u64) {
+        let Some(a) = self.aggregates.get_mut(&agg) else {
+            return;
+        };
+        a.timer = None;
+        let missing: Vec<(usize, ListKind)> = a
+            .parts
+            .iter()
+            .filter(|p| p.result.is_none())
+            .map(|p| (p.backend, p.kind))
+            .collect();
+        for (b, kind) in missing {
+            let be = &mut self.backends[b];
+            be.late[kind.index()] = true;
+            let text = format!(
+                "backend '{}' did not list its {} within {} s (it is still starting); it is left out for now, and {} follows when it is ready",
+                be.name(),
+                kind.items_key(),
+                LIST_WAIT.as_secs(),
+                kind.list_changed()
+            );
+            log::info!("{text}");
+            self.set_part(agg, b, kind, Err(text));
+        }
+        self.finish_aggregate(agg);
     }
 
     fn want_list(&mut self, now: Instant, b: usize, kind: ListKind, agg: u64) {
@@ -107,7 +152,7 @@ impl Gateway {
             }
             ListState::Fetching { waiters, .. } => waiters.push(agg),
             ListState::Unknown => {
-                if let Err(e) = self.available(now, b) {
+                if let Err(e) = self.available(now, b).and_then(|()| self.lists_skipped(b)) {
                     self.set_part(agg, b, kind, Err(e));
                     return;
                 }
@@ -119,6 +164,19 @@ impl Gateway {
                 };
                 self.request_page(now, b, kind, None);
             }
+        }
+    }
+
+    /// Whether backend `b` may be started for a list, or why not: its start failed in an
+    /// earlier run and the back-off of that failure is not over (a call still starts it).
+    fn lists_skipped(&self, b: usize) -> Result<(), String> {
+        let be = &self.backends[b];
+        match &be.lists_skipped_until {
+            Some((until, why)) if crate::catalog::now_secs() < *until => Err(format!(
+                "backend '{}' is left out of lists: its last start failed ({why}); a call to one of its tools starts it again",
+                be.name()
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -219,10 +277,12 @@ impl Gateway {
         });
         match (&result, stale) {
             (Ok(list), false) => {
-                let changed = previous
-                    .as_ref()
-                    .is_some_and(|p| !lists::same_items(p, list));
                 *state = ListState::Known(Rc::clone(list));
+                let late = std::mem::take(&mut self.backends[b].late[kind.index()]);
+                let changed = late
+                    || previous
+                        .as_ref()
+                        .is_some_and(|p| !lists::same_items(p, list));
                 if changed {
                     self.notify_list_changed(now, b, kind);
                 }
@@ -261,7 +321,13 @@ impl Gateway {
             .iter()
             .find(|(_, a)| a.client_id.as_bytes() == raw_id)
             .map(|(k, _)| *k);
-        found.is_some_and(|k| self.aggregates.remove(&k).is_some())
+        let Some(a) = found.and_then(|k| self.aggregates.remove(&k)) else {
+            return false;
+        };
+        if let Some(t) = a.timer {
+            self.timers.cancel(t);
+        }
+        true
     }
 
     fn finish_aggregate(&mut self, agg: u64) {
@@ -275,6 +341,9 @@ impl Gateway {
         let Some(a) = self.aggregates.remove(&agg) else {
             return;
         };
+        if let Some(t) = a.timer {
+            self.timers.cancel(t);
+        }
         let body = match a.kind {
             AggregateKind::List { kind, with_meta } => self.merged_list(kind, with_meta, &a.parts),
             AggregateKind::Discover => {

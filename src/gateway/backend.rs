@@ -15,6 +15,19 @@ pub const CRASH_LIMIT: usize = 3;
 pub const CRASH_WINDOW: Duration = Duration::from_secs(60);
 /// How long a backend that crashed too often is left alone.
 pub const FAILED_PAUSE: Duration = Duration::from_secs(30);
+/// The pause after a first failed start; it doubles with every further one in a row.
+pub const START_BACKOFF_FIRST: Duration = Duration::from_secs(10);
+/// The longest pause between failed starts.
+pub const START_BACKOFF_MAX: Duration = Duration::from_secs(600);
+
+/// The pause after `failures` failed starts in a row (10 s, 20 s, 40 s, … at most 10 min).
+pub fn start_backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    START_BACKOFF_FIRST
+        .saturating_mul(1 << doublings)
+        .min(START_BACKOFF_MAX)
+}
+
 /// How many lines of a backend's stderr are kept for error messages.
 const STDERR_TAIL_LINES: usize = 5;
 /// The longest stderr line kept for error messages, in bytes.
@@ -83,6 +96,24 @@ pub struct Backend {
     pub generation: u64,
     /// Requests (in either direction) tracked for this backend; it is idle at zero.
     pub in_flight: usize,
+    /// Of those, its requests waiting for the client's answer (bounded by
+    /// `TO_CLIENT_MAX`).
+    pub to_client: usize,
+    /// Whether its current process answered `initialize` (a failure before that is a
+    /// failed start, which backs off longer than a crash).
+    pub ready_seen: bool,
+    /// Starts in a row that failed before `initialize` was answered.
+    pub start_failures: u32,
+    /// A list answer was sent without its list of this kind (it took too long): the
+    /// client hears list_changed once the list arrives. By `ListKind::index`.
+    pub late: [bool; LIST_KINDS.len()],
+    /// Its start failed in an earlier run (from the catalog): until this time (seconds
+    /// since the Unix epoch), list requests leave it out instead of starting it. The text
+    /// says why.
+    pub lists_skipped_until: Option<(u64, String)>,
+    /// The last error it sent with `"id": null` that could not be tied to one request
+    /// (quoted when a request to it then times out).
+    pub unattributed: Option<String>,
     /// Requests waiting for `Ready`.
     pub queue: Vec<Queued>,
     /// When the last request to it was sent or finished.
@@ -125,6 +156,12 @@ impl Backend {
             phase: Phase::Stopped,
             generation: 0,
             in_flight: 0,
+            to_client: 0,
+            unattributed: None,
+            ready_seen: false,
+            start_failures: 0,
+            late: [false; LIST_KINDS.len()],
+            lists_skipped_until: None,
             queue: Vec::new(),
             last_active: now,
             started_at: now,
@@ -196,6 +233,14 @@ impl Backend {
         format!("; its last stderr lines: {}", lines.join(" | "))
     }
 
+    /// The last unattributed error it sent, as a sentence suffix ("" when none).
+    pub fn unattributed_suffix(&self) -> String {
+        match &self.unattributed {
+            Some(e) => format!("; meanwhile it sent an error without a request id (it could not tell which request it was about): {e}"),
+            None => String::new(),
+        }
+    }
+
     /// Records a crash at `now` and returns whether the back-off limit is reached.
     pub fn record_crash(&mut self, now: Instant) -> bool {
         while self
@@ -230,6 +275,7 @@ mod tests {
             description: None,
             timeout: Duration::from_secs(30),
             startup_timeout: Duration::from_secs(120),
+            client_request_timeout: Duration::from_secs(600),
             idle_timeout: None,
             disabled: false,
             prefix: "b".into(),

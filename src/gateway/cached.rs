@@ -2,11 +2,11 @@
 //! from the catalog without starting anything, refreshed after every start, and the
 //! exposed-name table built from them.
 
-use super::backend::{ListState, Phase};
+use super::backend::{start_backoff, ListState, Phase};
 use super::lists::{self, Item, ListKind, LIST_KINDS};
 use super::naming::{NameTable, Renamed, Wanted, Why};
 use super::{has_direct_tools, tools, Gateway, Timer, LIST_CHANGED_DELAY};
-use crate::catalog::{self, Catalog, Entry};
+use crate::catalog::{self, Catalog, Entry, Failure};
 use log::{info, warn};
 use std::rc::Rc;
 use std::time::Instant;
@@ -46,6 +46,13 @@ impl Gateway {
         else {
             return;
         };
+        if let Some(f) = &entry.failed {
+            let until = f.at.saturating_add(start_backoff(f.count).as_secs());
+            self.backends[b].lists_skipped_until = Some((until, f.error.clone()));
+        }
+        if !entry.has_lists() {
+            return;
+        }
         let lists: Vec<Vec<Item>> = LIST_KINDS
             .iter()
             .map(|k| {
@@ -168,6 +175,7 @@ impl Gateway {
             updated: catalog::now_secs(),
             init: Some(init.clone()),
             lists,
+            failed: None,
         };
         if catalog
             .get(&be.config)
@@ -176,6 +184,41 @@ impl Gateway {
             return;
         }
         info!("catalog: updated the entry of backend '{}'", be.name());
+        catalog.put(&be.config, entry);
+        self.catalog_dirty = true;
+    }
+
+    /// Backend `b`'s start just failed: its catalog entry remembers it, so that the next
+    /// run does not hold list answers for it either (see `Backend::lists_skipped_until`).
+    /// What it reported before is kept. A later successful start clears it.
+    pub(super) fn remember_failed_start(&mut self, b: usize) {
+        let be = &self.backends[b];
+        let Some(catalog) = self.catalog.as_mut() else {
+            return;
+        };
+        let mut error = be.last_error.clone().unwrap_or_default();
+        if error.len() > catalog::FAILURE_TEXT_MAX {
+            let mut cut = catalog::FAILURE_TEXT_MAX;
+            while !error.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            error.truncate(cut);
+            error.push('…');
+        }
+        let now = catalog::now_secs();
+        let mut entry = catalog.get(&be.config).cloned().unwrap_or_else(|| Entry {
+            backend: be.name().to_string(),
+            updated: now,
+            init: None,
+            lists: Default::default(),
+            failed: None,
+        });
+        entry.updated = now;
+        entry.failed = Some(Failure {
+            at: now,
+            count: be.start_failures,
+            error,
+        });
         catalog.put(&be.config, entry);
         self.catalog_dirty = true;
     }

@@ -48,6 +48,16 @@ const LIST_CHANGED_DELAY: Duration = Duration::from_millis(50);
 /// While a backend starts, requests waiting for it that carry a progress token get a
 /// progress notification this often, so the client's own timeout does not fire.
 pub const START_PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// Client input is not read while this many bytes wait to be written to the client, so a
+/// client that stops reading cannot grow gangway's memory (whatever produced the output).
+pub const CLIENT_OUT_BOUND: usize = 4 * 1024 * 1024;
+/// Bytes of requests that may wait for one backend (queued behind its start, or written
+/// but not yet read from its stdin). A request that would pass it is refused with an
+/// error, unless nothing waits (so one message up to `max_message_bytes` always fits).
+pub const BACKEND_IN_BOUND: usize = 8 * 1024 * 1024;
+/// Requests one backend may have waiting for the client's answer (sampling, elicitation,
+/// roots, ping); more are refused with an error to the backend.
+pub const TO_CLIENT_MAX: usize = 16;
 
 /// Process work the runtime must do for the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +162,8 @@ enum Timer {
         signal: StopSignal,
     },
     ListChanged(ListKind),
+    /// The aggregate with this id has waited `LIST_WAIT` for lists.
+    ListWait(u64),
     /// Tell the requests waiting for backend start `generation` that it is still starting.
     StartProgress {
         backend: usize,
@@ -279,6 +291,14 @@ impl Gateway {
     /// Whether client input is still wanted (false once stdin ended or shutdown began).
     pub fn wants_client_input(&self) -> bool {
         self.life == Life::Running
+    }
+
+    /// Whether the runtime should read client input now: it is wanted and the output
+    /// for the client is under [`CLIENT_OUT_BOUND`] (a client that does not read its
+    /// answers is not sent more work). A backend that stops reading never pauses the
+    /// client: requests for it are refused once [`BACKEND_IN_BOUND`] is reached.
+    pub fn accepts_client_input(&self) -> bool {
+        self.wants_client_input() && self.out.client.len() <= CLIENT_OUT_BOUND
     }
 
     /// How many requests are tracked (client, backend and gangway's own).
@@ -437,6 +457,10 @@ impl Gateway {
         }
         let msg = match Message::parse(line) {
             Ok(m) => m,
+            Err(_) if null_id_error(line).is_some() => {
+                self.null_id_error(now, b, line);
+                return;
+            }
             Err(bad) => {
                 warn!(
                     "backend '{}' wrote a line that is not JSON-RPC ({}), skipped: {}",
@@ -451,6 +475,39 @@ impl Gateway {
             Kind::Response => self.backend_response(now, b, &msg),
             Kind::Request => self.backend_request(now, b, &msg),
             Kind::Notification => self.backend_notification(now, b, &msg),
+        }
+    }
+
+    /// Backend `b` answered with an error whose id is `null`: it could not read a request
+    /// (JSON it rejects, such as a lone surrogate escape, `1e999` or deep nesting). With
+    /// one request in flight the error is that request's answer; otherwise it is logged
+    /// and quoted when one of them times out.
+    fn null_id_error(&mut self, now: Instant, b: usize, line: &[u8]) {
+        let said = null_id_error(line).unwrap_or_default();
+        let name = self.backends[b].name().to_string();
+        let sent = self.ids.ids_where(|e| {
+            e.data.backend == b && e.data.sent && e.data.kind != PendingKind::ToClient
+        });
+        let [gw] = sent[..] else {
+            warn!(
+                "backend '{name}' sent an error without a request id, so gangway cannot tell which of its {} requests in flight it is about: {said}",
+                sent.len()
+            );
+            self.backends[b].unattributed = Some(said);
+            return;
+        };
+        let text = format!(
+            "backend '{name}' could not process the request gangway forwarded to it and answered without a request id: {said}"
+        );
+        warn!("{text}");
+        let mut answer = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{gw},\"error\":{{\"code\":{BACKEND_ERROR},\"message\":"
+        )
+        .into_bytes();
+        message::write_json_string(&mut answer, &text);
+        answer.extend_from_slice(b"}}");
+        if let Ok(msg) = Message::parse(&answer) {
+            self.backend_response(now, b, &msg);
         }
     }
 
@@ -549,6 +606,7 @@ impl Gateway {
                     backend,
                     generation,
                 } => self.start_progress(now, backend, generation),
+                Timer::ListWait(agg) => self.list_wait_over(agg),
                 Timer::ListChanged(kind) => {
                     self.list_changed_armed[kind.index()] = false;
                     if self.life == Life::Running {
@@ -1027,7 +1085,8 @@ impl Gateway {
     ) {
         let Some(id_span) = msg.id_span() else { return };
         let client_id = &msg.line[id_span.clone()];
-        let Some(gw) = self.admit(now, b, client_id, kind, msg.params, task) else {
+        let len = msg.line.len();
+        let Some(gw) = self.admit(now, b, client_id, kind, msg.params, task, len) else {
             return;
         };
         let gw_text = IdText::new(gw);
@@ -1055,7 +1114,8 @@ impl Gateway {
         let Some(id) = msg.id.map(|i| i.get().as_bytes()) else {
             return;
         };
-        let Some(gw) = self.admit(now, b, id, PendingKind::UseTool, msg.params, task) else {
+        let len = params.len();
+        let Some(gw) = self.admit(now, b, id, PendingKind::UseTool, msg.params, task, len) else {
             return;
         };
         self.send(now, b, gw, |out| {
@@ -1063,8 +1123,9 @@ impl Gateway {
         });
     }
 
-    /// Checks that backend `b` can take a client request and tracks it; answers the client
-    /// itself (and returns None) when it cannot.
+    /// Checks that backend `b` can take a client request of about `len` bytes and tracks
+    /// it; answers the client itself (and returns None) when it cannot.
+    #[allow(clippy::too_many_arguments)]
     fn admit(
         &mut self,
         now: Instant,
@@ -1073,8 +1134,12 @@ impl Gateway {
         kind: PendingKind,
         params: Option<&RawValue>,
         task: TaskOp,
+        len: usize,
     ) -> Option<u64> {
-        if let Err(text) = self.available(now, b) {
+        if let Err(text) = self
+            .available(now, b)
+            .and_then(|()| self.input_room(b, len))
+        {
             self.answer_failure(kind, client_id, BACKEND_ERROR, &text);
             return None;
         }
@@ -1145,6 +1210,18 @@ impl Gateway {
             ));
         }
         if let Phase::Failed { until } = be.phase {
+            if now < until && be.start_failures > 0 {
+                let wait = until
+                    .saturating_duration_since(now)
+                    .as_millis()
+                    .div_ceil(1000);
+                return Err(format!(
+                    "backend '{}' failed to start ({} time(s) in a row), so gangway waits before trying again (in {wait} s; a config reload that changes it retries at once). Last error: {}",
+                    be.name(),
+                    be.start_failures,
+                    be.last_error.as_deref().unwrap_or("unknown")
+                ));
+            }
             if now < until {
                 let wait = until.saturating_duration_since(now).as_secs() + 1;
                 return Err(format!(
@@ -1161,10 +1238,34 @@ impl Gateway {
         Ok(())
     }
 
+    /// Whether `len` more bytes of requests may wait for backend `b` (see
+    /// [`BACKEND_IN_BOUND`]), or why not.
+    fn input_room(&self, b: usize, len: usize) -> Result<(), String> {
+        let be = &self.backends[b];
+        let waiting =
+            self.out.backends[b].len() + be.queue.iter().map(|q| q.bytes.len()).sum::<usize>();
+        if waiting == 0 || waiting + len <= BACKEND_IN_BOUND {
+            return Ok(());
+        }
+        let why = match be.phase {
+            Phase::Ready => "it is not reading its input",
+            _ => "it is still starting",
+        };
+        Err(format!(
+            "backend '{}' has {waiting} bytes of requests waiting ({why}), and this one would pass the limit of {} MiB; try again when it has caught up",
+            be.name(),
+            BACKEND_IN_BOUND / (1024 * 1024)
+        ))
+    }
+
     fn track(&mut self, origin: Option<(Peer, &[u8])>, pending: Pending) -> Option<u64> {
         let b = pending.backend;
+        let to_client = pending.kind == PendingKind::ToClient;
         let gw = self.ids.insert(origin, pending).ok()?;
         self.backends[b].in_flight += 1;
+        if to_client {
+            self.backends[b].to_client += 1;
+        }
         Some(gw)
     }
 
@@ -1179,6 +1280,9 @@ impl Gateway {
         }
         let be = &mut self.backends[b];
         be.in_flight = be.in_flight.saturating_sub(1);
+        if entry.data.kind == PendingKind::ToClient {
+            be.to_client = be.to_client.saturating_sub(1);
+        }
         be.last_active = now;
         if be.in_flight == 0 {
             if be.removed || be.restart {
@@ -1227,6 +1331,8 @@ impl Gateway {
         be.init_result = None;
         // Errors must quote this process's stderr, not an earlier one's.
         be.stderr_tail.clear();
+        be.unattributed = None;
+        be.ready_seen = false;
         info!("starting backend '{}'", be.name());
         self.out.backends[b].clear();
         self.actions.push(Action::Spawn(b));
@@ -1302,6 +1408,9 @@ impl Gateway {
         }
         be.init_result = msg.result.map(|r| r.to_owned());
         be.phase = Phase::Ready;
+        be.ready_seen = true;
+        be.start_failures = 0;
+        be.lists_skipped_until = None;
         if let Some(t) = be.start_timer.take() {
             self.timers.cancel(t);
         }
@@ -1351,6 +1460,22 @@ impl Gateway {
         let be = &mut self.backends[b];
         be.phase = Phase::Stopped;
         be.failing = false;
+        if !be.ready_seen {
+            // A start that fails (or hangs) will most likely fail again: the next
+            // requests are refused at once for a while rather than each waiting for it.
+            be.start_failures = be.start_failures.saturating_add(1);
+            let pause = backend::start_backoff(be.start_failures);
+            be.phase = Phase::Failed { until: now + pause };
+            warn!(
+                "backend '{}' failed to start ({} in a row); gangway tries again in {} s",
+                be.name(),
+                be.start_failures,
+                pause.as_secs()
+            );
+            be.last_error = Some(reason);
+            self.remember_failed_start(b);
+            return;
+        }
         if be.record_crash(now) {
             be.phase = Phase::Failed {
                 until: now + FAILED_PAUSE,
@@ -1541,9 +1666,12 @@ impl Gateway {
         let name = self.backends[b].name().to_string();
         let secs = self.backends[b].config.timeout.as_secs_f64();
         let reason = format!(
-            "Request timed out: backend '{name}' did not answer within {secs} s (its \"timeout\" in the config)"
+            "Request timed out: backend '{name}' did not answer within {secs} s (its \"timeout\" in the config){}",
+            self.backends[b].unattributed_suffix()
         );
-        warn!("{reason}");
+        if !matches!(pending.kind, PendingKind::Init | PendingKind::ToClient) {
+            warn!("{reason}");
+        }
         match pending.kind {
             PendingKind::Forward | PendingKind::UseTool => {
                 if let Some(raw) = origin {
@@ -1569,7 +1697,22 @@ impl Gateway {
                 error!("{reason}");
                 self.start_failed(now, b, &reason);
             }
-            PendingKind::ToClient => {}
+            PendingKind::ToClient => {
+                let text = format!(
+                    "the client did not answer backend '{name}''s request in time (\"timeout\" for ping, else \"client_request_timeout\" in gangway's config); it was cancelled"
+                );
+                warn!("{text}");
+                self.cancel_to_client(gw, &text);
+                let alive = matches!(self.backends[b].phase, Phase::Starting | Phase::Ready);
+                if let (Some(raw), true) = (origin, alive) {
+                    write_error(
+                        self.out.backends[b].buf(),
+                        raw.as_bytes(),
+                        REQUEST_TIMEOUT,
+                        &format!("gangway: {text}"),
+                    );
+                }
+            }
         }
     }
 
@@ -1679,7 +1822,7 @@ impl Gateway {
         splice(self.out.client.buf(), msg.line, &edits);
     }
 
-    fn backend_request(&mut self, _now: Instant, b: usize, msg: &Message<'_>) {
+    fn backend_request(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
         let Some(raw) = msg.id.map(|i| i.get().as_bytes()) else {
             return;
         };
@@ -1697,6 +1840,24 @@ impl Gateway {
             write_error(self.out.backends[b].buf(), raw, METHOD_NOT_FOUND, &text);
             return;
         }
+        let be = &self.backends[b];
+        if be.to_client >= TO_CLIENT_MAX {
+            let text = format!(
+                "gangway: {TO_CLIENT_MAX} requests from backend '{}' already wait for the client's answer; {method} refused until one is answered",
+                be.name()
+            );
+            warn!("{text}");
+            write_error(self.out.backends[b].buf(), raw, BACKEND_ERROR, &text);
+            return;
+        }
+        // A client that never answers must not pin the backend (its requests keep it from
+        // idling): a ping is answered at once by a live client, other requests may wait
+        // for a person (sampling, elicitation) and get the long, configurable limit.
+        let limit = if method == "ping" {
+            be.config.timeout
+        } else {
+            be.config.client_request_timeout
+        };
         let pending = Pending {
             sent: true,
             ..Pending::new(b, PendingKind::ToClient)
@@ -1706,6 +1867,10 @@ impl Gateway {
             write_error(self.out.backends[b].buf(), raw, INVALID_REQUEST, text);
             return;
         };
+        let timer = self.timers.insert(after(now, limit), Timer::Request(gw));
+        if let Some(e) = self.ids.get_mut(gw) {
+            e.data.timer = Some(timer);
+        }
         let Some(span) = msg.id_span() else { return };
         let gw_text = IdText::new(gw);
         self.relay_to_client(b, msg, TaskOp::None, Some((span, gw_text.as_bytes())));
@@ -2179,6 +2344,21 @@ fn cancel_target(msg: &Message<'_>) -> Option<std::ops::Range<usize>> {
 }
 
 /// The `message` of a JSON-RPC error object (or its raw text when it has none).
+/// What a backend's error response with `"id": null` says (`"message (code N)"`), when
+/// `line` is one.
+fn null_id_error(line: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct NullIdError<'a> {
+        #[serde(borrow)]
+        id: Option<&'a RawValue>,
+        #[serde(borrow)]
+        error: &'a RawValue,
+    }
+    let e: NullIdError<'_> = serde_json::from_slice(line).ok()?;
+    e.id.map_or(true, |id| id.get() == "null")
+        .then(|| error_message(e.error))
+}
+
 fn error_message(err: &RawValue) -> String {
     #[derive(Deserialize)]
     struct E {

@@ -1,6 +1,6 @@
 //! Applying a new config while the client stays connected (SIGHUP).
 
-use super::backend::{Backend, ListState};
+use super::backend::{Backend, ListState, Phase};
 use super::lists::ListKind;
 use super::{Gateway, OutBuf};
 use crate::catalog;
@@ -30,7 +30,8 @@ impl Gateway {
     /// Applies `config` in place of the running one, keeping the client connected.
     ///
     /// Backends are matched by name. An added backend gets a new index (so
-    /// `backend_count` grows; indices are never reused) and starts when first needed. A
+    /// `backend_count` grows), unless a backend of that name was removed earlier: then it
+    /// takes that one's index back; it starts when first needed. A
     /// removed one is no longer listed or callable; its process stops once its requests in
     /// flight have ended or timed out. A changed one takes its new settings at once; if
     /// how it is spawned changed, its running process stops once idle and the next request
@@ -46,24 +47,49 @@ impl Gateway {
                 .iter()
                 .copied()
                 .find(|b| self.backends[*b].name() == cfg.name);
-            let Some(b) = existing else {
-                let b = self.backends.len();
-                self.backends.push(Backend::new(cfg.clone(), now));
-                self.out.backends.push(OutBuf::default());
-                self.seed(b);
-                done.added.push(cfg.name.clone());
-                order.push(b);
-                continue;
+            // A backend removed by an earlier reload and added again takes its old slot,
+            // so the table does not grow with every remove and re-add.
+            let revived = existing.is_none().then(|| {
+                self.backends
+                    .iter()
+                    .position(|be| be.removed && be.name() == cfg.name)
+            });
+            let b = match (existing, revived.flatten()) {
+                (Some(b), _) => b,
+                (None, Some(b)) => {
+                    self.backends[b].removed = false;
+                    done.added.push(cfg.name.clone());
+                    b
+                }
+                (None, None) => {
+                    let b = self.backends.len();
+                    self.backends.push(Backend::new(cfg.clone(), now));
+                    self.out.backends.push(OutBuf::default());
+                    self.seed(b);
+                    done.added.push(cfg.name.clone());
+                    order.push(b);
+                    continue;
+                }
             };
             order.push(b);
             let be = &mut self.backends[b];
             if be.config == *cfg {
                 continue;
             }
-            done.changed.push(cfg.name.clone());
+            if existing.is_some() {
+                done.changed.push(cfg.name.clone());
+            }
             let new_fingerprint = catalog::fingerprint(&be.config) != catalog::fingerprint(cfg);
             let respawn = be.config.spawn_differs(cfg);
             be.config = cfg.clone();
+            // The user changed it, maybe to fix what made its start fail: try at once.
+            be.lists_skipped_until = None;
+            if be.start_failures > 0 {
+                be.start_failures = 0;
+                if matches!(be.phase, Phase::Failed { .. }) {
+                    be.phase = Phase::Stopped;
+                }
+            }
             if new_fingerprint {
                 for state in &mut be.lists {
                     match state {

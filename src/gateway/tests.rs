@@ -1291,6 +1291,8 @@ fn three_crashes_in_a_minute_pause_restarts_for_thirty_seconds() {
     for i in 0..3u64 {
         h.send(call(json!(i), "alpha__echo", json!({})));
         assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)], "crash {i}");
+        // It crashes once running (a crash in its start backs off on its own terms).
+        h.finish_init(ALPHA);
         h.gw.on_backend_exit(h.now, ALPHA, "exit status 1");
         let text = error_message(&h.client_one(), -32000);
         assert!(text.contains("exit status 1"), "{text}");
@@ -1342,14 +1344,29 @@ fn spawn_failure_answers_the_waiting_request_naming_the_command() {
     for part in ["alpha", "alpha-cmd", "os error 2", "test.json"] {
         assert!(text.contains(part), "{part} missing from {text}");
     }
+    // A failed start is not tried again by every request: the next one is refused at once,
+    // quoting the failure, until the back-off is over.
     h.send(call(json!(2), "alpha__echo", json!({})));
+    assert!(h.actions().is_empty(), "no spawn during the back-off");
+    let text = error_message(&h.client_one(), -32000);
+    for part in ["failed to start", "os error 2", "in 10 s"] {
+        assert!(text.contains(part), "{part} missing from {text}");
+    }
+    h.advance(ms(backend::START_BACKOFF_FIRST));
+    h.send(call(json!(3), "alpha__echo", json!({})));
     assert_eq!(
         h.actions(),
         vec![Action::Spawn(ALPHA)],
-        "tried again on the next request"
+        "tried again after the back-off"
     );
     h.gw.on_spawn_failed(h.now, ALPHA, "No such file or directory (os error 2)");
     h.client_out();
+    // The second failure in a row doubles the pause.
+    h.advance(ms(backend::START_BACKOFF_FIRST));
+    h.send(call(json!(4), "alpha__echo", json!({})));
+    assert!(h.actions().is_empty(), "still paused after 10 s of 20");
+    let text = error_message(&h.client_one(), -32000);
+    assert!(text.contains("2 time(s) in a row"), "{text}");
 }
 
 // ----- idle reaping -----------------------------------------------------------------------------------
@@ -2507,6 +2524,7 @@ fn catalog_for(text: &str, tools: &[&str]) -> Catalog {
             updated: 1,
             init: Some(RawValue::from_string(INIT_RESULT.to_string()).expect("raw init")),
             lists: [raws.clone(), Vec::new(), Vec::new(), Vec::new()],
+            failed: None,
         };
         catalog.put(b, entry);
     }
@@ -2666,6 +2684,7 @@ fn long_and_colliding_names_are_made_valid_and_call_the_right_tool() {
             updated: 1,
             init: None,
             lists: [raws, Vec::new(), Vec::new(), Vec::new()],
+            failed: None,
         };
         catalog.put(&config.backends[b], entry);
     }

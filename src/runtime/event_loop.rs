@@ -29,8 +29,6 @@ const BACKEND_BASE: usize = 16;
 /// Reading from backends pauses while this much output waits for the client, so memory
 /// stays bounded when the client stops reading.
 const CLIENT_HIGH_WATER: usize = 4 * 1024 * 1024;
-/// Reading from the client pauses while any backend has this much unwritten input.
-const BACKEND_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// At most this many reads from one source per loop turn, so one busy pipe cannot starve
 /// the others; a source cut short stays marked readable.
 const READS_PER_TURN: usize = 16;
@@ -360,13 +358,7 @@ impl Runtime {
     }
 
     fn may_read_client(&self) -> bool {
-        self.gw.wants_client_input()
-            && self
-                .gw
-                .out
-                .backends
-                .iter()
-                .all(|q| q.len() <= BACKEND_HIGH_WATER)
+        self.gw.accepts_client_input()
     }
 
     fn read_client(&mut self, now: Instant) {
