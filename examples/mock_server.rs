@@ -53,6 +53,8 @@
 //!   progress notifications `ms` (default 10) apart, then answers "done <steps>".
 //! - `ask {method, params?}`: sends a server-to-client request (ids 0, 1, ...), waits for
 //!   the client's response and answers with the JSON of its `result` or `error`.
+//! - `stop_reading`: answers, then never reads stdin again (a server that stopped taking
+//!   input but stays alive until it is signalled).
 //! - `t0..t{N-1}` with `--tools N`: like `echo`.
 //! - each `--tool NAME {text?}`: answers "{--name}/{NAME}: {text}" (text defaults to "").
 //!   A `--tool` that reuses a built-in name takes precedence over the built-in.
@@ -572,6 +574,14 @@ fn call_tool(server: &Arc<Server>, id: &Id, params: &Value) {
         }
         "progress" => progress(server, id, params, args),
         "ask" => ask(server, id, args),
+        "stop_reading" => {
+            server.respond(id, &text_result("no longer reading stdin"));
+            server.log("no longer reading stdin");
+            // Answers on other threads go on; stdin is never read again.
+            loop {
+                thread::park();
+            }
+        }
         extra if is_extra_tool(extra, server.cfg.extra_tools) => server.respond(id, &echo(args)),
         other => server.respond_error(&id.raw, -32602, &format!("Unknown tool: {other}")),
     }

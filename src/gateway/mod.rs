@@ -58,6 +58,9 @@ pub const BACKEND_IN_BOUND: usize = 8 * 1024 * 1024;
 /// Requests one backend may have waiting for the client's answer (sampling, elicitation,
 /// roots, ping); more are refused with an error to the backend.
 pub const TO_CLIENT_MAX: usize = 16;
+/// The longest a backend's `ping` to the client waits (less when the backend's `timeout`
+/// or `client_request_timeout` is shorter): a live client answers a ping at once.
+pub const PING_TO_CLIENT_MAX: Duration = Duration::from_secs(10);
 
 /// Process work the runtime must do for the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1699,7 +1702,7 @@ impl Gateway {
             }
             PendingKind::ToClient => {
                 let text = format!(
-                    "the client did not answer backend '{name}''s request in time (\"timeout\" for ping, else \"client_request_timeout\" in gangway's config); it was cancelled"
+                    "the client did not answer backend '{name}''s request in time (\"client_request_timeout\" in gangway's config; at most 10 s for a ping); it was cancelled"
                 );
                 warn!("{text}");
                 self.cancel_to_client(gw, &text);
@@ -1854,7 +1857,9 @@ impl Gateway {
         // idling): a ping is answered at once by a live client, other requests may wait
         // for a person (sampling, elicitation) and get the long, configurable limit.
         let limit = if method == "ping" {
-            be.config.timeout
+            PING_TO_CLIENT_MAX
+                .min(be.config.timeout)
+                .min(be.config.client_request_timeout)
         } else {
             be.config.client_request_timeout
         };

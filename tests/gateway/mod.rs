@@ -2,6 +2,7 @@
 
 mod backend_io;
 mod bad_input;
+mod bounds;
 mod catalog;
 mod crashes;
 mod lifecycle;
