@@ -140,10 +140,10 @@ fn a_client_that_stops_reading_does_not_grow_gangways_memory() {
     let pid = child.id() as i32;
     let mut stdin = child.stdin.take().expect("stdin");
     let stdout = child.stdout.take().expect("stdout");
-    // 40,000 tools/list requests: each answer (the meta-tools) is ~30 times the request,
-    // so an unbounded gangway would queue well over 100 MB for a client that reads
-    // nothing.
-    let n = 40_000;
+    // 120,000 tools/list requests (6 MB): each answer (the meta-tools, ~1 KB) is ~20
+    // times the request, so an unbounded gangway would queue over 100 MB for a client
+    // that reads nothing.
+    let n = 120_000;
     let done = Arc::new(AtomicBool::new(false));
     let writer_done = Arc::clone(&done);
     let writer = thread::spawn(move || {
@@ -157,7 +157,7 @@ fn a_client_that_stops_reading_does_not_grow_gangways_memory() {
         writer_done.store(true, Ordering::SeqCst);
         ok
     });
-    let limit_kib = 64 * 1024;
+    let limit_kib = 48 * 1024;
     // Not reading: an unbounded gangway reads everything and its memory climbs past the
     // limit; a bounded one stops reading, so neither happens within the deadline.
     wait_for(Duration::from_secs(5), || {
