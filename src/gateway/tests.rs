@@ -2797,3 +2797,30 @@ fn reload_adds_removes_and_restarts_backends() {
     h.reply(2, &sent[0], r#"{"content":[]}"#);
     assert_eq!(h.client_one()["id"], 5);
 }
+
+#[test]
+fn reload_that_removes_and_adds_a_backend_again_reuses_its_slot() {
+    let mut h = Harness::new("tools");
+    let parse = |text: Value| {
+        Config::parse(&text.to_string(), Path::new("test.json"), &|_| None).expect("valid")
+    };
+    let both = parse(json!({"expose": "tools", "backends": {
+        "alpha": {"command": "alpha-cmd"}, "beta": {"command": "beta-cmd"}}}));
+    let alpha_only = parse(json!({"expose": "tools", "backends": {
+        "alpha": {"command": "alpha-cmd"}}}));
+    let before = h.gw.backend_count();
+    for _ in 0..50 {
+        let done = h.gw.reload(h.now, &alpha_only);
+        assert_eq!(done.removed, ["beta"]);
+        let done = h.gw.reload(h.now, &both);
+        assert_eq!(done.added, ["beta"]);
+        assert!(done.changed.is_empty(), "{done:?}");
+    }
+    assert_eq!(h.gw.backend_count(), before, "no slot per reload");
+    h.client_out();
+    h.send(call(json!(1), "beta__echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(BETA)]);
+    let sent = h.finish_init(BETA);
+    h.reply(BETA, &sent[0], r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 1);
+}
