@@ -130,11 +130,12 @@ impl Gateway {
         self.separator = config.separator.clone();
         self.order = order;
         info!(
-            "config reloaded from {}: {} added, {} removed, {} changed",
+            "config reloaded from {}: {} added, {} removed, {} changed ({} backend slots)",
             config.path.display(),
             list_or_none(&done.added),
             list_or_none(&done.removed),
-            list_or_none(&done.changed)
+            list_or_none(&done.changed),
+            self.backends.len()
         );
         if !done.is_empty() || settings_changed || reordered {
             self.rebuild_names();

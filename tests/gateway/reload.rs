@@ -150,3 +150,28 @@ fn a_broken_config_file_keeps_the_running_config() {
         "an unchanged backend was restarted"
     );
 }
+
+#[test]
+fn removing_and_adding_a_backend_again_does_not_grow_the_backend_table() {
+    let dir = TempDir::new();
+    let both = json!({ "expose": "tools",
+                       "backends": { "a": mock("a", &[]), "b": mock("b", &[]) } });
+    let a_only = json!({ "expose": "tools", "backends": { "a": mock("a", &[]) } });
+    let mut gw = Gangway::start(&dir, &both);
+    gw.initialize();
+    let mut slots = Vec::new();
+    for config in [&a_only, &both].repeat(5) {
+        let mark = reload(&mut gw, &dir, config);
+        let line = gw.wait_stderr_after(mark, "config reloaded", T);
+        slots.push(line.split('(').next_back().unwrap_or_default().to_string());
+    }
+    assert!(
+        slots.iter().all(|s| s == "2 backend slots)"),
+        "the table grew: {slots:?}"
+    );
+    // The re-added backend serves.
+    assert_eq!(
+        ok_text(&gw.call_tool("b__echo", json!({ "text": "back" }))),
+        "back"
+    );
+}
