@@ -2092,6 +2092,9 @@ mod tests {
             tools: Default::default(),
             expose: crate::config::Expose::Meta,
             direct: vec![],
+            disabled_reason: None,
+            env_remove: vec![],
+            vars: vec![],
         }
     }
 

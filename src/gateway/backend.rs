@@ -167,9 +167,10 @@ impl Backend {
         matches!(self.phase, Phase::Starting | Phase::Ready | Phase::Stopping)
     }
 
-    /// Keeps a stderr line for error messages (shortened, oldest dropped first).
+    /// Keeps a stderr line for error messages (its env values redacted, shortened, oldest
+    /// dropped first).
     pub fn remember_stderr(&mut self, line: &str) {
-        let mut line = line.trim_end().to_string();
+        let mut line = redact(line.trim_end(), &self.config.env);
         if line.len() > STDERR_LINE_MAX {
             let mut cut = STDERR_LINE_MAX;
             while !line.is_char_boundary(cut) {
@@ -215,6 +216,29 @@ impl Backend {
     }
 }
 
+/// The shortest env value redacted from quoted stderr lines; shorter ones ("1", "off")
+/// are settings rather than secrets, and hiding them would garble ordinary words.
+pub const REDACT_MIN_LEN: usize = 4;
+
+/// `line` with every configured env value of at least [`REDACT_MIN_LEN`] bytes replaced
+/// by `[redacted]`: a crashing server often prints its token in the error.
+pub fn redact(line: &str, env: &[(String, String)]) -> String {
+    let mut values: Vec<&str> = env
+        .iter()
+        .map(|(_, v)| v.as_str())
+        .filter(|v| v.len() >= REDACT_MIN_LEN)
+        .collect();
+    // Longest first, so a value that contains another is hidden whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut line = line.to_string();
+    for v in values {
+        if line.contains(v) {
+            line = line.replace(v, "[redacted]");
+        }
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +260,9 @@ mod tests {
             tools: Default::default(),
             expose: crate::config::Expose::Meta,
             direct: vec![],
+            disabled_reason: None,
+            env_remove: vec![],
+            vars: vec![],
         };
         Backend::new(config, Instant::now())
     }
@@ -249,6 +276,21 @@ mod tests {
         assert!(!b.record_crash(t0 + Duration::from_secs(62)));
         assert!(b.record_crash(t0 + Duration::from_secs(63)));
         assert!(b.crashes.is_empty());
+    }
+
+    #[test]
+    fn stderr_lines_have_env_values_redacted() {
+        let mut b = backend();
+        b.config.env = vec![
+            ("TOKEN".into(), "ghp_secret".into()),
+            ("LONG".into(), "ghp_secret_and_more".into()),
+            ("DEBUG".into(), "1".into()),
+        ];
+        b.remember_stderr("auth failed for ghp_secret_and_more and ghp_secret (attempt 1)\n");
+        assert_eq!(
+            b.stderr_tail[0],
+            "auth failed for [redacted] and [redacted] (attempt 1)"
+        );
     }
 
     #[test]
