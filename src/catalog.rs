@@ -50,6 +50,29 @@ pub fn fingerprint(cfg: &BackendConfig) -> String {
     )
 }
 
+/// A one-line description of a server from its `initialize` result: its
+/// `serverInfo.description`, else the first line of its `instructions`, else its
+/// `serverInfo.title`; `None` when it gives none of them (or `init` is not JSON).
+pub fn server_description(init: &RawValue) -> Option<String> {
+    const MAX_CHARS: usize = 200;
+    let init: serde_json::Value = serde_json::from_str(init.get()).ok()?;
+    let text = |v: Option<&serde_json::Value>| {
+        v.and_then(serde_json::Value::as_str)
+            .and_then(|s| s.lines().map(str::trim).find(|l| !l.is_empty()))
+            .map(str::to_string)
+    };
+    let info = init.get("serverInfo");
+    let line = text(info.and_then(|i| i.get("description")))
+        .or_else(|| text(init.get("instructions")))
+        .or_else(|| text(info.and_then(|i| i.get("title"))))?;
+    if line.chars().count() <= MAX_CHARS {
+        return Some(line);
+    }
+    let mut short: String = line.chars().take(MAX_CHARS).collect();
+    short.push('…');
+    Some(short)
+}
+
 /// What one backend reported.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -436,6 +459,27 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn server_description_prefers_description_then_instructions_then_title() {
+        let d = |t: &str| server_description(&raw(t));
+        assert_eq!(
+            d(r#"{"serverInfo":{"name":"n","title":"T","description":"Does X"},"instructions":"I"}"#).as_deref(),
+            Some("Does X")
+        );
+        assert_eq!(
+            d(r#"{"serverInfo":{"name":"n","title":"T"},"instructions":"\n  Use me for Y.\nMore."}"#).as_deref(),
+            Some("Use me for Y.")
+        );
+        assert_eq!(
+            d(r#"{"serverInfo":{"name":"n","title":"T"}}"#).as_deref(),
+            Some("T")
+        );
+        assert_eq!(d(r#"{"serverInfo":{"name":"n"}}"#), None);
+        assert_eq!(d("[1]"), None);
+        let long = d(&format!(r#"{{"instructions":"{}"}}"#, "a".repeat(500)));
+        assert_eq!(long.map(|l| l.chars().count()), Some(201));
     }
 
     #[test]

@@ -221,6 +221,9 @@ pub const FOREIGN_BACKEND_KEYS: &[&str] = &[
     "url",
     "watchPaths",
 ];
+/// The shortest env value [`BackendConfig::redact`] hides; shorter ones ("1", "off") are
+/// settings rather than secrets, and hiding them would garble ordinary words.
+pub const REDACT_MIN_LEN: usize = 4;
 /// Keys of a backend's `tools` object.
 const TOOLS_KEYS: &[&str] = &["allow", "deny"];
 /// Keys that decide the shape; used to suggest one when no shape is recognised.
@@ -352,6 +355,27 @@ impl BackendConfig {
     /// Whether the backend is reached through the meta-tools (expose Meta or Both).
     pub fn in_meta(&self) -> bool {
         matches!(self.expose, Expose::Meta | Expose::Both)
+    }
+
+    /// `text` with every `env` value of at least [`REDACT_MIN_LEN`] bytes replaced by
+    /// `[redacted]`, for quoting a backend's stderr in errors: a crashing server often
+    /// prints its token.
+    pub fn redact(&self, text: &str) -> String {
+        let mut values: Vec<&str> = self
+            .env
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .filter(|v| v.len() >= REDACT_MIN_LEN)
+            .collect();
+        // Longest first, so a value that contains another is hidden whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        let mut text = text.to_string();
+        for v in values {
+            if text.contains(v) {
+                text = text.replace(v, "[redacted]");
+            }
+        }
+        text
     }
 
     /// Whether a running process for `self` must be restarted to become `other` (command,

@@ -170,7 +170,7 @@ impl Backend {
     /// Keeps a stderr line for error messages (its env values redacted, shortened, oldest
     /// dropped first).
     pub fn remember_stderr(&mut self, line: &str) {
-        let mut line = redact(line.trim_end(), &self.config.env);
+        let mut line = self.config.redact(line.trim_end());
         if line.len() > STDERR_LINE_MAX {
             let mut cut = STDERR_LINE_MAX;
             while !line.is_char_boundary(cut) {
@@ -214,29 +214,6 @@ impl Backend {
             false
         }
     }
-}
-
-/// The shortest env value redacted from quoted stderr lines; shorter ones ("1", "off")
-/// are settings rather than secrets, and hiding them would garble ordinary words.
-pub const REDACT_MIN_LEN: usize = 4;
-
-/// `line` with every configured env value of at least [`REDACT_MIN_LEN`] bytes replaced
-/// by `[redacted]`: a crashing server often prints its token in the error.
-pub fn redact(line: &str, env: &[(String, String)]) -> String {
-    let mut values: Vec<&str> = env
-        .iter()
-        .map(|(_, v)| v.as_str())
-        .filter(|v| v.len() >= REDACT_MIN_LEN)
-        .collect();
-    // Longest first, so a value that contains another is hidden whole.
-    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-    let mut line = line.to_string();
-    for v in values {
-        if line.contains(v) {
-            line = line.replace(v, "[redacted]");
-        }
-    }
-    line
 }
 
 #[cfg(test)]
