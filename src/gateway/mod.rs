@@ -471,7 +471,8 @@ impl Gateway {
     /// A line from backend `b`'s stderr: logged under its name and kept for error messages.
     pub fn on_backend_stderr(&mut self, b: usize, line: &[u8]) {
         if let Some(be) = self.backends.get_mut(b) {
-            let text = String::from_utf8_lossy(line);
+            // Env values are never logged, even when a backend prints its token.
+            let text = be.config.redact(&String::from_utf8_lossy(line));
             info!(target: "gangway::backend", "[{}] {}", be.name(), text.trim_end());
             be.remember_stderr(&text);
         }

@@ -1,5 +1,6 @@
 //! The command line: version, config discovery and config errors (exit code 2).
 
+mod config_isolation;
 mod setup;
 
 use crate::util::*;

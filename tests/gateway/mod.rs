@@ -3,6 +3,7 @@
 mod backend_io;
 mod bad_input;
 mod catalog;
+mod config_isolation;
 mod crashes;
 mod lifecycle;
 mod meta;
