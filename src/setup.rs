@@ -1846,6 +1846,13 @@ fn find_backend<'a>(
 ) -> io::Result<Option<&'a BackendConfig>> {
     let file = config.path.display();
     if let Some(b) = config.backends.iter().find(|b| b.name == name) {
+        if let Some(reason) = &b.disabled_reason {
+            writeln!(
+                err,
+                "gangway: backend {name} in {file} is disabled: {reason}"
+            )?;
+            return Ok(None);
+        }
         if b.disabled {
             writeln!(
                 err,

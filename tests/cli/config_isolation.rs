@@ -240,3 +240,26 @@ fn a_desktop_file_shows_each_servers_own_description() {
     assert!(line.ends_with(": mock server"), "{line}");
     gw.finish();
 }
+
+#[test]
+fn call_on_a_backend_disabled_for_an_unset_variable_says_why() {
+    let dir = TempDir::new();
+    let mut needs = mock("needs", &[]);
+    needs["env"] = json!({ "TOKEN": format!("${{{UNSET}}}") });
+    let path = dir.write_config("config.json", &json!({ "backends": { "needs": needs } }));
+    let mut cmd = gangway(&dir);
+    cmd.arg("call")
+        .arg("--config")
+        .arg(&path)
+        .args(["needs", "echo"])
+        .env_remove(UNSET);
+    let r = run(cmd);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("needs")
+            && r.stderr
+                .contains("is disabled: ${GANGWAY_TEST_SURELY_UNSET_VAR}"),
+        "{}",
+        r.stderr
+    );
+}
