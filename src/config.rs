@@ -1816,8 +1816,12 @@ fn var_reference(s: &str) -> Option<(&str, Option<&str>, &str)> {
 
 /// Why a backend whose variables are unset is disabled (names and paths only, no value).
 fn unset_reason(unset: &[(String, String)]) -> String {
-    let mut names: Vec<&str> = unset.iter().map(|(n, _)| n.as_str()).collect();
-    names.dedup();
+    let mut names: Vec<&str> = Vec::new();
+    for (name, _) in unset {
+        if !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
     let refs: Vec<String> = names.iter().map(|n| format!("${{{n}}}")).collect();
     let (verb, pronoun) = if names.len() == 1 {
         ("is", "it")
@@ -2886,8 +2890,8 @@ mod tests {
         assert_has(
             reason,
             &[
-                "${GH_TOKEN}, ${B}",
-                "backends.github.args[0]",
+                "${GH_TOKEN}, ${B} (in backends.github.args[0], backends.github.env.B, \
+                 backends.github.env.GITHUB_PERSONAL_ACCESS_TOKEN) are not set",
                 "backends.github.env.GITHUB_PERSONAL_ACCESS_TOKEN",
                 "are not set in gangway's environment",
                 "\"env\" of gangway's own entry",
