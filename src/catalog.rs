@@ -50,6 +50,29 @@ pub fn fingerprint(cfg: &BackendConfig) -> String {
     )
 }
 
+/// A one-line description of a server from its `initialize` result: its
+/// `serverInfo.description`, else the first line of its `instructions`, else its
+/// `serverInfo.title`; `None` when it gives none of them (or `init` is not JSON).
+pub fn server_description(init: &RawValue) -> Option<String> {
+    const MAX_CHARS: usize = 200;
+    let init: serde_json::Value = serde_json::from_str(init.get()).ok()?;
+    let text = |v: Option<&serde_json::Value>| {
+        v.and_then(serde_json::Value::as_str)
+            .and_then(|s| s.lines().map(str::trim).find(|l| !l.is_empty()))
+            .map(str::to_string)
+    };
+    let info = init.get("serverInfo");
+    let line = text(info.and_then(|i| i.get("description")))
+        .or_else(|| text(init.get("instructions")))
+        .or_else(|| text(info.and_then(|i| i.get("title"))))?;
+    if line.chars().count() <= MAX_CHARS {
+        return Some(line);
+    }
+    let mut short: String = line.chars().take(MAX_CHARS).collect();
+    short.push('…');
+    Some(short)
+}
+
 /// What one backend reported.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -248,7 +271,8 @@ impl Catalog {
     /// Loads `path`. Never fails.
     ///
     /// A missing file gives an empty catalog silently (`log::debug`). An unreadable or
-    /// damaged file is logged with `log::warn` (what is wrong, the path, and that it will be
+    /// damaged file, or one that is not a regular file (a symbolic link, a FIFO, a device:
+    /// never opened in a way that could block), is logged with `log::warn` (what is wrong, the path, and that it will be
     /// rebuilt as backends start) and gives an empty catalog.
     pub fn load(path: &Path) -> Catalog {
         match read(path) {
@@ -269,7 +293,9 @@ impl Catalog {
 
     /// Writes the catalog to `path` atomically.
     ///
-    /// Creates missing parent directories. Re-reads the current file first and merges with
+    /// Refuses (with the path and the fix) when `path` exists and is not a regular file: a
+    /// symbolic link, FIFO, device or directory is never replaced. Creates missing parent
+    /// directories. Re-reads the current file first and merges with
     /// it, because other gangway configs may share the file: an entry on disk that `self`
     /// lacks is kept; for a fingerprint in both, the one with the larger `updated` wins and
     /// ties go to `self` (a damaged current file is replaced, with a warning). Drops the
@@ -301,6 +327,16 @@ impl Catalog {
             )
         })?;
 
+        // Never replace what is not a catalog file: rename would swap a link, a FIFO or a
+        // device node for a regular file.
+        if let Ok(meta) = fs::symlink_metadata(path) {
+            refuse_special(&meta).map_err(|why| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("cannot write the catalog {}: {why}", path.display()),
+                )
+            })?;
+        }
         let mut merged = match read(path) {
             Ok(Some(on_disk)) => on_disk,
             Ok(None) => Catalog::default(),
@@ -391,13 +427,58 @@ pub fn now_secs() -> u64 {
 
 /// Reads and parses `path`: `Ok(None)` when it does not exist, `Err` with a reason when it
 /// cannot be read or parsed.
+///
+/// Only a regular file is read: a FIFO or a device would block gangway's start or never
+/// end, and a symbolic link may lead anywhere, so those are refused with the fix. The file
+/// is opened without following a link and without blocking, and checked once open, so a
+/// file swapped in meanwhile cannot block either.
 fn read(path: &Path) -> Result<Option<Catalog>, String> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read it ({e})")),
-    };
+        Ok(meta) => refuse_special(&meta)?,
+    }
+    let flags = nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOFOLLOW;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .map_err(|e| format!("cannot read it ({e})"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read it ({e})"))?;
+    refuse_special(&meta)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| format!("cannot read it ({e})"))?;
     Catalog::parse(&text).map(Some)
+}
+
+/// `Err` with what the file is and what to do, unless `meta` is a regular file's.
+fn refuse_special(meta: &fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let what = if t.is_file() {
+        return Ok(());
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    };
+    Err(format!(
+        "it is {what}, which gangway never reads or replaces as its catalog; set \"catalog\" \
+         in the config to a path for a regular file of its own (or false to keep no catalog)"
+    ))
 }
 
 /// `s` as a JSON string literal.
@@ -474,6 +555,27 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn server_description_prefers_description_then_instructions_then_title() {
+        let d = |t: &str| server_description(&raw(t));
+        assert_eq!(
+            d(r#"{"serverInfo":{"name":"n","title":"T","description":"Does X"},"instructions":"I"}"#).as_deref(),
+            Some("Does X")
+        );
+        assert_eq!(
+            d(r#"{"serverInfo":{"name":"n","title":"T"},"instructions":"\n  Use me for Y.\nMore."}"#).as_deref(),
+            Some("Use me for Y.")
+        );
+        assert_eq!(
+            d(r#"{"serverInfo":{"name":"n","title":"T"}}"#).as_deref(),
+            Some("T")
+        );
+        assert_eq!(d(r#"{"serverInfo":{"name":"n"}}"#), None);
+        assert_eq!(d("[1]"), None);
+        let long = d(&format!(r#"{{"instructions":"{}"}}"#, "a".repeat(500)));
+        assert_eq!(long.map(|l| l.chars().count()), Some(201));
     }
 
     #[test]
@@ -664,6 +766,47 @@ mod tests {
         catalog.entries.insert("k".to_owned(), entry("a", 3, "{}"));
         fs::write(&path, catalog.to_json()).expect("write");
         assert_eq!(Catalog::load(&path).entries["k"].updated, 3);
+    }
+
+    #[test]
+    fn special_files_are_never_read_blocking_or_replaced() {
+        let tmp = TempDir::new("special");
+        let dir = &tmp.0;
+        let fifo = dir.join("fifo.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        let target = dir.join("target.json");
+        fs::write(&target, "{\"version\":1,\"entries\":{}}").expect("write");
+        let link = dir.join("link.json");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let mut c = Catalog::default();
+        c.put(
+            &backend(r#"{"command":"x"}"#),
+            entry("a", 1, r#"{"name":"t"}"#),
+        );
+        for (path, what) in [
+            (&fifo, "a FIFO"),
+            (&link, "a symbolic link"),
+            (&PathBuf::from("/dev/null"), "a device"),
+        ] {
+            // Would block forever on the FIFO if it were opened for reading normally.
+            assert!(Catalog::load(path).entries.is_empty());
+            let why = read(path).err().unwrap_or_default();
+            assert!(why.contains(what) && why.contains("\"catalog\""), "{why}");
+            let e = c.save(path).expect_err("refused");
+            assert!(e.to_string().contains(what), "{e}");
+        }
+        let meta = fs::symlink_metadata(&link).expect("still there");
+        assert!(meta.file_type().is_symlink(), "the link was not replaced");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(fs::symlink_metadata(&fifo)
+            .expect("still there")
+            .file_type()
+            .is_fifo());
+        assert_eq!(
+            fs::read_to_string(&target).expect("target"),
+            "{\"version\":1,\"entries\":{}}"
+        );
     }
 
     #[test]

@@ -49,6 +49,15 @@ pub enum Command {
 }
 
 impl Command {
+    /// The `--log-level` given to the subcommand, if any.
+    pub fn log_level(&self) -> Option<&str> {
+        match self {
+            Command::Check(a) => a.log_level.as_deref(),
+            Command::Tools(a) => a.log_level.as_deref(),
+            Command::Call(a) => a.log_level.as_deref(),
+        }
+    }
+
     /// The `--config` given to the subcommand, if any.
     pub fn config(&self) -> Option<&PathBuf> {
         match self {
@@ -78,6 +87,10 @@ pub struct CheckArgs {
     /// config file (default: $GANGWAY_CONFIG, else ./config.json)
     #[argh(option, short = 'c')]
     pub config: Option<PathBuf>,
+
+    /// log level for stderr, as before the command (error, warn, info, debug, trace)
+    #[argh(option)]
+    pub log_level: Option<String>,
 }
 
 /// list the tools of every enabled backend, or of one, with their descriptions
@@ -97,6 +110,10 @@ pub struct ToolsArgs {
     /// config file (default: $GANGWAY_CONFIG, else ./config.json)
     #[argh(option, short = 'c')]
     pub config: Option<PathBuf>,
+
+    /// log level for stderr, as before the command (error, warn, info, debug, trace)
+    #[argh(option)]
+    pub log_level: Option<String>,
 
     /// the backend to list (default: every enabled backend)
     #[argh(positional)]
@@ -126,6 +143,10 @@ pub struct CallArgs {
     /// config file (default: $GANGWAY_CONFIG, else ./config.json)
     #[argh(option, short = 'c')]
     pub config: Option<PathBuf>,
+
+    /// log level for stderr, as before the command (error, warn, info, debug, trace)
+    #[argh(option)]
+    pub log_level: Option<String>,
 
     /// the backend, as named in the config
     #[argh(positional)]
@@ -211,5 +232,18 @@ mod tests {
         assert_eq!(call.json_args.as_deref(), Some("{\"text\":1}"));
 
         assert!(parse(&["call", "alpha"]).is_err(), "TOOL is required");
+    }
+
+    #[test]
+    fn log_level_is_accepted_after_the_subcommand_too() {
+        for args in [
+            &["check", "--log-level", "debug"][..],
+            &["tools", "--log-level", "debug", "alpha"],
+            &["call", "alpha", "echo", "--log-level", "debug"],
+        ] {
+            let cli = parse(args).expect("parses");
+            let level = cli.command.as_ref().and_then(Command::log_level);
+            assert_eq!(level, Some("debug"), "{args:?}");
+        }
     }
 }

@@ -330,6 +330,24 @@ struct RunOptions {
     interactive: bool,
     rm: bool,
     restart: bool,
+    /// Index of the image among the scanned arguments.
+    image: Option<usize>,
+}
+
+/// Whether `command args` is a `docker run` of gangway's own image (`gangway`,
+/// `gangway:TAG`, `REGISTRY/PATH/gangway[:TAG][@DIGEST]`), for the config's guard against
+/// a file that makes gangway start itself.
+pub fn runs_gangway_image(command: &str, args: &[String]) -> bool {
+    let Some(run) = find_run(command, args) else {
+        return false;
+    };
+    let rest = args.get(run.options_start..).unwrap_or_default();
+    let image = scan_run_options(rest).image.and_then(|i| rest.get(i));
+    image.is_some_and(|image| {
+        let image = image.split_once('@').map_or(image.as_str(), |(i, _)| i);
+        let last = image.rsplit('/').next().unwrap_or(image);
+        last.split_once(':').map_or(last, |(n, _)| n) == "gangway"
+    })
 }
 
 /// Reads `docker run` options up to the image (the first argument that is not an option
@@ -340,6 +358,7 @@ fn scan_run_options(args: &[String]) -> RunOptions {
     while i < args.len() {
         let a = args[i].as_str();
         if a == "--" || !a.starts_with('-') || a == "-" {
+            o.image = Some(if a == "--" { i + 1 } else { i });
             break;
         }
         if let Some(long) = a.strip_prefix("--") {
@@ -485,6 +504,9 @@ mod tests {
             tools: Default::default(),
             expose: crate::config::Expose::Meta,
             direct: vec![],
+            disabled_reason: None,
+            env_remove: vec![],
+            vars: vec![],
         }
     }
 
@@ -579,6 +601,41 @@ mod tests {
             1,
         );
         assert!(!l.args.contains(&"--rm".to_string()));
+    }
+
+    #[test]
+    fn gangways_own_image_is_recognised_in_every_spelling() {
+        let runs = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            runs_gangway_image("docker", &args)
+        };
+        let sock = "/var/run/docker.sock:/var/run/docker.sock";
+        assert!(runs(&["run", "-i", "--rm", "-v", sock, "gangway"]));
+        assert!(runs(&[
+            "run",
+            "-i",
+            "--rm",
+            "-v",
+            sock,
+            "gangway:0.1",
+            "--config",
+            "/c.json"
+        ]));
+        assert!(runs(&[
+            "--context",
+            "x",
+            "container",
+            "run",
+            "-i",
+            "ghcr.io/o/gangway:latest"
+        ]));
+        assert!(runs(&["run", "-i", "localhost:5000/gangway@sha256:abc"]));
+        assert!(!runs(&["run", "-i", "--rm", "-e", "gangway", "mcp/time"]));
+        assert!(!runs(&["run", "-i", "mcp/gangway-helper", "gangway"]));
+        assert!(!runs_gangway_image(
+            "podman",
+            &["run".into(), "gangway".into()]
+        ));
     }
 
     #[test]

@@ -24,7 +24,8 @@ fn main() -> ExitCode {
         None => log::LevelFilter::Info,
         Some(_) => log::LevelFilter::Warn,
     };
-    init_logging(default_level, cli.log_level.as_deref());
+    let level = cli.command.as_ref().and_then(Command::log_level);
+    init_logging(default_level, level.or(cli.log_level.as_deref()));
     let flag = cli
         .command
         .as_ref()

@@ -140,6 +140,8 @@ pub enum ProbeError {
         during: String,
         /// How it ended ("exit status 3"), if it was reaped.
         status: Option<String>,
+        /// The first line it printed to stdout that is not JSON-RPC, if any.
+        noise: Option<String>,
         /// Its last meaningful stderr line.
         stderr: Option<String>,
     },
@@ -211,11 +213,15 @@ impl fmt::Display for ProbeError {
             ProbeError::Exited {
                 during,
                 status,
+                noise,
                 stderr,
             } => {
                 match status {
                     Some(s) => write!(f, "exited during {during} ({s})")?,
                     None => write!(f, "closed its stdout during {during}")?,
+                }
+                if let Some(line) = noise {
+                    write!(f, "; {}", noise_sentence(line))?;
                 }
                 write_stderr_line(f, stderr.as_deref())
             }
@@ -266,6 +272,14 @@ impl std::error::Error for ProbeError {
             _ => None,
         }
     }
+}
+
+/// What a stdout line that is not JSON-RPC says about the server.
+fn noise_sentence(line: &str) -> String {
+    format!(
+        "it printed a line that is not JSON-RPC to stdout, which MCP reserves for messages \
+         (a server must log to stderr): {line}"
+    )
 }
 
 fn write_stderr_line(f: &mut fmt::Formatter<'_>, line: Option<&str>) -> fmt::Result {
@@ -346,6 +360,10 @@ pub struct Probe {
     stderr_tail: VecDeque<String>,
     /// The length of the last stdout line dropped for exceeding `max_message_bytes`.
     oversize: Option<usize>,
+    /// The first stdout line that is not JSON-RPC (env values redacted).
+    noise: Option<String>,
+    /// Its config, whose env values are redacted from quoted lines.
+    config: BackendConfig,
     /// How the process ended, once reaped.
     exit: Option<String>,
     container: Option<Container>,
@@ -398,6 +416,8 @@ impl Probe {
             responses: Vec::new(),
             stderr_tail: VecDeque::new(),
             oversize: None,
+            noise: None,
+            config: cfg.clone(),
             exit: None,
             container: launch.container,
             init: None,
@@ -651,6 +671,7 @@ impl Probe {
                 return Err(ProbeError::Exited {
                     during,
                     status: self.exit.clone(),
+                    noise: self.noise.clone(),
                     stderr: self.last_stderr_line(),
                 });
             }
@@ -675,6 +696,9 @@ impl Probe {
     }
 
     fn timeout_hint(&self, method: &str) -> Option<String> {
+        if let Some(line) = &self.noise {
+            return Some(noise_sentence(line));
+        }
         if let Some(len) = self.oversize {
             return Some(format!(
                 "it sent a {len}-byte line, over \"max_message_bytes\", which was dropped"
@@ -839,11 +863,15 @@ impl Probe {
         let msg: Incoming = match serde_json::from_slice(line) {
             Ok(m) => m,
             Err(e) => {
+                let text = String::from_utf8_lossy(line);
                 log::debug!(
-                    "{}: ignoring a stdout line that is not JSON-RPC ({e}): {}",
-                    self.name,
-                    String::from_utf8_lossy(line)
+                    "{}: ignoring a stdout line that is not JSON-RPC ({e}): {text}",
+                    self.name
                 );
+                if self.noise.is_none() {
+                    self.noise = last_meaningful_line(std::iter::once(text.as_ref()))
+                        .map(|l| self.config.redact(&l));
+                }
                 return;
             }
         };
@@ -937,6 +965,7 @@ impl Probe {
     /// --help'." is skipped, so its error line before it is shown.
     fn last_stderr_line(&self) -> Option<String> {
         last_meaningful_line(self.stderr_tail.iter().map(String::as_str))
+            .map(|l| self.config.redact(&l))
     }
 }
 
@@ -965,19 +994,44 @@ impl fmt::Debug for Probe {
     }
 }
 
-/// The last line of `lines` that says something (see [`is_help_hint`]), shortened to
+/// npm's cause of a failure (see [`npm_cause`]), else the last line of `lines` that says
+/// something (see [`is_help_hint`]), shortened to
 /// [`LINE_SHOWN`] characters so that it fits in a table cell.
-fn last_meaningful_line<'a>(lines: impl DoubleEndedIterator<Item = &'a str>) -> Option<String> {
-    let line = lines
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !is_help_hint(l))?;
+fn last_meaningful_line<'a>(
+    lines: impl DoubleEndedIterator<Item = &'a str> + Clone,
+) -> Option<String> {
+    let line = npm_cause(lines.clone()).or_else(|| {
+        lines
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !is_help_hint(l))
+    })?;
     if line.chars().count() <= LINE_SHOWN {
         return Some(line.to_string());
     }
     let mut short: String = line.chars().take(LINE_SHOWN).collect();
     short.push('…');
     Some(short)
+}
+
+/// npm's own explanation of a failure: its first `npm error` line (`npm ERR!` before npm
+/// 10) other than the `code` line, e.g. "npm error 404 Not Found - GET https://…", rather
+/// than its trailing "A complete log of this run can be found in …" line.
+fn npm_cause<'a>(lines: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    lines.map(str::trim).find(|l| {
+        let Some(rest) = l
+            .strip_prefix("npm error")
+            .or_else(|| l.strip_prefix("npm ERR!"))
+        else {
+            return false;
+        };
+        let rest = rest.trim();
+        !rest.is_empty()
+            && !rest.starts_with("code ")
+            && rest != "404"
+            && !rest.starts_with('/')
+            && !rest.contains("A complete log of this run")
+    })
 }
 
 /// docker's "See 'docker run --help'." and "Run 'docker run --help' for more information".
@@ -1569,6 +1623,9 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
         if n == 1 { "" } else { "s" },
         config.enabled().count()
     )?;
+    for note in &config.notes {
+        writeln!(out, "note: {note}")?;
+    }
     let enabled: Vec<&BackendConfig> = config.enabled().collect();
     let docker_failed = report_docker(&docker_preflight(&enabled), file, out)?;
     if interrupted() {
@@ -1613,7 +1670,10 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
                 "disabled".into(),
                 "-".into(),
                 "-".into(),
-                String::new(),
+                b.disabled_reason
+                    .as_deref()
+                    .map(one_line)
+                    .unwrap_or_default(),
             ]
         } else if docker_failed.contains(&b.name) {
             skipped += 1;
@@ -1673,6 +1733,9 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
         summary.push_str(&format!(", {disabled} disabled"));
     }
     writeln!(out, "{summary}")?;
+    for line in shell_only_vars(config, &crate::config::process_env) {
+        writeln!(out, "{line}")?;
+    }
     match &config.catalog {
         Some(path) => refresh_catalog(path, &learned, out)?,
         None => writeln!(out, "catalog: off")?,
@@ -1694,6 +1757,37 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
         return Ok(Outcome::Failed);
     }
     Ok(Outcome::Success)
+}
+
+/// A warning for each enabled backend whose `${VAR}`s are set here (`lookup`), in the
+/// shell `gangway check` runs in: an MCP client starts gangway with a minimal environment,
+/// so there they are unset unless the client's entry for gangway passes them.
+fn shell_only_vars(config: &Config, lookup: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for b in config.enabled() {
+        let vars: Vec<&str> = b
+            .vars
+            .iter()
+            .map(String::as_str)
+            .filter(|v| !crate::config::ALWAYS_INHERITED.contains(v) && lookup(v).is_some())
+            .collect();
+        if vars.is_empty() {
+            continue;
+        }
+        let env: Vec<String> = vars.iter().map(|v| format!("\"{v}\": \"...\"")).collect();
+        let flags: Vec<String> = vars.iter().map(|v| format!("\"-e\", \"{v}\"")).collect();
+        lines.push(format!(
+            "warning: backend {} takes {} from this shell's environment, but an MCP client \
+             starts gangway with a minimal one: add \"env\": {{{}}} to gangway's entry in the \
+             client's config (for gangway's container, also add {} to its \"args\" before \
+             the image)",
+            b.name,
+            vars.join(", "),
+            env.join(", "),
+            flags.join(", ")
+        ));
+    }
+    lines
 }
 
 /// Renders `rows` (the first is the header) as columns two spaces apart; `right` marks
@@ -1753,6 +1847,13 @@ fn find_backend<'a>(
 ) -> io::Result<Option<&'a BackendConfig>> {
     let file = config.path.display();
     if let Some(b) = config.backends.iter().find(|b| b.name == name) {
+        if let Some(reason) = &b.disabled_reason {
+            writeln!(
+                err,
+                "gangway: backend {name} in {file} is disabled: {reason}"
+            )?;
+            return Ok(None);
+        }
         if b.disabled {
             writeln!(
                 err,
@@ -2094,6 +2195,9 @@ mod tests {
             tools: Default::default(),
             expose: crate::config::Expose::Meta,
             direct: vec![],
+            disabled_reason: None,
+            env_remove: vec![],
+            vars: vec![],
         }
     }
 
@@ -2371,6 +2475,58 @@ done"#
         drop(p);
         // Reaped by the probe: the pid no longer exists (not even as a zombie).
         assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    }
+
+    #[test]
+    fn npms_404_line_is_shown_rather_than_its_log_file_line() {
+        let npm10 = [
+            "npm error code E404",
+            "npm error 404 Not Found - GET https://registry.npmjs.org/@x%2fnope - Not found",
+            "npm error 404",
+            "npm error 404  '@x/nope@*' is not in this registry.",
+            "npm error A complete log of this run can be found in: /root/.npm/_logs/x.log",
+        ];
+        assert_eq!(
+            last_meaningful_line(npm10.iter().copied()).as_deref(),
+            Some("npm error 404 Not Found - GET https://registry.npmjs.org/@x%2fnope - Not found")
+        );
+        let npm8 = [
+            "npm ERR! code ETARGET",
+            "npm ERR! notarget No matching version found for x@9.",
+            "npm ERR! A complete log of this run can be found in:",
+            "npm ERR!     /root/.npm/_logs/x.log",
+        ];
+        assert_eq!(
+            last_meaningful_line(npm8.iter().copied()).as_deref(),
+            Some("npm ERR! notarget No matching version found for x@9.")
+        );
+        let other = ["starting", "Error: boom", "See 'docker run --help'."];
+        assert_eq!(
+            last_meaningful_line(other.iter().copied()).as_deref(),
+            Some("Error: boom")
+        );
+    }
+
+    #[test]
+    fn shell_only_variables_are_named_with_how_to_pass_them() {
+        let config = Config::parse(
+            r#"{"backends": {"gh": {"command": "x", "env": {"T": "${GH_TOKEN}", "H": "${HOME}", "U": "${UNSET_HERE:-d}"}}}}"#,
+            Path::new("/tmp/c.json"),
+            &|v: &str| (v != "UNSET_HERE").then(|| "v".to_string()),
+        )
+        .expect("valid");
+        let lines = shell_only_vars(&config, &|v: &str| {
+            (v != "UNSET_HERE").then(|| "v".to_string())
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let l = &lines[0];
+        assert!(
+            l.contains("backend gh takes GH_TOKEN from this shell"),
+            "{l}"
+        );
+        assert!(l.contains("\"env\": {\"GH_TOKEN\": \"...\"}"), "{l}");
+        assert!(l.contains("\"-e\", \"GH_TOKEN\""), "{l}");
+        assert!(!l.contains("HOME"), "{l}");
     }
 
     #[test]

@@ -204,9 +204,10 @@ impl Backend {
         matches!(self.phase, Phase::Starting | Phase::Ready | Phase::Stopping)
     }
 
-    /// Keeps a stderr line for error messages (shortened, oldest dropped first).
+    /// Keeps a stderr line for error messages (its env values redacted, shortened, oldest
+    /// dropped first).
     pub fn remember_stderr(&mut self, line: &str) {
-        let mut line = line.trim_end().to_string();
+        let mut line = self.config.redact(line.trim_end());
         if line.len() > STDERR_LINE_MAX {
             let mut cut = STDERR_LINE_MAX;
             while !line.is_char_boundary(cut) {
@@ -282,6 +283,9 @@ mod tests {
             tools: Default::default(),
             expose: crate::config::Expose::Meta,
             direct: vec![],
+            disabled_reason: None,
+            env_remove: vec![],
+            vars: vec![],
         };
         Backend::new(config, Instant::now())
     }
@@ -295,6 +299,21 @@ mod tests {
         assert!(!b.record_crash(t0 + Duration::from_secs(62)));
         assert!(b.record_crash(t0 + Duration::from_secs(63)));
         assert!(b.crashes.is_empty());
+    }
+
+    #[test]
+    fn stderr_lines_have_env_values_redacted() {
+        let mut b = backend();
+        b.config.env = vec![
+            ("TOKEN".into(), "ghp_secret".into()),
+            ("LONG".into(), "ghp_secret_and_more".into()),
+            ("DEBUG".into(), "1".into()),
+        ];
+        b.remember_stderr("auth failed for ghp_secret_and_more and ghp_secret (attempt 1)\n");
+        assert_eq!(
+            b.stderr_tail[0],
+            "auth failed for [redacted] and [redacted] (attempt 1)"
+        );
     }
 
     #[test]

@@ -229,6 +229,9 @@ pub struct Gateway {
     /// Client lines to process again once the lists they waited for are known.
     deferred: Vec<Vec<u8>>,
     life: Life,
+    /// Backends gangway disabled, with the reason (`BackendConfig::disabled_reason`), for
+    /// the instructions and the meta-tools' errors.
+    unavailable: Vec<(String, String)>,
 }
 
 impl Gateway {
@@ -266,6 +269,7 @@ impl Gateway {
             retrying: false,
             deferred: Vec::new(),
             life: Life::Running,
+            unavailable: unavailable(config),
         };
         gw.set_client_init(SUPPORTED_PROTOCOL_VERSIONS[0], None, None);
         gw
@@ -527,7 +531,8 @@ impl Gateway {
     /// A line from backend `b`'s stderr: logged under its name and kept for error messages.
     pub fn on_backend_stderr(&mut self, b: usize, line: &[u8]) {
         if let Some(be) = self.backends.get_mut(b) {
-            let text = String::from_utf8_lossy(line);
+            // Env values are never logged, even when a backend prints its token.
+            let text = be.config.redact(&String::from_utf8_lossy(line));
             info!(target: "gangway::backend", "[{}] {}", be.name(), text.trim_end());
             be.remember_stderr(&text);
         }
@@ -719,11 +724,20 @@ impl Gateway {
         let mut s = format!("gangway fronts {} MCP server(s):\n", self.order.len());
         for &b in &self.order {
             let be = &self.backends[b];
+            // A Claude Desktop file has no descriptions: the server's own, from its last
+            // initialize (or the catalog), says more than nothing.
+            let reported = || {
+                let catalog = self.catalog.as_ref().and_then(|c| c.get(&be.config));
+                let init = be.init_result.as_deref();
+                init.or_else(|| catalog.and_then(|e| e.init.as_deref()))
+                    .and_then(crate::catalog::server_description)
+            };
             let desc = be
                 .config
                 .description
-                .as_deref()
-                .unwrap_or("(no description)");
+                .clone()
+                .or_else(reported)
+                .unwrap_or_else(|| "(no description)".to_string());
             let how = match (be.config.expose, be.config.direct.is_empty()) {
                 (Expose::Meta, true) => "through use_tool".to_string(),
                 (Expose::Meta, false) => format!(
@@ -740,6 +754,9 @@ impl Gateway {
                 ),
             };
             s.push_str(&format!("- {} ({how}): {desc}\n", be.name()));
+        }
+        for (name, reason) in &self.unavailable {
+            s.push_str(&format!("- {name} (disabled): {reason}\n"));
         }
         if self.meta_enabled() {
             s.push_str(
@@ -776,6 +793,19 @@ impl Gateway {
     fn backend_names(&self) -> Vec<&str> {
         let metas = self.meta_backends();
         metas.iter().map(|b| self.backends[*b].name()).collect()
+    }
+
+    /// The meta-tools' error for a backend they do not reach: why it is disabled, if
+    /// gangway disabled it, else that it is unknown; `available` lists the valid names.
+    fn unknown_backend(&self, name: &str, available: &str) -> String {
+        match self.unavailable.iter().find(|(n, _)| n == name) {
+            Some((_, reason)) => format!(
+                "Error: backend server {name} is disabled: {reason}. Available servers: {available}"
+            ),
+            None => {
+                format!("Error: Unknown backend server: {name}. Available servers: {available}")
+            }
+        }
     }
 
     /// The live backend called `name`.
@@ -1016,10 +1046,8 @@ impl Gateway {
         };
         let found = self.backend_named(backend);
         let Some(b) = found.filter(|b| self.backends[*b].config.in_meta()) else {
-            return fail(
-                self,
-                format!("Error: Unknown backend server: {backend}. Available servers: {available}"),
-            );
+            let text = self.unknown_backend(backend, &available);
+            return fail(self, text);
         };
         let Some(tool) = args.server_tool.as_deref() else {
             return fail(self, format!("Error: Missing required parameter: server_tool. Call discover_backend_tools with backend_server \"{backend}\" to list its tools"));
@@ -1060,10 +1088,7 @@ impl Gateway {
             {
                 Some(b) => vec![b],
                 None => {
-                    let text = format!(
-                        "Error: Unknown backend server: {name}. Available servers: {}",
-                        self.backend_names().join(", ")
-                    );
+                    let text = self.unknown_backend(name, &self.backend_names().join(", "));
                     write_result(self.out.client.buf(), id, &tools::error_result(&text));
                     return;
                 }
@@ -2382,6 +2407,15 @@ fn error_message(err: &RawValue) -> String {
         }) => m,
         _ => err.get().to_string(),
     }
+}
+
+/// The backends of `config` gangway disabled, with the reason.
+fn unavailable(config: &Config) -> Vec<(String, String)> {
+    config
+        .backends
+        .iter()
+        .filter_map(|b| Some((b.name.clone(), b.disabled_reason.clone()?)))
+        .collect()
 }
 
 #[cfg(test)]

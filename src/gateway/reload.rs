@@ -128,6 +128,7 @@ impl Gateway {
         let reordered = self.order != order;
         self.expose = config.expose;
         self.separator = config.separator.clone();
+        self.unavailable = super::unavailable(config);
         self.order = order;
         info!(
             "config reloaded from {}: {} added, {} removed, {} changed ({} backend slots)",

@@ -552,6 +552,30 @@ fn use_tool_unknown_backend_is_an_error_result_listing_backends() {
 }
 
 #[test]
+fn a_backend_gangway_disabled_is_named_with_its_reason() {
+    let mut h = Harness::from_json(
+        r#"{"backends": {"alpha": {"command": "a"},
+                         "needs": {"command": "n", "env": {"T": "${UNSET_IN_TEST}"}}}}"#,
+    );
+    let result = h.initialize("2025-11-25", json!({}));
+    let text = result["instructions"].as_str().expect("instructions");
+    assert!(
+        text.contains("- needs (disabled): ${UNSET_IN_TEST} (in backends.needs.env.T) is not set"),
+        "{text}"
+    );
+    h.send(use_tool(json!(1), "needs", "echo", json!({})));
+    let text = error_text(&h.client_one());
+    assert!(
+        text.starts_with("Error: backend server needs is disabled: ${UNSET_IN_TEST}")
+            && text.ends_with("Available servers: alpha"),
+        "{text}"
+    );
+    h.send(discover(json!(2), Some("needs")));
+    assert!(error_text(&h.client_one()).contains("needs is disabled"));
+    assert!(h.actions().is_empty(), "nothing is started for it");
+}
+
+#[test]
 fn use_tool_missing_backend_server_is_an_error_result_listing_backends() {
     let mut h = Harness::new("meta");
     h.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",

@@ -24,12 +24,16 @@ pub struct Spawned {
 }
 
 /// Starts `cfg`'s command with piped stdio, in a new process group (so a signal reaches
-/// wrappers like `npx` and everything they start), with gangway's environment plus the
-/// backend's `env`, and with a parent-death signal so it does not outlive gangway. `args`
+/// wrappers like `npx` and everything they start), with gangway's environment minus
+/// `cfg.env_remove` plus the backend's `env`, and with a parent-death signal so it does not outlive gangway. `args`
 /// replace `cfg.args` (see [`crate::docker::launch`], which adds a docker backend's name
 /// and labels).
 pub fn spawn(cfg: &BackendConfig, args: &[String]) -> io::Result<Spawned> {
     let mut cmd = Command::new(&cfg.command);
+    // Another backend's secrets first, so the backend's own `env` can still set a name.
+    cfg.env_remove
+        .iter()
+        .for_each(|var| _ = cmd.env_remove(var));
     cmd.args(args)
         .envs(cfg.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())

@@ -1,5 +1,6 @@
 //! The command line: version, config discovery and config errors (exit code 2).
 
+mod config_isolation;
 mod setup;
 
 use crate::util::*;
@@ -167,7 +168,7 @@ fn gangway_config_env_var_is_used_without_config_flag() {
 }
 
 #[test]
-fn unset_variable_in_args_exits_2_naming_backend_and_variable() {
+fn unset_variable_in_args_disables_that_backend_naming_it_the_variable_and_where() {
     let dir = TempDir::new();
     let mut alpha = mock("alpha", &[]);
     alpha["args"]
@@ -180,8 +181,13 @@ fn unset_variable_in_args_exits_2_naming_backend_and_variable() {
         .arg(&path)
         .env_remove("GW_TEST_NEVER_SET_TOKEN");
     let r = run(cmd);
-    assert_eq!(r.code, Some(2), "{}", r.stderr);
-    assert!(r.stderr.contains("alpha"), "{}", r.stderr);
+    // Not a startup error (issue 11): a client would lose every other backend with it.
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("backend alpha is disabled"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("GW_TEST_NEVER_SET_TOKEN"), "{}", r.stderr);
     assert!(r.stderr.contains("args[2]"), "names where: {}", r.stderr);
 }

@@ -4,6 +4,7 @@ mod backend_io;
 mod bad_input;
 mod bounds;
 mod catalog;
+mod config_isolation;
 mod crashes;
 mod lifecycle;
 mod meta;

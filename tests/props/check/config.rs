@@ -73,6 +73,17 @@ fn check_config(config: &Config) {
             b.env.windows(2).all(|w| w[0].0 < w[1].0),
             "env not sorted by unique name: {b:?}"
         );
+        assert!(
+            b.disabled || b.disabled_reason.is_none(),
+            "a reason without being disabled: {b:?}"
+        );
+        assert!(
+            b.env_remove
+                .iter()
+                .all(|v| !b.vars.contains(v)
+                    && !gangway::config::ALWAYS_INHERITED.contains(&v.as_str())),
+            "a backend loses a variable it references, or a basic one: {b:?}"
+        );
         if b.disabled {
             continue;
         }
@@ -99,6 +110,17 @@ fn check_config(config: &Config) {
 fn check_secret_kept(text: &str, config: &Config) {
     if text.contains(SECRET) {
         return;
+    }
+    for text in config.notes.iter().chain(
+        config
+            .backends
+            .iter()
+            .filter_map(|b| b.disabled_reason.as_ref()),
+    ) {
+        assert!(
+            !text.contains(SECRET),
+            "a note or reason shows a value: {text}"
+        );
     }
     for b in &config.backends {
         let visible = std::iter::once(&b.command)
