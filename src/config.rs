@@ -1398,6 +1398,7 @@ impl Parser<'_> {
                 .map(str::to_string),
             timeout: defaults.timeout,
             startup_timeout: defaults.startup_timeout,
+            client_request_timeout: defaults.client_request_timeout,
             idle_timeout: defaults.idle_timeout,
             disabled: true,
             prefix: name.to_string(),

@@ -150,10 +150,11 @@ fn a_typo_in_a_desktop_file_is_still_an_error() {
     let mut gw = Gangway::start(&dir, &json!({ "mcpServers": { "a": entry } }));
     let status = gw.wait_exit(T);
     assert_eq!(status.and_then(|s| s.code()), Some(2), "{:?}", gw.stderr());
-    let stderr = gw.stderr().join("\n");
+    // The exit can be seen before the reader thread has collected the last stderr line.
+    let line = gw.wait_stderr("unknown key", T);
     assert!(
-        stderr.contains("unknown key \"tiemout\"") && stderr.contains("did you mean \"timeout\""),
-        "{stderr}"
+        line.contains("unknown key \"tiemout\"") && line.contains("did you mean \"timeout\""),
+        "{line}"
     );
 }
 
