@@ -62,6 +62,9 @@ pub struct Instance {
     pub owner: String,
     /// The id of the container gangway runs in, if it runs in one.
     pub container: Option<String>,
+    /// The nesting depth its containers get as `GANGWAY_DEPTH` (see
+    /// [`crate::runtime::guard`]): a gangway image run as a backend counts as nested too.
+    pub child_depth: u32,
 }
 
 impl Instance {
@@ -83,6 +86,7 @@ impl Instance {
             id: random_id(),
             owner,
             container,
+            child_depth: crate::runtime::guard::child_depth(),
         }
     }
 }
@@ -136,7 +140,8 @@ pub fn is_docker_run(cfg: &BackendConfig) -> bool {
 
 /// The command line for start number `seq` of backend `cfg`. For `docker run`, gangway
 /// adds right after `run`: `--name gangway-BACKEND-INSTANCE-SEQ` (unless the user gave
-/// `--name`), the labels, `-i` when missing (MCP needs stdin) and `--rm` when missing (and
+/// `--name`), the labels, `--env GANGWAY_DEPTH=N` (nesting is counted inside containers
+/// too), `-i` when missing (MCP needs stdin) and `--rm` when missing (and
 /// no `--restart` policy forbids it). Other commands are returned unchanged.
 pub fn launch(cfg: &BackendConfig, instance: &Instance, seq: u64) -> Launch {
     let Some(run) = find_run(&cfg.command, &cfg.args) else {
@@ -167,6 +172,12 @@ pub fn launch(cfg: &BackendConfig, instance: &Instance, seq: u64) -> Launch {
     if let Some(c) = &instance.container {
         label(LABEL_CONTAINER, c);
     }
+    added.push("--env".to_string());
+    added.push(format!(
+        "{}={}",
+        crate::runtime::guard::DEPTH_VAR,
+        instance.child_depth
+    ));
     if !opts.interactive {
         added.push("--interactive".to_string());
     }
@@ -449,7 +460,7 @@ fn read_trimmed(path: &str) -> String {
 }
 
 /// 12 random hex digits from the kernel, or from the clock and pid if that fails.
-fn random_id() -> String {
+pub fn random_id() -> String {
     use std::io::Read;
     let mut bytes = [0u8; 6];
     let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
@@ -492,6 +503,7 @@ mod tests {
             id: "abcdef012345".to_string(),
             owner: "host/b00t/4026531836/100/5000".to_string(),
             container: None,
+            child_depth: 1,
         }
     }
 
@@ -527,6 +539,8 @@ mod tests {
                 "gangway.backend=gh",
                 "--label",
                 "gangway.owner=host/b00t/4026531836/100/5000",
+                "--env",
+                "GANGWAY_DEPTH=1",
                 "-i",
                 "--rm",
                 "-e",

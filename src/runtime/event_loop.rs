@@ -2,6 +2,7 @@
 //! writes, spawns and signals. One thread; it sleeps until a source is ready or the next
 //! deadline is due.
 
+use super::guard;
 use super::process::{self, Spawned};
 use super::stdio::{ClientIn, ClientOut};
 use crate::catalog::Catalog;
@@ -34,6 +35,11 @@ const BACKEND_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// At most this many reads from one source per loop turn, so one busy pipe cannot starve
 /// the others; a source cut short stays marked readable.
 const READS_PER_TURN: usize = 16;
+/// When a backend's leader has exited, at most this many reads (of up to 64 KiB) are
+/// taken from each of its pipes for its last words: enough to empty a full pipe of the
+/// largest size an unprivileged process can set (1 MiB). A process that escaped the kill
+/// and keeps writing cannot hold the loop.
+const EXIT_DRAIN_READS: usize = 16;
 /// stderr lines longer than this are cut (they are only logged).
 const STDERR_LINE_MAX: usize = 64 * 1024;
 /// How long gangway waits at exit for killed backends to be reaped.
@@ -72,6 +78,8 @@ impl std::error::Error for RunError {
 /// The pipes of one running backend process.
 struct BackendIo {
     pid: i32,
+    /// Its spawn number, the marker its descendants carry.
+    mark: u64,
     stdin: Option<Sender>,
     stdout: Option<Receiver>,
     stderr: Option<Receiver>,
@@ -85,6 +93,7 @@ struct BackendIo {
 /// Runs gangway on this process's stdin/stdout until the client leaves or a signal stops
 /// it. Returns once every backend has been stopped and reaped.
 pub fn run(config: &Config) -> Result<(), RunError> {
+    guard::become_subreaper();
     let mut rt = Runtime::new(config)?;
     rt.run()
 }
@@ -343,17 +352,18 @@ impl Runtime {
                 }
                 continue;
             };
+            // Whatever the leader left behind, in its group or not, is orphaned now: kill
+            // it first, so nothing keeps writing while the pipes are read.
+            self.kill_leftovers(b);
             // Its last words may still sit in the pipes: hand them on before the exit.
             if let Some(io) = self.backends[b].as_mut() {
                 io.stdout_readable = true;
                 io.stderr_readable = true;
             }
-            self.read_backend_fully(now, b);
+            self.read_backend_pipes(now, b, true, EXIT_DRAIN_READS);
             if let Some(mut io) = self.backends[b].take() {
                 self.deregister(&mut io);
             }
-            // Whatever the leader left behind in its group is orphaned now.
-            process::signal_group(exit.pid, Signal::SIGKILL);
             self.remove_container(b);
             self.gw.on_backend_exit(now, b, &exit.status);
         }
@@ -423,8 +433,20 @@ impl Runtime {
         self.read_backend_pipes(now, b, !paused, READS_PER_TURN);
     }
 
-    fn read_backend_fully(&mut self, now: Instant, b: usize) {
-        self.read_backend_pipes(now, b, true, usize::MAX);
+    /// Kills what backend `b`'s process left behind: its process group, and every process
+    /// carrying its marker (those that left the group, `setsid` daemons).
+    fn kill_leftovers(&self, b: usize) {
+        let Some(io) = self.backends[b].as_ref() else {
+            return;
+        };
+        process::signal_group(io.pid, Signal::SIGKILL);
+        let n = guard::sweep(Some(io.mark));
+        if n > 0 {
+            log::info!(
+                "killed {n} process(es) backend '{}' left running after it ended",
+                backend_name(&self.gw, b)
+            );
+        }
     }
 
     fn read_backend_pipes(
@@ -520,9 +542,11 @@ impl Runtime {
     }
 
     fn spawn(&mut self, now: Instant, b: usize) {
-        if let Some(mut old) = self.backends[b].take() {
+        if self.backends[b].is_some() {
             // A restart before the old process was reaped: make sure it goes.
-            process::signal_group(old.pid, Signal::SIGKILL);
+            self.kill_leftovers(b);
+        }
+        if let Some(mut old) = self.backends[b].take() {
             self.deregister(&mut old);
             self.remove_container(b);
         }
@@ -553,6 +577,7 @@ impl Runtime {
         let spawned = process::spawn(cfg, &launch.args);
         let Spawned {
             pid,
+            mark,
             mut stdin,
             mut stdout,
             mut stderr,
@@ -581,6 +606,7 @@ impl Runtime {
         }
         self.backends[b] = Some(BackendIo {
             pid,
+            mark,
             stdin: Some(stdin),
             stdout: Some(stdout),
             stderr: Some(stderr),
@@ -685,6 +711,7 @@ impl Runtime {
     fn finish(&mut self) {
         self.save_catalog();
         self.reap_before_exit();
+        self.sweep_at_exit();
         self.final_flush();
         self.cleanup_before_exit();
     }
@@ -694,6 +721,22 @@ impl Runtime {
     fn reap_before_exit(&mut self) {
         let deadline = Instant::now() + REAP_AT_EXIT;
         self.wait_children(deadline, |rt| rt.backends.iter().all(Option::is_none));
+    }
+
+    /// Kills every process this instance started that is still there: backends that did
+    /// not die in time, their descendants, and orphans re-parented to gangway. Only
+    /// `docker` commands still running on the side are spared (they remove containers).
+    fn sweep_at_exit(&mut self) {
+        let mut n = guard::sweep(None);
+        let mut known: Vec<i32> = Vec::new();
+        if let Some(d) = self.docker.as_ref() {
+            known.extend(d.removals.iter().map(|&(pid, _)| pid));
+            known.extend(d.scan.as_ref().map(|(pid, _)| *pid));
+        }
+        n += guard::kill_adopted(&known);
+        if n > 0 {
+            log::info!("killed {n} leftover process(es) of backends at exit");
+        }
     }
 
     /// Removes every container still known (killed backends may have left them) and waits
@@ -726,6 +769,7 @@ impl Runtime {
                     .position(|io| io.as_ref().is_some_and(|io| io.pid == exit.pid));
                 match backend {
                     Some(b) => {
+                        self.kill_leftovers(b);
                         self.backends[b] = None;
                         self.remove_container(b);
                     }
