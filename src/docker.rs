@@ -109,10 +109,70 @@ impl Container {
     /// `docker [global] rm -f NAME`, with its output discarded: removes the container,
     /// killing it first if it still runs. Fails harmlessly when it is already gone.
     pub fn remove_command(&self) -> Command {
+        self.remove_id_command(&self.name)
+    }
+
+    /// `docker [global] rm -f ID`, like [`Container::remove_command`] for another
+    /// container of the same daemon.
+    pub fn remove_id_command(&self, id: &str) -> Command {
         let mut cmd = docker_command(&self.program, &self.global);
-        cmd.args(["rm", "-f", &self.name]);
+        cmd.args(["rm", "-f", id]);
         cmd
     }
+
+    /// `docker [global] ps -aq --no-trunc` filtered to the container of this name that
+    /// carries instance `instance`'s label: how a user-named container is found before it
+    /// is removed, since a container of that name may belong to someone else (the name was
+    /// taken, and `docker run` failed). Its output, read by [`container_ids`], goes to
+    /// stdout, which the caller sets.
+    pub fn lookup_command(&self, instance: &str) -> Command {
+        let mut cmd = docker_command(&self.program, &self.global);
+        // Docker matches the name filter as a regular expression against the name with or
+        // without its leading slash; names hold only [A-Za-z0-9_.-].
+        let name = self.name.trim_start_matches('/').replace('.', "\\.");
+        cmd.args(["ps", "-aq", "--no-trunc", "--filter"])
+            .arg(format!("label={LABEL_INSTANCE}={instance}"))
+            .arg("--filter")
+            .arg(format!("name=^/?{name}$"));
+        cmd
+    }
+}
+
+/// At most this many ids are taken from a lookup's output (a name matches one container;
+/// the bound only keeps a misbehaving `docker` from making gangway start many commands).
+pub const LOOKUP_MAX_IDS: usize = 4;
+
+/// The container ids in the output of [`Container::lookup_command`]: lines of hex digits,
+/// at most [`LOOKUP_MAX_IDS`].
+pub fn container_ids(out: &str) -> Vec<String> {
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && l.len() <= 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .take(LOOKUP_MAX_IDS)
+        .map(str::to_string)
+        .collect()
+}
+
+/// For docker's stderr line saying a `--name` is taken (`Conflict. The container name
+/// "/X" is already in use by container "ID"`), a sentence for the user saying so, that
+/// gangway leaves that container alone, and what to do; `None` for any other line.
+pub fn name_conflict(line: &str, backend: &str) -> Option<String> {
+    let name = between(line, "The container name \"", "\"")?;
+    let id = between(line, "is already in use by container \"", "\"")?;
+    let name = name.trim_start_matches('/');
+    let short = &id[..id.len().min(12)];
+    Some(format!(
+        "gangway: the container name \"{name}\" is already taken by container {short}, which this \
+         gangway did not start and will not remove. Give backend '{backend}' another --name in \
+         the config (or none: gangway then generates a unique one), or remove or rename that \
+         container yourself (docker rm -f {name})"
+    ))
+}
+
+fn between<'a>(line: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = line.find(start)? + start.len();
+    let len = line[from..].find(end)?;
+    Some(&line[from..from + len]).filter(|s| !s.is_empty())
 }
 
 /// A backend's command line as gangway runs it: `args` (rewritten for `docker run`), and

@@ -127,8 +127,12 @@ struct Docker {
     starts: u64,
     /// The container of each backend's current (or last, until removed) process.
     containers: Vec<Option<Container>>,
-    /// `docker rm -f` commands still running: (pid, backend it was for).
+    /// `docker rm -f` commands, and lookups that precede them, still running: (pid,
+    /// backend it was for).
     removals: Vec<(i32, Option<usize>)>,
+    /// Lookups of user-named containers still running (their pids are in `removals` too):
+    /// (pid, output file, the container).
+    lookups: Vec<(i32, File, Container)>,
     /// Backends whose start waits until their user-named container is removed.
     start_waiting: Vec<bool>,
     /// The startup scan for containers of dead instances: its pid and its output file.
@@ -154,6 +158,7 @@ impl Docker {
             starts: 0,
             containers: vec![None; n],
             removals: Vec::new(),
+            lookups: Vec::new(),
             start_waiting: vec![false; n],
             scan,
             daemon,
@@ -797,7 +802,11 @@ impl Runtime {
     }
 
     /// Runs `docker rm -f` for backend `b`'s container, if it has one: whichever way its
-    /// process ended, the container must not outlive it.
+    /// process ended, the container must not outlive it. A generated name embeds this
+    /// instance's random id, so it is removed by name at once; a name the user chose may
+    /// belong to a container someone else started (then `docker run` failed with a
+    /// conflict), so it is first looked up among the containers carrying this instance's
+    /// label, and only what is found is removed (see `lookup_done`).
     fn remove_container(&mut self, b: usize) {
         let Some(d) = self.docker.as_mut() else {
             return;
@@ -805,6 +814,26 @@ impl Runtime {
         let Some(container) = d.containers.get_mut(b).and_then(Option::take) else {
             return;
         };
+        if container.user_named {
+            let started = memfd(c"gangway-lookup").and_then(|file| {
+                let mut cmd = container.lookup_command(&d.instance.id);
+                cmd.stdout(file.try_clone()?);
+                Ok((spawn_side(cmd)?, file))
+            });
+            match started {
+                Ok((pid, file)) => {
+                    d.removals.push((pid, Some(b)));
+                    d.lookups.push((pid, file, container));
+                }
+                Err(e) => log::warn!(
+                    "could not run `{} ps` to find backend '{}''s container {}: {e}; if it still exists, remove it by hand",
+                    container.program,
+                    backend_name(&self.gw, b),
+                    container.name
+                ),
+            }
+            return;
+        }
         log::debug!("removing container {}", container.name);
         match spawn_side(container.remove_command()) {
             Ok(pid) => d.removals.push((pid, Some(b))),
@@ -826,6 +855,10 @@ impl Runtime {
         };
         if let Some(i) = d.removals.iter().position(|&(p, _)| p == pid) {
             let (_, of) = d.removals.swap_remove(i);
+            if let Some(j) = d.lookups.iter().position(|(p, _, _)| *p == pid) {
+                let (_, file, container) = d.lookups.swap_remove(j);
+                lookup_done(d, file, &container, of, status);
+            }
             let b = of?;
             let still = d.removals.iter().any(|&(_, o)| o == Some(b));
             if d.start_waiting[b] && !still {
@@ -902,6 +935,55 @@ impl Runtime {
         }
         let _ = self.client_out.flush();
     }
+}
+
+/// A lookup of a user-named container ended: removes what it found (containers of that
+/// name carrying this instance's label), on behalf of backend `of`.
+fn lookup_done(
+    d: &mut Docker,
+    mut file: File,
+    container: &Container,
+    of: Option<usize>,
+    status: &str,
+) {
+    /// A lookup prints a few ids; more is not read.
+    const LOOKUP_OUTPUT_MAX: u64 = 64 * 1024;
+    let mut out = String::new();
+    let read = file
+        .rewind()
+        .and_then(|()| file.take(LOOKUP_OUTPUT_MAX).read_to_string(&mut out));
+    if status != "exit status 0" || read.is_err() {
+        log::warn!(
+            "could not look up container {} ({status}); if gangway started it and it still exists, remove it by hand",
+            container.name
+        );
+        return;
+    }
+    let ids = docker::container_ids(&out);
+    if ids.is_empty() {
+        log::debug!(
+            "no container named {} carries this gangway's label; nothing to remove",
+            container.name
+        );
+    }
+    for id in ids {
+        log::debug!("removing container {} ({id})", container.name);
+        match spawn_side(container.remove_id_command(&id)) {
+            Ok(pid) => d.removals.push((pid, of)),
+            Err(e) => log::warn!(
+                "could not run `{} rm -f {id}` to remove container {}: {e}; remove it by hand",
+                container.program,
+                container.name
+            ),
+        }
+    }
+}
+
+/// An anonymous in-memory file for a side command's output.
+fn memfd(name: &std::ffi::CStr) -> io::Result<File> {
+    nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(io::Error::from)
+        .map(File::from)
 }
 
 /// Starts the scan for containers that gangway instances which no longer run left behind;
@@ -999,7 +1081,21 @@ fn backend_frame(
 
 fn stderr_frame(gw: &mut Gateway, b: usize, framer: &LineFramer, frame: Frame) {
     match frame {
-        Frame::Line(range) => gw.on_backend_stderr(b, &framer.buffer()[range]),
+        Frame::Line(range) => {
+            let line = &framer.buffer()[range];
+            gw.on_backend_stderr(b, line);
+            // docker's refusal of a taken --name does not say that gangway leaves the other
+            // container alone, nor what to do; this line joins the error the client gets.
+            if memchr::memmem::find(line, b"Conflict.").is_some() {
+                let hint = gw
+                    .backend_config(b)
+                    .filter(|c| docker::is_docker_run(c))
+                    .and_then(|c| docker::name_conflict(&String::from_utf8_lossy(line), &c.name));
+                if let Some(hint) = hint {
+                    gw.on_backend_stderr(b, hint.as_bytes());
+                }
+            }
+        }
         Frame::Oversize { len } => gw.on_backend_stderr(
             b,
             format!("(a stderr line of {len} bytes, not shown)").as_bytes(),

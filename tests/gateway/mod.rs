@@ -4,6 +4,7 @@ mod backend_io;
 mod bad_input;
 mod catalog;
 mod crashes;
+mod isolation;
 mod lifecycle;
 mod meta;
 mod names;
