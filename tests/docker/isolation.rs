@@ -49,6 +49,14 @@ fn a_taken_container_name_is_reported_and_that_container_is_left_alone() {
     g.initialize();
     let resp = g.use_tool("m", "echo", json!({"text": "x"}));
     let text = tool_error_text(&resp);
+    // gangway waits for its removals at exit: whatever it would remove is gone by then.
+    g.finish();
+    let running = running_containers(&label);
+    assert_eq!(
+        running,
+        [theirs[..12].to_string()],
+        "the other container still runs after gangway tried its name and exited"
+    );
     for part in [
         "already taken by container",
         &theirs[..12],
@@ -58,14 +66,6 @@ fn a_taken_container_name_is_reported_and_that_container_is_left_alone() {
             g.fail(&format!("the error lacks {part:?}: {text}"));
         }
     }
-    // gangway waits for its removals at exit: whatever it would remove is gone by then.
-    g.finish();
-    let running = running_containers(&label);
-    assert_eq!(
-        running,
-        [theirs[..12].to_string()],
-        "the other container still runs after gangway tried its name and exited"
-    );
 }
 
 #[test]
