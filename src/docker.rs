@@ -721,6 +721,58 @@ mod tests {
     }
 
     #[test]
+    fn a_user_named_container_is_looked_up_by_this_instances_label_and_exact_name() {
+        let cfg = backend(
+            "docker",
+            &["--context", "c", "run", "--name", "my.db", "img"],
+        );
+        let c = launch(&cfg, &me(), 1)
+            .container
+            .expect("a docker run backend");
+        let cmd = c.lookup_command("abcdef012345");
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "--context",
+                "c",
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                "label=gangway.instance=abcdef012345",
+                "--filter",
+                "name=^/?my\\.db$"
+            ]
+        );
+        let out = format!("{}\n\nnot-an-id\n{}\n", "a".repeat(64), "b".repeat(64));
+        assert_eq!(container_ids(&out), ["a".repeat(64), "b".repeat(64)]);
+        let many = format!("{}\n", "c".repeat(12)).repeat(10);
+        assert_eq!(container_ids(&many).len(), LOOKUP_MAX_IDS);
+    }
+
+    #[test]
+    fn dockers_name_conflict_becomes_a_sentence_saying_whose_the_name_is() {
+        let line = "docker: Error response from daemon: Conflict. The container name \"/db\" is already in use by container \"0123456789abcdef0123\". You have to remove (or rename) that container to be able to reuse that name.";
+        let s = name_conflict(line, "gh").expect("a conflict line");
+        for part in [
+            "\"db\" is already taken by container 0123456789ab",
+            "will not remove",
+            "backend 'gh'",
+            "docker rm -f db",
+        ] {
+            assert!(s.contains(part), "{part:?} missing in: {s}");
+        }
+        assert_eq!(
+            name_conflict("docker: Conflict. something else", "gh"),
+            None
+        );
+    }
+
+    #[test]
     fn this_process_has_a_parseable_owner() {
         let me = Instance::current();
         assert_eq!(me.id.len(), 12);

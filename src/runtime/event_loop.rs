@@ -366,6 +366,14 @@ impl Runtime {
                 io.stderr_readable = true;
             }
             self.read_backend_pipes(now, b, true, EXIT_DRAIN_READS);
+            if let Some(io) = self.backends[b].as_ref() {
+                if io.stdout_readable || io.stderr_readable {
+                    log::warn!(
+                        "backend '{}' exited leaving more output than gangway reads after an exit ({EXIT_DRAIN_READS} reads per pipe); the rest was dropped",
+                        backend_name(&self.gw, b)
+                    );
+                }
+            }
             if let Some(mut io) = self.backends[b].take() {
                 self.deregister(&mut io);
             }
