@@ -28,10 +28,10 @@ pub struct Spawned {
 
 /// Starts `cfg`'s command with piped stdio, in a new process group (so a signal reaches
 /// wrappers like `npx` and everything they start), with gangway's environment plus the
-/// backend's `env` and the variables of [`super::guard::child_env`], and with a
-/// parent-death signal so it does not outlive gangway. `args`
-/// replace `cfg.args` (see [`crate::docker::launch`], which adds a docker backend's name
-/// and labels).
+/// backend's `env` and the variables of [`super::guard::child_env`] (nesting depth and
+/// this spawn's marker), and with a parent-death signal so it does not outlive gangway.
+/// `args` replace `cfg.args` (see [`crate::docker::launch`], which adds a docker backend's
+/// name and labels).
 pub fn spawn(cfg: &BackendConfig, args: &[String]) -> io::Result<Spawned> {
     let mut cmd = Command::new(&cfg.command);
     let mark = super::guard::next_spawn();
