@@ -62,6 +62,9 @@ pub struct Instance {
     pub owner: String,
     /// The id of the container gangway runs in, if it runs in one.
     pub container: Option<String>,
+    /// The nesting depth its containers get as `GANGWAY_DEPTH` (see
+    /// [`crate::runtime::guard`]): a gangway image run as a backend counts as nested too.
+    pub child_depth: u32,
 }
 
 impl Instance {
@@ -83,6 +86,7 @@ impl Instance {
             id: random_id(),
             owner,
             container,
+            child_depth: crate::runtime::guard::child_depth(),
         }
     }
 }
@@ -105,10 +109,70 @@ impl Container {
     /// `docker [global] rm -f NAME`, with its output discarded: removes the container,
     /// killing it first if it still runs. Fails harmlessly when it is already gone.
     pub fn remove_command(&self) -> Command {
+        self.remove_id_command(&self.name)
+    }
+
+    /// `docker [global] rm -f ID`, like [`Container::remove_command`] for another
+    /// container of the same daemon.
+    pub fn remove_id_command(&self, id: &str) -> Command {
         let mut cmd = docker_command(&self.program, &self.global);
-        cmd.args(["rm", "-f", &self.name]);
+        cmd.args(["rm", "-f", id]);
         cmd
     }
+
+    /// `docker [global] ps -aq --no-trunc` filtered to the container of this name that
+    /// carries instance `instance`'s label: how a user-named container is found before it
+    /// is removed, since a container of that name may belong to someone else (the name was
+    /// taken, and `docker run` failed). Its output, read by [`container_ids`], goes to
+    /// stdout, which the caller sets.
+    pub fn lookup_command(&self, instance: &str) -> Command {
+        let mut cmd = docker_command(&self.program, &self.global);
+        // Docker matches the name filter as a regular expression against the name with or
+        // without its leading slash; names hold only [A-Za-z0-9_.-].
+        let name = self.name.trim_start_matches('/').replace('.', "\\.");
+        cmd.args(["ps", "-aq", "--no-trunc", "--filter"])
+            .arg(format!("label={LABEL_INSTANCE}={instance}"))
+            .arg("--filter")
+            .arg(format!("name=^/?{name}$"));
+        cmd
+    }
+}
+
+/// At most this many ids are taken from a lookup's output (a name matches one container;
+/// the bound only keeps a misbehaving `docker` from making gangway start many commands).
+pub const LOOKUP_MAX_IDS: usize = 4;
+
+/// The container ids in the output of [`Container::lookup_command`]: lines of hex digits,
+/// at most [`LOOKUP_MAX_IDS`].
+pub fn container_ids(out: &str) -> Vec<String> {
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && l.len() <= 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .take(LOOKUP_MAX_IDS)
+        .map(str::to_string)
+        .collect()
+}
+
+/// For docker's stderr line saying a `--name` is taken (`Conflict. The container name
+/// "/X" is already in use by container "ID"`), a sentence for the user saying so, that
+/// gangway leaves that container alone, and what to do; `None` for any other line.
+pub fn name_conflict(line: &str, backend: &str) -> Option<String> {
+    let name = between(line, "The container name \"", "\"")?;
+    let id = between(line, "is already in use by container \"", "\"")?;
+    let name = name.trim_start_matches('/');
+    let short = &id[..id.len().min(12)];
+    Some(format!(
+        "gangway: the container name \"{name}\" is already taken by container {short}, which this \
+         gangway did not start and will not remove. Give backend '{backend}' another --name in \
+         the config (or none: gangway then generates a unique one), or remove or rename that \
+         container yourself (docker rm -f {name})"
+    ))
+}
+
+fn between<'a>(line: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = line.find(start)? + start.len();
+    let len = line[from..].find(end)?;
+    Some(&line[from..from + len]).filter(|s| !s.is_empty())
 }
 
 /// A backend's command line as gangway runs it: `args` (rewritten for `docker run`), and
@@ -136,7 +200,8 @@ pub fn is_docker_run(cfg: &BackendConfig) -> bool {
 
 /// The command line for start number `seq` of backend `cfg`. For `docker run`, gangway
 /// adds right after `run`: `--name gangway-BACKEND-INSTANCE-SEQ` (unless the user gave
-/// `--name`), the labels, `-i` when missing (MCP needs stdin) and `--rm` when missing (and
+/// `--name`), the labels, `--env GANGWAY_DEPTH=N` (nesting is counted inside containers
+/// too), `-i` when missing (MCP needs stdin) and `--rm` when missing (and
 /// no `--restart` policy forbids it). Other commands are returned unchanged.
 pub fn launch(cfg: &BackendConfig, instance: &Instance, seq: u64) -> Launch {
     let Some(run) = find_run(&cfg.command, &cfg.args) else {
@@ -167,6 +232,12 @@ pub fn launch(cfg: &BackendConfig, instance: &Instance, seq: u64) -> Launch {
     if let Some(c) = &instance.container {
         label(LABEL_CONTAINER, c);
     }
+    added.push("--env".to_string());
+    added.push(format!(
+        "{}={}",
+        crate::runtime::guard::DEPTH_VAR,
+        instance.child_depth
+    ));
     if !opts.interactive {
         added.push("--interactive".to_string());
     }
@@ -468,7 +539,7 @@ fn read_trimmed(path: &str) -> String {
 }
 
 /// 12 random hex digits from the kernel, or from the clock and pid if that fails.
-fn random_id() -> String {
+pub fn random_id() -> String {
     use std::io::Read;
     let mut bytes = [0u8; 6];
     let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
@@ -515,6 +586,7 @@ mod tests {
             id: "abcdef012345".to_string(),
             owner: "host/b00t/4026531836/100/5000".to_string(),
             container: None,
+            child_depth: 1,
         }
     }
 
@@ -550,6 +622,8 @@ mod tests {
                 "gangway.backend=gh",
                 "--label",
                 "gangway.owner=host/b00t/4026531836/100/5000",
+                "--env",
+                "GANGWAY_DEPTH=1",
                 "-i",
                 "--rm",
                 "-e",
@@ -702,6 +776,58 @@ mod tests {
             "b".repeat(64)
         );
         assert_eq!(own_container_id(&host), None);
+    }
+
+    #[test]
+    fn a_user_named_container_is_looked_up_by_this_instances_label_and_exact_name() {
+        let cfg = backend(
+            "docker",
+            &["--context", "c", "run", "--name", "my.db", "img"],
+        );
+        let c = launch(&cfg, &me(), 1)
+            .container
+            .expect("a docker run backend");
+        let cmd = c.lookup_command("abcdef012345");
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "--context",
+                "c",
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                "label=gangway.instance=abcdef012345",
+                "--filter",
+                "name=^/?my\\.db$"
+            ]
+        );
+        let out = format!("{}\n\nnot-an-id\n{}\n", "a".repeat(64), "b".repeat(64));
+        assert_eq!(container_ids(&out), ["a".repeat(64), "b".repeat(64)]);
+        let many = format!("{}\n", "c".repeat(12)).repeat(10);
+        assert_eq!(container_ids(&many).len(), LOOKUP_MAX_IDS);
+    }
+
+    #[test]
+    fn dockers_name_conflict_becomes_a_sentence_saying_whose_the_name_is() {
+        let line = "docker: Error response from daemon: Conflict. The container name \"/db\" is already in use by container \"0123456789abcdef0123\". You have to remove (or rename) that container to be able to reuse that name.";
+        let s = name_conflict(line, "gh").expect("a conflict line");
+        for part in [
+            "\"db\" is already taken by container 0123456789ab",
+            "will not remove",
+            "backend 'gh'",
+            "docker rm -f db",
+        ] {
+            assert!(s.contains(part), "{part:?} missing in: {s}");
+        }
+        assert_eq!(
+            name_conflict("docker: Conflict. something else", "gh"),
+            None
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use gangway::cli::{self, Cli, Command};
 use gangway::config::{self, Config};
+use gangway::runtime::guard;
 use gangway::setup::{self, Outcome};
 use std::io::{self, Write};
 use std::path::Path;
@@ -18,6 +19,10 @@ fn main() -> ExitCode {
     if cli.version {
         println!("gangway {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
+    }
+    if let Err(e) = guard::init() {
+        eprintln!("gangway: {e}");
+        return ExitCode::from(2);
     }
     // The setup commands print reports; the backends' chatter belongs under debug there.
     let default_level = match cli.command {
@@ -48,6 +53,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = guard::start_watchdog() {
+        log::warn!("could not start the watchdog ({e}); if gangway is killed with SIGKILL, processes its backends started may keep running");
+    }
     match cli.command {
         None => serve(&config, &path),
         Some(command) => run_setup(&command, &config),

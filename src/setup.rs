@@ -1232,6 +1232,7 @@ pub fn docker_preflight(backends: &[&BackendConfig]) -> Vec<DockerReport> {
         id: String::new(),
         owner: String::new(),
         container: None,
+        child_depth: 1,
     };
     let mut groups: Vec<(Key, &BackendConfig, Vec<String>)> = Vec::new();
     for cfg in backends {
@@ -2206,6 +2207,7 @@ mod tests {
             id: "000000000000".to_string(),
             owner: String::new(),
             container: None,
+            child_depth: 1,
         }
     }
 

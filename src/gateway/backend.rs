@@ -2,6 +2,7 @@
 //! what it told us about itself, and the history that decides whether to restart it.
 
 use super::lists::{Item, ListKind, LIST_KINDS};
+use super::repeat::Repeats;
 use crate::config::BackendConfig;
 use crate::timer::TimerHandle;
 use serde_json::value::RawValue;
@@ -146,6 +147,8 @@ pub struct Backend {
     /// A reload changed how it is spawned: the running process stops once idle, and the
     /// next request starts the new one.
     pub restart: bool,
+    /// Repeated lines suppressed from its log: stderr, then non-JSON stdout.
+    pub log_repeats: [Repeats; 2],
 }
 
 impl Backend {
@@ -176,6 +179,7 @@ impl Backend {
             lists: Default::default(),
             removed: false,
             restart: false,
+            log_repeats: Default::default(),
         }
     }
 

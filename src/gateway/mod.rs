@@ -12,6 +12,7 @@ pub mod lists;
 pub mod naming;
 pub mod outbox;
 pub mod reload;
+pub mod repeat;
 mod tasks;
 pub mod tools;
 
@@ -447,6 +448,12 @@ impl Gateway {
         if self.life == Life::ShuttingDown {
             warn!("second termination request: killing backends now");
             for b in 0..self.backends.len() {
+                // Exit follows at once, so no exit of theirs will answer these later.
+                let reason = format!(
+                    "gangway is shutting down; backend '{}' was killed",
+                    self.backends[b].name()
+                );
+                self.fail_pending(now, b, &reason, true);
                 if self.backends[b].is_running() {
                     self.actions.push(Action::Signal(b, StopSignal::Kill));
                 }
@@ -469,12 +476,18 @@ impl Gateway {
                 return;
             }
             Err(bad) => {
-                warn!(
-                    "backend '{}' wrote a line that is not JSON-RPC ({}), skipped: {}",
-                    self.backends[b].name(),
-                    bad.reason,
-                    message::excerpt(line)
-                );
+                let be = &mut self.backends[b];
+                let seen =
+                    be.log_repeats[1].see(line, || be.config.redact(&message::excerpt(line)));
+                if let Some((text, n)) = seen.summary {
+                    let name = be.name();
+                    warn!("backend '{name}' wrote that line again, skipped: {text} (repeated {n} times)");
+                }
+                if seen.show {
+                    let (name, why) = (be.name(), bad.reason);
+                    let text = be.config.redact(&message::excerpt(line));
+                    warn!("backend '{name}' wrote a line that is not JSON-RPC ({why}), skipped: {text}");
+                }
                 return;
             }
         };
@@ -533,8 +546,27 @@ impl Gateway {
         if let Some(be) = self.backends.get_mut(b) {
             // Env values are never logged, even when a backend prints its token.
             let text = be.config.redact(&String::from_utf8_lossy(line));
-            info!(target: "gangway::backend", "[{}] {}", be.name(), text.trim_end());
-            be.remember_stderr(&text);
+            let seen =
+                be.log_repeats[0].see(line, || be.config.redact(&message::excerpt(trim_end(line))));
+            if let Some((excerpt, n)) = seen.summary {
+                info!(target: "gangway::backend", "[{}] {excerpt} (repeated {n} times)", be.name());
+            }
+            if seen.show {
+                info!(target: "gangway::backend", "[{}] {}", be.name(), text.trim_end());
+                be.remember_stderr(&text);
+            }
+        }
+    }
+
+    /// Backend `b`'s process is gone: the counts of lines suppressed last are logged.
+    fn log_repeats_end(&mut self, b: usize) {
+        let be = &mut self.backends[b];
+        let name = be.config.name.as_str();
+        if let Some((excerpt, n)) = be.log_repeats[0].finish() {
+            info!(target: "gangway::backend", "[{name}] {excerpt} (repeated {n} times)");
+        }
+        if let Some((text, n)) = be.log_repeats[1].finish() {
+            warn!("backend '{name}' wrote that line again, skipped: {text} (repeated {n} times)");
         }
     }
 
@@ -1597,6 +1629,7 @@ impl Gateway {
     /// Backend `b`'s process is gone: drop the input it never read (it must not hold the
     /// client's backpressure shut) and the timers that were for that process.
     fn process_gone(&mut self, b: usize) {
+        self.log_repeats_end(b);
         self.out.backends[b].clear();
         self.cancel_backend_timers(b);
     }

@@ -2,6 +2,7 @@
 //! writes, spawns and signals. One thread; it sleeps until a source is ready or the next
 //! deadline is due.
 
+use super::guard;
 use super::process::{self, Spawned};
 use super::stdio::{ClientIn, ClientOut};
 use crate::catalog::Catalog;
@@ -32,6 +33,11 @@ const CLIENT_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// At most this many reads from one source per loop turn, so one busy pipe cannot starve
 /// the others; a source cut short stays marked readable.
 const READS_PER_TURN: usize = 16;
+/// When a backend's leader has exited, at most this many reads (of up to 64 KiB) are
+/// taken from each of its pipes for its last words: enough to empty a full pipe of the
+/// largest size an unprivileged process can set (1 MiB). A process that escaped the kill
+/// and keeps writing cannot hold the loop.
+const EXIT_DRAIN_READS: usize = 16;
 /// stderr lines longer than this are cut (they are only logged).
 const STDERR_LINE_MAX: usize = 64 * 1024;
 /// How long gangway waits at exit for killed backends to be reaped.
@@ -70,6 +76,8 @@ impl std::error::Error for RunError {
 /// The pipes of one running backend process.
 struct BackendIo {
     pid: i32,
+    /// Its spawn number, the marker its descendants carry.
+    mark: u64,
     stdin: Option<Sender>,
     stdout: Option<Receiver>,
     stderr: Option<Receiver>,
@@ -83,6 +91,7 @@ struct BackendIo {
 /// Runs gangway on this process's stdin/stdout until the client leaves or a signal stops
 /// it. Returns once every backend has been stopped and reaped.
 pub fn run(config: &Config) -> Result<(), RunError> {
+    guard::become_subreaper();
     let mut rt = Runtime::new(config)?;
     rt.run()
 }
@@ -116,8 +125,12 @@ struct Docker {
     starts: u64,
     /// The container of each backend's current (or last, until removed) process.
     containers: Vec<Option<Container>>,
-    /// `docker rm -f` commands still running: (pid, backend it was for).
+    /// `docker rm -f` commands, and lookups that precede them, still running: (pid,
+    /// backend it was for).
     removals: Vec<(i32, Option<usize>)>,
+    /// Lookups of user-named containers still running (their pids are in `removals` too):
+    /// (pid, output file, the container).
+    lookups: Vec<(i32, File, Container)>,
     /// Backends whose start waits until their user-named container is removed.
     start_waiting: Vec<bool>,
     /// The startup scan for containers of dead instances: its pid and its output file.
@@ -143,6 +156,7 @@ impl Docker {
             starts: 0,
             containers: vec![None; n],
             removals: Vec::new(),
+            lookups: Vec::new(),
             start_waiting: vec![false; n],
             scan,
             daemon,
@@ -341,17 +355,26 @@ impl Runtime {
                 }
                 continue;
             };
+            // Whatever the leader left behind, in its group or not, is orphaned now: kill
+            // it first, so nothing keeps writing while the pipes are read.
+            self.kill_leftovers(b);
             // Its last words may still sit in the pipes: hand them on before the exit.
             if let Some(io) = self.backends[b].as_mut() {
                 io.stdout_readable = true;
                 io.stderr_readable = true;
             }
-            self.read_backend_fully(now, b);
+            self.read_backend_pipes(now, b, true, EXIT_DRAIN_READS);
+            if let Some(io) = self.backends[b].as_ref() {
+                if io.stdout_readable || io.stderr_readable {
+                    log::warn!(
+                        "backend '{}' exited leaving more output than gangway reads after an exit ({EXIT_DRAIN_READS} reads per pipe); the rest was dropped",
+                        backend_name(&self.gw, b)
+                    );
+                }
+            }
             if let Some(mut io) = self.backends[b].take() {
                 self.deregister(&mut io);
             }
-            // Whatever the leader left behind in its group is orphaned now.
-            process::signal_group(exit.pid, Signal::SIGKILL);
             self.remove_container(b);
             self.gw.on_backend_exit(now, b, &exit.status);
         }
@@ -415,8 +438,20 @@ impl Runtime {
         self.read_backend_pipes(now, b, !paused, READS_PER_TURN);
     }
 
-    fn read_backend_fully(&mut self, now: Instant, b: usize) {
-        self.read_backend_pipes(now, b, true, usize::MAX);
+    /// Kills what backend `b`'s process left behind: its process group, and every process
+    /// carrying its marker (those that left the group, `setsid` daemons).
+    fn kill_leftovers(&self, b: usize) {
+        let Some(io) = self.backends[b].as_ref() else {
+            return;
+        };
+        process::signal_group(io.pid, Signal::SIGKILL);
+        let n = guard::sweep(Some(io.mark));
+        if n > 0 {
+            log::info!(
+                "killed {n} process(es) backend '{}' left running after it ended",
+                backend_name(&self.gw, b)
+            );
+        }
     }
 
     fn read_backend_pipes(
@@ -512,9 +547,11 @@ impl Runtime {
     }
 
     fn spawn(&mut self, now: Instant, b: usize) {
-        if let Some(mut old) = self.backends[b].take() {
+        if self.backends[b].is_some() {
             // A restart before the old process was reaped: make sure it goes.
-            process::signal_group(old.pid, Signal::SIGKILL);
+            self.kill_leftovers(b);
+        }
+        if let Some(mut old) = self.backends[b].take() {
             self.deregister(&mut old);
             self.remove_container(b);
         }
@@ -545,6 +582,7 @@ impl Runtime {
         let spawned = process::spawn(cfg, &launch.args);
         let Spawned {
             pid,
+            mark,
             mut stdin,
             mut stdout,
             mut stderr,
@@ -573,6 +611,7 @@ impl Runtime {
         }
         self.backends[b] = Some(BackendIo {
             pid,
+            mark,
             stdin: Some(stdin),
             stdout: Some(stdout),
             stderr: Some(stderr),
@@ -677,6 +716,7 @@ impl Runtime {
     fn finish(&mut self) {
         self.save_catalog();
         self.reap_before_exit();
+        self.sweep_at_exit();
         self.final_flush();
         self.cleanup_before_exit();
     }
@@ -686,6 +726,22 @@ impl Runtime {
     fn reap_before_exit(&mut self) {
         let deadline = Instant::now() + REAP_AT_EXIT;
         self.wait_children(deadline, |rt| rt.backends.iter().all(Option::is_none));
+    }
+
+    /// Kills every process this instance started that is still there: backends that did
+    /// not die in time, their descendants, and orphans re-parented to gangway. Only
+    /// `docker` commands still running on the side are spared (they remove containers).
+    fn sweep_at_exit(&mut self) {
+        let mut n = guard::sweep(None);
+        let mut known: Vec<i32> = Vec::new();
+        if let Some(d) = self.docker.as_ref() {
+            known.extend(d.removals.iter().map(|&(pid, _)| pid));
+            known.extend(d.scan.as_ref().map(|(pid, _)| *pid));
+        }
+        n += guard::kill_adopted(&known);
+        if n > 0 {
+            log::info!("killed {n} leftover process(es) of backends at exit");
+        }
     }
 
     /// Removes every container still known (killed backends may have left them) and waits
@@ -718,6 +774,7 @@ impl Runtime {
                     .position(|io| io.as_ref().is_some_and(|io| io.pid == exit.pid));
                 match backend {
                     Some(b) => {
+                        self.kill_leftovers(b);
                         self.backends[b] = None;
                         self.remove_container(b);
                     }
@@ -745,7 +802,11 @@ impl Runtime {
     }
 
     /// Runs `docker rm -f` for backend `b`'s container, if it has one: whichever way its
-    /// process ended, the container must not outlive it.
+    /// process ended, the container must not outlive it. A generated name embeds this
+    /// instance's random id, so it is removed by name at once; a name the user chose may
+    /// belong to a container someone else started (then `docker run` failed with a
+    /// conflict), so it is first looked up among the containers carrying this instance's
+    /// label, and only what is found is removed (see `lookup_done`).
     fn remove_container(&mut self, b: usize) {
         let Some(d) = self.docker.as_mut() else {
             return;
@@ -753,6 +814,26 @@ impl Runtime {
         let Some(container) = d.containers.get_mut(b).and_then(Option::take) else {
             return;
         };
+        if container.user_named {
+            let started = memfd(c"gangway-lookup").and_then(|file| {
+                let mut cmd = container.lookup_command(&d.instance.id);
+                cmd.stdout(file.try_clone()?);
+                Ok((spawn_side(cmd)?, file))
+            });
+            match started {
+                Ok((pid, file)) => {
+                    d.removals.push((pid, Some(b)));
+                    d.lookups.push((pid, file, container));
+                }
+                Err(e) => log::warn!(
+                    "could not run `{} ps` to find backend '{}''s container {}: {e}; if it still exists, remove it by hand",
+                    container.program,
+                    backend_name(&self.gw, b),
+                    container.name
+                ),
+            }
+            return;
+        }
         log::debug!("removing container {}", container.name);
         match spawn_side(container.remove_command()) {
             Ok(pid) => d.removals.push((pid, Some(b))),
@@ -774,6 +855,10 @@ impl Runtime {
         };
         if let Some(i) = d.removals.iter().position(|&(p, _)| p == pid) {
             let (_, of) = d.removals.swap_remove(i);
+            if let Some(j) = d.lookups.iter().position(|(p, _, _)| *p == pid) {
+                let (_, file, container) = d.lookups.swap_remove(j);
+                lookup_done(d, file, &container, of, status);
+            }
             let b = of?;
             let still = d.removals.iter().any(|&(_, o)| o == Some(b));
             if d.start_waiting[b] && !still {
@@ -850,6 +935,55 @@ impl Runtime {
         }
         let _ = self.client_out.flush();
     }
+}
+
+/// A lookup of a user-named container ended: removes what it found (containers of that
+/// name carrying this instance's label), on behalf of backend `of`.
+fn lookup_done(
+    d: &mut Docker,
+    mut file: File,
+    container: &Container,
+    of: Option<usize>,
+    status: &str,
+) {
+    /// A lookup prints a few ids; more is not read.
+    const LOOKUP_OUTPUT_MAX: u64 = 64 * 1024;
+    let mut out = String::new();
+    let read = file
+        .rewind()
+        .and_then(|()| file.take(LOOKUP_OUTPUT_MAX).read_to_string(&mut out));
+    if status != "exit status 0" || read.is_err() {
+        log::warn!(
+            "could not look up container {} ({status}); if gangway started it and it still exists, remove it by hand",
+            container.name
+        );
+        return;
+    }
+    let ids = docker::container_ids(&out);
+    if ids.is_empty() {
+        log::debug!(
+            "no container named {} carries this gangway's label; nothing to remove",
+            container.name
+        );
+    }
+    for id in ids {
+        log::debug!("removing container {} ({id})", container.name);
+        match spawn_side(container.remove_id_command(&id)) {
+            Ok(pid) => d.removals.push((pid, of)),
+            Err(e) => log::warn!(
+                "could not run `{} rm -f {id}` to remove container {}: {e}; remove it by hand",
+                container.program,
+                container.name
+            ),
+        }
+    }
+}
+
+/// An anonymous in-memory file for a side command's output.
+fn memfd(name: &std::ffi::CStr) -> io::Result<File> {
+    nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(io::Error::from)
+        .map(File::from)
 }
 
 /// Starts the scan for containers that gangway instances which no longer run left behind;
@@ -947,7 +1081,21 @@ fn backend_frame(
 
 fn stderr_frame(gw: &mut Gateway, b: usize, framer: &LineFramer, frame: Frame) {
     match frame {
-        Frame::Line(range) => gw.on_backend_stderr(b, &framer.buffer()[range]),
+        Frame::Line(range) => {
+            let line = &framer.buffer()[range];
+            gw.on_backend_stderr(b, line);
+            // docker's refusal of a taken --name does not say that gangway leaves the other
+            // container alone, nor what to do; this line joins the error the client gets.
+            if memchr::memmem::find(line, b"Conflict.").is_some() {
+                let hint = gw
+                    .backend_config(b)
+                    .filter(|c| docker::is_docker_run(c))
+                    .and_then(|c| docker::name_conflict(&String::from_utf8_lossy(line), &c.name));
+                if let Some(hint) = hint {
+                    gw.on_backend_stderr(b, hint.as_bytes());
+                }
+            }
+        }
         Frame::Oversize { len } => gw.on_backend_stderr(
             b,
             format!("(a stderr line of {len} bytes, not shown)").as_bytes(),

@@ -2,6 +2,7 @@
 //! processes. It never interprets MCP; that is the gateway's job.
 
 pub mod event_loop;
+pub mod guard;
 pub mod process;
 pub mod stdio;
 

@@ -21,21 +21,27 @@ pub struct Spawned {
     pub stdout: Receiver,
     /// Its stderr, non-blocking.
     pub stderr: Receiver,
+    /// Its spawn number, carried by it and its descendants in their environment (see
+    /// [`super::guard::sweep`]).
+    pub mark: u64,
 }
 
 /// Starts `cfg`'s command with piped stdio, in a new process group (so a signal reaches
 /// wrappers like `npx` and everything they start), with gangway's environment minus
-/// `cfg.env_remove` plus the backend's `env`, and with a parent-death signal so it does not outlive gangway. `args`
-/// replace `cfg.args` (see [`crate::docker::launch`], which adds a docker backend's name
-/// and labels).
+/// `cfg.env_remove`, plus the backend's `env` and the variables of
+/// [`super::guard::child_env`] (nesting depth and this spawn's marker), and with a
+/// parent-death signal so it does not outlive gangway. `args` replace `cfg.args` (see
+/// [`crate::docker::launch`], which adds a docker backend's name and labels).
 pub fn spawn(cfg: &BackendConfig, args: &[String]) -> io::Result<Spawned> {
     let mut cmd = Command::new(&cfg.command);
+    let mark = super::guard::next_spawn();
     // Another backend's secrets first, so the backend's own `env` can still set a name.
     cfg.env_remove
         .iter()
         .for_each(|var| _ = cmd.env_remove(var));
     cmd.args(args)
         .envs(cfg.env.iter().map(|(k, v)| (k, v)))
+        .envs(super::guard::child_env(mark))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -76,6 +82,7 @@ pub fn spawn(cfg: &BackendConfig, args: &[String]) -> io::Result<Spawned> {
     drop(child);
     Ok(Spawned {
         pid,
+        mark,
         stdin,
         stdout,
         stderr,

@@ -13,6 +13,7 @@
 
 mod containers;
 mod image;
+mod isolation;
 
 use crate::util::wait_for;
 use std::path::Path;

@@ -6,6 +6,7 @@ mod bounds;
 mod catalog;
 mod config_isolation;
 mod crashes;
+mod isolation;
 mod lifecycle;
 mod meta;
 mod names;
