@@ -447,21 +447,27 @@ impl Gateway {
     fn terminate(&mut self, now: Instant) {
         if self.life == Life::ShuttingDown {
             warn!("second termination request: killing backends now");
-            for b in 0..self.backends.len() {
-                // Exit follows at once, so no exit of theirs will answer these later.
-                let reason = format!(
-                    "gangway is shutting down; backend '{}' was killed",
-                    self.backends[b].name()
-                );
-                self.fail_pending(now, b, &reason, true);
-                if self.backends[b].is_running() {
-                    self.actions.push(Action::Signal(b, StopSignal::Kill));
-                }
-            }
-            self.exit();
+            self.kill_all_and_exit(now);
             return;
         }
         self.shutdown(now);
+    }
+
+    /// Answers every request still pending with the shutdown error, kills every backend
+    /// still running, and exits: exit follows at once, so no exit of theirs would answer
+    /// those requests later.
+    fn kill_all_and_exit(&mut self, now: Instant) {
+        for b in 0..self.backends.len() {
+            let reason = format!(
+                "gangway is shutting down; backend '{}' was killed",
+                self.backends[b].name()
+            );
+            self.fail_pending(now, b, &reason, true);
+            if self.backends[b].is_running() {
+                self.actions.push(Action::Signal(b, StopSignal::Kill));
+            }
+        }
+        self.exit();
     }
 
     fn backend_line(&mut self, now: Instant, b: usize, line: &[u8]) {
@@ -661,8 +667,8 @@ impl Gateway {
                 }
                 Timer::ExitDeadline => {
                     if self.life == Life::ShuttingDown {
-                        error!("backends did not exit in time; exiting anyway (the parent-death signal ends them)");
-                        self.exit();
+                        error!("backends did not exit in time; killing them and exiting");
+                        self.kill_all_and_exit(now);
                     }
                 }
             }

@@ -2017,6 +2017,8 @@ fn second_terminate_kills_backends_and_exits_at_once() {
 fn exit_deadline_fires_exit_when_a_backend_never_exits() {
     let mut h = Harness::new("tools");
     h.warm(ALPHA);
+    h.send(call(json!("late"), "alpha__echo", json!({})));
+    h.backend_one(ALPHA, "tools/call");
     h.gw.on_terminate(h.now);
     assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
     h.advance(ms(STOP_GRACE));
@@ -2030,8 +2032,14 @@ fn exit_deadline_fires_exit_when_a_backend_never_exits() {
     h.advance(ms(EXIT_DEADLINE - 2 * STOP_GRACE) - 1);
     assert!(h.actions().is_empty());
     h.advance(1);
-    assert_eq!(h.actions(), vec![Action::Exit]);
+    assert_eq!(
+        h.actions(),
+        vec![Action::Signal(ALPHA, StopSignal::Kill), Action::Exit]
+    );
     assert_eq!(h.elapsed(), EXIT_DEADLINE);
+    // The call it never answered is answered before the exit.
+    let text = error_message(&h.client_one(), -32000);
+    assert!(text.contains("shutting down"), "{text}");
 }
 
 #[test]
