@@ -3,7 +3,7 @@
 //! the line that explains a failure, `--log-level` after the command, and the servers' own
 //! descriptions in the instructions.
 
-use super::{gangway, run, Run};
+use super::{gangway, row, run, setup_with, Run};
 use crate::util::*;
 use serde_json::{json, Value};
 
@@ -16,24 +16,7 @@ fn check_with(
     config: &Value,
     prepare: impl FnOnce(&mut std::process::Command),
 ) -> Run {
-    let path = dir.write_config("config.json", config);
-    let mut cmd = gangway(dir);
-    cmd.arg("check").arg("--config").arg(&path);
-    prepare(&mut cmd);
-    run(cmd)
-}
-
-/// The table row of `backend` in `check`'s output.
-fn row<'a>(r: &'a Run, backend: &str) -> &'a str {
-    r.stdout
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(backend))
-        .unwrap_or_else(|| {
-            panic!(
-                "no row for {backend} in:\n{}\nstderr:\n{}",
-                r.stdout, r.stderr
-            )
-        })
+    setup_with(dir, config, "check", &[], prepare)
 }
 
 /// A backend running the shell script `script`, written into `dir`.

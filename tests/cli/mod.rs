@@ -4,7 +4,7 @@ mod config_isolation;
 mod setup;
 
 use crate::util::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::io::Read;
 use std::process::{Command, Stdio};
 
@@ -49,6 +49,34 @@ fn run(mut cmd: Command) -> Run {
     }
 }
 
+/// Runs `gangway SUBCOMMAND --config DIR/config.json ARGS...` with `config`, after
+/// `prepare` adjusts the command (environment, extra flags).
+fn setup_with(
+    dir: &TempDir,
+    config: &Value,
+    subcommand: &str,
+    args: &[&str],
+    prepare: impl FnOnce(&mut Command),
+) -> Run {
+    let path = dir.write_config("config.json", config);
+    let mut cmd = gangway(dir);
+    cmd.arg(subcommand).arg("--config").arg(&path).args(args);
+    prepare(&mut cmd);
+    run(cmd)
+}
+
+/// The table row of `backend` in `check`'s output.
+fn row<'a>(r: &'a Run, backend: &str) -> &'a str {
+    r.stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(backend))
+        .unwrap_or_else(|| {
+            panic!(
+                "no row for {backend} in:\n{}\nstderr:\n{}",
+                r.stdout, r.stderr
+            )
+        })
+}
 fn gangway(dir: &TempDir) -> Command {
     let mut cmd = Command::new(gangway_bin());
     cmd.current_dir(dir.path()).env_remove("GANGWAY_CONFIG");

@@ -2,7 +2,7 @@
 //! mock backend (good, broken, slow and missing ones) and against an unreachable or
 //! missing Docker.
 
-use super::{gangway, run, Run};
+use super::{gangway, row, run, setup_with, Run};
 use crate::util::*;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -10,34 +10,6 @@ use std::path::PathBuf;
 /// Runs `gangway SUBCOMMAND --config DIR/config.json ARGS...` with `config`.
 fn setup(dir: &TempDir, config: &Value, subcommand: &str, args: &[&str]) -> Run {
     setup_with(dir, config, subcommand, args, |_| {})
-}
-
-/// The same, with `prepare` adjusting the command (environment, extra flags).
-fn setup_with(
-    dir: &TempDir,
-    config: &Value,
-    subcommand: &str,
-    args: &[&str],
-    prepare: impl FnOnce(&mut std::process::Command),
-) -> Run {
-    let path = dir.write_config("config.json", config);
-    let mut cmd = gangway(dir);
-    cmd.arg(subcommand).arg("--config").arg(&path).args(args);
-    prepare(&mut cmd);
-    run(cmd)
-}
-
-/// The table row of `backend` in `check`'s output.
-fn row<'a>(r: &'a Run, backend: &str) -> &'a str {
-    r.stdout
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(backend))
-        .unwrap_or_else(|| {
-            panic!(
-                "no row for {backend} in:\n{}\nstderr:\n{}",
-                r.stdout, r.stderr
-            )
-        })
 }
 
 /// The STATUS column of a row.
