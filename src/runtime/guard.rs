@@ -149,20 +149,10 @@ fn carries(environ: &[u8], name: &str, value: Option<&str>) -> bool {
 fn marked(spawn: Option<u64>) -> Vec<i32> {
     let name = mark_name();
     let value = spawn.map(|s| s.to_string());
-    let me = std::process::id();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
+    let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
     let mut found = Vec::new();
     let mut environ = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in live_pids() {
         if pid == me || pid <= 1 {
             continue;
         }
@@ -172,12 +162,19 @@ fn marked(spawn: Option<u64>) -> Vec<i32> {
         let read = std::fs::File::open(format!("/proc/{pid}/environ"))
             .and_then(|f| f.take(ENVIRON_MAX).read_to_end(&mut environ));
         if read.is_ok() && carries(&environ, &name, value.as_deref()) {
-            if let Ok(pid) = i32::try_from(pid) {
-                found.push(pid);
-            }
+            found.push(pid);
         }
     }
     found
+}
+
+/// The ids of the processes in `/proc` now (none when it cannot be read).
+fn live_pids() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
 }
 
 /// SIGKILLs every process carrying this instance's marker (of spawn `spawn` only, when
@@ -209,18 +206,8 @@ pub fn kill_adopted(known: &[i32]) -> usize {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
     let mut n = 0;
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in live_pids() {
         if known.contains(&pid) {
             continue;
         }
