@@ -81,7 +81,7 @@ fn a_backend_that_stops_reading_its_input_freezes_neither_the_client_nor_other_b
 #[test]
 fn requests_waiting_for_a_starting_backend_are_bounded() {
     let dir = TempDir::new();
-    let slow = mock("slow", &["--init-delay-ms", "4000"]);
+    let slow = mock("slow", &["--init-delay-ms", "8000"]);
     let config = json!({ "backends": { "slow": slow } });
     let mut gw = Gangway::start(&dir, &config);
     gw.initialize();
@@ -97,7 +97,7 @@ fn requests_waiting_for_a_starting_backend_are_bounded() {
         Duration::from_secs(10),
     );
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(6),
         "the first answer came after {:?}: the calls were all held until the start",
         started.elapsed()
     );
