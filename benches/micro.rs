@@ -252,7 +252,7 @@ impl Rig {
         let now = Instant::now();
         let (answer, answer_id_at) = backend_answer(payload);
         let mut rig = Rig {
-            gw: Gateway::new(&config, now),
+            gw: Gateway::new(&config, now, 1_700_000_000),
             now,
             call: client_call(meta, payload),
             answer,

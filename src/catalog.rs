@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::BackendConfig;
-use crate::gateway::lists::{ListKind, LIST_KINDS};
+use crate::wire::lists::{ListKind, LIST_KINDS};
 
 /// The file format version written and accepted.
 pub const VERSION: u64 = 1;

@@ -388,6 +388,12 @@ impl BackendConfig {
         text
     }
 
+    /// Whether its command runs `docker run` (see [`crate::docker::is_docker_run`]): its
+    /// start may include an image pull.
+    pub fn runs_docker(&self) -> bool {
+        crate::docker::is_docker_run(self)
+    }
+
     /// Whether a running process for `self` must be restarted to become `other` (command,
     /// args, env names or values, or cwd differ).
     pub fn spawn_differs(&self, other: &BackendConfig) -> bool {

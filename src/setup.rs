@@ -15,11 +15,12 @@
 use crate::catalog::{self, Catalog, Entry};
 use crate::config::{BackendConfig, Config};
 use crate::docker::{self, Container, Instance};
-use crate::gateway::lists::{self, ListKind, LIST_KINDS};
+use crate::gateway::lists;
 use crate::gateway::naming::{NameTable, Wanted, Why};
 use crate::gateway::STOP_GRACE;
 use crate::runtime::process;
 use crate::wire::frame::{Frame, LineFramer};
+use crate::wire::lists::{ListKind, LIST_KINDS};
 use mio::unix::pipe::{Receiver, Sender};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;

@@ -152,7 +152,10 @@ impl Gateway {
             }
             ListState::Fetching { waiters, .. } => waiters.push(agg),
             ListState::Unknown => {
-                if let Err(e) = self.available(now, b).and_then(|()| self.lists_skipped(b)) {
+                if let Err(e) = self
+                    .available(now, b)
+                    .and_then(|()| self.lists_skipped(now, b))
+                {
                     self.set_part(agg, b, kind, Err(e));
                     return;
                 }
@@ -169,10 +172,10 @@ impl Gateway {
 
     /// Whether backend `b` may be started for a list, or why not: its start failed in an
     /// earlier run and the back-off of that failure is not over (a call still starts it).
-    fn lists_skipped(&self, b: usize) -> Result<(), String> {
+    fn lists_skipped(&self, now: Instant, b: usize) -> Result<(), String> {
         let be = &self.backends[b];
         match &be.lists_skipped_until {
-            Some((until, why)) if crate::catalog::now_secs() < *until => Err(format!(
+            Some((until, why)) if self.unix_secs(now) < *until => Err(format!(
                 "backend '{}' is left out of lists: its last start failed ({why}); a call to one of its tools starts it again",
                 be.name()
             )),
@@ -286,7 +289,7 @@ impl Gateway {
                 if changed {
                     self.notify_list_changed(now, b, kind);
                 }
-                self.lists_updated(b, kind);
+                self.lists_updated(now, b, kind);
             }
             (Ok(_), true) => self.refresh_list(now, b, kind),
             // A failed refresh keeps what was known.

@@ -93,7 +93,7 @@ impl Gateway {
             if before.is_some_and(|l| !l.is_empty()) {
                 self.notify_list_changed(now, b, kind);
             }
-            self.lists_updated(b, kind);
+            self.lists_updated(now, b, kind);
         }
     }
 
@@ -146,15 +146,16 @@ impl Gateway {
     }
 
     /// Backend `b`'s list of `kind` is newly known: names follow, and so does the catalog.
-    pub(super) fn lists_updated(&mut self, b: usize, kind: ListKind) {
+    pub(super) fn lists_updated(&mut self, now: Instant, b: usize, kind: ListKind) {
         if NAMED.contains(&kind) {
             self.rebuild_names();
         }
-        self.store_entry(b);
+        self.store_entry(now, b);
     }
 
     /// Puts backend `b`'s entry in the catalog once this run's process told all its lists.
-    fn store_entry(&mut self, b: usize) {
+    fn store_entry(&mut self, now: Instant, b: usize) {
+        let updated = self.unix_secs(now);
         let be = &self.backends[b];
         let Some(catalog) = self.catalog.as_mut() else {
             return;
@@ -172,7 +173,7 @@ impl Gateway {
         }
         let entry = Entry {
             backend: be.name().to_string(),
-            updated: catalog::now_secs(),
+            updated,
             init: Some(init.clone()),
             lists,
             failed: None,
@@ -191,7 +192,8 @@ impl Gateway {
     /// Backend `b`'s start just failed: its catalog entry remembers it, so that the next
     /// run does not hold list answers for it either (see `Backend::lists_skipped_until`).
     /// What it reported before is kept. A later successful start clears it.
-    pub(super) fn remember_failed_start(&mut self, b: usize) {
+    pub(super) fn remember_failed_start(&mut self, now: Instant, b: usize) {
+        let unix_now = self.unix_secs(now);
         let be = &self.backends[b];
         let Some(catalog) = self.catalog.as_mut() else {
             return;
@@ -205,17 +207,16 @@ impl Gateway {
             error.truncate(cut);
             error.push('…');
         }
-        let now = catalog::now_secs();
         let mut entry = catalog.get(&be.config).cloned().unwrap_or_else(|| Entry {
             backend: be.name().to_string(),
-            updated: now,
+            updated: unix_now,
             init: None,
             lists: Default::default(),
             failed: None,
         });
-        entry.updated = now;
+        entry.updated = unix_now;
         entry.failed = Some(Failure {
-            at: now,
+            at: unix_now,
             count: be.start_failures,
             error,
         });

@@ -195,6 +195,9 @@ pub struct Gateway {
     expose: Expose,
     /// Between a backend's prefix and a tool or prompt name.
     separator: String,
+    /// An instant and the wall-clock time then (seconds since the Unix epoch), from which
+    /// the wall-clock time of any later instant is derived.
+    wall_origin: (Instant, u64),
     /// Live backends (not removed by a reload) in config order: listing order.
     order: Vec<usize>,
     /// Exposed tool and prompt names, by `ListKind::index` (only Tools and Prompts are used).
@@ -236,8 +239,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway for the enabled backends of `config`; nothing is started.
-    pub fn new(config: &Config, now: Instant) -> Gateway {
+    /// A gateway for the enabled backends of `config`; nothing is started. `unix_now` is
+    /// the wall-clock time at `now`, in seconds since the Unix epoch: the gateway reads no
+    /// clock, and dates what it writes to the catalog from these two.
+    pub fn new(config: &Config, now: Instant, unix_now: u64) -> Gateway {
         let backends: Vec<Backend> = config
             .enabled()
             .map(|b| Backend::new(b.clone(), now))
@@ -245,6 +250,7 @@ impl Gateway {
         let mut gw = Gateway {
             expose: config.expose,
             separator: config.separator.clone(),
+            wall_origin: (now, unix_now),
             order: (0..backends.len()).collect(),
             names: Default::default(),
             reported: Default::default(),
@@ -274,6 +280,12 @@ impl Gateway {
         };
         gw.set_client_init(SUPPORTED_PROTOCOL_VERSIONS[0], None, None);
         gw
+    }
+
+    /// The wall-clock time at `now`, in seconds since the Unix epoch.
+    fn unix_secs(&self, now: Instant) -> u64 {
+        let (origin, unix) = self.wall_origin;
+        unix.saturating_add(now.saturating_duration_since(origin).as_secs())
     }
 
     /// How many backends there are (enabled ones; indices are `0..backend_count()`).
@@ -1436,7 +1448,7 @@ impl Gateway {
         }
         be.start_timer = None;
         let secs = now.saturating_duration_since(be.started_at).as_secs();
-        let pulling = if crate::docker::is_docker_run(&be.config) {
+        let pulling = if be.config.runs_docker() {
             "; docker may be pulling the image"
         } else {
             ""
@@ -1539,7 +1551,7 @@ impl Gateway {
                 pause.as_secs()
             );
             be.last_error = Some(reason);
-            self.remember_failed_start(b);
+            self.remember_failed_start(now, b);
             return;
         }
         if be.record_crash(now) {

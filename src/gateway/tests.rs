@@ -141,7 +141,7 @@ impl Harness {
         let config =
             Config::parse(text, Path::new("test.json"), &|_| None).expect("test config is valid");
         let t0 = Instant::now();
-        let gw = Gateway::new(&config, t0);
+        let gw = Gateway::new(&config, t0, 1_700_000_000);
         if gw.backend_count() == 2 {
             assert_eq!(
                 gw.backend_config(ALPHA).map(|c| c.name.as_str()),
@@ -2380,7 +2380,7 @@ fn a_huge_timeout_in_the_config_does_not_overflow() {
     )
     .unwrap();
     let t0 = Instant::now();
-    let mut gw = Gateway::new(&config, t0);
+    let mut gw = Gateway::new(&config, t0, 1_700_000_000);
     gw.on_client_line(
         t0,
         br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha__echo"}}"#,
@@ -2406,7 +2406,7 @@ fn a_huge_startup_timeout_does_not_overflow() {
     )
     .unwrap();
     let t0 = Instant::now();
-    let mut gw = Gateway::new(&config, t0);
+    let mut gw = Gateway::new(&config, t0, 1_700_000_000);
     gw.on_client_line(
         t0,
         br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha__echo"}}"#,

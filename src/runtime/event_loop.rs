@@ -176,7 +176,7 @@ impl Runtime {
             ClientIn::new(poll.registry(), STDIN).map_err(|e| RunError::Setup("stdin", e))?;
         let client_out =
             ClientOut::new(poll.registry(), STDOUT).map_err(|e| RunError::Setup("stdout", e))?;
-        let mut gw = Gateway::new(config, Instant::now());
+        let mut gw = Gateway::new(config, Instant::now(), crate::catalog::now_secs());
         gw.set_catalog(config.catalog.as_deref().map(Catalog::load));
         let docker = Docker::for_gateway(&gw);
         Ok(Runtime {

@@ -2,4 +2,5 @@
 
 pub mod frame;
 pub mod ids;
+pub mod lists;
 pub mod message;

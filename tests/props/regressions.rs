@@ -30,7 +30,7 @@ fn deferred_resource_request_is_answered_at_shutdown() {
         r#"{"backends": {"alpha": {"command": "alpha-mcp"}, "beta": {"command": "beta-mcp"}}}"#;
     let config = Config::parse(text, Path::new("test.json"), &|_| None).expect("valid config");
     let now = Instant::now();
-    let mut gw = Gateway::new(&config, now);
+    let mut gw = Gateway::new(&config, now, 1_700_000_000);
     let read =
         br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"mem://0/r1"}}"#;
     gw.on_client_line(now, read);

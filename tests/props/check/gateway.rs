@@ -565,7 +565,7 @@ impl Harness {
         let text = config_text(script.expose, script.idle, script.settings, None);
         let config = parse_config(&text);
         let now = Instant::now();
-        let gw = Gateway::new(&config, now);
+        let gw = Gateway::new(&config, now, 1_700_000_000);
         assert_eq!(gw.backend_count(), NAMES.len());
         for (b, name) in NAMES.iter().enumerate() {
             assert_eq!(gw.backend_config(b).map(|c| c.name.as_str()), Some(*name));
