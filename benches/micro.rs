@@ -16,7 +16,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gangway::config::Config;
 use gangway::gateway::tools::{use_tool_params, CallParams, UseToolArgs};
-use gangway::gateway::Gateway;
+use gangway::gateway::{Gateway, SessionId};
 use gangway::timer::TimerWheel;
 use gangway::wire::frame::{Frame, LineFramer};
 use gangway::wire::ids::{parse_gateway_id, IdTable, IdText, Peer};
@@ -230,6 +230,8 @@ fn message(c: &mut Criterion) {
 /// A gateway with one backend, `mock`, started and initialized, and a call to replay.
 struct Rig {
     gw: Gateway,
+    /// The bench client's session.
+    s: SessionId,
     now: Instant,
     call: Vec<u8>,
     answer: Vec<u8>,
@@ -253,11 +255,13 @@ impl Rig {
         let (answer, answer_id_at) = backend_answer(payload);
         let mut rig = Rig {
             gw: Gateway::new(&config, now, 1_700_000_000),
+            s: SessionId(0),
             now,
             call: client_call(meta, payload),
             answer,
             answer_id_at,
         };
+        rig.s = rig.gw.open_session();
         rig.client(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}"#);
         rig.client(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
         if !meta {
@@ -274,12 +278,15 @@ impl Rig {
     }
 
     fn client(&mut self, line: &[u8]) {
-        self.gw.on_client_line(self.now, line);
+        self.gw.on_client_line(self.now, self.s, line);
     }
 
     fn take_client(&mut self) -> Vec<u8> {
-        let bytes = self.gw.out.client.pending().to_vec();
-        self.gw.out.client.consume(bytes.len());
+        let Some(q) = self.gw.session_out(self.s) else {
+            return Vec::new();
+        };
+        let bytes = q.pending().to_vec();
+        q.consume(bytes.len());
         bytes
     }
 
@@ -320,7 +327,7 @@ impl Rig {
     /// One call: the client's line in, the forwarded line taken, the answer in, the
     /// client's line taken. Returns the bytes the client got.
     fn round_trip(&mut self) -> usize {
-        self.gw.on_client_line(self.now, &self.call);
+        self.gw.on_client_line(self.now, self.s, &self.call);
         // Both modes write the gateway id first: `{"jsonrpc":"2.0","id":N,...`.
         let sent = self.gw.out.backends[0].pending();
         let digits = &sent[22..];
@@ -329,8 +336,10 @@ impl Rig {
         let n = self.gw.out.backends[0].len();
         self.gw.out.backends[0].consume(n);
         self.answer(gw);
-        let got = self.gw.out.client.len();
-        self.gw.out.client.consume(got);
+        let got = self.gw.session_backlog(self.s);
+        if let Some(q) = self.gw.session_out(self.s) {
+            q.consume(got);
+        }
         got
     }
 }
@@ -370,7 +379,7 @@ fn ids(c: &mut Criterion) {
         let raw = IdText::new(next);
         live.push_back(
             table
-                .insert(Some((Peer::Client, raw.as_bytes())), next)
+                .insert(Some((Peer::Session(0), raw.as_bytes())), next)
                 .unwrap(),
         );
         next += 1;
@@ -379,7 +388,7 @@ fn ids(c: &mut Criterion) {
         b.iter(|| {
             let raw = IdText::new(next);
             let gw = table
-                .insert(Some((Peer::Client, raw.as_bytes())), next)
+                .insert(Some((Peer::Session(0), raw.as_bytes())), next)
                 .expect("fresh id");
             next += 1;
             live.push_back(gw);
@@ -396,7 +405,7 @@ fn ids(c: &mut Criterion) {
         .map(|(_, raw)| raw.as_bytes().to_vec())
         .expect("a client origin");
     group.bench_function("find_by_origin_1000_in_flight", |b| {
-        b.iter(|| table.find(Peer::Client, black_box(&oldest_raw)))
+        b.iter(|| table.find(Peer::Session(0), black_box(&oldest_raw)))
     });
     group.finish();
 }

@@ -8,7 +8,7 @@
 use super::backend::ListState;
 use super::lists::{self, Item, ListKind};
 use super::naming::NameTable;
-use super::{tools, Gateway, PendingKind, Timer};
+use super::{tools, Gateway, PendingKind, SessionId, Timer};
 use crate::timer::TimerHandle;
 use crate::wire::ids::RawId;
 use crate::wire::message::{write_result, Message, METHOD_NOT_FOUND};
@@ -63,6 +63,8 @@ pub(super) struct Part {
 pub(super) struct Aggregate {
     /// The id the client used (its answer carries it back).
     pub client_id: RawId,
+    /// The session that asked.
+    session: SessionId,
     kind: AggregateKind,
     parts: Vec<Part>,
     /// The [`LIST_WAIT`] deadline, while one is set.
@@ -82,6 +84,7 @@ impl Gateway {
         self.next_aggregate += 1;
         let agg = Aggregate {
             client_id: RawId::new(client_id),
+            session: self.handling,
             kind,
             parts: parts
                 .iter()
@@ -322,7 +325,7 @@ impl Gateway {
         let found = self
             .aggregates
             .iter()
-            .find(|(_, a)| a.client_id.as_bytes() == raw_id)
+            .find(|(_, a)| a.session == self.handling && a.client_id.as_bytes() == raw_id)
             .map(|(k, _)| *k);
         let Some(a) = found.and_then(|k| self.aggregates.remove(&k)) else {
             return false;
@@ -371,11 +374,11 @@ impl Gateway {
                 tools::discover_result(&parts)
             }
             AggregateKind::Retry { line } => {
-                self.deferred.push(line);
+                self.deferred.push((a.session, line));
                 return;
             }
         };
-        write_result(self.out.client.buf(), a.client_id.as_bytes(), &body);
+        write_result(self.out_to(a.session), a.client_id.as_bytes(), &body);
     }
 
     /// The result of a merged list: tools (those offered directly) and prompts under their

@@ -13,6 +13,7 @@ pub mod naming;
 pub mod outbox;
 pub mod reload;
 pub mod repeat;
+mod session;
 mod tasks;
 pub mod tools;
 
@@ -31,6 +32,8 @@ use log::{debug, error, info, warn};
 pub use outbox::OutBuf;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use session::Session;
+pub use session::SessionId;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tasks::TaskOp;
@@ -96,11 +99,10 @@ impl StopSignal {
     }
 }
 
-/// Bytes waiting to be written: one queue for the client, one per backend.
+/// Bytes waiting to be written to backends, one queue each (a session's queue is in the
+/// session: [`Gateway::session_out`]).
 #[derive(Debug, Default)]
 pub struct Outbox {
-    /// Lines for the client's stdin (gangway's stdout).
-    pub client: OutBuf,
     /// Lines for each backend's stdin, by backend index.
     pub backends: Vec<OutBuf>,
 }
@@ -134,8 +136,15 @@ struct Pending {
     timer: Option<TimerHandle>,
     /// The client's progress token, while notifications for it are expected.
     token: Option<RawId>,
+    /// The token the backend was sent instead, when the client's was already in use at
+    /// that backend by another request (another session's, typically: SDKs number their
+    /// tokens from the same start). Progress for it goes back with the client's token.
+    wire_token: Option<RawId>,
     /// Where the answer carries task ids to prefix.
     task: TaskOp,
+    /// The session the request belongs to: the one that sent it, or for a backend's
+    /// request to a client, the one it was sent to. `None` for gangway's own.
+    session: Option<SessionId>,
 }
 
 impl Pending {
@@ -147,7 +156,9 @@ impl Pending {
             sent: false,
             timer: None,
             token: None,
+            wire_token: None,
             task: TaskOp::None,
+            session: None,
         }
     }
 }
@@ -218,20 +229,27 @@ pub struct Gateway {
     /// The queued output; the runtime writes and consumes it.
     pub out: Outbox,
     actions: Vec<Action>,
-    /// `initialize` params for backends: the client's version, capabilities and info.
+    /// `initialize` params for backends: the version, capabilities and info of the client
+    /// that initialized last.
     backend_init_params: Vec<u8>,
-    client_caps: serde_json::Value,
+    /// The clients, by id; a session that ended is gone from here.
+    sessions: std::collections::BTreeMap<SessionId, Session>,
+    /// The next session id (never reused).
+    next_session: u32,
+    /// The session whose message is being handled: answers to it go to its output.
+    handling: SessionId,
+    /// Output for a session that no longer exists is written here and dropped.
+    void: OutBuf,
     /// A list_changed notification to the client is scheduled, by `ListKind::index`.
     list_changed_armed: [bool; LIST_KINDS.len()],
-    /// The client's `logging/setLevel` params, applied to every backend that starts.
-    log_level: Option<Vec<u8>>,
     /// Progress tokens of requests in flight: (backend, token) -> gateway id.
     progress: HashMap<(usize, RawId), u64>,
     /// Set while a request deferred until lists were fetched is processed again, so it is
     /// not deferred twice.
     retrying: bool,
-    /// Client lines to process again once the lists they waited for are known.
-    deferred: Vec<Vec<u8>>,
+    /// Client lines (and their sessions) to process again once the lists they waited for
+    /// are known.
+    deferred: Vec<(SessionId, Vec<u8>)>,
     life: Life,
     /// Backends gangway disabled, with the reason (`BackendConfig::disabled_reason`), for
     /// the instructions and the meta-tools' errors.
@@ -258,7 +276,6 @@ impl Gateway {
             catalog_dirty: false,
             config_path: config.path.clone(),
             out: Outbox {
-                client: OutBuf::default(),
                 backends: backends.iter().map(|_| OutBuf::default()).collect(),
             },
             backends,
@@ -269,9 +286,11 @@ impl Gateway {
             next_aggregate: 1,
             actions: Vec::new(),
             backend_init_params: Vec::new(),
-            client_caps: serde_json::Value::Null,
+            sessions: Default::default(),
+            next_session: 0,
+            handling: SessionId(0),
+            void: OutBuf::default(),
             list_changed_armed: [false; LIST_KINDS.len()],
-            log_level: None,
             progress: HashMap::new(),
             retrying: false,
             deferred: Vec::new(),
@@ -317,8 +336,46 @@ impl Gateway {
     /// for the client is under [`CLIENT_OUT_BOUND`] (a client that does not read its
     /// answers is not sent more work). A backend that stops reading never pauses the
     /// client: requests for it are refused once [`BACKEND_IN_BOUND`] is reached.
-    pub fn accepts_client_input(&self) -> bool {
-        self.wants_client_input() && self.out.client.len() <= CLIENT_OUT_BOUND
+    pub fn accepts_client_input(&self, s: SessionId) -> bool {
+        self.wants_client_input()
+            && self
+                .sessions
+                .get(&s)
+                .is_some_and(|c| c.out.len() <= CLIENT_OUT_BOUND)
+    }
+
+    /// Opens a session for a new client; its output is [`Gateway::session_out`].
+    pub fn open_session(&mut self) -> SessionId {
+        let s = SessionId(self.next_session);
+        self.next_session = self.next_session.wrapping_add(1);
+        self.sessions.insert(s, Session::default());
+        s
+    }
+
+    /// How many bytes wait to be written to session `s`'s client.
+    pub fn session_backlog(&self, s: SessionId) -> usize {
+        self.sessions.get(&s).map_or(0, |c| c.out.len())
+    }
+
+    /// What waits to be written to session `s`'s client (`None` once it ended).
+    pub fn session_out(&mut self, s: SessionId) -> Option<&mut OutBuf> {
+        self.sessions.get_mut(&s).map(|c| &mut c.out)
+    }
+
+    /// The output of session `s`, or a sink when it has ended.
+    fn out_to(&mut self, s: SessionId) -> &mut Vec<u8> {
+        match self.sessions.get_mut(&s) {
+            Some(c) => c.out.buf(),
+            None => {
+                self.void.clear();
+                self.void.buf()
+            }
+        }
+    }
+
+    /// The output of the session whose message is being handled: where its answers go.
+    fn reply(&mut self) -> &mut Vec<u8> {
+        self.out_to(self.handling)
     }
 
     /// How many requests are tracked (client, backend and gangway's own).
@@ -328,8 +385,9 @@ impl Gateway {
 
     // ----- events -----------------------------------------------------------------------
 
-    /// A line from the client (without its newline).
-    pub fn on_client_line(&mut self, now: Instant, line: &[u8]) {
+    /// A line from session `s`'s client (without its newline).
+    pub fn on_client_line(&mut self, now: Instant, s: SessionId, line: &[u8]) {
+        self.handling = s;
         self.client_line(now, line);
         self.settle(now);
     }
@@ -384,7 +442,8 @@ impl Gateway {
     /// shutdown has stopped every backend. Checked here, once, rather than at every place
     /// a request can end or a backend can stop.
     fn settle(&mut self, now: Instant) {
-        for line in std::mem::take(&mut self.deferred) {
+        for (s, line) in std::mem::take(&mut self.deferred) {
+            self.handling = s;
             self.retrying = true;
             self.client_line(now, &line);
             self.retrying = false;
@@ -420,7 +479,7 @@ impl Gateway {
                     bad.reason,
                     message::excerpt(line)
                 );
-                write_error(self.out.client.buf(), id, bad.code, &bad.reason);
+                write_error(self.reply(), id, bad.code, &bad.reason);
                 return;
             }
         };
@@ -431,13 +490,14 @@ impl Gateway {
         }
     }
 
-    /// The client sent a line longer than `max_message_bytes`; it was discarded.
-    pub fn on_client_oversize(&mut self, len: usize, max: usize) {
+    /// Session `s`'s client sent a line longer than `max_message_bytes`; it was discarded.
+    pub fn on_client_oversize(&mut self, s: SessionId, len: usize, max: usize) {
+        self.handling = s;
         let reason = format!(
             "message of {len} bytes exceeds max_message_bytes ({max}) and was discarded; raise \"max_message_bytes\" in the config if such messages are expected"
         );
         warn!("{reason}");
-        write_error(self.out.client.buf(), b"null", INVALID_REQUEST, &reason);
+        write_error(self.reply(), b"null", INVALID_REQUEST, &reason);
     }
 
     fn client_eof(&mut self, now: Instant, wait_for_answers: bool) {
@@ -668,7 +728,9 @@ impl Gateway {
                 Timer::ListChanged(kind) => {
                     self.list_changed_armed[kind.index()] = false;
                     if self.life == Life::Running {
-                        write_request(self.out.client.buf(), None, kind.list_changed(), None);
+                        for c in self.sessions.values_mut() {
+                            write_request(c.out.buf(), None, kind.list_changed(), None);
+                        }
                     }
                 }
                 Timer::Drain => {
@@ -696,7 +758,7 @@ impl Gateway {
         let method = msg.method.unwrap_or("");
         match method {
             "initialize" => self.initialize(id, msg.params),
-            "ping" => write_result(self.out.client.buf(), id, b"{}"),
+            "ping" => write_result(self.reply(), id, b"{}"),
             "tools/list" => self.tools_list(now, id, msg.params),
             "tools/call" => self.tools_call(now, msg, id),
             "prompts/list" => self.list_request(now, id, msg.params, ListKind::Prompts),
@@ -715,7 +777,7 @@ impl Gateway {
             "tasks/list" => self.tasks_list(now, id),
             _ => {
                 let text = format!("Method not found: {method}");
-                write_error(self.out.client.buf(), id, METHOD_NOT_FOUND, &text);
+                write_error(self.reply(), id, METHOD_NOT_FOUND, &text);
             }
         }
     }
@@ -753,7 +815,7 @@ impl Gateway {
             "serverInfo": {"name": "gangway", "version": env!("CARGO_PKG_VERSION")},
             "instructions": self.instructions(),
         });
-        write_result(self.out.client.buf(), id, result.to_string().as_bytes());
+        write_result(self.reply(), id, result.to_string().as_bytes());
     }
 
     fn set_client_init(&mut self, version: &str, caps: Option<&RawValue>, info: Option<&RawValue>) {
@@ -763,7 +825,9 @@ impl Gateway {
             env!("CARGO_PKG_VERSION")
         );
         let info = info.map_or(default_info.as_str(), |i| i.get());
-        self.client_caps = serde_json::from_str(caps).unwrap_or(serde_json::Value::Null);
+        if let Some(c) = self.sessions.get_mut(&self.handling) {
+            c.caps = serde_json::from_str(caps).unwrap_or(serde_json::Value::Null);
+        }
         self.backend_init_params = format!(
             "{{\"protocolVersion\":\"{version}\",\"capabilities\":{caps},\"clientInfo\":{info}}}"
         )
@@ -878,7 +942,7 @@ impl Gateway {
                 String::new()
             };
             let body = format!("{{\"tools\":[{defs}]}}");
-            write_result(self.out.client.buf(), id, body.as_bytes());
+            write_result(self.reply(), id, body.as_bytes());
             return;
         }
         let with_meta = self.meta_enabled();
@@ -917,7 +981,7 @@ impl Gateway {
         if p.cursor.is_some() {
             let text =
                 "Invalid cursor: gangway returns each list whole in one page and issues no cursors";
-            write_error(self.out.client.buf(), id, INVALID_PARAMS, text);
+            write_error(self.reply(), id, INVALID_PARAMS, text);
         }
         p.cursor.is_some()
     }
@@ -927,7 +991,7 @@ impl Gateway {
             msg.params.and_then(|p| serde_json::from_str(p.get()).ok());
         let Some(params) = params else {
             let text = "tools/call needs params with a string \"name\"";
-            write_error(self.out.client.buf(), id, INVALID_PARAMS, text);
+            write_error(self.reply(), id, INVALID_PARAMS, text);
             return;
         };
         let name: String = serde_json::from_str(params.name.get()).unwrap_or_default();
@@ -943,7 +1007,7 @@ impl Gateway {
         let (b, tool) = match self.resolve_tool(&name) {
             Ok(found) => found,
             Err(text) => {
-                write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
+                write_error(self.reply(), id, INVALID_PARAMS, &text);
                 return;
             }
         };
@@ -1083,7 +1147,7 @@ impl Gateway {
         };
         let available = self.backend_names().join(", ");
         let fail = |gw: &mut Gateway, text: String| {
-            write_result(gw.out.client.buf(), id, &tools::error_result(&text));
+            write_result(gw.reply(), id, &tools::error_result(&text));
         };
         let args = match args {
             Ok(a) => a,
@@ -1139,7 +1203,7 @@ impl Gateway {
                 Some(b) => vec![b],
                 None => {
                     let text = self.unknown_backend(name, &self.backend_names().join(", "));
-                    write_result(self.out.client.buf(), id, &tools::error_result(&text));
+                    write_result(self.reply(), id, &tools::error_result(&text));
                     return;
                 }
             },
@@ -1150,8 +1214,8 @@ impl Gateway {
 
     // ----- forwarding -------------------------------------------------------------------
 
-    /// Forwards a client request to backend `b` with its id rewritten (and optionally one
-    /// more span replaced, in ascending order after... any position).
+    /// Forwards a client request to backend `b` with its id rewritten, and optionally one
+    /// more span replaced (anywhere in the line), and its progress token when it must be.
     fn forward(
         &mut self,
         now: Instant,
@@ -1168,15 +1232,20 @@ impl Gateway {
             return;
         };
         let gw_text = IdText::new(gw);
-        let id_edit = (id_span, gw_text.as_bytes());
-        self.send(now, b, gw, |out| match &extra {
-            None => splice(out, msg.line, std::slice::from_ref(&id_edit)),
-            Some((span, bytes)) => {
-                let mut edits = [id_edit, (span.clone(), bytes.as_slice())];
-                edits.sort_by_key(|(r, _)| r.start);
-                splice(out, msg.line, &edits);
-            }
-        });
+        let wire = self.ids.get(gw).and_then(|e| e.data.wire_token.clone());
+        let token_span = wire
+            .as_ref()
+            .and_then(|_| progress_token(msg.params))
+            .and_then(|t| span_of(msg.line, t.get()));
+        let mut edits: Vec<(std::ops::Range<usize>, &[u8])> = vec![(id_span, gw_text.as_bytes())];
+        if let Some((span, bytes)) = &extra {
+            edits.push((span.clone(), bytes.as_slice()));
+        }
+        if let (Some(span), Some(wire)) = (token_span, wire.as_ref()) {
+            edits.push((span, wire.as_bytes()));
+        }
+        edits.sort_by_key(|(r, _)| r.start);
+        self.send(now, b, gw, |out| splice(out, msg.line, &edits));
     }
 
     /// Sends gangway-built params to backend `b` on behalf of a client request (use_tool).
@@ -1196,6 +1265,12 @@ impl Gateway {
         let Some(gw) = self.admit(now, b, id, PendingKind::UseTool, msg.params, task, len) else {
             return;
         };
+        let rewritten = self
+            .ids
+            .get(gw)
+            .and_then(|e| e.data.wire_token.as_ref())
+            .and_then(|wire| with_progress_token(params, wire.as_bytes()));
+        let params = rewritten.as_deref().unwrap_or(params);
         self.send(now, b, gw, |out| {
             write_request(out, Some(gw), method, Some(params))
         });
@@ -1218,19 +1293,27 @@ impl Gateway {
             .available(now, b)
             .and_then(|()| self.input_room(b, len))
         {
-            self.answer_failure(kind, client_id, BACKEND_ERROR, &text);
+            self.answer_failure(Some(self.handling), kind, client_id, BACKEND_ERROR, &text);
             return None;
         }
         let pending = Pending {
             task,
+            session: Some(self.handling),
             ..Pending::new(b, kind)
         };
-        match self.track(Some((Peer::Client, client_id)), pending) {
+        match self.track(Some((Peer::Session(self.handling.0), client_id)), pending) {
             Some(gw) => {
                 if let Some(token) = progress_token(params) {
                     let token = RawId::new(token.get().as_bytes());
-                    self.progress.insert((b, token.clone()), gw);
+                    // Tokens must be unique among a backend's requests in flight.
+                    let wire = self
+                        .progress
+                        .contains_key(&(b, token.clone()))
+                        .then(|| RawId::new(format!("\"gangway-progress-{gw}\"").as_bytes()));
+                    let key = wire.clone().unwrap_or_else(|| token.clone());
+                    self.progress.insert((b, key), gw);
                     if let Some(e) = self.ids.get_mut(gw) {
+                        e.data.wire_token = wire;
                         e.data.token = Some(token);
                     }
                 }
@@ -1238,7 +1321,7 @@ impl Gateway {
             }
             None => {
                 let text = "Invalid request: this id is already used by a request in flight; ids must be unique among pending requests";
-                write_error(self.out.client.buf(), client_id, INVALID_REQUEST, text);
+                write_error(self.reply(), client_id, INVALID_REQUEST, text);
                 None
             }
         }
@@ -1353,7 +1436,7 @@ impl Gateway {
             self.timers.cancel(t);
         }
         let b = entry.data.backend;
-        if let Some(token) = &entry.data.token {
+        if let Some(token) = entry.data.wire_token.as_ref().or(entry.data.token.as_ref()) {
             self.progress.remove(&(b, token.clone()));
         }
         let be = &mut self.backends[b];
@@ -1378,21 +1461,29 @@ impl Gateway {
             + self.task_lists.len()
             + self
                 .ids
-                .ids_where(|e| matches!(e.origin, Some((Peer::Client, _))))
+                .ids_where(|e| matches!(e.origin, Some((Peer::Session(_), _))))
                 .len()
     }
 
-    /// Answers a client request that could not be served: an `isError` tool result for
-    /// `use_tool`, a JSON-RPC error otherwise.
-    fn answer_failure(&mut self, kind: PendingKind, client_id: &[u8], code: i64, text: &str) {
+    /// Answers session `to`'s request `client_id` that could not be served: an `isError`
+    /// tool result for `use_tool`, a JSON-RPC error otherwise.
+    fn answer_failure(
+        &mut self,
+        to: Option<SessionId>,
+        kind: PendingKind,
+        client_id: &[u8],
+        code: i64,
+        text: &str,
+    ) {
+        let Some(to) = to else { return };
         if kind == PendingKind::UseTool {
             write_result(
-                self.out.client.buf(),
+                self.out_to(to),
                 client_id,
                 &tools::error_result(&format!("Error: {text}")),
             );
         } else {
-            write_error(self.out.client.buf(), client_id, code, text);
+            write_error(self.out_to(to), client_id, code, text);
         }
     }
 
@@ -1454,8 +1545,12 @@ impl Gateway {
             ""
         };
         let text = format!("Starting backend '{}' ({secs} s{pulling})", be.name());
+        let mut notes = Vec::new();
         for q in &be.queue {
-            let Some(token) = self.ids.get(q.gw).and_then(|e| e.data.token.as_ref()) else {
+            let Some(e) = self.ids.get(q.gw) else {
+                continue;
+            };
+            let (Some(token), Some(to)) = (e.data.token.as_ref(), e.data.session) else {
                 continue;
             };
             let mut params = b"{\"progressToken\":".to_vec();
@@ -1463,8 +1558,11 @@ impl Gateway {
             params.extend_from_slice(format!(",\"progress\":{secs},\"message\":").as_bytes());
             message::write_json_string(&mut params, &text);
             params.push(b'}');
+            notes.push((to, params));
+        }
+        for (to, params) in notes {
             write_request(
-                self.out.client.buf(),
+                self.out_to(to),
                 None,
                 "notifications/progress",
                 Some(&params),
@@ -1504,11 +1602,10 @@ impl Gateway {
             "notifications/initialized",
             None,
         );
-        if let Some(level) = self.log_level.take() {
+        if let Some(level) = self.backend_log_params() {
             if self.backend_has_capability(b, "logging") {
                 self.send_internal(now, b, "logging/setLevel", &level);
             }
-            self.log_level = Some(level);
         }
         let queue = std::mem::take(&mut self.backends[b].queue);
         for q in queue {
@@ -1582,13 +1679,20 @@ impl Gateway {
             match pending.kind {
                 PendingKind::Forward | PendingKind::UseTool => {
                     if let Some(raw) = origin {
-                        self.answer_failure(pending.kind, raw.as_bytes(), BACKEND_ERROR, reason);
+                        let to = pending.session;
+                        self.answer_failure(
+                            to,
+                            pending.kind,
+                            raw.as_bytes(),
+                            BACKEND_ERROR,
+                            reason,
+                        );
                     }
                 }
                 PendingKind::List(kind) => {
                     self.list_fetched(now, b, kind, Err(reason.to_string()));
                 }
-                PendingKind::ToClient => self.cancel_to_client(gw, reason),
+                PendingKind::ToClient => self.cancel_to_client(pending.session, gw, reason),
                 PendingKind::TaskList(list) => self.task_page(now, b, list, None),
                 PendingKind::Init | PendingKind::Internal => {}
             }
@@ -1754,7 +1858,8 @@ impl Gateway {
         match pending.kind {
             PendingKind::Forward | PendingKind::UseTool => {
                 if let Some(raw) = origin {
-                    self.answer_failure(pending.kind, raw.as_bytes(), REQUEST_TIMEOUT, &reason);
+                    let to = pending.session;
+                    self.answer_failure(to, pending.kind, raw.as_bytes(), REQUEST_TIMEOUT, &reason);
                 }
                 self.cancel_to_backend(b, gw, "request timed out in gangway");
             }
@@ -1781,7 +1886,7 @@ impl Gateway {
                     "the client did not answer backend '{name}''s request in time (\"client_request_timeout\" in gangway's config; at most 10 s for a ping); it was cancelled"
                 );
                 warn!("{text}");
-                self.cancel_to_client(gw, &text);
+                self.cancel_to_client(pending.session, gw, &text);
                 let alive = matches!(self.backends[b].phase, Phase::Starting | Phase::Ready);
                 if let (Some(raw), true) = (origin, alive) {
                     write_error(
@@ -1809,12 +1914,15 @@ impl Gateway {
         }
     }
 
-    fn cancel_to_client(&mut self, gw: u64, reason: &str) {
+    /// Tells session `to` that gangway's request `gw` (a backend's, forwarded to it) is
+    /// cancelled.
+    fn cancel_to_client(&mut self, to: Option<SessionId>, gw: u64, reason: &str) {
+        let Some(to) = to else { return };
         let mut params = format!("{{\"requestId\":{gw},\"reason\":").into_bytes();
         message::write_json_string(&mut params, reason);
         params.push(b'}');
         write_request(
-            self.out.client.buf(),
+            self.out_to(to),
             None,
             "notifications/cancelled",
             Some(&params),
@@ -1840,23 +1948,20 @@ impl Gateway {
         let Some((origin, pending)) = self.untrack(now, gw) else {
             return;
         };
+        let to = pending.session;
         match pending.kind {
-            PendingKind::Forward => self.reply_spliced(b, msg, origin, pending.task),
-            PendingKind::UseTool => match (msg.error, origin) {
-                (Some(err), Some(raw)) => {
+            PendingKind::Forward => self.reply_spliced(b, msg, to, origin, pending.task),
+            PendingKind::UseTool => match (msg.error, origin, to) {
+                (Some(err), Some(raw), Some(to)) => {
                     let text = format!(
                         "Error: Backend error from {}: {}",
                         self.backends[b].name(),
                         error_message(err)
                     );
-                    write_result(
-                        self.out.client.buf(),
-                        raw.as_bytes(),
-                        &tools::error_result(&text),
-                    );
+                    write_result(self.out_to(to), raw.as_bytes(), &tools::error_result(&text));
                 }
-                (None, origin) => self.reply_spliced(b, msg, origin, pending.task),
-                (Some(_), None) => {}
+                (None, origin, _) => self.reply_spliced(b, msg, to, origin, pending.task),
+                (Some(_), _, _) => {}
             },
             PendingKind::Init => self.init_done(now, b, msg),
             PendingKind::List(kind) => self.list_page(now, b, kind, msg),
@@ -1865,19 +1970,27 @@ impl Gateway {
         }
     }
 
-    /// Passes a response on to the client with the client's own id put back.
-    fn reply_spliced(&mut self, b: usize, msg: &Message<'_>, origin: Option<RawId>, task: TaskOp) {
-        if let (Some(raw), Some(span)) = (origin, msg.id_span()) {
-            self.relay_to_client(b, msg, task, Some((span, raw.as_bytes())));
+    /// Passes a response on to session `to` with its own id put back.
+    fn reply_spliced(
+        &mut self,
+        b: usize,
+        msg: &Message<'_>,
+        to: Option<SessionId>,
+        origin: Option<RawId>,
+        task: TaskOp,
+    ) {
+        if let (Some(to), Some(raw), Some(span)) = (to, origin, msg.id_span()) {
+            self.relay_to_client(b, msg, to, task, Some((span, raw.as_bytes())));
         }
     }
 
-    /// Appends a backend's message for the client: its id replaced when `id` is given and
-    /// every task id prefixed with the backend's name, nothing else changed.
+    /// Appends a backend's message for session `to`: its id replaced when `id` is given
+    /// and every task id prefixed with the backend's name, nothing else changed.
     fn relay_to_client(
         &mut self,
         b: usize,
         msg: &Message<'_>,
+        to: SessionId,
         task: TaskOp,
         id: Option<(std::ops::Range<usize>, &[u8])>,
     ) {
@@ -1887,7 +2000,7 @@ impl Gateway {
                 Some(e) => std::slice::from_ref(e),
                 None => &[],
             };
-            splice(self.out.client.buf(), msg.line, edits);
+            splice(self.out_to(to), msg.line, edits);
             return;
         }
         let prefix = format!("{}{}", self.backends[b].name(), tasks::TASK_SEPARATOR);
@@ -1898,7 +2011,7 @@ impl Gateway {
                 .map(|s| (tasks::prefix_edit(s), prefix.as_bytes())),
         );
         edits.sort_by_key(|(r, _)| r.start);
-        splice(self.out.client.buf(), msg.line, &edits);
+        splice(self.out_to(to), msg.line, &edits);
     }
 
     fn backend_request(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
@@ -1906,19 +2019,21 @@ impl Gateway {
             return;
         };
         let method = msg.method.unwrap_or("");
+        let target = self.client_for(b, method);
         let refusal = if self.life != Life::Running {
             Some("the client is gone (gangway is shutting down)".to_string())
-        } else if !self.client_supports(method) {
+        } else if target.is_none() {
             Some(format!(
-                "the client did not declare the capability needed for {method}"
+                "no client connected to gangway declared the capability needed for {method}"
             ))
         } else {
             None
         };
-        if let Some(text) = refusal {
+        let (None, Some(to)) = (refusal.as_ref(), target) else {
+            let text = refusal.unwrap_or_default();
             write_error(self.out.backends[b].buf(), raw, METHOD_NOT_FOUND, &text);
             return;
-        }
+        };
         let be = &self.backends[b];
         if be.to_client >= TO_CLIENT_MAX {
             let text = format!(
@@ -1941,6 +2056,7 @@ impl Gateway {
         };
         let pending = Pending {
             sent: true,
+            session: Some(to),
             ..Pending::new(b, PendingKind::ToClient)
         };
         let Some(gw) = self.track(Some((Peer::Backend(b), raw)), pending) else {
@@ -1954,18 +2070,36 @@ impl Gateway {
         }
         let Some(span) = msg.id_span() else { return };
         let gw_text = IdText::new(gw);
-        self.relay_to_client(b, msg, TaskOp::None, Some((span, gw_text.as_bytes())));
+        self.relay_to_client(b, msg, to, TaskOp::None, Some((span, gw_text.as_bytes())));
     }
 
-    fn client_supports(&self, method: &str) -> bool {
+    /// The session that gets backend `b`'s request `method`, among those that declared the
+    /// capability it needs: the one whose request to `b` has waited longest (the backend
+    /// is most likely asking on its behalf), else the session opened first. `None` when no
+    /// session can answer.
+    fn client_for(&self, b: usize, method: &str) -> Option<SessionId> {
         let cap = match method {
-            "sampling/createMessage" => "sampling",
-            "elicitation/create" => "elicitation",
-            "roots/list" => "roots",
-            m if m.starts_with("tasks/") => "tasks",
-            _ => return true,
+            "sampling/createMessage" => Some("sampling"),
+            "elicitation/create" => Some("elicitation"),
+            "roots/list" => Some("roots"),
+            m if m.starts_with("tasks/") => Some("tasks"),
+            _ => None,
         };
-        self.client_caps.get(cap).is_some()
+        let able = |s: &SessionId| {
+            self.sessions
+                .get(s)
+                .is_some_and(|c| cap.map_or(true, |cap| c.declares(cap)))
+        };
+        let serving = self.ids.ids_where(|e| {
+            e.data.backend == b
+                && e.data.kind != PendingKind::ToClient
+                && e.data.session.is_some_and(|s| able(&s))
+        });
+        serving
+            .first()
+            .and_then(|gw| self.ids.get(*gw))
+            .and_then(|e| e.data.session)
+            .or_else(|| self.sessions.keys().copied().find(|s| able(s)))
     }
 
     fn backend_notification(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
@@ -1985,13 +2119,25 @@ impl Gateway {
                 self.notify_list_changed(now, b, kind);
             }
             "notifications/progress" => {
+                // Progress belongs to the session whose request carries the token.
                 let token = progress_notification_token(msg.params);
-                let active = token.is_some_and(|t| {
-                    self.progress
-                        .contains_key(&(b, RawId::new(t.get().as_bytes())))
-                });
-                if active {
-                    self.pass_to_client(b, msg);
+                let owner = token
+                    .and_then(|t| self.progress.get(&(b, RawId::new(t.get().as_bytes()))))
+                    .and_then(|gw| self.ids.get(*gw))
+                    .and_then(|e| {
+                        Some((
+                            e.data.session?,
+                            e.data.wire_token.is_some(),
+                            e.data.token.clone()?,
+                        ))
+                    });
+                if let Some((to, rewritten, mine)) = owner.filter(|_| self.listening()) {
+                    // A token gangway rewrote goes back as the client's own.
+                    let edit = token
+                        .filter(|_| rewritten)
+                        .and_then(|t| span_of(msg.line, t.get()))
+                        .map(|span| (span, mine.as_bytes()));
+                    self.relay_to_client(b, msg, to, TaskOp::None, edit);
                 } else {
                     debug!(
                         "progress from backend '{}' for a request no longer in flight; dropped",
@@ -2000,9 +2146,17 @@ impl Gateway {
                 }
             }
             "notifications/message" => {
+                if !self.listening() {
+                    return;
+                }
                 let name = self.backends[b].name().to_string();
-                if self.life == Life::Running || self.life == Life::Draining {
-                    write_log_with_logger(self.out.client.buf(), msg, &name);
+                let level = session::params_level(msg.params);
+                let mut line = Vec::new();
+                write_log_with_logger(&mut line, msg, &name);
+                for c in self.sessions.values_mut() {
+                    if c.wants_log(level) {
+                        c.out.buf().extend_from_slice(&line);
+                    }
                 }
             }
             "notifications/cancelled" => {
@@ -2013,22 +2167,30 @@ impl Gateway {
                 let Some(gw) = self.ids.find(Peer::Backend(b), raw) else {
                     return;
                 };
-                self.untrack(now, gw);
+                let Some((_, pending)) = self.untrack(now, gw) else {
+                    return;
+                };
+                let Some(to) = pending.session else { return };
                 let gw_text = IdText::new(gw);
-                splice(
-                    self.out.client.buf(),
-                    msg.line,
-                    &[(span, gw_text.as_bytes())],
-                );
+                splice(self.out_to(to), msg.line, &[(span, gw_text.as_bytes())]);
             }
             _ => self.pass_to_client(b, msg),
         }
     }
 
-    /// Passes a backend's notification on to the client unchanged, while it listens.
+    /// Whether clients still hear notifications (not once shutdown began).
+    fn listening(&self) -> bool {
+        self.life == Life::Running || self.life == Life::Draining
+    }
+
+    /// Passes a backend's notification on to every session unchanged, while they listen.
     fn pass_to_client(&mut self, b: usize, msg: &Message<'_>) {
-        if self.life == Life::Running || self.life == Life::Draining {
-            self.relay_to_client(b, msg, TaskOp::None, None);
+        if !self.listening() {
+            return;
+        }
+        let all: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for to in all {
+            self.relay_to_client(b, msg, to, TaskOp::None, None);
         }
     }
 
@@ -2041,7 +2203,7 @@ impl Gateway {
                     return;
                 };
                 let raw = &msg.line[span.clone()];
-                if let Some(gw) = self.ids.find(Peer::Client, raw) {
+                if let Some(gw) = self.ids.find(Peer::Session(self.handling.0), raw) {
                     let Some((_, pending)) = self.untrack(now, gw) else {
                         return;
                     };
@@ -2075,10 +2237,11 @@ impl Gateway {
 
     fn client_response(&mut self, now: Instant, msg: &Message<'_>) {
         let raw = msg.id.map_or(&b""[..], |i| i.get().as_bytes());
+        // Only the session a backend's request was sent to can answer it.
         let gw = parse_gateway_id(raw).filter(|gw| {
-            self.ids
-                .get(*gw)
-                .is_some_and(|e| e.data.kind == PendingKind::ToClient)
+            self.ids.get(*gw).is_some_and(|e| {
+                e.data.kind == PendingKind::ToClient && e.data.session == Some(self.handling)
+            })
         });
         let Some(gw) = gw else {
             debug!(
@@ -2147,17 +2310,40 @@ impl Gateway {
     fn set_log_level(&mut self, now: Instant, id: &[u8], params: Option<&RawValue>) {
         let Some(params) = params else {
             let text = "logging/setLevel needs params with a \"level\"";
-            write_error(self.out.client.buf(), id, INVALID_PARAMS, text);
+            write_error(self.reply(), id, INVALID_PARAMS, text);
             return;
         };
-        let level = params.get().as_bytes().to_vec();
-        for b in 0..self.backends.len() {
-            if self.backends[b].phase == Phase::Ready && self.backend_has_capability(b, "logging") {
-                self.send_internal(now, b, "logging/setLevel", &level);
+        let Some(rank) = session::params_level(Some(params)) else {
+            let text = "logging/setLevel needs a \"level\" of debug, info, notice, warning, error, critical, alert or emergency";
+            write_error(self.reply(), id, INVALID_PARAMS, text);
+            return;
+        };
+        let before = self.backend_log_params();
+        if let Some(c) = self.sessions.get_mut(&self.handling) {
+            c.log_level = Some(rank);
+        }
+        // Backends are shared: each runs at the most verbose level any session asked for,
+        // and each session hears only what its own level admits.
+        if let Some(level) = self
+            .backend_log_params()
+            .filter(|l| Some(l) != before.as_ref())
+        {
+            for b in 0..self.backends.len() {
+                if self.backends[b].phase == Phase::Ready
+                    && self.backend_has_capability(b, "logging")
+                {
+                    self.send_internal(now, b, "logging/setLevel", &level);
+                }
             }
         }
-        self.log_level = Some(level);
-        write_result(self.out.client.buf(), id, b"{}");
+        write_result(self.reply(), id, b"{}");
+    }
+
+    /// `logging/setLevel` params for backends: the most verbose level any session asked
+    /// for (`None` while none asked).
+    fn backend_log_params(&self) -> Option<Vec<u8>> {
+        let rank = self.sessions.values().filter_map(|c| c.log_level).min()?;
+        Some(format!("{{\"level\":\"{}\"}}", session::level_name(rank)).into_bytes())
     }
 
     fn prompts_get(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
@@ -2204,7 +2390,7 @@ impl Gateway {
                     self.order.iter().map(|b| self.backends[*b].name()).collect::<Vec<_>>().join(", ")
                 ),
             };
-            write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
+            write_error(self.reply(), id, INVALID_PARAMS, &text);
             return;
         };
         let mut own_json = Vec::with_capacity(own.len() + 2);
@@ -2233,7 +2419,7 @@ impl Gateway {
                 "{} needs params with a string \"uri\"",
                 msg.method.unwrap_or("")
             );
-            write_error(self.out.client.buf(), id, INVALID_PARAMS, &text);
+            write_error(self.reply(), id, INVALID_PARAMS, &text);
             return;
         };
         self.forward_by_uri(now, msg, id, &uri);
@@ -2268,7 +2454,7 @@ impl Gateway {
             }) if kind == "ref/resource" => self.forward_by_uri(now, msg, id, &uri),
             _ => {
                 let text = "completion/complete needs params.ref of type ref/prompt (with name) or ref/resource (with uri)";
-                write_error(self.out.client.buf(), id, INVALID_PARAMS, text);
+                write_error(self.reply(), id, INVALID_PARAMS, text);
             }
         }
     }
@@ -2294,7 +2480,7 @@ impl Gateway {
             let text = format!(
                 "Resource not found: {uri}. No backend lists it or has a template that matches it; call resources/list and resources/templates/list to see what there is"
             );
-            write_error(self.out.client.buf(), id, RESOURCE_NOT_FOUND, &text);
+            write_error(self.reply(), id, RESOURCE_NOT_FOUND, &text);
             return;
         }
         let kind = AggregateKind::Retry {
@@ -2338,6 +2524,17 @@ fn progress_token(params: Option<&RawValue>) -> Option<&RawValue> {
         .ok()?
         .meta?
         .token
+}
+
+/// Request params (`params`, one JSON object) with `_meta.progressToken` replaced by
+/// `token` (raw JSON), or `None` when they carry no token.
+fn with_progress_token(params: &[u8], token: &[u8]) -> Option<Vec<u8>> {
+    let raw: &RawValue = serde_json::from_slice(params).ok()?;
+    let span = span_of(params, progress_token(Some(raw))?.get())?;
+    let mut out = Vec::with_capacity(params.len() + token.len());
+    splice(&mut out, params, &[(span, token)]);
+    out.pop(); // splice ends a line; params are not one.
+    Some(out)
 }
 
 /// `start + d`, saturating far in the future instead of overflowing (a config may say

@@ -5,7 +5,7 @@
 //! Task ids appear only at places the protocol defines, and only those are rewritten: a
 //! `taskId` inside a tool's own arguments or content is user data and is left alone.
 
-use super::{lists, Gateway, PendingKind};
+use super::{lists, Gateway, PendingKind, SessionId};
 use crate::wire::ids::RawId;
 use crate::wire::message::{span_of, splice, write_result, Message};
 use serde::Deserialize;
@@ -20,6 +20,8 @@ pub(super) const TASK_SEPARATOR: &str = "__";
 #[derive(Debug)]
 pub(super) struct TaskList {
     client_id: RawId,
+    /// The session that asked.
+    session: SessionId,
     /// Backends whose last page has not arrived yet.
     waiting: usize,
     /// The task objects so far, comma-separated, ids already prefixed.
@@ -165,6 +167,7 @@ impl Gateway {
             list_id,
             TaskList {
                 client_id: RawId::new(id),
+                session: self.handling,
                 waiting: running.len(),
                 tasks: Vec::new(),
             },
@@ -238,7 +241,7 @@ impl Gateway {
                 let mut body = b"{\"tasks\":[".to_vec();
                 body.extend_from_slice(&list.tasks);
                 body.extend_from_slice(b"]}");
-                write_result(self.out.client.buf(), list.client_id.as_bytes(), &body);
+                write_result(self.out_to(list.session), list.client_id.as_bytes(), &body);
             }
         }
     }

@@ -126,6 +126,8 @@ struct Harness {
     now: Instant,
     /// Whether dropping the harness checks that nothing is tracked any more.
     check_settled: bool,
+    /// The session `client` and `client_lines` speak for (the first one opened).
+    s: SessionId,
 }
 
 impl Harness {
@@ -141,7 +143,8 @@ impl Harness {
         let config =
             Config::parse(text, Path::new("test.json"), &|_| None).expect("test config is valid");
         let t0 = Instant::now();
-        let gw = Gateway::new(&config, t0, 1_700_000_000);
+        let mut gw = Gateway::new(&config, t0, 1_700_000_000);
+        let s = gw.open_session();
         if gw.backend_count() == 2 {
             assert_eq!(
                 gw.backend_config(ALPHA).map(|c| c.name.as_str()),
@@ -157,6 +160,7 @@ impl Harness {
             t0,
             now: t0,
             check_settled: true,
+            s,
         }
     }
 
@@ -166,7 +170,27 @@ impl Harness {
 
     /// A raw line from the client.
     fn client(&mut self, line: &str) {
-        self.gw.on_client_line(self.now, line.as_bytes());
+        self.client_as(self.s, line);
+    }
+
+    /// A raw line from the client of session `s`.
+    fn client_as(&mut self, s: SessionId, line: &str) {
+        self.gw.on_client_line(self.now, s, line.as_bytes());
+    }
+
+    /// A JSON message from the client of session `s`.
+    fn send_as(&mut self, s: SessionId, msg: Value) {
+        self.client_as(s, &msg.to_string());
+    }
+
+    /// Drains session `s`'s output, parsed.
+    fn out_of(&mut self, s: SessionId) -> Vec<Value> {
+        let Some(q) = self.gw.session_out(s) else {
+            return Vec::new();
+        };
+        let bytes = q.pending().to_vec();
+        q.consume(bytes.len());
+        split_lines(&bytes).iter().map(|l| parse(l)).collect()
     }
 
     /// A JSON message from the client.
@@ -190,8 +214,11 @@ impl Harness {
 
     /// Drains the client's output as raw lines.
     fn client_lines(&mut self) -> Vec<String> {
-        let bytes = self.gw.out.client.pending().to_vec();
-        self.gw.out.client.consume(bytes.len());
+        let Some(q) = self.gw.session_out(self.s) else {
+            return Vec::new();
+        };
+        let bytes = q.pending().to_vec();
+        q.consume(bytes.len());
         split_lines(&bytes)
     }
 
@@ -491,7 +518,7 @@ fn null_float_and_bool_ids_are_invalid_requests() {
 #[test]
 fn oversize_client_line_gets_an_error_and_serving_goes_on() {
     let mut h = Harness::new("meta");
-    h.gw.on_client_oversize(20_000_000, 16_777_216);
+    h.gw.on_client_oversize(h.s, 20_000_000, 16_777_216);
     let msg = h.client_one();
     assert_eq!(msg["id"], Value::Null);
     let text = error_message(&msg, -32600);
@@ -2381,8 +2408,10 @@ fn a_huge_timeout_in_the_config_does_not_overflow() {
     .unwrap();
     let t0 = Instant::now();
     let mut gw = Gateway::new(&config, t0, 1_700_000_000);
+    let s = gw.open_session();
     gw.on_client_line(
         t0,
+        s,
         br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha__echo"}}"#,
     );
     assert_eq!(gw.take_actions(), vec![Action::Spawn(ALPHA)]);
@@ -2391,7 +2420,7 @@ fn a_huge_timeout_in_the_config_does_not_overflow() {
     let ready = format!(r#"{{"jsonrpc":"2.0","id":{init_id},"result":{{}}}}"#);
     gw.on_backend_line(t0, ALPHA, ready.as_bytes());
     gw.on_timer(t0 + Duration::from_secs(3600));
-    assert!(gw.out.client.is_empty(), "no timeout fired");
+    assert_eq!(gw.session_backlog(s), 0, "no timeout fired");
     assert!(gw
         .next_deadline()
         .is_some_and(|d| d > t0 + Duration::from_secs(86_400)));
@@ -2407,12 +2436,14 @@ fn a_huge_startup_timeout_does_not_overflow() {
     .unwrap();
     let t0 = Instant::now();
     let mut gw = Gateway::new(&config, t0, 1_700_000_000);
+    let s = gw.open_session();
     gw.on_client_line(
         t0,
+        s,
         br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"alpha__echo"}}"#,
     );
     gw.on_timer(t0 + Duration::from_secs(86_400));
-    assert!(gw.out.client.is_empty(), "still starting, nothing failed");
+    assert_eq!(gw.session_backlog(s), 0, "still starting, nothing failed");
 }
 
 #[test]
@@ -2855,4 +2886,261 @@ fn reload_that_removes_and_adds_a_backend_again_reuses_its_slot() {
     let sent = h.finish_init(BETA);
     h.reply(BETA, &sent[0], r#"{"content":[]}"#);
     assert_eq!(h.client_one()["id"], 1);
+}
+
+// ----- sessions ------------------------------------------------------------------------------
+
+/// A second session that initialized with `caps`.
+fn second_session(h: &mut Harness, caps: Value) -> SessionId {
+    let s = h.gw.open_session();
+    h.send_as(
+        s,
+        request(
+            json!(0),
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": caps,
+                   "clientInfo": {"name": "second", "version": "1"}}),
+        ),
+    );
+    let out = h.out_of(s);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0]["id"], 0);
+    s
+}
+
+#[test]
+fn sessions_get_their_own_answers_even_with_the_same_request_id() {
+    let mut h = Harness::new("tools");
+    h.initialize("2025-06-18", json!({}));
+    let b = second_session(&mut h, json!({}));
+    h.warm(ALPHA);
+    h.send(call(json!(1), "alpha__echo", json!({"text": "a"})));
+    h.send_as(b, call(json!(1), "alpha__echo", json!({"text": "b"})));
+    let sent = h.backend_out(ALPHA);
+    assert_eq!(sent.len(), 2);
+    assert_ne!(sent[0]["id"], sent[1]["id"], "gateway ids differ");
+    // Answered in the other order: each answer still reaches the session that asked.
+    h.reply(
+        ALPHA,
+        &sent[1],
+        r#"{"content":[{"type":"text","text":"for b"}]}"#,
+    );
+    h.reply(
+        ALPHA,
+        &sent[0],
+        r#"{"content":[{"type":"text","text":"for a"}]}"#,
+    );
+    let a_out = h.client_out();
+    let b_out = h.out_of(b);
+    assert_eq!(a_out.len(), 1, "{a_out:#?}");
+    assert_eq!(b_out.len(), 1, "{b_out:#?}");
+    assert_eq!(a_out[0]["id"], 1);
+    assert_eq!(a_out[0]["result"]["content"][0]["text"], "for a");
+    assert_eq!(b_out[0]["result"]["content"][0]["text"], "for b");
+}
+
+#[test]
+fn progress_and_cancellation_reach_only_the_session_that_owns_the_request() {
+    let mut h = Harness::new("tools");
+    let b = second_session(&mut h, json!({}));
+    h.warm(ALPHA);
+    let with_token = |id: i64, token: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "alpha__slow", "arguments": {}, "_meta": {"progressToken": token}}})
+    };
+    h.send(with_token(7, "t"));
+    h.send_as(b, with_token(7, "t"));
+    let sent = h.backend_out(ALPHA);
+    let progress = |h: &mut Harness, token: &str| {
+        h.backend(
+            ALPHA,
+            &json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                    "params": {"progressToken": token, "progress": 1}})
+            .to_string(),
+        );
+    };
+    // Both sessions used token "t" (SDKs number tokens from the same start): the backend
+    // must see unique tokens, so the second is rewritten, and progress for each goes back
+    // to its own session with the token that session used.
+    assert_eq!(sent[0]["params"]["_meta"]["progressToken"], "t");
+    let wire = sent[1]["params"]["_meta"]["progressToken"]
+        .as_str()
+        .expect("a string token")
+        .to_string();
+    assert_ne!(wire, "t", "the backend sees two different tokens");
+    progress(&mut h, "t");
+    progress(&mut h, &wire);
+    for out in [h.client_out(), h.out_of(b)] {
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0]["method"], "notifications/progress");
+        assert_eq!(out[0]["params"]["progressToken"], "t");
+    }
+    // Session b cancels its id 7: only b's forwarded request is cancelled at the backend.
+    h.send_as(
+        b,
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}),
+    );
+    let cancel = h.backend_one(ALPHA, "notifications/cancelled");
+    assert_eq!(cancel["params"]["requestId"], sent[1]["id"]);
+    // The first session's request is still answered.
+    h.reply(ALPHA, &sent[0], r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 7);
+    assert!(
+        h.out_of(b).is_empty(),
+        "b's cancelled request is not answered"
+    );
+}
+
+#[test]
+fn list_changed_reaches_every_session() {
+    let mut h = Harness::new("tools");
+    let b = second_session(&mut h, json!({}));
+    h.warm(ALPHA);
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+    );
+    h.advance(ms(LIST_CHANGED_DELAY));
+    for out in [h.client_out(), h.out_of(b)] {
+        assert!(
+            out.iter()
+                .any(|m| m["method"] == "notifications/tools/list_changed"),
+            "{out:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_backend_request_goes_to_the_session_it_serves_that_can_answer() {
+    let mut h = Harness::new("tools");
+    h.initialize("2025-06-18", json!({}));
+    let b = second_session(&mut h, json!({"sampling": {}}));
+    h.warm(ALPHA);
+    // The first session's call is in flight, but it declared no sampling: b gets it.
+    h.send(call(json!(1), "alpha__ask", json!({})));
+    let sent = h.backend_one(ALPHA, "tools/call");
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{"messages":[]}}"#,
+    );
+    assert!(
+        h.client_out().is_empty(),
+        "not to a session without sampling"
+    );
+    let asked = h.out_of(b);
+    assert_eq!(asked.len(), 1, "{asked:#?}");
+    assert_eq!(asked[0]["method"], "sampling/createMessage");
+    // Only b may answer it: the first session's answer with that id is dropped.
+    let answer = json!({"jsonrpc": "2.0", "id": asked[0]["id"], "result": {"role": "assistant"}});
+    h.send(answer.clone());
+    assert!(
+        h.backend_out(ALPHA).is_empty(),
+        "the wrong session's answer is dropped"
+    );
+    h.send_as(b, answer);
+    let back = h.backend_one_any(ALPHA);
+    assert_eq!(back["id"], 0, "the backend's own id");
+    h.reply(ALPHA, &sent, r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 1);
+    // No session declares roots: the backend hears at once that no one can answer.
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":1,"method":"roots/list"}"#);
+    let refused = h.backend_one_any(ALPHA);
+    assert_eq!(refused["id"], 1);
+    assert!(refused["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("roots/list")));
+}
+
+#[test]
+fn each_session_hears_the_log_levels_it_asked_for() {
+    let text = json!({"expose": "tools", "backends": {"alpha": {"command": "a"}}}).to_string();
+    let mut h = Harness::from_json(&text);
+    let b = second_session(&mut h, json!({}));
+    h.send(request(
+        json!(1),
+        "logging/setLevel",
+        json!({"level": "warning"}),
+    ));
+    assert_eq!(h.client_one()["id"], 1);
+    h.send_as(
+        b,
+        request(json!(1), "logging/setLevel", json!({"level": "debug"})),
+    );
+    assert_eq!(h.out_of(b)[0]["id"], 1);
+    // The backend starts at the most verbose level asked for.
+    h.send(call(json!(2), "alpha__echo", json!({})));
+    h.actions();
+    let out = h.backend_out(ALPHA);
+    let init = out
+        .iter()
+        .find(|m| m["method"] == "initialize")
+        .expect("init");
+    let caps = r#"{"protocolVersion":"2025-11-25","capabilities":{"logging":{},"tools":{}},"serverInfo":{"name":"m","version":"1"}}"#;
+    h.reply(ALPHA, init, caps);
+    let after = h.backend_out(ALPHA);
+    let set = after
+        .iter()
+        .find(|m| m["method"] == "logging/setLevel")
+        .expect("setLevel sent");
+    assert_eq!(set["params"]["level"], "debug");
+    let call_sent = after
+        .iter()
+        .find(|m| m["method"] == "tools/call")
+        .expect("call")
+        .clone();
+    h.reply(ALPHA, set, "{}");
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}"#,
+    );
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"error","data":"y"}}"#,
+    );
+    let logs = |out: Vec<Value>| -> Vec<String> {
+        out.iter()
+            .filter(|m| m["method"] == "notifications/message")
+            .map(|m| m["params"]["level"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(logs(h.client_out()), ["error"]);
+    assert_eq!(logs(h.out_of(b)), ["info", "error"]);
+    h.reply(ALPHA, &call_sent, r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 2);
+}
+
+#[test]
+fn use_tool_calls_of_two_sessions_with_one_progress_token_reach_the_backend_distinct() {
+    let mut h = Harness::new("meta");
+    let b = second_session(&mut h, json!({}));
+    h.warm(ALPHA);
+    let with_token = |id: i64| {
+        let mut m = use_tool(json!(id), "alpha", "slow", json!({}));
+        m["params"]["_meta"] = json!({"progressToken": 1});
+        m
+    };
+    h.send(with_token(1));
+    h.send_as(b, with_token(1));
+    let sent = h.backend_out(ALPHA);
+    let tokens: Vec<&Value> = sent
+        .iter()
+        .map(|m| &m["params"]["_meta"]["progressToken"])
+        .collect();
+    assert_eq!(tokens[0], &json!(1));
+    assert_ne!(tokens[1], &json!(1), "{sent:#?}");
+    h.backend(
+        ALPHA,
+        &json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                "params": {"progressToken": tokens[1], "progress": 5}})
+        .to_string(),
+    );
+    let got = h.out_of(b);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["params"]["progressToken"], 1, "b's own token");
+    assert!(h.client_out().is_empty());
+    for (i, m) in sent.iter().enumerate() {
+        h.reply(ALPHA, m, r#"{"content":[]}"#);
+        let out = if i == 0 { h.client_out() } else { h.out_of(b) };
+        assert_eq!(out.len(), 1);
+    }
 }

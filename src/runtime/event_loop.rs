@@ -8,7 +8,7 @@ use super::stdio::{ClientIn, ClientOut};
 use crate::catalog::Catalog;
 use crate::config::{self, Config};
 use crate::docker::{self, Container, Instance};
-use crate::gateway::{Action, Gateway, StopSignal};
+use crate::gateway::{Action, Gateway, SessionId, StopSignal};
 use crate::wire::frame::{Frame, LineFramer};
 use mio::unix::pipe::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Token};
@@ -103,6 +103,8 @@ struct Runtime {
     client_in: ClientIn,
     client_out: ClientOut,
     in_framer: LineFramer,
+    /// The gateway session of the client on stdio.
+    session: SessionId,
     signals: Signals,
     backends: Vec<Option<BackendIo>>,
     /// Client output is discarded once its stdout is gone.
@@ -177,6 +179,7 @@ impl Runtime {
         let client_out =
             ClientOut::new(poll.registry(), STDOUT).map_err(|e| RunError::Setup("stdout", e))?;
         let mut gw = Gateway::new(config, Instant::now(), crate::catalog::now_secs());
+        let session = gw.open_session();
         gw.set_catalog(config.catalog.as_deref().map(Catalog::load));
         let docker = Docker::for_gateway(&gw);
         Ok(Runtime {
@@ -187,6 +190,7 @@ impl Runtime {
             client_in,
             client_out,
             in_framer: LineFramer::new(config.max_message_bytes),
+            session,
             signals,
             client_gone: false,
             docker,
@@ -295,7 +299,8 @@ impl Runtime {
     /// is a file that is always readable).
     fn has_ready_work(&self) -> bool {
         let client_paused = !self.may_read_client();
-        let backend_paused = self.gw.out.client.len() > CLIENT_HIGH_WATER && !self.client_gone;
+        let backend_paused =
+            self.gw.session_backlog(self.session) > CLIENT_HIGH_WATER && !self.client_gone;
         (self.client_in.readable && !client_paused)
             || self
                 .backends
@@ -381,7 +386,7 @@ impl Runtime {
     }
 
     fn may_read_client(&self) -> bool {
-        self.gw.accepts_client_input()
+        self.gw.accepts_client_input(self.session)
     }
 
     fn read_client(&mut self, now: Instant) {
@@ -427,14 +432,14 @@ impl Runtime {
         match frame {
             Frame::Line(range) => {
                 let line = &self.in_framer.buffer()[range];
-                self.gw.on_client_line(now, line);
+                self.gw.on_client_line(now, self.session, line);
             }
-            Frame::Oversize { len } => self.gw.on_client_oversize(len, self.max_line),
+            Frame::Oversize { len } => self.gw.on_client_oversize(self.session, len, self.max_line),
         }
     }
 
     fn read_backend(&mut self, now: Instant, b: usize) {
-        let paused = self.gw.out.client.len() > CLIENT_HIGH_WATER && !self.client_gone;
+        let paused = self.gw.session_backlog(self.session) > CLIENT_HIGH_WATER && !self.client_gone;
         self.read_backend_pipes(now, b, !paused, READS_PER_TURN);
     }
 
@@ -686,11 +691,13 @@ impl Runtime {
     }
 
     fn write_client(&mut self, now: Instant) {
+        let Some(queue) = self.gw.session_out(self.session) else {
+            return;
+        };
         if self.client_gone {
-            self.gw.out.client.clear();
+            queue.clear();
             return;
         }
-        let queue = &mut self.gw.out.client;
         while self.client_out.writable && !queue.is_empty() {
             match self.client_out.write(queue.pending()) {
                 Ok(n) => queue.consume(n),
@@ -914,9 +921,11 @@ impl Runtime {
     fn final_flush(&mut self) {
         let deadline = Instant::now() + FINAL_FLUSH;
         let mut events = Events::with_capacity(8);
-        while !self.client_gone && !self.gw.out.client.is_empty() {
+        while !self.client_gone && self.gw.session_backlog(self.session) > 0 {
             self.client_out.writable = true;
-            let queue = &mut self.gw.out.client;
+            let Some(queue) = self.gw.session_out(self.session) else {
+                return;
+            };
             match self.client_out.write(queue.pending()) {
                 Ok(n) => queue.consume(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

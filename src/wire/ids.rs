@@ -11,8 +11,8 @@ use std::collections::HashMap;
 /// Who sent a request that gangway forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Peer {
-    /// The MCP client on gangway's stdio.
-    Client,
+    /// A client session of the gateway (by its number).
+    Session(u32),
     /// The backend with this index.
     Backend(usize),
 }
@@ -207,19 +207,19 @@ mod tests {
     #[test]
     fn maps_back_to_origin_bytes() {
         let mut t = IdTable::new();
-        let a = t.insert(Some((Peer::Client, b"\"abc\"")), 'a').unwrap();
-        let b = t.insert(Some((Peer::Client, b"1")), 'b').unwrap();
+        let a = t.insert(Some((Peer::Session(0), b"\"abc\"")), 'a').unwrap();
+        let b = t.insert(Some((Peer::Session(0), b"1")), 'b').unwrap();
         let c = t.insert(None, 'c').unwrap();
         assert!(a != b && b != c && a != c);
-        assert_eq!(t.find(Peer::Client, b"\"abc\""), Some(a));
+        assert_eq!(t.find(Peer::Session(0), b"\"abc\""), Some(a));
         assert_eq!(
-            t.find(Peer::Client, b"abc"),
+            t.find(Peer::Session(0), b"abc"),
             None,
             "string and bare text differ"
         );
         let e = t.remove(a).unwrap();
         assert_eq!(e.origin.unwrap().1.as_bytes(), b"\"abc\"");
-        assert_eq!(t.find(Peer::Client, b"\"abc\""), None);
+        assert_eq!(t.find(Peer::Session(0), b"\"abc\""), None);
         assert_eq!(t.get(b).unwrap().data, 'b');
         assert_eq!(t.len(), 2);
     }
@@ -243,7 +243,7 @@ mod tests {
     fn long_ids_are_kept_whole() {
         let long = vec![b'7'; 100];
         let mut t = IdTable::new();
-        let id = t.insert(Some((Peer::Client, &long)), ()).unwrap();
+        let id = t.insert(Some((Peer::Session(0), &long)), ()).unwrap();
         assert_eq!(
             t.get(id).unwrap().origin.as_ref().unwrap().1.as_bytes(),
             &long[..]

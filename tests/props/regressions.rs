@@ -3,15 +3,18 @@
 
 use super::check::gateway;
 use gangway::config::Config;
-use gangway::gateway::{Action, Gateway};
+use gangway::gateway::{Action, Gateway, SessionId};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Instant;
 
-/// The client's output lines, parsed.
+/// The output lines of the gateway's first session, parsed.
 fn client_out(gw: &mut Gateway) -> Vec<Value> {
-    let bytes = gw.out.client.pending().to_vec();
-    gw.out.client.consume(bytes.len());
+    let Some(q) = gw.session_out(SessionId(0)) else {
+        return Vec::new();
+    };
+    let bytes = q.pending().to_vec();
+    q.consume(bytes.len());
     bytes
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
@@ -33,7 +36,8 @@ fn deferred_resource_request_is_answered_at_shutdown() {
     let mut gw = Gateway::new(&config, now, 1_700_000_000);
     let read =
         br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"mem://0/r1"}}"#;
-    gw.on_client_line(now, read);
+    let s = gw.open_session();
+    gw.on_client_line(now, s, read);
     assert_eq!(gw.take_actions(), vec![Action::Spawn(0), Action::Spawn(1)]);
     gw.on_terminate(now);
     gw.on_backend_exit(now, 0, "exit status 0");

@@ -72,7 +72,7 @@
 
 use gangway::catalog::{self, Catalog};
 use gangway::config::Config;
-use gangway::gateway::{Action, Gateway, StopSignal};
+use gangway::gateway::{Action, Gateway, SessionId, StopSignal};
 use gangway::wire::message::{Kind, Message};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -517,6 +517,8 @@ struct Received {
 /// vectors grow with `backend_count()` (see `grow`).
 struct Harness {
     gw: Gateway,
+    /// The client's session.
+    s: SessionId,
     now: Instant,
     /// The header, which reloads change.
     expose: &'static str,
@@ -565,13 +567,15 @@ impl Harness {
         let text = config_text(script.expose, script.idle, script.settings, None);
         let config = parse_config(&text);
         let now = Instant::now();
-        let gw = Gateway::new(&config, now, 1_700_000_000);
+        let mut gw = Gateway::new(&config, now, 1_700_000_000);
+        let s = gw.open_session();
         assert_eq!(gw.backend_count(), NAMES.len());
         for (b, name) in NAMES.iter().enumerate() {
             assert_eq!(gw.backend_config(b).map(|c| c.name.as_str()), Some(*name));
         }
         let mut h = Harness {
             gw,
+            s,
             now,
             expose: script.expose,
             idle: script.idle,
@@ -705,7 +709,7 @@ impl Harness {
                     Some(b) if self.alive[b] => self.gw.on_backend_oversize(b, *len, max),
                     Some(_) => {}
                     None if self.client_open && self.gw.wants_client_input() => {
-                        self.gw.on_client_oversize(*len, max);
+                        self.gw.on_client_oversize(self.s, *len, max);
                     }
                     None => {}
                 }
@@ -853,8 +857,11 @@ impl Harness {
 
     /// Checks every line written to the client and keeps track of answers.
     fn read_client(&mut self) {
-        let bytes = self.gw.out.client.pending().to_vec();
-        self.gw.out.client.consume(bytes.len());
+        let Some(q) = self.gw.session_out(self.s) else {
+            return;
+        };
+        let bytes = q.pending().to_vec();
+        q.consume(bytes.len());
         if !bytes.is_empty() && !bytes.ends_with(b"\n") {
             self.fail(format!(
                 "client output is not whole lines: {}",
@@ -1064,7 +1071,7 @@ impl Harness {
             self.waiting.insert(id, method.to_string());
         }
         self.note(format!("> client: {}", excerpt(line)));
-        self.gw.on_client_line(self.now, line);
+        self.gw.on_client_line(self.now, self.s, line);
         self.pump();
     }
 
