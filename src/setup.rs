@@ -1898,6 +1898,36 @@ fn known_backend(config: &Config, name: &str) -> bool {
     config.backends.iter().any(|c| c.name == name)
 }
 
+/// The tools the catalog remembers, sorted, of every enabled backend not in `listed` (not
+/// asked for, or failing now), by config index: their tools still take names, as they do in
+/// serving, which lists a backend from the catalog until it starts it.
+fn remembered_tools(
+    config: &Config,
+    listed: &[(&BackendConfig, Vec<ToolInfo>)],
+) -> Vec<(usize, Vec<String>)> {
+    let missing = |b: &BackendConfig| !b.disabled && !listed.iter().any(|(l, _)| l.name == b.name);
+    let Some(path) = config.catalog.as_deref() else {
+        return Vec::new();
+    };
+    if !config.backends.iter().any(missing) {
+        return Vec::new();
+    }
+    let catalog = Catalog::load(path);
+    let tools = ListKind::Tools;
+    config
+        .backends
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| missing(b))
+        .filter_map(|(i, b)| {
+            let entry = catalog.get(b).filter(|e| e.has_lists())?;
+            let mut names = names_of(tools, &entry.lists[tools.index()]);
+            names.sort_unstable();
+            Some((i, names))
+        })
+        .collect()
+}
+
 /// `gangway tools [BACKEND]`: lists the tools of `backend` or of every enabled backend,
 /// grouped by backend and sorted by name: the name a client's `tools/list` has it under
 /// (placed by the gateway's own [`naming::exposed_names`]; "(filtered out)" for a tool its
@@ -1977,19 +2007,30 @@ pub fn tools(
             }
         }
     }
-    // The names a client is served: the gateway's own placement, among the backends
-    // listed here, with the meta-tools' names reserved while they are listed.
+    // The names a client is served: the gateway's own placement (backends keyed by their
+    // index in the config), with the meta-tools' names reserved while they are listed.
     let meta = naming::meta_listed(config.expose, config.enabled());
-    let lists = listed
-        .iter()
-        .enumerate()
-        .map(|(i, (b, ts))| (i, *b, ts.iter().map(|t| t.name.as_str())));
+    let remembered = remembered_tools(config, &listed);
+    let lists = config.backends.iter().enumerate().filter_map(|(i, b)| {
+        let names: Vec<&str> = match listed.iter().find(|(l, _)| l.name == b.name) {
+            Some((_, ts)) => ts.iter().map(|t| t.name.as_str()).collect(),
+            None => remembered
+                .iter()
+                .find(|(r, _)| *r == i)?
+                .1
+                .iter()
+                .map(String::as_str)
+                .collect(),
+        };
+        Some((i, b, names))
+    });
     let (names, _) = naming::exposed_names(ListKind::Tools, &config.separator, meta, lists);
     let mut text = String::new();
-    for (i, (b, ts)) in listed.iter().enumerate() {
-        if i > 0 {
+    for (n, (b, ts)) in listed.iter().enumerate() {
+        if n > 0 {
             text.push('\n');
         }
+        let i = config.backends.iter().position(|c| c.name == b.name);
         let n = ts.len();
         text.push_str(&format!(
             "{}: {n} tool{}\n",
@@ -1999,7 +2040,7 @@ pub fn tools(
         let shown: Vec<String> = ts
             .iter()
             .map(|t| {
-                match names.exposed(i, &t.name) {
+                match i.and_then(|i| names.exposed(i, &t.name)) {
                     Some(exposed) => exposed.to_string(),
                     None if !b.tools.permits(&t.name) => "(filtered out)".to_string(),
                     // Not listed directly: the meta-tools reach it under its own name.

@@ -117,6 +117,30 @@ fn tools_shows_the_names_a_client_is_served_even_for_a_tool_named_use_tool() {
     // Not listed directly: a filtered tool, and a tool reached only through use_tool.
     assert_eq!(row("beta", "crash"), "(filtered out)");
     assert_eq!(row("gamma", "pid"), "(via use_tool)");
+
+    // Serving put every backend in the catalog. Asked for one backend, `gangway tools`
+    // still places its names among the others, from the catalog, as serving does.
+    let entries = |dir: &TempDir| {
+        let path = catalog_file(dir);
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|c| c["entries"].as_object().map(|e| e.len()))
+    };
+    assert!(
+        wait_for(T, || entries(&dir) == Some(3)),
+        "the catalog was not written: {:?}",
+        entries(&dir)
+    );
+    drop(gw);
+    let one = setup_with(&dir, &config, "tools", &["beta"], |_| {});
+    assert_eq!(one.code, Some(0), "{}\n{}", one.stdout, one.stderr);
+    let beta: BTreeMap<_, _> = rows
+        .iter()
+        .filter(|((b, _), _)| b == "beta")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(tools_rows(&one), beta, "{}", one.stdout);
 }
 
 #[test]
