@@ -267,9 +267,9 @@ pub fn meta_listed<'a>(
 /// serves, and the one `gangway tools` and `gangway check` show:
 /// - a tool takes part only when it is offered directly (its backend's `tools` filter
 ///   permits it, and its `expose` or `direct` lists it); prompts always do;
-/// - while the meta-tools are listed (`meta_listed`, see [`meta_listed`]), their names are
-///   placed first, under [`GANGWAY`], so a backend tool called `use_tool` is renamed
-///   rather than shadowing the meta-tool.
+/// - while the meta-tools are listed (argument `meta_listed`, decided by [`meta_listed`]),
+///   their names are placed first, under [`GANGWAY`], so a backend tool called
+///   `use_tool` is renamed rather than shadowing the meta-tool.
 pub fn exposed_names<'a, N>(
     kind: ListKind,
     separator: &str,
