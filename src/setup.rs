@@ -16,7 +16,7 @@ use crate::catalog::{self, Catalog, Entry};
 use crate::config::{BackendConfig, Config};
 use crate::docker::{self, Container, Instance};
 use crate::gateway::lists;
-use crate::gateway::naming::{NameTable, Wanted, Why};
+use crate::gateway::naming::{self, Why, GANGWAY};
 use crate::gateway::STOP_GRACE;
 use crate::runtime::process;
 use crate::wire::frame::{Frame, LineFramer};
@@ -1504,10 +1504,11 @@ fn names_of(kind: ListKind, list: &[Box<RawValue>]) -> Vec<String> {
         .collect()
 }
 
-/// The names the gateway would expose under something else than `prefix` + separator +
-/// name, as `names:` lines: the tools each backend lists directly and every prompt, placed
-/// as the gateway places them (backends in `backends` order, names sorted).
-fn renamings(separator: &str, backends: &[(&BackendConfig, &Learned)]) -> Vec<String> {
+/// The names the gateway exposes under something else than `prefix` + separator + name,
+/// as `names:` lines: tools and prompts of the backends that answered (`backends`, in config
+/// order), placed by the gateway's own [`naming::exposed_names`].
+fn renamings(config: &Config, backends: &[(&BackendConfig, &Learned)]) -> Vec<String> {
+    let meta = naming::meta_listed(config.expose, config.enabled());
     let mut lines = Vec::new();
     for kind in [ListKind::Tools, ListKind::Prompts] {
         let what = if kind == ListKind::Tools {
@@ -1519,23 +1520,23 @@ fn renamings(separator: &str, backends: &[(&BackendConfig, &Learned)]) -> Vec<St
             .iter()
             .map(|(_, l)| names_of(kind, &l.lists[kind.index()]))
             .collect();
-        let mut wanted = Vec::new();
-        for (b, ((cfg, _), names)) in backends.iter().zip(&names).enumerate() {
-            for name in names {
-                if kind == ListKind::Prompts || cfg.is_direct(name) {
-                    wanted.push(Wanted {
-                        backend: b,
-                        prefix: &cfg.prefix,
-                        name,
-                    });
-                }
-            }
-        }
-        let (_, renamed) = NameTable::build(separator, &wanted);
+        let lists = backends
+            .iter()
+            .zip(&names)
+            .enumerate()
+            .map(|(b, ((cfg, _), names))| (b, *cfg, names.iter().map(String::as_str)));
+        let (_, renamed) = naming::exposed_names(kind, &config.separator, meta, lists);
         for r in renamed {
             let backend = &backends[r.backend].0.name;
             let cand = r.candidate.escape_debug();
             let why = match &r.why {
+                Why::Collision {
+                    backend: GANGWAY,
+                    name,
+                } => format!(
+                    "name collision: '{cand}' is already gangway's meta-tool '{name}'; give the \
+                     backend a \"prefix\" to choose the name yourself"
+                ),
                 Why::Collision {
                     backend: other,
                     name,
@@ -1724,7 +1725,7 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
     }
     out.write_all(table(&rows, &[false, false, true, true, false]).as_bytes())?;
 
-    for line in renamings(&config.separator, &learned) {
+    for line in renamings(config, &learned) {
         writeln!(out, "{line}")?;
     }
     let mut summary = format!("{} ok, {failed} failed", learned.len());
@@ -1897,11 +1898,41 @@ fn known_backend(config: &Config, name: &str) -> bool {
     config.backends.iter().any(|c| c.name == name)
 }
 
+/// The tools the catalog remembers, sorted, of every enabled backend not in `listed` (not
+/// asked for, or failing now), by config index: their tools still take names, as they do in
+/// serving, which lists a backend from the catalog until it starts it.
+fn remembered_tools(
+    config: &Config,
+    listed: &[(&BackendConfig, Vec<ToolInfo>)],
+) -> Vec<(usize, Vec<String>)> {
+    let missing = |b: &BackendConfig| !b.disabled && !listed.iter().any(|(l, _)| l.name == b.name);
+    let Some(path) = config.catalog.as_deref() else {
+        return Vec::new();
+    };
+    if !config.backends.iter().any(missing) {
+        return Vec::new();
+    }
+    let catalog = Catalog::load(path);
+    let tools = ListKind::Tools;
+    config
+        .backends
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| missing(b))
+        .filter_map(|(i, b)| {
+            let entry = catalog.get(b).filter(|e| e.has_lists())?;
+            let mut names = names_of(tools, &entry.lists[tools.index()]);
+            names.sort_unstable();
+            Some((i, names))
+        })
+        .collect()
+}
+
 /// `gangway tools [BACKEND]`: lists the tools of `backend` or of every enabled backend,
-/// grouped by backend and sorted by name: the name the gateway lists it under
-/// in tools or both mode (`PREFIX__TOOL`, made valid and unique; "(filtered out)" for a
-/// tool its `tools` filter refuses), the backend's own name and the first line of the
-/// description.
+/// grouped by backend and sorted by name: the name a client's `tools/list` has it under
+/// (placed by the gateway's own [`naming::exposed_names`]; "(filtered out)" for a tool its
+/// `tools` filter refuses, "(via use_tool)" for one that is not listed directly), the
+/// backend's own name and the first line of the description.
 ///
 /// Returns [`Outcome::Usage`] for an unknown backend and [`Outcome::Failed`] when a
 /// backend failed (the others are still listed).
@@ -1976,27 +2007,30 @@ pub fn tools(
             }
         }
     }
-    // The names the gateway lists tools under when it lists them directly (tools or both
-    // mode, or `direct`), collisions resolved among the listed backends.
-    let wanted: Vec<Wanted<'_>> = listed
-        .iter()
-        .enumerate()
-        .flat_map(|(i, (b, ts))| {
-            ts.iter()
-                .filter(|t| b.tools.permits(&t.name))
-                .map(move |t| Wanted {
-                    backend: i,
-                    prefix: &b.prefix,
-                    name: &t.name,
-                })
-        })
-        .collect();
-    let (names, _) = NameTable::build(&config.separator, &wanted);
+    // The names a client is served: the gateway's own placement (backends keyed by their
+    // index in the config), with the meta-tools' names reserved while they are listed.
+    let meta = naming::meta_listed(config.expose, config.enabled());
+    let remembered = remembered_tools(config, &listed);
+    let lists = config.backends.iter().enumerate().filter_map(|(i, b)| {
+        let names: Vec<&str> = match listed.iter().find(|(l, _)| l.name == b.name) {
+            Some((_, ts)) => ts.iter().map(|t| t.name.as_str()).collect(),
+            None => remembered
+                .iter()
+                .find(|(r, _)| *r == i)?
+                .1
+                .iter()
+                .map(String::as_str)
+                .collect(),
+        };
+        Some((i, b, names))
+    });
+    let (names, _) = naming::exposed_names(ListKind::Tools, &config.separator, meta, lists);
     let mut text = String::new();
-    for (i, (b, ts)) in listed.iter().enumerate() {
-        if i > 0 {
+    for (n, (b, ts)) in listed.iter().enumerate() {
+        if n > 0 {
             text.push('\n');
         }
+        let i = config.backends.iter().position(|c| c.name == b.name);
         let n = ts.len();
         text.push_str(&format!(
             "{}: {n} tool{}\n",
@@ -2006,8 +2040,12 @@ pub fn tools(
         let shown: Vec<String> = ts
             .iter()
             .map(|t| {
-                let exposed = names.exposed(i, &t.name);
-                exposed.map_or_else(|| "(filtered out)".to_string(), str::to_string)
+                match i.and_then(|i| names.exposed(i, &t.name)) {
+                    Some(exposed) => exposed.to_string(),
+                    None if !b.tools.permits(&t.name) => "(filtered out)".to_string(),
+                    // Not listed directly: the meta-tools reach it under its own name.
+                    None => "(via use_tool)".to_string(),
+                }
             })
             .collect();
         // Columns line up within a backend's group.
@@ -2375,57 +2413,53 @@ done"#
         }
     }
 
+    fn config_of(backends: &[&BackendConfig]) -> Config {
+        Config {
+            path: PathBuf::from("config.json"),
+            expose: crate::config::Expose::Meta,
+            max_message_bytes: 1 << 20,
+            catalog: None,
+            separator: "__".to_string(),
+            backends: backends.iter().map(|b| (*b).clone()).collect(),
+            notes: Vec::new(),
+        }
+    }
+
     #[test]
     fn renamings_name_backends_and_reasons_as_the_gateway_places_them() {
         use crate::config::Expose;
+        use crate::gateway::naming::{NameTable, Wanted};
         let mut a = backend("alpha", "x", Expose::Tools);
         a.tools.deny = vec![glob::Pattern::new("hidden").unwrap()];
         let b = backend("beta", "x", Expose::Both);
-        // Meta only: its tools are not listed directly, so they claim no names; its
-        // prompts do.
+        // Meta only: its tools are not listed directly, so they claim no names but those
+        // it pins with `direct`; its prompts do.
         let mut c = backend("gamma", "x", Expose::Meta);
         c.direct = vec![glob::Pattern::new("pinned").unwrap()];
         let la = learned(&["echo", "hidden", "bad name"], &["p"]);
         let lb = learned(&["echo", "hidden", "other"], &[]);
         let lc = learned(&["echo", "pinned", "other"], &["p"]);
-        let lines = renamings("__", &[(&a, &la), (&b, &lb), (&c, &lc)]);
+        let config = config_of(&[&a, &b, &c]);
+        let lines = renamings(&config, &[(&a, &la), (&b, &lb), (&c, &lc)]);
+        let w = |backend, name| Wanted {
+            backend,
+            prefix: "x",
+            name,
+        };
         let (_, want) = NameTable::build(
             "__",
             &[
-                Wanted {
-                    backend: 0,
-                    prefix: "x",
-                    name: "bad name",
-                },
-                Wanted {
-                    backend: 0,
-                    prefix: "x",
-                    name: "echo",
-                },
-                Wanted {
-                    backend: 1,
-                    prefix: "x",
-                    name: "echo",
-                },
-                Wanted {
-                    backend: 1,
-                    prefix: "x",
-                    name: "hidden",
-                },
-                Wanted {
-                    backend: 1,
-                    prefix: "x",
-                    name: "other",
-                },
-                Wanted {
-                    backend: 2,
-                    prefix: "x",
-                    name: "pinned",
-                },
+                w(0, "bad name"),
+                w(0, "echo"),
+                w(1, "echo"),
+                w(1, "hidden"),
+                w(1, "other"),
+                w(2, "pinned"),
             ],
         );
         let exposed = |i: usize| want[i].exposed.as_str();
         assert_eq!(want.len(), 2, "{want:?}");
+        let prompt = NameTable::build("__", &[w(0, "p"), w(2, "p")]).1;
         assert_eq!(
             lines,
             [
@@ -2439,20 +2473,39 @@ done"#
                 ),
                 format!(
                     "names: prompt 'p' of backend 'gamma' is exposed as '{}' (name collision: 'x__p' is already prompt 'p' of backend 'alpha'; give one of the backends another \"prefix\" to choose the names yourself)",
-                    NameTable::build(
-                        "__",
-                        &[
-                            Wanted { backend: 0, prefix: "x", name: "p" },
-                            Wanted { backend: 2, prefix: "x", name: "p" },
-                        ],
-                    )
-                    .1[0]
-                    .exposed
+                    prompt[0].exposed
                 ),
             ]
         );
         assert_eq!(tools_cell(&a, &la), "2 (1 filtered)");
         assert_eq!(tools_cell(&b, &lb), "3");
+    }
+
+    #[test]
+    fn renamings_name_a_tool_that_takes_a_meta_tools_name() {
+        use crate::config::Expose;
+        let a = backend("alpha", "", Expose::Both);
+        let la = learned(&["discover_backend_tools", "echo", "use_tool"], &[]);
+        let lines = renamings(&config_of(&[&a]), &[(&a, &la)]);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for (line, name) in lines.iter().zip(["discover_backend_tools", "use_tool"]) {
+            assert!(
+                line.starts_with(&format!(
+                    "names: tool '{name}' of backend 'alpha' is exposed as '{name}_"
+                )),
+                "{line}"
+            );
+            assert!(
+                line.contains(&format!(
+                    "(name collision: '{name}' is already gangway's meta-tool '{name}'; give the backend a \"prefix\""
+                )),
+                "{line}"
+            );
+        }
+
+        // In tools mode no meta-tool is listed, so the names are free.
+        let t = backend("alpha", "", Expose::Tools);
+        assert!(renamings(&config_of(&[&t]), &[(&t, &la)]).is_empty());
     }
 
     #[test]

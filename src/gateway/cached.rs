@@ -4,15 +4,12 @@
 
 use super::backend::{start_backoff, ListState, Phase};
 use super::lists::{self, Item, ListKind, LIST_KINDS};
-use super::naming::{NameTable, Renamed, Wanted, Why};
-use super::{has_direct_tools, tools, Gateway, Timer, LIST_CHANGED_DELAY};
+use super::naming::{self, NameTable, Renamed, Why, GANGWAY};
+use super::{has_direct_tools, Gateway, Timer, LIST_CHANGED_DELAY};
 use crate::catalog::{self, Catalog, Entry, Failure};
 use log::{info, warn};
 use std::rc::Rc;
 use std::time::Instant;
-
-/// The backend index that stands for gangway itself in name tables: the meta-tools' names.
-pub(super) const GANGWAY: usize = usize::MAX;
 
 /// The kinds with exposed names, by their index in `Gateway::names`.
 const NAMED: [ListKind; 2] = [ListKind::Tools, ListKind::Prompts];
@@ -225,38 +222,22 @@ impl Gateway {
     }
 
     /// The names for the tools (or prompts) of `lists` (backend, its list), in that order,
-    /// as the client sees them: tools only when offered directly, and the meta-tools' own
-    /// names reserved (under [`GANGWAY`]) while they are listed.
+    /// as the client sees them: see [`naming::exposed_names`], which `gangway tools` and
+    /// `gangway check` call too.
     pub(super) fn name_table(
         &self,
         kind: ListKind,
         lists: &[(usize, &[Item])],
     ) -> (NameTable, Vec<Renamed>) {
-        let mut wanted = Vec::new();
-        if kind == ListKind::Tools && self.meta_enabled() {
-            for name in [tools::USE_TOOL, tools::DISCOVER] {
-                wanted.push(Wanted {
-                    backend: GANGWAY,
-                    prefix: "",
-                    name,
-                });
-            }
-        }
-        for &(b, list) in lists {
-            let config = &self.backends[b].config;
-            for item in list {
-                let offered = kind != ListKind::Tools
-                    || (config.tools.permits(&item.key) && config.is_direct(&item.key));
-                if offered {
-                    wanted.push(Wanted {
-                        backend: b,
-                        prefix: &config.prefix,
-                        name: &item.key,
-                    });
-                }
-            }
-        }
-        NameTable::build(&self.separator, &wanted)
+        naming::exposed_names(
+            kind,
+            &self.separator,
+            self.meta_enabled(),
+            lists.iter().map(|&(b, list)| {
+                let names = list.iter().map(|item| item.key.as_str());
+                (b, &self.backends[b].config, names)
+            }),
+        )
     }
 
     /// Places every exposed tool and prompt name again from the lists known now, and
@@ -314,5 +295,33 @@ impl Gateway {
     /// A backend's name for logs (`gangway` for the meta-tools' reservation).
     fn who(&self, b: usize) -> &str {
         self.backends.get(b).map_or("gangway", |be| be.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    /// `gangway tools` and `gangway check` reserve the meta-tools' names by
+    /// `naming::meta_listed` on the config; serving, by whether it lists them. They must agree.
+    #[test]
+    fn meta_listed_agrees_with_what_the_gateway_lists() {
+        let configs = [
+            r#"{"expose": "tools", "backends": {}}"#,
+            r#"{"expose": "meta", "backends": {}}"#,
+            r#"{"expose": "tools", "backends": {"a": {"command": "x"}}}"#,
+            r#"{"expose": "tools", "backends": {"a": {"command": "x", "expose": "both"}}}"#,
+            r#"{"backends": {"a": {"command": "x", "expose": "tools"}}}"#,
+            r#"{"backends": {"a": {"command": "x", "direct": ["*"]}}}"#,
+            r#"{"expose": "tools", "backends": {"a": {"command": "x", "expose": "meta", "disabled": true}}}"#,
+        ];
+        for text in configs {
+            let config = Config::parse(text, Path::new("test.json"), &|_| None).expect(text);
+            let gw = Gateway::new(&config, Instant::now(), 0);
+            let listed = naming::meta_listed(config.expose, config.enabled());
+            assert_eq!(listed, gw.meta_enabled(), "{text}");
+        }
     }
 }

@@ -10,7 +10,10 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+use super::tools::{DISCOVER, USE_TOOL};
+use crate::config::{BackendConfig, Expose};
 use crate::hash::fnv1a64;
+use crate::wire::lists::ListKind;
 
 /// The longest name clients accept.
 pub const MAX_NAME: usize = 64;
@@ -242,6 +245,65 @@ impl NameTable {
     }
 }
 
+/// The backend index that stands for gangway itself in name tables: the meta-tools' names.
+pub const GANGWAY: usize = usize::MAX;
+
+/// Whether the client's tool list carries the meta-tools, for a gateway whose live
+/// backends are `backends` and whose top-level `expose` is `expose`: when any backend is
+/// reached through them, or, with no backend at all, when `expose` is not `tools`.
+pub fn meta_listed<'a>(
+    expose: Expose,
+    backends: impl IntoIterator<Item = &'a BackendConfig>,
+) -> bool {
+    let mut backends = backends.into_iter().peekable();
+    if backends.peek().is_none() {
+        return expose != Expose::Tools;
+    }
+    backends.any(BackendConfig::in_meta)
+}
+
+/// The exposed names of the tools (or prompts, by `kind`) of `lists`: (backend index, its
+/// config, its names sorted), backends in config order. This is the placement the gateway
+/// serves, and the one `gangway tools` and `gangway check` show:
+/// - a tool takes part only when it is offered directly (its backend's `tools` filter
+///   permits it, and its `expose` or `direct` lists it); prompts always do;
+/// - while the meta-tools are listed (argument `meta_listed`, decided by [`meta_listed`]),
+///   their names are placed first, under [`GANGWAY`], so a backend tool called
+///   `use_tool` is renamed rather than shadowing the meta-tool.
+pub fn exposed_names<'a, N>(
+    kind: ListKind,
+    separator: &str,
+    meta_listed: bool,
+    lists: impl IntoIterator<Item = (usize, &'a BackendConfig, N)>,
+) -> (NameTable, Vec<Renamed>)
+where
+    N: IntoIterator<Item = &'a str>,
+{
+    let tools = kind == ListKind::Tools;
+    let mut wanted = Vec::new();
+    if tools && meta_listed {
+        for name in [USE_TOOL, DISCOVER] {
+            wanted.push(Wanted {
+                backend: GANGWAY,
+                prefix: "",
+                name,
+            });
+        }
+    }
+    for (backend, config, names) in lists {
+        for name in names {
+            if !tools || config.is_direct(name) {
+                wanted.push(Wanted {
+                    backend,
+                    prefix: &config.prefix,
+                    name,
+                });
+            }
+        }
+    }
+    NameTable::build(separator, &wanted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +510,141 @@ mod tests {
         let line = renamed[0].to_string();
         assert!(line.contains("longer than 64"), "{line}");
         assert!(!line.contains("refuse"), "{line}");
+    }
+
+    /// The backends of a config file holding `backends` (a JSON object), in its order.
+    fn backends(expose: &str, backends: serde_json::Value) -> Vec<BackendConfig> {
+        let text = serde_json::json!({ "expose": expose, "backends": backends }).to_string();
+        let path = std::path::Path::new("test.json");
+        crate::config::Config::parse(&text, path, &|_| None)
+            .expect("test config is valid")
+            .backends
+    }
+
+    fn placed<'a>(
+        kind: ListKind,
+        meta: bool,
+        configs: &'a [BackendConfig],
+        lists: &[&[&'a str]],
+    ) -> (NameTable, Vec<Renamed>) {
+        let lists: Vec<_> = configs
+            .iter()
+            .zip(lists)
+            .enumerate()
+            .map(|(b, (c, names))| (b, c, names.iter().copied()))
+            .collect();
+        exposed_names(kind, "__", meta, lists)
+    }
+
+    #[test]
+    fn meta_tools_keep_their_names_while_listed() {
+        let configs = backends(
+            "both",
+            serde_json::json!({ "a": { "command": "x", "prefix": "" } }),
+        );
+        let names: &[&str] = &["discover_backend_tools", "echo", "use_tool"];
+        let (table, renamed) = placed(ListKind::Tools, true, &configs, &[names]);
+        assert_eq!(table.resolve("use_tool"), Some((GANGWAY, "use_tool")));
+        assert_eq!(table.resolve(DISCOVER), Some((GANGWAY, DISCOVER)));
+        assert_eq!(table.exposed(0, "echo"), Some("echo"));
+        for name in [DISCOVER, USE_TOOL] {
+            let exposed = table.exposed(0, name).expect("placed");
+            assert!(exposed.starts_with(&format!("{name}_")) && ends_with_hash(exposed));
+            assert_eq!(table.resolve(exposed), Some((0, name)));
+        }
+        let why: Vec<_> = renamed.iter().map(|r| (r.name.as_str(), &r.why)).collect();
+        assert_eq!(
+            why,
+            [
+                (
+                    DISCOVER,
+                    &Why::Collision {
+                        backend: GANGWAY,
+                        name: DISCOVER.into()
+                    }
+                ),
+                (
+                    USE_TOOL,
+                    &Why::Collision {
+                        backend: GANGWAY,
+                        name: USE_TOOL.into()
+                    }
+                ),
+            ]
+        );
+
+        // Without the meta-tools listed, the names are free; and prompts never compete
+        // with tools.
+        let (table, renamed) = placed(ListKind::Tools, false, &configs, &[names]);
+        assert_eq!(table.exposed(0, USE_TOOL), Some(USE_TOOL));
+        assert!(renamed.is_empty() && table.resolve(DISCOVER) == Some((0, DISCOVER)));
+        let (table, renamed) = placed(ListKind::Prompts, true, &configs, &[names]);
+        assert_eq!(table.exposed(0, USE_TOOL), Some(USE_TOOL));
+        assert!(renamed.is_empty() && table.len() == 3);
+    }
+
+    #[test]
+    fn only_tools_offered_directly_take_names() {
+        let configs = backends(
+            "tools",
+            serde_json::json!({
+                "a": { "command": "x", "prefix": "p", "tools": { "deny": ["hidden"] } },
+                "b": { "command": "x", "prefix": "p", "expose": "meta", "direct": ["pinned"] },
+                "c": { "command": "x", "prefix": "p" },
+            }),
+        );
+        let a: &[&str] = &["echo", "hidden"];
+        let b: &[&str] = &["echo", "hidden", "pinned"];
+        let c: &[&str] = &["echo", "hidden", "pinned"];
+        let (table, renamed) = placed(ListKind::Tools, true, &configs, &[a, b, c]);
+        assert_eq!(table.exposed(0, "echo"), Some("p__echo"));
+        assert_eq!(table.exposed(0, "hidden"), None, "filtered out");
+        assert_eq!(
+            table.exposed(1, "echo"),
+            None,
+            "reached only through use_tool"
+        );
+        assert_eq!(table.exposed(1, "hidden"), None);
+        assert_eq!(table.exposed(1, "pinned"), Some("p__pinned"));
+        // Neither a filtered tool nor one behind use_tool claims a name: c's `hidden` is
+        // p__hidden, and only c's echo and pinned (taken by a and b) are renamed.
+        assert_eq!(table.exposed(2, "hidden"), Some("p__hidden"));
+        let moved: Vec<_> = renamed
+            .iter()
+            .map(|r| (r.backend, r.name.as_str()))
+            .collect();
+        assert_eq!(moved, [(2, "echo"), (2, "pinned")]);
+
+        // Prompts ignore `tools` filters and `expose`: every one takes part.
+        let (table, _) = placed(ListKind::Prompts, true, &configs, &[a, b, c]);
+        assert_eq!(table.len(), 8);
+        assert_eq!(table.exposed(0, "hidden"), Some("p__hidden"));
+        let b_hidden = table.exposed(1, "hidden").expect("placed");
+        assert!(b_hidden.starts_with("p__hidden_"), "{b_hidden}");
+    }
+
+    #[test]
+    fn the_meta_tools_are_listed_when_a_backend_is_reached_through_them() {
+        let two = |a: &str, b: &str| {
+            backends(
+                "tools",
+                serde_json::json!({
+                    "a": { "command": "x", "expose": a },
+                    "b": { "command": "x", "expose": b },
+                }),
+            )
+        };
+        assert!(!meta_listed(Expose::Tools, &two("tools", "tools")));
+        assert!(meta_listed(Expose::Tools, &two("tools", "both")));
+        assert!(meta_listed(Expose::Tools, &two("meta", "tools")));
+        // `direct` pins tools of a meta backend; the rest still needs the meta-tools.
+        let mut pinned = two("meta", "tools");
+        pinned[0].direct = vec![glob::Pattern::new("*").expect("glob")];
+        assert!(meta_listed(Expose::Tools, &pinned));
+        // With no backend at all, the top-level setting decides.
+        assert!(!meta_listed(Expose::Tools, &[]));
+        assert!(meta_listed(Expose::Meta, &[]));
+        assert!(meta_listed(Expose::Both, &[]));
     }
 
     fn text() -> impl Strategy<Value = String> {

@@ -1,6 +1,7 @@
 //! The command line: version, config discovery and config errors (exit code 2).
 
 mod config_isolation;
+mod names;
 mod setup;
 
 use crate::util::*;

@@ -297,8 +297,10 @@ fn tools_lists_every_enabled_backend_grouped() {
     let dir = TempDir::new();
     let mut off = mock("off", &[]);
     off["disabled"] = json!(true);
+    let mut alpha = mock("alpha", &[]);
+    alpha["expose"] = json!("tools");
     let config = json!({ "backends": {
-        "alpha": mock("alpha", &[]),
+        "alpha": alpha,
         "beta": mock("beta", &["--tools", "2"]),
         "off": off,
     }});
@@ -318,7 +320,14 @@ fn tools_lists_every_enabled_backend_grouped() {
         echo.contains("Returns text; with structured=true also as structuredContent"),
         "{echo}"
     );
-    assert!(r.stdout.contains("beta__t1"), "{}", r.stdout);
+    // beta is in meta mode (the default): its tools are reached through use_tool only.
+    let t1 = r
+        .stdout
+        .lines()
+        .find(|l| l.contains(" t1 "))
+        .expect(&r.stdout);
+    assert!(t1.starts_with("  (via use_tool)  t1 "), "{t1}");
+    assert!(!r.stdout.contains("beta__"), "{}", r.stdout);
     assert!(
         !r.stdout.contains("off"),
         "disabled backends are not listed"
