@@ -889,12 +889,8 @@ impl Gateway {
     /// Whether `use_tool` and `discover_backend_tools` exist: some backend is reached
     /// through them, or (with no backend at all) the top-level `expose` asks for them.
     fn meta_enabled(&self) -> bool {
-        if self.order.is_empty() {
-            return self.expose != Expose::Tools;
-        }
-        self.order
-            .iter()
-            .any(|b| self.backends[*b].config.in_meta())
+        let live = self.order.iter().map(|b| &self.backends[*b].config);
+        naming::meta_listed(self.expose, live)
     }
 
     /// The live backends with tools listed directly.
