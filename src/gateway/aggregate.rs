@@ -320,6 +320,21 @@ impl Gateway {
         }
     }
 
+    /// Drops every aggregate of session `s` (it ended): no answer is sent.
+    pub(super) fn drop_aggregates_of(&mut self, s: SessionId) {
+        let gone: Vec<u64> = self
+            .aggregates
+            .iter()
+            .filter(|(_, a)| a.session == s)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in gone {
+            if let Some(t) = self.aggregates.remove(&k).and_then(|a| a.timer) {
+                self.timers.cancel(t);
+            }
+        }
+    }
+
     /// Cancels the aggregate the client asked for with `raw_id`; returns whether there was one.
     pub(super) fn cancel_aggregate(&mut self, raw_id: &[u8]) -> bool {
         let found = self

@@ -352,6 +352,63 @@ impl Gateway {
         s
     }
 
+    /// Ends session `s` (its client left): its requests in flight are cancelled at their
+    /// backends, a backend's request waiting for its answer gets an error, its pending
+    /// list answers are dropped, and the subscriptions no other session shares are
+    /// withdrawn. Other sessions notice nothing. Its output is discarded.
+    pub fn close_session(&mut self, now: Instant, s: SessionId) {
+        let Some(gone) = self.sessions.remove(&s) else {
+            return;
+        };
+        let reason = "the client's session ended";
+        for gw in self.ids.ids_where(|e| e.data.session == Some(s)) {
+            let Some((origin, pending)) = self.untrack(now, gw) else {
+                continue;
+            };
+            let b = pending.backend;
+            match pending.kind {
+                PendingKind::ToClient => {
+                    if let (Some(raw), true) = (origin, self.backends[b].is_running()) {
+                        let text = format!("gangway: {reason} before it answered");
+                        write_error(
+                            self.out.backends[b].buf(),
+                            raw.as_bytes(),
+                            BACKEND_ERROR,
+                            &text,
+                        );
+                    }
+                }
+                _ if pending.sent => self.cancel_to_backend(b, gw, reason),
+                _ => {}
+            }
+        }
+        self.drop_aggregates_of(s);
+        self.drop_task_lists_of(s);
+        self.deferred.retain(|(of, _)| *of != s);
+        for uri in gone.subscriptions {
+            if self.subscribers(&uri).next().is_some() {
+                continue;
+            }
+            if let Some(b) = self.resource_owner(&uri) {
+                if self.backends[b].phase == Phase::Ready {
+                    let mut params = b"{\"uri\":".to_vec();
+                    message::write_json_string(&mut params, &uri);
+                    params.push(b'}');
+                    self.send_internal(now, b, "resources/unsubscribe", &params);
+                }
+            }
+        }
+        self.settle(now);
+    }
+
+    /// The sessions subscribed to `uri`.
+    fn subscribers<'a>(&'a self, uri: &'a str) -> impl Iterator<Item = SessionId> + 'a {
+        self.sessions
+            .iter()
+            .filter(move |(_, c)| c.subscriptions.contains(uri))
+            .map(|(s, _)| *s)
+    }
+
     /// How many bytes wait to be written to session `s`'s client.
     pub fn session_backlog(&self, s: SessionId) -> usize {
         self.sessions.get(&s).map_or(0, |c| c.out.len())
@@ -1799,6 +1856,20 @@ impl Gateway {
         let Some(idle) = be.config.idle_timeout else {
             return;
         };
+        // A client waiting for resource updates is using it, requests or not.
+        let watched = self
+            .sessions
+            .values()
+            .flat_map(|c| c.subscriptions.iter())
+            .any(|uri| self.resource_owner(uri) == Some(b));
+        if watched {
+            debug!(
+                "backend '{}' is idle but a client is subscribed to its resources; kept running",
+                self.backends[b].name()
+            );
+            return;
+        }
+        let be = &mut self.backends[b];
         if now >= after(be.last_active, idle) {
             info!(
                 "stopping backend '{}': idle for {} s",
@@ -2141,6 +2212,23 @@ impl Gateway {
                     );
                 }
             }
+            "notifications/resources/updated" => {
+                #[derive(Deserialize)]
+                struct Updated {
+                    uri: String,
+                }
+                let uri = msg
+                    .params
+                    .and_then(|p| serde_json::from_str::<Updated>(p.get()).ok())
+                    .map(|u| u.uri);
+                let to: Vec<SessionId> = match &uri {
+                    Some(uri) if self.listening() => self.subscribers(uri).collect(),
+                    _ => Vec::new(),
+                };
+                for s in to {
+                    self.relay_to_client(b, msg, s, TaskOp::None, None);
+                }
+            }
             "notifications/message" => {
                 if !self.listening() {
                     return;
@@ -2418,6 +2506,29 @@ impl Gateway {
             write_error(self.reply(), id, INVALID_PARAMS, &text);
             return;
         };
+        // A backend subscription is shared by the sessions that asked for it: the first
+        // subscribe and the last unsubscribe reach the backend, the others are answered
+        // here.
+        let me = self.handling;
+        let shared = self.subscribers(&uri).any(|s| s != me);
+        let mine = self.sessions.get_mut(&me).map(|c| &mut c.subscriptions);
+        match (msg.method, mine) {
+            (Some("resources/subscribe"), Some(subs)) => {
+                subs.insert(uri.clone());
+                if shared {
+                    write_result(self.reply(), id, b"{}");
+                    return;
+                }
+            }
+            (Some("resources/unsubscribe"), Some(subs)) => {
+                subs.remove(&uri);
+                if shared {
+                    write_result(self.reply(), id, b"{}");
+                    return;
+                }
+            }
+            _ => {}
+        }
         self.forward_by_uri(now, msg, id, &uri);
     }
 

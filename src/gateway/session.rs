@@ -58,6 +58,8 @@ pub struct Session {
     /// The least severe level of `notifications/message` it asked for with
     /// `logging/setLevel` (a rank of [`level_rank`]); `None`: every message.
     pub log_level: Option<u8>,
+    /// The resource URIs it subscribed to (`resources/subscribe`).
+    pub subscriptions: std::collections::BTreeSet<String>,
 }
 
 impl Session {

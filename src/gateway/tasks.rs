@@ -28,6 +28,13 @@ pub(super) struct TaskList {
     tasks: Vec<u8>,
 }
 
+impl Gateway {
+    /// Drops every `tasks/list` of session `s` (it ended): no answer is sent.
+    pub(super) fn drop_task_lists_of(&mut self, s: SessionId) {
+        self.task_lists.retain(|_, l| l.session != s);
+    }
+}
+
 /// Which task-shaped answer a forwarded request will get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TaskOp {

@@ -3144,3 +3144,147 @@ fn use_tool_calls_of_two_sessions_with_one_progress_token_reach_the_backend_dist
         assert_eq!(out.len(), 1);
     }
 }
+
+/// Makes backend `b`'s resource lists known: it lists `uris`, and has no templates.
+fn know_resources(h: &mut Harness, b: usize, uris: &[&str]) {
+    use super::lists::Item;
+    let items = uris
+        .iter()
+        .map(|u| Item {
+            key: u.to_string(),
+            raw: RawValue::from_string(json!({"uri": u, "name": u}).to_string()).expect("raw"),
+        })
+        .collect();
+    let be = &mut h.gw.backends[b];
+    be.lists[ListKind::Resources.index()] = ListState::Known(std::rc::Rc::new(items));
+    be.lists[ListKind::Templates.index()] = ListState::Known(std::rc::Rc::new(Vec::new()));
+}
+
+#[test]
+fn a_resource_subscription_is_shared_by_sessions_and_updates_reach_only_subscribers() {
+    let mut h = Harness::new("tools");
+    let b = second_session(&mut h, json!({}));
+    let c = second_session(&mut h, json!({}));
+    h.warm(ALPHA);
+    know_resources(&mut h, ALPHA, &["mem://a"]);
+    know_resources(&mut h, BETA, &[]);
+    let sub = |id: i64, method: &str| request(json!(id), method, json!({"uri": "mem://a"}));
+    // The first subscribe reaches the backend; the second is answered by gangway.
+    h.send(sub(1, "resources/subscribe"));
+    let first = h.backend_one(ALPHA, "resources/subscribe");
+    h.reply(ALPHA, &first, "{}");
+    assert_eq!(h.client_one()["id"], 1);
+    h.send_as(b, sub(1, "resources/subscribe"));
+    assert!(h.backend_out(ALPHA).is_empty(), "one backend subscription");
+    assert_eq!(h.out_of(b)[0]["id"], 1);
+    // An update reaches the two subscribers, not the third session.
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"mem://a"}}"#,
+    );
+    assert_eq!(h.client_out().len(), 1);
+    assert_eq!(h.out_of(b).len(), 1);
+    assert!(h.out_of(c).is_empty(), "c did not subscribe");
+    // The first unsubscribe is answered here; the last reaches the backend.
+    h.send(sub(2, "resources/unsubscribe"));
+    assert!(h.backend_out(ALPHA).is_empty());
+    assert_eq!(h.client_one()["id"], 2);
+    h.send_as(b, sub(2, "resources/unsubscribe"));
+    let last = h.backend_one(ALPHA, "resources/unsubscribe");
+    h.reply(ALPHA, &last, "{}");
+    assert_eq!(h.out_of(b)[0]["id"], 2);
+}
+
+#[test]
+fn a_session_that_ends_cancels_its_requests_and_others_notice_nothing() {
+    let mut h = Harness::new("tools");
+    h.initialize("2025-06-18", json!({}));
+    let b = second_session(&mut h, json!({"sampling": {}}));
+    h.warm(ALPHA);
+    know_resources(&mut h, ALPHA, &["mem://a"]);
+    know_resources(&mut h, BETA, &[]);
+    h.send(call(json!(1), "alpha__slow", json!({})));
+    h.send_as(b, call(json!(1), "alpha__slow", json!({})));
+    h.send_as(
+        b,
+        request(json!(2), "resources/subscribe", json!({"uri": "mem://a"})),
+    );
+    let sent = h.backend_out(ALPHA);
+    assert_eq!(sent.len(), 3, "{sent:#?}");
+    h.reply(ALPHA, &sent[2], "{}");
+    assert_eq!(h.out_of(b)[0]["id"], 2);
+    // The backend asks b (the only session with sampling) something.
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":"q","method":"sampling/createMessage","params":{"messages":[]}}"#,
+    );
+    assert_eq!(h.out_of(b).len(), 1);
+    h.gw.close_session(h.now, b);
+    let to_backend = h.backend_out(ALPHA);
+    let methods: Vec<&str> = to_backend
+        .iter()
+        .map(|m| m["method"].as_str().unwrap_or("(answer)"))
+        .collect();
+    assert!(
+        to_backend
+            .iter()
+            .any(|m| m["method"] == "notifications/cancelled"
+                && m["params"]["requestId"] == sent[1]["id"]),
+        "b's call is cancelled: {methods:?}"
+    );
+    assert!(
+        to_backend
+            .iter()
+            .any(|m| m["id"] == "q" && m["error"].is_object()),
+        "the backend's question to b is answered with an error: {to_backend:#?}"
+    );
+    let unsub = to_backend
+        .iter()
+        .find(|m| m["method"] == "resources/unsubscribe")
+        .unwrap_or_else(|| panic!("b's subscription is withdrawn: {to_backend:#?}"))
+        .clone();
+    h.reply(ALPHA, &unsub, "{}");
+    // The first session's call goes on and is answered; a late answer for b is dropped.
+    h.reply(ALPHA, &sent[1], r#"{"content":[]}"#);
+    h.reply(ALPHA, &sent[0], r#"{"content":[]}"#);
+    let out = h.client_out();
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0]["id"], 1);
+    assert!(h.gw.session_out(b).is_none(), "b is gone");
+}
+
+#[test]
+fn a_backend_with_a_subscribed_resource_is_not_stopped_for_idling() {
+    let mut h = Harness::with("tools", 5.0, 1.0);
+    h.warm(ALPHA);
+    know_resources(&mut h, ALPHA, &["mem://a"]);
+    know_resources(&mut h, BETA, &[]);
+    h.send(request(
+        json!(1),
+        "resources/subscribe",
+        json!({"uri": "mem://a"}),
+    ));
+    let sub = h.backend_one(ALPHA, "resources/subscribe");
+    h.reply(ALPHA, &sub, "{}");
+    assert_eq!(h.client_one()["id"], 1);
+    h.advance(5_000);
+    assert!(
+        h.actions().is_empty(),
+        "kept while a client watches its resource"
+    );
+    h.send(request(
+        json!(2),
+        "resources/unsubscribe",
+        json!({"uri": "mem://a"}),
+    ));
+    let unsub = h.backend_one(ALPHA, "resources/unsubscribe");
+    h.reply(ALPHA, &unsub, "{}");
+    assert_eq!(h.client_one()["id"], 2);
+    h.advance(1_000);
+    assert_eq!(
+        h.actions(),
+        vec![Action::CloseStdin(ALPHA)],
+        "idle once unwatched"
+    );
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+}
