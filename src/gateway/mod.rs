@@ -225,6 +225,8 @@ pub struct Gateway {
     timers: TimerWheel<Timer>,
     aggregates: HashMap<u64, Aggregate>,
     task_lists: HashMap<u64, tasks::TaskList>,
+    /// Tasks backends created for sessions: their owners and whether they still run.
+    tasks: tasks::Tasks,
     next_aggregate: u64,
     /// The queued output; the runtime writes and consumes it.
     pub out: Outbox,
@@ -283,6 +285,7 @@ impl Gateway {
             timers: TimerWheel::new(now),
             aggregates: HashMap::new(),
             task_lists: HashMap::new(),
+            tasks: tasks::Tasks::default(),
             next_aggregate: 1,
             actions: Vec::new(),
             backend_init_params: Vec::new(),
@@ -384,6 +387,7 @@ impl Gateway {
         }
         self.drop_aggregates_of(s);
         self.drop_task_lists_of(s);
+        self.tasks.forget_session(s);
         self.deferred.retain(|(of, _)| *of != s);
         for uri in gone.subscriptions {
             if self.subscribers(&uri).next().is_some() {
@@ -1856,17 +1860,22 @@ impl Gateway {
         let Some(idle) = be.config.idle_timeout else {
             return;
         };
-        // A client waiting for resource updates is using it, requests or not.
-        let watched = self
-            .sessions
-            .values()
-            .flat_map(|c| c.subscriptions.iter())
-            .any(|uri| self.resource_owner(uri) == Some(b));
+        // A client waiting for resource updates, or for a task, is using it, requests
+        // or not.
+        let watched = self.tasks.running_at(b)
+            || self
+                .sessions
+                .values()
+                .flat_map(|c| c.subscriptions.iter())
+                .any(|uri| self.resource_owner(uri) == Some(b));
         if watched {
             debug!(
-                "backend '{}' is idle but a client is subscribed to its resources; kept running",
+                "backend '{}' is idle but a client watches its resources or tasks; kept running",
                 self.backends[b].name()
             );
+            // Looked at again one idle period later.
+            self.backends[b].last_active = now;
+            self.arm_idle(b);
             return;
         }
         let be = &mut self.backends[b];
@@ -2016,6 +2025,18 @@ impl Gateway {
             return;
         };
         let to = pending.session;
+        match (
+            pending.task,
+            msg.result.and_then(tasks::task_id_and_status),
+            to,
+        ) {
+            (TaskOp::Create, Some((id, status)), Some(owner)) => {
+                let running = !matches!(status.as_str(), "completed" | "failed" | "cancelled");
+                self.tasks.created(b, id, owner, running);
+            }
+            (TaskOp::Single, Some((id, status)), _) => self.tasks.status(b, &id, &status),
+            _ => {}
+        }
         match pending.kind {
             PendingKind::Forward => self.reply_spliced(b, msg, to, origin, pending.task),
             PendingKind::UseTool => match (msg.error, origin, to) {
@@ -2210,6 +2231,22 @@ impl Gateway {
                         "progress from backend '{}' for a request no longer in flight; dropped",
                         self.backends[b].name()
                     );
+                }
+            }
+            "notifications/tasks/status" => {
+                // A task's news is for the session that created it (everyone's, when
+                // gangway does not know the task).
+                let task = msg.params.and_then(tasks::task_id_and_status);
+                if let Some((id, status)) = &task {
+                    self.tasks.status(b, id, status);
+                }
+                let owner = task.and_then(|(id, _)| self.tasks.get(b, &id));
+                match owner {
+                    Some(t) if self.listening() => {
+                        self.relay_to_client(b, msg, t.owner, TaskOp::None, None)
+                    }
+                    Some(_) => {}
+                    None => self.pass_to_client(b, msg),
                 }
             }
             "notifications/resources/updated" => {

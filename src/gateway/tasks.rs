@@ -7,7 +7,7 @@
 
 use super::{lists, Gateway, PendingKind, SessionId};
 use crate::wire::ids::RawId;
-use crate::wire::message::{span_of, splice, write_result, Message};
+use crate::wire::message::{span_of, splice, write_error, write_result, Message, INVALID_PARAMS};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::ops::Range;
@@ -15,6 +15,89 @@ use std::time::Instant;
 
 /// Between a backend's name and its own task id in the task ids the client sees.
 pub(super) const TASK_SEPARATOR: &str = "__";
+
+/// The most tasks whose owner and state gangway remembers; beyond it the oldest are
+/// forgotten (their ids then become visible to every session, as before sessions).
+pub(super) const MAX_TRACKED_TASKS: usize = 4096;
+
+/// Who created a task, and whether it is still running.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TaskInfo {
+    /// The session that created it; only that session sees its id.
+    pub owner: SessionId,
+    /// It has not reached `completed`, `failed` or `cancelled`: its backend is kept.
+    pub running: bool,
+}
+
+/// The tasks gangway knows, by (backend, the backend's own task id), oldest first.
+#[derive(Debug, Default)]
+pub(super) struct Tasks {
+    by_id: std::collections::HashMap<(usize, String), TaskInfo>,
+    order: std::collections::VecDeque<(usize, String)>,
+}
+
+impl Tasks {
+    /// Remembers a task created by `owner`.
+    pub fn created(&mut self, b: usize, id: String, owner: SessionId, running: bool) {
+        let key = (b, id);
+        if self
+            .by_id
+            .insert(key.clone(), TaskInfo { owner, running })
+            .is_none()
+        {
+            self.order.push_back(key);
+        }
+        while self.order.len() > MAX_TRACKED_TASKS {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id.remove(&old);
+            }
+        }
+    }
+
+    /// What is known of backend `b`'s task `id`.
+    pub fn get(&self, b: usize, id: &str) -> Option<TaskInfo> {
+        self.by_id.get(&(b, id.to_string())).copied()
+    }
+
+    /// Records a task's new status.
+    pub fn status(&mut self, b: usize, id: &str, status: &str) {
+        if let Some(t) = self.by_id.get_mut(&(b, id.to_string())) {
+            t.running = !matches!(status, "completed" | "failed" | "cancelled");
+        }
+    }
+
+    /// Whether backend `b` has a task still running.
+    pub fn running_at(&self, b: usize) -> bool {
+        self.by_id.iter().any(|((of, _), t)| *of == b && t.running)
+    }
+
+    /// Forgets the tasks of session `s` (it ended).
+    pub fn forget_session(&mut self, s: SessionId) {
+        self.by_id.retain(|_, t| t.owner != s);
+        let by_id = &self.by_id;
+        self.order.retain(|k| by_id.contains_key(k));
+    }
+}
+
+/// A task's id and status in a `CreateTaskResult`, a task object or a status notification.
+pub fn task_id_and_status(raw: &RawValue) -> Option<(String, String)> {
+    #[derive(Deserialize)]
+    struct T {
+        #[serde(rename = "taskId")]
+        task_id: String,
+        #[serde(default)]
+        status: String,
+    }
+    #[derive(Deserialize)]
+    struct C {
+        task: T,
+    }
+    let t = serde_json::from_str::<C>(raw.get())
+        .map(|c| c.task)
+        .or_else(|_| serde_json::from_str::<T>(raw.get()))
+        .ok()?;
+    Some((t.task_id, t.status))
+}
 
 /// A client's `tasks/list`, merged from every running backend.
 #[derive(Debug)]
@@ -156,9 +239,25 @@ pub fn prefix_edit(span: &Range<usize>) -> Range<usize> {
 
 impl Gateway {
     /// `tasks/get`, `tasks/result` or `tasks/cancel`: routed to the backend named by the
-    /// task id's prefix, with the backend's own task id put back.
+    /// task id's prefix, with the backend's own task id put back. Another session's task
+    /// is unknown to this one.
     pub(super) fn task_request(&mut self, now: Instant, msg: &Message<'_>, id: &[u8], op: TaskOp) {
-        self.forward_prefixed(now, msg, id, client_task_id(msg), None, op);
+        let task_id = client_task_id(msg);
+        let shown: Option<String> = task_id.and_then(|t| serde_json::from_str(t.get()).ok());
+        let foreign = shown
+            .as_deref()
+            .and_then(|t| self.resolve_task(t))
+            .and_then(|(b, own)| self.tasks.get(b, &own))
+            .is_some_and(|t| t.owner != self.handling);
+        if foreign {
+            let text = format!(
+                "Unknown task: {}. Call tasks/list to see this session's tasks",
+                shown.unwrap_or_default()
+            );
+            write_error(self.reply(), id, INVALID_PARAMS, &text);
+            return;
+        }
+        self.forward_prefixed(now, msg, id, task_id, None, op);
     }
 
     /// `tasks/list`: every running backend's tasks, followed page by page, in one answer.
@@ -206,12 +305,28 @@ impl Gateway {
     ) {
         let page = msg.and_then(|m| m.result).and_then(parse_task_page);
         let prefix = format!("{}{}", self.backends[b].name(), TASK_SEPARATOR);
+        let Some(list_session) = self.task_lists.get(&list_id).map(|l| l.session) else {
+            return;
+        };
+        let visible: Vec<bool> = page
+            .as_ref()
+            .map(|(tasks, _)| {
+                tasks
+                    .iter()
+                    .map(|t| self.task_visible(b, t, list_session))
+                    .collect()
+            })
+            .unwrap_or_default();
         let Some(list) = self.task_lists.get_mut(&list_id) else {
             return;
         };
         let mut next = None;
         if let Some((tasks, cursor)) = page {
-            for task in tasks {
+            for (i, task) in tasks.into_iter().enumerate() {
+                // Another session's task is not listed.
+                if !visible.get(i).copied().unwrap_or(true) {
+                    continue;
+                }
                 if !list.tasks.is_empty() {
                     list.tasks.push(b',');
                 }
@@ -236,6 +351,14 @@ impl Gateway {
                 self.finish_task_list(list_id);
             }
         }
+    }
+
+    /// Whether session `s` may see backend `b`'s task object `task`: its own, or one
+    /// gangway has no owner for.
+    fn task_visible(&self, b: usize, task: &RawValue, s: SessionId) -> bool {
+        task_id_and_status(task)
+            .and_then(|(id, _)| self.tasks.get(b, &id))
+            .map_or(true, |t| t.owner == s)
     }
 
     fn finish_task_list(&mut self, list_id: u64) {

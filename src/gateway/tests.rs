@@ -3288,3 +3288,62 @@ fn a_backend_with_a_subscribed_resource_is_not_stopped_for_idling() {
     );
     h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
 }
+
+#[test]
+fn a_task_is_visible_only_to_the_session_that_created_it_and_keeps_its_backend() {
+    let mut h = Harness::with("tools", 5.0, 1.0);
+    let b = second_session(&mut h, json!({}));
+    h.warm(BETA);
+    let mut c = call(json!(1), "beta__slow", json!({}));
+    c["params"]["task"] = json!({"ttl": 60000});
+    h.send(c);
+    let sent = h.backend_one(BETA, "tools/call");
+    h.reply(
+        BETA,
+        &sent,
+        r#"{"task":{"taskId":"t-1","status":"working"}}"#,
+    );
+    assert_eq!(h.client_one()["result"]["task"]["taskId"], "beta__t-1");
+    // The other session cannot reach it, nor see it listed.
+    h.send_as(
+        b,
+        request(json!(2), "tasks/get", json!({"taskId": "beta__t-1"})),
+    );
+    let refused = h.out_of(b);
+    assert!(error_message(&refused[0], -32602).contains("Unknown task"));
+    assert!(h.backend_out(BETA).is_empty());
+    h.send_as(b, request(json!(3), "tasks/list", json!({})));
+    let page = h.backend_one(BETA, "tasks/list");
+    h.reply(
+        BETA,
+        &page,
+        r#"{"tasks":[{"taskId":"t-1","status":"working"},{"taskId":"t-9","status":"working"}]}"#,
+    );
+    let listed = h.out_of(b);
+    let ids: Vec<&Value> = listed[0]["result"]["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| &t["taskId"])
+        .collect();
+    assert_eq!(
+        ids,
+        [&json!("beta__t-9")],
+        "only tasks not another session's"
+    );
+    // A running task keeps its backend from being reaped; its news reach its session only.
+    h.advance(3_000);
+    assert!(h.actions().is_empty(), "kept while its task runs");
+    h.backend(BETA, r#"{"jsonrpc":"2.0","method":"notifications/tasks/status","params":{"taskId":"t-1","status":"completed"}}"#);
+    assert_eq!(h.client_one()["params"]["taskId"], "beta__t-1");
+    assert!(h.out_of(b).is_empty());
+    h.send(request(json!(4), "ping", json!({})));
+    h.client_one();
+    h.advance(1_000);
+    assert_eq!(
+        h.actions(),
+        vec![Action::CloseStdin(BETA)],
+        "idle once it finished"
+    );
+    h.gw.on_backend_exit(h.now, BETA, "exit status 0");
+}
