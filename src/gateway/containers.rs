@@ -48,22 +48,17 @@ impl Gateway {
     }
 
     /// Backend `b` is stopped while its spawn is held: no process was ever asked for, so
-    /// there is none to stop and no exit to wait for. What waits for it is answered as
-    /// after a stop; a start that failed (it waited past `startup_timeout`) backs off like
-    /// any failed start.
+    /// there is none to stop and no exit to wait for. Everything waiting for it is
+    /// answered (a stop while a start is held comes from shutdown, from a reload, or from
+    /// a start that failed); a start that failed (it waited past `startup_timeout`) backs
+    /// off like any failed start.
     pub(super) fn start_abandoned(&mut self, now: Instant, b: usize) {
         self.process_gone(b);
         let be = &mut self.backends[b];
         be.phase = Phase::Stopped;
         let name = be.name().to_string();
-        if matches!(self.life, Life::ShuttingDown | Life::Exited) {
-            info!("backend '{name}' not started: gangway is shutting down");
-            let reason =
-                format!("gangway is shutting down; backend '{name}' was stopped before it started");
-            self.fail_pending(now, b, &reason, true);
-            return;
-        }
-        if be.failing {
+        let shutting_down = matches!(self.life, Life::ShuttingDown | Life::Exited);
+        if be.failing && !shutting_down {
             let reason = be
                 .last_error
                 .clone()
@@ -72,12 +67,11 @@ impl Gateway {
             return;
         }
         info!("backend '{name}' stopped before it started");
-        let reason = format!("backend '{name}' was stopped before it started");
-        self.fail_pending(now, b, &reason, false);
-        let ids = &self.ids;
-        self.backends[b].queue.retain(|q| ids.get(q.gw).is_some());
-        if !self.backends[b].queue.is_empty() {
-            self.start(now, b);
-        }
+        let reason = if shutting_down {
+            format!("gangway is shutting down; backend '{name}' was stopped before it started")
+        } else {
+            format!("backend '{name}' was stopped before it started")
+        };
+        self.fail_pending(now, b, &reason, true);
     }
 }

@@ -2560,6 +2560,14 @@ fn docker_stopped(h: &mut Harness, b: usize) {
     assert!(h.actions().is_empty());
 }
 
+/// Backend `b` has just been spawned for call 1: it starts and answers it.
+fn docker_serves_call(h: &mut Harness, b: usize) {
+    let sent = h.finish_init(b);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    h.reply(b, &sent[0], r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 1);
+}
+
 #[test]
 fn a_restart_of_a_user_named_container_waits_for_the_old_ones_removal() {
     let mut h = Harness::from_json(&docker_config());
@@ -2575,10 +2583,7 @@ fn a_restart_of_a_user_named_container_waits_for_the_old_ones_removal() {
     assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
     h.gw.on_container_removed(ALPHA);
     assert!(h.actions().is_empty(), "the spawn is asked for once");
-    let sent = h.finish_init(ALPHA);
-    assert_eq!(sent.len(), 1, "{sent:#?}");
-    h.reply(ALPHA, &sent[0], r#"{"content":[]}"#);
-    assert_eq!(h.client_one()["id"], 1);
+    docker_serves_call(&mut h, ALPHA);
 }
 
 #[test]
@@ -2602,9 +2607,7 @@ fn a_generated_container_name_restarts_at_once() {
     );
     h.gw.on_container_removed(BETA);
     assert!(h.actions().is_empty(), "no second spawn");
-    let sent = h.finish_init(BETA);
-    h.reply(BETA, &sent[0], r#"{"content":[]}"#);
-    assert_eq!(h.client_one()["id"], 1);
+    docker_serves_call(&mut h, BETA);
 }
 
 #[test]
