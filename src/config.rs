@@ -394,6 +394,13 @@ impl BackendConfig {
         crate::docker::is_docker_run(self)
     }
 
+    /// Whether its command runs `docker run --name NAME` (see
+    /// [`crate::docker::has_fixed_name`]): a restart must wait until the last container of
+    /// that name is removed.
+    pub fn fixed_container_name(&self) -> bool {
+        crate::docker::has_fixed_name(self)
+    }
+
     /// Whether a running process for `self` must be restarted to become `other` (command,
     /// args, env names or values, or cwd differ).
     pub fn spawn_differs(&self, other: &BackendConfig) -> bool {

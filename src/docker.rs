@@ -198,6 +198,17 @@ pub fn is_docker_run(cfg: &BackendConfig) -> bool {
     find_run(&cfg.command, &cfg.args).is_some()
 }
 
+/// Whether `cfg` runs `docker run` with a container name the user chose (`--name`): every
+/// start then reuses that one name, which docker refuses while the last start's container
+/// still exists. A generated name differs at every start.
+pub fn has_fixed_name(cfg: &BackendConfig) -> bool {
+    find_run(&cfg.command, &cfg.args).is_some_and(|run| {
+        scan_run_options(&cfg.args[run.options_start..])
+            .name
+            .is_some()
+    })
+}
+
 /// The command line for start number `seq` of backend `cfg`. For `docker run`, gangway
 /// adds right after `run`: `--name gangway-BACKEND-INSTANCE-SEQ` (unless the user gave
 /// `--name`), the labels, `--env GANGWAY_DEPTH=N` (nesting is counted inside containers
@@ -609,6 +620,10 @@ mod tests {
         let c = l.container.expect("a docker run backend");
         assert_eq!(c.name, "gangway-gh-abcdef012345-3");
         assert!(!c.user_named);
+        assert!(
+            !has_fixed_name(&cfg),
+            "a --name after the image is the server's"
+        );
         assert!(c.global.is_empty());
         assert_eq!(
             l.args,
@@ -652,6 +667,15 @@ mod tests {
         let c = l.container.expect("docker container run is a docker run");
         assert_eq!(c.name, "mine");
         assert!(c.user_named);
+        assert!(has_fixed_name(&cfg));
+        assert!(has_fixed_name(&backend(
+            "docker",
+            &["run", "--name", "x", "img"]
+        )));
+        assert!(!has_fixed_name(&backend(
+            "podman",
+            &["run", "--name", "x", "img"]
+        )));
         assert_eq!(c.global, ["--context", "remote"]);
         assert_eq!(&l.args[..3], ["--context", "remote", "container"]);
         assert_eq!(l.args[3], "run");

@@ -86,6 +86,51 @@ pub struct Queued {
     pub bytes: Vec<u8>,
 }
 
+/// Whether a backend's spawn waits for the removal of its last container. docker refuses a
+/// `--name` the user chose while a container of that name exists, so a start of such a
+/// backend holds its spawn until the runtime reports that the removal it began ended. A
+/// generated name is new at every start, so its spawn never waits.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SpawnGate {
+    /// The runtime is removing the container of a process of it that ended.
+    removing: bool,
+    /// A start is under way whose spawn was not asked for yet.
+    held: bool,
+}
+
+impl SpawnGate {
+    /// The runtime began removing the container of a process that ended.
+    pub fn removal_started(&mut self) {
+        self.removing = true;
+    }
+
+    /// Every removal the runtime began ended: returns whether a held spawn may be asked
+    /// for now.
+    pub fn removal_ended(&mut self) -> bool {
+        self.removing = false;
+        std::mem::take(&mut self.held)
+    }
+
+    /// A start needs its process: returns whether the spawn may be asked for now; if not,
+    /// it is held until [`SpawnGate::removal_ended`]. `fixed_name` says whether every
+    /// start uses the same container name.
+    pub fn may_spawn(&mut self, fixed_name: bool) -> bool {
+        self.held = self.removing && fixed_name;
+        !self.held
+    }
+
+    /// The start is given up: returns whether its spawn was held (then no process exists
+    /// and none will be asked for).
+    pub fn abandon(&mut self) -> bool {
+        std::mem::take(&mut self.held)
+    }
+
+    /// Whether a start waits to ask for its spawn.
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+}
+
 /// One configured backend and everything gangway tracks about it.
 #[derive(Debug)]
 pub struct Backend {
@@ -149,6 +194,8 @@ pub struct Backend {
     pub restart: bool,
     /// Repeated lines suppressed from its log: stderr, then non-JSON stdout.
     pub log_repeats: [Repeats; 2],
+    /// Whether its next spawn waits for its last container to be removed.
+    pub spawn_gate: SpawnGate,
 }
 
 impl Backend {
@@ -180,6 +227,7 @@ impl Backend {
             removed: false,
             restart: false,
             log_repeats: Default::default(),
+            spawn_gate: SpawnGate::default(),
         }
     }
 
@@ -303,6 +351,28 @@ mod tests {
         assert!(!b.record_crash(t0 + Duration::from_secs(62)));
         assert!(b.record_crash(t0 + Duration::from_secs(63)));
         assert!(b.crashes.is_empty());
+    }
+
+    #[test]
+    fn only_a_fixed_name_waits_for_the_removal_and_only_once() {
+        let mut gate = SpawnGate::default();
+        assert!(gate.may_spawn(true), "nothing is being removed");
+        gate.removal_started();
+        assert!(gate.may_spawn(false), "a generated name is free at once");
+        assert!(!gate.may_spawn(true));
+        assert!(gate.is_held());
+        assert!(gate.removal_ended(), "the held spawn goes now");
+        assert!(!gate.removal_ended(), "and is asked for only once");
+        assert!(gate.may_spawn(true));
+
+        gate.removal_started();
+        assert!(!gate.may_spawn(true));
+        assert!(gate.abandon(), "a held start is given up without a process");
+        assert!(!gate.abandon());
+        assert!(
+            !gate.removal_ended(),
+            "an abandoned start is not spawned later"
+        );
     }
 
     #[test]

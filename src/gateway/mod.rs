@@ -8,6 +8,7 @@
 mod aggregate;
 pub mod backend;
 mod cached;
+mod containers;
 pub mod lists;
 pub mod naming;
 pub mod outbox;
@@ -69,8 +70,9 @@ pub const PING_TO_CLIENT_MAX: Duration = Duration::from_secs(10);
 /// Process work the runtime must do for the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Spawn the backend with this index (its config is `Gateway::backend_config`); report
-    /// failure with `on_spawn_failed`.
+    /// Spawn the backend with this index (its config is `Gateway::backend_config`) now;
+    /// report failure with `on_spawn_failed`. It is asked for only once the process may
+    /// start (a fixed container name waits for `on_container_removed`).
     Spawn(usize),
     /// Close the backend's stdin (the first step of the stop ladder).
     CloseStdin(usize),
@@ -1561,7 +1563,7 @@ impl Gateway {
         be.ready_seen = false;
         info!("starting backend '{}'", be.name());
         self.out.backends[b].clear();
-        self.actions.push(Action::Spawn(b));
+        self.ask_spawn(b);
         let pending = Pending::new(b, PendingKind::Init);
         let Some(gw) = self.track(None, pending) else {
             return;
@@ -1762,6 +1764,10 @@ impl Gateway {
     fn stop(&mut self, now: Instant, b: usize) {
         let be = &mut self.backends[b];
         if !matches!(be.phase, Phase::Starting | Phase::Ready) {
+            return;
+        }
+        if be.spawn_gate.abandon() {
+            self.start_abandoned(now, b);
             return;
         }
         be.phase = Phase::Stopping;

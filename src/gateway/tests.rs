@@ -2568,6 +2568,131 @@ fn startup_timeout_fails_the_waiting_calls_with_its_own_message() {
     assert!(h.client_lines().is_empty());
 }
 
+// ----- docker restarts ------------------------------------------------------------------
+
+/// Two `docker run` backends with a 30 s startup timeout: `alpha` names its container
+/// (`--name mine`), `beta` leaves the name to gangway.
+fn docker_config() -> String {
+    json!({"expose": "tools", "timeout": 5, "startup_timeout": 30, "idle_timeout": 60,
+        "backends": {
+            "alpha": {"command": "docker", "args": ["run", "-i", "--rm", "--name", "mine", "img"]},
+            "beta": {"command": "docker", "args": ["run", "-i", "--rm", "img", "--name", "arg"]}}})
+    .to_string()
+}
+
+/// Warms backend `b`, lets it idle out, and plays the runtime: its process exits and the
+/// removal of its container begins (and is still running when this returns).
+fn docker_stopped(h: &mut Harness, b: usize) {
+    h.warm(b);
+    h.advance(60_000);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(b)]);
+    h.gw.on_container_removal_started(b);
+    h.gw.on_backend_exit(h.now, b, "exit status 0");
+    assert!(h.actions().is_empty());
+}
+
+/// Backend `b` has just been spawned for call 1: it starts and answers it.
+fn docker_serves_call(h: &mut Harness, b: usize) {
+    let sent = h.finish_init(b);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    h.reply(b, &sent[0], r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 1);
+}
+
+#[test]
+fn a_restart_of_a_user_named_container_waits_for_the_old_ones_removal() {
+    let mut h = Harness::from_json(&docker_config());
+    docker_stopped(&mut h, ALPHA);
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    assert!(
+        h.actions().is_empty(),
+        "docker would refuse the name while the old container exists"
+    );
+    h.advance(5_000);
+    assert!(h.actions().is_empty() && h.client_lines().is_empty());
+    h.gw.on_container_removed(ALPHA);
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    h.gw.on_container_removed(ALPHA);
+    assert!(h.actions().is_empty(), "the spawn is asked for once");
+    docker_serves_call(&mut h, ALPHA);
+}
+
+#[test]
+fn a_restart_after_the_removal_ended_spawns_at_once() {
+    let mut h = Harness::from_json(&docker_config());
+    docker_stopped(&mut h, ALPHA);
+    h.gw.on_container_removed(ALPHA);
+    assert!(h.actions().is_empty(), "nothing was waiting");
+    h.warm(ALPHA);
+}
+
+#[test]
+fn a_generated_container_name_restarts_at_once() {
+    let mut h = Harness::from_json(&docker_config());
+    docker_stopped(&mut h, BETA);
+    h.send(call(json!(1), "beta__echo", json!({})));
+    assert_eq!(
+        h.actions(),
+        vec![Action::Spawn(BETA)],
+        "a new name is free while the old container is removed"
+    );
+    h.gw.on_container_removed(BETA);
+    assert!(h.actions().is_empty(), "no second spawn");
+    docker_serves_call(&mut h, BETA);
+}
+
+#[test]
+fn shutdown_while_a_start_waits_for_a_removal_stops_nothing_and_answers_the_request() {
+    let mut h = Harness::from_json(&docker_config());
+    docker_stopped(&mut h, ALPHA);
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    assert!(h.actions().is_empty());
+    h.gw.on_client_eof(h.now, false);
+    h.advance(ms(DRAIN_GRACE));
+    assert_eq!(
+        h.actions(),
+        vec![Action::Exit],
+        "no process was asked for, so none is stopped"
+    );
+    let text = error_message(&h.client_one(), -32000);
+    assert!(
+        text.contains("shutting down") && text.contains("alpha"),
+        "{text}"
+    );
+    h.gw.on_container_removed(ALPHA);
+    assert!(
+        h.actions().is_empty(),
+        "a start given up is not spawned later"
+    );
+}
+
+#[test]
+fn a_start_that_waits_for_a_removal_past_startup_timeout_fails_and_backs_off() {
+    let mut h = Harness::from_json(&docker_config());
+    docker_stopped(&mut h, ALPHA);
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    assert!(h.actions().is_empty());
+    h.advance(30_000);
+    let text = error_message(&h.client_one(), -32000);
+    assert!(
+        text.contains("did not finish starting") && text.contains("30 s"),
+        "{text}"
+    );
+    assert!(h.actions().is_empty(), "there is no process to stop");
+    h.gw.on_container_removed(ALPHA);
+    assert!(
+        h.actions().is_empty(),
+        "a failed start is not spawned later"
+    );
+    h.send(call(json!(2), "alpha__echo", json!({})));
+    let text = error_message(&h.client_one(), -32000);
+    assert!(
+        text.contains("waits before trying again") && text.contains("did not finish starting"),
+        "a failed start backs off and quotes why: {text}"
+    );
+    assert!(h.actions().is_empty());
+}
+
 // ----- catalog, filters, names, reload ---------------------------------------------------
 
 /// A catalog holding, for every backend of `text`, `INIT_RESULT` and these tools.

@@ -128,13 +128,11 @@ struct Docker {
     /// The container of each backend's current (or last, until removed) process.
     containers: Vec<Option<Container>>,
     /// `docker rm -f` commands, and lookups that precede them, still running: (pid,
-    /// backend it was for).
+    /// backend it was for). The gateway hears when a backend's last one ends.
     removals: Vec<(i32, Option<usize>)>,
     /// Lookups of user-named containers still running (their pids are in `removals` too):
     /// (pid, output file, the container).
     lookups: Vec<(i32, File, Container)>,
-    /// Backends whose start waits until their user-named container is removed.
-    start_waiting: Vec<bool>,
     /// The startup scan for containers of dead instances: its pid and its output file.
     scan: Option<(i32, File)>,
     /// How the scan reaches the daemon (the first docker backend's program and global
@@ -159,7 +157,6 @@ impl Docker {
             containers: vec![None; n],
             removals: Vec::new(),
             lookups: Vec::new(),
-            start_waiting: vec![false; n],
             scan,
             daemon,
         })
@@ -229,10 +226,7 @@ impl Runtime {
         let n = self.gw.backend_count();
         self.backends.resize_with(n, || None);
         match self.docker.as_mut() {
-            Some(d) => {
-                d.containers.resize(n, None);
-                d.start_waiting.resize(n, false);
-            }
+            Some(d) => d.containers.resize(n, None),
             None => self.docker = Docker::for_gateway(&self.gw),
         }
     }
@@ -356,7 +350,7 @@ impl Runtime {
                 .position(|io| io.as_ref().is_some_and(|io| io.pid == exit.pid))
             else {
                 if let Some(b) = self.docker_exit(exit.pid, &exit.status) {
-                    self.spawn(now, b);
+                    self.gw.on_container_removed(b);
                 }
                 continue;
             };
@@ -380,7 +374,9 @@ impl Runtime {
             if let Some(mut io) = self.backends[b].take() {
                 self.deregister(&mut io);
             }
-            self.remove_container(b);
+            if self.remove_container(b) {
+                self.gw.on_container_removal_started(b);
+            }
             self.gw.on_backend_exit(now, b, &exit.status);
         }
     }
@@ -522,13 +518,6 @@ impl Runtime {
             for action in actions {
                 match action {
                     Action::Spawn(b) => self.spawn(now, b),
-                    Action::CloseStdin(b) if self.start_deferred(b) => {
-                        // Stopped before its deferred start: there is no process to stop.
-                        if let Some(d) = self.docker.as_mut() {
-                            d.start_waiting[b] = false;
-                        }
-                        self.gw.on_backend_exit(now, b, "stopped before it started");
-                    }
                     Action::CloseStdin(b) => {
                         if let Some(io) = self.backends[b].as_mut() {
                             if let Some(mut pipe) = io.stdin.take() {
@@ -558,22 +547,15 @@ impl Runtime {
         }
         if let Some(mut old) = self.backends[b].take() {
             self.deregister(&mut old);
-            self.remove_container(b);
+            if self.remove_container(b) {
+                self.gw.on_container_removal_started(b);
+            }
         }
         let Some(cfg) = self.gw.backend_config(b) else {
             return;
         };
         let launch = match self.docker.as_mut() {
             Some(d) if docker::is_docker_run(cfg) => {
-                if d.removals.iter().any(|&(_, of)| of == Some(b)) {
-                    // Its last container still has the name; docker would refuse it.
-                    log::debug!(
-                        "backend '{}' starts once its old container is removed",
-                        cfg.name
-                    );
-                    d.start_waiting[b] = true;
-                    return;
-                }
                 d.starts += 1;
                 let launch = docker::launch(cfg, &d.instance, d.starts);
                 d.containers[b].clone_from(&launch.container);
@@ -626,11 +608,6 @@ impl Runtime {
             stdout_readable: true,
             stderr_readable: true,
         });
-    }
-
-    /// Whether backend `b`'s start waits for its old container to be removed.
-    fn start_deferred(&self, b: usize) -> bool {
-        self.docker.as_ref().is_some_and(|d| d.start_waiting[b])
     }
 
     fn deregister(&self, io: &mut BackendIo) {
@@ -786,7 +763,7 @@ impl Runtime {
                         self.remove_container(b);
                     }
                     None => {
-                        // A start waiting for a removal is moot now.
+                        // The gateway has exited: no start waits for a removal now.
                         let _ = self.docker_exit(exit.pid, &exit.status);
                     }
                 }
@@ -813,13 +790,14 @@ impl Runtime {
     /// instance's random id, so it is removed by name at once; a name the user chose may
     /// belong to a container someone else started (then `docker run` failed with a
     /// conflict), so it is first looked up among the containers carrying this instance's
-    /// label, and only what is found is removed (see `lookup_done`).
-    fn remove_container(&mut self, b: usize) {
+    /// label, and only what is found is removed (see `lookup_done`). Returns whether a
+    /// command was started: then `docker_exit` names `b` when the last one for it ends.
+    fn remove_container(&mut self, b: usize) -> bool {
         let Some(d) = self.docker.as_mut() else {
-            return;
+            return false;
         };
         let Some(container) = d.containers.get_mut(b).and_then(Option::take) else {
-            return;
+            return false;
         };
         if container.user_named {
             let started = memfd(c"gangway-lookup").and_then(|file| {
@@ -827,34 +805,43 @@ impl Runtime {
                 cmd.stdout(file.try_clone()?);
                 Ok((spawn_side(cmd)?, file))
             });
-            match started {
+            return match started {
                 Ok((pid, file)) => {
                     d.removals.push((pid, Some(b)));
                     d.lookups.push((pid, file, container));
+                    true
                 }
-                Err(e) => log::warn!(
-                    "could not run `{} ps` to find backend '{}''s container {}: {e}; if it still exists, remove it by hand",
-                    container.program,
-                    backend_name(&self.gw, b),
-                    container.name
-                ),
-            }
-            return;
+                Err(e) => {
+                    log::warn!(
+                        "could not run `{} ps` to find backend '{}''s container {}: {e}; if it still exists, remove it by hand",
+                        container.program,
+                        backend_name(&self.gw, b),
+                        container.name
+                    );
+                    false
+                }
+            };
         }
         log::debug!("removing container {}", container.name);
         match spawn_side(container.remove_command()) {
-            Ok(pid) => d.removals.push((pid, Some(b))),
-            Err(e) => log::warn!(
-                "could not run `{} rm -f {}` to remove backend '{}''s container: {e}; remove it by hand",
-                container.program,
-                container.name,
-                backend_name(&self.gw, b)
-            ),
+            Ok(pid) => {
+                d.removals.push((pid, Some(b)));
+                true
+            }
+            Err(e) => {
+                log::warn!(
+                    "could not run `{} rm -f {}` to remove backend '{}''s container: {e}; remove it by hand",
+                    container.program,
+                    container.name,
+                    backend_name(&self.gw, b)
+                );
+                false
+            }
         }
     }
 
-    /// A child that is not a backend exited: a removal or the startup scan. Returns a
-    /// backend whose start was waiting for this removal.
+    /// A child that is not a backend exited: a removal or the startup scan. Returns the
+    /// backend this removal was for when it was the last one running for it.
     fn docker_exit(&mut self, pid: i32, status: &str) -> Option<usize> {
         let Some(d) = self.docker.as_mut() else {
             log::debug!("reaped process {pid} ({status})");
@@ -868,11 +855,7 @@ impl Runtime {
             }
             let b = of?;
             let still = d.removals.iter().any(|&(_, o)| o == Some(b));
-            if d.start_waiting[b] && !still {
-                d.start_waiting[b] = false;
-                return Some(b);
-            }
-            return None;
+            return (!still).then_some(b);
         }
         if d.scan.as_ref().is_some_and(|(p, _)| *p == pid) {
             let (_, file) = d.scan.take()?;

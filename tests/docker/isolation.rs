@@ -115,3 +115,35 @@ fn containers_gangway_starts_are_told_the_nesting_depth() {
     assert_eq!(ok_text(&resp), "1");
     g.finish();
 }
+
+#[test]
+fn a_user_named_backend_restarts_once_its_old_container_is_removed() {
+    let Some(_serial) = docker_ready() else {
+        return;
+    };
+    let id = docker_test_id();
+    let label = format!("gangway-test={id}");
+    let _cleanup = RemoveOnDrop(vec![format!("label={label}")]);
+    let name = format!("gangway-test-restart-{id}");
+    // The server ignores EOF and SIGTERM, so the stop ladder ends by killing the docker
+    // client, and the container runs on until gangway removes it.
+    let mut config = named_config(&id, &name, &["--ignore-eof", "--ignore-sigterm"]);
+    config["idle_timeout"] = json!(1);
+    let dir = TempDir::new();
+    let mut g = Gangway::start(&dir, &config);
+    g.initialize();
+    let resp = g.use_tool("m", "echo", json!({"text": "first"}));
+    assert_eq!(ok_text(&resp), "first");
+    let first = containers(&label);
+    g.wait_stderr("stopping backend 'm'", GONE);
+    // A call while it stops restarts it as soon as the old process exits, when the old
+    // container still holds the name: the start must wait for its removal, or docker
+    // refuses the name.
+    let call = g.request_use_tool("m", "echo", json!({"text": "again"}));
+    let resp = g.response(&call, 3 * GONE);
+    assert_eq!(ok_text(&resp), "again");
+    let now = containers(&label);
+    assert_eq!(now.len(), 1, "only the new container: {now:?}");
+    assert_ne!(now, first, "a new container serves the call");
+    g.finish();
+}
