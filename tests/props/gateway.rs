@@ -10,7 +10,7 @@ use proptest::prelude::*;
 /// and a few selector characters, or a real line captured from the SDK client or
 /// server-everything, sent raw by the client or by a backend.
 fn op() -> impl Strategy<Value = Vec<u8>> {
-    let tag = prop::sample::select(b"rrrrrrrrraaaaaaaaaaqkmmnbxxzfwwwwwetsouuulhh".to_vec());
+    let tag = prop::sample::select(b"rrrrrrrrraaaaaaaaaaqkmmnbxxzfwwwwwetsouuulhhvvvV".to_vec());
     let arg = prop::sample::select(b"0123456789abcdefghijklmnopqrst".to_vec());
     let real = prop::sample::select(vec![
         &br#"c{"jsonrpc":"2.0","method":"notifications/initialized"}"#[..],

@@ -55,6 +55,8 @@
 //! | `s` | B line             | backend B writes `line` to its stderr (quoted in errors)    |
 //! | `o` | B n                | a line of `n` KiB over the limit arrives (odd B: from backend B, else from the client) |
 //! | `l` | M P                | the catalog is replaced, as a reload pointing `catalog` elsewhere does: `M` = 0 turns it off; otherwise every backend whose index modulo 6 is a set bit of `M` has an entry, whose tools are the `CATALOG_TOOLS` at the set bits of `P` (and prompts `p1` and `p.2`, a resource, a template) |
+//! | `v` | S                  | client events now come from client S modulo 3 (each has a session of its own, opened on first use; client 1 declares sampling and roots, client 2 nothing) |
+//! | `V` |                    | the current client's session ends: its requests need no answer any more, and none may reach it |
 //! | `h` | C S                | SIGHUP: the header's config, changed as reload `C` (modulo `RELOADS`, table below) says and with settings `S` (`0` the header's, else `S` modulo `SETTINGS`), is applied with `Gateway::reload` |
 //!
 //! Like the runtime, `l` and `h` do nothing once stdin ended or shutdown began.
@@ -239,6 +241,11 @@ pub enum Op {
         /// Bit `i` lists `CATALOG_TOOLS[i]` in every entry.
         tools: usize,
     },
+    /// Client events now come from client `S` (modulo `MAX_SESSIONS`), whose session is
+    /// opened (and initialized) on first use.
+    Session(usize),
+    /// The current client's session ends (`Gateway::close_session`).
+    CloseSession,
     /// SIGHUP with a changed config.
     Reload {
         /// Which change (`RELOADS`).
@@ -299,7 +306,7 @@ fn op_from_line(line: &[u8]) -> Option<Op> {
     let (&tag, rest) = line.split_first()?;
     let at = |i: usize| sel(rest.get(i).copied().unwrap_or(b'0'));
     let b = at(0);
-    let tag = if b"cruknabqmxzfetwsolh".contains(&tag) {
+    let tag = if b"cruknabqmxzfetwsolhvV".contains(&tag) {
         tag
     } else {
         TAGS[usize::from(tag) % TAGS.len()]
@@ -363,6 +370,8 @@ fn op_from_line(line: &[u8]) -> Option<Op> {
             which: at(0),
             tools: at(1),
         },
+        b'v' => Op::Session(at(0)),
+        b'V' => Op::CloseSession,
         b'h' => Op::Reload {
             change: at(0),
             settings: at(1),
@@ -513,12 +522,34 @@ struct Received {
     params: Value,
 }
 
+/// One client of the gateway: its session and what it is waiting for. Ids are the
+/// session's own: two sessions may use the same one at once.
+#[derive(Default)]
+struct Client {
+    /// Its session; `None` once it was closed.
+    s: Option<SessionId>,
+    /// Ids (raw JSON) of its requests awaiting their answer, with their method.
+    waiting: BTreeMap<Vec<u8>, String>,
+    /// Ids it cancelled while waiting: one late answer is tolerated; never reused.
+    cancelled: BTreeSet<Vec<u8>>,
+    /// Ids answered, which it may use again.
+    answered: Vec<Vec<u8>>,
+    /// Ids (raw) of requests backends sent it, not answered yet.
+    to_client: Vec<(Vec<u8>, String)>,
+    /// Its last fresh id: every client counts from 1, so sessions use the same ids.
+    next_id: u64,
+}
+
+/// The most sessions a script opens.
+const MAX_SESSIONS: usize = 3;
+
 /// The gateway, a clock, and a model of the client and the backend processes. Per-backend
 /// vectors grow with `backend_count()` (see `grow`).
 struct Harness {
     gw: Gateway,
-    /// The client's session.
-    s: SessionId,
+    /// The clients, one per session; `cur` is the one the client events come from.
+    clients: Vec<Client>,
+    cur: usize,
     now: Instant,
     /// The header, which reloads change.
     expose: &'static str,
@@ -536,21 +567,12 @@ struct Harness {
     client_open: bool,
     /// The gateway asked to exit.
     exited: bool,
-    /// Ids (raw JSON) of client requests awaiting their answer, with their method.
-    waiting: BTreeMap<Vec<u8>, String>,
-    /// Ids the client cancelled while waiting: one late answer is tolerated; never reused.
-    cancelled: BTreeSet<Vec<u8>>,
-    /// Ids answered, which the client may use again.
-    answered: Vec<Vec<u8>>,
-    next_id: u64,
     /// Tool and prompt names of the latest `tools/list` and `prompts/list` answers.
     shown_tools: Vec<String>,
     shown_prompts: Vec<String>,
     /// A backend wrote bytes of the script's own (a raw line or result), which may list one
     /// name twice: names in list answers are then not checked for uniqueness.
     raw_lists: bool,
-    /// Ids (raw) of requests backends sent to the client, not answered yet.
-    to_client: Vec<(Vec<u8>, String)>,
     /// Requests each backend process received and has not answered.
     received: Vec<Vec<Received>>,
     /// Ids (raw) each backend process used for its own requests to the client.
@@ -575,7 +597,11 @@ impl Harness {
         }
         let mut h = Harness {
             gw,
-            s,
+            clients: vec![Client {
+                s: Some(s),
+                ..Client::default()
+            }],
+            cur: 0,
             now,
             expose: script.expose,
             idle: script.idle,
@@ -586,14 +612,9 @@ impl Harness {
             fail_spawn: Vec::new(),
             client_open: true,
             exited: false,
-            waiting: BTreeMap::new(),
-            cancelled: BTreeSet::new(),
-            answered: Vec::new(),
-            next_id: 1,
             shown_tools: Vec::new(),
             shown_prompts: Vec::new(),
             raw_lists: false,
-            to_client: Vec::new(),
             received: Vec::new(),
             asked: Vec::new(),
             ids_seen: Vec::new(),
@@ -689,6 +710,41 @@ impl Harness {
                     self.pump();
                 }
             }
+            Op::Session(i) => {
+                let i = i % MAX_SESSIONS;
+                while self.clients.len() <= i {
+                    let n = self.clients.len();
+                    let s = self.gw.open_session();
+                    self.note(format!("> client {n} opens session {s:?}"));
+                    self.clients.push(Client {
+                        s: Some(s),
+                        ..Client::default()
+                    });
+                    let caps = if n == 1 {
+                        r#"{"sampling":{},"roots":{"listChanged":true}}"#
+                    } else {
+                        "{}"
+                    };
+                    let was = std::mem::replace(&mut self.cur, n);
+                    let line = format!(
+                        r#"{{"jsonrpc":"2.0","id":"init-{n}","method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{caps},"clientInfo":{{"name":"fuzz-{n}","version":"0"}}}}}}"#
+                    );
+                    self.client_line(line.as_bytes());
+                    self.cur = was;
+                }
+                self.cur = i;
+            }
+            Op::CloseSession => {
+                let c = &mut self.clients[self.cur];
+                if let Some(s) = c.s.take() {
+                    c.waiting.clear();
+                    c.cancelled.clear();
+                    c.to_client.clear();
+                    self.note(format!("> client {} closes session {s:?}", self.cur));
+                    self.gw.close_session(self.now, s);
+                    self.pump();
+                }
+            }
             Op::Terminate => {
                 self.client_open = false;
                 self.note("> SIGTERM".to_string());
@@ -709,7 +765,9 @@ impl Harness {
                     Some(b) if self.alive[b] => self.gw.on_backend_oversize(b, *len, max),
                     Some(_) => {}
                     None if self.client_open && self.gw.wants_client_input() => {
-                        self.gw.on_client_oversize(self.s, *len, max);
+                        if let Some(s) = self.clients[self.cur].s {
+                            self.gw.on_client_oversize(s, *len, max);
+                        }
                     }
                     None => {}
                 }
@@ -792,12 +850,17 @@ impl Harness {
                 self.gw.in_flight()
             ));
         }
-        if !self.waiting.is_empty() {
-            let ids: Vec<_> = self
-                .waiting
-                .iter()
-                .map(|(id, method)| format!("{} ({method})", String::from_utf8_lossy(id)))
-                .collect();
+        let ids: Vec<_> = self
+            .clients
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                c.waiting.iter().map(move |(id, method)| {
+                    format!("session {i}: {} ({method})", String::from_utf8_lossy(id))
+                })
+            })
+            .collect();
+        if !ids.is_empty() {
             self.fail(format!("client requests never answered: {ids:?}"));
         }
     }
@@ -855,9 +918,16 @@ impl Harness {
         self.check_catalog();
     }
 
-    /// Checks every line written to the client and keeps track of answers.
+    /// Checks every line written to each client and keeps track of answers.
     fn read_client(&mut self) {
-        let Some(q) = self.gw.session_out(self.s) else {
+        for i in 0..self.clients.len() {
+            self.read_session(i);
+        }
+    }
+
+    /// Checks every line written to client `i`: an answer must be to a request of its own.
+    fn read_session(&mut self, i: usize) {
+        let Some(q) = self.clients[i].s.and_then(|s| self.gw.session_out(s)) else {
             return;
         };
         let bytes = q.pending().to_vec();
@@ -869,7 +939,7 @@ impl Harness {
             ));
         }
         for line in bytes.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
-            self.note(format!("< client: {}", excerpt(line)));
+            self.note(format!("< client {i}: {}", excerpt(line)));
             let msg = match Message::parse(line) {
                 Ok(m) => m,
                 Err(bad) => {
@@ -888,12 +958,13 @@ impl Harness {
             let id = msg.id.map(|i| i.get().as_bytes().to_vec());
             match (msg.kind, id) {
                 (Kind::Response, Some(id)) => {
-                    if let Some(method) = self.waiting.remove(&id) {
-                        self.answered.push(id);
+                    let c = &mut self.clients[i];
+                    if let Some(method) = c.waiting.remove(&id) {
+                        c.answered.push(id);
                         self.check_names(&method, line);
-                    } else if !self.cancelled.remove(&id) {
+                    } else if !c.cancelled.remove(&id) {
                         self.fail(format!(
-                            "answer to id {} which no request awaits (answered twice, or never asked): {}",
+                            "answer to session {i}'s id {} which none of its requests awaits (answered twice, never asked, or another session's): {}",
                             String::from_utf8_lossy(&id),
                             excerpt(line)
                         ));
@@ -901,11 +972,11 @@ impl Harness {
                 }
                 (Kind::Request, Some(id)) => {
                     let method = msg.method.unwrap_or("").to_string();
-                    self.to_client.push((id, method));
+                    self.clients[i].to_client.push((id, method));
                 }
                 _ if msg.method == Some("notifications/cancelled") => {
                     if let Some(target) = cancelled_id(&msg) {
-                        self.to_client.retain(|(id, _)| *id != target);
+                        self.clients[i].to_client.retain(|(id, _)| *id != target);
                     }
                 }
                 _ => {}
@@ -1043,17 +1114,22 @@ impl Harness {
     /// still awaiting an answer (or was cancelled) is not sent: a client may reuse an id only
     /// once it has been answered.
     fn client_line(&mut self, line: &[u8]) {
+        let cur = self.cur;
+        let Some(s) = self.clients[cur].s else {
+            return;
+        };
         if !self.client_open || !self.gw.wants_client_input() || line.contains(&b'\n') {
             return;
         }
+        let c = &mut self.clients[cur];
         let trimmed = trim_end(line);
         let asks = match Message::parse(trimmed) {
             Ok(m) if m.kind == Kind::Request => m.id.zip(m.method),
             Ok(m) => {
                 if m.method == Some("notifications/cancelled") {
                     if let Some(target) = cancelled_id(&m) {
-                        if self.waiting.remove(&target).is_some() {
-                            self.cancelled.insert(target);
+                        if c.waiting.remove(&target).is_some() {
+                            c.cancelled.insert(target);
                         }
                     }
                 }
@@ -1064,36 +1140,37 @@ impl Harness {
         };
         if let Some((id, method)) = asks {
             let id = id.get().as_bytes().to_vec();
-            if self.waiting.contains_key(&id) || self.cancelled.contains(&id) {
+            if c.waiting.contains_key(&id) || c.cancelled.contains(&id) {
                 return;
             }
-            self.answered.retain(|a| *a != id);
-            self.waiting.insert(id, method.to_string());
+            c.answered.retain(|a| *a != id);
+            c.waiting.insert(id, method.to_string());
         }
-        self.note(format!("> client: {}", excerpt(line)));
-        self.gw.on_client_line(self.now, self.s, line);
+        self.note(format!("> client {cur}: {}", excerpt(line)));
+        self.gw.on_client_line(self.now, s, line);
         self.pump();
     }
 
     /// A fresh id, mostly; now and then one answered before (ids may be reused).
     fn choose_id(&mut self, how: usize) -> String {
         match how % 6 {
-            4 if !self.answered.is_empty() => {
-                let i = how / 6 % self.answered.len();
-                String::from_utf8_lossy(&self.answered[i]).into_owned()
+            4 if !self.clients[self.cur].answered.is_empty() => {
+                let answered = &self.clients[self.cur].answered;
+                let i = how / 6 % answered.len();
+                String::from_utf8_lossy(&answered[i]).into_owned()
             }
             3 => {
-                self.next_id += 1;
-                format!("\"req-{}\"", self.next_id)
+                self.clients[self.cur].next_id += 1;
+                format!("\"req-{}\"", self.clients[self.cur].next_id)
             }
             5 => {
-                self.next_id += 1;
+                self.clients[self.cur].next_id += 1;
                 // Same text as a number id, different JSON: a distinct id.
-                format!("\"{}\"", self.next_id)
+                format!("\"{}\"", self.clients[self.cur].next_id)
             }
             _ => {
-                self.next_id += 1;
-                self.next_id.to_string()
+                self.clients[self.cur].next_id += 1;
+                self.clients[self.cur].next_id.to_string()
             }
         }
     }
@@ -1152,7 +1229,8 @@ impl Harness {
     fn client_notify(&mut self, kind: usize, pick: usize) {
         let line = match kind % 5 {
             0 | 1 => {
-                let Some(id) = self.waiting.keys().nth(pick % self.waiting.len().max(1)) else {
+                let waiting = &self.clients[self.cur].waiting;
+                let Some(id) = waiting.keys().nth(pick % waiting.len().max(1)) else {
                     return;
                 };
                 let id = String::from_utf8_lossy(id).into_owned();
@@ -1169,11 +1247,12 @@ impl Harness {
     }
 
     fn client_answer(&mut self, pick: usize, shape: usize) {
-        if self.to_client.is_empty() {
+        let to_client = &self.clients[self.cur].to_client;
+        if to_client.is_empty() {
             return;
         }
-        let i = self.to_client.len() - 1 - pick % self.to_client.len();
-        let (id, method) = self.to_client[i].clone();
+        let i = to_client.len() - 1 - pick % to_client.len();
+        let (id, method) = to_client[i].clone();
         let id = String::from_utf8_lossy(&id).into_owned();
         let result = match method.as_str() {
             "sampling/createMessage" => {
@@ -1193,7 +1272,7 @@ impl Harness {
         };
         if shape % 4 != 3 {
             // Shape 3 answers and keeps the request, so it may be answered twice.
-            self.to_client.remove(i);
+            self.clients[self.cur].to_client.remove(i);
         }
         self.client_line(line.as_bytes());
     }
