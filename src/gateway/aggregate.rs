@@ -366,7 +366,13 @@ impl Gateway {
             self.timers.cancel(t);
         }
         let body = match a.kind {
-            AggregateKind::List { kind, with_meta } => self.merged_list(kind, with_meta, &a.parts),
+            // A reload while the lists were fetched may have removed the last backend
+            // behind the meta-tools: they are listed only if they exist now, since the
+            // names were placed for what exists now.
+            AggregateKind::List { kind, with_meta } => {
+                let with_meta = with_meta && self.meta_enabled();
+                self.merged_list(kind, with_meta, &a.parts)
+            }
             AggregateKind::Discover => {
                 let parts: Vec<tools::DiscoverPart<'_>> = a
                     .parts

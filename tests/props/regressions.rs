@@ -137,3 +137,13 @@ fn committed_fuzz_seeds_pass_their_checks() {
         assert!(seeds > 0, "no seeds in {}", dir.display());
     }
 }
+
+/// `tools/list` waits for `alpha__x` (reached through the meta-tools) and `beta` (empty
+/// prefix, with a tool named `use_tool`) when a reload removes `alpha__x`: the meta-tools
+/// no longer exist, so `beta`'s `use_tool` keeps its name, yet the answer still led with
+/// the meta-tools, listing `use_tool` twice. Whether the meta-tools are listed is now
+/// decided when the answer is written.
+#[test]
+fn a_list_answered_after_a_reload_removed_the_meta_backend_lists_use_tool_once() {
+    gateway::run(b"t03\nl4w\nr2\nh2\na1\na1\na2\na2\na2\na2\nw9\n");
+}
