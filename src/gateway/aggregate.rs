@@ -374,6 +374,7 @@ impl Gateway {
                 self.merged_list(kind, with_meta, &a.parts)
             }
             AggregateKind::Discover => {
+                let shell = self.sessions.get(&a.session).is_some_and(|c| c.shell);
                 let parts: Vec<tools::DiscoverPart<'_>> = a
                     .parts
                     .iter()
@@ -384,7 +385,7 @@ impl Gateway {
                             tools: match &p.result {
                                 Some(Ok(list)) => Ok(list
                                     .iter()
-                                    .filter(|t| be.config.tools.permits(&t.key))
+                                    .filter(|t| shell || be.config.tools.permits(&t.key))
                                     .collect()),
                                 Some(Err(e)) => Err(e.as_str()),
                                 None => Err("not listed"),

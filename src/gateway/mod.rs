@@ -357,6 +357,25 @@ impl Gateway {
         s
     }
 
+    /// Opens a session for one of gangway's shell commands (`check`, `tools`, `call`),
+    /// which look past what a client is offered: its meta-tools exist and reach every
+    /// backend whatever its `expose`, `use_tool` ignores the `tools` filters,
+    /// `discover_backend_tools` lists the tools they filter out too, and `use_tool`'s
+    /// failures (a refusal, a crash, the backend's own error) are JSON-RPC errors, so the
+    /// command can tell them from a tool's `isError` result.
+    pub fn open_shell_session(&mut self) -> SessionId {
+        let s = self.open_session();
+        if let Some(c) = self.sessions.get_mut(&s) {
+            c.shell = true;
+        }
+        s
+    }
+
+    /// Whether the session whose message is being handled is a shell command's.
+    fn handling_shell(&self) -> bool {
+        self.sessions.get(&self.handling).is_some_and(|c| c.shell)
+    }
+
     /// Ends session `s` (its client left): its requests in flight are cancelled at their
     /// backends, a backend's request waiting for its answer gets an error, its pending
     /// list answers are dropped, and the subscriptions no other session shares are
@@ -1054,7 +1073,7 @@ impl Gateway {
             return;
         };
         let name: String = serde_json::from_str(params.name.get()).unwrap_or_default();
-        let meta = self.meta_enabled();
+        let meta = self.meta_enabled() || self.handling_shell();
         if meta && name == tools::USE_TOOL {
             self.use_tool(now, msg, id, &params);
             return;
@@ -1205,8 +1224,13 @@ impl Gateway {
             None => Ok(tools::UseToolArgs::default()),
         };
         let available = self.backend_names().join(", ");
+        let shell = self.handling_shell();
         let fail = |gw: &mut Gateway, text: String| {
-            write_result(gw.reply(), id, &tools::error_result(&text));
+            if shell {
+                write_error(gw.reply(), id, INVALID_PARAMS, &text);
+            } else {
+                write_result(gw.reply(), id, &tools::error_result(&text));
+            }
         };
         let args = match args {
             Ok(a) => a,
@@ -1218,7 +1242,7 @@ impl Gateway {
             return fail(self, format!("Error: Missing required parameter: backend_server. Available servers: {available}"));
         };
         let found = self.backend_named(backend);
-        let Some(b) = found.filter(|b| self.backends[*b].config.in_meta()) else {
+        let Some(b) = found.filter(|b| shell || self.backends[*b].config.in_meta()) else {
             let text = self.unknown_backend(backend, &available);
             return fail(self, text);
         };
@@ -1233,7 +1257,7 @@ impl Gateway {
                 );
             }
         }
-        if !self.backends[b].config.tools.permits(tool) {
+        if !shell && !self.backends[b].config.tools.permits(tool) {
             return fail(self, format!("Error: tool '{tool}' of backend '{backend}' is not offered: its config's tools.allow/tools.deny filter it out. Call discover_backend_tools with backend_server \"{backend}\" to list the tools offered"));
         }
         if let Err(text) = self.check_tool_known(b, tool) {
@@ -1253,11 +1277,13 @@ impl Gateway {
             .arguments
             .and_then(|a| serde_json::from_str(a.get()).ok())
             .unwrap_or_default();
+        let shell = self.handling_shell();
         let targets = match args.backend_server.as_deref() {
+            None | Some("") if shell => self.order.clone(),
             None | Some("") => self.meta_backends(),
             Some(name) => match self
                 .backend_named(name)
-                .filter(|b| self.backends[*b].config.in_meta())
+                .filter(|b| shell || self.backends[*b].config.in_meta())
             {
                 Some(b) => vec![b],
                 None => {
@@ -1321,7 +1347,13 @@ impl Gateway {
             return;
         };
         let len = params.len();
-        let Some(gw) = self.admit(now, b, id, PendingKind::UseTool, msg.params, task, len) else {
+        // A shell command hears failures as errors, as for any forwarded request.
+        let kind = if self.handling_shell() {
+            PendingKind::Forward
+        } else {
+            PendingKind::UseTool
+        };
+        let Some(gw) = self.admit(now, b, id, kind, msg.params, task, len) else {
             return;
         };
         let rewritten = self

@@ -60,6 +60,9 @@ pub struct Session {
     pub log_level: Option<u8>,
     /// The resource URIs it subscribed to (`resources/subscribe`).
     pub subscriptions: std::collections::BTreeSet<String>,
+    /// One of gangway's own shell commands (`check`, `tools`, `call`): see
+    /// `Gateway::open_shell_session`.
+    pub shell: bool,
 }
 
 impl Session {

@@ -92,23 +92,101 @@ struct BackendIo {
 /// it. Returns once every backend has been stopped and reaped.
 pub fn run(config: &Config) -> Result<(), RunError> {
     guard::become_subreaper();
-    let mut rt = Runtime::new(config)?;
+    let poll = Poll::new().map_err(|e| RunError::Setup("the event loop", e))?;
+    let client_in =
+        ClientIn::new(poll.registry(), STDIN).map_err(|e| RunError::Setup("stdin", e))?;
+    let client_out =
+        ClientOut::new(poll.registry(), STDOUT).map_err(|e| RunError::Setup("stdout", e))?;
+    let front = Front::Stdio {
+        client_in,
+        client_out,
+        in_framer: LineFramer::new(config.max_message_bytes),
+        client_gone: false,
+    };
+    let mut rt = Runtime::new(config, poll, front)?;
     rt.run()
 }
 
-struct Runtime {
+/// Runs the gateway for `client`, a client in this process, until it is done or a signal
+/// stops it: the same engine as [`run`] (spawning, the stop ladder, container removal,
+/// the process guard, the catalog), with the client's session in place of stdio. Returns
+/// once every backend has been stopped and reaped.
+///
+/// # Errors
+///
+/// When the event loop, the signal handling or a wait fails.
+pub fn run_local(config: &Config, client: &mut dyn LocalClient) -> Result<LocalEnd, RunError> {
+    guard::become_subreaper();
+    let poll = Poll::new().map_err(|e| RunError::Setup("the event loop", e))?;
+    let front = Front::Local {
+        client,
+        closed: false,
+        interrupted: false,
+    };
+    let mut rt = Runtime::new(config, poll, front)?;
+    rt.run()?;
+    Ok(match rt.front {
+        Front::Local {
+            interrupted: true, ..
+        } => LocalEnd::Interrupted,
+        _ => LocalEnd::Done,
+    })
+}
+
+/// A client inside this process (a shell command: `gangway check`, `tools`, `call`): it
+/// talks to the gateway through a session of its own, with MCP lines, as a client on
+/// stdio would, and sees the same engine serve it.
+pub trait LocalClient {
+    /// The lines (requests, answers to the gateway's requests) to send now. Called when
+    /// the session opens and after every line the gateway sent it.
+    fn take_lines(&mut self) -> Vec<Vec<u8>>;
+    /// A line from the gateway (an answer, a notification or a request), without its
+    /// newline.
+    fn on_line(&mut self, line: &[u8]);
+    /// Whether the client is done: then its session is closed and everything the
+    /// gateway started is stopped, as at a client's EOF.
+    fn done(&self) -> bool;
+}
+
+/// How a local session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalEnd {
+    /// The client was done.
+    Done,
+    /// A termination signal (SIGINT, SIGTERM, SIGHUP) stopped everything first; the
+    /// client was handed the gateway's answers to what was still in flight.
+    Interrupted,
+}
+
+/// Where the session's client is.
+enum Front<'c> {
+    /// This process's stdin and stdout.
+    Stdio {
+        client_in: ClientIn,
+        client_out: ClientOut,
+        in_framer: LineFramer,
+        /// Client output is discarded once its stdout is gone.
+        client_gone: bool,
+    },
+    /// A client in this process.
+    Local {
+        client: &'c mut dyn LocalClient,
+        /// The client said it is done and its session was closed.
+        closed: bool,
+        /// A termination signal arrived.
+        interrupted: bool,
+    },
+}
+
+struct Runtime<'c> {
     poll: Poll,
     gw: Gateway,
     max_line: usize,
-    client_in: ClientIn,
-    client_out: ClientOut,
-    in_framer: LineFramer,
-    /// The gateway session of the client on stdio.
+    front: Front<'c>,
+    /// The gateway session of the client.
     session: SessionId,
     signals: Signals,
     backends: Vec<Option<BackendIo>>,
-    /// Client output is discarded once its stdout is gone.
-    client_gone: bool,
     /// Docker bookkeeping; `None` when no backend runs `docker run`.
     docker: Option<Docker>,
     /// The config file, read again on SIGHUP.
@@ -163,20 +241,18 @@ impl Docker {
     }
 }
 
-impl Runtime {
-    fn new(config: &Config) -> Result<Runtime, RunError> {
-        let poll = Poll::new().map_err(|e| RunError::Setup("the event loop", e))?;
+impl<'c> Runtime<'c> {
+    fn new(config: &Config, poll: Poll, front: Front<'c>) -> Result<Runtime<'c>, RunError> {
         let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
             .map_err(|e| RunError::Setup("signal handling", e))?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| RunError::Setup("signal handling", e))?;
-        let client_in =
-            ClientIn::new(poll.registry(), STDIN).map_err(|e| RunError::Setup("stdin", e))?;
-        let client_out =
-            ClientOut::new(poll.registry(), STDOUT).map_err(|e| RunError::Setup("stdout", e))?;
         let mut gw = Gateway::new(config, Instant::now(), crate::catalog::now_secs());
-        let session = gw.open_session();
+        let session = match front {
+            Front::Stdio { .. } => gw.open_session(),
+            Front::Local { .. } => gw.open_shell_session(),
+        };
         gw.set_catalog(config.catalog.as_deref().map(Catalog::load));
         let docker = Docker::for_gateway(&gw);
         Ok(Runtime {
@@ -184,12 +260,9 @@ impl Runtime {
             backends: (0..gw.backend_count()).map(|_| None).collect(),
             gw,
             max_line: config.max_message_bytes,
-            client_in,
-            client_out,
-            in_framer: LineFramer::new(config.max_message_bytes),
+            front,
             session,
             signals,
-            client_gone: false,
             docker,
             config_path: config.path.clone(),
             catalog_path: config.catalog.clone(),
@@ -293,9 +366,15 @@ impl Runtime {
     /// is a file that is always readable).
     fn has_ready_work(&self) -> bool {
         let client_paused = !self.may_read_client();
-        let backend_paused =
-            self.gw.session_backlog(self.session) > CLIENT_HIGH_WATER && !self.client_gone;
-        (self.client_in.readable && !client_paused)
+        let backend_paused = self.client_paused_backends();
+        let client_readable = match &self.front {
+            Front::Stdio { client_in, .. } => client_in.readable,
+            Front::Local { .. } => false,
+        };
+        let local_output = matches!(self.front, Front::Local { closed: false, .. })
+            && self.gw.session_backlog(self.session) > 0;
+        local_output
+            || (client_readable && !client_paused)
             || self
                 .backends
                 .iter()
@@ -305,8 +384,20 @@ impl Runtime {
 
     fn mark_ready(&mut self, token: Token, readable: bool, writable: bool) {
         match token {
-            STDIN => self.client_in.readable |= readable,
-            STDOUT => self.client_out.writable |= writable,
+            STDIN | STDOUT => {
+                if let Front::Stdio {
+                    client_in,
+                    client_out,
+                    ..
+                } = &mut self.front
+                {
+                    if token == STDIN {
+                        client_in.readable |= readable;
+                    } else {
+                        client_out.writable |= writable;
+                    }
+                }
+            }
             SIGNALS => {}
             Token(t) if t >= BACKEND_BASE => {
                 let b = (t - BACKEND_BASE) / 3;
@@ -329,11 +420,16 @@ impl Runtime {
             match sig {
                 SIGCHLD => child_exited = true,
                 SIGTERM | SIGINT => terminate = true,
+                // A shell command has no config to reload: its user hung up.
+                SIGHUP if matches!(self.front, Front::Local { .. }) => terminate = true,
                 SIGHUP => self.reload(now),
                 _ => {}
             }
         }
         if terminate {
+            if let Front::Local { interrupted, .. } = &mut self.front {
+                *interrupted = true;
+            }
             log::info!("termination signal received; stopping backends");
             self.gw.on_terminate(now);
         }
@@ -387,36 +483,41 @@ impl Runtime {
 
     fn read_client(&mut self, now: Instant) {
         for _ in 0..READS_PER_TURN {
-            if !self.client_in.readable || !self.may_read_client() {
+            if !self.may_read_client() {
                 return;
             }
-            match self.client_in.read_into(&mut self.in_framer) {
+            let Front::Stdio {
+                client_in,
+                in_framer,
+                ..
+            } = &mut self.front
+            else {
+                return;
+            };
+            if !client_in.readable {
+                return;
+            }
+            match client_in.read_into(in_framer) {
                 Ok(0) => {
-                    self.client_in.readable = false;
-                    while let Some(frame) = self.in_framer.next_frame() {
-                        self.client_frame(now, frame);
-                    }
-                    if let Some(frame) = self.in_framer.finish() {
-                        self.client_frame(now, frame);
-                    }
-                    self.client_in.close(self.poll.registry());
-                    let from_file = !self.client_in.pollable;
+                    client_in.readable = false;
+                    self.client_frames(now, true);
+                    let Front::Stdio { client_in, .. } = &mut self.front else {
+                        return;
+                    };
+                    client_in.close(self.poll.registry());
+                    let from_file = !client_in.pollable;
                     self.gw.on_client_eof(now, from_file);
                     return;
                 }
-                Ok(_) => {
-                    while let Some(frame) = self.in_framer.next_frame() {
-                        self.client_frame(now, frame);
-                    }
-                }
+                Ok(_) => self.client_frames(now, false),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.client_in.readable = false;
+                    client_in.readable = false;
                     return;
                 }
                 Err(e) => {
                     log::error!("reading stdin failed: {e}; treating it as closed");
-                    self.client_in.readable = false;
-                    self.client_in.close(self.poll.registry());
+                    client_in.readable = false;
+                    client_in.close(self.poll.registry());
                     self.gw.on_client_eof(now, false);
                     return;
                 }
@@ -424,18 +525,44 @@ impl Runtime {
         }
     }
 
-    fn client_frame(&mut self, now: Instant, frame: Frame) {
-        match frame {
-            Frame::Line(range) => {
-                let line = &self.in_framer.buffer()[range];
-                self.gw.on_client_line(now, self.session, line);
+    /// Hands the complete lines read from stdin to the gateway (at `eof`, an unterminated
+    /// last line too).
+    fn client_frames(&mut self, now: Instant, eof: bool) {
+        let Front::Stdio { in_framer, .. } = &mut self.front else {
+            return;
+        };
+        loop {
+            let frame = match in_framer.next_frame() {
+                Some(f) => f,
+                None if eof => match in_framer.finish() {
+                    Some(f) => f,
+                    None => return,
+                },
+                None => return,
+            };
+            match frame {
+                Frame::Line(range) => {
+                    let line = &in_framer.buffer()[range];
+                    self.gw.on_client_line(now, self.session, line);
+                }
+                Frame::Oversize { len } => {
+                    self.gw.on_client_oversize(self.session, len, self.max_line);
+                }
             }
-            Frame::Oversize { len } => self.gw.on_client_oversize(self.session, len, self.max_line),
         }
     }
 
+    /// Whether reading backends' stdout waits for the client to read its output.
+    fn client_paused_backends(&self) -> bool {
+        let gone = match &self.front {
+            Front::Stdio { client_gone, .. } => *client_gone,
+            Front::Local { .. } => true,
+        };
+        self.gw.session_backlog(self.session) > CLIENT_HIGH_WATER && !gone
+    }
+
     fn read_backend(&mut self, now: Instant, b: usize) {
-        let paused = self.gw.session_backlog(self.session) > CLIENT_HIGH_WATER && !self.client_gone;
+        let paused = self.client_paused_backends();
         self.read_backend_pipes(now, b, !paused, READS_PER_TURN);
     }
 
@@ -624,6 +751,9 @@ impl Runtime {
     }
 
     fn write_all(&mut self, now: Instant) {
+        // A local client's lines are handled first, so what they ask of backends is
+        // written in this same turn (a pipe's readiness is reported once).
+        self.serve_local(now);
         for b in 0..self.backends.len() {
             self.write_backend(now, b);
         }
@@ -668,17 +798,26 @@ impl Runtime {
     }
 
     fn write_client(&mut self, now: Instant) {
+        let Front::Stdio {
+            client_out,
+            client_gone,
+            ..
+        } = &mut self.front
+        else {
+            self.serve_local(now);
+            return;
+        };
         let Some(queue) = self.gw.session_out(self.session) else {
             return;
         };
-        if self.client_gone {
+        if *client_gone {
             queue.clear();
             return;
         }
-        while self.client_out.writable && !queue.is_empty() {
-            match self.client_out.write(queue.pending()) {
+        while client_out.writable && !queue.is_empty() {
+            match client_out.write(queue.pending()) {
                 Ok(n) => queue.consume(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.client_out.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => client_out.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     if e.kind() == io::ErrorKind::BrokenPipe {
@@ -686,12 +825,53 @@ impl Runtime {
                     } else {
                         log::error!("writing to stdout failed: {e}; shutting down");
                     }
-                    self.client_gone = true;
+                    *client_gone = true;
                     queue.clear();
                     self.gw.on_terminate(now);
                     return;
                 }
             }
+        }
+    }
+
+    /// Hands a local client every line the gateway wrote for it, and the gateway every
+    /// line the client has to send, until neither has more. Once the client is done and
+    /// the gateway has nothing of its own in flight (the lists fetched after a start, for
+    /// the catalog), its session is closed and everything is stopped.
+    fn serve_local(&mut self, now: Instant) {
+        let Front::Local { client, closed, .. } = &mut self.front else {
+            return;
+        };
+        if *closed {
+            return;
+        }
+        // Each turn delivers output or sends input; a client that keeps both coming is
+        // cut off like any busy source and served again on the next turn.
+        for _ in 0..READS_PER_TURN * 64 {
+            let mut delivered = false;
+            if let Some(queue) = self.gw.session_out(self.session) {
+                let pending = queue.pending();
+                if let Some(end) = memchr::memrchr(b'\n', pending) {
+                    for line in pending[..end].split(|&c| c == b'\n') {
+                        client.on_line(line);
+                    }
+                    queue.consume(end + 1);
+                    delivered = true;
+                }
+            }
+            let lines = client.take_lines();
+            let sent = !lines.is_empty();
+            for line in lines {
+                self.gw.on_client_line(now, self.session, &line);
+            }
+            if !delivered && !sent {
+                break;
+            }
+        }
+        if client.done() && self.gw.in_flight() == 0 {
+            *closed = true;
+            self.gw.close_session(now, self.session);
+            self.gw.on_terminate(now);
         }
     }
 
@@ -902,14 +1082,33 @@ impl Runtime {
 
     /// Hands the last answers to the client, waiting for stdout to drain for a short while.
     fn final_flush(&mut self) {
+        let Front::Stdio {
+            client_out,
+            client_gone,
+            ..
+        } = &mut self.front
+        else {
+            // The answers to what was in flight (errors, after a signal) reach the client.
+            if let (Front::Local { client, .. }, Some(queue)) =
+                (&mut self.front, self.gw.session_out(self.session))
+            {
+                for line in queue.pending().split(|&c| c == b'\n') {
+                    if !line.is_empty() {
+                        client.on_line(line);
+                    }
+                }
+                queue.clear();
+            }
+            return;
+        };
         let deadline = Instant::now() + FINAL_FLUSH;
         let mut events = Events::with_capacity(8);
-        while !self.client_gone && self.gw.session_backlog(self.session) > 0 {
-            self.client_out.writable = true;
+        while !*client_gone && self.gw.session_backlog(self.session) > 0 {
+            client_out.writable = true;
             let Some(queue) = self.gw.session_out(self.session) else {
                 return;
             };
-            match self.client_out.write(queue.pending()) {
+            match client_out.write(queue.pending()) {
                 Ok(n) => queue.consume(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -925,7 +1124,7 @@ impl Runtime {
                 Err(_) => return,
             }
         }
-        let _ = self.client_out.flush();
+        let _ = client_out.flush();
     }
 }
 

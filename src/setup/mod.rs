@@ -21,6 +21,11 @@ use crate::gateway::STOP_GRACE;
 use crate::runtime::process;
 use crate::wire::frame::{Frame, LineFramer};
 use crate::wire::lists::{ListKind, LIST_KINDS};
+
+mod call;
+pub mod session;
+
+pub use call::{call, parse_arguments};
 use mio::unix::pipe::{Receiver, Sender};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
@@ -1843,7 +1848,7 @@ fn one_line(s: &str) -> String {
 
 /// Finds backend `name` in `config`, or says (to `err`) which backends there are. A
 /// disabled backend is refused too: its values are not even expanded.
-fn find_backend<'a>(
+pub(super) fn find_backend<'a>(
     config: &'a Config,
     name: &str,
     err: &mut dyn Write,
@@ -2060,158 +2065,6 @@ pub fn tools(
     }
     out.write_all(text.as_bytes())?;
     Ok(outcome)
-}
-
-// ---------------------------------------------------------------------------------------
-// gangway call
-// ---------------------------------------------------------------------------------------
-
-/// Parses the JSON arguments of `gangway call`: a JSON object, `{}` when absent.
-///
-/// # Errors
-///
-/// A message naming the problem and showing the expected form.
-pub fn parse_arguments(text: Option<&str>) -> Result<Value, String> {
-    let Some(text) = text else {
-        return Ok(json!({}));
-    };
-    let example =
-        r#"for example '{"text": "hi"}' (in single quotes, so the shell keeps the double quotes)"#;
-    match serde_json::from_str::<Value>(text) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(v) => Err(format!(
-            "JSON_ARGS must be a JSON object, not {}: {}; {example}",
-            crate::config::type_name(&v),
-            text.trim()
-        )),
-        Err(e) => Err(format!(
-            "JSON_ARGS is not valid JSON ({e}): {}; {example}",
-            text.trim()
-        )),
-    }
-}
-
-/// `gangway call BACKEND TOOL [JSON_ARGS]`: starts `backend`, calls `tool` with the
-/// arguments, prints the result's content to `out` (text items as text, other items as
-/// one line of JSON each; `structuredContent` when there is no content) and stops the
-/// backend.
-///
-/// Returns [`Outcome::Usage`] for invalid arguments or an unknown backend, and
-/// [`Outcome::Failed`] when the result has `isError: true` or the call failed (the reason
-/// goes to `err`).
-///
-/// # Errors
-///
-/// Only when writing to `out` or `err` fails.
-pub fn call(
-    config: &Config,
-    backend: &str,
-    tool: &str,
-    arguments: Option<&str>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> io::Result<Outcome> {
-    let args = match parse_arguments(arguments) {
-        Ok(a) => a,
-        Err(msg) => {
-            writeln!(err, "gangway: {msg}")?;
-            return Ok(Outcome::Usage);
-        }
-    };
-    let Some(cfg) = find_backend(config, backend, err)? else {
-        return Ok(Outcome::Usage);
-    };
-    let file = config.path.display();
-    for r in docker_preflight(&[cfg]) {
-        if !r.ok() {
-            err.write_all(r.render(&config.path).as_bytes())?;
-            return Ok(Outcome::Failed);
-        }
-    }
-    let fail = |err: &mut dyn Write, e: &ProbeError| -> io::Result<Outcome> {
-        if matches!(e, ProbeError::Interrupted) {
-            writeln!(err, "gangway: interrupted; backend {backend} was stopped")?;
-            return Ok(Outcome::Interrupted);
-        }
-        writeln!(err, "gangway: backend {backend} ({file}): {e}")?;
-        Ok(Outcome::Failed)
-    };
-    let instance = Instance::current();
-    let mut probe = match Probe::spawn(cfg, &instance, 1, config.max_message_bytes) {
-        Ok(p) => p,
-        Err(e) => return fail(err, &e),
-    };
-    if let Err(e) = probe.initialize() {
-        return fail(err, &e);
-    }
-    let result = match probe.call_tool(tool, args) {
-        Ok(r) => r,
-        Err(e @ ProbeError::Rpc { .. }) => {
-            // Most often a tool name that does not exist: say which ones do.
-            let hint = match probe.list_tools() {
-                Ok(list) if !list.iter().any(|t| t.name == tool) => {
-                    let names: Vec<&str> = list.iter().map(|t| t.name.as_str()).collect();
-                    let prefix = format!("{backend}__");
-                    let plain = tool.strip_prefix(&prefix).filter(|p| names.contains(p));
-                    let mean = plain
-                        .map(|p| format!(" (use the backend's own name: `{p}`)"))
-                        .unwrap_or_default();
-                    Some(format!(
-                        "backend {backend} has no tool {tool:?}{mean}; its tools: {}",
-                        names.join(", ")
-                    ))
-                }
-                _ => None,
-            };
-            probe.stop();
-            let outcome = fail(err, &e)?;
-            if let Some(h) = hint {
-                writeln!(err, "gangway: {h}")?;
-            }
-            return Ok(outcome);
-        }
-        Err(e) => return fail(err, &e),
-    };
-    probe.stop();
-    out.write_all(render_result(&result).as_bytes())?;
-    if result.get("isError").and_then(Value::as_bool) == Some(true) {
-        writeln!(
-            err,
-            "gangway: tool {tool} of backend {backend} returned an error (isError: true)"
-        )?;
-        return Ok(Outcome::Failed);
-    }
-    Ok(Outcome::Success)
-}
-
-/// A tool result as the user reads it: each text item as its text, each other item as
-/// one line of JSON; `structuredContent` as JSON when there is no content.
-fn render_result(result: &Value) -> String {
-    let mut s = String::new();
-    let items = result
-        .get("content")
-        .and_then(Value::as_array)
-        .filter(|c| !c.is_empty());
-    match items {
-        Some(items) => {
-            for item in items {
-                match (item.get("type").and_then(Value::as_str), item.get("text")) {
-                    (Some("text"), Some(Value::String(t))) => s.push_str(t),
-                    _ => s.push_str(&item.to_string()),
-                }
-                if !s.ends_with('\n') {
-                    s.push('\n');
-                }
-            }
-        }
-        None => {
-            if let Some(v) = result.get("structuredContent") {
-                s.push_str(&v.to_string());
-                s.push('\n');
-            }
-        }
-    }
-    s
 }
 
 #[cfg(test)]
@@ -2595,34 +2448,6 @@ done"#
         cfg.cwd = Some(PathBuf::from("/nonexistent/dir"));
         let e = Probe::spawn(&cfg, &instance(), 1, 1024).expect_err("no cwd");
         assert!(e.to_string().contains("/nonexistent/dir"), "{e}");
-    }
-
-    #[test]
-    fn arguments_must_be_a_json_object() {
-        assert_eq!(parse_arguments(None), Ok(json!({})));
-        assert_eq!(parse_arguments(Some(r#"{"a":1}"#)), Ok(json!({"a": 1})));
-        let e = parse_arguments(Some("[1]")).expect_err("array");
-        assert!(e.contains("must be a JSON object, not an array"), "{e}");
-        let e = parse_arguments(Some("{text: hi}")).expect_err("not JSON");
-        assert!(
-            e.contains("not valid JSON") && e.contains("line 1 column 2"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn results_print_text_as_text_and_the_rest_as_json() {
-        let r = json!({"content": [
-            {"type": "text", "text": "hello"},
-            {"type": "image", "data": "AAAA", "mimeType": "image/png"},
-            {"type": "text", "text": "two\nlines\n"},
-        ]});
-        assert_eq!(
-            render_result(&r),
-            "hello\n{\"data\":\"AAAA\",\"mimeType\":\"image/png\",\"type\":\"image\"}\ntwo\nlines\n"
-        );
-        let r = json!({"content": [], "structuredContent": {"n": 1}});
-        assert_eq!(render_result(&r), "{\"n\":1}\n");
     }
 
     #[test]
