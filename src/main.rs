@@ -30,7 +30,10 @@ fn main() -> ExitCode {
         Some(_) => log::LevelFilter::Warn,
     };
     let level = cli.command.as_ref().and_then(Command::log_level);
-    init_logging(default_level, level.or(cli.log_level.as_deref()));
+    // A setup command reports every backend failure itself, in its table or message, so
+    // the gateway's own log of them would say it twice (unless a level is asked for).
+    let quiet = cli.command.is_some().then_some("gangway::gateway=off");
+    init_logging(default_level, quiet, level.or(cli.log_level.as_deref()));
     let flag = cli
         .command
         .as_ref()
@@ -145,9 +148,12 @@ fn run_setup(command: &Command, config: &Config) -> ExitCode {
     }
 }
 
-fn init_logging(default: log::LevelFilter, level: Option<&str>) {
+fn init_logging(default: log::LevelFilter, quiet: Option<&str>, level: Option<&str>) {
     let mut builder = env_logger::Builder::new();
     builder.filter_level(default);
+    if let (Some(quiet), None) = (quiet, level) {
+        builder.parse_filters(quiet);
+    }
     if let Some(level) = level {
         builder.parse_filters(level);
     }

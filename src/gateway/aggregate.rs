@@ -96,10 +96,14 @@ impl Gateway {
                 .collect(),
             timer: None,
         };
-        let waits = !matches!(agg.kind, AggregateKind::Retry { .. });
+        // A shell command (`gangway check`, `tools`) asks what the backends offer now: it
+        // waits for fresh lists, however long their starts take (each is bounded by its
+        // `startup_timeout` and `timeout`).
+        let shell = self.handling_shell();
+        let waits = !matches!(agg.kind, AggregateKind::Retry { .. }) && !shell;
         self.aggregates.insert(id, agg);
         for (b, kind) in parts {
-            self.want_list(now, b, kind, id);
+            self.want_list(now, b, kind, id, shell);
         }
         self.finish_aggregate(id);
         if waits {
@@ -138,8 +142,21 @@ impl Gateway {
         self.finish_aggregate(agg);
     }
 
-    fn want_list(&mut self, now: Instant, b: usize, kind: ListKind, agg: u64) {
+    fn want_list(&mut self, now: Instant, b: usize, kind: ListKind, agg: u64, fresh: bool) {
         match &mut self.backends[b].lists[kind.index()] {
+            ListState::Fetching { waiters, .. } if fresh => waiters.push(agg),
+            state @ ListState::Known(_) if fresh => {
+                let ListState::Known(previous) = std::mem::take(state) else {
+                    return;
+                };
+                *state = ListState::Fetching {
+                    previous: Some(previous),
+                    so_far: Vec::new(),
+                    waiters: vec![agg],
+                    stale: false,
+                };
+                self.request_page(now, b, kind, None);
+            }
             ListState::Known(list) => {
                 let list = Rc::clone(list);
                 self.set_part(agg, b, kind, Ok(list));
@@ -155,10 +172,12 @@ impl Gateway {
             }
             ListState::Fetching { waiters, .. } => waiters.push(agg),
             ListState::Unknown => {
-                if let Err(e) = self
-                    .available(now, b)
-                    .and_then(|()| self.lists_skipped(now, b))
-                {
+                let skipped = if fresh {
+                    Ok(())
+                } else {
+                    self.lists_skipped(now, b)
+                };
+                if let Err(e) = self.available(now, b).and(skipped) {
                     self.set_part(agg, b, kind, Err(e));
                     return;
                 }

@@ -34,6 +34,41 @@ const STDERR_TAIL_LINES: usize = 5;
 /// The longest stderr line kept for error messages, in bytes.
 const STDERR_LINE_MAX: usize = 300;
 
+/// `line` cut to [`STDERR_LINE_MAX`] bytes (marked with `…`).
+fn shorten(mut line: String) -> String {
+    if line.len() > STDERR_LINE_MAX {
+        let mut cut = STDERR_LINE_MAX;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
+}
+
+/// What a stdout line that is not JSON-RPC says about the server.
+pub fn noise_sentence(line: &str) -> String {
+    format!(
+        "it printed a line that is not JSON-RPC to stdout, which MCP reserves for messages \
+         (a server must log to stderr): {line}"
+    )
+}
+
+/// Whether a stderr line only points elsewhere (docker's "See 'docker run --help'.", npm's
+/// "A complete log of this run can be found in: …" and the path npm 8 puts on the next
+/// line), so an error message is better off without it.
+pub fn points_elsewhere(line: &str) -> bool {
+    let line = line.trim();
+    let help = (line.starts_with("See '") || line.starts_with("Run '")) && line.contains("--help");
+    let npm = line
+        .strip_prefix("npm error")
+        .or_else(|| line.strip_prefix("npm ERR!"))
+        .map(str::trim)
+        .is_some_and(|rest| rest.contains("A complete log of this run") || rest.starts_with('/'));
+    help || npm
+}
+
 /// Where a backend is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -181,6 +216,11 @@ pub struct Backend {
     pub last_error: Option<String>,
     /// The last lines it wrote to stderr.
     pub stderr_tail: VecDeque<String>,
+    /// The first line it wrote to stdout that is not JSON-RPC (redacted, shortened): a
+    /// server that logs to stdout, quoted when it fails to start or exits.
+    pub noise: Option<String>,
+    /// How long its last start took, from the spawn to the answer to `initialize`.
+    pub ready_after: Option<Duration>,
     /// What it answered to `initialize`, raw.
     pub init_result: Option<Box<RawValue>>,
     /// Its lists (tools, prompts, resources, templates), as far as known, by
@@ -222,6 +262,8 @@ impl Backend {
             crashes: VecDeque::new(),
             last_error: None,
             stderr_tail: VecDeque::new(),
+            noise: None,
+            ready_after: None,
             init_result: None,
             lists: Default::default(),
             removed: false,
@@ -259,15 +301,7 @@ impl Backend {
     /// Keeps a stderr line for error messages (its env values redacted, shortened, oldest
     /// dropped first).
     pub fn remember_stderr(&mut self, line: &str) {
-        let mut line = self.config.redact(line.trim_end());
-        if line.len() > STDERR_LINE_MAX {
-            let mut cut = STDERR_LINE_MAX;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            line.truncate(cut);
-            line.push('…');
-        }
+        let line = shorten(self.config.redact(line.trim_end()));
         if line.is_empty() {
             return;
         }
@@ -277,13 +311,37 @@ impl Backend {
         self.stderr_tail.push_back(line);
     }
 
-    /// The stderr tail as a sentence suffix for error messages ("" when it wrote nothing).
+    /// The stderr tail as a sentence suffix for error messages ("" when it wrote nothing
+    /// that explains anything), then the first stdout line that was not JSON-RPC, if any.
+    /// Lines that only point elsewhere are left out: docker's "See 'docker run --help'."
+    /// and npm's "A complete log of this run can be found in …" with its path.
     pub fn stderr_suffix(&self) -> String {
-        if self.stderr_tail.is_empty() {
-            return String::new();
+        let lines: Vec<&str> = self
+            .stderr_tail
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !points_elsewhere(l))
+            .collect();
+        let mut s = String::new();
+        if !lines.is_empty() {
+            s = format!("; its last stderr lines: {}", lines.join(" | "));
         }
-        let lines: Vec<&str> = self.stderr_tail.iter().map(String::as_str).collect();
-        format!("; its last stderr lines: {}", lines.join(" | "))
+        if let Some(line) = &self.noise {
+            s.push_str("; ");
+            s.push_str(&noise_sentence(line));
+        }
+        s
+    }
+
+    /// Keeps the first stdout line that is not JSON-RPC (see [`Backend::noise`]).
+    pub fn remember_noise(&mut self, line: &str) {
+        if self.noise.is_some() {
+            return;
+        }
+        let line = self.config.redact(line.trim());
+        if !line.is_empty() {
+            self.noise = Some(shorten(line));
+        }
     }
 
     /// The last unattributed error it sent, as a sentence suffix ("" when none).

@@ -240,6 +240,36 @@ impl Gateway {
         )
     }
 
+    /// Every tool or prompt (`kind`) exposed under another name than its candidate, and
+    /// why, as a client is served them now (backends by index). For `gangway check`.
+    pub fn renamed(&self, kind: ListKind) -> Vec<Renamed> {
+        let known: Vec<(usize, Rc<Vec<Item>>)> = self
+            .order
+            .iter()
+            .filter_map(|&b| Some((b, Rc::clone(self.backends[b].known(kind)?))))
+            .collect();
+        let lists: Vec<(usize, &[Item])> = known.iter().map(|(b, l)| (*b, l.as_slice())).collect();
+        self.name_table(kind, &lists).1
+    }
+
+    /// The name backend `b`'s tool or prompt `own` is listed under, when a client's list
+    /// has it directly. For `gangway tools`.
+    pub fn exposed_name(&self, kind: ListKind, b: usize, own: &str) -> Option<&str> {
+        self.names.get(kind.index())?.exposed(b, own)
+    }
+
+    /// The names in backend `b`'s list of `kind` as last known, sorted.
+    pub fn known_names(&self, kind: ListKind, b: usize) -> Option<Vec<&str>> {
+        let list = self.backends.get(b)?.known(kind)?;
+        Some(list.iter().map(|i| i.key.as_str()).collect())
+    }
+
+    /// How long backend `b`'s last start took, from its spawn to its answer to
+    /// `initialize`.
+    pub fn ready_after(&self, b: usize) -> Option<std::time::Duration> {
+        self.backends.get(b)?.ready_after
+    }
+
     /// Places every exposed tool and prompt name again from the lists known now, and
     /// reports renamings not reported before.
     pub(super) fn rebuild_names(&mut self) {

@@ -372,7 +372,7 @@ impl Gateway {
     }
 
     /// Whether the session whose message is being handled is a shell command's.
-    fn handling_shell(&self) -> bool {
+    pub(super) fn handling_shell(&self) -> bool {
         self.sessions.get(&self.handling).is_some_and(|c| c.shell)
     }
 
@@ -643,6 +643,7 @@ impl Gateway {
                     let name = be.name();
                     warn!("backend '{name}' wrote that line again, skipped: {text} (repeated {n} times)");
                 }
+                be.remember_noise(&String::from_utf8_lossy(line));
                 if seen.show {
                     let (name, why) = (be.name(), bad.reason);
                     let text = be.config.redact(&message::excerpt(line));
@@ -1591,6 +1592,7 @@ impl Gateway {
         be.init_result = None;
         // Errors must quote this process's stderr, not an earlier one's.
         be.stderr_tail.clear();
+        be.noise = None;
         be.unattributed = None;
         be.ready_seen = false;
         info!("starting backend '{}'", be.name());
@@ -1674,6 +1676,7 @@ impl Gateway {
             return;
         }
         be.init_result = msg.result.map(|r| r.to_owned());
+        be.ready_after = Some(now.saturating_duration_since(be.started_at));
         be.phase = Phase::Ready;
         be.ready_seen = true;
         be.start_failures = 0;

@@ -115,7 +115,7 @@ pub fn run(config: &Config) -> Result<(), RunError> {
 /// # Errors
 ///
 /// When the event loop, the signal handling or a wait fails.
-pub fn run_local(config: &Config, client: &mut dyn LocalClient) -> Result<LocalEnd, RunError> {
+pub fn run_local(config: &Config, client: &mut dyn LocalClient) -> Result<LocalRun, RunError> {
     guard::become_subreaper();
     let poll = Poll::new().map_err(|e| RunError::Setup("the event loop", e))?;
     let front = Front::Local {
@@ -125,11 +125,16 @@ pub fn run_local(config: &Config, client: &mut dyn LocalClient) -> Result<LocalE
     };
     let mut rt = Runtime::new(config, poll, front)?;
     rt.run()?;
-    Ok(match rt.front {
+    let end = match rt.front {
         Front::Local {
             interrupted: true, ..
         } => LocalEnd::Interrupted,
         _ => LocalEnd::Done,
+    };
+    Ok(LocalRun {
+        end,
+        gateway: rt.gw,
+        catalog_error: rt.catalog_error,
     })
 }
 
@@ -146,6 +151,19 @@ pub trait LocalClient {
     /// Whether the client is done: then its session is closed and everything the
     /// gateway started is stopped, as at a client's EOF.
     fn done(&self) -> bool;
+}
+
+/// What a local session leaves: how it ended, the gateway as it was at the end (what it
+/// learned of the backends, for the command to report), and why the catalog could not be
+/// saved, if it could not.
+#[derive(Debug)]
+pub struct LocalRun {
+    /// How it ended.
+    pub end: LocalEnd,
+    /// The gateway, every backend stopped.
+    pub gateway: Gateway,
+    /// The last error saving the catalog.
+    pub catalog_error: Option<String>,
 }
 
 /// How a local session ended.
@@ -193,8 +211,8 @@ struct Runtime<'c> {
     config_path: std::path::PathBuf,
     /// Where the catalog is saved; `None` when it is off.
     catalog_path: Option<std::path::PathBuf>,
-    /// Saving the catalog failed once already (later failures are logged quietly).
-    catalog_failed: bool,
+    /// The last error saving the catalog; after the first, failures are logged quietly.
+    catalog_error: Option<String>,
 }
 
 /// What the runtime tracks for docker backends: who this instance is, each backend's
@@ -253,7 +271,14 @@ impl<'c> Runtime<'c> {
             Front::Stdio { .. } => gw.open_session(),
             Front::Local { .. } => gw.open_shell_session(),
         };
-        gw.set_catalog(config.catalog.as_deref().map(Catalog::load));
+        let catalog = config.catalog.as_deref().map(Catalog::load);
+        // A shell command learns every list of what it starts, as serving does with a
+        // catalog; with the catalog off, that one lives in memory only (it has no path).
+        let catalog = match front {
+            Front::Local { .. } => Some(catalog.unwrap_or_default()),
+            Front::Stdio { .. } => catalog,
+        };
+        gw.set_catalog(catalog);
         let docker = Docker::for_gateway(&gw);
         Ok(Runtime {
             poll,
@@ -266,7 +291,7 @@ impl<'c> Runtime<'c> {
             docker,
             config_path: config.path.clone(),
             catalog_path: config.catalog.clone(),
-            catalog_failed: false,
+            catalog_error: None,
         })
     }
 
@@ -311,12 +336,18 @@ impl<'c> Runtime<'c> {
             return;
         };
         match catalog.save(path) {
-            Ok(()) => log::debug!("catalog saved to {}", path.display()),
-            Err(e) if !self.catalog_failed => {
-                self.catalog_failed = true;
+            Ok(()) => {
+                self.catalog_error = None;
+                log::debug!("catalog saved to {}", path.display());
+            }
+            Err(e) if self.catalog_error.is_none() => {
+                self.catalog_error = Some(e.to_string());
                 log::warn!("could not save the tool catalog: {e}. Lists will be fetched from the backends again next time; set \"catalog\" in the config to a writable path, or false to turn it off");
             }
-            Err(e) => log::debug!("could not save the tool catalog: {e}"),
+            Err(e) => {
+                self.catalog_error = Some(e.to_string());
+                log::debug!("could not save the tool catalog: {e}");
+            }
         }
     }
 
@@ -703,7 +734,11 @@ impl<'c> Runtime<'c> {
         } = match spawned {
             Ok(s) => s,
             Err(e) => {
-                self.gw.on_spawn_failed(now, b, &e.to_string());
+                let text = self
+                    .gw
+                    .backend_config(b)
+                    .map_or_else(|| e.to_string(), |c| process::spawn_error_text(c, &e));
+                self.gw.on_spawn_failed(now, b, &text);
                 return;
             }
         };

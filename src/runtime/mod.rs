@@ -6,4 +6,4 @@ pub mod guard;
 pub mod process;
 pub mod stdio;
 
-pub use event_loop::{run, run_local, LocalClient, LocalEnd, RunError};
+pub use event_loop::{run, run_local, LocalClient, LocalEnd, LocalRun, RunError};

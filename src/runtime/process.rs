@@ -132,3 +132,25 @@ pub fn reap() -> Vec<Exit> {
     }
     exits
 }
+
+/// Why `cfg`'s command could not be started (`error`, from [`spawn`]), and what to do:
+/// a `cwd` that is not a directory, a command not in PATH, not found or not executable.
+pub fn spawn_error_text(cfg: &BackendConfig, error: &io::Error) -> String {
+    let command = &cfg.command;
+    if let Some(cwd) = cfg.cwd.as_ref().filter(|c| !c.is_dir()) {
+        return format!(
+            "its working directory {} does not exist; set \"cwd\" to an existing directory",
+            cwd.display()
+        );
+    }
+    match error.kind() {
+        io::ErrorKind::NotFound if !command.contains('/') => format!(
+            "cannot run {command:?}: it is not in PATH; install it, or set \"command\" to its absolute path"
+        ),
+        io::ErrorKind::NotFound => format!("cannot run {command:?}: no such file; fix \"command\""),
+        io::ErrorKind::PermissionDenied => format!(
+            "cannot run {command:?}: permission denied; make it executable or fix \"command\""
+        ),
+        _ => format!("cannot run {command:?}: {error}"),
+    }
+}

@@ -148,7 +148,7 @@ pub fn call(
         tools: None,
     };
     let end = match session::run(config, &mut command) {
-        Ok(end) => end,
+        Ok(run) => run.end,
         Err(e) => {
             writeln!(err, "gangway: {e}")?;
             return Ok(Outcome::Failed);

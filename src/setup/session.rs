@@ -5,7 +5,7 @@
 //! send more or end the session.
 
 use crate::config::Config;
-use crate::runtime::{self, LocalClient, LocalEnd, RunError};
+use crate::runtime::{self, LocalClient, LocalRun, RunError};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -143,7 +143,7 @@ impl LocalClient for Client<'_> {
 /// # Errors
 ///
 /// When the event loop cannot run.
-pub fn run(config: &Config, command: &mut dyn Command) -> Result<LocalEnd, RunError> {
+pub fn run(config: &Config, command: &mut dyn Command) -> Result<LocalRun, RunError> {
     let mut requests = Requests::default();
     let init_id = requests.send(
         "initialize",

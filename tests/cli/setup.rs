@@ -176,7 +176,11 @@ fn check_writes_a_catalog_entry_for_every_backend_that_answered() {
     let file: Value = serde_json::from_str(&text).expect("the catalog is JSON");
     assert_eq!(file["version"], json!(1), "{text}");
     let entries = file["entries"].as_object().expect("entries");
-    assert_eq!(entries.len(), 2, "one per backend that answered: {text}");
+    let listed = entries
+        .values()
+        .filter(|e| e["tools"].as_array().is_some_and(|t| !t.is_empty()))
+        .count();
+    assert_eq!(listed, 2, "lists for each backend that answered: {text}");
     let by_backend = |name: &str| {
         entries
             .values()
@@ -200,10 +204,17 @@ fn check_writes_a_catalog_entry_for_every_backend_that_answered() {
     for key in ["prompts", "resources", "resourceTemplates"] {
         assert_eq!(alpha[key], json!([]), "{key}: {alpha}");
     }
-    assert!(
-        !entries.values().any(|e| e["backend"] == json!("broken")),
-        "a failed backend gets no entry: {text}"
-    );
+    // A failed start is recorded as serving records it (so serving's lists do not wait
+    // for it during its back-off), without lists.
+    if let Some(broken) = entries.values().find(|e| e["backend"] == json!("broken")) {
+        assert_eq!(broken["tools"], json!([]), "no lists: {text}");
+        assert!(
+            broken["failed"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("exit status 3")),
+            "{text}"
+        );
+    }
     assert!(
         !dir.join("cache").exists(),
         "only the configured catalog is written"
