@@ -461,4 +461,37 @@ mod tests {
         assert!(b.stderr_tail[4].ends_with('…'));
         assert!(b.stderr_suffix().contains("line 9"));
     }
+
+    #[test]
+    fn error_suffixes_leave_out_pointers_and_quote_stdout_noise() {
+        let mut b = backend();
+        for line in [
+            "npm error code E404",
+            "npm error 404 Not Found - GET https://registry.npmjs.org/@x%2fnope - Not found",
+            "npm error A complete log of this run can be found in: /root/.npm/_logs/x.log",
+        ] {
+            b.remember_stderr(line);
+        }
+        let s = b.stderr_suffix();
+        assert!(s.contains("404 Not Found - GET"), "{s}");
+        assert!(!s.contains("complete log"), "{s}");
+        b.stderr_tail.clear();
+        b.remember_stderr("docker: Error response from daemon: pull access denied for x.");
+        b.remember_stderr("See 'docker run --help'.");
+        assert_eq!(
+            b.stderr_suffix(),
+            "; its last stderr lines: docker: Error response from daemon: pull access denied for x."
+        );
+
+        b.stderr_tail.clear();
+        b.config.env = vec![("TOKEN".into(), "s3cret".into())];
+        b.remember_noise("Server listening on port 3000 with s3cret");
+        b.remember_noise("second line");
+        let s = b.stderr_suffix();
+        assert!(
+            s.starts_with("; it printed a line that is not JSON-RPC to stdout")
+                && s.ends_with(": Server listening on port 3000 with [redacted]"),
+            "{s}"
+        );
+    }
 }

@@ -9,6 +9,8 @@ use super::*;
 use serde_json::{json, Value};
 use std::path::Path;
 
+mod shell;
+
 /// Backend indices: the object form sorts backends by name.
 const ALPHA: usize = 0;
 const BETA: usize = 1;

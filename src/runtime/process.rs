@@ -154,3 +154,42 @@ pub fn spawn_error_text(cfg: &BackendConfig, error: &io::Error) -> String {
         _ => format!("cannot run {command:?}: {error}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(command: &str) -> BackendConfig {
+        let config = crate::config::Config::parse(
+            &serde_json::json!({"backends": {"b": {"command": command}}}).to_string(),
+            std::path::Path::new("t.json"),
+            &|_| None,
+        )
+        .expect("valid");
+        config.backends[0].clone()
+    }
+
+    #[test]
+    fn spawn_errors_say_what_to_fix() {
+        let missing = cfg("gangway-no-such-command");
+        let e = spawn(&missing, &[]).expect_err("not found");
+        let text = spawn_error_text(&missing, &e);
+        assert!(
+            text.contains("\"gangway-no-such-command\": it is not in PATH"),
+            "{text}"
+        );
+
+        let absolute = cfg("/nonexistent/gangway-cmd");
+        let e = spawn(&absolute, &[]).expect_err("not found");
+        assert!(spawn_error_text(&absolute, &e).contains("no such file"));
+
+        let mut in_nowhere = cfg("sh");
+        in_nowhere.cwd = Some(std::path::PathBuf::from("/nonexistent/dir"));
+        let e = spawn(&in_nowhere, &[]).expect_err("no cwd");
+        let text = spawn_error_text(&in_nowhere, &e);
+        assert!(
+            text.contains("working directory /nonexistent/dir"),
+            "{text}"
+        );
+    }
+}

@@ -138,6 +138,10 @@ pub fn call(
             "gangway: note: the \"tools\" filter of backend {backend} in {file} refuses tool {tool}, so clients are not offered it; gangway call bypasses the filter"
         )?;
     }
+    if super::interrupted() {
+        writeln!(err, "gangway: interrupted")?;
+        return Ok(Outcome::Interrupted);
+    }
     let mut command = Call {
         backend,
         tool,

@@ -7,7 +7,6 @@ use super::{list_tools, one_line, secs, Outcome};
 use crate::config::{BackendConfig, Config};
 use crate::gateway::naming::{Renamed, Why, GANGWAY};
 use crate::gateway::Gateway;
-use crate::runtime::LocalEnd;
 use crate::wire::lists::ListKind;
 use std::io::{self, IsTerminal, Write};
 
@@ -40,10 +39,6 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
     }
     let enabled: Vec<&BackendConfig> = config.enabled().collect();
     let docker_failed = report_docker(&docker_preflight(&enabled), file, out)?;
-    if super::interrupted() {
-        writeln!(err, "gangway: interrupted")?;
-        return Ok(Outcome::Interrupted);
-    }
     let to_probe: Vec<&BackendConfig> = enabled
         .iter()
         .copied()
@@ -58,17 +53,10 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
             secs(longest.unwrap_or_default())
         )?;
     }
-    let listed = match list_tools(config, &to_probe) {
+    let listed = match list_tools(config, &to_probe, err)? {
         Ok(l) => l,
-        Err(e) => {
-            writeln!(err, "gangway: {e}")?;
-            return Ok(Outcome::Failed);
-        }
+        Err(outcome) => return Ok(outcome),
     };
-    if listed.end == LocalEnd::Interrupted {
-        writeln!(err, "gangway: interrupted; every backend was stopped")?;
-        return Ok(Outcome::Interrupted);
-    }
 
     let mut rows = vec![[
         "BACKEND".to_string(),

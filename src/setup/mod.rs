@@ -201,7 +201,33 @@ fn discovered(name: &str, answer: Answer) -> Tools {
 
 /// Starts `backends` through a shell session of a gateway for `config` (all at once, each
 /// bounded by its `startup_timeout` and `timeout`), lists their tools, and stops them.
-fn list_tools(config: &Config, backends: &[&BackendConfig]) -> Result<Listed, RunError> {
+/// When it was interrupted (before or during) or could not run, says so on `err` and
+/// returns the command's outcome instead.
+fn list_tools(
+    config: &Config,
+    backends: &[&BackendConfig],
+    err: &mut dyn Write,
+) -> io::Result<Result<Listed, Outcome>> {
+    if interrupted() {
+        writeln!(err, "gangway: interrupted")?;
+        return Ok(Err(Outcome::Interrupted));
+    }
+    let listed = match run_discover(config, backends) {
+        Ok(l) => l,
+        Err(e) => {
+            writeln!(err, "gangway: {e}")?;
+            return Ok(Err(Outcome::Failed));
+        }
+    };
+    if listed.end == LocalEnd::Interrupted {
+        writeln!(err, "gangway: interrupted; every backend was stopped")?;
+        return Ok(Err(Outcome::Interrupted));
+    }
+    Ok(Ok(listed))
+}
+
+/// [`list_tools`] without the reporting.
+fn run_discover(config: &Config, backends: &[&BackendConfig]) -> Result<Listed, RunError> {
     if backends.is_empty() {
         return Ok(Listed {
             end: LocalEnd::Done,

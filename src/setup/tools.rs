@@ -4,7 +4,6 @@
 use super::docker::{docker_preflight, report_docker};
 use super::{find_backend, list_tools, one_line, Outcome};
 use crate::config::{BackendConfig, Config};
-use crate::runtime::LocalEnd;
 use crate::wire::lists::ListKind;
 use std::io::{self, Write};
 
@@ -50,26 +49,15 @@ pub fn tools(
         &mut docker_err,
     )?;
     err.write_all(&docker_err)?;
-    if super::interrupted() {
-        writeln!(err, "gangway: interrupted")?;
-        return Ok(Outcome::Interrupted);
-    }
     let to_probe: Vec<&BackendConfig> = selected
         .iter()
         .copied()
         .filter(|b| !docker_failed.contains(&b.name))
         .collect();
-    let listed = match list_tools(config, &to_probe) {
+    let listed = match list_tools(config, &to_probe, err)? {
         Ok(l) => l,
-        Err(e) => {
-            writeln!(err, "gangway: {e}")?;
-            return Ok(Outcome::Failed);
-        }
+        Err(outcome) => return Ok(outcome),
     };
-    if listed.end == LocalEnd::Interrupted {
-        writeln!(err, "gangway: interrupted; every backend was stopped")?;
-        return Ok(Outcome::Interrupted);
-    }
 
     let mut outcome = if docker_failed.is_empty() {
         Outcome::Success

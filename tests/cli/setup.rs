@@ -589,3 +589,42 @@ fn usage_errors_exit_2_and_the_top_level_config_flag_reaches_commands() {
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("config.json"), "{}", r.stderr);
 }
+
+#[test]
+fn ctrl_c_stops_every_backend_a_check_started_and_exits_130() {
+    let dir = TempDir::new();
+    // slow is still starting when Ctrl-C comes, and ignores SIGTERM: only the end of the
+    // stop ladder ends it.
+    let mut slow = mock("slow", &["--init-delay-ms", "30000", "--ignore-sigterm"]);
+    slow["startup_timeout"] = json!(60);
+    let config = json!({ "backends": { "alpha": mock("alpha", &[]), "slow": slow } });
+    let path = dir.write_config("config.json", &config);
+    let mut cmd = gangway(&dir);
+    cmd.args(["--log-level", "debug", "check", "--config"])
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut gw = Gangway::spawn(cmd);
+    let pid_of = |line: String| -> i32 {
+        let pid = line.split("started pid ").nth(1).unwrap_or_default();
+        pid.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no pid in {line:?}"))
+    };
+    let slow_pid = pid_of(gw.wait_stderr("mock slow started pid ", T));
+    let alpha_pid = pid_of(gw.wait_stderr("mock alpha started pid ", T));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(gw.pid()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("send SIGINT to gangway");
+    let status = gw.wait_exit(T);
+    if status.and_then(|s| s.code()) != Some(130) {
+        gw.fail(&format!("expected exit code 130, got {status:?}"));
+    }
+    gw.wait_stderr("gangway: interrupted; every backend was stopped", T);
+    assert_pid_gone(slow_pid, T);
+    assert_pid_gone(alpha_pid, T);
+}
