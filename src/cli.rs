@@ -77,7 +77,7 @@ impl Command {
 daemon answers (and says how to fix it when not); then starts every enabled backend at the \
 same time, runs initialize and tools/list, stops it, and prints a table: backend, status \
 (ok, failed, disabled, skipped), start time (until the initialize answer), tool count and \
-error (with the backend's last stderr line).",
+error (the gateway's own, with the backend's last stderr lines).",
     example = "{command_name} --config ~/.config/gangway/config.json",
     error_code(1, "a backend failed, or Docker is needed and not reachable"),
     error_code(2, "bad usage, or the config file is missing or invalid"),
@@ -127,7 +127,8 @@ pub struct ToolsArgs {
     name = "call",
     note = "Starts BACKEND, calls its tool TOOL with JSON_ARGS (a JSON object; quote it for \
 the shell), prints the result's content (text as text, anything else as one line of JSON) \
-and stops the backend: try a backend from the shell without an MCP client.",
+and stops the backend: try a backend from the shell without an MCP client. The backend's \
+\"tools\" filter does not apply (a note says when it refuses TOOL to clients).",
     example = "{command_name} everything echo '{{\"message\": \"hello\"}}'\n{command_name} --config config.json time get_current_time '{{\"timezone\": \"UTC\"}}'",
     error_code(
         1,

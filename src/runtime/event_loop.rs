@@ -38,6 +38,9 @@ const READS_PER_TURN: usize = 16;
 /// largest size an unprivileged process can set (1 MiB). A process that escaped the kill
 /// and keeps writing cannot hold the loop.
 const EXIT_DRAIN_READS: usize = 16;
+/// At most this many exchanges between a local client and the gateway per loop turn (a
+/// shell command sends a few requests per answer; far more is a bug).
+const LOCAL_ROUNDS_PER_TURN: usize = 1024;
 /// stderr lines longer than this are cut (they are only logged).
 const STDERR_LINE_MAX: usize = 64 * 1024;
 /// How long gangway waits at exit for killed backends to be reaped.
@@ -880,9 +883,17 @@ impl<'c> Runtime<'c> {
         if *closed {
             return;
         }
-        // Each turn delivers output or sends input; a client that keeps both coming is
-        // cut off like any busy source and served again on the next turn.
-        for _ in 0..READS_PER_TURN * 64 {
+        // Each round hands over what the gateway wrote and what the client answered to it.
+        // A client and gateway that keep talking are cut off like any busy source; what
+        // the gateway still has for the client marks the loop as having work (see
+        // `has_ready_work`), so the next turn goes on at once.
+        for round in 0.. {
+            if round == LOCAL_ROUNDS_PER_TURN {
+                log::warn!(
+                    "bug: a local client and the gateway exchanged lines for {LOCAL_ROUNDS_PER_TURN} rounds in one turn; the rest waits for the next turn"
+                );
+                break;
+            }
             let mut delivered = false;
             if let Some(queue) = self.gw.session_out(self.session) {
                 let pending = queue.pending();
