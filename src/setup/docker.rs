@@ -7,7 +7,8 @@ use super::secs;
 use crate::config::BackendConfig;
 use crate::docker::{self, Instance};
 use crate::gateway::backend::points_elsewhere;
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
@@ -19,6 +20,8 @@ const DOCKER_VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 const CHILD_POLL: Duration = Duration::from_millis(10);
 /// What `docker` talks to when nothing says otherwise.
 const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+/// The most bytes of `docker version`'s stdout and stderr read.
+const OUTPUT_MAX: u64 = 64 * 1024;
 /// The most characters of docker's stderr line shown.
 const LINE_SHOWN: usize = 300;
 
@@ -175,7 +178,7 @@ fn docker_version(
     cmd.args(global)
         .args(["version", "--format", "{{.Server.Version}}"])
         .envs(cfg.env.iter().map(|(k, v)| (k, v)));
-    match run_bounded(&mut cmd, DOCKER_VERSION_TIMEOUT, true) {
+    match run_bounded(&mut cmd, DOCKER_VERSION_TIMEOUT) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(DockerProblem::CliMissing {
             path: lookup(env, "PATH").unwrap_or_else(|| "(not set)".to_string()),
         }),
@@ -286,36 +289,20 @@ struct Ran {
     stderr: String,
 }
 
-/// Runs `cmd` with a deadline, killing it when the deadline passes. With `capture`, its
-/// stdout and stderr are collected (by threads, so a full pipe cannot block it).
-fn run_bounded(cmd: &mut Command, limit: Duration, capture: bool) -> io::Result<Ran> {
-    if capture {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-    }
-    let mut child = cmd.spawn()?;
-    let reader = |pipe: Option<Box<dyn Read + Send>>| {
-        pipe.map(|mut p| {
-            thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = p.read_to_end(&mut buf);
-                String::from_utf8_lossy(&buf).into_owned()
-            })
-        })
+/// Runs `cmd` with a deadline, killing it when the deadline passes; its stdout and stderr
+/// go to anonymous in-memory files (so a full pipe cannot block it, and nothing needs
+/// reading while it runs), of which the first [`OUTPUT_MAX`] bytes are kept.
+fn run_bounded(cmd: &mut Command, limit: Duration) -> io::Result<Ran> {
+    let memfd = |name: &std::ffi::CStr| {
+        nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map(File::from)
+            .map_err(io::Error::from)
     };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+    let (mut out, mut err) = (memfd(c"gangway-docker-out")?, memfd(c"gangway-docker-err")?);
+    cmd.stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(err.try_clone()?);
+    let mut child = cmd.spawn()?;
     let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(s) = child.try_wait()? {
@@ -328,15 +315,17 @@ fn run_bounded(cmd: &mut Command, limit: Duration, capture: bool) -> io::Result<
         }
         thread::sleep(CHILD_POLL);
     };
-    // After a kill a grandchild may still hold the pipes; do not wait for it then.
-    let collect = |h: Option<thread::JoinHandle<String>>| match (h, status.is_some()) {
-        (Some(h), true) => h.join().unwrap_or_default(),
-        _ => String::new(),
+    let read = |file: &mut File| {
+        let mut text = String::new();
+        let _ = file
+            .rewind()
+            .and_then(|()| file.take(OUTPUT_MAX).read_to_string(&mut text));
+        text
     };
     Ok(Ran {
         status,
-        stdout: collect(out),
-        stderr: collect(err),
+        stdout: read(&mut out),
+        stderr: read(&mut err),
     })
 }
 
