@@ -61,9 +61,11 @@ impl Outcome {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Makes SIGINT, SIGTERM and SIGHUP ask every probe to stop its backend and give up,
-/// instead of killing gangway at once (which would leave `docker run` containers behind
-/// until the next gangway start). A second signal exits at once with code 130.
+/// Makes SIGINT, SIGTERM and SIGHUP mark the command as interrupted instead of killing
+/// gangway at once (which would leave `docker run` containers behind until the next
+/// gangway start): the Docker preflight gives up, and once the gateway runs, its event
+/// loop hears the signal too and stops everything as it does when serving (a second
+/// signal there kills every backend at once, then removes their containers).
 ///
 /// # Errors
 ///
@@ -71,8 +73,6 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub fn handle_interrupts() -> io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     for sig in [SIGINT, SIGTERM, SIGHUP] {
-        // The shutdown must be registered first: it fires only once the flag is set.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, &INTERRUPTED)?;
         signal_hook::flag::register(sig, &INTERRUPTED)?;
     }
     Ok(())
