@@ -95,7 +95,7 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
             let start = listed
                 .gateway
                 .as_ref()
-                .and_then(|gw| gw.ready_after(backend_index(gw, &b.name)?))
+                .and_then(|gw| ready_after(gw, &b.name))
                 .map_or_else(|| "-".to_string(), |d| format!("{} ms", d.as_millis()));
             match result {
                 Ok(tools) => {
@@ -166,9 +166,12 @@ pub fn check(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::R
     Ok(Outcome::Success)
 }
 
-/// The gateway's index of backend `name`.
-fn backend_index(gw: &Gateway, name: &str) -> Option<usize> {
-    (0..gw.backend_count()).find(|&b| gw.backend_config(b).is_some_and(|c| c.name == name))
+/// How long backend `name`'s start took: its process's, or (when it runs one process per
+/// session) the process the shell session had.
+fn ready_after(gw: &Gateway, name: &str) -> Option<std::time::Duration> {
+    (0..gw.backend_count())
+        .filter(|&b| gw.backend_config(b).is_some_and(|c| c.name == name))
+        .find_map(|b| gw.ready_after(b))
 }
 
 /// The names the gateway exposes under something else than `prefix` + separator + name,
