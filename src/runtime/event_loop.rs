@@ -223,10 +223,19 @@ impl Runtime {
             self.gw
                 .set_catalog(self.catalog_path.as_deref().map(Catalog::load));
         }
+        self.grow_slots();
+    }
+
+    /// Gives every backend the gateway knows a slot (a reload adds backends, and a
+    /// session-scoped backend gets one per session).
+    fn grow_slots(&mut self) {
         let n = self.gw.backend_count();
-        self.backends.resize_with(n, || None);
+        if self.backends.len() < n {
+            self.backends.resize_with(n, || None);
+        }
         match self.docker.as_mut() {
-            Some(d) => d.containers.resize(n, None),
+            Some(d) if d.containers.len() < n => d.containers.resize(n, None),
+            Some(_) => {}
             None => self.docker = Docker::for_gateway(&self.gw),
         }
     }
@@ -515,6 +524,7 @@ impl Runtime {
             if actions.is_empty() {
                 return exit;
             }
+            self.grow_slots();
             for action in actions {
                 match action {
                     Action::Spawn(b) => self.spawn(now, b),
