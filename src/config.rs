@@ -167,6 +167,7 @@ const BACKEND_KEYS: &[&str] = &[
     "expose",
     "idle_timeout",
     "prefix",
+    "scope",
     "startup_timeout",
     "timeout",
     "tools",
@@ -184,6 +185,7 @@ const LIST_BACKEND_KEYS: &[&str] = &[
     "idle_timeout",
     "name",
     "prefix",
+    "scope",
     "startup_timeout",
     "timeout",
     "tools",
@@ -200,6 +202,7 @@ const DESKTOP_BACKEND_KEYS: &[&str] = &[
     "expose",
     "idle_timeout",
     "prefix",
+    "scope",
     "startup_timeout",
     "timeout",
     "tools",
@@ -235,6 +238,17 @@ pub const REDACT_MIN_LEN: usize = 4;
 const TOOLS_KEYS: &[&str] = &["allow", "deny"];
 /// Keys that decide the shape; used to suggest one when no shape is recognised.
 const SHAPE_KEYS: &[&str] = &["backends", "mcpServers"];
+
+/// Who shares a backend's process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// One process serves every session (the default).
+    #[default]
+    Shared,
+    /// Each session gets a process of its own, started when that session first needs it
+    /// and stopped when it ends (or idles): for servers that keep per-client state.
+    Session,
+}
 
 /// How gangway presents the backends' tools to its client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -315,6 +329,9 @@ pub struct BackendConfig {
     /// Tools also listed directly in tools/list whatever `expose` says (`direct: [globs]`),
     /// so a meta backend can pin a few everyday tools.
     pub direct: Vec<glob::Pattern>,
+    /// Whether sessions share its process (`scope`: `"shared"`, the default, or
+    /// `"session"`).
+    pub scope: Scope,
     /// Why gangway disabled it although the file does not (an unset variable, a transport
     /// gangway cannot run, gangway itself); `None` when it is enabled or the file says
     /// `"disabled": true`. Shown in the log, `gangway check`, the instructions and the
@@ -1271,6 +1288,10 @@ impl Parser<'_> {
             None => Vec::new(),
             Some(v) => self.globs(&child(path, "direct"), v)?,
         };
+        let scope = match obj.get("scope") {
+            None => Scope::Shared,
+            Some(v) => self.scope(&child(path, "scope"), v)?,
+        };
 
         let mut disabled_reason = None;
         if shape == Shape::Desktop && !disabled {
@@ -1357,6 +1378,7 @@ impl Parser<'_> {
             tools,
             expose,
             direct,
+            scope,
             disabled_reason,
             env_remove: Vec::new(),
             vars,
@@ -1418,6 +1440,7 @@ impl Parser<'_> {
             tools: ToolFilter::default(),
             expose: defaults.expose,
             direct: Vec::new(),
+            scope: Scope::Shared,
             disabled_reason: Some(reason),
             env_remove: Vec::new(),
             vars: Vec::new(),
@@ -1547,6 +1570,20 @@ impl Parser<'_> {
             self.file.display()
         );
         None
+    }
+
+    fn scope(&self, path: &str, v: &Value) -> Result<Scope, ConfigError> {
+        match self.string(path, v)? {
+            "shared" => Ok(Scope::Shared),
+            "session" => Ok(Scope::Session),
+            other => Err(self.bad_value(
+                path,
+                format!(
+                    "{} is not a valid value; use \"shared\" (one process for every client) or \"session\" (one per client)",
+                    quoted(other)
+                ),
+            )),
+        }
     }
 
     fn expose(&self, path: &str, v: &Value) -> Result<Expose, ConfigError> {
@@ -2607,7 +2644,7 @@ mod tests {
                 "/etc/gangway/test.json",
                 "backends.github: unknown key \"tiemout\"",
                 "did you mean \"timeout\"?",
-                "Valid keys here: args, client_request_timeout, command, cwd, description, direct, disabled, env, expose, idle_timeout, prefix, startup_timeout, timeout, tools.",
+                "Valid keys here: args, client_request_timeout, command, cwd, description, direct, disabled, env, expose, idle_timeout, prefix, scope, startup_timeout, timeout, tools.",
             ],
         );
         let m = err(r#"{"backends": {}, "max_msg_bytes": 5}"#);
@@ -2628,7 +2665,7 @@ mod tests {
             &[
                 "backends[0]: unknown key \"nmae\"",
                 "did you mean \"name\"?",
-                "name, prefix, startup_timeout, timeout, tools",
+                "name, prefix, scope, startup_timeout, timeout, tools",
             ],
         );
         assert_has(

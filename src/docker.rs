@@ -586,6 +586,7 @@ mod tests {
             tools: Default::default(),
             expose: crate::config::Expose::Meta,
             direct: vec![],
+            scope: crate::config::Scope::Shared,
             disabled_reason: None,
             env_remove: vec![],
             vars: vec![],

@@ -80,6 +80,25 @@ impl Gateway {
         kind: AggregateKind,
         parts: Vec<(usize, ListKind)>,
     ) {
+        // A session-scoped backend's list not known yet is asked of this session's own
+        // process, so that listing does not start a process no session owns.
+        let parts: Vec<(usize, ListKind)> = parts
+            .into_iter()
+            .map(|(b, kind)| {
+                let be = &self.backends[b];
+                let own = be.config.scope == crate::config::Scope::Session
+                    && be.instance_of.is_none()
+                    && be.known(kind).is_none();
+                (
+                    if own {
+                        self.route(now, b, self.handling)
+                    } else {
+                        b
+                    },
+                    kind,
+                )
+            })
+            .collect();
         let id = self.next_aggregate;
         self.next_aggregate += 1;
         let agg = Aggregate {
@@ -303,6 +322,13 @@ impl Gateway {
         match (&result, stale) {
             (Ok(list), false) => {
                 *state = ListState::Known(Rc::clone(list));
+                // What a session's own process lists is what its backend lists.
+                if let Some((of, _)) = self.backends[b].instance_of {
+                    let listed = &mut self.backends[of].lists[kind.index()];
+                    if matches!(listed, ListState::Unknown) {
+                        *listed = ListState::Known(Rc::clone(list));
+                    }
+                }
                 let late = std::mem::take(&mut self.backends[b].late[kind.index()]);
                 let changed = late
                     || previous

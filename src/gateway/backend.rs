@@ -227,8 +227,11 @@ pub struct Backend {
     /// `ListKind::index`.
     pub lists: [ListState; LIST_KINDS.len()],
     /// A reload removed it: it is neither listed nor callable, and stops once its last
-    /// request has ended.
+    /// request has ended. (For a session's own instance: its session ended.)
     pub removed: bool,
+    /// This is the process of a `"scope": "session"` backend (its listed slot first) for
+    /// one session: it serves only that session and is not listed itself.
+    pub instance_of: Option<(usize, super::SessionId)>,
     /// A reload changed how it is spawned: the running process stops once idle, and the
     /// next request starts the new one.
     pub restart: bool,
@@ -267,6 +270,7 @@ impl Backend {
             init_result: None,
             lists: Default::default(),
             removed: false,
+            instance_of: None,
             restart: false,
             log_repeats: Default::default(),
             spawn_gate: SpawnGate::default(),
@@ -393,6 +397,7 @@ mod tests {
             tools: Default::default(),
             expose: crate::config::Expose::Meta,
             direct: vec![],
+            scope: crate::config::Scope::Shared,
             disabled_reason: None,
             env_remove: vec![],
             vars: vec![],

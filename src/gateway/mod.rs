@@ -19,7 +19,7 @@ mod tasks;
 pub mod tools;
 
 use crate::catalog::Catalog;
-use crate::config::{BackendConfig, Config, Expose};
+use crate::config::{BackendConfig, Config, Expose, Scope};
 use crate::timer::{TimerHandle, TimerWheel};
 use crate::wire::ids::{parse_gateway_id, IdTable, IdText, Peer, RawId};
 use crate::wire::message::{
@@ -229,6 +229,8 @@ pub struct Gateway {
     task_lists: HashMap<u64, tasks::TaskList>,
     /// Tasks backends created for sessions: their owners and whether they still run.
     tasks: tasks::Tasks,
+    /// The process slot of each (session-scoped backend, session) pair.
+    instances: HashMap<(usize, SessionId), usize>,
     next_aggregate: u64,
     /// The queued output; the runtime writes and consumes it.
     pub out: Outbox,
@@ -288,6 +290,7 @@ impl Gateway {
             aggregates: HashMap::new(),
             task_lists: HashMap::new(),
             tasks: tasks::Tasks::default(),
+            instances: HashMap::new(),
             next_aggregate: 1,
             actions: Vec::new(),
             backend_init_params: Vec::new(),
@@ -384,6 +387,21 @@ impl Gateway {
         let Some(gone) = self.sessions.remove(&s) else {
             return;
         };
+        // Its own processes of session-scoped backends stop once their requests (cancelled
+        // below) have ended.
+        let mine: Vec<usize> = self
+            .instances
+            .iter()
+            .filter(|((_, of), _)| *of == s)
+            .map(|(_, i)| *i)
+            .collect();
+        self.instances.retain(|(_, of), _| *of != s);
+        for i in mine {
+            self.backends[i].removed = true;
+            if self.backends[i].is_running() && self.backends[i].in_flight == 0 {
+                self.stop(now, i);
+            }
+        }
         let reason = "the client's session ended";
         for gw in self.ids.ids_where(|e| e.data.session == Some(s)) {
             let Some((origin, pending)) = self.untrack(now, gw) else {
@@ -1312,6 +1330,7 @@ impl Gateway {
         task: TaskOp,
     ) {
         let Some(id_span) = msg.id_span() else { return };
+        let b = self.route(now, b, self.handling);
         let client_id = &msg.line[id_span.clone()];
         let len = msg.line.len();
         let Some(gw) = self.admit(now, b, client_id, kind, msg.params, task, len) else {
@@ -1347,6 +1366,7 @@ impl Gateway {
         let Some(id) = msg.id.map(|i| i.get().as_bytes()) else {
             return;
         };
+        let b = self.route(now, b, self.handling);
         let len = params.len();
         // A shell command hears failures as errors, as for any forwarded request.
         let kind = if self.handling_shell() {
@@ -1366,6 +1386,44 @@ impl Gateway {
         self.send(now, b, gw, |out| {
             write_request(out, Some(gw), method, Some(params))
         });
+    }
+
+    /// The backend slot that serves session `s`'s requests for backend `b`: `b` itself
+    /// when it is shared; when its scope is `session`, that session's own process slot,
+    /// made on first use (a slot whose session ended and whose process is gone is used
+    /// again, so the table does not grow with every session).
+    pub(super) fn route(&mut self, now: Instant, b: usize, s: SessionId) -> usize {
+        let be = &self.backends[b];
+        if be.config.scope != Scope::Session || be.instance_of.is_some() {
+            return b;
+        }
+        if let Some(&i) = self.instances.get(&(b, s)) {
+            return i;
+        }
+        let config = be.config.clone();
+        let free = self.backends.iter().position(|x| {
+            x.instance_of.is_some() && x.removed && x.phase == Phase::Stopped && x.in_flight == 0
+        });
+        let i = match free {
+            Some(i) => {
+                self.backends[i] = Backend::new(config, now);
+                self.out.backends[i].clear();
+                i
+            }
+            None => {
+                self.backends.push(Backend::new(config, now));
+                self.out.backends.push(OutBuf::default());
+                self.backends.len() - 1
+            }
+        };
+        self.backends[i].instance_of = Some((b, s));
+        self.instances.insert((b, s), i);
+        debug!(
+            "backend '{}' gets a process of its own for session {}",
+            self.backends[i].name(),
+            s.0
+        );
+        i
     }
 
     /// Checks that backend `b` can take a client request of about `len` bytes and tracks
@@ -2219,6 +2277,9 @@ impl Gateway {
                 .get(s)
                 .is_some_and(|c| cap.map_or(true, |cap| c.declares(cap)))
         };
+        if let Some((_, s)) = self.backends[b].instance_of {
+            return Some(s).filter(able);
+        }
         let serving = self.ids.ids_where(|e| {
             e.data.backend == b
                 && e.data.kind != PendingKind::ToClient
@@ -2315,8 +2376,9 @@ impl Gateway {
                 let level = session::params_level(msg.params);
                 let mut line = Vec::new();
                 write_log_with_logger(&mut line, msg, &name);
-                for c in self.sessions.values_mut() {
-                    if c.wants_log(level) {
+                let only = self.backends[b].instance_of.map(|(_, s)| s);
+                for (s, c) in self.sessions.iter_mut() {
+                    if only.map_or(true, |o| o == *s) && c.wants_log(level) {
                         c.out.buf().extend_from_slice(&line);
                     }
                 }
@@ -2350,8 +2412,11 @@ impl Gateway {
         if !self.listening() {
             return;
         }
-        let all: Vec<SessionId> = self.sessions.keys().copied().collect();
-        for to in all {
+        let to: Vec<SessionId> = match self.backends[b].instance_of {
+            Some((_, s)) => vec![s],
+            None => self.sessions.keys().copied().collect(),
+        };
+        for to in to {
             self.relay_to_client(b, msg, to, TaskOp::None, None);
         }
     }

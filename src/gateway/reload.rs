@@ -52,7 +52,7 @@ impl Gateway {
             let revived = existing.is_none().then(|| {
                 self.backends
                     .iter()
-                    .position(|be| be.removed && be.name() == cfg.name)
+                    .position(|be| be.removed && be.instance_of.is_none() && be.name() == cfg.name)
             });
             let b = match (existing, revived.flatten()) {
                 (Some(b), _) => b,
@@ -124,6 +124,7 @@ impl Gateway {
                 self.stop(now, b);
             }
         }
+        self.reload_instances(now);
         let settings_changed = self.expose != config.expose || self.separator != config.separator;
         let reordered = self.order != order;
         self.expose = config.expose;
@@ -145,6 +146,44 @@ impl Gateway {
             }
         }
         done
+    }
+}
+
+impl Gateway {
+    /// Sessions' own processes of session-scoped backends follow their backend: removed
+    /// with it, or given its new config (and restarted once idle if it spawns differently).
+    fn reload_instances(&mut self, now: Instant) {
+        for i in 0..self.backends.len() {
+            let Some((of, s)) = self.backends[i].instance_of else {
+                continue;
+            };
+            if self.backends[i].removed {
+                continue;
+            }
+            let template = &self.backends[of];
+            if template.removed || template.config.scope != crate::config::Scope::Session {
+                self.instances.remove(&(of, s));
+                let be = &mut self.backends[i];
+                be.removed = true;
+                if be.is_running() && be.in_flight == 0 {
+                    self.stop(now, i);
+                }
+                continue;
+            }
+            if self.backends[i].config == template.config {
+                continue;
+            }
+            let config = template.config.clone();
+            let be = &mut self.backends[i];
+            let respawn = be.config.spawn_differs(&config);
+            be.config = config;
+            if respawn && be.is_running() {
+                be.restart = true;
+                if be.in_flight == 0 {
+                    self.stop(now, i);
+                }
+            }
+        }
     }
 }
 

@@ -3474,3 +3474,69 @@ fn a_task_is_visible_only_to_the_session_that_created_it_and_keeps_its_backend()
     );
     h.gw.on_backend_exit(h.now, BETA, "exit status 0");
 }
+
+#[test]
+fn a_session_scoped_backend_runs_one_process_per_session_and_stops_with_it() {
+    let text = json!({"expose": "tools", "backends": {
+        "alpha": {"command": "browser-mcp", "scope": "session"},
+        "beta": {"command": "b"}}})
+    .to_string();
+    let mut h = Harness::from_json(&text);
+    let b = second_session(&mut h, json!({}));
+    let listed = h.gw.backend_count();
+    // Each session's first call starts a process of its own.
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    let first = h.actions();
+    h.send_as(b, call(json!(1), "alpha__echo", json!({})));
+    let second = h.actions();
+    let (Some(Action::Spawn(pa)), Some(Action::Spawn(pb))) = (first.first(), second.first()) else {
+        panic!("each session spawns: {first:?} {second:?}");
+    };
+    let (pa, pb) = (*pa, *pb);
+    assert_ne!(pa, pb, "two processes");
+    assert!(pa >= listed && pb >= listed, "not the listed slot");
+    for (p, out_of_a) in [(pa, true), (pb, false)] {
+        let sent = h.finish_init(p);
+        h.reply(p, &sent[0], r#"{"content":[]}"#);
+        let out = if out_of_a {
+            h.client_out()
+        } else {
+            h.out_of(b)
+        };
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0]["id"], 1);
+    }
+    // A session's next call goes to its own process again.
+    h.send_as(b, call(json!(2), "alpha__echo", json!({})));
+    assert!(h.actions().is_empty());
+    let sent = h.backend_one(pb, "tools/call");
+    h.reply(pb, &sent, r#"{"content":[]}"#);
+    assert_eq!(h.out_of(b)[0]["id"], 2);
+    // Its session ends: its process stops; the other session's does not.
+    h.gw.close_session(h.now, b);
+    assert_eq!(h.actions(), vec![Action::CloseStdin(pb)]);
+    h.gw.on_backend_exit(h.now, pb, "exit status 0");
+    // A new session takes the freed slot: the table does not grow with sessions.
+    let c = second_session(&mut h, json!({}));
+    h.send_as(c, call(json!(1), "alpha__echo", json!({})));
+    assert_eq!(
+        h.actions(),
+        vec![Action::Spawn(pb)],
+        "the slot is used again"
+    );
+    let sent = h.finish_init(pb);
+    h.reply(pb, &sent[0], r#"{"content":[]}"#);
+    assert_eq!(h.out_of(c)[0]["id"], 1);
+    // A shared backend still has one process for everyone.
+    h.send(call(json!(3), "beta__echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(BETA)]);
+    h.send_as(c, call(json!(3), "beta__echo", json!({})));
+    assert!(h.actions().is_empty(), "no second process");
+    let sent = h.finish_init(BETA);
+    assert_eq!(sent.len(), 2);
+    for m in &sent {
+        h.reply(BETA, m, r#"{"content":[]}"#);
+    }
+    assert_eq!(h.client_one()["id"], 3);
+    assert_eq!(h.out_of(c)[0]["id"], 3);
+}

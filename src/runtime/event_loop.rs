@@ -324,10 +324,19 @@ impl<'c> Runtime<'c> {
             self.gw
                 .set_catalog(self.catalog_path.as_deref().map(Catalog::load));
         }
+        self.grow_slots();
+    }
+
+    /// Gives every backend the gateway knows a slot (a reload adds backends, and a
+    /// session-scoped backend gets one per session).
+    fn grow_slots(&mut self) {
         let n = self.gw.backend_count();
-        self.backends.resize_with(n, || None);
+        if self.backends.len() < n {
+            self.backends.resize_with(n, || None);
+        }
         match self.docker.as_mut() {
-            Some(d) => d.containers.resize(n, None),
+            Some(d) if d.containers.len() < n => d.containers.resize(n, None),
+            Some(_) => {}
             None => self.docker = Docker::for_gateway(&self.gw),
         }
     }
@@ -676,6 +685,7 @@ impl<'c> Runtime<'c> {
             if actions.is_empty() {
                 return exit;
             }
+            self.grow_slots();
             for action in actions {
                 match action {
                     Action::Spawn(b) => self.spawn(now, b),

@@ -12,5 +12,6 @@ mod meta;
 mod names;
 mod reload;
 mod routing;
+mod sessions;
 mod timeouts;
 mod tools_mode;

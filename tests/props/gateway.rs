@@ -36,7 +36,7 @@ fn script() -> impl Strategy<Value = Vec<u8>> {
     let header = (
         prop::sample::select(b"mtb".to_vec()),
         prop::sample::select(b"01".to_vec()),
-        prop::sample::select(b"01234".to_vec()),
+        prop::sample::select(b"012345".to_vec()),
     );
     (header, vec(op(), 0..80)).prop_map(|((expose, idle, settings), ops)| {
         let mut s = vec![expose, idle, settings];

@@ -27,6 +27,7 @@
 //! | 2 | separator `-`; alpha's prefix is empty; beta's is `b`; alpha__x allows only `e*` and `v*` and exposes `both` |
 //! | 3 | alpha and beta both have an empty prefix (their names collide); alpha__x exposes `meta` but lists `*` directly |
 //! | 4 | separator `_`; alpha's prefix is `alpha__x`, like alpha__x's (names collide); beta denies `*` |
+//! | 5 | alpha__x and beta run a process per session (`scope: session`); beta exposes `both` |
 //!
 //! Every other line is a tag byte and its arguments; a small argument is a *selector*:
 //! `'0'..='9'` mean 0 to 9 and `'a'..='z'` 10 to 35, any other byte is its own value, and a
@@ -100,7 +101,7 @@ pub const CATALOG_TOOLS: [&str; 8] = [
 ];
 
 /// Per-backend settings a header or a reload may choose (see the module docs).
-pub const SETTINGS: usize = 5;
+pub const SETTINGS: usize = 6;
 
 /// Config changes a reload may make (see the module docs).
 pub const RELOADS: usize = 6;
@@ -418,6 +419,11 @@ pub fn config_text(expose: &str, idle: bool, settings: usize, change: Option<usi
         4 => {
             backends["alpha"]["prefix"] = json!("alpha__x");
             backends["beta"]["tools"] = json!({"deny": ["*"]});
+        }
+        5 => {
+            backends["alpha__x"]["scope"] = json!("session");
+            backends["beta"]["scope"] = json!("session");
+            backends["beta"]["expose"] = json!("both");
         }
         _ => {}
     }
