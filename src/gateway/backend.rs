@@ -180,6 +180,9 @@ pub struct Backend {
     /// Of those, its requests waiting for the client's answer (bounded by
     /// `TO_CLIENT_MAX`).
     pub to_client: usize,
+    /// While more than `BACKEND_IN_BOUND` bytes wait for it: how much of its input had
+    /// been written when that was last seen to change, and when.
+    pub drain_watch: Option<(u64, Instant)>,
     /// Whether its current process answered `initialize` (a failure before that is a
     /// failed start, which backs off longer than a crash).
     pub ready_seen: bool,
@@ -250,6 +253,7 @@ impl Backend {
             generation: 0,
             in_flight: 0,
             to_client: 0,
+            drain_watch: None,
             unattributed: None,
             ready_seen: false,
             start_failures: 0,

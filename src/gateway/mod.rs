@@ -57,9 +57,15 @@ pub const START_PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// client that stops reading cannot grow gangway's memory (whatever produced the output).
 pub const CLIENT_OUT_BOUND: usize = 4 * 1024 * 1024;
 /// Bytes of requests that may wait for one backend (queued behind its start, or written
-/// but not yet read from its stdin). A request that would pass it is refused with an
-/// error, unless nothing waits (so one message up to `max_message_bytes` always fits).
+/// but not yet read from its stdin) before gangway looks at whether it is reading: past
+/// it, a backend that took none of its input for [`BACKEND_STALL`] (or is still starting)
+/// has further requests refused with an error. One message always fits.
 pub const BACKEND_IN_BOUND: usize = 8 * 1024 * 1024;
+/// Past [`BACKEND_IN_BOUND`], a backend that keeps reading may fall behind by this much
+/// (a burst of large calls to a busy but healthy server); beyond it requests are refused.
+pub const BACKEND_IN_MAX: usize = 64 * 1024 * 1024;
+/// A backend that took none of the bytes waiting for it for this long is not reading.
+pub const BACKEND_STALL: Duration = Duration::from_secs(1);
 /// Requests one backend may have waiting for the client's answer (sampling, elicitation,
 /// roots, ping); more are refused with an error to the backend.
 pub const TO_CLIENT_MAX: usize = 16;
@@ -1441,7 +1447,7 @@ impl Gateway {
     ) -> Option<u64> {
         if let Err(text) = self
             .available(now, b)
-            .and_then(|()| self.input_room(b, len))
+            .and_then(|()| self.input_room(now, b, len))
         {
             self.answer_failure(Some(self.handling), kind, client_id, BACKEND_ERROR, &text);
             return None;
@@ -1551,22 +1557,51 @@ impl Gateway {
 
     /// Whether `len` more bytes of requests may wait for backend `b` (see
     /// [`BACKEND_IN_BOUND`]), or why not.
-    fn input_room(&self, b: usize, len: usize) -> Result<(), String> {
-        let be = &self.backends[b];
-        let waiting =
-            self.out.backends[b].len() + be.queue.iter().map(|q| q.bytes.len()).sum::<usize>();
+    fn input_room(&mut self, now: Instant, b: usize, len: usize) -> Result<(), String> {
+        let out = &self.out.backends[b];
+        let written = out.written();
+        let be = &mut self.backends[b];
+        let waiting = out.len() + be.queue.iter().map(|q| q.bytes.len()).sum::<usize>();
         if waiting == 0 || waiting + len <= BACKEND_IN_BOUND {
+            be.drain_watch = None;
             return Ok(());
         }
-        let why = match be.phase {
-            Phase::Ready => "it is not reading its input",
-            _ => "it is still starting",
+        let mib = |n: usize| n / (1024 * 1024);
+        let why = if be.phase != Phase::Ready {
+            Some(format!(
+                "it is still starting; at most {} MiB wait for a start",
+                mib(BACKEND_IN_BOUND)
+            ))
+        } else if waiting + len > BACKEND_IN_MAX {
+            Some(format!(
+                "it is reading them more slowly than they come; at most {} MiB may wait",
+                mib(BACKEND_IN_MAX)
+            ))
+        } else {
+            // Over the first bound a reading backend may fall behind; one that has not
+            // taken a byte for BACKEND_STALL is not reading.
+            match be.drain_watch {
+                Some((seen, since)) if seen == written => {
+                    (now.saturating_duration_since(since) >= BACKEND_STALL).then(|| {
+                        format!(
+                            "it is not reading its input: it took none of it for {} s",
+                            BACKEND_STALL.as_secs()
+                        )
+                    })
+                }
+                _ => {
+                    be.drain_watch = Some((written, now));
+                    None
+                }
+            }
         };
-        Err(format!(
-            "backend '{}' has {waiting} bytes of requests waiting ({why}), and this one would pass the limit of {} MiB; try again when it has caught up",
-            be.name(),
-            BACKEND_IN_BOUND / (1024 * 1024)
-        ))
+        match why {
+            None => Ok(()),
+            Some(why) => Err(format!(
+                "backend '{}' has {waiting} bytes of requests waiting ({why}); this request was refused, try again when it has caught up",
+                be.name(),
+            )),
+        }
     }
 
     fn track(&mut self, origin: Option<(Peer, &[u8])>, pending: Pending) -> Option<u64> {

@@ -6,6 +6,8 @@
 pub struct OutBuf {
     data: Vec<u8>,
     pos: usize,
+    /// Bytes written so far, ever: a peer that takes none for a while is stalled.
+    written: u64,
 }
 
 /// Capacity kept when a drained queue had grown large, so one burst (a 16 MiB message)
@@ -35,7 +37,9 @@ impl OutBuf {
 
     /// Marks `n` more bytes as written (clamped to what is pending).
     pub fn consume(&mut self, n: usize) {
-        self.pos = (self.pos + n).min(self.data.len());
+        let n = n.min(self.data.len() - self.pos);
+        self.written = self.written.wrapping_add(n as u64);
+        self.pos += n;
         if self.pos == self.data.len() {
             self.clear();
         } else if self.pos > KEEP_CAPACITY && self.pos * 2 > self.data.len() {
@@ -43,6 +47,11 @@ impl OutBuf {
             self.data.drain(..self.pos);
             self.pos = 0;
         }
+    }
+
+    /// How many bytes were written (consumed) since the queue was made; it only grows.
+    pub fn written(&self) -> u64 {
+        self.written
     }
 
     /// Drops everything pending (the peer is gone).

@@ -3540,3 +3540,34 @@ fn a_session_scoped_backend_runs_one_process_per_session_and_stops_with_it() {
     assert_eq!(h.client_one()["id"], 3);
     assert_eq!(h.out_of(c)[0]["id"], 3);
 }
+
+#[test]
+fn past_its_first_bound_a_backend_may_fall_behind_while_it_reads_but_not_while_stalled() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    let big = |id: i64| {
+        call(
+            json!(id),
+            "alpha__echo",
+            json!({"text": "x".repeat(1 << 20)}),
+        )
+    };
+    for id in 1..=10 {
+        h.send(big(id));
+    }
+    assert!(
+        h.client_out().is_empty(),
+        "a burst past 8 MiB is held, not refused"
+    );
+    assert!(h.gw.out.backends[ALPHA].len() > BACKEND_IN_BOUND);
+    // A second with none of it read: the backend is not reading.
+    h.advance(ms(BACKEND_STALL));
+    h.send(big(11));
+    let text = error_message(&h.client_one(), -32000);
+    assert!(text.contains("not reading its input"), "{text}");
+    // It reads again: requests are taken again.
+    h.gw.out.backends[ALPHA].consume(1 << 20);
+    h.send(big(12));
+    assert!(h.client_out().is_empty(), "taken while it reads");
+    h.check_settled = false;
+}
