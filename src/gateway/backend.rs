@@ -183,6 +183,8 @@ pub struct Backend {
     /// While more than `BACKEND_IN_BOUND` bytes wait for it: how much of its input had
     /// been written when that was last seen to change, and when.
     pub drain_watch: Option<(u64, Instant)>,
+    /// The wakeup for when it would count as stalled, while it is behind.
+    pub stall_timer: Option<TimerHandle>,
     /// Whether its current process answered `initialize` (a failure before that is a
     /// failed start, which backs off longer than a crash).
     pub ready_seen: bool,
@@ -254,6 +256,7 @@ impl Backend {
             in_flight: 0,
             to_client: 0,
             drain_watch: None,
+            stall_timer: None,
             unattributed: None,
             ready_seen: false,
             start_failures: 0,

@@ -57,12 +57,13 @@ pub const START_PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// client that stops reading cannot grow gangway's memory (whatever produced the output).
 pub const CLIENT_OUT_BOUND: usize = 4 * 1024 * 1024;
 /// Bytes of requests that may wait for one backend (queued behind its start, or written
-/// but not yet read from its stdin) before gangway looks at whether it is reading: past
-/// it, a backend that took none of its input for [`BACKEND_STALL`] (or is still starting)
-/// has further requests refused with an error. One message always fits.
+/// but not yet read from its stdin). Past it, client input is paused while the backend
+/// keeps reading (backpressure on a busy but healthy server); a backend that took none of
+/// its input for [`BACKEND_STALL`], or is still starting, pauses nobody and has further
+/// requests refused with an error. One message always fits.
 pub const BACKEND_IN_BOUND: usize = 8 * 1024 * 1024;
-/// Past [`BACKEND_IN_BOUND`], a backend that keeps reading may fall behind by this much
-/// (a burst of large calls to a busy but healthy server); beyond it requests are refused.
+/// However a backend reads, at most this much waits for it; beyond it requests are
+/// refused (what one turn of client input can add past [`BACKEND_IN_BOUND`]).
 pub const BACKEND_IN_MAX: usize = 64 * 1024 * 1024;
 /// A backend that took none of the bytes waiting for it for this long is not reading.
 pub const BACKEND_STALL: Duration = Duration::from_secs(1);
@@ -187,6 +188,9 @@ enum Timer {
     ListChanged(ListKind),
     /// The aggregate with this id has waited `LIST_WAIT` for lists.
     ListWait(u64),
+    /// A backend behind on its input may count as stalled now (client input paused for it
+    /// is then read again).
+    InputStall,
     /// Tell the requests waiting for backend start `generation` that it is still starting.
     StartProgress {
         backend: usize,
@@ -346,16 +350,55 @@ impl Gateway {
         self.life == Life::Running
     }
 
-    /// Whether the runtime should read client input now: it is wanted and the output
-    /// for the client is under [`CLIENT_OUT_BOUND`] (a client that does not read its
-    /// answers is not sent more work). A backend that stops reading never pauses the
-    /// client: requests for it are refused once [`BACKEND_IN_BOUND`] is reached.
-    pub fn accepts_client_input(&self, s: SessionId) -> bool {
+    /// Whether the runtime should read session `s`'s client input at `now`: it is wanted,
+    /// the output for that client is under [`CLIENT_OUT_BOUND`] (a client that does not
+    /// read its answers is not sent more work), and no backend that is still reading is
+    /// more than [`BACKEND_IN_BOUND`] behind. A backend that stopped reading (none of its
+    /// input taken for [`BACKEND_STALL`]) pauses nobody: requests for it are refused.
+    pub fn accepts_client_input(&self, now: Instant, s: SessionId) -> bool {
         self.wants_client_input()
             && self
                 .sessions
                 .get(&s)
                 .is_some_and(|c| c.out.len() <= CLIENT_OUT_BOUND)
+            && !self.backends.iter().any(|be| {
+                be.phase == Phase::Ready
+                    && be.drain_watch.is_some_and(|(_, since)| {
+                        now.saturating_duration_since(since) < BACKEND_STALL
+                    })
+            })
+    }
+
+    /// Notes, for each backend more than [`BACKEND_IN_BOUND`] behind, when it last took
+    /// some of its input (a wakeup is set for when it would count as stalled); forgets it
+    /// for those that caught up.
+    fn watch_inputs(&mut self, now: Instant) {
+        for b in 0..self.backends.len() {
+            let out = &self.out.backends[b];
+            let written = out.written();
+            let be = &mut self.backends[b];
+            let waiting = out.len() + be.queue.iter().map(|q| q.bytes.len()).sum::<usize>();
+            if waiting <= BACKEND_IN_BOUND || be.phase != Phase::Ready {
+                be.drain_watch = None;
+                continue;
+            }
+            if be.drain_watch.is_some_and(|(seen, _)| seen == written) {
+                continue;
+            }
+            self.saw_progress(now, b, written);
+        }
+    }
+
+    /// Backend `b`, behind on its input, had taken `written` bytes of it by `now`; a
+    /// wakeup is set for when it would count as stalled, so paused input resumes then.
+    fn saw_progress(&mut self, now: Instant, b: usize, written: u64) {
+        let be = &mut self.backends[b];
+        be.drain_watch = Some((written, now));
+        if let Some(t) = be.stall_timer.take() {
+            self.timers.cancel(t);
+        }
+        let wake = self.timers.insert(now + BACKEND_STALL, Timer::InputStall);
+        self.backends[b].stall_timer = Some(wake);
     }
 
     /// Opens a session for a new client; its output is [`Gateway::session_out`].
@@ -538,8 +581,10 @@ impl Gateway {
         self.settle(now);
     }
 
-    /// Fires every timer that is due at `now`.
+    /// Fires every timer that is due at `now`, and notes which backends are behind on their
+    /// input (see [`Gateway::accepts_client_input`]).
     pub fn on_timer(&mut self, now: Instant) {
+        self.watch_inputs(now);
         self.timers_due(now);
         self.settle(now);
     }
@@ -832,6 +877,7 @@ impl Gateway {
                     generation,
                 } => self.start_progress(now, backend, generation),
                 Timer::ListWait(agg) => self.list_wait_over(agg),
+                Timer::InputStall => {}
                 Timer::ListChanged(kind) => {
                     self.list_changed_armed[kind.index()] = false;
                     if self.life == Life::Running {
@@ -1563,7 +1609,6 @@ impl Gateway {
         let be = &mut self.backends[b];
         let waiting = out.len() + be.queue.iter().map(|q| q.bytes.len()).sum::<usize>();
         if waiting == 0 || waiting + len <= BACKEND_IN_BOUND {
-            be.drain_watch = None;
             return Ok(());
         }
         let mib = |n: usize| n / (1024 * 1024);
@@ -1590,11 +1635,12 @@ impl Gateway {
                     })
                 }
                 _ => {
-                    be.drain_watch = Some((written, now));
+                    self.saw_progress(now, b, written);
                     None
                 }
             }
         };
+        let be = &self.backends[b];
         match why {
             None => Ok(()),
             Some(why) => Err(format!(

@@ -3560,8 +3560,14 @@ fn past_its_first_bound_a_backend_may_fall_behind_while_it_reads_but_not_while_s
         "a burst past 8 MiB is held, not refused"
     );
     assert!(h.gw.out.backends[ALPHA].len() > BACKEND_IN_BOUND);
-    // A second with none of it read: the backend is not reading.
+    // While it may still be reading, the client is paused (backpressure)...
+    h.advance(0);
+    assert!(!h.gw.accepts_client_input(h.now, h.s));
+    // ...until a second passes with none of it read (a wakeup is due then): it is not
+    // reading, and pauses nobody.
+    assert_eq!(h.gw.next_deadline(), Some(h.now + BACKEND_STALL));
     h.advance(ms(BACKEND_STALL));
+    assert!(h.gw.accepts_client_input(h.now, h.s));
     h.send(big(11));
     let text = error_message(&h.client_one(), -32000);
     assert!(text.contains("not reading its input"), "{text}");

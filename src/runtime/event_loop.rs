@@ -521,7 +521,7 @@ impl<'c> Runtime<'c> {
     }
 
     fn may_read_client(&self) -> bool {
-        self.gw.accepts_client_input(self.session)
+        self.gw.accepts_client_input(Instant::now(), self.session)
     }
 
     fn read_client(&mut self, now: Instant) {
