@@ -888,6 +888,9 @@ impl Harness {
             if actions.is_empty() {
                 break;
             }
+            // Handling an action can make a slot (a session's own process of a
+            // session-scoped backend), as the runtime's loop knows too.
+            self.grow();
             for action in actions {
                 self.note(format!("< {action:?}"));
                 match action {
