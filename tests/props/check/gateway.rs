@@ -666,6 +666,9 @@ impl Harness {
     }
 
     fn apply(&mut self, op: &Op) {
+        // The gateway may have made slots since the model last looked (a session's own
+        // process of a session-scoped backend is made when the session first needs it).
+        self.grow();
         match op {
             Op::ClientRaw(line) => self.client_line(line),
             Op::ClientRequest { method, id, args } => {
@@ -833,6 +836,7 @@ impl Harness {
     /// may be tracked and every client request must have had its answer.
     fn finish(&mut self) {
         for _ in 0..100 {
+            self.grow();
             for b in 0..self.gw.backend_count() {
                 self.exit(b, "exit status 0");
             }
@@ -920,6 +924,9 @@ impl Harness {
                 }
             }
         }
+        // A slot can also be made with no action for it (a session's own process whose
+        // first request was refused).
+        self.grow();
         self.read_client();
         for b in 0..self.gw.backend_count() {
             self.read_backend(b);
