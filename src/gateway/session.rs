@@ -2,9 +2,19 @@
 //! capabilities, its log level and its output. Requests are owned by the session that sent
 //! them (the id table records it), so answers, progress and cancellations find their way
 //! back; what concerns every client (list_changed) goes to all sessions.
+//!
+//! Here too are the gateway's session operations: opening and ending a session, the
+//! output of each, which session a backend's request goes to, the log level backends run
+//! at, shared resource subscriptions, and the per-session processes of a
+//! `"scope": "session"` backend.
 
-use super::OutBuf;
+use super::backend::{Backend, Phase};
+use super::{Gateway, OutBuf, PendingKind};
+use crate::config::Scope;
+use crate::wire::message::{self, write_error, BACKEND_ERROR};
+use log::debug;
 use serde_json::value::RawValue;
+use std::time::Instant;
 
 /// A client of the gateway. Ids are never reused within one gateway, so a late answer for
 /// a session that ended is recognised and dropped.
@@ -77,6 +87,192 @@ impl Session {
             (Some(min), Some(level)) => level >= min,
             _ => true,
         }
+    }
+}
+
+impl Gateway {
+    /// Opens a session for a new client; its output is [`Gateway::session_out`].
+    pub fn open_session(&mut self) -> SessionId {
+        let s = SessionId(self.next_session);
+        self.next_session = self.next_session.wrapping_add(1);
+        self.sessions.insert(s, Session::default());
+        s
+    }
+
+    /// Ends session `s` (its client left): its requests in flight are cancelled at their
+    /// backends, a backend's request waiting for its answer gets an error, its pending
+    /// list answers are dropped, and the subscriptions no other session shares are
+    /// withdrawn. Other sessions notice nothing. Its output is discarded.
+    pub fn close_session(&mut self, now: Instant, s: SessionId) {
+        let Some(gone) = self.sessions.remove(&s) else {
+            return;
+        };
+        // Its own processes of session-scoped backends stop once their requests (cancelled
+        // below) have ended.
+        let mine: Vec<usize> = self
+            .instances
+            .iter()
+            .filter(|((_, of), _)| *of == s)
+            .map(|(_, i)| *i)
+            .collect();
+        self.instances.retain(|(_, of), _| *of != s);
+        for i in mine {
+            self.backends[i].removed = true;
+            if self.backends[i].is_running() && self.backends[i].in_flight == 0 {
+                self.stop(now, i);
+            }
+        }
+        let reason = "the client's session ended";
+        for gw in self.ids.ids_where(|e| e.data.session == Some(s)) {
+            let Some((origin, pending)) = self.untrack(now, gw) else {
+                continue;
+            };
+            let b = pending.backend;
+            match pending.kind {
+                PendingKind::ToClient => {
+                    if let (Some(raw), true) = (origin, self.backends[b].is_running()) {
+                        let text = format!("gangway: {reason} before it answered");
+                        write_error(
+                            self.out.backends[b].buf(),
+                            raw.as_bytes(),
+                            BACKEND_ERROR,
+                            &text,
+                        );
+                    }
+                }
+                _ if pending.sent => self.cancel_to_backend(b, gw, reason),
+                _ => {}
+            }
+        }
+        self.drop_aggregates_of(s);
+        self.drop_task_lists_of(s);
+        self.tasks.forget_session(s);
+        self.deferred.retain(|(of, _)| *of != s);
+        for uri in gone.subscriptions {
+            if self.subscribers(&uri).next().is_some() {
+                continue;
+            }
+            if let Some(b) = self.resource_owner(&uri) {
+                if self.backends[b].phase == Phase::Ready {
+                    let mut params = b"{\"uri\":".to_vec();
+                    message::write_json_string(&mut params, &uri);
+                    params.push(b'}');
+                    self.send_internal(now, b, "resources/unsubscribe", &params);
+                }
+            }
+        }
+        self.settle(now);
+    }
+
+    /// The sessions subscribed to `uri`.
+    pub(super) fn subscribers<'a>(&'a self, uri: &'a str) -> impl Iterator<Item = SessionId> + 'a {
+        self.sessions
+            .iter()
+            .filter(move |(_, c)| c.subscriptions.contains(uri))
+            .map(|(s, _)| *s)
+    }
+
+    /// How many bytes wait to be written to session `s`'s client.
+    pub fn session_backlog(&self, s: SessionId) -> usize {
+        self.sessions.get(&s).map_or(0, |c| c.out.len())
+    }
+
+    /// What waits to be written to session `s`'s client (`None` once it ended).
+    pub fn session_out(&mut self, s: SessionId) -> Option<&mut OutBuf> {
+        self.sessions.get_mut(&s).map(|c| &mut c.out)
+    }
+
+    /// The output of session `s`, or a sink when it has ended.
+    pub(super) fn out_to(&mut self, s: SessionId) -> &mut Vec<u8> {
+        match self.sessions.get_mut(&s) {
+            Some(c) => c.out.buf(),
+            None => {
+                self.void.clear();
+                self.void.buf()
+            }
+        }
+    }
+
+    /// The output of the session whose message is being handled: where its answers go.
+    pub(super) fn reply(&mut self) -> &mut Vec<u8> {
+        self.out_to(self.handling)
+    }
+
+    /// The backend slot that serves session `s`'s requests for backend `b`: `b` itself
+    /// when it is shared; when its scope is `session`, that session's own process slot,
+    /// made on first use (a slot whose session ended and whose process is gone is used
+    /// again, so the table does not grow with every session).
+    pub(super) fn route(&mut self, now: Instant, b: usize, s: SessionId) -> usize {
+        let be = &self.backends[b];
+        if be.config.scope != Scope::Session || be.instance_of.is_some() {
+            return b;
+        }
+        if let Some(&i) = self.instances.get(&(b, s)) {
+            return i;
+        }
+        let config = be.config.clone();
+        let free = self.backends.iter().position(|x| {
+            x.instance_of.is_some() && x.removed && x.phase == Phase::Stopped && x.in_flight == 0
+        });
+        let i = match free {
+            Some(i) => {
+                self.backends[i] = Backend::new(config, now);
+                self.out.backends[i].clear();
+                i
+            }
+            None => {
+                self.backends.push(Backend::new(config, now));
+                self.out.backends.push(OutBuf::default());
+                self.backends.len() - 1
+            }
+        };
+        self.backends[i].instance_of = Some((b, s));
+        self.instances.insert((b, s), i);
+        debug!(
+            "backend '{}' gets a process of its own for session {}",
+            self.backends[i].name(),
+            s.0
+        );
+        i
+    }
+
+    /// The session that gets backend `b`'s request `method`, among those that declared the
+    /// capability it needs: the one whose request to `b` has waited longest (the backend
+    /// is most likely asking on its behalf), else the session opened first. `None` when no
+    /// session can answer.
+    pub(super) fn client_for(&self, b: usize, method: &str) -> Option<SessionId> {
+        let cap = match method {
+            "sampling/createMessage" => Some("sampling"),
+            "elicitation/create" => Some("elicitation"),
+            "roots/list" => Some("roots"),
+            m if m.starts_with("tasks/") => Some("tasks"),
+            _ => None,
+        };
+        let able = |s: &SessionId| {
+            self.sessions
+                .get(s)
+                .is_some_and(|c| cap.map_or(true, |cap| c.declares(cap)))
+        };
+        if let Some((_, s)) = self.backends[b].instance_of {
+            return Some(s).filter(able);
+        }
+        let serving = self.ids.ids_where(|e| {
+            e.data.backend == b
+                && e.data.kind != PendingKind::ToClient
+                && e.data.session.is_some_and(|s| able(&s))
+        });
+        serving
+            .first()
+            .and_then(|gw| self.ids.get(*gw))
+            .and_then(|e| e.data.session)
+            .or_else(|| self.sessions.keys().copied().find(|s| able(s)))
+    }
+
+    /// `logging/setLevel` params for backends: the most verbose level any session asked
+    /// for (`None` while none asked).
+    pub(super) fn backend_log_params(&self) -> Option<Vec<u8>> {
+        let rank = self.sessions.values().filter_map(|c| c.log_level).min()?;
+        Some(format!("{{\"level\":\"{}\"}}", level_name(rank)).into_bytes())
     }
 }
 
