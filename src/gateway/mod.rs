@@ -374,19 +374,27 @@ impl Gateway {
     /// for those that caught up.
     fn watch_inputs(&mut self, now: Instant) {
         for b in 0..self.backends.len() {
-            let out = &self.out.backends[b];
-            let written = out.written();
-            let be = &mut self.backends[b];
-            let waiting = out.len() + be.queue.iter().map(|q| q.bytes.len()).sum::<usize>();
-            if waiting <= BACKEND_IN_BOUND || be.phase != Phase::Ready {
-                be.drain_watch = None;
-                continue;
-            }
-            if be.drain_watch.is_some_and(|(seen, _)| seen == written) {
-                continue;
-            }
+            self.watch_input(now, b);
+        }
+    }
+
+    /// [`Gateway::watch_inputs`] for backend `b`.
+    fn watch_input(&mut self, now: Instant, b: usize) {
+        let written = self.out.backends[b].written();
+        let behind = self.waiting_input(b) > BACKEND_IN_BOUND;
+        let be = &mut self.backends[b];
+        if !behind || be.phase != Phase::Ready {
+            be.drain_watch = None;
+        } else if be.drain_watch.map_or(true, |(seen, _)| seen != written) {
             self.saw_progress(now, b, written);
         }
+    }
+
+    /// Bytes of requests waiting for backend `b`: queued behind its start, or written to
+    /// its stdin's queue and not yet taken.
+    fn waiting_input(&self, b: usize) -> usize {
+        let queued: usize = self.backends[b].queue.iter().map(|q| q.bytes.len()).sum();
+        self.out.backends[b].len() + queued
     }
 
     /// Backend `b`, behind on its input, had taken `written` bytes of it by `now`; a
@@ -1459,13 +1467,12 @@ impl Gateway {
     /// Whether `len` more bytes of requests may wait for backend `b` (see
     /// [`BACKEND_IN_BOUND`]), or why not.
     fn input_room(&mut self, now: Instant, b: usize, len: usize) -> Result<(), String> {
-        let out = &self.out.backends[b];
-        let written = out.written();
-        let be = &mut self.backends[b];
-        let waiting = out.len() + be.queue.iter().map(|q| q.bytes.len()).sum::<usize>();
+        let waiting = self.waiting_input(b);
         if waiting == 0 || waiting + len <= BACKEND_IN_BOUND {
             return Ok(());
         }
+        self.watch_input(now, b);
+        let be = &self.backends[b];
         let mib = |n: usize| n / (1024 * 1024);
         let why = if be.phase != Phase::Ready {
             Some(format!(
@@ -1480,22 +1487,15 @@ impl Gateway {
         } else {
             // Over the first bound a reading backend may fall behind; one that has not
             // taken a byte for BACKEND_STALL is not reading.
-            match be.drain_watch {
-                Some((seen, since)) if seen == written => {
-                    (now.saturating_duration_since(since) >= BACKEND_STALL).then(|| {
-                        format!(
-                            "it is not reading its input: it took none of it for {} s",
-                            BACKEND_STALL.as_secs()
-                        )
-                    })
-                }
-                _ => {
-                    self.saw_progress(now, b, written);
-                    None
-                }
-            }
+            be.drain_watch
+                .filter(|(_, since)| now.saturating_duration_since(*since) >= BACKEND_STALL)
+                .map(|_| {
+                    format!(
+                        "it is not reading its input: it took none of it for {} s",
+                        BACKEND_STALL.as_secs()
+                    )
+                })
         };
-        let be = &self.backends[b];
         match why {
             None => Ok(()),
             Some(why) => Err(format!(
@@ -1998,16 +1998,51 @@ impl Gateway {
                 );
                 warn!("{text}");
                 self.cancel_to_client(pending.session, gw, &text);
-                let alive = matches!(self.backends[b].phase, Phase::Starting | Phase::Ready);
-                if let (Some(raw), true) = (origin, alive) {
-                    write_error(
-                        self.out.backends[b].buf(),
-                        raw.as_bytes(),
-                        REQUEST_TIMEOUT,
-                        &format!("gangway: {text}"),
-                    );
-                }
+                let text = format!("gangway: {text}");
+                self.refuse_backend_request(b, origin, REQUEST_TIMEOUT, &text);
             }
+        }
+    }
+
+    /// Answers backend `b`'s own request `raw` (to a client) with an error, while the
+    /// backend still reads its input.
+    pub(super) fn refuse_backend_request(
+        &mut self,
+        b: usize,
+        raw: Option<RawId>,
+        code: i64,
+        text: &str,
+    ) {
+        let reads = matches!(self.backends[b].phase, Phase::Starting | Phase::Ready);
+        if let (Some(raw), true) = (raw, reads) {
+            write_error(self.out.backends[b].buf(), raw.as_bytes(), code, text);
+        }
+    }
+
+    /// Marks backend `b` removed (a reload dropped it, or the session it served ended):
+    /// it is stopped at once when nothing is in flight, else when its last request ends.
+    pub(super) fn retire(&mut self, now: Instant, b: usize) {
+        let be = &mut self.backends[b];
+        be.removed = true;
+        if be.is_running() && be.in_flight == 0 {
+            self.stop(now, b);
+        }
+    }
+
+    /// Backend `b`'s process must be replaced (a reload changed how it is spawned): it is
+    /// stopped once idle, and the next request starts the new one.
+    pub(super) fn respawn_when_idle(&mut self, now: Instant, b: usize) {
+        let be = &mut self.backends[b];
+        if !be.is_running() {
+            return;
+        }
+        be.restart = true;
+        if be.in_flight == 0 {
+            info!(
+                "reload: restarting backend '{}' with its new command",
+                be.name()
+            );
+            self.stop(now, b);
         }
     }
 
@@ -2066,7 +2101,7 @@ impl Gateway {
             to,
         ) {
             (TaskOp::Create, Some((id, status)), Some(owner)) => {
-                let running = !matches!(status.as_str(), "completed" | "failed" | "cancelled");
+                let running = tasks::still_running(&status);
                 self.tasks.created(b, id, owner, running);
             }
             (TaskOp::Single, Some((id, status)), _) => self.tasks.status(b, &id, &status),

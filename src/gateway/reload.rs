@@ -101,28 +101,16 @@ impl Gateway {
                 }
                 self.seed(b);
             }
-            let be = &mut self.backends[b];
-            if respawn && be.is_running() {
-                be.restart = true;
-                if be.in_flight == 0 {
-                    info!(
-                        "reload: restarting backend '{}' with its new command",
-                        be.name()
-                    );
-                    self.stop(now, b);
-                }
+            if respawn {
+                self.respawn_when_idle(now, b);
             }
         }
         for b in self.order.clone() {
             if order.contains(&b) {
                 continue;
             }
-            let be = &mut self.backends[b];
-            be.removed = true;
-            done.removed.push(be.name().to_string());
-            if be.is_running() && be.in_flight == 0 {
-                self.stop(now, b);
-            }
+            done.removed.push(self.backends[b].name().to_string());
+            self.retire(now, b);
         }
         self.reload_instances(now);
         let settings_changed = self.expose != config.expose || self.separator != config.separator;
@@ -163,11 +151,7 @@ impl Gateway {
             let template = &self.backends[of];
             if template.removed || template.config.scope != crate::config::Scope::Session {
                 self.instances.remove(&(of, s));
-                let be = &mut self.backends[i];
-                be.removed = true;
-                if be.is_running() && be.in_flight == 0 {
-                    self.stop(now, i);
-                }
+                self.retire(now, i);
                 continue;
             }
             if self.backends[i].config == template.config {
@@ -177,11 +161,8 @@ impl Gateway {
             let be = &mut self.backends[i];
             let respawn = be.config.spawn_differs(&config);
             be.config = config;
-            if respawn && be.is_running() {
-                be.restart = true;
-                if be.in_flight == 0 {
-                    self.stop(now, i);
-                }
+            if respawn {
+                self.respawn_when_idle(now, i);
             }
         }
     }

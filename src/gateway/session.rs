@@ -11,7 +11,7 @@
 use super::backend::{Backend, Phase};
 use super::{Gateway, OutBuf, PendingKind};
 use crate::config::Scope;
-use crate::wire::message::{self, write_error, BACKEND_ERROR};
+use crate::wire::message::{self, BACKEND_ERROR};
 use log::debug;
 use serde_json::value::RawValue;
 use std::time::Instant;
@@ -117,10 +117,7 @@ impl Gateway {
             .collect();
         self.instances.retain(|(_, of), _| *of != s);
         for i in mine {
-            self.backends[i].removed = true;
-            if self.backends[i].is_running() && self.backends[i].in_flight == 0 {
-                self.stop(now, i);
-            }
+            self.retire(now, i);
         }
         let reason = "the client's session ended";
         for gw in self.ids.ids_where(|e| e.data.session == Some(s)) {
@@ -130,15 +127,8 @@ impl Gateway {
             let b = pending.backend;
             match pending.kind {
                 PendingKind::ToClient => {
-                    if let (Some(raw), true) = (origin, self.backends[b].is_running()) {
-                        let text = format!("gangway: {reason} before it answered");
-                        write_error(
-                            self.out.backends[b].buf(),
-                            raw.as_bytes(),
-                            BACKEND_ERROR,
-                            &text,
-                        );
-                    }
+                    let text = format!("gangway: {reason} before it answered");
+                    self.refuse_backend_request(b, origin, BACKEND_ERROR, &text);
                 }
                 _ if pending.sent => self.cancel_to_backend(b, gw, reason),
                 _ => {}

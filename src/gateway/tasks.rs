@@ -62,7 +62,7 @@ impl Tasks {
     /// Records a task's new status.
     pub fn status(&mut self, b: usize, id: &str, status: &str) {
         if let Some(t) = self.by_id.get_mut(&(b, id.to_string())) {
-            t.running = !matches!(status, "completed" | "failed" | "cancelled");
+            t.running = still_running(status);
         }
     }
 
@@ -77,6 +77,11 @@ impl Tasks {
         let by_id = &self.by_id;
         self.order.retain(|k| by_id.contains_key(k));
     }
+}
+
+/// Whether a task with `status` has not ended (`completed`, `failed`, `cancelled`).
+pub fn still_running(status: &str) -> bool {
+    !matches!(status, "completed" | "failed" | "cancelled")
 }
 
 /// A task's id and status in a `CreateTaskResult`, a task object or a status notification.
