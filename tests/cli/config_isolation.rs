@@ -35,13 +35,7 @@ fn check_shows_a_backend_disabled_for_an_unset_variable_and_checks_the_rest() {
     let r = check_with(&dir, &config, |c| {
         c.env_remove(UNSET);
     });
-    assert_eq!(
-        r.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        r.stdout,
-        r.stderr
-    );
+    r.assert_code(0);
     let needs = row(&r, "needs");
     assert!(
         needs.contains("disabled") && needs.contains(UNSET) && needs.contains("\"env\""),
@@ -58,13 +52,7 @@ fn check_warns_about_variables_only_this_shell_has() {
     let r = check_with(&dir, &json!({ "backends": { "gh": gh } }), |c| {
         c.env("GANGWAY_TEST_SHELL_TOKEN", "from-the-shell");
     });
-    assert_eq!(
-        r.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        r.stdout,
-        r.stderr
-    );
+    r.assert_code(0);
     let warning = r
         .stdout
         .lines()
@@ -91,13 +79,7 @@ fn check_notes_other_clients_keys_and_disables_what_it_cannot_run() {
         "cline": cline,
         "remote": { "type": "sse", "url": "https://mcp.invalid/sse" } } });
     let r = check_with(&dir, &config, |_| {});
-    assert_eq!(
-        r.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        r.stdout,
-        r.stderr
-    );
+    r.assert_code(0);
     assert!(
         r.stdout
             .contains("note: mcpServers.cline: ignoring \"autoApprove\""),
@@ -128,13 +110,7 @@ fn check_shows_npms_404_line_not_its_log_file_line() {
          exit 1\n",
     );
     let r = check_with(&dir, &json!({ "backends": { "npm": npm } }), |_| {});
-    assert_eq!(
-        r.code,
-        Some(1),
-        "stdout:\n{}\nstderr:\n{}",
-        r.stdout,
-        r.stderr
-    );
+    r.assert_code(1);
     let line = row(&r, "npm");
     assert!(line.contains("404 Not Found - GET"), "{line}");
     assert!(!line.contains("complete log"), "{line}");
@@ -160,13 +136,7 @@ fn check_reports_a_server_that_prints_non_json_to_stdout() {
         &json!({ "backends": { "exits": exits, "hangs": hangs } }),
         |_| {},
     );
-    assert_eq!(
-        r.code,
-        Some(1),
-        "stdout:\n{}\nstderr:\n{}",
-        r.stdout,
-        r.stderr
-    );
+    r.assert_code(1);
     let line = row(&r, "exits");
     assert!(
         line.contains("not JSON-RPC to stdout") && line.contains("Server listening on port 3000"),
@@ -185,13 +155,7 @@ fn log_level_is_accepted_after_the_subcommand() {
     let r = check_with(&dir, &json!({ "backends": { "m": mock("m", &[]) } }), |c| {
         c.args(["--log-level", "debug"]);
     });
-    assert_eq!(
-        r.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        r.stdout,
-        r.stderr
-    );
+    r.assert_code(0);
     // The backend's stderr is logged by the gateway, at the level it uses when serving.
     assert!(
         r.stderr.contains("gangway debug: ") && r.stderr.contains("[m] mock m started"),
@@ -206,13 +170,7 @@ fn a_desktop_file_shows_each_servers_own_description() {
     let config = json!({ "mcpServers": { "m": mock("m", &[]) } });
     // check learns what the server says about itself into the catalog...
     let r = check_with(&dir, &config, |_| {});
-    assert_eq!(
-        r.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        r.stdout,
-        r.stderr
-    );
+    r.assert_code(0);
     // ...which the next gangway shows before the server ever starts.
     let mut gw = Gangway::start(&dir, &config);
     let init = gw.initialize();

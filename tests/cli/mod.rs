@@ -16,6 +16,20 @@ struct Run {
     stderr: String,
 }
 
+impl Run {
+    /// Asserts the exit code, showing both outputs when it differs.
+    #[track_caller]
+    fn assert_code(&self, code: i32) {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
 /// Runs `cmd` (stdin closed) to completion within the default deadline.
 fn run(mut cmd: Command) -> Run {
     cmd.env_remove("RUST_LOG")
