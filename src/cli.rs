@@ -46,6 +46,8 @@ pub enum Command {
     Tools(ToolsArgs),
     /// `gangway call`
     Call(CallArgs),
+    /// `gangway serve`
+    Serve(ServeArgs),
 }
 
 impl Command {
@@ -55,6 +57,7 @@ impl Command {
             Command::Check(a) => a.log_level.as_deref(),
             Command::Tools(a) => a.log_level.as_deref(),
             Command::Call(a) => a.log_level.as_deref(),
+            Command::Serve(a) => a.log_level.as_deref(),
         }
     }
 
@@ -64,6 +67,7 @@ impl Command {
             Command::Check(a) => a.config.as_ref(),
             Command::Tools(a) => a.config.as_ref(),
             Command::Call(a) => a.config.as_ref(),
+            Command::Serve(a) => a.config.as_ref(),
         }
     }
 }
@@ -160,6 +164,41 @@ pub struct CallArgs {
     /// the tool's arguments as a JSON object (default: an empty object)
     #[argh(positional)]
     pub json_args: Option<String>,
+}
+
+/// serve MCP over HTTP to every client that connects (Streamable HTTP on /mcp, HTTP+SSE on /sse)
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "serve",
+    note = "One shared gateway for every client on the machine: clients connect to \
+http://HOST:PORT/mcp (Streamable HTTP) or /sse (the older HTTP+SSE transport), each gets a \
+session of its own, and all share the backends. Settings come from the config's \"http\" \
+object (listen, tokens, allowed_origins, session_timeout, max_connections, max_sessions); \
+--listen overrides its address. gangway refuses a non-loopback address without tokens \
+unless --allow-unauthenticated is given.",
+    example = "{command_name} --config config.json\n{command_name} --listen 127.0.0.1:9000\nclaude mcp add --transport http gangway http://127.0.0.1:8000/mcp",
+    error_code(1, "the address cannot be listened on, or serving failed"),
+    error_code(2, "bad usage, or a missing or invalid config")
+)]
+pub struct ServeArgs {
+    /// config file (default: $GANGWAY_CONFIG, else ./config.json)
+    #[argh(option, short = 'c')]
+    pub config: Option<PathBuf>,
+
+    /// log level for stderr, as before the command (error, warn, info, debug, trace)
+    #[argh(option)]
+    pub log_level: Option<String>,
+
+    /// address to listen on, HOST:PORT (default: http.listen from the config, else
+    /// 127.0.0.1:8000)
+    #[argh(option)]
+    pub listen: Option<String>,
+
+    /// listen on a non-loopback address without http.tokens (anyone who can reach the
+    /// port can use every backend)
+    #[argh(switch)]
+    pub allow_unauthenticated: bool,
 }
 
 /// Where the config file is, following `--config`, then `$GANGWAY_CONFIG`, then

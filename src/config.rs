@@ -149,6 +149,7 @@ const TOP_KEYS: &[&str] = &[
     "catalog",
     "client_request_timeout",
     "expose",
+    "http",
     "idle_timeout",
     "max_message_bytes",
     "separator",
@@ -283,6 +284,39 @@ pub struct Config {
     /// What was ignored because it belongs to another MCP client (Cline's `autoApprove`,
     /// ...), one sentence each, for the log and `gangway check`.
     pub notes: Vec<String>,
+    /// The settings of `gangway serve` (the top-level `"http"` object).
+    pub http: HttpConfig,
+}
+
+/// The top-level `"http"` object: how `gangway serve` listens and whom it lets in. Every
+/// field has a default; `Debug` never prints the tokens.
+#[derive(Clone, PartialEq, Default)]
+pub struct HttpConfig {
+    /// `listen`: the address to listen on (`--listen` overrides it).
+    pub listen: Option<String>,
+    /// `tokens`: bearer tokens accepted, `${VAR}` expanded; empty means no authentication.
+    pub tokens: Vec<String>,
+    /// `allowed_origins`: browser origins allowed besides loopback ones (`"*"`: any).
+    pub allowed_origins: Vec<String>,
+    /// `session_timeout`: a session with no request and no open stream for this long ends.
+    pub session_timeout: Option<Duration>,
+    /// `max_connections`: connections open at once.
+    pub max_connections: Option<usize>,
+    /// `max_sessions`: sessions open at once.
+    pub max_sessions: Option<usize>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("listen", &self.listen)
+            .field("tokens", &format_args!("[{} hidden]", self.tokens.len()))
+            .field("allowed_origins", &self.allowed_origins)
+            .field("session_timeout", &self.session_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_sessions", &self.max_sessions)
+            .finish()
+    }
 }
 
 /// One backend MCP server, as gangway will spawn it.
@@ -986,6 +1020,10 @@ impl Parser<'_> {
             None => DEFAULT_MAX_MESSAGE_BYTES,
             Some(v) => self.max_message_bytes("max_message_bytes", v)?,
         };
+        let http = match top.get("http") {
+            None => HttpConfig::default(),
+            Some(v) => self.http(v)?,
+        };
         let backends = match top.get("backends") {
             None => Vec::new(),
             Some(Value::Object(m)) => {
@@ -1008,6 +1046,7 @@ impl Parser<'_> {
             separator,
             backends,
             notes: Vec::new(),
+            http,
         })
     }
 
@@ -1051,7 +1090,82 @@ impl Parser<'_> {
             separator: DEFAULT_SEPARATOR.to_string(),
             backends,
             notes: Vec::new(),
+            http: HttpConfig::default(),
         })
+    }
+
+    /// The top-level `"http"` object.
+    fn http(&self, v: &Value) -> Result<HttpConfig, ConfigError> {
+        const KEYS: &[&str] = &[
+            "allowed_origins",
+            "listen",
+            "max_connections",
+            "max_sessions",
+            "session_timeout",
+            "tokens",
+        ];
+        let Value::Object(m) = v else {
+            return Err(self.wrong_type(
+                "http",
+                "an object (listen, tokens, allowed_origins, ...)",
+                v,
+            ));
+        };
+        self.check_keys("http", m, KEYS)?;
+        let mut http = HttpConfig::default();
+        if let Some(v) = m.get("listen") {
+            http.listen = Some(self.string("http.listen", v)?.to_string());
+        }
+        if let Some(v) = m.get("session_timeout") {
+            http.session_timeout = Some(self.timeout("http.session_timeout", v)?);
+        }
+        for (key, slot) in [
+            ("max_connections", &mut http.max_connections),
+            ("max_sessions", &mut http.max_sessions),
+        ] {
+            if let Some(v) = m.get(key) {
+                let path = format!("http.{key}");
+                match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                    Some(n) if n > 0 => *slot = Some(n),
+                    _ => {
+                        return Err(self
+                            .bad_value(&path, "must be a whole number greater than 0".to_string()))
+                    }
+                }
+            }
+        }
+        for (key, list) in [
+            ("tokens", &mut http.tokens),
+            ("allowed_origins", &mut http.allowed_origins),
+        ] {
+            let Some(v) = m.get(key) else { continue };
+            let Value::Array(items) = v else {
+                return Err(self.wrong_type(&format!("http.{key}"), "an array of strings", v));
+            };
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("http.{key}[{i}]");
+                let raw = self.string(&path, item)?;
+                let mut found = Expansion::default();
+                let text = self.expand(None, &path, raw, Some(self.lookup), &mut found)?;
+                if let Some((var, _)) = found.unset.into_iter().next() {
+                    return Err(ConfigError::UnsetVariable {
+                        file: self.file.to_path_buf(),
+                        backend: None,
+                        path,
+                        var,
+                    });
+                }
+                if text.trim().is_empty() {
+                    return Err(self.bad_value(
+                        &path,
+                        "is empty (after expanding variables); give a non-empty value or remove it"
+                            .to_string(),
+                    ));
+                }
+                list.push(text);
+            }
+        }
+        Ok(http)
     }
 
     fn object_backends(

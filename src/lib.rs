@@ -10,6 +10,7 @@ pub mod config;
 pub mod docker;
 pub mod gateway;
 pub mod hash;
+pub mod http;
 pub mod runtime;
 pub mod setup;
 pub mod timer;

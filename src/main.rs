@@ -26,13 +26,17 @@ fn main() -> ExitCode {
     }
     // The setup commands print reports; the backends' chatter belongs under debug there.
     let default_level = match cli.command {
-        None => log::LevelFilter::Info,
+        None | Some(Command::Serve(_)) => log::LevelFilter::Info,
         Some(_) => log::LevelFilter::Warn,
     };
     let level = cli.command.as_ref().and_then(Command::log_level);
     // A setup command reports every backend failure itself, in its table or message, so
     // the gateway's own log of them would say it twice (unless a level is asked for).
-    let quiet = cli.command.is_some().then_some("gangway::gateway=off");
+    let quiet = matches!(
+        cli.command,
+        Some(Command::Check(_) | Command::Tools(_) | Command::Call(_))
+    )
+    .then_some("gangway::gateway=off");
     init_logging(default_level, quiet, level.or(cli.log_level.as_deref()));
     let flag = cli
         .command
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         None => serve(&config, &path),
+        Some(Command::Serve(args)) => serve_http(&config, &path, &args),
         Some(command) => run_setup(&command, &config),
     }
 }
@@ -118,6 +123,63 @@ fn serve(config: &Config, path: &Path) -> ExitCode {
     }
 }
 
+/// `gangway serve`: listens, then serves every HTTP client until a signal stops it.
+fn serve_http(config: &Config, path: &Path, args: &cli::ServeArgs) -> ExitCode {
+    let http = &config.http;
+    let listen = args
+        .listen
+        .clone()
+        .or_else(|| http.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8000".to_string());
+    let addr: std::net::SocketAddr = match listen.parse() {
+        Ok(a) => a,
+        Err(_) => {
+            eprintln!("gangway: cannot listen on {listen:?}: give an IP address and port, such as 127.0.0.1:8000 or [::1]:8000");
+            return ExitCode::from(2);
+        }
+    };
+    if !addr.ip().is_loopback() && http.tokens.is_empty() && !args.allow_unauthenticated {
+        eprintln!("gangway: refusing to listen on {addr}, which is not a loopback address, without authentication: anyone who reaches it could use every backend. Set \"http\": {{\"tokens\": [\"${{GANGWAY_TOKEN}}\"]}} in {}, or pass --allow-unauthenticated if a proxy in front authenticates", path.display());
+        return ExitCode::from(2);
+    }
+    let listener = match mio::net::TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("gangway: cannot listen on {addr}: {e}. Is another gangway (or another server) using that port? Pick another with --listen");
+            return ExitCode::from(1);
+        }
+    };
+    let front = gangway::http::HttpFront::new(gangway::http::Settings {
+        tokens: http.tokens.clone(),
+        allowed_origins: http.allowed_origins.clone(),
+        session_timeout: http
+            .session_timeout
+            .unwrap_or(std::time::Duration::from_secs(1800)),
+        max_connections: http.max_connections.unwrap_or(1024),
+        max_sessions: http.max_sessions.unwrap_or(1000),
+        max_body: config.max_message_bytes,
+    });
+    let local = listener.local_addr().unwrap_or(addr);
+    log::info!(
+        "gangway {} serving {} backend(s) from {} on http://{local}/mcp{}",
+        env!("CARGO_PKG_VERSION"),
+        config.enabled().count(),
+        path.display(),
+        if http.tokens.is_empty() {
+            ""
+        } else {
+            " (bearer tokens required)"
+        }
+    );
+    match gangway::runtime::run_serve(config, listener, front) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gangway: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn run_setup(command: &Command, config: &Config) -> ExitCode {
     if let Err(e) = setup::handle_interrupts() {
         log::warn!("cannot handle Ctrl-C ({e}); interrupting may leave docker containers until gangway's next start");
@@ -136,6 +198,8 @@ fn run_setup(command: &Command, config: &Config) -> ExitCode {
             &mut out,
             &mut err,
         ),
+        // Dispatched before this; kept total for the compiler.
+        Command::Serve(_) => return ExitCode::from(2),
     };
     match result.and_then(|outcome| out.flush().map(|()| outcome)) {
         Ok(outcome) => ExitCode::from(outcome.code()),

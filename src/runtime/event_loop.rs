@@ -3,6 +3,7 @@
 //! deadline is due.
 
 use super::guard;
+use super::http::Serve;
 use super::process::{self, Spawned};
 use super::stdio::{ClientIn, ClientOut};
 use crate::catalog::Catalog;
@@ -110,6 +111,26 @@ pub fn run(config: &Config) -> Result<(), RunError> {
     rt.run()
 }
 
+/// Runs `gangway serve`: the gateway for every client that connects to `listener` over
+/// HTTP (`front` decides what the requests mean), until a signal stops it. Returns once
+/// every backend has been stopped and reaped.
+///
+/// # Errors
+///
+/// When the event loop, the listener's registration, the signal handling or a wait fails.
+pub fn run_serve(
+    config: &Config,
+    listener: mio::net::TcpListener,
+    front: crate::http::HttpFront,
+) -> Result<(), RunError> {
+    guard::become_subreaper();
+    let poll = Poll::new().map_err(|e| RunError::Setup("the event loop", e))?;
+    let serve = Serve::new(poll.registry(), listener, front)
+        .map_err(|e| RunError::Setup("the HTTP listener", e))?;
+    let mut rt = Runtime::new(config, poll, Front::Serve(Box::new(serve)))?;
+    rt.run()
+}
+
 /// Runs the gateway for `client`, a client in this process, until it is done or a signal
 /// stops it: the same engine as [`run`] (spawning, the stop ladder, container removal,
 /// the process guard, the catalog), with the client's session in place of stdio. Returns
@@ -189,6 +210,8 @@ enum Front<'c> {
         /// Client output is discarded once its stdout is gone.
         client_gone: bool,
     },
+    /// HTTP clients, each a session of its own (`gangway serve`).
+    Serve(Box<Serve>),
     /// A client in this process.
     Local {
         client: &'c mut dyn LocalClient,
@@ -273,13 +296,15 @@ impl<'c> Runtime<'c> {
         let session = match front {
             Front::Stdio { .. } => gw.open_session(),
             Front::Local { .. } => gw.open_shell_session(),
+            // The HTTP front opens a session per client; this one names none.
+            Front::Serve(_) => SessionId(u32::MAX),
         };
         let catalog = config.catalog.as_deref().map(Catalog::load);
         // A shell command learns every list of what it starts, as serving does with a
         // catalog; with the catalog off, that one lives in memory only (it has no path).
         let catalog = match front {
             Front::Local { .. } => Some(catalog.unwrap_or_default()),
-            Front::Stdio { .. } => catalog,
+            Front::Stdio { .. } | Front::Serve(_) => catalog,
         };
         gw.set_catalog(catalog);
         let docker = Docker::for_gateway(&gw);
@@ -369,10 +394,16 @@ impl<'c> Runtime<'c> {
             let now = Instant::now();
             self.handle_signals(now);
             self.read_client(now);
+            if let Front::Serve(serve) = &mut self.front {
+                serve.read(self.poll.registry(), now, &mut self.gw);
+            }
             for b in 0..self.backends.len() {
                 self.read_backend(now, b);
             }
             self.gw.on_timer(now);
+            if let Front::Serve(serve) = &mut self.front {
+                serve.front.on_timer(now, &mut self.gw);
+            }
             if self.apply_actions(now) {
                 self.finish();
                 return Ok(());
@@ -386,9 +417,15 @@ impl<'c> Runtime<'c> {
             let timeout = if self.has_ready_work() {
                 Some(Duration::ZERO)
             } else {
-                self.gw
-                    .next_deadline()
-                    .map(|d| d.saturating_duration_since(Instant::now()))
+                let front = match &self.front {
+                    Front::Serve(serve) => serve.front.next_deadline(),
+                    _ => None,
+                };
+                let next = match (self.gw.next_deadline(), front) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                next.map(|d| d.saturating_duration_since(Instant::now()))
             };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
@@ -412,6 +449,7 @@ impl<'c> Runtime<'c> {
         let backend_paused = self.client_paused_backends();
         let client_readable = match &self.front {
             Front::Stdio { client_in, .. } => client_in.readable,
+            Front::Serve(serve) => serve.has_ready_work(),
             Front::Local { .. } => false,
         };
         let local_output = matches!(self.front, Front::Local { closed: false, .. })
@@ -426,6 +464,11 @@ impl<'c> Runtime<'c> {
     }
 
     fn mark_ready(&mut self, token: Token, readable: bool, writable: bool) {
+        if let Front::Serve(serve) = &mut self.front {
+            if serve.mark_ready(token, readable, writable) {
+                return;
+            }
+        }
         match token {
             STDIN | STDOUT => {
                 if let Front::Stdio {
@@ -599,7 +642,7 @@ impl<'c> Runtime<'c> {
     fn client_paused_backends(&self) -> bool {
         let gone = match &self.front {
             Front::Stdio { client_gone, .. } => *client_gone,
-            Front::Local { .. } => true,
+            Front::Local { .. } | Front::Serve(_) => true,
         };
         self.gw.session_backlog(self.session) > CLIENT_HIGH_WATER && !gone
     }
@@ -846,6 +889,10 @@ impl<'c> Runtime<'c> {
     }
 
     fn write_client(&mut self, now: Instant) {
+        if let Front::Serve(serve) = &mut self.front {
+            serve.write(self.poll.registry(), now, &mut self.gw);
+            return;
+        }
         let Front::Stdio {
             client_out,
             client_gone,

@@ -3,7 +3,8 @@
 
 pub mod event_loop;
 pub mod guard;
+pub mod http;
 pub mod process;
 pub mod stdio;
 
-pub use event_loop::{run, run_local, LocalClient, LocalEnd, LocalRun, RunError};
+pub use event_loop::{run, run_local, run_serve, LocalClient, LocalEnd, LocalRun, RunError};

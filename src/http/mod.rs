@@ -1,0 +1,1197 @@
+//! The HTTP front of `gangway serve` (sans-IO): turns HTTP/1.1 requests on connections
+//! into gateway sessions and lines, and a session's output into HTTP answers and SSE
+//! events, by MCP's Streamable HTTP transport (2025-03-26 to 2025-11-25) on `/mcp` and the
+//! HTTP+SSE transport of 2024-11-05 on `/sse` + `/messages`.
+//!
+//! The runtime owns the sockets: it appends what it reads to [`HttpFront::input`], calls
+//! [`HttpFront::on_input`], writes [`HttpFront::output`] and closes what
+//! [`HttpFront::should_close`] says. The front reads no clock (time is passed in) and
+//! interprets MCP only as far as the transport needs: which request a line answers or
+//! reports progress on, so it goes to the stream of that request.
+//!
+//! Stream choice, per session: an answer goes to the POST that carried its request;
+//! progress to the POST whose request named the token; every other message (log
+//! messages, list changes, resource updates, a backend's requests to the client) to the
+//! session's GET stream, or, while no GET stream is open, to its newest open POST stream
+//! when the message is a request (a client that opens no GET stream still gets asked),
+//! else it waits for the GET stream within the replay bound.
+
+pub mod head;
+
+use crate::gateway::outbox::OutBuf;
+use crate::gateway::{Gateway, SessionId};
+use crate::wire::message::{self, Kind, Message};
+use head::{Body, BodyStatus, Head, HeadError};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// The protocol revisions whose HTTP transport gangway serves (`MCP-Protocol-Version`).
+pub const VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// Largest request head accepted (status 431 beyond).
+const HEAD_MAX: usize = 16 * 1024;
+/// A request must arrive whole within this long of its first byte (slow clients are cut).
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+/// A kept-alive connection with no request is closed after this long.
+const IDLE_CONNECTION: Duration = Duration::from_secs(120);
+/// An SSE stream with nothing to say gets a comment this often, so proxies keep it.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// A connection whose unread output passes this is a slow reader and is cut (its session
+/// stays, and its stream can be resumed).
+const SLOW_READER_MAX: usize = 8 * 1024 * 1024;
+/// Events a stream keeps after sending them, for resumption with `Last-Event-ID`.
+const REPLAY_EVENTS: usize = 64;
+/// Bytes a stream keeps for resumption and for a stream with no connection.
+const REPLAY_BYTES: usize = 4 * 1024 * 1024;
+/// The `retry:` advice sent on every SSE stream, in milliseconds.
+const RETRY_MS: u32 = 1000;
+
+/// The settings of the HTTP front (the config's `"http"` object and `serve`'s flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Bearer tokens accepted; empty means no authentication.
+    pub tokens: Vec<String>,
+    /// Origins allowed besides loopback ones (`"*"` allows every origin).
+    pub allowed_origins: Vec<String>,
+    /// A session with no request and no open stream for this long ends.
+    pub session_timeout: Duration,
+    /// Most connections open at once; more get 503.
+    pub max_connections: usize,
+    /// Most sessions open at once; an `initialize` beyond gets 503.
+    pub max_sessions: usize,
+    /// Largest request body (the config's `max_message_bytes`).
+    pub max_body: usize,
+}
+
+/// What the front's connection `c` is doing.
+#[derive(Debug)]
+enum State {
+    /// Reading a request head (`since`: the first byte of it, if any arrived).
+    Head { since: Option<Instant> },
+    /// Reading the body of `head`.
+    Body {
+        head: Box<Head>,
+        body: Body,
+        since: Instant,
+    },
+    /// A POST whose answer has not begun: the first message for its stream decides
+    /// between a JSON answer and an event stream.
+    Waiting { session: String, stream: u64 },
+    /// Sending an event stream.
+    Streaming { session: String, stream: u64 },
+    /// Everything is written, then the connection closes.
+    Closing,
+}
+
+#[derive(Debug)]
+struct Conn {
+    input: Vec<u8>,
+    out: OutBuf,
+    state: State,
+    /// The last request ended or the last byte was queued: for the idle and keep-alive
+    /// deadlines.
+    last: Instant,
+    /// The client asked to close after the current answer.
+    close_after: bool,
+    /// The peer closed its side; no further request will come.
+    eof: bool,
+}
+
+/// One stream of a session: the GET stream (number 0) or the answer stream of a POST.
+#[derive(Debug, Default)]
+struct Stream {
+    /// The connection it is written to, if one is attached.
+    conn: Option<usize>,
+    /// Events kept (sent for replay, then unsent), as (sequence, SSE event bytes).
+    events: VecDeque<(u64, Vec<u8>)>,
+    /// Bytes held in `events`.
+    bytes: usize,
+    /// The last sequence number written to a connection.
+    sent: u64,
+    /// Its request was answered: the stream ends after its last event.
+    done: bool,
+    /// When the stream was last written to or detached, for dropping unclaimed POST
+    /// streams.
+    last: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Session {
+    gw: SessionId,
+    /// Serves the HTTP+SSE transport of 2024-11-05: everything goes on stream 0, and the
+    /// session ends with that stream.
+    legacy: bool,
+    streams: HashMap<u64, Stream>,
+    next_stream: u64,
+    next_event: u64,
+    /// Request ids (raw JSON) in flight, and the stream of each.
+    requests: HashMap<Vec<u8>, u64>,
+    /// Progress tokens (raw JSON) of requests in flight, and their stream.
+    tokens: HashMap<Vec<u8>, u64>,
+    /// The last request, or the last moment a stream was open.
+    last: Instant,
+    /// Events dropped for want of a reader, reported once per run of drops.
+    dropped: u64,
+}
+
+/// The HTTP front: connections and the sessions they serve.
+#[derive(Debug)]
+pub struct HttpFront {
+    settings: Settings,
+    conns: Vec<Option<Conn>>,
+    open_conns: usize,
+    sessions: HashMap<String, Session>,
+}
+
+#[derive(Deserialize)]
+struct Params<'a> {
+    #[serde(borrow, rename = "_meta")]
+    meta: Option<Meta<'a>>,
+    #[serde(borrow, rename = "progressToken")]
+    token: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Meta<'a> {
+    #[serde(borrow, rename = "progressToken")]
+    token: Option<&'a RawValue>,
+}
+
+/// The progress token a request names (`params._meta.progressToken`), or that a
+/// progress notification carries (`params.progressToken`).
+fn progress_token(params: Option<&RawValue>) -> Option<Vec<u8>> {
+    let p: Params<'_> = serde_json::from_str(params?.get()).ok()?;
+    p.meta
+        .and_then(|m| m.token)
+        .or(p.token)
+        .map(|t| t.get().as_bytes().to_vec())
+}
+
+/// A fresh session id: 128 random bits, hex.
+fn mint_id() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// Whether `origin` names a loopback host (`http://localhost:3000`, `https://127.0.0.1`,
+/// `http://[::1]:8080`).
+fn loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        rest.split([':', '/']).next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost") || host == "::1" || host.starts_with("127.")
+}
+
+/// One SSE event carrying `data` (one JSON line), with id `stream.seq`.
+fn sse_event(stream: u64, seq: u64, name: Option<&str>, data: &[u8]) -> Vec<u8> {
+    let mut e = Vec::with_capacity(data.len() + 48);
+    e.extend_from_slice(format!("id: {stream}.{seq}\n").as_bytes());
+    if let Some(name) = name {
+        e.extend_from_slice(format!("event: {name}\n").as_bytes());
+    }
+    e.extend_from_slice(b"data: ");
+    e.extend_from_slice(data);
+    e.extend_from_slice(b"\n\n");
+    e
+}
+
+/// Appends one chunk of chunked transfer coding.
+fn chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A JSON-RPC error body with a null id.
+fn error_body(code: i64, text: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    message::write_error(&mut b, b"null", code, text);
+    if b.last() == Some(&b'\n') {
+        b.pop();
+    }
+    b
+}
+
+impl HttpFront {
+    /// A front with `settings` and no connection.
+    pub fn new(settings: Settings) -> HttpFront {
+        HttpFront {
+            settings,
+            conns: Vec::new(),
+            open_conns: 0,
+            sessions: HashMap::new(),
+        }
+    }
+
+    /// How many sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// A new connection: returns its number (slots are reused). Over `max_connections`
+    /// it is answered 503 and closes.
+    pub fn accept(&mut self, now: Instant) -> usize {
+        let conn = Conn {
+            input: Vec::new(),
+            out: OutBuf::default(),
+            state: State::Head { since: None },
+            last: now,
+            close_after: false,
+            eof: false,
+        };
+        let c = match self.conns.iter().position(Option::is_none) {
+            Some(c) => {
+                self.conns[c] = Some(conn);
+                c
+            }
+            None => {
+                self.conns.push(Some(conn));
+                self.conns.len() - 1
+            }
+        };
+        self.open_conns += 1;
+        if self.open_conns > self.settings.max_connections {
+            log::warn!(
+                "HTTP: {} connections open, more than max_connections ({}); answering 503",
+                self.open_conns,
+                self.settings.max_connections
+            );
+            self.fail(c, 503, "too many connections; try again later", &[]);
+        }
+        c
+    }
+
+    /// Whether connection `c` takes more input now (it is between requests or reading
+    /// one, and its buffer is within bounds).
+    pub fn wants_input(&self, c: usize) -> bool {
+        let Some(Some(conn)) = self.conns.get(c) else {
+            return false;
+        };
+        match conn.state {
+            State::Head { .. } => conn.input.len() <= HEAD_MAX,
+            State::Body { .. } => true,
+            // A request behind one in progress waits in the socket (pipelining is rare
+            // and needs no reading ahead); a stream's connection is read for its EOF.
+            State::Waiting { .. } | State::Streaming { .. } => conn.input.len() < 4096,
+            State::Closing => false,
+        }
+    }
+
+    /// The buffer the runtime appends what it read from `c` to.
+    pub fn input(&mut self, c: usize) -> Option<&mut Vec<u8>> {
+        Some(&mut self.conns.get_mut(c)?.as_mut()?.input)
+    }
+
+    /// What waits to be written to `c`.
+    pub fn output(&mut self, c: usize) -> Option<&mut OutBuf> {
+        Some(&mut self.conns.get_mut(c)?.as_mut()?.out)
+    }
+
+    /// Whether `c` is finished: everything written and nothing more to come.
+    pub fn should_close(&self, c: usize) -> bool {
+        match self.conns.get(c) {
+            Some(Some(conn)) => {
+                conn.out.is_empty()
+                    && (matches!(conn.state, State::Closing)
+                        || (conn.eof && matches!(conn.state, State::Head { .. })))
+            }
+            _ => true,
+        }
+    }
+
+    /// The connections there are (for the runtime to find output to write).
+    pub fn conn_ids(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.conns.len()).filter(|&c| self.conns[c].is_some())
+    }
+
+    /// The peer closed its sending side of `c`.
+    pub fn on_eof(&mut self, now: Instant, c: usize, gw: &mut Gateway) {
+        if let Some(Some(conn)) = self.conns.get_mut(c) {
+            conn.eof = true;
+        }
+        self.on_input(now, c, gw);
+    }
+
+    /// Connection `c` is gone (closed by either side or failed): its stream, if any, is
+    /// detached and kept for resumption; a legacy SSE session ends with it.
+    pub fn on_closed(&mut self, now: Instant, c: usize, gw: &mut Gateway) {
+        let Some(conn) = self.conns.get_mut(c).and_then(Option::take) else {
+            return;
+        };
+        self.open_conns -= 1;
+        if let State::Waiting { session, stream } | State::Streaming { session, stream } =
+            conn.state
+        {
+            let legacy = match self.sessions.get_mut(&session) {
+                Some(s) => {
+                    s.last = now;
+                    if let Some(st) = s.streams.get_mut(&stream) {
+                        st.conn = None;
+                        st.last = Some(now);
+                    }
+                    s.legacy
+                }
+                None => false,
+            };
+            if legacy {
+                self.end_session(now, &session, gw);
+            }
+        }
+    }
+
+    /// Handles what arrived on `c`: parses requests and serves them, as far as the input
+    /// goes.
+    pub fn on_input(&mut self, now: Instant, c: usize, gw: &mut Gateway) {
+        // Each round serves one request; a connection holds at most a few in its bounded
+        // buffer, so the rounds are bounded by the buffer.
+        for _ in 0..64 {
+            let Some(Some(conn)) = self.conns.get_mut(c) else {
+                return;
+            };
+            match &mut conn.state {
+                State::Head { since } => {
+                    if conn.input.is_empty() {
+                        return;
+                    }
+                    since.get_or_insert(now);
+                    match head::parse_head(&conn.input) {
+                        Ok(None) if conn.input.len() > HEAD_MAX => {
+                            self.fail(c, 431, &HeadError::TooLarge.message(), &[]);
+                            return;
+                        }
+                        Ok(None) => {
+                            if conn.eof {
+                                conn.state = State::Closing;
+                            }
+                            return;
+                        }
+                        Err(e) => {
+                            self.fail(c, e.status(), &e.message(), &[]);
+                            return;
+                        }
+                        Ok(Some((head, len))) => {
+                            conn.input.drain(..len);
+                            conn.close_after = head.close;
+                            let body = Body::new(&head, self.settings.max_body);
+                            if body.declared_too_large() {
+                                let text = format!(
+                                    "request body of {} bytes is over the limit of {} (max_message_bytes)",
+                                    head.content_length.unwrap_or(0),
+                                    self.settings.max_body
+                                );
+                                self.fail(c, 413, &text, &[]);
+                                return;
+                            }
+                            if head.expect_continue {
+                                let line = b"HTTP/1.1 100 Continue\r\n\r\n";
+                                conn.out.buf().extend_from_slice(line);
+                            }
+                            let since = since.unwrap_or(now);
+                            conn.state = State::Body {
+                                head: Box::new(head),
+                                body,
+                                since,
+                            };
+                        }
+                    }
+                }
+                State::Body { body, .. } => {
+                    let (used, status) = body.feed(&conn.input);
+                    conn.input.drain(..used);
+                    match status {
+                        BodyStatus::More => {
+                            if conn.eof {
+                                conn.state = State::Closing;
+                            }
+                            return;
+                        }
+                        BodyStatus::TooLarge => {
+                            let text = format!(
+                                "request body is over the limit of {} bytes (max_message_bytes)",
+                                self.settings.max_body
+                            );
+                            self.fail(c, 413, &text, &[]);
+                            return;
+                        }
+                        BodyStatus::Malformed(why) => {
+                            self.fail(c, 400, &format!("malformed chunked body: {why}"), &[]);
+                            return;
+                        }
+                        BodyStatus::Done => {
+                            let State::Body { head, body, .. } =
+                                std::mem::replace(&mut conn.state, State::Head { since: None })
+                            else {
+                                return;
+                            };
+                            conn.last = now;
+                            self.serve(now, c, &head, &body.data, gw);
+                        }
+                    }
+                }
+                State::Waiting { .. } | State::Streaming { .. } | State::Closing => return,
+            }
+        }
+    }
+
+    /// Queues a complete answer on `c`; with `close`, the connection closes after it.
+    fn respond(
+        &mut self,
+        c: usize,
+        status: u16,
+        headers: &[(&str, &str)],
+        content_type: &str,
+        body: &[u8],
+    ) {
+        let Some(Some(conn)) = self.conns.get_mut(c) else {
+            return;
+        };
+        let close = conn.close_after || matches!(conn.state, State::Closing);
+        let out = conn.out.buf();
+        out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
+        for (k, v) in headers {
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        if !content_type.is_empty() {
+            out.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+        }
+        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        if close {
+            conn.state = State::Closing;
+        }
+    }
+
+    /// Answers `c` with an error status and a JSON-RPC error body saying `text`.
+    fn reject(&mut self, c: usize, status: u16, text: &str, headers: &[(&str, &str)]) {
+        let code = if status == 400 { -32600 } else { -32000 };
+        log::debug!("HTTP: {status} {text}");
+        self.respond(
+            c,
+            status,
+            headers,
+            "application/json",
+            &error_body(code, text),
+        );
+    }
+
+    /// Answers `c` with an error and closes it (the request could not be framed).
+    fn fail(&mut self, c: usize, status: u16, text: &str, headers: &[(&str, &str)]) {
+        if let Some(Some(conn)) = self.conns.get_mut(c) {
+            conn.state = State::Closing;
+            conn.input.clear();
+        }
+        self.reject(c, status, text, headers);
+    }
+
+    /// Checks what every request must pass: its origin and its token.
+    fn admit(&mut self, c: usize, head: &Head) -> bool {
+        if let Some(origin) = head.origin.as_deref() {
+            let allowed = loopback_origin(origin)
+                || self
+                    .settings
+                    .allowed_origins
+                    .iter()
+                    .any(|o| o == "*" || o.eq_ignore_ascii_case(origin));
+            if !allowed {
+                let text = format!("origin {origin:?} is not allowed; add it to http.allowed_origins in gangway's config");
+                self.reject(c, 403, &text, &[]);
+                return false;
+            }
+        }
+        if self.settings.tokens.is_empty() {
+            return true;
+        }
+        let given = head
+            .authorization
+            .as_deref()
+            .and_then(|a| {
+                a.strip_prefix("Bearer ")
+                    .or_else(|| a.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .unwrap_or("");
+        let mut ok = subtle::Choice::from(0);
+        for t in &self.settings.tokens {
+            ok |= subtle::ConstantTimeEq::ct_eq(t.as_bytes(), given.as_bytes());
+        }
+        if bool::from(ok) {
+            return true;
+        }
+        let text = if head.authorization.is_some() {
+            "the bearer token is not one of http.tokens"
+        } else {
+            "authentication required: send Authorization: Bearer <token> with a token from http.tokens"
+        };
+        self.reject(c, 401, text, &[("WWW-Authenticate", "Bearer")]);
+        false
+    }
+
+    /// Serves one complete request.
+    fn serve(&mut self, now: Instant, c: usize, head: &Head, body: &[u8], gw: &mut Gateway) {
+        if !self.admit(c, head) {
+            return;
+        }
+        match (head.path.as_str(), head.method.as_str()) {
+            ("/mcp", "POST") => self.post(now, c, head, body, gw),
+            ("/mcp", "GET") => self.get(now, c, head),
+            ("/mcp", "DELETE") => self.delete(now, c, head, gw),
+            ("/sse", "GET") => self.legacy_open(now, c, head, gw),
+            ("/messages" | "/message", "POST") => self.legacy_post(now, c, head, body, gw),
+            ("/mcp", _) => self.reject(
+                c,
+                405,
+                "use POST, GET or DELETE on /mcp",
+                &[("Allow", "GET, POST, DELETE")],
+            ),
+            ("/sse", _) => self.reject(c, 405, "use GET on /sse", &[("Allow", "GET")]),
+            ("/messages" | "/message", _) => {
+                self.reject(c, 405, "use POST on /messages", &[("Allow", "POST")]);
+            }
+            (path, _) => {
+                let text = format!("no such endpoint {path:?}: MCP is served on /mcp (Streamable HTTP) and /sse (HTTP+SSE)");
+                self.reject(c, 404, &text, &[]);
+            }
+        }
+    }
+
+    /// The session a request names, answering 400 or 404 when it names none or an
+    /// unknown one; also checks `MCP-Protocol-Version`.
+    fn session_of(&mut self, now: Instant, c: usize, head: &Head) -> Option<String> {
+        if let Some(v) = head.protocol_version.as_deref() {
+            if !VERSIONS.contains(&v) {
+                let text = format!(
+                    "unsupported MCP-Protocol-Version {v:?}; gangway serves {}",
+                    VERSIONS.join(", ")
+                );
+                self.reject(c, 400, &text, &[]);
+                return None;
+            }
+        }
+        let Some(id) = head.session_id.as_deref() else {
+            self.reject(
+                c,
+                400,
+                "Mcp-Session-Id header is required (send initialize first to get one)",
+                &[],
+            );
+            return None;
+        };
+        match self.sessions.get_mut(id) {
+            Some(s) if !s.legacy => {
+                s.last = now;
+                Some(id.to_string())
+            }
+            _ => {
+                self.reject(
+                    c,
+                    404,
+                    "session not found (it ended or expired); initialize a new one",
+                    &[],
+                );
+                None
+            }
+        }
+    }
+
+    fn post(&mut self, now: Instant, c: usize, head: &Head, body: &[u8], gw: &mut Gateway) {
+        if !(head.accepts("application/json") && head.accepts("text/event-stream")) {
+            self.reject(
+                c,
+                406,
+                "Accept must list both application/json and text/event-stream",
+                &[],
+            );
+            return;
+        }
+        if !head.content_type.starts_with("application/json") {
+            self.reject(c, 415, "Content-Type must be application/json", &[]);
+            return;
+        }
+        let line = one_line(body);
+        self.post_line(now, c, head, &line, gw);
+    }
+
+    fn post_line(&mut self, now: Instant, c: usize, head: &Head, line: &[u8], gw: &mut Gateway) {
+        let msg = match Message::parse(line) {
+            Ok(m) => m,
+            Err(e) => {
+                self.reject(c, 400, &e.reason, &[]);
+                return;
+            }
+        };
+        let initialize = msg.kind == Kind::Request && msg.method == Some("initialize");
+        let sid = if initialize && head.session_id.is_none() {
+            if self.sessions.len() >= self.settings.max_sessions {
+                let text = format!(
+                    "{} sessions are open (http.max_sessions); try again later",
+                    self.sessions.len()
+                );
+                self.reject(c, 503, &text, &[]);
+                return;
+            }
+            let Some(id) = mint_id() else {
+                self.reject(c, 503, "no randomness for a session id; try again", &[]);
+                return;
+            };
+            let gs = gw.open_session();
+            self.sessions
+                .insert(id.clone(), Session::new(gs, false, now));
+            log::info!("HTTP: session {} opened", short(&id));
+            id
+        } else {
+            match self.session_of(now, c, head) {
+                Some(id) => id,
+                None => return,
+            }
+        };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if msg.kind == Kind::Request {
+            let stream = s.next_stream;
+            s.next_stream += 1;
+            s.streams.insert(
+                stream,
+                Stream {
+                    conn: Some(c),
+                    ..Stream::default()
+                },
+            );
+            if let Some(id) = msg.id {
+                s.requests.insert(id.get().as_bytes().to_vec(), stream);
+            }
+            if let Some(t) = progress_token(msg.params) {
+                s.tokens.insert(t, stream);
+            }
+            if let Some(Some(conn)) = self.conns.get_mut(c) {
+                conn.state = State::Waiting {
+                    session: sid.clone(),
+                    stream,
+                };
+            }
+            gw.on_client_line(now, s.gw, line);
+        } else {
+            gw.on_client_line(now, s.gw, line);
+            self.respond(c, 202, &[("Mcp-Session-Id", &sid)], "", b"");
+        }
+    }
+
+    fn get(&mut self, now: Instant, c: usize, head: &Head) {
+        if !head.accepts("text/event-stream") {
+            self.reject(c, 406, "Accept must list text/event-stream", &[]);
+            return;
+        }
+        let Some(sid) = self.session_of(now, c, head) else {
+            return;
+        };
+        let (stream, after) = match head.last_event_id.as_deref().and_then(parse_event_id) {
+            Some((stream, seq)) => (stream, Some(seq)),
+            None => (0, None),
+        };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if stream != 0 && !s.streams.contains_key(&stream) {
+            self.reject(
+                c,
+                404,
+                "that stream is gone: its events are no longer kept",
+                &[],
+            );
+            return;
+        }
+        let st = s.streams.entry(stream).or_default();
+        if let Some(old) = st.conn {
+            if old != c && stream == 0 && after.is_none() {
+                self.reject(c, 409, "this session's GET stream is already open", &[]);
+                return;
+            }
+        }
+        let old = st.conn.replace(c);
+        if let Some(after) = after {
+            st.sent = after;
+        }
+        if let Some(old) = old.filter(|&o| o != c) {
+            // The resumed stream moves to the new connection; the old one ends.
+            if let Some(Some(conn)) = self.conns.get_mut(old) {
+                conn.state = State::Closing;
+                chunk_end(&mut conn.out);
+            }
+        }
+        self.start_stream(c, &sid, stream);
+        self.flush_stream(now, &sid, stream);
+    }
+
+    fn delete(&mut self, now: Instant, c: usize, head: &Head, gw: &mut Gateway) {
+        let Some(sid) = self.session_of(now, c, head) else {
+            return;
+        };
+        self.end_session(now, &sid, gw);
+        self.respond(c, 200, &[], "", b"");
+    }
+
+    fn legacy_open(&mut self, now: Instant, c: usize, head: &Head, gw: &mut Gateway) {
+        if !head.accepts("text/event-stream") {
+            self.reject(c, 406, "Accept must list text/event-stream", &[]);
+            return;
+        }
+        if self.sessions.len() >= self.settings.max_sessions {
+            self.reject(
+                c,
+                503,
+                "too many sessions (http.max_sessions); try again later",
+                &[],
+            );
+            return;
+        }
+        let Some(id) = mint_id() else {
+            self.reject(c, 503, "no randomness for a session id; try again", &[]);
+            return;
+        };
+        let gs = gw.open_session();
+        let mut s = Session::new(gs, true, now);
+        s.streams.insert(
+            0,
+            Stream {
+                conn: Some(c),
+                ..Stream::default()
+            },
+        );
+        self.sessions.insert(id.clone(), s);
+        log::info!("HTTP: legacy SSE session {} opened", short(&id));
+        self.start_stream(c, &id, 0);
+        let endpoint = format!("/messages?sessionId={id}");
+        self.push(now, &id, 0, Some("endpoint"), endpoint.as_bytes());
+    }
+
+    fn legacy_post(&mut self, now: Instant, c: usize, head: &Head, body: &[u8], gw: &mut Gateway) {
+        let sid = head
+            .query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("sessionId="))
+            .unwrap_or("")
+            .to_string();
+        let gs = match self.sessions.get_mut(&sid) {
+            Some(s) if s.legacy => {
+                s.last = now;
+                s.gw
+            }
+            _ => {
+                self.reject(
+                    c,
+                    404,
+                    "session not found: open GET /sse first and post to the endpoint it names",
+                    &[],
+                );
+                return;
+            }
+        };
+        let line = one_line(body);
+        if let Err(e) = Message::parse(&line) {
+            self.reject(c, 400, &e.reason, &[]);
+            return;
+        }
+        gw.on_client_line(now, gs, &line);
+        self.respond(c, 202, &[], "text/plain", b"Accepted");
+    }
+
+    /// Writes the head of an event stream on `c`.
+    fn start_stream(&mut self, c: usize, sid: &str, stream: u64) {
+        let Some(Some(conn)) = self.conns.get_mut(c) else {
+            return;
+        };
+        conn.state = State::Streaming {
+            session: sid.to_string(),
+            stream,
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nMcp-Session-Id: {sid}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        let out = conn.out.buf();
+        out.extend_from_slice(head.as_bytes());
+        chunk(out, format!("retry: {RETRY_MS}\n\n").as_bytes());
+    }
+
+    /// Ends session `sid` as DELETE does.
+    fn end_session(&mut self, now: Instant, sid: &str, gw: &mut Gateway) {
+        let Some(s) = self.sessions.remove(sid) else {
+            return;
+        };
+        gw.close_session(now, s.gw);
+        for st in s.streams.values() {
+            if let Some(Some(conn)) = st.conn.and_then(|c| self.conns.get_mut(c)) {
+                if matches!(conn.state, State::Streaming { .. }) {
+                    chunk_end(&mut conn.out);
+                }
+                conn.state = State::Closing;
+            }
+        }
+        log::info!("HTTP: session {} ended", short(sid));
+    }
+
+    /// Takes every complete line the gateway wrote for the front's sessions and routes
+    /// it to its stream.
+    pub fn pump(&mut self, now: Instant, gw: &mut Gateway) {
+        let ids: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| gw.session_backlog(s.gw) > 0)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for sid in ids {
+            let Some(gs) = self.sessions.get(&sid).map(|s| s.gw) else {
+                continue;
+            };
+            let Some(out) = gw.session_out(gs) else {
+                continue;
+            };
+            let pending = out.pending();
+            let Some(end) = memchr::memrchr(b'\n', pending) else {
+                continue;
+            };
+            let lines: Vec<Vec<u8>> = pending[..end]
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+            out.consume(end + 1);
+            for line in lines {
+                self.route(now, &sid, &line);
+            }
+        }
+    }
+
+    /// Sends one line of session `sid` to the stream it belongs to.
+    fn route(&mut self, now: Instant, sid: &str, line: &[u8]) {
+        let Some(s) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        if s.legacy {
+            self.push(now, sid, 0, Some("message"), line);
+            return;
+        }
+        let (stream, answer) = match Message::parse(line) {
+            Ok(m) if m.kind == Kind::Response => {
+                let key =
+                    m.id.map(|i| i.get().as_bytes().to_vec())
+                        .unwrap_or_default();
+                match s.requests.remove(&key) {
+                    Some(st) => {
+                        s.tokens.retain(|_, v| *v != st);
+                        (st, true)
+                    }
+                    None => (0, false),
+                }
+            }
+            Ok(m) if m.method == Some("notifications/progress") => {
+                let st = progress_token(m.params).and_then(|t| s.tokens.get(&t).copied());
+                (st.unwrap_or(0), false)
+            }
+            Ok(m) if m.kind == Kind::Request && !s.has_reader(0) => {
+                (s.newest_open_post().unwrap_or(0), false)
+            }
+            _ => (0, false),
+        };
+        // A one-message answer to a POST still waiting goes as plain JSON.
+        if answer {
+            if let Some(c) = s.streams.get(&stream).and_then(|st| st.conn) {
+                let waiting = matches!(
+                    self.conns.get(c),
+                    Some(Some(Conn {
+                        state: State::Waiting { .. },
+                        ..
+                    }))
+                );
+                if waiting {
+                    s.streams.remove(&stream);
+                    if let Some(Some(conn)) = self.conns.get_mut(c) {
+                        conn.state = State::Head { since: None };
+                        conn.last = now;
+                    }
+                    let sid = sid.to_string();
+                    self.respond(
+                        c,
+                        200,
+                        &[("Mcp-Session-Id", &sid)],
+                        "application/json",
+                        line,
+                    );
+                    return;
+                }
+            }
+        }
+        if let Some(c) = s.streams.get(&stream).and_then(|st| st.conn) {
+            if matches!(
+                self.conns.get(c),
+                Some(Some(Conn {
+                    state: State::Waiting { .. },
+                    ..
+                }))
+            ) {
+                self.start_stream(c, sid, stream);
+            }
+        }
+        self.push(now, sid, stream, None, line);
+        if answer {
+            if let Some(st) = self
+                .sessions
+                .get_mut(sid)
+                .and_then(|s| s.streams.get_mut(&stream))
+            {
+                st.done = true;
+            }
+            self.flush_stream(now, sid, stream);
+        }
+    }
+
+    /// Appends an event to a stream and writes what its connection can take.
+    fn push(&mut self, now: Instant, sid: &str, stream: u64, name: Option<&str>, data: &[u8]) {
+        let Some(s) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        s.next_event += 1;
+        let seq = s.next_event;
+        let event = sse_event(stream, seq, name, data);
+        let st = s.streams.entry(stream).or_default();
+        st.bytes += event.len();
+        st.events.push_back((seq, event));
+        // Keep within the replay bound: sent events go first; unsent ones only when a
+        // stream with no reader overflows (then the client has lost them, and hears so in
+        // the log).
+        let mut dropped = 0;
+        while st.events.len() > 1
+            && (st.bytes > REPLAY_BYTES || st.events.len() > REPLAY_EVENTS + 1024)
+        {
+            let Some((seq0, e)) = st.events.pop_front() else {
+                break;
+            };
+            st.bytes -= e.len();
+            if seq0 > st.sent {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            if s.dropped == 0 {
+                log::warn!(
+                    "HTTP: session {}: no one reads stream {stream}; dropping its oldest messages to stay within {} bytes",
+                    short(sid),
+                    REPLAY_BYTES
+                );
+            }
+            s.dropped += dropped;
+        }
+        self.flush_stream(now, sid, stream);
+    }
+
+    /// Writes a stream's unsent events to its connection, ends the response when its
+    /// request is answered, and cuts a connection that does not read.
+    fn flush_stream(&mut self, now: Instant, sid: &str, stream: u64) {
+        let Some(s) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        let Some(st) = s.streams.get_mut(&stream) else {
+            return;
+        };
+        let Some(c) = st.conn else {
+            return;
+        };
+        let Some(Some(conn)) = self.conns.get_mut(c) else {
+            st.conn = None;
+            return;
+        };
+        if !matches!(conn.state, State::Streaming { .. }) {
+            return;
+        }
+        let from = st.sent;
+        for (seq, e) in st.events.iter().filter(|(seq, _)| *seq > from) {
+            chunk(conn.out.buf(), e);
+            st.sent = *seq;
+        }
+        conn.last = now;
+        // Sent events beyond the replay window are let go.
+        while st.events.len() > REPLAY_EVENTS
+            && st.events.front().is_some_and(|(seq, _)| *seq <= st.sent)
+        {
+            if let Some((_, e)) = st.events.pop_front() {
+                st.bytes -= e.len();
+            }
+        }
+        if st.done {
+            chunk_end(&mut conn.out);
+            conn.state = if conn.close_after {
+                State::Closing
+            } else {
+                State::Head { since: None }
+            };
+            st.conn = None;
+            st.last = Some(now);
+        } else if conn.out.len() > SLOW_READER_MAX {
+            log::warn!(
+                "HTTP: session {}: a client is not reading its event stream ({} bytes waiting); closing that connection, the session stays and can resume",
+                short(sid),
+                conn.out.len()
+            );
+            conn.state = State::Closing;
+            conn.out.clear();
+            st.conn = None;
+            // What it did not read is sent again on resumption.
+            st.sent = st.events.front().map_or(st.sent, |(seq, _)| seq - 1);
+            st.last = Some(now);
+        }
+    }
+
+    /// The next instant something is due (a slow request, an idle connection, a
+    /// keep-alive comment, a session's expiry).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let conns = self.conns.iter().flatten().filter_map(|c| match c.state {
+            State::Head { since: Some(t) } | State::Body { since: t, .. } => {
+                Some(t + REQUEST_DEADLINE)
+            }
+            State::Head { since: None } => Some(c.last + IDLE_CONNECTION),
+            State::Streaming { .. } => Some(c.last + KEEP_ALIVE),
+            _ => None,
+        });
+        let sessions = self
+            .sessions
+            .values()
+            .filter(|s| !s.streams.values().any(|st| st.conn.is_some()))
+            .map(|s| s.last + self.settings.session_timeout);
+        conns.chain(sessions).min()
+    }
+
+    /// Does what is due at `now`.
+    pub fn on_timer(&mut self, now: Instant, gw: &mut Gateway) {
+        for c in 0..self.conns.len() {
+            let Some(Some(conn)) = self.conns.get_mut(c) else {
+                continue;
+            };
+            match conn.state {
+                State::Head { since: Some(t) } | State::Body { since: t, .. }
+                    if now >= t + REQUEST_DEADLINE =>
+                {
+                    self.fail(c, 408, "the request did not arrive in time", &[]);
+                }
+                State::Head { since: None } if now >= conn.last + IDLE_CONNECTION => {
+                    conn.state = State::Closing;
+                }
+                State::Streaming { .. } if now >= conn.last + KEEP_ALIVE => {
+                    chunk(conn.out.buf(), b": keep-alive\n\n");
+                    conn.last = now;
+                }
+                _ => {}
+            }
+        }
+        let expired: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                !s.streams.values().any(|st| st.conn.is_some())
+                    && now >= s.last + self.settings.session_timeout
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for sid in expired {
+            log::info!("HTTP: session {} expired", short(&sid));
+            self.end_session(now, &sid, gw);
+        }
+    }
+}
+
+/// A request body as the one line the gateway frames: JSON needs no newline outside
+/// strings and can have none inside one, so a pretty-printed body loses only whitespace.
+fn one_line(body: &[u8]) -> Vec<u8> {
+    body.trim_ascii()
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\n' && b != b'\r')
+        .collect()
+}
+
+/// Ends a chunked response.
+fn chunk_end(out: &mut OutBuf) {
+    out.buf().extend_from_slice(b"0\r\n\r\n");
+}
+
+/// `stream.seq` from an SSE event id.
+fn parse_event_id(id: &str) -> Option<(u64, u64)> {
+    let (a, b) = id.trim().split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// The first characters of a session id, enough to tell sessions apart in the log without
+/// printing the whole credential.
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+impl Session {
+    fn new(gw: SessionId, legacy: bool, now: Instant) -> Session {
+        Session {
+            gw,
+            legacy,
+            streams: HashMap::new(),
+            next_stream: 1,
+            next_event: 0,
+            requests: HashMap::new(),
+            tokens: HashMap::new(),
+            last: now,
+            dropped: 0,
+        }
+    }
+
+    /// Whether stream `n` has a connection.
+    fn has_reader(&self, n: u64) -> bool {
+        self.streams.get(&n).is_some_and(|st| st.conn.is_some())
+    }
+
+    /// The newest POST stream with a connection, still waiting for its answer.
+    fn newest_open_post(&self) -> Option<u64> {
+        self.streams
+            .iter()
+            .filter(|(&n, st)| n != 0 && st.conn.is_some() && !st.done)
+            .map(|(&n, _)| n)
+            .max()
+    }
+}
+
+#[cfg(test)]
+mod tests;
