@@ -1,4 +1,5 @@
-//! gangway between the MCP Python SDK (`mcp` 2.3.0, as the client) and real servers:
+//! gangway between the MCP Python SDK (`mcp` 2.3.0, as the client, over stdio, Streamable
+//! HTTP and HTTP+SSE) and real servers:
 //! `@modelcontextprotocol/server-everything` (backend `everything`) and `mcp-server-time`
 //! (backend `time`). Each test writes a config, runs one scenario of `sdk_client.py` with the
 //! gangway binary, and expects its `ok` line; the scenario's assertions live in the script.
@@ -147,17 +148,18 @@ fn config(peers: &Peers, setup: Setup) -> Value {
     }
 }
 
-/// Runs `scenario` of sdk_client.py against gangway set up as `setup`, and expects its
-/// `ok` line and exit status 0.
-fn scenario(name: &str, setup: Setup) {
+/// Runs `scenario` of sdk_client.py against gangway set up as `setup`, with the client on
+/// `transport` (`stdio`, `http` or `sse`), and expects its `ok` line and exit status 0.
+fn scenario(name: &str, setup: Setup, transport: &str) {
     let Some(peers) = peers() else { return };
-    let scratch = Scratch::new(name);
+    let scratch = Scratch::new(&format!("{name}-{transport}"));
     let config_path = scratch.write_config(&config(&peers, setup));
     let mut child = Command::new("python3")
         .arg(peers.script())
         .arg(name)
         .arg(env!("CARGO_BIN_EXE_gangway"))
         .arg(&config_path)
+        .arg(transport)
         .env("PYTHONPATH", peers.python_path())
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("XDG_CACHE_HOME", scratch.0.join("cache"))
@@ -190,7 +192,7 @@ fn scenario(name: &str, setup: Setup) {
     let passed = status.is_some_and(|s| s.success()) && stdout.lines().any(|l| l == ok_line);
     assert!(
         passed,
-        "scenario {name} failed ({}) with config {}\n--- stdout:\n{stdout}\n--- stderr (the script's, gangway's and the backends'):\n{stderr}",
+        "scenario {name} over {transport} failed ({}) with config {}\n--- stdout:\n{stdout}\n--- stderr (the script's, gangway's and the backends'):\n{stderr}",
         status.map_or(format!("no exit within {DEADLINE:?}, killed"), |s| s.to_string()),
         config_path.display(),
     );
@@ -205,118 +207,78 @@ fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
     })
 }
 
-#[test]
-fn tools_mode_lists_every_tool_of_both_prefixed() {
-    scenario(
-        "tools_mode_lists_every_tool_of_both_prefixed",
-        Setup::EverythingAndTime("tools"),
-    );
+/// Every scenario, with what gangway fronts in it: run over stdio (gangway as the SDK's
+/// subprocess), and again in `http` over Streamable HTTP (one `gangway serve` per
+/// scenario, each SDK session a session of it) and in `sse` over HTTP+SSE.
+macro_rules! scenarios {
+    ($($name:ident => $setup:expr,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                scenario(stringify!($name), $setup, "stdio");
+            }
+        )*
+
+        /// The scenarios through `gangway serve` and the SDK's Streamable HTTP client.
+        mod http {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    scenario(stringify!($name), $setup, "http");
+                }
+            )*
+        }
+    };
 }
 
-#[test]
-fn meta_mode_lists_use_tool_and_discover() {
-    scenario(
-        "meta_mode_lists_use_tool_and_discover",
-        Setup::EverythingAndTime("meta"),
-    );
+scenarios! {
+    tools_mode_lists_every_tool_of_both_prefixed => Setup::EverythingAndTime("tools"),
+    meta_mode_lists_use_tool_and_discover => Setup::EverythingAndTime("meta"),
+    echo_through_use_tool_and_tools_mode => Setup::EverythingAndTime("both"),
+    long_running_progress_reaches_the_client => Setup::EverythingAndTime("tools"),
+    sampling_request_answered_by_client_callback => Setup::EverythingAndTime("tools"),
+    elicitation_round_trip => Setup::EverythingAndTime("tools"),
+    roots_reach_the_backend => Setup::EverythingAndTime("tools"),
+    structured_content_passes_through => Setup::EverythingAndTime("tools"),
+    resources_list_and_read => Setup::EverythingAndTime("meta"),
+    prompts_list_and_get => Setup::EverythingAndTime("meta"),
+    completion_for_prompt_argument => Setup::EverythingAndTime("meta"),
+    logging_reaches_the_client => Setup::EverythingAndTime("tools"),
+    cancellation_of_a_long_call => Setup::EverythingAndTime("tools"),
+    list_changed_reaches_the_client => Setup::EverythingAndTime("tools"),
+    two_instances_server_to_client_requests_route_right => Setup::TwoEverythings,
+    tasks_augmented_call_followed_to_result => Setup::EverythingAndTime("tools"),
 }
 
-#[test]
-fn echo_through_use_tool_and_tools_mode() {
-    scenario(
-        "echo_through_use_tool_and_tools_mode",
-        Setup::EverythingAndTime("both"),
-    );
-}
+/// The SDK's HTTP+SSE client (the 2024-11-05 transport) against `gangway serve`'s `/sse`.
+mod sse {
+    use super::*;
 
-#[test]
-fn long_running_progress_reaches_the_client() {
-    scenario(
-        "long_running_progress_reaches_the_client",
-        Setup::EverythingAndTime("tools"),
-    );
-}
+    #[test]
+    fn echo_through_use_tool_and_tools_mode() {
+        scenario(
+            "echo_through_use_tool_and_tools_mode",
+            Setup::EverythingAndTime("both"),
+            "sse",
+        );
+    }
 
-#[test]
-fn sampling_request_answered_by_client_callback() {
-    scenario(
-        "sampling_request_answered_by_client_callback",
-        Setup::EverythingAndTime("tools"),
-    );
-}
+    #[test]
+    fn long_running_progress_reaches_the_client() {
+        scenario(
+            "long_running_progress_reaches_the_client",
+            Setup::EverythingAndTime("tools"),
+            "sse",
+        );
+    }
 
-#[test]
-fn elicitation_round_trip() {
-    scenario("elicitation_round_trip", Setup::EverythingAndTime("tools"));
-}
-
-#[test]
-fn roots_reach_the_backend() {
-    scenario("roots_reach_the_backend", Setup::EverythingAndTime("tools"));
-}
-
-#[test]
-fn structured_content_passes_through() {
-    scenario(
-        "structured_content_passes_through",
-        Setup::EverythingAndTime("tools"),
-    );
-}
-
-#[test]
-fn resources_list_and_read() {
-    scenario("resources_list_and_read", Setup::EverythingAndTime("meta"));
-}
-
-#[test]
-fn prompts_list_and_get() {
-    scenario("prompts_list_and_get", Setup::EverythingAndTime("meta"));
-}
-
-#[test]
-fn completion_for_prompt_argument() {
-    scenario(
-        "completion_for_prompt_argument",
-        Setup::EverythingAndTime("meta"),
-    );
-}
-
-#[test]
-fn logging_reaches_the_client() {
-    scenario(
-        "logging_reaches_the_client",
-        Setup::EverythingAndTime("tools"),
-    );
-}
-
-#[test]
-fn cancellation_of_a_long_call() {
-    scenario(
-        "cancellation_of_a_long_call",
-        Setup::EverythingAndTime("tools"),
-    );
-}
-
-#[test]
-fn list_changed_reaches_the_client() {
-    scenario(
-        "list_changed_reaches_the_client",
-        Setup::EverythingAndTime("tools"),
-    );
-}
-
-#[test]
-fn two_instances_server_to_client_requests_route_right() {
-    scenario(
-        "two_instances_server_to_client_requests_route_right",
-        Setup::TwoEverythings,
-    );
-}
-
-#[test]
-fn tasks_augmented_call_followed_to_result() {
-    scenario(
-        "tasks_augmented_call_followed_to_result",
-        Setup::EverythingAndTime("tools"),
-    );
+    #[test]
+    fn sampling_request_answered_by_client_callback() {
+        scenario(
+            "sampling_request_answered_by_client_callback",
+            Setup::EverythingAndTime("tools"),
+            "sse",
+        );
+    }
 }

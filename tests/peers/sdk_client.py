@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """End-to-end scenarios: the official MCP Python SDK as gangway's client, real servers behind it.
 
-Usage: python3 tests/peers/sdk_client.py SCENARIO GANGWAY_BIN CONFIG_PATH
+Usage: python3 tests/peers/sdk_client.py SCENARIO GANGWAY_BIN CONFIG_PATH [stdio|http|sse]
 
 Needs the SDK on PYTHONPATH (`.peers/py`, installed by `.ci/run`). The script starts gangway
 through the SDK's `stdio_client` with `--config CONFIG_PATH`, runs one scenario and prints
 `ok SCENARIO` (exit 0), or a failure report (exit 1). The backends' commands are read from the
 same config, so scenarios that compare gangway with a backend seen directly start that backend
 exactly as gangway does.
+
+With `http` (or `sse`) the script starts one `gangway serve` on a free loopback port for the
+scenario and connects every gangway session of it with the SDK's Streamable HTTP client (or
+its HTTP+SSE client): sessions of one scenario then share one gangway and its backends.
 
 Every client session declares sampling, elicitation and roots with callbacks that answer
 deterministically, records logging messages and server notifications, and taps the wire in
@@ -35,6 +39,8 @@ try:
     import anyio
     import mcp_types as types
     from mcp.client.session import ClientSession
+    from mcp.client.sse import sse_client
+    from mcp.client.streamable_http import streamable_http_client
     from mcp.client.stdio import StdioServerParameters, stdio_client
     from mcp.shared.exceptions import MCPDeprecationWarning
 except ImportError as e:  # pragma: no cover - reported to the Rust test
@@ -156,12 +162,22 @@ class Recorder:
         self.changed()
 
 
+def transport(target: StdioServerParameters | str) -> Any:
+    """The SDK transport for `target`: a command (stdio), or a URL (`/sse`: HTTP+SSE, else
+    Streamable HTTP)."""
+    if isinstance(target, StdioServerParameters):
+        return stdio_client(target)
+    if target.endswith("/sse"):
+        return sse_client(target)
+    return streamable_http_client(target)
+
+
 @asynccontextmanager
-async def connect(params: StdioServerParameters, label: str) -> AsyncIterator[tuple[ClientSession, Recorder]]:
-    """An initialized SDK client session with `params` as its server, and its recorder."""
+async def connect(target: StdioServerParameters | str, label: str) -> AsyncIterator[tuple[ClientSession, Recorder]]:
+    """An initialized SDK client session with `target` as its server, and its recorder."""
     rec = Recorder(label)
     RECORDERS.append(rec)
-    async with stdio_client(params) as (read, write):
+    async with transport(target) as (read, write):
         to_session, session_reads = anyio.create_memory_object_stream[Any](0)
         session_writes, from_session = anyio.create_memory_object_stream[Any](0)
 
@@ -207,6 +223,11 @@ class Ctx:
     gangway: str
     config_path: str
     config: dict[str, Any]
+    # The URL of the scenario's `gangway serve`, when the scenario runs over HTTP.
+    url: str | None = None
+
+    def gangway_target(self) -> StdioServerParameters | str:
+        return self.url or self.gangway_params()
 
     def gangway_params(self) -> StdioServerParameters:
         # XDG_CACHE_HOME: each scenario has its own tool catalog, never the user's.
@@ -221,7 +242,7 @@ class Ctx:
 
 
 def through_gangway(ctx: Ctx) -> Any:
-    return connect(ctx.gangway_params(), "gangway")
+    return connect(ctx.gangway_target(), "gangway")
 
 
 def direct(ctx: Ctx, backend: str) -> Any:
@@ -664,17 +685,55 @@ def print_wire(last: int | None) -> None:
             print(f"  {t - start:7.3f} {direction:>3} {text}", file=sys.stderr)
 
 
+@asynccontextmanager
+async def served(ctx: Ctx, path: str) -> AsyncIterator[None]:
+    """Runs `gangway serve` on a free loopback port for the scenario, sets `ctx.url` to its
+    `path` endpoint, and stops it (SIGTERM) at the end; its stderr goes to ours."""
+    env = {k: os.environ[k] for k in ("PATH", "RUST_LOG", "RUST_BACKTRACE", "XDG_CACHE_HOME", "HOME") if k in os.environ}
+    args = [ctx.gangway, "serve", "--config", ctx.config_path, "--listen", "127.0.0.1:0", "--log-level", "debug"]
+    async with await anyio.open_process(args, env=env, stdin=None, stdout=None) as proc:
+        assert proc.stderr is not None
+        buffered = b""
+        with anyio.fail_after(STEP_TIMEOUT):
+            while b"/mcp" not in buffered:
+                chunk = await proc.stderr.receive()
+                buffered += chunk
+        line = next(l for l in buffered.decode().splitlines() if "http://" in l and "/mcp" in l)
+        base = line[line.index("http://") :].split()[0].removesuffix("/mcp")
+        ctx.url = base + path
+        sys.stderr.write(buffered.decode(errors="replace"))
+
+        async def relay() -> None:
+            async for chunk in proc.stderr:
+                sys.stderr.write(chunk.decode(errors="replace"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(relay)
+            try:
+                yield
+            finally:
+                proc.terminate()
+                with anyio.move_on_after(STEP_TIMEOUT):
+                    await proc.wait()
+                tg.cancel_scope.cancel()
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 4 or argv[1] not in SCENARIOS:
-        print(f"usage: {argv[0]} SCENARIO GANGWAY_BIN CONFIG_PATH\nscenarios: {', '.join(SCENARIOS)}")
+    if len(argv) not in (4, 5) or argv[1] not in SCENARIOS or argv[4:] not in ([], ["stdio"], ["http"], ["sse"]):
+        print(f"usage: {argv[0]} SCENARIO GANGWAY_BIN CONFIG_PATH [stdio|http|sse]\nscenarios: {', '.join(SCENARIOS)}")
         return 2
-    scenario, gangway, config_path = argv[1:]
+    scenario, gangway, config_path = argv[1:4]
+    mode = argv[4] if len(argv) == 5 else "stdio"
     with open(config_path) as f:
         ctx = Ctx(gangway, config_path, json.load(f))
 
     async def run() -> None:
         with anyio.fail_after(SCENARIO_TIMEOUT):
-            await SCENARIOS[scenario](ctx)
+            if mode == "stdio":
+                await SCENARIOS[scenario](ctx)
+                return
+            async with served(ctx, "/mcp" if mode == "http" else "/sse"):
+                await SCENARIOS[scenario](ctx)
 
     try:
         anyio.run(run)
