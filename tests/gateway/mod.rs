@@ -12,6 +12,7 @@ mod meta;
 mod names;
 mod reload;
 mod routing;
+mod serve;
 mod sessions;
 mod timeouts;
 mod tools_mode;

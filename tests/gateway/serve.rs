@@ -1,0 +1,256 @@
+//! `gangway serve` from the outside: real sockets, raw HTTP, the README's curl lines, and
+//! sessions sharing (or not) backend processes.
+
+use crate::util::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+/// A running `gangway serve` on a free loopback port.
+struct Served {
+    gw: Gangway,
+    addr: String,
+}
+
+impl Served {
+    fn start(dir: &TempDir, config: &Value, extra: &[&str]) -> Served {
+        let mut cmd = gangway_command(dir, config);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(extra);
+        let gw = Gangway::spawn(cmd);
+        let line = gw.wait_stderr("/mcp", T);
+        let at = line.find("http://").expect("the log names the URL") + "http://".len();
+        let addr = line[at..].split("/mcp").next().unwrap_or("").to_string();
+        Served { gw, addr }
+    }
+
+    /// One request on a fresh connection; returns the status, the head and the body (a
+    /// chunked body decoded).
+    fn request(&self, method: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
+        let mut s = TcpStream::connect(&self.addr).expect("connect to gangway serve");
+        s.set_read_timeout(Some(T)).expect("read timeout");
+        let mut req = format!(
+            "{method} /mcp HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() {
+            req.push_str(
+                "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n",
+            );
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        s.write_all(req.as_bytes()).expect("send the request");
+        let mut r = BufReader::new(s);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).expect("read the head") == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut body = Vec::new();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            loop {
+                let mut size = String::new();
+                r.read_line(&mut size).expect("a chunk size");
+                let n = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
+                let mut chunk = vec![0; n + 2];
+                r.read_exact(&mut chunk).expect("a chunk");
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            r.read_to_end(&mut body).expect("the body");
+        }
+        (status, head, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Opens a session; returns its id.
+    fn session(&self) -> String {
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}});
+        let (status, head, _) = self.request("POST", &[], &init.to_string());
+        assert_eq!(status, 200, "{head}");
+        let sid = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Mcp-Session-Id: "))
+            .expect("a session id")
+            .trim()
+            .to_string();
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        assert_eq!(
+            self.request("POST", &[("Mcp-Session-Id", &sid)], note).0,
+            202
+        );
+        sid
+    }
+
+    /// Calls `tool` in session `sid`; returns the text of its result.
+    fn call(&self, sid: &str, tool: &str) -> String {
+        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                          "params": {"name": tool, "arguments": {}}});
+        let (status, _, body) = self.request("POST", &[("Mcp-Session-Id", sid)], &call.to_string());
+        assert_eq!(status, 200, "{body}");
+        let answer: Value = serde_json::from_str(&body).expect("a JSON answer");
+        ok_text(&answer)
+    }
+}
+
+#[test]
+fn sessions_share_a_backend_and_each_gets_its_own_session_scoped_process() {
+    let dir = TempDir::new();
+    let mut own = mock("own", &[]);
+    own["scope"] = json!("session");
+    let config =
+        json!({"expose": "tools", "backends": {"shared": mock("shared", &[]), "own": own}});
+    let mut served = Served::start(&dir, &config, &[]);
+    let (a, b) = (served.session(), served.session());
+    assert_ne!(a, b);
+    assert_eq!(
+        served.call(&a, "shared__pid"),
+        served.call(&b, "shared__pid"),
+        "one shared process"
+    );
+    let own_a: i32 = served.call(&a, "own__pid").parse().expect("a pid");
+    let own_b: i32 = served.call(&b, "own__pid").parse().expect("a pid");
+    assert_ne!(own_a, own_b, "a process per session");
+    assert_eq!(
+        served.call(&a, "own__pid"),
+        own_a.to_string(),
+        "the session keeps its process"
+    );
+    let (status, _, _) = served.request("DELETE", &[("Mcp-Session-Id", &a)], "");
+    assert_eq!(status, 200);
+    assert_pid_gone(own_a, T);
+    assert_eq!(
+        served.call(&b, "own__pid"),
+        own_b.to_string(),
+        "the other session notices nothing"
+    );
+    let (status, _, _) = served.request(
+        "POST",
+        &[("Mcp-Session-Id", &a)],
+        r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#,
+    );
+    assert_eq!(status, 404, "a deleted session is gone");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(served.gw.pid()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal gangway");
+    assert!(
+        served.gw.wait_exit(T).is_some_and(|s| s.success()),
+        "SIGTERM ends serve cleanly"
+    );
+    assert_pid_gone(own_b, T);
+}
+
+#[test]
+fn the_readmes_curl_lines_work() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let block = readme
+        .split("<!-- serve-curl: run by tests/gateway/serve.rs -->\n```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's serve-curl block");
+    if Command::new("curl").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "curl is needed under CI");
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    let served = Served::start(&dir, &config, &[]);
+    let script = block.replace("127.0.0.1:8000", &served.addr);
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(&script)
+        .output()
+        .expect("run sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(r#""name":"m__echo""#),
+        "tools/list answered: {stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("200"),
+        "DELETE answered 200: {stdout}"
+    );
+    assert!(served
+        .gw
+        .stderr()
+        .iter()
+        .any(|l| l.contains("session") && l.contains("ended")));
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_tokens_and_a_busy_port() {
+    let dir = TempDir::new();
+    let config = json!({"backends": {}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.args(["serve", "--listen", "0.0.0.0:0"]);
+    let mut gw = Gangway::spawn(cmd);
+    assert_eq!(gw.wait_exit(T).and_then(|s| s.code()), Some(2));
+    assert!(
+        gw.stderr().join("\n").contains("without authentication"),
+        "{:?}",
+        gw.stderr()
+    );
+
+    let served = Served::start(&dir, &config, &[]);
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.args(["serve", "--listen", &served.addr]);
+    let mut second = Gangway::spawn(cmd);
+    assert_eq!(second.wait_exit(T).and_then(|s| s.code()), Some(1));
+    let err = second.stderr().join("\n");
+    assert!(
+        err.contains("cannot listen on") && err.contains("--listen"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tokens_from_the_config_guard_every_request() {
+    let dir = TempDir::new();
+    let config = json!({"http": {"tokens": ["${SERVE_TEST_TOKEN}"]}, "backends": {}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.env("SERVE_TEST_TOKEN", "tok-123")
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let gw = Gangway::spawn(cmd);
+    let line = gw.wait_stderr("/mcp", T);
+    let at = line.find("http://").expect("URL") + "http://".len();
+    let served = Served {
+        addr: line[at..].split("/mcp").next().unwrap_or("").to_string(),
+        gw,
+    };
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}"#;
+    let (status, head, _) = served.request("POST", &[], ping);
+    assert_eq!(status, 401);
+    assert!(head.contains("WWW-Authenticate: Bearer"), "{head}");
+    assert_eq!(
+        served
+            .request("POST", &[("Authorization", "Bearer tok-123")], ping)
+            .0,
+        200
+    );
+    let log = served.gw.stderr().join("\n");
+    assert!(!log.contains("tok-123"), "the token is logged: {log}");
+}
