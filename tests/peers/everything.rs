@@ -133,6 +133,9 @@ enum Setup {
     EverythingAndTime(&'static str),
     /// Two server-everything instances, `a` and `b`, in tools mode.
     TwoEverythings,
+    /// server-everything twice in tools mode: `everything` shared, `own` with
+    /// `"scope": "session"`.
+    SharedAndPerSession,
 }
 
 fn config(peers: &Peers, setup: Setup) -> Value {
@@ -145,6 +148,14 @@ fn config(peers: &Peers, setup: Setup) -> Value {
             "expose": "tools",
             "backends": {"a": peers.everything_backend(), "b": peers.everything_backend()},
         }),
+        Setup::SharedAndPerSession => {
+            let mut own = peers.everything_backend();
+            own["scope"] = json!("session");
+            json!({
+                "expose": "tools",
+                "backends": {"everything": peers.everything_backend(), "own": own},
+            })
+        }
     }
 }
 
@@ -249,6 +260,17 @@ scenarios! {
     list_changed_reaches_the_client => Setup::EverythingAndTime("tools"),
     two_instances_server_to_client_requests_route_right => Setup::TwoEverythings,
     tasks_augmented_call_followed_to_result => Setup::EverythingAndTime("tools"),
+}
+
+/// Two SDK sessions of one `gangway serve` at once, sharing one backend process and each
+/// with a session-scoped process of another.
+#[test]
+fn two_http_sessions_share_one_backend_and_hear_only_their_own() {
+    scenario(
+        "two_sessions_share_one_backend_and_hear_only_their_own",
+        Setup::SharedAndPerSession,
+        "http",
+    );
 }
 
 /// The SDK's HTTP+SSE client (the 2024-11-05 transport) against `gangway serve`'s `/sse`.

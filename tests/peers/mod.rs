@@ -2,3 +2,4 @@
 //! the reference servers as its backends, installed into `.peers` by `.ci/run`.
 
 mod everything;
+mod inspector;

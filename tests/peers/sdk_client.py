@@ -640,6 +640,74 @@ async def tasks_augmented_call_followed_to_result(ctx: Ctx) -> None:
         check(f"# Research Report: {topic}" in text, f"tasks/result: {text[:300]!r}")
 
 
+def spawn_mark(env_text: str) -> str:
+    """The GANGWAY_MARK_<instance>=<spawn> entry of a backend's environment (get-env): which
+    of gangway's processes answered."""
+    marks = {k: v for k, v in json.loads(env_text).items() if k.startswith("GANGWAY_MARK_")}
+    check(len(marks) == 1, f"one gangway mark in the backend's environment: {marks}")
+    return next(f"{k}={v}" for k, v in marks.items())
+
+
+async def two_sessions_share_one_backend_and_hear_only_their_own(ctx: Ctx) -> None:
+    """Over HTTP, two SDK sessions of one `gangway serve` at once: `everything` is shared (one
+    process; answers and progress of concurrent calls reach the session that asked), `own` has
+    `"scope": "session"` (a process per session; concurrent sampling requests reach the session
+    whose call made them). A shared backend's request to a client names no request, so it is
+    exact only while one session is calling it: the shared sampling calls take turns."""
+    check(ctx.url is not None, "this scenario runs over http")
+    async with through_gangway(ctx) as (one, rec_one), through_gangway(ctx) as (two, rec_two):
+        sessions = {"one": (one, rec_one), "two": (two, rec_two)}
+        shared = [spawn_mark(text_of(await call(s, "everything__get-env"))) for s, _ in sessions.values()]
+        check(shared[0] == shared[1], f"the shared backend ran two processes: {shared}")
+        own = [spawn_mark(text_of(await call(s, "own__get-env"))) for s, _ in sessions.values()]
+        check(own[0] != own[1], f"the session-scoped backend served both sessions from one process: {own}")
+
+        both_asked = anyio.Event()
+        asked: list[str] = []
+
+        async def gate() -> None:
+            # Holds each session's sampling answer until both requests are out, so the two
+            # session-scoped calls are in flight together.
+            asked.append("x")
+            if len(asked) >= 2:
+                both_asked.set()
+            with anyio.fail_after(STEP_TIMEOUT):
+                await both_asked.wait()
+
+        results: dict[str, str] = {}
+        progress: dict[str, list[float]] = {"one": [], "two": []}
+
+        async def sample(label: str) -> None:
+            session = sessions[label][0]
+            results[label] = text_of(await call(session, "own__trigger-sampling-request", {"prompt": f"asked by {label}"}))
+
+        async def long(label: str) -> None:
+            async def on_progress(p: float, total: float | None, message: str | None) -> None:
+                progress[label].append(p)
+
+            args = {"duration": 0.6, "steps": 3}
+            await call(sessions[label][0], "everything__trigger-long-running-operation", args, progress_callback=on_progress)
+
+        rec_one.sampling_gate = gate
+        rec_two.sampling_gate = gate
+        async with anyio.create_task_group() as tg:
+            for label in sessions:
+                tg.start_soon(sample, label)
+                tg.start_soon(long, label)
+        rec_one.sampling_gate = rec_two.sampling_gate = None
+        for label in sessions:
+            shared_result = text_of(await call(sessions[label][0], "everything__trigger-sampling-request", {"prompt": f"shared, asked by {label}"}))
+            results[f"shared {label}"] = shared_result
+        for label, other in (("one", "two"), ("two", "one")):
+            for key in (label, f"shared {label}"):
+                check(f"asked by {label}" in results[key], f"{key}: the result lacks its own answer: {results[key]!r}")
+                check(f"asked by {other}" not in results[key], f"{key}: the result has {other}'s answer: {results[key]!r}")
+            check(progress[label] == [1, 2, 3], f"{label}'s progress: {progress[label]}")
+        for label, (_, rec) in sessions.items():
+            prompts = [m["params"]["messages"][0]["content"]["text"] for m in rec.incoming() if m.get("method") == "sampling/createMessage"]
+            check(len(prompts) == 2 and all(f"asked by {label}" in p for p in prompts), f"[{label}] sampling requests: {prompts}")
+
+
 SCENARIOS: dict[str, Callable[[Ctx], Any]] = {
     f.__name__: f
     for f in (
@@ -659,6 +727,7 @@ SCENARIOS: dict[str, Callable[[Ctx], Any]] = {
         list_changed_reaches_the_client,
         two_instances_server_to_client_requests_route_right,
         tasks_augmented_call_followed_to_result,
+        two_sessions_share_one_backend_and_hear_only_their_own,
     )
 }
 

@@ -1,0 +1,77 @@
+//! The MCP Inspector's CLI (npm `@modelcontextprotocol/inspector`, installed into `.peers` by
+//! `.ci/run`) lists and calls tools through `gangway serve` with `--transport http`.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::util::*;
+use serde_json::{json, Value};
+
+fn inspector() -> Option<PathBuf> {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(".peers/npm/node_modules/.bin/mcp-inspector");
+    if bin.exists() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the MCP Inspector is missing at {}; `.ci/run` installs it",
+        bin.display()
+    );
+    eprintln!("skipped: the MCP Inspector is not installed; run `.ci/run` to install the peers");
+    None
+}
+
+fn run(bin: &PathBuf, url: &str, args: &[&str]) -> Value {
+    let out = Command::new(bin)
+        .args(["--cli", url, "--transport", "http"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the MCP Inspector");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "inspector {args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("inspector printed no JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn the_inspector_cli_lists_and_calls_tools_over_http() {
+    let Some(bin) = inspector() else { return };
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let gw = Gangway::spawn(cmd);
+    let line = gw.wait_stderr("/mcp", T);
+    let url = line[line.find("http://").expect("the URL in the log")..]
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let listed = run(&bin, &url, &["--method", "tools/list"]);
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .expect("a tool list")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"m__echo"), "{names:?}");
+    let called = run(
+        &bin,
+        &url,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "m__echo",
+            "--tool-arg",
+            "text=hello inspector",
+        ],
+    );
+    assert!(called.to_string().contains("hello inspector"), "{called}");
+}
