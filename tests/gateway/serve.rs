@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
+use std::time::Duration;
 
 /// A running `gangway serve` on a free loopback port.
 struct Served {
@@ -252,4 +253,146 @@ fn tokens_from_the_config_guard_every_request() {
     );
     let log = served.gw.stderr().join("\n");
     assert!(!log.contains("tok-123"), "the token is logged: {log}");
+}
+
+/// An open response read incrementally: the head, then decoded chunks as they come.
+struct Stream {
+    r: BufReader<TcpStream>,
+    head: String,
+}
+
+impl Stream {
+    /// Sends `req` (a whole raw request) on a fresh connection and reads the head.
+    fn open(addr: &str, req: &str) -> Stream {
+        let mut s = TcpStream::connect(addr).expect("connect to gangway serve");
+        s.set_read_timeout(Some(T)).expect("read timeout");
+        s.write_all(req.as_bytes()).expect("send the request");
+        let mut r = BufReader::new(s);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).expect("read the head") == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        Stream { r, head }
+    }
+
+    /// The next chunk's data; `None` at the end of the response.
+    fn chunk(&mut self) -> Option<String> {
+        let mut size = String::new();
+        self.r.read_line(&mut size).expect("a chunk size");
+        let n = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
+        let mut data = vec![0; n + 2];
+        self.r.read_exact(&mut data).expect("a chunk");
+        data.truncate(n);
+        (n > 0).then(|| String::from_utf8_lossy(&data).into_owned())
+    }
+
+    /// Reads chunks until one contains `needle`; returns everything read.
+    fn until(&mut self, needle: &str) -> String {
+        let mut all = String::new();
+        while let Some(c) = self.chunk() {
+            all.push_str(&c);
+            if c.contains(needle) {
+                return all;
+            }
+        }
+        panic!("the stream ended before {needle:?}: {all}");
+    }
+}
+
+fn post_req(addr: &str, sid: &str, body: &str) -> String {
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nMcp-Session-Id: {sid}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn a_stream_cut_mid_answer_resumes_with_last_event_id() {
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    let served = Served::start(&dir, &config, &[]);
+    let sid = served.session();
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "m__progress", "arguments": {"steps": 3, "ms": 200}, "_meta": {"progressToken": "t"}}});
+    let mut first = Stream::open(
+        &served.addr,
+        &post_req(&served.addr, &sid, &call.to_string()),
+    );
+    assert!(first.head.contains("text/event-stream"), "{}", first.head);
+    let seen = first.until("\"progress\":1");
+    let last = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .last()
+        .expect("events carry ids")
+        .to_string();
+    drop(first);
+    let get = format!(
+        "GET /mcp HTTP/1.1\r\nHost: x\r\nMcp-Session-Id: {sid}\r\nAccept: text/event-stream\r\nLast-Event-ID: {last}\r\n\r\n"
+    );
+    let mut resumed = Stream::open(&served.addr, &get);
+    assert!(resumed.head.starts_with("HTTP/1.1 200"), "{}", resumed.head);
+    let rest = resumed.until("\"id\":7");
+    assert!(
+        !rest.contains("\"progress\":1"),
+        "what was seen is not sent again: {rest}"
+    );
+    assert!(
+        rest.contains("\"progress\":2") && rest.contains("\"progress\":3"),
+        "{rest}"
+    );
+    assert!(rest.contains("done 3"), "the answer: {rest}");
+    assert_eq!(
+        resumed.chunk(),
+        None,
+        "the resumed stream ends with its answer"
+    );
+}
+
+#[test]
+fn a_client_that_does_not_read_its_stream_is_cut_off_and_others_are_served_meanwhile() {
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"m": mock("m", &[]), "n": mock("n", &[])}});
+    let served = Served::start(&dir, &config, &[]);
+    let (slow, other) = (served.session(), served.session());
+    // About 27 MB of progress events for a reader that never reads.
+    let flood = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "m__progress", "arguments": {"steps": 300_000, "ms": 0}, "_meta": {"progressToken": 1}}});
+    let stuck = Stream::open(
+        &served.addr,
+        &post_req(&served.addr, &slow, &flood.to_string()),
+    );
+    let ping = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"n__echo","arguments":{"text":"still here"}}}"#;
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let (status, _, body) = served.request("POST", &[("Mcp-Session-Id", &other)], ping);
+        assert_eq!(status, 200);
+        assert!(body.contains("still here"));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "another session waited {:?}",
+            started.elapsed()
+        );
+    }
+    served
+        .gw
+        .wait_stderr("is not reading its event stream", Duration::from_secs(30));
+    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", served.gw.pid()))
+        .expect("gangway's status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    assert!(rss_kib < 64 * 1024, "gangway grew to {rss_kib} KiB");
+    drop(stuck);
+    let (status, _, _) = served.request(
+        "POST",
+        &[("Mcp-Session-Id", &slow)],
+        r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#,
+    );
+    assert_eq!(status, 200, "the slow client's session survives");
 }
