@@ -326,8 +326,8 @@ fn a_stream_cut_mid_answer_resumes_with_last_event_id() {
     let seen = first.until("\"progress\":1");
     let last = seen
         .lines()
-        .filter_map(|l| l.strip_prefix("id: "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("id: "))
         .expect("events carry ids")
         .to_string();
     drop(first);
