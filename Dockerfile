@@ -11,6 +11,11 @@
 #   docker run -i --rm -v /var/run/docker.sock:/var/run/docker.sock \
 #     -v gangway-cache:/cache -v "$PWD/config.json:/app/config.json:ro" gangway
 #
+# or as the shared HTTP service (`gangway serve`; set http.tokens in the config):
+#
+#   docker run -d -p 127.0.0.1:8000:8000 -e GANGWAY_TOKEN -v /var/run/docker.sock:/var/run/docker.sock \
+#     -v gangway-cache:/cache -v "$PWD/config.json:/app/config.json:ro" gangway serve --listen 0.0.0.0:8000
+#
 # The docker CLI comes from DOCKER_CLI_IMAGE (any image with a static CLI at
 # /usr/local/bin/docker). Where no registry is reachable, scripts/docker-images builds one
 # from the host's static CLI and passes --build-arg DOCKER_CLI_IMAGE=gangway-docker-cli:local.
@@ -32,5 +37,7 @@ ENV PATH=/usr/local/bin \
 LABEL org.opencontainers.image.title="gangway" \
       org.opencontainers.image.description="One stdio MCP server that fronts many: lazy backends, id rewriting, idle reaping" \
       org.opencontainers.image.licenses="MIT OR Apache-2.0"
+# `gangway serve --listen 0.0.0.0:8000` serves HTTP here (with http.tokens; see the README).
+EXPOSE 8000
 # gangway is PID 1: it handles SIGTERM and SIGINT itself and reaps every child.
 ENTRYPOINT ["/usr/local/bin/gangway"]

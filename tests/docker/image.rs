@@ -443,3 +443,81 @@ fn image_holds_only_gangway_and_the_docker_cli() {
         "the image holds more than the two static binaries (a shell, libraries, ...)"
     );
 }
+
+#[test]
+fn image_serves_http_with_a_token_as_the_readme_runs_it() {
+    let Some(_serial) = docker_ready() else {
+        return;
+    };
+    let id = docker_test_id();
+    let label = format!("{TEST_LABEL}={id}");
+    let dir = TempDir::new();
+    let mut config = mock_container_config(&label);
+    config["http"] = json!({"tokens": ["${GANGWAY_TOKEN}"]});
+    let path = dir.write_config("config.json", &config);
+    let name = format!("gangway-test-serve-{id}");
+    let _cleanup = RemoveOnDrop(vec![format!("label={label}"), format!("name={name}")]);
+    let mut cmd = Command::new("docker");
+    cmd.args(["run", "--rm", "--name", &name, "-p", "127.0.0.1::8000"])
+        .args(["-v", "/var/run/docker.sock:/var/run/docker.sock"])
+        .args(["-v", &format!("{}:/app/config.json:ro", path.display())])
+        .args(["-e", "GANGWAY_TOKEN=image-token-1"])
+        .args([GANGWAY_IMAGE, "serve", "--listen", "0.0.0.0:8000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut gw = Gangway::spawn(cmd);
+    gw.wait_stderr("/mcp", T);
+    let port = docker_stdout(&["port", &name, "8000/tcp"]);
+    let addr = port
+        .lines()
+        .find(|l| l.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("docker port printed {port:?}"))
+        .trim()
+        .to_string();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let (status, _, _) = http_request(&addr, "POST", &[], &init.to_string());
+    assert_eq!(status, 401, "the token is required");
+    let auth = ("Authorization", "Bearer image-token-1");
+    let (status, head, _) = http_request(&addr, "POST", &[auth], &init.to_string());
+    assert_eq!(status, 200, "{head}");
+    let sid = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Mcp-Session-Id: "))
+        .expect("a session id")
+        .trim()
+        .to_string();
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "use_tool",
+        "arguments": {"backend_server": "mock", "server_tool": "echo", "tool_arguments": {"text": "over http"}}}});
+    let (status, _, body) = http_request(
+        &addr,
+        "POST",
+        &[auth, ("Mcp-Session-Id", &sid)],
+        &call.to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("a JSON answer");
+    assert_eq!(ok_text(&answer), "over http");
+    assert_eq!(
+        running_containers(&label).len(),
+        1,
+        "the backend runs as a sibling container"
+    );
+    docker_stdout(&["stop", "--time", "30", &name]);
+    match gw.wait_exit(T) {
+        Some(status) if status.code() == Some(0) => {}
+        other => gw.fail(&format!(
+            "gangway serve did not stop cleanly on SIGTERM: {other:?}"
+        )),
+    }
+    assert!(
+        wait_no_containers(&label, T),
+        "the sibling container outlived gangway: {:?}",
+        containers(&label)
+    );
+    assert!(
+        !gw.stderr().join("\n").contains("image-token-1"),
+        "the token is logged"
+    );
+}

@@ -25,55 +25,9 @@ impl Served {
         Served { gw, addr }
     }
 
-    /// One request on a fresh connection; returns the status, the head and the body (a
-    /// chunked body decoded).
+    /// One request to `/mcp` on a fresh connection (see [`http_request`]).
     fn request(&self, method: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
-        let mut s = TcpStream::connect(&self.addr).expect("connect to gangway serve");
-        s.set_read_timeout(Some(T)).expect("read timeout");
-        let mut req = format!(
-            "{method} /mcp HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if !body.is_empty() {
-            req.push_str(
-                "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n",
-            );
-        }
-        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        s.write_all(req.as_bytes()).expect("send the request");
-        let mut r = BufReader::new(s);
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).expect("read the head") == 0 || line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let mut body = Vec::new();
-        if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            loop {
-                let mut size = String::new();
-                r.read_line(&mut size).expect("a chunk size");
-                let n = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
-                let mut chunk = vec![0; n + 2];
-                r.read_exact(&mut chunk).expect("a chunk");
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else {
-            r.read_to_end(&mut body).expect("the body");
-        }
-        (status, head, String::from_utf8_lossy(&body).into_owned())
+        http_request(&self.addr, method, headers, body)
     }
 
     /// Opens a session; returns its id.

@@ -114,7 +114,7 @@ fn committed_fuzz_seeds_pass_their_checks() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz")
         .join("corpus");
-    let targets: [(&str, Check); 4] = [
+    let targets: [(&str, Check); 5] = [
         ("framing", |d| {
             framing::check(&framing::case_from_bytes(d), None)
         }),
@@ -123,6 +123,7 @@ fn committed_fuzz_seeds_pass_their_checks() {
             config::check_text(&String::from_utf8_lossy(d))
         }),
         ("gateway", gateway::run),
+        ("http", super::check::http::run),
     ];
     for (target, check) in targets {
         let dir = root.join(target);

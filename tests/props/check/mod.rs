@@ -7,4 +7,5 @@
 pub mod config;
 pub mod framing;
 pub mod gateway;
+pub mod http;
 pub mod message;
