@@ -360,7 +360,8 @@ impl HttpFront {
             let legacy = match self.sessions.get_mut(&session) {
                 Some(s) => {
                     s.last = now;
-                    if let Some(st) = s.streams.get_mut(&stream) {
+                    // A stream resumed elsewhere has moved on from this connection.
+                    if let Some(st) = s.streams.get_mut(&stream).filter(|st| st.conn == Some(c)) {
                         st.conn = None;
                         st.last = Some(now);
                     }
@@ -751,10 +752,13 @@ impl HttpFront {
             st.sent = after;
         }
         if let Some(old) = old.filter(|&o| o != c) {
-            // The resumed stream moves to the new connection; the old one ends.
+            // The resumed stream moves to the new connection; the old one ends (a POST
+            // whose answer had not begun just closes).
             if let Some(Some(conn)) = self.conns.get_mut(old) {
+                if matches!(conn.state, State::Streaming { .. }) {
+                    chunk_end(&mut conn.out);
+                }
                 conn.state = State::Closing;
-                chunk_end(&mut conn.out);
             }
         }
         self.start_stream(c, &sid, stream);

@@ -70,6 +70,9 @@ pub fn run(script: &[u8]) {
         let Some((&tag, args)) = line.split_first() else {
             continue;
         };
+        if std::env::var_os("GANGWAY_SCRIPT_TRACE").is_some() {
+            eprintln!("event {:?}", String::from_utf8_lossy(line));
+        }
         let pick = |conns: &mut Vec<Conn>, front: &mut HttpFront, now: Instant| -> usize {
             if conns.iter().all(|c| c.gone) {
                 let id = front.accept(now);
@@ -226,6 +229,13 @@ fn read(front: &mut HttpFront, conn: &mut Conn, sessions: &mut Vec<String>, limi
         "bytes after a response that closed the connection: {:?}",
         String::from_utf8_lossy(&out.pending()[..n.min(200)])
     );
+    if std::env::var_os("GANGWAY_SCRIPT_TRACE").is_some() {
+        eprintln!(
+            "read conn {}: {:?}",
+            conn.id,
+            String::from_utf8_lossy(&out.pending()[..n])
+        );
+    }
     conn.pending.extend_from_slice(&out.pending()[..n]);
     out.consume(n);
     while let Some((used, close)) = response(&conn.pending, sessions) {
