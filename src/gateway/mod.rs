@@ -9,6 +9,7 @@ mod aggregate;
 pub mod backend;
 mod cached;
 mod containers;
+pub mod lifecycle;
 pub mod lists;
 pub mod naming;
 pub mod outbox;
@@ -27,7 +28,8 @@ use crate::wire::message::{
     INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT, RESOURCE_NOT_FOUND,
 };
 use aggregate::{Aggregate, AggregateKind};
-use backend::{Backend, ListState, Phase, Queued, FAILED_PAUSE};
+use backend::{Backend, ListState, Queued};
+use lifecycle::{Crash, Exit, Paused, Phase, Step, StopDecision, Wakeup, FAILED_PAUSE, STOP_GRACE};
 use lists::{ListKind, LIST_KINDS};
 use log::{debug, error, info, warn};
 pub use outbox::OutBuf;
@@ -42,17 +44,12 @@ use tasks::TaskOp;
 /// MCP revisions gangway speaks to clients, newest first.
 pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 4] =
     ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-/// How long a backend may take to exit after its stdin is closed, and after SIGTERM.
-pub const STOP_GRACE: Duration = Duration::from_secs(2);
 /// After stdin EOF, how long requests already in flight may still be answered.
 pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// The shutdown gives up waiting for backends to be reaped after this long.
 pub const EXIT_DEADLINE: Duration = Duration::from_millis(4400);
 /// Bursts of list_changed notifications from backends are coalesced over this window.
 const LIST_CHANGED_DELAY: Duration = Duration::from_millis(50);
-/// While a backend starts, requests waiting for it that carry a progress token get a
-/// progress notification this often, so the client's own timeout does not fire.
-pub const START_PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// Client input is not read while this many bytes wait to be written to the client, so a
 /// client that stops reading cannot grow gangway's memory (whatever produced the output).
 pub const CLIENT_OUT_BOUND: usize = 4 * 1024 * 1024;
@@ -176,26 +173,14 @@ impl Pending {
 #[derive(Debug, Clone, Copy)]
 enum Timer {
     Request(u64),
-    Idle {
-        backend: usize,
-        generation: u64,
-    },
-    Stop {
-        backend: usize,
-        generation: u64,
-        signal: StopSignal,
-    },
+    /// A step of backend `.0`'s life: start progress, idle check or stop ladder.
+    Backend(usize, Wakeup),
     ListChanged(ListKind),
     /// The aggregate with this id has waited `LIST_WAIT` for lists.
     ListWait(u64),
     /// A backend behind on its input may count as stalled now (client input paused for it
     /// is then read again).
     InputStall,
-    /// Tell the requests waiting for backend start `generation` that it is still starting.
-    StartProgress {
-        backend: usize,
-        generation: u64,
-    },
     Drain,
     ExitDeadline,
 }
@@ -362,7 +347,7 @@ impl Gateway {
                 .get(&s)
                 .is_some_and(|c| c.out.len() <= CLIENT_OUT_BOUND)
             && !self.backends.iter().any(|be| {
-                be.phase == Phase::Ready
+                be.lifecycle.is_ready()
                     && be.drain_watch.is_some_and(|(_, since)| {
                         now.saturating_duration_since(since) < BACKEND_STALL
                     })
@@ -383,7 +368,7 @@ impl Gateway {
         let written = self.out.backends[b].written();
         let behind = self.waiting_input(b) > BACKEND_IN_BOUND;
         let be = &mut self.backends[b];
-        if !behind || be.phase != Phase::Ready {
+        if !behind || !be.lifecycle.is_ready() {
             be.drain_watch = None;
         } else if be.drain_watch.map_or(true, |(seen, _)| seen != written) {
             self.saw_progress(now, b, written);
@@ -504,7 +489,8 @@ impl Gateway {
             info!("requests in flight answered; shutting down");
             self.shutdown(now);
         }
-        if self.life == Life::ShuttingDown && !self.backends.iter().any(Backend::is_running) {
+        let running = |be: &Backend| be.lifecycle.is_running();
+        if self.life == Life::ShuttingDown && !self.backends.iter().any(running) {
             self.exit();
         }
     }
@@ -587,7 +573,7 @@ impl Gateway {
                 self.backends[b].name()
             );
             self.fail_pending(now, b, &reason, true);
-            if self.backends[b].is_running() {
+            if self.backends[b].lifecycle.is_running() {
                 self.actions.push(Action::Signal(b, StopSignal::Kill));
             }
         }
@@ -705,9 +691,9 @@ impl Gateway {
         let Some(be) = self.backends.get_mut(b) else {
             return;
         };
-        if matches!(be.phase, Phase::Starting | Phase::Ready) {
+        if be.lifecycle.reads_input() {
             debug!("backend '{}' closed its pipes", be.name());
-            be.failing = true;
+            be.lifecycle.mark_failing(None);
             self.stop(now, b);
         }
     }
@@ -734,17 +720,16 @@ impl Gateway {
         }
         self.process_gone(b);
         let be = &mut self.backends[b];
-        let deliberate = be.phase == Phase::Stopping && !be.failing;
         let name = be.name().to_string();
-        if self.life == Life::ShuttingDown || self.life == Life::Exited {
-            be.phase = Phase::Stopped;
+        let shutting_down = matches!(self.life, Life::ShuttingDown | Life::Exited);
+        let exit = be.lifecycle.on_exit(shutting_down);
+        if shutting_down {
             info!("backend '{name}' stopped ({status})");
             let reason = format!("gangway is shutting down; backend '{name}' was stopped");
             self.fail_pending(now, b, &reason, true);
             return;
         }
-        if deliberate {
-            be.phase = Phase::Stopped;
+        if exit == Exit::Stopped {
             info!("backend '{name}' stopped ({status})");
             let reason = format!("backend '{name}' was stopped");
             self.fail_pending(now, b, &reason, false);
@@ -764,19 +749,7 @@ impl Gateway {
         while let Some(t) = self.timers.poll(now) {
             match t {
                 Timer::Request(gw) => self.request_timed_out(now, gw),
-                Timer::Idle {
-                    backend,
-                    generation,
-                } => self.idle_check(now, backend, generation),
-                Timer::Stop {
-                    backend,
-                    generation,
-                    signal,
-                } => self.stop_step(now, backend, generation, signal),
-                Timer::StartProgress {
-                    backend,
-                    generation,
-                } => self.start_progress(now, backend, generation),
+                Timer::Backend(b, w) => self.backend_wakeup(now, b, w),
                 Timer::ListWait(agg) => self.list_wait_over(agg),
                 Timer::InputStall => {}
                 Timer::ListChanged(kind) => {
@@ -1395,14 +1368,14 @@ impl Gateway {
     /// Writes a tracked request to backend `b` now when it is ready, or queues it and
     /// starts the backend.
     fn send(&mut self, now: Instant, b: usize, gw: u64, write: impl FnOnce(&mut Vec<u8>)) {
-        if self.backends[b].phase == Phase::Ready {
+        if self.backends[b].lifecycle.is_ready() {
             write(self.out.backends[b].buf());
             self.mark_sent(now, b, gw);
         } else {
             let mut bytes = Vec::new();
             write(&mut bytes);
             self.backends[b].queue.push(Queued { gw, bytes });
-            if self.backends[b].phase == Phase::Stopped {
+            if self.backends[b].lifecycle.phase() == Phase::Stopped {
                 self.start(now, b);
             }
         }
@@ -1411,7 +1384,7 @@ impl Gateway {
     fn mark_sent(&mut self, now: Instant, b: usize, gw: u64) {
         let config = &self.backends[b].config;
         let (timeout, startup) = (config.timeout, config.startup_timeout);
-        self.backends[b].last_active = now;
+        self.backends[b].lifecycle.touch(now);
         if let Some(e) = self.ids.get_mut(gw) {
             let timeout = if e.data.kind == PendingKind::Init {
                 startup
@@ -1435,33 +1408,29 @@ impl Gateway {
                 be.name()
             ));
         }
-        if let Phase::Failed { until } = be.phase {
-            if now < until && be.start_failures > 0 {
-                let wait = until
-                    .saturating_duration_since(now)
-                    .as_millis()
-                    .div_ceil(1000);
-                return Err(format!(
-                    "backend '{}' failed to start ({} time(s) in a row), so gangway waits before trying again (in {wait} s; a config reload that changes it retries at once). Last error: {}",
+        let last_error = |be: &Backend| be.lifecycle.last_error().unwrap_or("unknown").to_string();
+        match be.lifecycle.check_available(now) {
+            Ok(()) => Ok(()),
+            Err(Paused::FailedStarts { failures, wait }) => {
+                let wait = wait.as_millis().div_ceil(1000);
+                Err(format!(
+                    "backend '{}' failed to start ({failures} time(s) in a row), so gangway waits before trying again (in {wait} s; a config reload that changes it retries at once). Last error: {}",
                     be.name(),
-                    be.start_failures,
-                    be.last_error.as_deref().unwrap_or("unknown")
-                ));
+                    last_error(be)
+                ))
             }
-            if now < until {
-                let wait = until.saturating_duration_since(now).as_secs() + 1;
-                return Err(format!(
+            Err(Paused::Crashed { wait }) => {
+                let wait = wait.as_secs() + 1;
+                Err(format!(
                     "backend '{}' crashed {} times within {} s, so gangway is not restarting it for {} s (try again in {wait} s). Last error: {}",
                     be.name(),
-                    backend::CRASH_LIMIT,
-                    backend::CRASH_WINDOW.as_secs(),
+                    lifecycle::CRASH_LIMIT,
+                    lifecycle::CRASH_WINDOW.as_secs(),
                     FAILED_PAUSE.as_secs(),
-                    be.last_error.as_deref().unwrap_or("unknown")
-                ));
+                    last_error(be)
+                ))
             }
-            be.phase = Phase::Stopped;
         }
-        Ok(())
     }
 
     /// Whether `len` more bytes of requests may wait for backend `b` (see
@@ -1474,7 +1443,7 @@ impl Gateway {
         self.watch_input(now, b);
         let be = &self.backends[b];
         let mib = |n: usize| n / (1024 * 1024);
-        let why = if be.phase != Phase::Ready {
+        let why = if !be.lifecycle.is_ready() {
             Some(format!(
                 "it is still starting; at most {} MiB wait for a start",
                 mib(BACKEND_IN_BOUND)
@@ -1530,9 +1499,9 @@ impl Gateway {
         if entry.data.kind == PendingKind::ToClient {
             be.to_client = be.to_client.saturating_sub(1);
         }
-        be.last_active = now;
+        be.lifecycle.touch(now);
         if be.in_flight == 0 {
-            if be.removed || be.restart {
+            if be.removed || be.lifecycle.restart_pending() {
                 // A reload removed or changed it; its last request has ended.
                 self.stop(now, b);
             } else {
@@ -1576,19 +1545,13 @@ impl Gateway {
     // ----- backend lifecycle ------------------------------------------------------------
 
     fn start(&mut self, now: Instant, b: usize) {
-        self.cancel_backend_timers(b);
         let be = &mut self.backends[b];
-        be.generation += 1;
-        be.phase = Phase::Starting;
-        be.failing = false;
-        be.restart = false;
-        be.started_at = now;
+        be.lifecycle.begin_start(now, &mut self.timers);
         be.init_result = None;
         // Errors must quote this process's stderr, not an earlier one's.
         be.stderr_tail.clear();
         be.noise = None;
         be.unattributed = None;
-        be.ready_seen = false;
         info!("starting backend '{}'", be.name());
         self.out.backends[b].clear();
         self.ask_spawn(b);
@@ -1609,23 +1572,33 @@ impl Gateway {
     }
 
     fn arm_start_progress(&mut self, now: Instant, b: usize) {
-        let be = &mut self.backends[b];
-        let step = Timer::StartProgress {
-            backend: b,
-            generation: be.generation,
-        };
-        be.start_timer = Some(self.timers.insert(now + START_PROGRESS_EVERY, step));
+        let wake = |w| Timer::Backend(b, w);
+        self.backends[b]
+            .lifecycle
+            .arm_start_progress(now, &mut self.timers, wake);
+    }
+
+    /// A timer of backend `b`'s lifecycle is due; one set for an earlier process (or
+    /// phase) is refused by the lifecycle.
+    fn backend_wakeup(&mut self, now: Instant, b: usize, w: Wakeup) {
+        if b >= self.backends.len() {
+            return;
+        }
+        match w.step() {
+            Step::StartProgress => self.start_progress(now, b, w),
+            Step::Idle => self.idle_check(now, b, w),
+            Step::Stop(_) => self.stop_step(now, b, w),
+        }
     }
 
     /// Backend `b` is still starting: every request waiting for it that carries a progress
     /// token hears so (the request timeout only counts once the backend is ready).
-    fn start_progress(&mut self, now: Instant, b: usize, generation: u64) {
+    fn start_progress(&mut self, now: Instant, b: usize, w: Wakeup) {
         let be = &mut self.backends[b];
-        if be.generation != generation || be.phase != Phase::Starting {
+        if !be.lifecycle.start_progress_due(w) {
             return;
         }
-        be.start_timer = None;
-        let secs = now.saturating_duration_since(be.started_at).as_secs();
+        let secs = be.lifecycle.starting_for(now).as_secs();
         let pulling = if be.config.runs_docker() {
             "; docker may be pulling the image"
         } else {
@@ -1660,7 +1633,7 @@ impl Gateway {
 
     fn init_done(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
         let be = &mut self.backends[b];
-        if be.phase != Phase::Starting {
+        if !be.lifecycle.is_starting() {
             return;
         }
         if let Some(err) = msg.error {
@@ -1670,20 +1643,9 @@ impl Gateway {
             return;
         }
         be.init_result = msg.result.map(|r| r.to_owned());
-        be.ready_after = Some(now.saturating_duration_since(be.started_at));
-        be.phase = Phase::Ready;
-        be.ready_seen = true;
-        be.start_failures = 0;
+        let took = be.lifecycle.on_ready(now, &mut self.timers);
         be.lists_skipped_until = None;
-        if let Some(t) = be.start_timer.take() {
-            self.timers.cancel(t);
-        }
-        let be = &mut self.backends[b];
-        info!(
-            "backend '{}' ready in {} ms",
-            be.name(),
-            now.saturating_duration_since(be.started_at).as_millis()
-        );
+        info!("backend '{}' ready in {} ms", be.name(), took.as_millis());
         write_request(
             self.out.backends[b].buf(),
             None,
@@ -1709,8 +1671,8 @@ impl Gateway {
     }
 
     fn start_failed(&mut self, now: Instant, b: usize, reason: &str) {
-        self.backends[b].failing = true;
-        self.backends[b].last_error = Some(reason.to_string());
+        let life = &mut self.backends[b].lifecycle;
+        life.mark_failing(Some(reason.to_string()));
         self.fail_pending(now, b, reason, true);
         self.stop(now, b);
     }
@@ -1721,37 +1683,24 @@ impl Gateway {
         self.cancel_backend_timers(b);
         self.fail_pending(now, b, &reason, true);
         let be = &mut self.backends[b];
-        be.phase = Phase::Stopped;
-        be.failing = false;
-        if !be.ready_seen {
-            // A start that fails (or hangs) will most likely fail again: the next
-            // requests are refused at once for a while rather than each waiting for it.
-            be.start_failures = be.start_failures.saturating_add(1);
-            let pause = backend::start_backoff(be.start_failures);
-            be.phase = Phase::Failed { until: now + pause };
-            warn!(
-                "backend '{}' failed to start ({} in a row); gangway tries again in {} s",
-                be.name(),
-                be.start_failures,
-                pause.as_secs()
-            );
-            be.last_error = Some(reason);
-            self.remember_failed_start(now, b);
-            return;
-        }
-        if be.record_crash(now) {
-            be.phase = Phase::Failed {
-                until: now + FAILED_PAUSE,
-            };
-            warn!(
+        match be.lifecycle.on_crash(now, reason) {
+            Crash::StartFailed { in_a_row, pause } => {
+                warn!(
+                    "backend '{}' failed to start ({in_a_row} in a row); gangway tries again in {} s",
+                    be.name(),
+                    pause.as_secs()
+                );
+                self.remember_failed_start(now, b);
+            }
+            Crash::TooOften => warn!(
                 "backend '{}' crashed {} times within {} s; not restarting it for {} s",
                 be.name(),
-                backend::CRASH_LIMIT,
-                backend::CRASH_WINDOW.as_secs(),
+                lifecycle::CRASH_LIMIT,
+                lifecycle::CRASH_WINDOW.as_secs(),
                 FAILED_PAUSE.as_secs()
-            );
+            ),
+            Crash::Restartable => {}
         }
-        be.last_error = Some(reason);
     }
 
     /// Answers every request tracked for backend `b` with `reason`; queued ones too when
@@ -1791,32 +1740,23 @@ impl Gateway {
     }
 
     fn stop(&mut self, now: Instant, b: usize) {
-        let be = &mut self.backends[b];
-        if !matches!(be.phase, Phase::Starting | Phase::Ready) {
-            return;
+        let wake = |w| Timer::Backend(b, w);
+        match self.backends[b]
+            .lifecycle
+            .begin_stop(now, &mut self.timers, wake)
+        {
+            StopDecision::NotRunning => {}
+            StopDecision::Abandoned { failing } => self.start_abandoned(now, b, failing),
+            StopDecision::CloseStdin => self.actions.push(Action::CloseStdin(b)),
         }
-        if be.spawn_gate.abandon() {
-            self.start_abandoned(now, b);
-            return;
-        }
-        be.phase = Phase::Stopping;
-        let generation = be.generation;
-        self.actions.push(Action::CloseStdin(b));
-        let step = Timer::Stop {
-            backend: b,
-            generation,
-            signal: StopSignal::Term,
-        };
-        self.backends[b].stop_timer = Some(self.timers.insert(now + STOP_GRACE, step));
     }
 
-    fn stop_step(&mut self, now: Instant, b: usize, generation: u64, signal: StopSignal) {
-        let Some(be) = self.backends.get(b) else {
+    fn stop_step(&mut self, now: Instant, b: usize, w: Wakeup) {
+        let wake = |w| Timer::Backend(b, w);
+        let be = &mut self.backends[b];
+        let Some(signal) = be.lifecycle.stop_due(now, w, &mut self.timers, wake) else {
             return;
         };
-        if be.generation != generation || be.phase != Phase::Stopping {
-            return;
-        }
         warn!(
             "backend '{}' still running {} s after {}; sending {}",
             be.name(),
@@ -1829,15 +1769,6 @@ impl Gateway {
             signal.name()
         );
         self.actions.push(Action::Signal(b, signal));
-        self.backends[b].stop_timer = None;
-        if signal == StopSignal::Term {
-            let step = Timer::Stop {
-                backend: b,
-                generation,
-                signal: StopSignal::Kill,
-            };
-            self.backends[b].stop_timer = Some(self.timers.insert(now + STOP_GRACE, step));
-        }
     }
 
     /// Backend `b`'s process is gone: drop the input it never read (it must not hold the
@@ -1851,45 +1782,19 @@ impl Gateway {
     /// Cancels the idle timer and the stop ladder of backend `b` (its process is gone or
     /// being replaced), so no wakeup is left for them.
     fn cancel_backend_timers(&mut self, b: usize) {
-        let be = &mut self.backends[b];
-        for t in [
-            be.idle_timer.take(),
-            be.stop_timer.take(),
-            be.start_timer.take(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            self.timers.cancel(t);
-        }
+        self.backends[b].lifecycle.cancel_timers(&mut self.timers);
     }
 
     fn arm_idle(&mut self, b: usize) {
+        let wake = |w| Timer::Backend(b, w);
         let be = &mut self.backends[b];
-        if be.phase != Phase::Ready || be.idle_timer.is_some() {
-            return;
-        }
-        if let Some(idle) = be.config.idle_timeout {
-            let generation = be.generation;
-            be.idle_timer = Some(self.timers.insert(
-                after(be.last_active, idle),
-                Timer::Idle {
-                    backend: b,
-                    generation,
-                },
-            ));
-        }
+        be.lifecycle
+            .arm_idle(be.config.idle_timeout, &mut self.timers, wake);
     }
 
-    fn idle_check(&mut self, now: Instant, b: usize, generation: u64) {
-        let Some(be) = self.backends.get_mut(b) else {
-            return;
-        };
-        if be.generation != generation {
-            return;
-        }
-        be.idle_timer = None;
-        if be.phase != Phase::Ready || be.in_flight > 0 {
+    fn idle_check(&mut self, now: Instant, b: usize, w: Wakeup) {
+        let be = &mut self.backends[b];
+        if !be.lifecycle.idle_fired(w) || be.in_flight > 0 {
             return;
         }
         let Some(idle) = be.config.idle_timeout else {
@@ -1909,12 +1814,12 @@ impl Gateway {
                 self.backends[b].name()
             );
             // Looked at again one idle period later.
-            self.backends[b].last_active = now;
+            self.backends[b].lifecycle.touch(now);
             self.arm_idle(b);
             return;
         }
-        let be = &mut self.backends[b];
-        if now >= after(be.last_active, idle) {
+        let be = &self.backends[b];
+        if be.lifecycle.idle_due(now, idle) {
             info!(
                 "stopping backend '{}': idle for {} s",
                 be.name(),
@@ -1933,7 +1838,7 @@ impl Gateway {
         }
         self.life = Life::ShuttingDown;
         for b in 0..self.backends.len() {
-            if self.backends[b].is_running() {
+            if self.backends[b].lifecycle.is_running() {
                 self.stop(now, b);
             }
         }
@@ -2013,7 +1918,7 @@ impl Gateway {
         code: i64,
         text: &str,
     ) {
-        let reads = matches!(self.backends[b].phase, Phase::Starting | Phase::Ready);
+        let reads = self.backends[b].lifecycle.reads_input();
         if let (Some(raw), true) = (raw, reads) {
             write_error(self.out.backends[b].buf(), raw.as_bytes(), code, text);
         }
@@ -2024,7 +1929,7 @@ impl Gateway {
     pub(super) fn retire(&mut self, now: Instant, b: usize) {
         let be = &mut self.backends[b];
         be.removed = true;
-        if be.is_running() && be.in_flight == 0 {
+        if be.lifecycle.is_running() && be.in_flight == 0 {
             self.stop(now, b);
         }
     }
@@ -2033,10 +1938,10 @@ impl Gateway {
     /// stopped once idle, and the next request starts the new one.
     pub(super) fn respawn_when_idle(&mut self, now: Instant, b: usize) {
         let be = &mut self.backends[b];
-        if !be.is_running() {
+        if !be.lifecycle.is_running() {
             return;
         }
-        be.restart = true;
+        be.lifecycle.want_restart();
         if be.in_flight == 0 {
             info!(
                 "reload: restarting backend '{}' with its new command",
@@ -2047,7 +1952,7 @@ impl Gateway {
     }
 
     fn cancel_to_backend(&mut self, b: usize, gw: u64, reason: &str) {
-        if self.backends[b].phase == Phase::Ready {
+        if self.backends[b].lifecycle.is_ready() {
             let mut params = format!("{{\"requestId\":{gw},\"reason\":").into_bytes();
             message::write_json_string(&mut params, reason);
             params.push(b'}');
@@ -2374,7 +2279,7 @@ impl Gateway {
                         return;
                     };
                     let b = pending.backend;
-                    if pending.sent && self.backends[b].phase == Phase::Ready {
+                    if pending.sent && self.backends[b].lifecycle.is_ready() {
                         let gw_text = IdText::new(gw);
                         splice(
                             self.out.backends[b].buf(),
@@ -2390,7 +2295,7 @@ impl Gateway {
             }
             "notifications/roots/list_changed" => {
                 for b in 0..self.backends.len() {
-                    if self.backends[b].phase == Phase::Ready {
+                    if self.backends[b].lifecycle.is_ready() {
                         let line = msg.line;
                         self.out.backends[b].buf().extend_from_slice(line);
                         self.out.backends[b].buf().push(b'\n');
@@ -2423,7 +2328,7 @@ impl Gateway {
         if let (Some(raw), Some(span), true) = (
             origin,
             msg.id_span(),
-            matches!(self.backends[b].phase, Phase::Starting | Phase::Ready),
+            self.backends[b].lifecycle.reads_input(),
         ) {
             splice(
                 self.out.backends[b].buf(),
@@ -2495,7 +2400,7 @@ impl Gateway {
             .filter(|l| Some(l) != before.as_ref())
         {
             for b in 0..self.backends.len() {
-                if self.backends[b].phase == Phase::Ready
+                if self.backends[b].lifecycle.is_ready()
                     && self.backend_has_capability(b, "logging")
                 {
                     self.send_internal(now, b, "logging/setLevel", &level);
