@@ -5,7 +5,11 @@
 //! checks that nothing is still tracked (`in_flight() == 0`), so each scenario also guards
 //! the bookkeeping.
 
+use super::backend::ListState;
+use super::lifecycle::{Phase, FAILED_PAUSE, STOP_GRACE};
 use super::*;
+use crate::wire::message::{BACKEND_ERROR, INVALID_PARAMS};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::path::Path;
 
