@@ -6,6 +6,8 @@ use super::lists::{Item, ListKind, LIST_KINDS};
 use super::repeat::Repeats;
 use crate::config::BackendConfig;
 use crate::timer::TimerHandle;
+use crate::wire::message;
+use log::{info, warn};
 use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -84,54 +86,57 @@ pub struct Queued {
     pub bytes: Vec<u8>,
 }
 
-/// One configured backend and everything gangway tracks about it.
+/// One configured backend and everything gangway tracks about it. The fields the
+/// gateway's files share are `pub(super)` (none is visible outside `gateway/`); its request
+/// counts and what is kept of its output for error messages are private, changed only
+/// through its methods, so their bounds and redaction hold wherever they are fed.
 #[derive(Debug)]
 pub struct Backend {
     /// Its configuration.
-    pub config: BackendConfig,
+    pub(super) config: BackendConfig,
     /// Where it is in its life (start, ready, crash back-off, idle, stop ladder), with
     /// that life's timers.
-    pub lifecycle: Lifecycle,
+    pub(super) lifecycle: Lifecycle,
     /// Requests (in either direction) tracked for this backend; it is idle at zero.
-    pub in_flight: usize,
+    in_flight: usize,
     /// Of those, its requests waiting for the client's answer (bounded by
     /// `TO_CLIENT_MAX`).
-    pub to_client: usize,
+    to_client: usize,
     /// While more than `BACKEND_IN_BOUND` bytes wait for it: how much of its input had
     /// been written when that was last seen to change, and when.
-    pub drain_watch: Option<(u64, Instant)>,
+    pub(super) drain_watch: Option<(u64, Instant)>,
     /// The wakeup for when it would count as stalled, while it is behind.
-    pub stall_timer: Option<TimerHandle>,
+    pub(super) stall_timer: Option<TimerHandle>,
     /// A list answer was sent without its list of this kind (it took too long): the
     /// client hears list_changed once the list arrives. By `ListKind::index`.
-    pub late: [bool; LIST_KINDS.len()],
+    pub(super) late: [bool; LIST_KINDS.len()],
     /// Its start failed in an earlier run (from the catalog): until this time (seconds
     /// since the Unix epoch), list requests leave it out instead of starting it. The text
     /// says why.
-    pub lists_skipped_until: Option<(u64, String)>,
+    pub(super) lists_skipped_until: Option<(u64, String)>,
     /// The last error it sent with `"id": null` that could not be tied to one request
     /// (quoted when a request to it then times out).
-    pub unattributed: Option<String>,
+    unattributed: Option<String>,
     /// Requests waiting for `Ready`.
-    pub queue: Vec<Queued>,
+    pub(super) queue: Vec<Queued>,
     /// The last lines it wrote to stderr.
-    pub stderr_tail: VecDeque<String>,
+    stderr_tail: VecDeque<String>,
     /// The first line it wrote to stdout that is not JSON-RPC (redacted, shortened): a
     /// server that logs to stdout, quoted when it fails to start or exits.
-    pub noise: Option<String>,
+    noise: Option<String>,
     /// What it answered to `initialize`, raw.
-    pub init_result: Option<Box<RawValue>>,
+    pub(super) init_result: Option<Box<RawValue>>,
     /// Its lists (tools, prompts, resources, templates), as far as known, by
     /// `ListKind::index`.
-    pub lists: [ListState; LIST_KINDS.len()],
+    pub(super) lists: [ListState; LIST_KINDS.len()],
     /// A reload removed it: it is neither listed nor callable, and stops once its last
     /// request has ended. (For a session's own instance: its session ended.)
-    pub removed: bool,
+    pub(super) removed: bool,
     /// This is the process of a `"scope": "session"` backend (its listed slot first) for
     /// one session: it serves only that session and is not listed itself.
-    pub instance_of: Option<(usize, super::SessionId)>,
+    pub(super) instance_of: Option<(usize, super::SessionId)>,
     /// Repeated lines suppressed from its log: stderr, then non-JSON stdout.
-    pub log_repeats: [Repeats; 2],
+    log_repeats: [Repeats; 2],
 }
 
 impl Backend {
@@ -178,9 +183,99 @@ impl Backend {
         &self.config.name
     }
 
+    /// A new process of it starts: what it said, and what was kept of the last process's
+    /// output, is forgotten (errors must quote this process's stderr, not an earlier
+    /// one's).
+    pub fn new_process(&mut self) {
+        self.init_result = None;
+        self.stderr_tail.clear();
+        self.noise = None;
+        self.unattributed = None;
+    }
+
+    /// Requests (in either direction) tracked for it; it is idle at zero.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Of those, its requests waiting for a client's answer (bounded by `TO_CLIENT_MAX`).
+    pub fn to_client(&self) -> usize {
+        self.to_client
+    }
+
+    /// A request for it (or, with `to_client`, its request to a client) is tracked.
+    pub fn request_began(&mut self, to_client: bool) {
+        self.in_flight += 1;
+        if to_client {
+            self.to_client += 1;
+        }
+    }
+
+    /// A request counted by [`Backend::request_began`] ended: returns whether none is
+    /// left in flight.
+    pub fn request_ended(&mut self, to_client: bool) -> bool {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if to_client {
+            self.to_client = self.to_client.saturating_sub(1);
+        }
+        self.in_flight == 0
+    }
+
+    /// It sent an error with `"id": null` that could not be tied to one request: kept to
+    /// be quoted when one of its requests times out (see [`Backend::unattributed_suffix`]).
+    pub fn set_unattributed(&mut self, error: String) {
+        self.unattributed = Some(error);
+    }
+
+    /// A line from its stderr: logged under its name (env values redacted; a line
+    /// repeated over and over is logged once, then counted) and kept for error messages.
+    pub fn stderr_line(&mut self, line: &[u8]) {
+        // Env values are never logged, even when a backend prints its token.
+        let text = self.config.redact(&String::from_utf8_lossy(line));
+        let config = &self.config;
+        let seen = self.log_repeats[0].see(line, || {
+            config.redact(&message::excerpt(super::trim_end(line)))
+        });
+        if let Some((excerpt, n)) = seen.summary {
+            info!(target: "gangway::backend", "[{}] {excerpt} (repeated {n} times)", self.name());
+        }
+        if seen.show {
+            info!(target: "gangway::backend", "[{}] {}", self.name(), text.trim_end());
+            self.remember_stderr(&text);
+        }
+    }
+
+    /// A stdout line that is not JSON-RPC (`why` says what is wrong with it): skipped,
+    /// logged (redacted, repeats counted) and, the first one, kept for error messages.
+    pub fn noise_line(&mut self, line: &[u8], why: &str) {
+        let config = &self.config;
+        let seen = self.log_repeats[1].see(line, || config.redact(&message::excerpt(line)));
+        if let Some((text, n)) = seen.summary {
+            let name = self.name();
+            warn!("backend '{name}' wrote that line again, skipped: {text} (repeated {n} times)");
+        }
+        self.remember_noise(&String::from_utf8_lossy(line));
+        if seen.show {
+            let name = self.name();
+            let text = self.config.redact(&message::excerpt(line));
+            warn!("backend '{name}' wrote a line that is not JSON-RPC ({why}), skipped: {text}");
+        }
+    }
+
+    /// Its process is gone: the counts of lines suppressed last are logged.
+    pub fn log_repeats_end(&mut self) {
+        let name = self.config.name.as_str();
+        if let Some((excerpt, n)) = self.log_repeats[0].finish() {
+            info!(target: "gangway::backend", "[{name}] {excerpt} (repeated {n} times)");
+        }
+        if let Some((text, n)) = self.log_repeats[1].finish() {
+            warn!("backend '{name}' wrote that line again, skipped: {text} (repeated {n} times)");
+        }
+    }
+
     /// Keeps a stderr line for error messages (its env values redacted, shortened, oldest
     /// dropped first).
-    pub fn remember_stderr(&mut self, line: &str) {
+    fn remember_stderr(&mut self, line: &str) {
         let line = shorten(self.config.redact(line.trim_end()));
         if line.is_empty() {
             return;
@@ -214,7 +309,7 @@ impl Backend {
     }
 
     /// Keeps the first stdout line that is not JSON-RPC (see [`Backend::noise`]).
-    pub fn remember_noise(&mut self, line: &str) {
+    fn remember_noise(&mut self, line: &str) {
         if self.noise.is_some() {
             return;
         }

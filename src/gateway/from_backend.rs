@@ -34,19 +34,7 @@ impl Gateway {
                 return;
             }
             Err(bad) => {
-                let be = &mut self.backends[b];
-                let seen =
-                    be.log_repeats[1].see(line, || be.config.redact(&message::excerpt(line)));
-                if let Some((text, n)) = seen.summary {
-                    let name = be.name();
-                    warn!("backend '{name}' wrote that line again, skipped: {text} (repeated {n} times)");
-                }
-                be.remember_noise(&String::from_utf8_lossy(line));
-                if seen.show {
-                    let (name, why) = (be.name(), bad.reason);
-                    let text = be.config.redact(&message::excerpt(line));
-                    warn!("backend '{name}' wrote a line that is not JSON-RPC ({why}), skipped: {text}");
-                }
+                self.backends[b].noise_line(line, &bad.reason);
                 return;
             }
         };
@@ -72,7 +60,7 @@ impl Gateway {
                 "backend '{name}' sent an error without a request id, so gangway cannot tell which of its {} requests in flight it is about: {said}",
                 sent.len()
             );
-            self.backends[b].unattributed = Some(said);
+            self.backends[b].set_unattributed(said);
             return;
         };
         let text = format!(
@@ -206,7 +194,7 @@ impl Gateway {
             return;
         };
         let be = &self.backends[b];
-        if be.to_client >= TO_CLIENT_MAX {
+        if be.to_client() >= TO_CLIENT_MAX {
             let text = format!(
                 "gangway: {TO_CLIENT_MAX} requests from backend '{}' already wait for the client's answer; {method} refused until one is answered",
                 be.name()

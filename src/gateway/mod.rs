@@ -45,7 +45,7 @@ use crate::catalog::Catalog;
 use crate::config::{BackendConfig, Config, Expose};
 use crate::timer::TimerWheel;
 use crate::wire::ids::{IdTable, RawId};
-use crate::wire::message::{self, write_error, write_request, INVALID_REQUEST};
+use crate::wire::message::{write_error, write_request, INVALID_REQUEST};
 use aggregate::Aggregate;
 use backend::Backend;
 use lifecycle::Wakeup;
@@ -419,17 +419,7 @@ impl Gateway {
     /// A line from backend `b`'s stderr: logged under its name and kept for error messages.
     pub fn on_backend_stderr(&mut self, b: usize, line: &[u8]) {
         if let Some(be) = self.backends.get_mut(b) {
-            // Env values are never logged, even when a backend prints its token.
-            let text = be.config.redact(&String::from_utf8_lossy(line));
-            let seen =
-                be.log_repeats[0].see(line, || be.config.redact(&message::excerpt(trim_end(line))));
-            if let Some((excerpt, n)) = seen.summary {
-                info!(target: "gangway::backend", "[{}] {excerpt} (repeated {n} times)", be.name());
-            }
-            if seen.show {
-                info!(target: "gangway::backend", "[{}] {}", be.name(), text.trim_end());
-                be.remember_stderr(&text);
-            }
+            be.stderr_line(line);
         }
     }
 

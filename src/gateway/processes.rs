@@ -11,18 +11,6 @@ use log::{debug, error, info, warn};
 use std::time::Instant;
 
 impl Gateway {
-    /// Backend `b`'s process is gone: the counts of lines suppressed last are logged.
-    fn log_repeats_end(&mut self, b: usize) {
-        let be = &mut self.backends[b];
-        let name = be.config.name.as_str();
-        if let Some((excerpt, n)) = be.log_repeats[0].finish() {
-            info!(target: "gangway::backend", "[{name}] {excerpt} (repeated {n} times)");
-        }
-        if let Some((text, n)) = be.log_repeats[1].finish() {
-            warn!("backend '{name}' wrote that line again, skipped: {text} (repeated {n} times)");
-        }
-    }
-
     pub(super) fn backend_closed(&mut self, now: Instant, b: usize) {
         let Some(be) = self.backends.get_mut(b) else {
             return;
@@ -84,11 +72,7 @@ impl Gateway {
     pub(super) fn start(&mut self, now: Instant, b: usize) {
         let be = &mut self.backends[b];
         be.lifecycle.begin_start(now, &mut self.timers);
-        be.init_result = None;
-        // Errors must quote this process's stderr, not an earlier one's.
-        be.stderr_tail.clear();
-        be.noise = None;
-        be.unattributed = None;
+        be.new_process();
         info!("starting backend '{}'", be.name());
         self.out.backends[b].clear();
         self.ask_spawn(b);
@@ -202,7 +186,7 @@ impl Gateway {
             }
         }
         self.refresh_all(now, b);
-        if self.backends[b].in_flight == 0 {
+        if self.backends[b].in_flight() == 0 {
             self.arm_idle(b);
         }
     }
@@ -275,7 +259,7 @@ impl Gateway {
     /// Backend `b`'s process is gone: drop the input it never read (it must not hold the
     /// client's backpressure shut) and the timers that were for that process.
     pub(super) fn process_gone(&mut self, b: usize) {
-        self.log_repeats_end(b);
+        self.backends[b].log_repeats_end();
         self.out.backends[b].clear();
         self.cancel_backend_timers(b);
     }
@@ -295,7 +279,7 @@ impl Gateway {
 
     fn idle_check(&mut self, now: Instant, b: usize, w: Wakeup) {
         let be = &mut self.backends[b];
-        if !be.lifecycle.idle_fired(w) || be.in_flight > 0 {
+        if !be.lifecycle.idle_fired(w) || be.in_flight() > 0 {
             return;
         }
         let Some(idle) = be.config.idle_timeout else {
@@ -338,7 +322,7 @@ impl Gateway {
     pub(super) fn retire(&mut self, now: Instant, b: usize) {
         let be = &mut self.backends[b];
         be.removed = true;
-        if be.lifecycle.is_running() && be.in_flight == 0 {
+        if be.lifecycle.is_running() && be.in_flight() == 0 {
             self.stop(now, b);
         }
     }
@@ -351,7 +335,7 @@ impl Gateway {
             return;
         }
         be.lifecycle.want_restart();
-        if be.in_flight == 0 {
+        if be.in_flight() == 0 {
             info!(
                 "reload: restarting backend '{}' with its new command",
                 be.name()

@@ -269,10 +269,7 @@ impl Gateway {
         let b = pending.backend;
         let to_client = pending.kind == PendingKind::ToClient;
         let gw = self.ids.insert(origin, pending).ok()?;
-        self.backends[b].in_flight += 1;
-        if to_client {
-            self.backends[b].to_client += 1;
-        }
+        self.backends[b].request_began(to_client);
         Some(gw)
     }
 
@@ -286,12 +283,9 @@ impl Gateway {
             self.progress.remove(&(b, token.clone()));
         }
         let be = &mut self.backends[b];
-        be.in_flight = be.in_flight.saturating_sub(1);
-        if entry.data.kind == PendingKind::ToClient {
-            be.to_client = be.to_client.saturating_sub(1);
-        }
+        let idle = be.request_ended(entry.data.kind == PendingKind::ToClient);
         be.lifecycle.touch(now);
-        if be.in_flight == 0 {
+        if idle {
             if be.removed || be.lifecycle.restart_pending() {
                 // A reload removed or changed it; its last request has ended.
                 self.stop(now, b);

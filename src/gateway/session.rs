@@ -206,7 +206,7 @@ impl Gateway {
             x.instance_of.is_some()
                 && x.removed
                 && x.lifecycle.phase() == Phase::Stopped
-                && x.in_flight == 0
+                && x.in_flight() == 0
         });
         let i = match free {
             Some(i) => {

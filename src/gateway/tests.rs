@@ -361,7 +361,7 @@ impl Drop for Harness {
             );
             for be in &self.gw.backends {
                 assert_eq!(
-                    be.in_flight,
+                    be.in_flight(),
                     0,
                     "backend '{}' still counts requests",
                     be.name()
