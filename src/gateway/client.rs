@@ -21,6 +21,8 @@ use serde_json::value::RawValue;
 use std::time::Instant;
 
 impl Gateway {
+    /// Handles one line from the client of the session being handled: a request, a
+    /// notification or an answer; a line that is not JSON-RPC is answered with its error.
     pub(super) fn client_line(&mut self, now: Instant, line: &[u8]) {
         let line = trim_end(line);
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -119,6 +121,8 @@ impl Gateway {
         write_result(self.reply(), id, result.to_string().as_bytes());
     }
 
+    /// Records the protocol version, capabilities and clientInfo that the `initialize`
+    /// gangway sends to backends carries (the client that initialized last).
     pub(super) fn set_client_init(
         &mut self,
         version: &str,

@@ -22,6 +22,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 impl Gateway {
+    /// Handles one line from backend `b`'s stdout: an answer, a request to a client or a
+    /// notification; anything else is logged and skipped.
     pub(super) fn backend_line(&mut self, now: Instant, b: usize, line: &[u8]) {
         let line = trim_end(line);
         if b >= self.backends.len() || line.is_empty() {

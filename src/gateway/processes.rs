@@ -11,6 +11,8 @@ use log::{debug, error, info, warn};
 use std::time::Instant;
 
 impl Gateway {
+    /// Backend `b` closed its pipes while starting or ready: it is stopped, and its exit
+    /// counts as a crash.
     pub(super) fn backend_closed(&mut self, now: Instant, b: usize) {
         let Some(be) = self.backends.get_mut(b) else {
             return;
@@ -22,6 +24,7 @@ impl Gateway {
         }
     }
 
+    /// Backend `b` could not be spawned: a crash (of a start) that names its command.
     pub(super) fn spawn_failed(&mut self, now: Instant, b: usize, error: &str) {
         if b >= self.backends.len() {
             return;
@@ -38,6 +41,8 @@ impl Gateway {
         self.crashed(now, b, reason);
     }
 
+    /// Backend `b`'s process exited: a stop gangway asked for ends here (requests queued
+    /// meanwhile start it again); anything else is a crash.
     pub(super) fn backend_exit(&mut self, now: Instant, b: usize, status: &str) {
         if b >= self.backends.len() {
             return;
@@ -69,6 +74,8 @@ impl Gateway {
         self.crashed(now, b, reason);
     }
 
+    /// Starts a process for backend `b`: asks for its spawn, sends `initialize` and sets
+    /// the start-progress timer. Requests queued for it are sent once it is ready.
     pub(super) fn start(&mut self, now: Instant, b: usize) {
         let be = &mut self.backends[b];
         be.lifecycle.begin_start(now, &mut self.timers);
@@ -152,6 +159,8 @@ impl Gateway {
         self.arm_start_progress(now, b);
     }
 
+    /// Backend `b` answered gangway's `initialize`: on success it is ready (initialized,
+    /// its log level set, its queue sent, its lists refreshed); an error is a failed start.
     pub(super) fn init_done(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
         let be = &mut self.backends[b];
         if !be.lifecycle.is_starting() {
@@ -191,6 +200,8 @@ impl Gateway {
         }
     }
 
+    /// Backend `b`'s start failed for `reason`: everything waiting for it is answered with
+    /// it, and the process is stopped (its exit then counts as a failed start).
     pub(super) fn start_failed(&mut self, now: Instant, b: usize, reason: &str) {
         let life = &mut self.backends[b].lifecycle;
         life.mark_failing(Some(reason.to_string()));
@@ -224,6 +235,8 @@ impl Gateway {
         }
     }
 
+    /// Begins the stop ladder for backend `b` when it is starting or ready (see
+    /// [`Lifecycle::begin_stop`](super::lifecycle::Lifecycle::begin_stop)).
     pub(super) fn stop(&mut self, now: Instant, b: usize) {
         let wake = |w| Timer::Backend(b, w);
         match self.backends[b]
@@ -270,6 +283,7 @@ impl Gateway {
         self.backends[b].lifecycle.cancel_timers(&mut self.timers);
     }
 
+    /// Sets backend `b`'s idle timer, when it is ready and has an `idle_timeout`.
     pub(super) fn arm_idle(&mut self, b: usize) {
         let wake = |w| Timer::Backend(b, w);
         let be = &mut self.backends[b];

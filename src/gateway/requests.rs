@@ -213,6 +213,8 @@ impl Gateway {
         }
     }
 
+    /// Request `gw` was written to backend `b` at `now`: its timeout starts (the
+    /// `startup_timeout` for `initialize`, the backend's `timeout` otherwise).
     pub(super) fn mark_sent(&mut self, now: Instant, b: usize, gw: u64) {
         let config = &self.backends[b].config;
         let (timeout, startup) = (config.timeout, config.startup_timeout);
@@ -265,6 +267,8 @@ impl Gateway {
         }
     }
 
+    /// Enters `pending` in the id table (with the origin's id, if any) and counts it for
+    /// its backend; returns its gateway id, or `None` when the table refuses it.
     pub(super) fn track(&mut self, origin: Option<(Peer, &[u8])>, pending: Pending) -> Option<u64> {
         let b = pending.backend;
         let to_client = pending.kind == PendingKind::ToClient;
@@ -273,6 +277,10 @@ impl Gateway {
         Some(gw)
     }
 
+    /// Removes request `gw` from the id table (its timer, its progress token and its count
+    /// at the backend too) and returns its origin id and bookkeeping; a backend whose last
+    /// request ended is stopped when a reload removed or changed it, else its idle timer
+    /// is set.
     pub(super) fn untrack(&mut self, now: Instant, gw: u64) -> Option<(Option<RawId>, Pending)> {
         let entry = self.ids.remove(gw)?;
         if let Some(t) = entry.data.timer {
@@ -296,6 +304,7 @@ impl Gateway {
         Some((entry.origin.map(|(_, raw)| raw), entry.data))
     }
 
+    /// How many client requests are still unanswered (forwarded, merged or task lists).
     pub(super) fn client_requests_pending(&self) -> usize {
         self.aggregates.len()
             + self.task_lists.len()
@@ -363,6 +372,8 @@ impl Gateway {
         }
     }
 
+    /// Request `gw`'s timeout fired: its origin gets a timeout error (a failed start for
+    /// `initialize`), and the other side hears it was cancelled.
     pub(super) fn request_timed_out(&mut self, now: Instant, gw: u64) {
         let Some(entry) = self.ids.get_mut(gw) else {
             return;
@@ -435,6 +446,7 @@ impl Gateway {
         }
     }
 
+    /// Tells backend `b`, when it is ready, that gangway's request `gw` is cancelled.
     pub(super) fn cancel_to_backend(&mut self, b: usize, gw: u64, reason: &str) {
         if self.backends[b].lifecycle.is_ready() {
             let mut params = format!("{{\"requestId\":{gw},\"reason\":").into_bytes();

@@ -63,6 +63,8 @@ impl Gateway {
             .find(|b| self.backends[*b].name() == name)
     }
 
+    /// A client's `tools/call`: a meta-tool, or an exposed tool routed to its backend under
+    /// the backend's own name; an unknown name is answered with the choices.
     pub(super) fn tools_call(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
         let params: Option<tools::CallParams<'_>> =
             msg.params.and_then(|p| serde_json::from_str(p.get()).ok());
@@ -296,6 +298,7 @@ impl Gateway {
         self.start_aggregate(now, id, AggregateKind::Discover, parts);
     }
 
+    /// A client's `prompts/get`, routed to the backend of the exposed prompt name.
     pub(super) fn prompts_get(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
         #[derive(Deserialize)]
         struct Params<'a> {
@@ -355,6 +358,8 @@ impl Gateway {
         );
     }
 
+    /// A client's `resources/read`, `resources/subscribe` or `resources/unsubscribe`,
+    /// routed to the backend that lists the URI (subscriptions are shared by sessions).
     pub(super) fn resource_request(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
         #[derive(Deserialize)]
         struct Params {
@@ -398,6 +403,8 @@ impl Gateway {
         self.forward_by_uri(now, msg, id, &uri);
     }
 
+    /// A client's `completion/complete`, routed by its reference: a prompt name or a
+    /// resource URI.
     pub(super) fn complete(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
         #[derive(Deserialize)]
         struct Ref<'a> {
