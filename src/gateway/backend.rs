@@ -1,11 +1,11 @@
 //! One backend's state: its [`Lifecycle`], the requests waiting for it to become ready,
 //! and what it told us about itself (its lists, its stderr, its answer to `initialize`).
 
+use super::backpressure::InputWatch;
 use super::lifecycle::Lifecycle;
 use super::lists::{Item, ListKind, LIST_KINDS};
 use super::repeat::Repeats;
 use crate::config::BackendConfig;
-use crate::timer::TimerHandle;
 use crate::wire::message;
 use log::{info, warn};
 use serde_json::value::RawValue;
@@ -102,11 +102,8 @@ pub struct Backend {
     /// Of those, its requests waiting for the client's answer (bounded by
     /// `TO_CLIENT_MAX`).
     to_client: usize,
-    /// While more than `BACKEND_IN_BOUND` bytes wait for it: how much of its input had
-    /// been written when that was last seen to change, and when.
-    pub(super) drain_watch: Option<(u64, Instant)>,
-    /// The wakeup for when it would count as stalled, while it is behind.
-    pub(super) stall_timer: Option<TimerHandle>,
+    /// While more than `BACKEND_IN_BOUND` bytes wait for it: whether it still reads them.
+    pub(super) input: InputWatch,
     /// A list answer was sent without its list of this kind (it took too long): the
     /// client hears list_changed once the list arrives. By `ListKind::index`.
     pub(super) late: [bool; LIST_KINDS.len()],
@@ -147,8 +144,7 @@ impl Backend {
             lifecycle: Lifecycle::new(now),
             in_flight: 0,
             to_client: 0,
-            drain_watch: None,
-            stall_timer: None,
+            input: InputWatch::default(),
             unattributed: None,
             late: [false; LIST_KINDS.len()],
             lists_skipped_until: None,

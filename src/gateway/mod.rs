@@ -307,12 +307,10 @@ impl Gateway {
                 .sessions
                 .get(&s)
                 .is_some_and(|c| c.out.len() <= CLIENT_OUT_BOUND)
-            && !self.backends.iter().any(|be| {
-                be.lifecycle.is_ready()
-                    && be.drain_watch.is_some_and(|(_, since)| {
-                        now.saturating_duration_since(since) < BACKEND_STALL
-                    })
-            })
+            && !self
+                .backends
+                .iter()
+                .any(|be| be.lifecycle.is_ready() && be.input.reading(now))
     }
 
     /// Opens a session for one of gangway's shell commands (`check`, `tools`, `call`),
