@@ -255,7 +255,7 @@ impl Gateway {
             (None, Some(err)) => Err(format!(
                 "backend '{name}' refused {}: {}",
                 kind.method(),
-                super::error_message(err)
+                super::from_backend::error_message(err)
             )),
             (None, None) => Err(format!("backend '{name}' sent an empty answer")),
         };

@@ -1,33 +1,17 @@
-//! One backend's state: its lifecycle phase, the requests waiting for it to become ready,
-//! what it told us about itself, and the history that decides whether to restart it.
+//! One backend's state: its [`Lifecycle`], the requests waiting for it to become ready,
+//! and what it told us about itself (its lists, its stderr, its answer to `initialize`).
 
+use super::backpressure::InputWatch;
+use super::lifecycle::Lifecycle;
 use super::lists::{Item, ListKind, LIST_KINDS};
 use super::repeat::Repeats;
 use crate::config::BackendConfig;
-use crate::timer::TimerHandle;
+use crate::wire::message;
+use log::{info, warn};
 use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
-
-/// How many crashes within `CRASH_WINDOW` put a backend into the `Failed` phase.
-pub const CRASH_LIMIT: usize = 3;
-/// The window in which crashes are counted.
-pub const CRASH_WINDOW: Duration = Duration::from_secs(60);
-/// How long a backend that crashed too often is left alone.
-pub const FAILED_PAUSE: Duration = Duration::from_secs(30);
-/// The pause after a first failed start; it doubles with every further one in a row.
-pub const START_BACKOFF_FIRST: Duration = Duration::from_secs(10);
-/// The longest pause between failed starts.
-pub const START_BACKOFF_MAX: Duration = Duration::from_secs(600);
-
-/// The pause after `failures` failed starts in a row (10 s, 20 s, 40 s, … at most 10 min).
-pub fn start_backoff(failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(16);
-    START_BACKOFF_FIRST
-        .saturating_mul(1 << doublings)
-        .min(START_BACKOFF_MAX)
-}
+use std::time::Instant;
 
 /// How many lines of a backend's stderr are kept for error messages.
 const STDERR_TAIL_LINES: usize = 5;
@@ -69,25 +53,6 @@ pub fn points_elsewhere(line: &str) -> bool {
     help || npm
 }
 
-/// Where a backend is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Not running; the next request starts it.
-    Stopped,
-    /// Spawned; gangway's `initialize` is in flight. Requests queue.
-    Starting,
-    /// Initialized; requests flow.
-    Ready,
-    /// On the stop ladder (stdin closed, then SIGTERM, then SIGKILL). Requests queue and
-    /// restart it once it has exited.
-    Stopping,
-    /// Crashed too often; requests are refused until the instant given.
-    Failed {
-        /// When it may be started again.
-        until: Instant,
-    },
-}
-
 /// What gangway knows of one of a backend's lists.
 #[derive(Debug, Default)]
 pub enum ListState {
@@ -121,129 +86,54 @@ pub struct Queued {
     pub bytes: Vec<u8>,
 }
 
-/// Whether a backend's spawn waits for the removal of its last container. docker refuses a
-/// `--name` the user chose while a container of that name exists, so a start of such a
-/// backend holds its spawn until the runtime reports that the removal it began ended. A
-/// generated name is new at every start, so its spawn never waits.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SpawnGate {
-    /// The runtime is removing the container of a process of it that ended.
-    removing: bool,
-    /// A start is under way whose spawn was not asked for yet.
-    held: bool,
-}
-
-impl SpawnGate {
-    /// The runtime began removing the container of a process that ended.
-    pub fn removal_started(&mut self) {
-        self.removing = true;
-    }
-
-    /// Every removal the runtime began ended: returns whether a held spawn may be asked
-    /// for now.
-    pub fn removal_ended(&mut self) -> bool {
-        self.removing = false;
-        std::mem::take(&mut self.held)
-    }
-
-    /// A start needs its process: returns whether the spawn may be asked for now; if not,
-    /// it is held until [`SpawnGate::removal_ended`]. `fixed_name` says whether every
-    /// start uses the same container name.
-    pub fn may_spawn(&mut self, fixed_name: bool) -> bool {
-        self.held = self.removing && fixed_name;
-        !self.held
-    }
-
-    /// The start is given up: returns whether its spawn was held (then no process exists
-    /// and none will be asked for).
-    pub fn abandon(&mut self) -> bool {
-        std::mem::take(&mut self.held)
-    }
-
-    /// Whether a start waits to ask for its spawn.
-    pub fn is_held(&self) -> bool {
-        self.held
-    }
-}
-
-/// One configured backend and everything gangway tracks about it.
+/// One configured backend and everything gangway tracks about it. The fields the
+/// gateway's files share are `pub(super)` (none is visible outside `gateway/`); its request
+/// counts and what is kept of its output for error messages are private, changed only
+/// through its methods, so their bounds and redaction hold wherever they are fed.
 #[derive(Debug)]
 pub struct Backend {
     /// Its configuration.
-    pub config: BackendConfig,
-    /// Lifecycle phase.
-    pub phase: Phase,
-    /// Incremented at every spawn, so timers set for an earlier process are recognised.
-    pub generation: u64,
+    pub(super) config: BackendConfig,
+    /// Where it is in its life (start, ready, crash back-off, idle, stop ladder), with
+    /// that life's timers.
+    pub(super) lifecycle: Lifecycle,
     /// Requests (in either direction) tracked for this backend; it is idle at zero.
-    pub in_flight: usize,
+    in_flight: usize,
     /// Of those, its requests waiting for the client's answer (bounded by
     /// `TO_CLIENT_MAX`).
-    pub to_client: usize,
-    /// While more than `BACKEND_IN_BOUND` bytes wait for it: how much of its input had
-    /// been written when that was last seen to change, and when.
-    pub drain_watch: Option<(u64, Instant)>,
-    /// The wakeup for when it would count as stalled, while it is behind.
-    pub stall_timer: Option<TimerHandle>,
-    /// Whether its current process answered `initialize` (a failure before that is a
-    /// failed start, which backs off longer than a crash).
-    pub ready_seen: bool,
-    /// Starts in a row that failed before `initialize` was answered.
-    pub start_failures: u32,
+    to_client: usize,
+    /// While more than `BACKEND_IN_BOUND` bytes wait for it: whether it still reads them.
+    pub(super) input: InputWatch,
     /// A list answer was sent without its list of this kind (it took too long): the
     /// client hears list_changed once the list arrives. By `ListKind::index`.
-    pub late: [bool; LIST_KINDS.len()],
+    pub(super) late: [bool; LIST_KINDS.len()],
     /// Its start failed in an earlier run (from the catalog): until this time (seconds
     /// since the Unix epoch), list requests leave it out instead of starting it. The text
     /// says why.
-    pub lists_skipped_until: Option<(u64, String)>,
+    pub(super) lists_skipped_until: Option<(u64, String)>,
     /// The last error it sent with `"id": null` that could not be tied to one request
     /// (quoted when a request to it then times out).
-    pub unattributed: Option<String>,
+    unattributed: Option<String>,
     /// Requests waiting for `Ready`.
-    pub queue: Vec<Queued>,
-    /// When the last request to it was sent or finished.
-    pub last_active: Instant,
-    /// When its current process was spawned.
-    pub started_at: Instant,
-    /// The pending idle timer, if armed.
-    pub idle_timer: Option<TimerHandle>,
-    /// The pending step of the stop ladder, if stopping.
-    pub stop_timer: Option<TimerHandle>,
-    /// The next progress notification for requests waiting while it starts.
-    pub start_timer: Option<TimerHandle>,
-    /// Set when gangway decided the backend failed (initialize failed, output closed): its
-    /// exit then counts as a crash even though gangway stopped it.
-    pub failing: bool,
-    /// Recent crash instants, for the restart back-off.
-    pub crashes: VecDeque<Instant>,
-    /// The last failure, quoted while the backend is `Failed`.
-    pub last_error: Option<String>,
+    pub(super) queue: Vec<Queued>,
     /// The last lines it wrote to stderr.
-    pub stderr_tail: VecDeque<String>,
+    stderr_tail: VecDeque<String>,
     /// The first line it wrote to stdout that is not JSON-RPC (redacted, shortened): a
     /// server that logs to stdout, quoted when it fails to start or exits.
-    pub noise: Option<String>,
-    /// How long its last start took, from the spawn to the answer to `initialize`.
-    pub ready_after: Option<Duration>,
+    noise: Option<String>,
     /// What it answered to `initialize`, raw.
-    pub init_result: Option<Box<RawValue>>,
+    pub(super) init_result: Option<Box<RawValue>>,
     /// Its lists (tools, prompts, resources, templates), as far as known, by
     /// `ListKind::index`.
-    pub lists: [ListState; LIST_KINDS.len()],
+    pub(super) lists: [ListState; LIST_KINDS.len()],
     /// A reload removed it: it is neither listed nor callable, and stops once its last
     /// request has ended. (For a session's own instance: its session ended.)
-    pub removed: bool,
+    pub(super) removed: bool,
     /// This is the process of a `"scope": "session"` backend (its listed slot first) for
     /// one session: it serves only that session and is not listed itself.
-    pub instance_of: Option<(usize, super::SessionId)>,
-    /// A reload changed how it is spawned: the running process stops once idle, and the
-    /// next request starts the new one.
-    pub restart: bool,
+    pub(super) instance_of: Option<(usize, super::SessionId)>,
     /// Repeated lines suppressed from its log: stderr, then non-JSON stdout.
-    pub log_repeats: [Repeats; 2],
-    /// Whether its next spawn waits for its last container to be removed.
-    pub spawn_gate: SpawnGate,
+    log_repeats: [Repeats; 2],
 }
 
 impl Backend {
@@ -251,36 +141,21 @@ impl Backend {
     pub fn new(config: BackendConfig, now: Instant) -> Backend {
         Backend {
             config,
-            phase: Phase::Stopped,
-            generation: 0,
+            lifecycle: Lifecycle::new(now),
             in_flight: 0,
             to_client: 0,
-            drain_watch: None,
-            stall_timer: None,
+            input: InputWatch::default(),
             unattributed: None,
-            ready_seen: false,
-            start_failures: 0,
             late: [false; LIST_KINDS.len()],
             lists_skipped_until: None,
             queue: Vec::new(),
-            last_active: now,
-            started_at: now,
-            idle_timer: None,
-            stop_timer: None,
-            start_timer: None,
-            failing: false,
-            crashes: VecDeque::new(),
-            last_error: None,
             stderr_tail: VecDeque::new(),
             noise: None,
-            ready_after: None,
             init_result: None,
             lists: Default::default(),
             removed: false,
             instance_of: None,
-            restart: false,
             log_repeats: Default::default(),
-            spawn_gate: SpawnGate::default(),
         }
     }
 
@@ -304,14 +179,99 @@ impl Backend {
         &self.config.name
     }
 
-    /// Whether a process is running for it (or being stopped).
-    pub fn is_running(&self) -> bool {
-        matches!(self.phase, Phase::Starting | Phase::Ready | Phase::Stopping)
+    /// A new process of it starts: what it said, and what was kept of the last process's
+    /// output, is forgotten (errors must quote this process's stderr, not an earlier
+    /// one's).
+    pub fn new_process(&mut self) {
+        self.init_result = None;
+        self.stderr_tail.clear();
+        self.noise = None;
+        self.unattributed = None;
+    }
+
+    /// Requests (in either direction) tracked for it; it is idle at zero.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Of those, its requests waiting for a client's answer (bounded by `TO_CLIENT_MAX`).
+    pub fn to_client(&self) -> usize {
+        self.to_client
+    }
+
+    /// A request for it (or, with `to_client`, its request to a client) is tracked.
+    pub fn request_began(&mut self, to_client: bool) {
+        self.in_flight += 1;
+        if to_client {
+            self.to_client += 1;
+        }
+    }
+
+    /// A request counted by [`Backend::request_began`] ended: returns whether none is
+    /// left in flight.
+    pub fn request_ended(&mut self, to_client: bool) -> bool {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if to_client {
+            self.to_client = self.to_client.saturating_sub(1);
+        }
+        self.in_flight == 0
+    }
+
+    /// It sent an error with `"id": null` that could not be tied to one request: kept to
+    /// be quoted when one of its requests times out (see [`Backend::unattributed_suffix`]).
+    pub fn set_unattributed(&mut self, error: String) {
+        self.unattributed = Some(error);
+    }
+
+    /// A line from its stderr: logged under its name (env values redacted; a line
+    /// repeated over and over is logged once, then counted) and kept for error messages.
+    pub fn stderr_line(&mut self, line: &[u8]) {
+        // Env values are never logged, even when a backend prints its token.
+        let text = self.config.redact(&String::from_utf8_lossy(line));
+        let config = &self.config;
+        let seen = self.log_repeats[0].see(line, || {
+            config.redact(&message::excerpt(super::trim_end(line)))
+        });
+        if let Some((excerpt, n)) = seen.summary {
+            info!(target: "gangway::backend", "[{}] {excerpt} (repeated {n} times)", self.name());
+        }
+        if seen.show {
+            info!(target: "gangway::backend", "[{}] {}", self.name(), text.trim_end());
+            self.remember_stderr(&text);
+        }
+    }
+
+    /// A stdout line that is not JSON-RPC (`why` says what is wrong with it): skipped,
+    /// logged (redacted, repeats counted) and, the first one, kept for error messages.
+    pub fn noise_line(&mut self, line: &[u8], why: &str) {
+        let config = &self.config;
+        let seen = self.log_repeats[1].see(line, || config.redact(&message::excerpt(line)));
+        if let Some((text, n)) = seen.summary {
+            let name = self.name();
+            warn!("backend '{name}' wrote that line again, skipped: {text} (repeated {n} times)");
+        }
+        self.remember_noise(&String::from_utf8_lossy(line));
+        if seen.show {
+            let name = self.name();
+            let text = self.config.redact(&message::excerpt(line));
+            warn!("backend '{name}' wrote a line that is not JSON-RPC ({why}), skipped: {text}");
+        }
+    }
+
+    /// Its process is gone: the counts of lines suppressed last are logged.
+    pub fn log_repeats_end(&mut self) {
+        let name = self.config.name.as_str();
+        if let Some((excerpt, n)) = self.log_repeats[0].finish() {
+            info!(target: "gangway::backend", "[{name}] {excerpt} (repeated {n} times)");
+        }
+        if let Some((text, n)) = self.log_repeats[1].finish() {
+            warn!("backend '{name}' wrote that line again, skipped: {text} (repeated {n} times)");
+        }
     }
 
     /// Keeps a stderr line for error messages (its env values redacted, shortened, oldest
     /// dropped first).
-    pub fn remember_stderr(&mut self, line: &str) {
+    fn remember_stderr(&mut self, line: &str) {
         let line = shorten(self.config.redact(line.trim_end()));
         if line.is_empty() {
             return;
@@ -345,7 +305,7 @@ impl Backend {
     }
 
     /// Keeps the first stdout line that is not JSON-RPC (see [`Backend::noise`]).
-    pub fn remember_noise(&mut self, line: &str) {
+    fn remember_noise(&mut self, line: &str) {
         if self.noise.is_some() {
             return;
         }
@@ -362,30 +322,13 @@ impl Backend {
             None => String::new(),
         }
     }
-
-    /// Records a crash at `now` and returns whether the back-off limit is reached.
-    pub fn record_crash(&mut self, now: Instant) -> bool {
-        while self
-            .crashes
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) > CRASH_WINDOW)
-        {
-            self.crashes.pop_front();
-        }
-        self.crashes.push_back(now);
-        if self.crashes.len() >= CRASH_LIMIT {
-            self.crashes.clear();
-            true
-        } else {
-            false
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::BackendConfig;
+    use std::time::Duration;
 
     fn backend() -> Backend {
         let config = BackendConfig {
@@ -410,39 +353,6 @@ mod tests {
             vars: vec![],
         };
         Backend::new(config, Instant::now())
-    }
-
-    #[test]
-    fn three_crashes_in_a_minute_trip_the_back_off() {
-        let mut b = backend();
-        let t0 = Instant::now();
-        assert!(!b.record_crash(t0));
-        assert!(!b.record_crash(t0 + Duration::from_secs(61)));
-        assert!(!b.record_crash(t0 + Duration::from_secs(62)));
-        assert!(b.record_crash(t0 + Duration::from_secs(63)));
-        assert!(b.crashes.is_empty());
-    }
-
-    #[test]
-    fn only_a_fixed_name_waits_for_the_removal_and_only_once() {
-        let mut gate = SpawnGate::default();
-        assert!(gate.may_spawn(true), "nothing is being removed");
-        gate.removal_started();
-        assert!(gate.may_spawn(false), "a generated name is free at once");
-        assert!(!gate.may_spawn(true));
-        assert!(gate.is_held());
-        assert!(gate.removal_ended(), "the held spawn goes now");
-        assert!(!gate.removal_ended(), "and is asked for only once");
-        assert!(gate.may_spawn(true));
-
-        gate.removal_started();
-        assert!(!gate.may_spawn(true));
-        assert!(gate.abandon(), "a held start is given up without a process");
-        assert!(!gate.abandon());
-        assert!(
-            !gate.removal_ended(),
-            "an abandoned start is not spawned later"
-        );
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! from the catalog without starting anything, refreshed after every start, and the
 //! exposed-name table built from them.
 
-use super::backend::{start_backoff, ListState, Phase};
+use super::backend::ListState;
+use super::lifecycle::start_backoff;
 use super::lists::{self, Item, ListKind, LIST_KINDS};
 use super::naming::{self, NameTable, Renamed, Why, GANGWAY};
-use super::{has_direct_tools, Gateway, Timer, LIST_CHANGED_DELAY};
+use super::routing::has_direct_tools;
+use super::{Gateway, Timer, LIST_CHANGED_DELAY};
 use crate::catalog::{self, Catalog, Entry, Failure};
 use log::{info, warn};
 use std::rc::Rc;
@@ -97,7 +99,7 @@ impl Gateway {
     /// Fetches backend `b`'s list of `kind` again while it runs (catalog on), serving the
     /// known one meanwhile.
     pub(super) fn refresh_list(&mut self, now: Instant, b: usize, kind: ListKind) {
-        if self.catalog.is_none() || self.backends[b].phase != Phase::Ready {
+        if self.catalog.is_none() || !self.backends[b].lifecycle.is_ready() {
             return;
         }
         let state = &mut self.backends[b].lists[kind.index()];
@@ -158,7 +160,11 @@ impl Gateway {
             return;
         };
         // A process started before a reload changed the command speaks for the old one.
-        let Some(init) = be.init_result.as_ref().filter(|_| !be.restart) else {
+        let Some(init) = be
+            .init_result
+            .as_ref()
+            .filter(|_| !be.lifecycle.restart_pending())
+        else {
             return;
         };
         let mut lists: [Vec<Box<serde_json::value::RawValue>>; 4] = Default::default();
@@ -195,7 +201,7 @@ impl Gateway {
         let Some(catalog) = self.catalog.as_mut() else {
             return;
         };
-        let mut error = be.last_error.clone().unwrap_or_default();
+        let mut error = be.lifecycle.last_error().unwrap_or_default().to_string();
         if error.len() > catalog::FAILURE_TEXT_MAX {
             let mut cut = catalog::FAILURE_TEXT_MAX;
             while !error.is_char_boundary(cut) {
@@ -214,7 +220,7 @@ impl Gateway {
         entry.updated = unix_now;
         entry.failed = Some(Failure {
             at: unix_now,
-            count: be.start_failures,
+            count: be.lifecycle.start_failures(),
             error,
         });
         catalog.put(&be.config, entry);
@@ -267,7 +273,7 @@ impl Gateway {
     /// How long backend `b`'s last start took, from its spawn to its answer to
     /// `initialize`.
     pub fn ready_after(&self, b: usize) -> Option<std::time::Duration> {
-        self.backends.get(b)?.ready_after
+        self.backends.get(b)?.lifecycle.ready_after()
     }
 
     /// Places every exposed tool and prompt name again from the lists known now, and

@@ -2,9 +2,8 @@
 //! while the last container of that name exists, so the gateway asks for the new process
 //! only once the runtime reports that the old container's removal ended. The runtime
 //! removes containers and reports; the gateway decides when a spawn may go (see
-//! [`SpawnGate`](super::backend::SpawnGate)).
+//! [`Lifecycle::may_spawn`](super::lifecycle::Lifecycle::may_spawn)).
 
-use super::backend::Phase;
 use super::{Action, Gateway, Life};
 use log::{debug, info};
 use std::time::Instant;
@@ -16,7 +15,7 @@ impl Gateway {
     /// holds its spawn.
     pub fn on_container_removal_started(&mut self, b: usize) {
         if let Some(be) = self.backends.get_mut(b) {
-            be.spawn_gate.removal_started();
+            be.lifecycle.container_removal_started();
         }
     }
 
@@ -26,7 +25,7 @@ impl Gateway {
         let Some(be) = self.backends.get_mut(b) else {
             return;
         };
-        if be.spawn_gate.removal_ended() && be.phase == Phase::Starting {
+        if be.lifecycle.container_removed() {
             debug!("backend '{}': its old container is removed", be.name());
             self.actions.push(Action::Spawn(b));
         }
@@ -37,7 +36,7 @@ impl Gateway {
     /// `on_container_removed` (meanwhile the start counts against `startup_timeout`).
     pub(super) fn ask_spawn(&mut self, b: usize) {
         let be = &mut self.backends[b];
-        if be.spawn_gate.may_spawn(be.config.fixed_container_name()) {
+        if be.lifecycle.may_spawn(be.config.fixed_container_name()) {
             self.actions.push(Action::Spawn(b));
         } else {
             debug!(
@@ -51,18 +50,17 @@ impl Gateway {
     /// there is none to stop and no exit to wait for. Everything waiting for it is
     /// answered (a stop while a start is held comes from shutdown, from a reload, or from
     /// a start that failed); a start that failed (it waited past `startup_timeout`) backs
-    /// off like any failed start.
-    pub(super) fn start_abandoned(&mut self, now: Instant, b: usize) {
+    /// off like any failed start (`failing`).
+    pub(super) fn start_abandoned(&mut self, now: Instant, b: usize, failing: bool) {
         self.process_gone(b);
-        let be = &mut self.backends[b];
-        be.phase = Phase::Stopped;
+        let be = &self.backends[b];
         let name = be.name().to_string();
         let shutting_down = matches!(self.life, Life::ShuttingDown | Life::Exited);
-        if be.failing && !shutting_down {
+        if failing && !shutting_down {
             let reason = be
-                .last_error
-                .clone()
-                .unwrap_or_else(|| format!("backend '{name}' did not start"));
+                .lifecycle
+                .last_error()
+                .map_or_else(|| format!("backend '{name}' did not start"), str::to_string);
             self.crashed(now, b, reason);
             return;
         }

@@ -1,6 +1,6 @@
 //! Applying a new config while the client stays connected (SIGHUP).
 
-use super::backend::{Backend, ListState, Phase};
+use super::backend::{Backend, ListState};
 use super::lists::ListKind;
 use super::{Gateway, OutBuf};
 use crate::catalog;
@@ -84,12 +84,7 @@ impl Gateway {
             be.config = cfg.clone();
             // The user changed it, maybe to fix what made its start fail: try at once.
             be.lists_skipped_until = None;
-            if be.start_failures > 0 {
-                be.start_failures = 0;
-                if matches!(be.phase, Phase::Failed { .. }) {
-                    be.phase = Phase::Stopped;
-                }
-            }
+            be.lifecycle.forget_failed_starts();
             if new_fingerprint {
                 for state in &mut be.lists {
                     match state {

@@ -8,7 +8,8 @@
 //! at, shared resource subscriptions, and the per-session processes of a
 //! `"scope": "session"` backend.
 
-use super::backend::{Backend, Phase};
+use super::backend::Backend;
+use super::lifecycle::Phase;
 use super::{Gateway, OutBuf, PendingKind};
 use crate::config::Scope;
 use crate::wire::message::{self, BACKEND_ERROR};
@@ -143,7 +144,7 @@ impl Gateway {
                 continue;
             }
             if let Some(b) = self.resource_owner(&uri) {
-                if self.backends[b].phase == Phase::Ready {
+                if self.backends[b].lifecycle.is_ready() {
                     let mut params = b"{\"uri\":".to_vec();
                     message::write_json_string(&mut params, &uri);
                     params.push(b'}');
@@ -202,7 +203,10 @@ impl Gateway {
         }
         let config = be.config.clone();
         let free = self.backends.iter().position(|x| {
-            x.instance_of.is_some() && x.removed && x.phase == Phase::Stopped && x.in_flight == 0
+            x.instance_of.is_some()
+                && x.removed
+                && x.lifecycle.phase() == Phase::Stopped
+                && x.in_flight() == 0
         });
         let i = match free {
             Some(i) => {

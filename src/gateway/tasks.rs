@@ -268,9 +268,7 @@ impl Gateway {
     /// `tasks/list`: every running backend's tasks, followed page by page, in one answer.
     pub(super) fn tasks_list(&mut self, now: Instant, id: &[u8]) {
         let running: Vec<usize> = (0..self.backends.len())
-            .filter(|b| {
-                self.backends[*b].phase == super::Phase::Ready && !self.backends[*b].removed
-            })
+            .filter(|b| self.backends[*b].lifecycle.is_ready() && !self.backends[*b].removed)
             .collect();
         let list_id = self.next_aggregate;
         self.next_aggregate += 1;

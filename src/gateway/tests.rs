@@ -5,7 +5,11 @@
 //! checks that nothing is still tracked (`in_flight() == 0`), so each scenario also guards
 //! the bookkeeping.
 
+use super::backend::ListState;
+use super::lifecycle::{Phase, FAILED_PAUSE, STOP_GRACE};
 use super::*;
+use crate::wire::message::{BACKEND_ERROR, INVALID_PARAMS};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -357,7 +361,7 @@ impl Drop for Harness {
             );
             for be in &self.gw.backends {
                 assert_eq!(
-                    be.in_flight,
+                    be.in_flight(),
                     0,
                     "backend '{}' still counts requests",
                     be.name()
@@ -1351,8 +1355,8 @@ fn three_crashes_in_a_minute_pause_restarts_for_thirty_seconds() {
         assert!(text.contains("exit status 1"), "{text}");
         h.advance(1_000);
     }
-    assert_eq!(backend::CRASH_LIMIT, 3);
-    assert!(backend::CRASH_WINDOW > Duration::from_secs(3));
+    assert_eq!(lifecycle::CRASH_LIMIT, 3);
+    assert!(lifecycle::CRASH_WINDOW > Duration::from_secs(3));
     // Third crash at 2 s: refused until 2 s + FAILED_PAUSE (30 s).
     let until = Duration::from_secs(2) + FAILED_PAUSE;
     h.send(call(json!(3), "alpha__echo", json!({})));
@@ -1405,7 +1409,7 @@ fn spawn_failure_answers_the_waiting_request_naming_the_command() {
     for part in ["failed to start", "os error 2", "in 10 s"] {
         assert!(text.contains(part), "{part} missing from {text}");
     }
-    h.advance(ms(backend::START_BACKOFF_FIRST));
+    h.advance(ms(lifecycle::START_BACKOFF_FIRST));
     h.send(call(json!(3), "alpha__echo", json!({})));
     assert_eq!(
         h.actions(),
@@ -1415,7 +1419,7 @@ fn spawn_failure_answers_the_waiting_request_naming_the_command() {
     h.gw.on_spawn_failed(h.now, ALPHA, "No such file or directory (os error 2)");
     h.client_out();
     // The second failure in a row doubles the pause.
-    h.advance(ms(backend::START_BACKOFF_FIRST));
+    h.advance(ms(lifecycle::START_BACKOFF_FIRST));
     h.send(call(json!(4), "alpha__echo", json!({})));
     assert!(h.actions().is_empty(), "still paused after 10 s of 20");
     let text = error_message(&h.client_one(), -32000);
@@ -2891,7 +2895,7 @@ fn long_and_colliding_names_are_made_valid_and_call_the_right_tool() {
     // Each exposed name reaches its own backend, under the tool's own name.
     let expect = [(0, "b__c"), (0, long.as_str()), (1, "c")];
     for (name, (b, own)) in names.iter().zip(expect) {
-        h.gw.backends[b].phase = Phase::Ready;
+        h.gw.backends[b].lifecycle.force_phase(Phase::Ready);
         h.send(call(json!(name), name, json!({})));
         let sent = h.backend_one(b, "tools/call");
         assert_eq!(sent["params"]["name"], own, "{name}");
