@@ -132,6 +132,9 @@ pub struct Backend {
     /// This is the process of a `"scope": "session"` backend (its listed slot first) for
     /// one session: it serves only that session and is not listed itself.
     pub(super) instance_of: Option<(usize, super::SessionId)>,
+    /// It was told (once) that its requests to clients cannot be tied to one session while
+    /// it serves several.
+    pub(super) warned_shared_ask: bool,
     /// Repeated lines suppressed from its log: stderr, then non-JSON stdout.
     log_repeats: [Repeats; 2],
 }
@@ -155,6 +158,7 @@ impl Backend {
             lists: Default::default(),
             removed: false,
             instance_of: None,
+            warned_shared_ask: false,
             log_repeats: Default::default(),
         }
     }

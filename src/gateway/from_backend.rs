@@ -195,6 +195,7 @@ impl Gateway {
             write_error(self.out.backends[b].buf(), raw, METHOD_NOT_FOUND, &text);
             return;
         };
+        self.warn_shared_ask(b, method);
         let be = &self.backends[b];
         if be.to_client() >= TO_CLIENT_MAX {
             let text = format!(

@@ -262,6 +262,32 @@ impl Gateway {
             .or_else(|| self.sessions.keys().copied().find(|s| able(s)))
     }
 
+    /// Warns, the first time for backend `b`, when it sends the client a request while
+    /// requests of several sessions are in flight at it: its request names none of them, so
+    /// the choice [`Gateway::client_for`] makes may not be the session it asks for.
+    pub(super) fn warn_shared_ask(&mut self, b: usize, method: &str) {
+        if self.backends[b].warned_shared_ask || self.backends[b].instance_of.is_some() {
+            return;
+        }
+        let mut serving: Vec<SessionId> = self
+            .ids
+            .ids_where(|e| e.data.backend == b && e.data.kind != PendingKind::ToClient)
+            .into_iter()
+            .filter_map(|gw| self.ids.get(gw).and_then(|e| e.data.session))
+            .collect();
+        serving.sort_unstable();
+        serving.dedup();
+        if serving.len() < 2 {
+            return;
+        }
+        self.backends[b].warned_shared_ask = true;
+        log::warn!(
+            "backend '{}' sent {method} while serving {} client sessions at once; its request does not say which client it is for, so gangway sent it to the one whose request has waited longest. If its questions belong to one client, give it \"scope\": \"session\" (a process per client)",
+            self.backends[b].name(),
+            serving.len()
+        );
+    }
+
     /// `logging/setLevel` params for backends: the most verbose level any session asked
     /// for (`None` while none asked).
     pub(super) fn backend_log_params(&self) -> Option<Vec<u8>> {

@@ -350,3 +350,24 @@ fn a_client_that_does_not_read_its_stream_is_cut_off_and_others_are_served_meanw
     );
     assert_eq!(status, 200, "the slow client's session survives");
 }
+
+#[test]
+fn a_shared_backend_asking_a_client_while_serving_two_sessions_is_warned_about() {
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    let served = Served::start(&dir, &config, &[]);
+    let (a, b) = (served.session(), served.session());
+    let slow = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"m__slow","arguments":{"ms":3000}}}"#;
+    // Requests sent, answers not read: both stay in flight.
+    let send = |req: String| {
+        let mut s = TcpStream::connect(&served.addr).expect("connect");
+        s.write_all(req.as_bytes()).expect("send");
+        s
+    };
+    let _waiting = send(post_req(&served.addr, &a, slow));
+    served.gw.wait_stderr("backend 'm' ready", T);
+    let ask = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"m__ask","arguments":{"method":"ping"}}}"#;
+    let _asking = send(post_req(&served.addr, &b, ask));
+    let line = served.gw.wait_stderr("while serving 2 client sessions", T);
+    assert!(line.contains("\"scope\": \"session\""), "{line}");
+}
