@@ -39,6 +39,16 @@ impl T {
         }
     }
 
+    /// A front with the default settings, a connection and a session opened on it: the
+    /// connection, the session id and its `Mcp-Session-Id` header line.
+    fn with_session() -> (T, usize, String, String) {
+        let mut t = T::new(settings());
+        let c = t.conn();
+        let sid = t.initialize(c);
+        let header = format!("Mcp-Session-Id: {sid}\r\n");
+        (t, c, sid, header)
+    }
+
     fn conn(&mut self) -> usize {
         self.front.accept(self.now)
     }
@@ -148,10 +158,7 @@ fn initialize_mints_a_random_session_that_later_requests_must_name() {
 
 #[test]
 fn each_bad_request_gets_its_status() {
-    let mut t = T::new(settings());
-    let c = t.conn();
-    let sid = t.initialize(c);
-    let s = format!("Mcp-Session-Id: {sid}\r\n");
+    let (mut t, c, _, s) = T::with_session();
     let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
     let cases: Vec<(String, u16)> = vec![
         (format!("{s}Origin: http://evil.example\r\n"), 403),
@@ -223,10 +230,7 @@ fn a_chunked_post_with_100_continue_is_served() {
 
 #[test]
 fn progress_and_the_answer_go_to_the_post_that_asked_and_the_rest_to_the_get_stream() {
-    let mut t = T::new(settings());
-    let c = t.conn();
-    let sid = t.initialize(c);
-    let s = format!("Mcp-Session-Id: {sid}\r\n");
+    let (mut t, c, sid, s) = T::with_session();
     let g = t.conn();
     let get = t.send(
         g,
@@ -276,10 +280,7 @@ fn progress_and_the_answer_go_to_the_post_that_asked_and_the_rest_to_the_get_str
 
 #[test]
 fn a_request_to_the_client_goes_to_the_open_post_while_no_get_stream_is_open() {
-    let mut t = T::new(settings());
-    let c = t.conn();
-    let sid = t.initialize(c);
-    let s = format!("Mcp-Session-Id: {sid}\r\n");
+    let (mut t, c, sid, s) = T::with_session();
     t.post(c, &s, CALL);
     t.backend_says(
         &sid,
@@ -295,10 +296,7 @@ fn a_request_to_the_client_goes_to_the_open_post_while_no_get_stream_is_open() {
 
 #[test]
 fn a_dropped_post_stream_resumes_from_its_last_event_id() {
-    let mut t = T::new(settings());
-    let c = t.conn();
-    let sid = t.initialize(c);
-    let s = format!("Mcp-Session-Id: {sid}\r\n");
+    let (mut t, c, sid, s) = T::with_session();
     t.post(c, &s, CALL);
     t.backend_says(&sid, r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":7,"progress":1}}"#);
     let first = t.take(c);
@@ -336,10 +334,7 @@ fn a_dropped_post_stream_resumes_from_its_last_event_id() {
 
 #[test]
 fn a_slow_reader_is_cut_off_and_its_session_survives() {
-    let mut t = T::new(settings());
-    let c = t.conn();
-    let sid = t.initialize(c);
-    let s = format!("Mcp-Session-Id: {sid}\r\n");
+    let (mut t, c, sid, s) = T::with_session();
     let g = t.conn();
     t.send(
         g,

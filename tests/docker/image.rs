@@ -482,12 +482,7 @@ fn image_serves_http_with_a_token_as_the_readme_runs_it() {
     let auth = ("Authorization", "Bearer image-token-1");
     let (status, head, _) = http_request(&addr, "POST", &[auth], &init.to_string());
     assert_eq!(status, 200, "{head}");
-    let sid = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Mcp-Session-Id: "))
-        .expect("a session id")
-        .trim()
-        .to_string();
+    let sid = session_id_in(&head);
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "use_tool",
         "arguments": {"backend_server": "mock", "server_tool": "echo", "tool_arguments": {"text": "over http"}}}});
     let (status, _, body) = http_request(

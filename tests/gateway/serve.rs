@@ -17,7 +17,13 @@ struct Served {
 impl Served {
     fn start(dir: &TempDir, config: &Value, extra: &[&str]) -> Served {
         let mut cmd = gangway_command(dir, config);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(extra);
+        cmd.args(extra);
+        Served::spawn(cmd)
+    }
+
+    /// Runs `cmd` (a `gangway_command`) as `serve` on a free loopback port, once it listens.
+    fn spawn(mut cmd: Command) -> Served {
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
         let gw = Gangway::spawn(cmd);
         let line = gw.wait_stderr("/mcp", T);
         let at = line.find("http://").expect("the log names the URL") + "http://".len();
@@ -37,12 +43,7 @@ impl Served {
             "clientInfo": {"name": "raw", "version": "1"}}});
         let (status, head, _) = self.request("POST", &[], &init.to_string());
         assert_eq!(status, 200, "{head}");
-        let sid = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Mcp-Session-Id: "))
-            .expect("a session id")
-            .trim()
-            .to_string();
+        let sid = session_id_in(&head);
         let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
         assert_eq!(
             self.request("POST", &[("Mcp-Session-Id", &sid)], note).0,
@@ -186,15 +187,8 @@ fn tokens_from_the_config_guard_every_request() {
     let dir = TempDir::new();
     let config = json!({"http": {"tokens": ["${SERVE_TEST_TOKEN}"]}, "backends": {}});
     let mut cmd = gangway_command(&dir, &config);
-    cmd.env("SERVE_TEST_TOKEN", "tok-123")
-        .args(["serve", "--listen", "127.0.0.1:0"]);
-    let gw = Gangway::spawn(cmd);
-    let line = gw.wait_stderr("/mcp", T);
-    let at = line.find("http://").expect("URL") + "http://".len();
-    let served = Served {
-        addr: line[at..].split("/mcp").next().unwrap_or("").to_string(),
-        gw,
-    };
+    cmd.env("SERVE_TEST_TOKEN", "tok-123");
+    let served = Served::spawn(cmd);
     let ping = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}"#;
     let (status, head, _) = served.request("POST", &[], ping);
     assert_eq!(status, 401);
@@ -222,14 +216,7 @@ impl Stream {
         s.set_read_timeout(Some(T)).expect("read timeout");
         s.write_all(req.as_bytes()).expect("send the request");
         let mut r = BufReader::new(s);
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).expect("read the head") == 0 || line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
+        let head = read_head(&mut r);
         Stream { r, head }
     }
 

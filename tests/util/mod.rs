@@ -777,14 +777,7 @@ pub fn http_request(
     req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     s.write_all(req.as_bytes()).expect("send the request");
     let mut r = BufReader::new(s);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).expect("read the head") == 0 || line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
+    let head = read_head(&mut r);
     let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut body = Vec::new();
     if head
@@ -806,4 +799,25 @@ pub fn http_request(
         r.read_to_end(&mut body).expect("the body");
     }
     (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Reads an HTTP response head (up to its empty line) from `r`.
+pub fn read_head(r: &mut impl BufRead) -> String {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).expect("read the head") == 0 || line == "\r\n" {
+            return head;
+        }
+        head.push_str(&line);
+    }
+}
+
+/// The `Mcp-Session-Id` a response head carries.
+pub fn session_id_in(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("Mcp-Session-Id: "))
+        .unwrap_or_else(|| panic!("no session id in {head}"))
+        .trim()
+        .to_string()
 }

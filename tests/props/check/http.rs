@@ -47,6 +47,17 @@ struct Conn {
     gone: bool,
 }
 
+impl Conn {
+    fn new(id: usize) -> Conn {
+        Conn {
+            id,
+            pending: Vec::new(),
+            closed: false,
+            gone: false,
+        }
+    }
+}
+
 /// Runs `script`; panics when an invariant breaks.
 pub fn run(script: &[u8]) {
     let text =
@@ -76,12 +87,7 @@ pub fn run(script: &[u8]) {
         let pick = |conns: &mut Vec<Conn>, front: &mut HttpFront, now: Instant| -> usize {
             if conns.iter().all(|c| c.gone) {
                 let id = front.accept(now);
-                conns.push(Conn {
-                    id,
-                    pending: Vec::new(),
-                    closed: false,
-                    gone: false,
-                });
+                conns.push(Conn::new(id));
             }
             let live: Vec<usize> = (0..conns.len()).filter(|&i| !conns[i].gone).collect();
             live[usize::from(args.first().copied().unwrap_or(0)) % live.len()]
@@ -96,12 +102,7 @@ pub fn run(script: &[u8]) {
         match tag {
             b'a' => {
                 let id = front.accept(now);
-                conns.push(Conn {
-                    id,
-                    pending: Vec::new(),
-                    closed: false,
-                    gone: false,
-                });
+                conns.push(Conn::new(id));
             }
             b'r' | b'i' | b'p' | b'g' | b'd' => {
                 let k = pick(&mut conns, &mut front, now);
