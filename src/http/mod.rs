@@ -46,6 +46,14 @@ const REPLAY_EVENTS: usize = 64;
 const REPLAY_BYTES: usize = 4 * 1024 * 1024;
 /// The `retry:` advice sent on every SSE stream, in milliseconds.
 const RETRY_MS: u32 = 1000;
+/// A POST stream whose connection is gone is kept this long after its last event, for
+/// resumption, then dropped.
+const RESUME_WINDOW: Duration = Duration::from_secs(120);
+/// At most this many POST streams without a connection are kept per session; beyond, the
+/// oldest is dropped.
+const DETACHED_MAX: usize = 64;
+/// The first revision without JSON-RPC batches.
+const NO_BATCHES_FROM: &str = "2025-06-18";
 
 /// The settings of the HTTP front (the config's `"http"` object and `serve`'s flags).
 #[derive(Debug, Clone)]
@@ -109,7 +117,9 @@ struct Stream {
     bytes: usize,
     /// The last sequence number written to a connection.
     sent: u64,
-    /// Its request was answered: the stream ends after its last event.
+    /// Requests of its POST still waiting for their answers (more than one for a batch).
+    open: usize,
+    /// Every request of its POST was answered: the stream ends after its last event.
     done: bool,
     /// When the stream was last written to or detached, for dropping unclaimed POST
     /// streams.
@@ -647,8 +657,99 @@ impl HttpFront {
             self.reject(c, 415, "Content-Type must be application/json", &[]);
             return;
         }
+        if body.trim_ascii_start().starts_with(b"[") {
+            return self.post_batch(now, c, head, body, gw);
+        }
         let line = one_line(body);
         self.post_line(now, c, head, &line, gw);
+    }
+
+    /// A JSON-RPC batch: allowed by revision 2025-03-26 only (the version a request
+    /// without `MCP-Protocol-Version` speaks). Its requests share one event stream, which
+    /// ends when all are answered; a batch of notifications and answers gets 202.
+    fn post_batch(&mut self, now: Instant, c: usize, head: &Head, body: &[u8], gw: &mut Gateway) {
+        if head
+            .protocol_version
+            .as_deref()
+            .is_some_and(|v| v >= NO_BATCHES_FROM)
+        {
+            let text = "JSON-RPC batches (arrays) are not part of MCP since 2025-06-18; send one message per request";
+            self.reject(c, 400, text, &[]);
+            return;
+        }
+        let items: Vec<&RawValue> = match serde_json::from_slice(body) {
+            Ok(items) => items,
+            Err(e) => {
+                self.reject(
+                    c,
+                    400,
+                    &format!("the batch is not a JSON array of messages: {e}"),
+                    &[],
+                );
+                return;
+            }
+        };
+        let lines: Vec<Vec<u8>> = items.iter().map(|i| one_line(i.get().as_bytes())).collect();
+        let mut requests = Vec::new();
+        for line in &lines {
+            match Message::parse(line) {
+                Ok(m) if m.method == Some("initialize") => {
+                    self.reject(c, 400, "initialize cannot be part of a batch", &[]);
+                    return;
+                }
+                Ok(m) if m.kind == Kind::Request => {
+                    requests.push((
+                        m.id.map(|i| i.get().as_bytes().to_vec()),
+                        progress_token(m.params),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.reject(
+                        c,
+                        400,
+                        &format!("a batch member is invalid: {}", e.reason),
+                        &[],
+                    );
+                    return;
+                }
+            }
+        }
+        if lines.is_empty() {
+            self.reject(c, 400, "an empty batch", &[]);
+            return;
+        }
+        let Some(sid) = self.session_of(now, c, head) else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let gs = s.gw;
+        if !requests.is_empty() {
+            let stream = s.next_stream;
+            s.next_stream += 1;
+            for (id, token) in requests.iter().cloned() {
+                s.requests.extend(id.map(|id| (id, stream)));
+                s.tokens.extend(token.map(|t| (t, stream)));
+            }
+            s.streams.insert(
+                stream,
+                Stream {
+                    conn: Some(c),
+                    open: requests.len(),
+                    ..Stream::default()
+                },
+            );
+            // Several answers cannot be one JSON body here: the batch gets an event stream.
+            self.start_stream(c, &sid, stream);
+        }
+        for line in &lines {
+            gw.on_client_line(now, gs, line);
+        }
+        if requests.is_empty() {
+            self.respond(c, 202, &[("Mcp-Session-Id", &sid)], "", b"");
+        }
     }
 
     fn post_line(&mut self, now: Instant, c: usize, head: &Head, line: &[u8], gw: &mut Gateway) {
@@ -694,6 +795,7 @@ impl HttpFront {
                 stream,
                 Stream {
                     conn: Some(c),
+                    open: 1,
                     ..Stream::default()
                 },
             );
@@ -919,10 +1021,7 @@ impl HttpFront {
                     m.id.map(|i| i.get().as_bytes().to_vec())
                         .unwrap_or_default();
                 match s.requests.remove(&key) {
-                    Some(st) => {
-                        s.tokens.retain(|_, v| *v != st);
-                        (st, true)
-                    }
+                    Some(st) => (st, true),
                     None => (0, false),
                 }
             }
@@ -935,8 +1034,17 @@ impl HttpFront {
             }
             _ => (0, false),
         };
+        // The last answer of a stream ends it, and its progress tokens with it.
+        let last = answer
+            && s.streams.get_mut(&stream).is_some_and(|st| {
+                st.open = st.open.saturating_sub(1);
+                st.open == 0
+            });
+        if last {
+            s.tokens.retain(|_, v| *v != stream);
+        }
         // A one-message answer to a POST still waiting goes as plain JSON.
-        if answer {
+        if last {
             if let Some(c) = s.streams.get(&stream).and_then(|st| st.conn) {
                 let waiting = matches!(
                     self.conns.get(c),
@@ -975,13 +1083,13 @@ impl HttpFront {
             }
         }
         self.push(now, sid, stream, None, line);
-        if answer {
-            if let Some(st) = self
-                .sessions
-                .get_mut(sid)
-                .and_then(|s| s.streams.get_mut(&stream))
-            {
-                st.done = true;
+        if last {
+            if let Some(s) = self.sessions.get_mut(sid) {
+                if let Some(st) = s.streams.get_mut(&stream) {
+                    st.done = true;
+                    st.last = Some(now);
+                }
+                s.drop_unclaimed(now);
             }
             self.flush_stream(now, sid, stream);
         }
@@ -1099,7 +1207,13 @@ impl HttpFront {
             .values()
             .filter(|s| !s.streams.values().any(|st| st.conn.is_some()))
             .map(|s| s.last + self.settings.session_timeout);
-        conns.chain(sessions).min()
+        let unclaimed = self
+            .sessions
+            .values()
+            .flat_map(|s| s.streams.iter())
+            .filter(|(&n, st)| n != 0 && st.conn.is_none() && st.done)
+            .filter_map(|(_, st)| st.last.map(|t| t + RESUME_WINDOW));
+        conns.chain(sessions).chain(unclaimed).min()
     }
 
     /// Does what is due at `now`.
@@ -1123,6 +1237,9 @@ impl HttpFront {
                 }
                 _ => {}
             }
+        }
+        for s in self.sessions.values_mut() {
+            s.drop_unclaimed(now);
         }
         let expired: Vec<String> = self
             .sessions
@@ -1185,6 +1302,29 @@ impl Session {
     /// Whether stream `n` has a connection.
     fn has_reader(&self, n: u64) -> bool {
         self.streams.get(&n).is_some_and(|st| st.conn.is_some())
+    }
+
+    /// Drops the POST streams no connection claimed: ended ones after [`RESUME_WINDOW`],
+    /// and the oldest ended ones beyond [`DETACHED_MAX`].
+    fn drop_unclaimed(&mut self, now: Instant) {
+        self.streams.retain(|&n, st| {
+            n == 0
+                || st.conn.is_some()
+                || !st.done
+                || st.last.is_some_and(|t| now < t + RESUME_WINDOW)
+        });
+        let mut ended: Vec<(Option<Instant>, u64)> = self
+            .streams
+            .iter()
+            .filter(|(&n, st)| n != 0 && st.conn.is_none() && st.done)
+            .map(|(&n, st)| (st.last, n))
+            .collect();
+        if ended.len() > DETACHED_MAX {
+            ended.sort_unstable();
+            for (_, n) in &ended[..ended.len() - DETACHED_MAX] {
+                self.streams.remove(n);
+            }
+        }
     }
 
     /// The newest POST stream with a connection, still waiting for its answer.

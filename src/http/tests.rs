@@ -441,3 +441,80 @@ fn a_request_that_does_not_arrive_in_time_gets_408() {
     assert_eq!(status(&t.take(c)), 408);
     assert!(t.front.should_close(c));
 }
+
+#[test]
+fn a_batch_is_served_on_2025_03_26_and_refused_after() {
+    let (mut t, c, sid, s) = T::with_session();
+    let batch = r#"[{"jsonrpc":"2.0","id":"b1","method":"ping"},{"jsonrpc":"2.0","id":"b2","method":"tools/call","params":{"name":"b__t","arguments":{},"_meta":{"progressToken":"bt"}}},{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"zz"}}]"#;
+    let newer = t.post(
+        c,
+        &format!("{s}MCP-Protocol-Version: 2025-06-18\r\n"),
+        batch,
+    );
+    assert_eq!(status(&newer), 400);
+    assert!(newer.contains("since 2025-06-18"), "{newer}");
+    let stream = t.post(
+        c,
+        &format!("{s}MCP-Protocol-Version: 2025-03-26\r\n"),
+        batch,
+    );
+    assert_eq!(
+        header(&stream, "Content-Type").as_deref(),
+        Some("text/event-stream")
+    );
+    assert!(
+        stream.contains(r#""id":"b1""#),
+        "the ping is answered at once: {stream}"
+    );
+    assert!(!stream.ends_with("0\r\n\r\n"), "the call is still open");
+    t.backend_says(&sid, r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"bt","progress":1}}"#);
+    t.backend_says(
+        &sid,
+        r#"{"jsonrpc":"2.0","id":"b2","result":{"content":[]}}"#,
+    );
+    let rest = t.take(c);
+    assert!(
+        rest.contains("\"progress\":1") && rest.contains(r#""id":"b2""#),
+        "{rest}"
+    );
+    assert!(
+        rest.ends_with("0\r\n\r\n"),
+        "the stream ends with its last answer"
+    );
+    let notes =
+        r#"[{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"zz"}}]"#;
+    assert_eq!(status(&t.post(c, &s, notes)), 202);
+    assert_eq!(status(&t.post(c, &s, "[]")), 400);
+    let init_in_batch = format!("[{INIT}]");
+    assert_eq!(status(&t.post(c, &s, &init_in_batch)), 400);
+}
+
+#[test]
+fn an_answered_stream_nobody_resumes_is_dropped_after_the_resume_window() {
+    let mut t = T::new(Settings {
+        session_timeout: RESUME_WINDOW * 2,
+        ..settings()
+    });
+    let c = t.conn();
+    let sid = t.initialize(c);
+    let s = format!("Mcp-Session-Id: {sid}\r\n");
+    t.post(c, &s, CALL);
+    t.front.on_closed(t.now, c, &mut t.gw);
+    t.backend_says(
+        &sid,
+        r#"{"jsonrpc":"2.0","id":"c1","result":{"content":[]}}"#,
+    );
+    t.front.pump(t.now, &mut t.gw);
+    let kept = |t: &T| {
+        t.front.sessions[&sid]
+            .streams
+            .keys()
+            .filter(|&&n| n != 0)
+            .count()
+    };
+    assert_eq!(kept(&t), 1, "kept for resumption");
+    let due = t.front.next_deadline().expect("a deadline for the window");
+    assert!(due <= t.now + RESUME_WINDOW);
+    t.front.on_timer(t.now + RESUME_WINDOW, &mut t.gw);
+    assert_eq!(kept(&t), 0, "dropped after the window");
+}
