@@ -50,9 +50,11 @@
 //! The client is a small HTTP/1.1 one written here over `TcpStream` (`TCP_NODELAY`): it
 //! reads answers sized by `Content-Length`, chunked, or ended by the server closing the
 //! connection, as `application/json` or `text/event-stream`, and checks each is the tool's
-//! success for the id that was sent. Then it opens 100 more sessions on a fresh
-//! `gangway serve`, each on a connection it keeps open, and reads gangway's VmRSS and VmHWM.
-//! `--http-only` runs just this section.
+//! success for the id that was sent. stdio gangway and `gangway serve` are measured once
+//! more at 1 in flight with everything pinned to CPU 0 (unpinned, the two need not land in
+//! the same scheduling regime); the p50 target must hold both ways. Then it opens 100 more
+//! sessions on a fresh `gangway serve`, each on a connection it keeps open, and reads
+//! gangway's VmRSS and VmHWM. `--http-only` runs just this section.
 //!
 //! Under `cargo test --benches` (no `--bench` argument) it does nothing: a 1.5-minute run is
 //! not a test.
@@ -849,6 +851,9 @@ struct Findings {
     peer_rate: Option<(&'static str, f64)>,
     /// `gangway serve` with 100 sessions open: VmRSS and VmHWM, KiB.
     http_sessions_kib: Option<(u64, u64)>,
+    /// The same as `http_added_p50_ns` and `http_p50_ns` with everything on CPU 0.
+    http_pinned_added_ns: Option<f64>,
+    http_pinned_p50_ns: [f64; 2],
 }
 
 /// The rows of one configuration: direct first, then the relay (when measured), then
@@ -2077,9 +2082,19 @@ fn http_matrix(env: &mut Env, settings: &Settings, out: &mut String, f: &mut Fin
             for k in 0..rows.len() {
                 let n = rows.len();
                 let row = &mut rows[(round + k) % n];
+                let pids = [0, row.pid().unwrap_or(-1)];
+                let before = pids.map(|p| if p < 0 { 0 } else { cpu_ticks(p) });
+                let t0 = Instant::now();
                 if let Some(run) = row.run(depth, settings.run_time()) {
-                    row.cells[slot].rates.push(run.rate());
-                    row.cells[slot].lat.extend_from_slice(&run.lat);
+                    let wall = t0.elapsed().as_secs_f64();
+                    let after = pids.map(|p| if p < 0 { 0 } else { cpu_ticks(p) });
+                    let cell = &mut row.cells[slot];
+                    cell.rates.push(run.rate());
+                    cell.lat.extend_from_slice(&run.lat);
+                    for w in 0..2 {
+                        cell.ticks[w] += after[w].saturating_sub(before[w]);
+                    }
+                    cell.wall += wall;
                 }
             }
         }
@@ -2095,19 +2110,19 @@ fn http_matrix(env: &mut Env, settings: &Settings, out: &mut String, f: &mut Fin
     );
     let _ = writeln!(
         out,
-        "1 in flight: one keep-alive connection. {HTTP_DEPTH} in flight: {HTTP_DEPTH} keep-alive connections in one session, each doing serial calls on a thread of its own (the stdio reference keeps {HTTP_DEPTH} in flight on its one pipe).\n"
+        "1 in flight: one keep-alive connection. {HTTP_DEPTH} in flight: {HTTP_DEPTH} keep-alive connections in one session, each doing serial calls on a thread of its own (the stdio reference keeps {HTTP_DEPTH} in flight on its one pipe). CPU is of one core (100% = one core busy), for this client (all its threads) and the server process on the route (not the mock; a peer's children are not counted). Server RSS is VmRSS of that process after the runs.\n"
     );
     let _ = writeln!(
         out,
-        "| route | 1 in flight calls/s | p50 µs | p99 µs | p50 vs stdio µs | {HTTP_DEPTH} in flight calls/s | p50 µs | p99 µs | server RSS MiB |"
+        "| route | 1 in flight calls/s | p50 µs | p99 µs | p50 vs stdio µs | {HTTP_DEPTH} in flight calls/s | p50 µs | p99 µs | CPU client / server, {HTTP_DEPTH} in flight | server RSS MiB |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     let stdio_p50 = rows[0].cells[0].p(0.5);
     for row in rows.iter_mut() {
         if let Subject::Out(why) = &row.subject {
             let _ = writeln!(
                 out,
-                "| {} | not measured: {} | | | | | | | |",
+                "| {} | not measured: {} | | | | | | | | |",
                 row.route.label(),
                 why.replace('|', "/")
             );
@@ -2123,12 +2138,14 @@ fn http_matrix(env: &mut Env, settings: &Settings, out: &mut String, f: &mut Fin
         };
         let _ = writeln!(
             out,
-            "| {} | {rate1:.0} | {} | {} | {added} | {rate32:.0} | {} | {} | {} |",
+            "| {} | {rate1:.0} | {} | {} | {added} | {rate32:.0} | {} | {} | {:.0}% / {:.0}% | {} |",
             row.route.label(),
             us(p50),
             us(p99),
             us(p50_32),
             us(p99_32),
+            many.cpu_pct(0),
+            many.cpu_pct(1),
             kib_to_mib(row.rss_kib)
         );
         match row.route {
@@ -2155,6 +2172,78 @@ fn http_matrix(env: &mut Env, settings: &Settings, out: &mut String, f: &mut Fin
     for row in rows {
         row.stop();
     }
+}
+
+/// stdio gangway and `gangway serve` at 1 in flight with this client and every server
+/// process on CPU 0, as in the pinned stdio table: an unpinned run lands in one of two
+/// regimes (wake-ups on one CPU or across two) and need not land in the same one for both.
+fn http_pinned(env: &mut Env, settings: &Settings, out: &mut String, f: &mut Findings) {
+    let _ = writeln!(
+        out,
+        "### Over HTTP: 16 B echo calls, 1 in flight, everything pinned to CPU 0\n"
+    );
+    let Some(saved) = get_affinity() else {
+        let _ = writeln!(out, "sched_getaffinity failed; not measured.\n");
+        return;
+    };
+    if !set_affinity(&only_cpu(0)) {
+        let _ = writeln!(out, "CPU 0 is not available; not measured.\n");
+        return;
+    }
+    // Spawned while this thread runs on CPU 0, so the servers and their mocks inherit it.
+    let mut rows: Vec<HttpRow> = [HttpRoute::Stdio, HttpRoute::Serve]
+        .iter()
+        .map(|&r| HttpRow::start(env, r))
+        .collect();
+    for row in rows.iter_mut() {
+        row.run(1, Duration::from_millis(150));
+    }
+    for round in 0..settings.rounds() {
+        for k in 0..rows.len() {
+            let n = rows.len();
+            let row = &mut rows[(round + k) % n];
+            if let Some(run) = row.run(1, settings.run_time()) {
+                row.cells[0].rates.push(run.rate());
+                row.cells[0].lat.extend_from_slice(&run.lat);
+            }
+        }
+    }
+    let _ = writeln!(out, "| route | calls/s | p50 µs | p99 µs | added p50 µs |");
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    let stdio_p50 = rows[0].cells[0].p(0.5);
+    for row in rows.iter_mut() {
+        if let Subject::Out(why) = &row.subject {
+            let _ = writeln!(
+                out,
+                "| {} | not measured: {} | | | |",
+                row.route.label(),
+                why.replace('|', "/")
+            );
+            continue;
+        }
+        let cell = &mut row.cells[0];
+        let (rate, p50, p99) = (cell.rate(), cell.p(0.5), cell.p(0.99));
+        let added = if row.route == HttpRoute::Stdio {
+            "-".to_string()
+        } else {
+            f.http_pinned_added_ns = Some(p50 - stdio_p50);
+            f.http_pinned_p50_ns = [stdio_p50, p50];
+            format!("{:+.1}", (p50 - stdio_p50) / 1000.0)
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {rate:.0} | {} | {} | {added} |",
+            row.route.label(),
+            us(p50),
+            us(p99)
+        );
+    }
+    let _ = writeln!(out);
+    for row in rows {
+        row.stop();
+    }
+    set_affinity(&saved);
+    eprintln!("  measured HTTP, 1 in flight, pinned");
 }
 
 /// `gangway serve` with `HTTP_SESSIONS` sessions open, each on a connection of its own that
@@ -2367,6 +2456,7 @@ fn main() {
         idle(&mut env, &settings, &mut body, &mut f);
     }
     http_matrix(&mut env, &settings, &mut body, &mut f);
+    http_pinned(&mut env, &settings, &mut body, &mut f);
     http_memory(&mut env, &mut body, &mut f);
     f.musl_bytes = std::fs::metadata(&musl).ok().map(|m| m.len());
 
@@ -2469,17 +2559,29 @@ fn main() {
         f.musl_bytes.map(|b| b < 3 * MIB),
     );
     row(
-        "HTTP p50, 1 in flight, 16 B: `gangway serve` within 50 µs of stdio gangway (tools)",
-        match f.http_added_p50_ns {
-            Some(added) => format!(
-                "{} µs vs {} µs: {:+.1} µs",
+        "HTTP p50, 1 in flight, 16 B: `gangway serve` within 50 µs of stdio gangway (tools), unpinned and pinned",
+        match (f.http_added_p50_ns, f.http_pinned_added_ns) {
+            (Some(added), pinned) => format!(
+                "unpinned {} vs {} µs: {:+.1} µs; pinned to CPU 0 {}",
                 us(f.http_p50_ns[1]),
                 us(f.http_p50_ns[0]),
-                added / 1000.0
+                added / 1000.0,
+                match pinned {
+                    Some(p) => format!(
+                        "{} vs {} µs: {:+.1} µs",
+                        us(f.http_pinned_p50_ns[1]),
+                        us(f.http_pinned_p50_ns[0]),
+                        p / 1000.0
+                    ),
+                    None => "not measured".to_string(),
+                }
             ),
-            None => "not measured".to_string(),
+            (None, _) => "not measured".to_string(),
         },
-        Some(f.http_added_p50_ns.is_some_and(|a| a <= 50_000.0)),
+        Some(
+            f.http_added_p50_ns.is_some_and(|a| a <= 50_000.0)
+                && !matches!(f.http_pinned_added_ns, Some(a) if a > 50_000.0),
+        ),
     );
     row(
         "HTTP throughput, 32 in flight, 16 B: `gangway serve` >= 10x the faster peer",
