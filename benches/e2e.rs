@@ -6,10 +6,11 @@
 //! gangway's overhead.
 //!
 //! ```sh
-//! cargo bench --bench e2e                    # about 1.5 minutes, table in target/e2e-results.md
-//! cargo bench --bench e2e -- --quick         # about 30 s, noisier numbers
+//! cargo bench --bench e2e                    # about 2 minutes, table in target/e2e-results.md
+//! cargo bench --bench e2e -- --quick         # about 40 s, noisier numbers
 //! cargo bench --bench e2e -- --out FILE      # write the table to FILE instead
 //! cargo bench --bench e2e -- --no-musl       # do not build the static binary to size it
+//! cargo bench --bench e2e -- --http-only     # only the HTTP section (gangway serve, peers)
 //! cargo bench --bench e2e -- --gangway PATH  # measure another gangway binary (A/B a change)
 //! cargo bench --bench e2e -- --profile meta  # 15 s of pinned 1-in-flight calls to attach a
 //!                                            # profiler to (meta, tools, direct or relay)
@@ -37,6 +38,24 @@
 //! what happens when a backend starts (its lists are fetched once more, during warm-up); the
 //! measured calls are the same with it off.
 //!
+//! The HTTP section measures `gangway serve` (MCP's Streamable HTTP on `/mcp`, tools mode)
+//! against stdio gangway in tools mode, re-measured there as the reference, and against two
+//! peers that put a stdio server on HTTP, all fronting the same mock: supergateway (npm) and
+//! mcp-proxy (PyPI), which `.ci/run` installs under `.peers` (a peer that is missing, or
+//! node or python3, is skipped with a note; one that fails is reported in its row, and the
+//! run goes on). Each server gets a free loopback port; the client opens a session
+//! (`initialize`, keeping `Mcp-Session-Id`; `notifications/initialized`; `tools/list`) and
+//! makes 16 B echo calls, 1 in flight on one keep-alive connection, and 32 in flight as 32
+//! keep-alive connections in that session, each doing serial calls on a thread of its own.
+//! The client is a small HTTP/1.1 one written here over `TcpStream` (`TCP_NODELAY`): it
+//! reads answers sized by `Content-Length`, chunked, or ended by the server closing the
+//! connection, as `application/json` or `text/event-stream`, and checks each is the tool's
+//! success for the id that was sent. stdio gangway and `gangway serve` are measured once
+//! more at 1 in flight with everything pinned to CPU 0 (unpinned, the two need not land in
+//! the same scheduling regime); the p50 target must hold both ways. Then it opens 100 more
+//! sessions on a fresh `gangway serve`, each on a connection it keeps open, and reads
+//! gangway's VmRSS and VmHWM. `--http-only` runs just this section.
+//!
 //! Under `cargo test --benches` (no `--bench` argument) it does nothing: a 1.5-minute run is
 //! not a test.
 
@@ -44,7 +63,8 @@ use memchr::memmem;
 use serde_json::json;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -822,6 +842,18 @@ struct Findings {
     startup_ns: [f64; 2],
     idle_ticks: u64,
     musl_bytes: Option<u64>,
+    /// 16 B, 1 in flight: p50 of `gangway serve` minus stdio gangway's (tools mode), ns,
+    /// and the two p50s.
+    http_added_p50_ns: Option<f64>,
+    http_p50_ns: [f64; 2],
+    /// 16 B, 32 in flight: calls/s of `gangway serve`, and of the faster peer.
+    serve_rate: Option<f64>,
+    peer_rate: Option<(&'static str, f64)>,
+    /// `gangway serve` with 100 sessions open: VmRSS and VmHWM, KiB.
+    http_sessions_kib: Option<(u64, u64)>,
+    /// The same as `http_added_p50_ns` and `http_p50_ns` with everything on CPU 0.
+    http_pinned_added_ns: Option<f64>,
+    http_pinned_p50_ns: [f64; 2],
 }
 
 /// The rows of one configuration: direct first, then the relay (when measured), then
@@ -1232,7 +1264,6 @@ fn relay(mock: &str) -> ! {
     use mio::unix::SourceFd;
     use mio::{Events, Interest, Poll, Token};
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    use std::io::Read;
     use std::os::fd::{AsFd, AsRawFd};
 
     fn nonblocking(fd: impl AsFd) {
@@ -1306,6 +1337,972 @@ fn relay(mock: &str) -> ! {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP: `gangway serve` and two peers that put a stdio server on HTTP
+// ---------------------------------------------------------------------------------------
+
+/// The protocol revision sent in `MCP-Protocol-Version` after `initialize`.
+const HTTP_PROTOCOL: &str = "2025-06-18";
+/// Calls in flight in the HTTP throughput runs: one keep-alive connection each, each on a
+/// thread of its own doing serial calls, all in one session.
+const HTTP_DEPTH: usize = 32;
+/// Sessions held open on `gangway serve` for the memory target.
+const HTTP_SESSIONS: usize = 100;
+
+/// Ids of HTTP calls, unique across the threads that share a session (and below 2^53, so
+/// a JavaScript peer keeps them exact).
+static NEXT_HTTP_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One answer: its status, its `Mcp-Session-Id`, and its body (de-chunked; for an event
+/// stream, the raw events).
+struct HttpAnswer {
+    status: u16,
+    session: Option<String>,
+    body: Vec<u8>,
+}
+
+/// How an exchange failed: `Stale` when a reused connection was closed before any byte of
+/// the answer arrived (a keep-alive timeout; the request is sent again on a new one).
+enum HttpError {
+    Stale,
+    Failed(String),
+}
+
+/// A keep-alive HTTP/1.1 client connection, hand-written over `TcpStream` (no new
+/// dependencies): one request at a time; answers with `Content-Length`, chunked, or
+/// delimited by the server closing the connection.
+struct HttpConn {
+    addr: SocketAddr,
+    path: String,
+    stream: Option<TcpStream>,
+    /// Received bytes; `start` is the first unread one.
+    buf: Vec<u8>,
+    start: usize,
+    req: Vec<u8>,
+    session: Option<String>,
+    /// Whether `initialize` has been answered (then `MCP-Protocol-Version` is sent).
+    initialized: bool,
+}
+
+fn http_failed<T>(msg: String) -> Result<T, HttpError> {
+    Err(HttpError::Failed(msg))
+}
+
+impl HttpConn {
+    fn new(addr: SocketAddr, path: &str) -> HttpConn {
+        HttpConn {
+            addr,
+            path: path.to_string(),
+            stream: None,
+            buf: Vec::with_capacity(64 * KIB),
+            start: 0,
+            req: Vec::with_capacity(KIB),
+            session: None,
+            initialized: false,
+        }
+    }
+
+    /// Another connection in the same session.
+    fn join(&self) -> HttpConn {
+        let mut c = HttpConn::new(self.addr, &self.path);
+        c.session = self.session.clone();
+        c.initialized = self.initialized;
+        c
+    }
+
+    fn connect(&mut self) -> Result<(), String> {
+        let stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))
+            .map_err(|e| format!("connect to {}: {e}", self.addr))?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(15)));
+        self.stream = Some(stream);
+        self.buf.clear();
+        self.start = 0;
+        Ok(())
+    }
+
+    /// POSTs one JSON-RPC message and reads the whole answer.
+    fn post(&mut self, body: &[u8]) -> Result<HttpAnswer, String> {
+        for attempt in 0..2 {
+            if self.stream.is_none() {
+                self.connect()?;
+            }
+            let fresh = attempt > 0;
+            match self.exchange(body) {
+                Ok(a) => return Ok(a),
+                Err(HttpError::Stale) if !fresh => self.stream = None,
+                Err(HttpError::Stale) => {
+                    self.stream = None;
+                    return Err("the server closed the connection without answering".into());
+                }
+                Err(HttpError::Failed(e)) => {
+                    self.stream = None;
+                    return Err(e);
+                }
+            }
+        }
+        unreachable!()
+    }
+
+    fn exchange(&mut self, body: &[u8]) -> Result<HttpAnswer, HttpError> {
+        self.req.clear();
+        let _ = write!(
+            self.req,
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+            self.path,
+            self.addr,
+            body.len()
+        );
+        if let Some(s) = &self.session {
+            let _ = write!(self.req, "Mcp-Session-Id: {s}\r\n");
+        }
+        if self.initialized {
+            let _ = write!(self.req, "MCP-Protocol-Version: {HTTP_PROTOCOL}\r\n");
+        }
+        self.req.extend_from_slice(b"\r\n");
+        self.req.extend_from_slice(body);
+        let stream = self.stream.as_mut().expect("connected");
+        if stream.write_all(&self.req).is_err() {
+            return Err(HttpError::Stale);
+        }
+        // The head.
+        let head_end = loop {
+            if let Some(at) = memmem::find(&self.buf[self.start..], b"\r\n\r\n") {
+                break self.start + at + 4;
+            }
+            let got_any = self.buf.len() > self.start;
+            match self.fill() {
+                Ok(0) if !got_any => return Err(HttpError::Stale),
+                Ok(0) => return http_failed("the connection closed mid-head".into()),
+                Ok(_) => {}
+                Err(e) if !got_any && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Err(HttpError::Stale)
+                }
+                Err(e) => return http_failed(format!("read: {e}")),
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buf[self.start..head_end]).into_owned();
+        self.start = head_end;
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| HttpError::Failed(format!("bad status line in {head:?}")))?;
+        let (mut length, mut chunked, mut close, mut session) = (None, false, false, None);
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.parse::<usize>().ok(),
+                "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
+                "connection" => close = value.eq_ignore_ascii_case("close"),
+                "mcp-session-id" => session = Some(value.to_string()),
+                _ => {}
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let line = self.take_line()?;
+                let hex = line.split(|&b| b == b';').next().unwrap_or(&[]);
+                let size = std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| usize::from_str_radix(h.trim(), 16).ok())
+                    .ok_or_else(|| {
+                        HttpError::Failed(format!("bad chunk size {:?}", excerpt(&line)))
+                    })?;
+                if size == 0 {
+                    // Trailers, then an empty line.
+                    while !self.take_line()?.is_empty() {}
+                    break;
+                }
+                self.take(size, &mut body)?;
+                if !self.take_line()?.is_empty() {
+                    return http_failed("no CRLF after a chunk".into());
+                }
+            }
+        } else if let Some(n) = length {
+            self.take(n, &mut body)?;
+        } else if status != 204 && status != 304 {
+            // Delimited by the server closing the connection.
+            loop {
+                body.extend_from_slice(&self.buf[self.start..]);
+                self.start = self.buf.len();
+                match self.fill() {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => return http_failed(format!("read: {e}")),
+                }
+            }
+            close = true;
+        }
+        if close {
+            self.stream = None;
+        }
+        Ok(HttpAnswer {
+            status,
+            session,
+            body,
+        })
+    }
+
+    /// Reads more bytes into `buf`.
+    fn fill(&mut self) -> std::io::Result<usize> {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + 16 * KIB, 0);
+        let r = self
+            .stream
+            .as_mut()
+            .expect("connected")
+            .read(&mut self.buf[len..]);
+        self.buf.truncate(len + *r.as_ref().unwrap_or(&0));
+        r
+    }
+
+    fn take(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), HttpError> {
+        while self.buf.len() - self.start < n {
+            match self.fill() {
+                Ok(0) => return http_failed("the connection closed mid-body".into()),
+                Ok(_) => {}
+                Err(e) => return http_failed(format!("read: {e}")),
+            }
+        }
+        out.extend_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        Ok(())
+    }
+
+    /// One CRLF-terminated line, without the CRLF.
+    fn take_line(&mut self) -> Result<Vec<u8>, HttpError> {
+        loop {
+            if let Some(at) = memmem::find(&self.buf[self.start..], b"\r\n") {
+                let line = self.buf[self.start..self.start + at].to_vec();
+                self.start += at + 2;
+                return Ok(line);
+            }
+            match self.fill() {
+                Ok(0) => return http_failed("the connection closed mid-chunk".into()),
+                Ok(_) => {}
+                Err(e) => return http_failed(format!("read: {e}")),
+            }
+        }
+    }
+
+    /// `initialize` (keeping the session id), `notifications/initialized`, `tools/list`.
+    fn open_session(&mut self) -> Result<(), String> {
+        let a = self.post(INITIALIZE.as_bytes())?;
+        if a.status != 200 || memmem::find(&a.body, b"\"result\"").is_none() {
+            return Err(format!(
+                "initialize: HTTP {} {}",
+                a.status,
+                excerpt(&a.body)
+            ));
+        }
+        self.session = a.session;
+        self.initialized = true;
+        let a = self.post(INITIALIZED.as_bytes())?;
+        if !(200..300).contains(&a.status) {
+            return Err(format!(
+                "notifications/initialized: HTTP {} {}",
+                a.status,
+                excerpt(&a.body)
+            ));
+        }
+        // A real client lists the tools first; this also starts gangway's backend.
+        let a = self.post(br#"{"jsonrpc":"2.0","id":"list","method":"tools/list"}"#)?;
+        if a.status != 200 || memmem::find(&a.body, b"\"tools\"").is_none() {
+            return Err(format!(
+                "tools/list: HTTP {} {}",
+                a.status,
+                excerpt(&a.body)
+            ));
+        }
+        Ok(())
+    }
+
+    /// One `tools/call`; checks that the answer is the tool's success for this id.
+    fn call(&mut self, t: &Template, buf: &mut Vec<u8>) -> Result<(), String> {
+        let id = NEXT_HTTP_ID.fetch_add(1, Ordering::Relaxed);
+        t.write(id, buf);
+        let a = self.post(&buf[..buf.len() - 1])?;
+        let ok = a.status == 200
+            && answers_id(&a.body, id)
+            && memmem::find(&a.body, b"\"result\"").is_some()
+            && memmem::find(&a.body, b"\"isError\":true").is_none();
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("call {id}: HTTP {} {}", a.status, excerpt(&a.body)))
+        }
+    }
+}
+
+/// Whether a JSON (or event-stream) body carries `"id": id`.
+fn answers_id(body: &[u8], id: u64) -> bool {
+    let mut rest = body;
+    while let Some(at) = memmem::find(rest, b"\"id\"") {
+        rest = &rest[at + 4..];
+        let value = rest.trim_ascii_start();
+        let Some(value) = value.strip_prefix(b":") else {
+            continue;
+        };
+        let value = value.trim_ascii_start();
+        let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
+        if std::str::from_utf8(&value[..digits])
+            .ok()
+            .and_then(|d| d.parse::<u64>().ok())
+            == Some(id)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// An HTTP server under test: `gangway serve`, supergateway or mcp-proxy, started in a
+/// process group of its own so that stopping it stops whatever it spawned.
+struct HttpServer {
+    child: Child,
+    addr: SocketAddr,
+    path: &'static str,
+    log: PathBuf,
+}
+
+impl HttpServer {
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn stop(mut self) {
+        use nix::sys::signal::{killpg, Signal};
+        use nix::unistd::Pid;
+        let group = Pid::from_raw(self.pid());
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        // Whatever is left of the group (the server, or a mock it did not stop).
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// The last lines of its log, for a row that could not be measured.
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = lines[lines.len().saturating_sub(2)..].join(" / ");
+        tail.chars().take(200).collect()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HttpRoute {
+    /// stdio gangway in tools mode: the reference.
+    Stdio,
+    Serve,
+    Supergateway,
+    McpProxy,
+}
+
+const HTTP_ROUTES: [HttpRoute; 4] = [
+    HttpRoute::Stdio,
+    HttpRoute::Serve,
+    HttpRoute::Supergateway,
+    HttpRoute::McpProxy,
+];
+
+impl HttpRoute {
+    fn label(self) -> &'static str {
+        match self {
+            HttpRoute::Stdio => "stdio gangway tools (reference)",
+            HttpRoute::Serve => "gangway serve",
+            HttpRoute::Supergateway => "supergateway",
+            HttpRoute::McpProxy => "mcp-proxy",
+        }
+    }
+
+    /// The tool's name on this route: gangway's tools mode prefixes the backend's name.
+    fn template(self) -> Template {
+        match self {
+            HttpRoute::Stdio | HttpRoute::Serve => Template::echo(Route::Tools, SMALL),
+            _ => Template::echo(Route::Direct, SMALL),
+        }
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("local_addr: {e}"))
+}
+
+/// Where the peers are installed (`.ci/run` puts them in `.peers`).
+fn peers_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".peers")
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+impl Env {
+    /// Starts an HTTP route's server and waits until it listens. `Ok(Err(why))` when the
+    /// route cannot run here (not installed), `Err(why)` when it failed to start.
+    fn start_http(
+        &mut self,
+        route: HttpRoute,
+    ) -> Result<Result<(HttpServer, String), String>, String> {
+        use std::os::unix::process::CommandExt;
+        let (log, log_path) = self.log_file();
+        let mock = self.mock.display().to_string();
+        let (mut cmd, how, port) = match route {
+            HttpRoute::Stdio => unreachable!("the stdio route is a Server"),
+            HttpRoute::Serve => {
+                let config = self.config("tools", 1);
+                let mut c = Command::new(&self.gangway);
+                c.arg("serve")
+                    .arg("--config")
+                    .arg(&config)
+                    .args(["--listen", "127.0.0.1:0"])
+                    .env("XDG_CACHE_HOME", self.dir.join("cache"));
+                let how = "gangway serve --config CONFIG --listen 127.0.0.1:0 (tools mode)";
+                (c, how.to_string(), None)
+            }
+            HttpRoute::Supergateway => {
+                let bin = peers_dir().join("npm/node_modules/.bin/supergateway");
+                if !bin.exists() {
+                    return Ok(Err(format!(
+                        "not installed ({} missing; .ci/run installs it)",
+                        bin.display()
+                    )));
+                }
+                if !on_path("node") {
+                    return Ok(Err("node is not on PATH".into()));
+                }
+                let port = free_port()?;
+                let mut c = Command::new(&bin);
+                c.args(["--stdio", &format!("{mock} --name {BACKEND}")])
+                    .args(["--outputTransport", "streamableHttp", "--stateful"])
+                    .args(["--port", &port.to_string(), "--logLevel", "none"]);
+                (c, format!("supergateway --stdio \"MOCK --name {BACKEND}\" --outputTransport streamableHttp --stateful --port PORT --logLevel none"), Some(port))
+            }
+            HttpRoute::McpProxy => {
+                let dir = peers_dir().join("py-proxy");
+                let bin = dir.join("bin/mcp-proxy");
+                if !bin.exists() {
+                    return Ok(Err(format!(
+                        "not installed ({} missing; .ci/run installs it)",
+                        bin.display()
+                    )));
+                }
+                if !on_path("python3") {
+                    return Ok(Err("python3 is not on PATH".into()));
+                }
+                let port = free_port()?;
+                let mut c = Command::new("python3");
+                c.arg(&bin)
+                    .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                    .args(["--log-level", "WARNING", "--", &mock, "--name", BACKEND])
+                    .env("PYTHONPATH", &dir);
+                (c, format!("PYTHONPATH=.peers/py-proxy python3 .peers/py-proxy/bin/mcp-proxy --host 127.0.0.1 --port PORT --log-level WARNING -- MOCK --name {BACKEND}"), Some(port))
+            }
+        };
+        let stdout = log.try_clone().map_err(|e| e.to_string())?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::from(stdout));
+        if route == HttpRoute::Serve {
+            cmd.stderr(Stdio::piped());
+        } else {
+            let stderr = log.try_clone().map_err(|e| e.to_string())?;
+            cmd.stderr(Stdio::from(stderr));
+        }
+        cmd.process_group(0);
+        let mut child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
+        let addr: SocketAddr = match port {
+            Some(port) => SocketAddr::from(([127, 0, 0, 1], port)),
+            None => {
+                // gangway logs its address ("... on http://127.0.0.1:PORT/mcp") on
+                // stderr; the rest of its stderr goes on to the log file.
+                let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+                let mut line = String::new();
+                let mut found = None;
+                while found.is_none() {
+                    line.clear();
+                    if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let _ = (&log).write_all(line.as_bytes());
+                    found = line
+                        .split_once("on http://")
+                        .and_then(|(_, rest)| rest.split('/').next())
+                        .and_then(|a| a.parse().ok());
+                }
+                let mut log = log;
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut stderr, &mut log);
+                });
+                found.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+            }
+        };
+        let mut server = HttpServer {
+            child,
+            addr,
+            path: "/mcp",
+            log: log_path,
+        };
+        // Wait until it listens.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let why = if addr.port() == 0 {
+                "logged no address".to_string()
+            } else if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(Ok((server, how)));
+            } else if let Ok(Some(status)) = server.child.try_wait() {
+                format!("exited ({status}) before listening")
+            } else if Instant::now() > deadline {
+                "did not listen within 30 s".to_string()
+            } else {
+                thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let why = format!("{why}: {}", server.log_tail());
+            server.stop();
+            return Err(why);
+        }
+    }
+}
+
+/// 16 B calls at 1 in flight on one keep-alive connection.
+fn http_serial(conn: &mut HttpConn, t: &Template, time: Duration) -> Result<Run, String> {
+    let mut buf = Vec::with_capacity(256);
+    let mut lat = Vec::with_capacity(1 << 14);
+    let start = Instant::now();
+    while start.elapsed() < time {
+        let t0 = Instant::now();
+        conn.call(t, &mut buf)?;
+        lat.push(t0.elapsed().as_nanos() as u64);
+    }
+    Ok(Run {
+        calls: lat.len() as u64,
+        elapsed: start.elapsed(),
+        lat,
+    })
+}
+
+/// One thread per connection, each doing serial calls for `time`; all start together.
+fn http_parallel(conns: &mut [HttpConn], t: &Template, time: Duration) -> Result<Run, String> {
+    let barrier = std::sync::Barrier::new(conns.len() + 1);
+    thread::scope(|scope| {
+        let handles: Vec<_> = conns
+            .iter_mut()
+            .map(|c| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let mut buf = Vec::with_capacity(256);
+                    let mut lat = Vec::with_capacity(1 << 12);
+                    barrier.wait();
+                    let start = Instant::now();
+                    while start.elapsed() < time {
+                        let t0 = Instant::now();
+                        c.call(t, &mut buf)?;
+                        lat.push(t0.elapsed().as_nanos() as u64);
+                    }
+                    Ok::<_, String>((lat, Instant::now()))
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let (mut all, mut end, mut failed) = (Vec::new(), start, None);
+        for h in handles {
+            match h.join().expect("a client thread") {
+                Ok((lat, e)) => {
+                    all.extend_from_slice(&lat);
+                    end = end.max(e);
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(Run {
+                calls: all.len() as u64,
+                elapsed: end - start,
+                lat: all,
+            }),
+        }
+    })
+}
+
+/// What a row of the HTTP table drives.
+enum Subject {
+    Stdio(Server),
+    Http {
+        server: HttpServer,
+        conn: HttpConn,
+        /// The connections of the throughput runs, opened on first use.
+        conns: Vec<HttpConn>,
+    },
+    /// Not measured, and why.
+    Out(String),
+}
+
+struct HttpRow {
+    route: HttpRoute,
+    how: String,
+    subject: Subject,
+    /// 1 in flight, then `HTTP_DEPTH` in flight.
+    cells: [Cell; 2],
+    /// The server's VmRSS once measured (the front process only), KiB.
+    rss_kib: u64,
+}
+
+impl HttpRow {
+    fn start(env: &mut Env, route: HttpRoute) -> HttpRow {
+        let (subject, how) = match route {
+            HttpRoute::Stdio => (
+                Subject::Stdio(Server::start(env, Route::Tools, 1)),
+                "gangway --config CONFIG (tools mode), over pipes".to_string(),
+            ),
+            _ => match env.start_http(route) {
+                Ok(Ok((server, how))) => {
+                    let mut conn = HttpConn::new(server.addr, server.path);
+                    match conn.open_session() {
+                        Ok(()) => (
+                            Subject::Http {
+                                server,
+                                conn,
+                                conns: Vec::new(),
+                            },
+                            how,
+                        ),
+                        Err(e) => {
+                            let why = format!("no session: {e} (log: {})", server.log_tail());
+                            server.stop();
+                            (Subject::Out(why), how)
+                        }
+                    }
+                }
+                Ok(Err(why)) => (Subject::Out(format!("skipped: {why}")), String::new()),
+                Err(why) => (Subject::Out(format!("did not start: {why}")), String::new()),
+            },
+        };
+        HttpRow {
+            route,
+            how,
+            subject,
+            cells: [Cell::default(), Cell::default()],
+            rss_kib: 0,
+        }
+    }
+
+    /// One run at `depth` in flight; a route that fails is stopped and marked out.
+    fn run(&mut self, depth: usize, time: Duration) -> Option<Run> {
+        let t = self.route.template();
+        let result = match &mut self.subject {
+            Subject::Out(_) => return None,
+            Subject::Stdio(s) => {
+                return Some(if depth == 1 {
+                    run_serial(s, &t, Budget::time(time))
+                } else {
+                    run_window(s, &t, depth, Budget::time(time))
+                });
+            }
+            Subject::Http { conn, conns, .. } => {
+                if depth == 1 {
+                    http_serial(conn, &t, time)
+                } else {
+                    if conns.is_empty() {
+                        *conns = (0..depth).map(|_| conn.join()).collect();
+                    }
+                    http_parallel(conns, &t, time)
+                }
+            }
+        };
+        match result {
+            Ok(run) => Some(run),
+            Err(e) => {
+                let out = Subject::Out(format!("failed at {depth} in flight: {e}"));
+                if let Subject::Http { server, .. } = std::mem::replace(&mut self.subject, out) {
+                    server.stop();
+                }
+                None
+            }
+        }
+    }
+
+    fn pid(&self) -> Option<i32> {
+        match &self.subject {
+            Subject::Stdio(s) => Some(s.pid()),
+            Subject::Http { server, .. } => Some(server.pid()),
+            Subject::Out(_) => None,
+        }
+    }
+
+    fn stop(self) {
+        match self.subject {
+            Subject::Stdio(s) => s.stop(),
+            Subject::Http {
+                server,
+                conn,
+                conns,
+            } => {
+                drop((conn, conns));
+                server.stop();
+            }
+            Subject::Out(_) => {}
+        }
+    }
+}
+
+fn http_matrix(env: &mut Env, settings: &Settings, out: &mut String, f: &mut Findings) {
+    let mut rows: Vec<HttpRow> = HTTP_ROUTES
+        .iter()
+        .map(|&r| HttpRow::start(env, r))
+        .collect();
+    for (slot, depth) in [1, HTTP_DEPTH].into_iter().enumerate() {
+        for row in rows.iter_mut() {
+            row.run(depth, Duration::from_millis(150));
+        }
+        for round in 0..settings.rounds() {
+            for k in 0..rows.len() {
+                let n = rows.len();
+                let row = &mut rows[(round + k) % n];
+                let pids = [0, row.pid().unwrap_or(-1)];
+                let before = pids.map(|p| if p < 0 { 0 } else { cpu_ticks(p) });
+                let t0 = Instant::now();
+                if let Some(run) = row.run(depth, settings.run_time()) {
+                    let wall = t0.elapsed().as_secs_f64();
+                    let after = pids.map(|p| if p < 0 { 0 } else { cpu_ticks(p) });
+                    let cell = &mut row.cells[slot];
+                    cell.rates.push(run.rate());
+                    cell.lat.extend_from_slice(&run.lat);
+                    for w in 0..2 {
+                        cell.ticks[w] += after[w].saturating_sub(before[w]);
+                    }
+                    cell.wall += wall;
+                }
+            }
+        }
+        eprintln!("  measured HTTP, {depth} in flight");
+    }
+    for row in rows.iter_mut() {
+        row.rss_kib = row.pid().map_or(0, rss_kib);
+    }
+
+    let _ = writeln!(
+        out,
+        "### Over HTTP: 16 B echo calls through `gangway serve` and two peers (same mock)\n"
+    );
+    let _ = writeln!(
+        out,
+        "1 in flight: one keep-alive connection. {HTTP_DEPTH} in flight: {HTTP_DEPTH} keep-alive connections in one session, each doing serial calls on a thread of its own (the stdio reference keeps {HTTP_DEPTH} in flight on its one pipe). CPU is of one core (100% = one core busy), for this client (all its threads) and the server process on the route (not the mock; a peer's children are not counted). Server RSS is VmRSS of that process after the runs.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| route | 1 in flight calls/s | p50 µs | p99 µs | p50 vs stdio µs | {HTTP_DEPTH} in flight calls/s | p50 µs | p99 µs | CPU client / server, {HTTP_DEPTH} in flight | server RSS MiB |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    let stdio_p50 = rows[0].cells[0].p(0.5);
+    for row in rows.iter_mut() {
+        if let Subject::Out(why) = &row.subject {
+            let _ = writeln!(
+                out,
+                "| {} | not measured: {} | | | | | | | | |",
+                row.route.label(),
+                why.replace('|', "/")
+            );
+            continue;
+        }
+        let [one, many] = &mut row.cells;
+        let (rate1, p50, p99) = (one.rate(), one.p(0.5), one.p(0.99));
+        let (rate32, p50_32, p99_32) = (many.rate(), many.p(0.5), many.p(0.99));
+        let added = if row.route == HttpRoute::Stdio {
+            "-".to_string()
+        } else {
+            format!("{:+.1}", (p50 - stdio_p50) / 1000.0)
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {rate1:.0} | {} | {} | {added} | {rate32:.0} | {} | {} | {:.0}% / {:.0}% | {} |",
+            row.route.label(),
+            us(p50),
+            us(p99),
+            us(p50_32),
+            us(p99_32),
+            many.cpu_pct(0),
+            many.cpu_pct(1),
+            kib_to_mib(row.rss_kib)
+        );
+        match row.route {
+            HttpRoute::Stdio => {}
+            HttpRoute::Serve => {
+                f.http_added_p50_ns = Some(p50 - stdio_p50);
+                f.http_p50_ns = [stdio_p50, p50];
+                f.serve_rate = Some(rate32);
+            }
+            HttpRoute::Supergateway | HttpRoute::McpProxy => {
+                if !matches!(f.peer_rate, Some((_, r)) if r >= rate32) {
+                    f.peer_rate = Some((row.route.label(), rate32));
+                }
+            }
+        }
+    }
+    let _ = writeln!(out);
+    for row in &rows {
+        if !row.how.is_empty() {
+            let _ = writeln!(out, "- {}: `{}`", row.route.label(), row.how);
+        }
+    }
+    let _ = writeln!(out);
+    for row in rows {
+        row.stop();
+    }
+}
+
+/// stdio gangway and `gangway serve` at 1 in flight with this client and every server
+/// process on CPU 0, as in the pinned stdio table: an unpinned run lands in one of two
+/// regimes (wake-ups on one CPU or across two) and need not land in the same one for both.
+fn http_pinned(env: &mut Env, settings: &Settings, out: &mut String, f: &mut Findings) {
+    let _ = writeln!(
+        out,
+        "### Over HTTP: 16 B echo calls, 1 in flight, everything pinned to CPU 0\n"
+    );
+    let Some(saved) = get_affinity() else {
+        let _ = writeln!(out, "sched_getaffinity failed; not measured.\n");
+        return;
+    };
+    if !set_affinity(&only_cpu(0)) {
+        let _ = writeln!(out, "CPU 0 is not available; not measured.\n");
+        return;
+    }
+    // Spawned while this thread runs on CPU 0, so the servers and their mocks inherit it.
+    let mut rows: Vec<HttpRow> = [HttpRoute::Stdio, HttpRoute::Serve]
+        .iter()
+        .map(|&r| HttpRow::start(env, r))
+        .collect();
+    for row in rows.iter_mut() {
+        row.run(1, Duration::from_millis(150));
+    }
+    for round in 0..settings.rounds() {
+        for k in 0..rows.len() {
+            let n = rows.len();
+            let row = &mut rows[(round + k) % n];
+            if let Some(run) = row.run(1, settings.run_time()) {
+                row.cells[0].rates.push(run.rate());
+                row.cells[0].lat.extend_from_slice(&run.lat);
+            }
+        }
+    }
+    let _ = writeln!(out, "| route | calls/s | p50 µs | p99 µs | added p50 µs |");
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    let stdio_p50 = rows[0].cells[0].p(0.5);
+    for row in rows.iter_mut() {
+        if let Subject::Out(why) = &row.subject {
+            let _ = writeln!(
+                out,
+                "| {} | not measured: {} | | | |",
+                row.route.label(),
+                why.replace('|', "/")
+            );
+            continue;
+        }
+        let cell = &mut row.cells[0];
+        let (rate, p50, p99) = (cell.rate(), cell.p(0.5), cell.p(0.99));
+        let added = if row.route == HttpRoute::Stdio {
+            "-".to_string()
+        } else {
+            f.http_pinned_added_ns = Some(p50 - stdio_p50);
+            f.http_pinned_p50_ns = [stdio_p50, p50];
+            format!("{:+.1}", (p50 - stdio_p50) / 1000.0)
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {rate:.0} | {} | {} | {added} |",
+            row.route.label(),
+            us(p50),
+            us(p99)
+        );
+    }
+    let _ = writeln!(out);
+    for row in rows {
+        row.stop();
+    }
+    set_affinity(&saved);
+    eprintln!("  measured HTTP, 1 in flight, pinned");
+}
+
+/// `gangway serve` with `HTTP_SESSIONS` sessions open, each on a connection of its own that
+/// stays open, each having made one call.
+fn http_memory(env: &mut Env, out: &mut String, f: &mut Findings) {
+    let _ = writeln!(out, "### `gangway serve` memory with sessions open\n");
+    let server = match env.start_http(HttpRoute::Serve) {
+        Ok(Ok((server, _))) => server,
+        Ok(Err(why)) | Err(why) => {
+            let _ = writeln!(out, "gangway serve did not start: {why}\n");
+            return;
+        }
+    };
+    let pid = server.pid();
+    let t = HttpRoute::Serve.template();
+    let mut buf = Vec::new();
+    let mut first = HttpConn::new(server.addr, server.path);
+    let result = first.open_session().and_then(|()| {
+        for _ in 0..10 {
+            first.call(&t, &mut buf)?;
+        }
+        let one = (rss_kib(pid), hwm_kib(pid));
+        let mut conns = Vec::with_capacity(HTTP_SESSIONS);
+        for _ in 0..HTTP_SESSIONS {
+            let mut c = HttpConn::new(server.addr, server.path);
+            c.open_session()?;
+            c.call(&t, &mut buf)?;
+            conns.push(c);
+        }
+        let many = (rss_kib(pid), hwm_kib(pid));
+        drop(conns);
+        Ok((one, many))
+    });
+    match result {
+        Ok((one, many)) => {
+            let _ = writeln!(out, "| sessions open | VmRSS MiB | VmHWM MiB |");
+            let _ = writeln!(out, "|---|---|---|");
+            let _ = writeln!(
+                out,
+                "| 1 (10 calls) | {} | {} |",
+                kib_to_mib(one.0),
+                kib_to_mib(one.1)
+            );
+            let _ = writeln!(
+                out,
+                "| 1 + {HTTP_SESSIONS} (each on its own open connection, one call each) | {} | {} |",
+                kib_to_mib(many.0),
+                kib_to_mib(many.1)
+            );
+            f.http_sessions_kib = Some(many);
+        }
+        Err(e) => {
+            let _ = writeln!(out, "failed: {e} (log: {})", server.log_tail());
+        }
+    }
+    let _ = writeln!(out);
+    drop(first);
+    server.stop();
+    eprintln!("  measured HTTP sessions");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1446,14 +2443,21 @@ fn main() {
     let mut body = String::new();
     eprintln!(
         "e2e: measuring (about {} s)",
-        if settings.quick { 30 } else { 85 }
+        if settings.quick { 40 } else { 110 }
     );
-    latency_matrix(&mut env, &settings, &mut body, &mut f);
-    pinned_matrix(&mut env, &settings, &mut body, &mut f, Placement::OneCpu);
-    pinned_matrix(&mut env, &settings, &mut body, &mut f, Placement::Split);
-    memory(&mut env, &settings, &mut body, &mut f);
-    startup(&mut env, &settings, &mut body, &mut f);
-    idle(&mut env, &settings, &mut body, &mut f);
+    // `--http-only`: just the HTTP section (the other targets then read "not measured").
+    let http_only = args.iter().any(|a| a == "--http-only");
+    if !http_only {
+        latency_matrix(&mut env, &settings, &mut body, &mut f);
+        pinned_matrix(&mut env, &settings, &mut body, &mut f, Placement::OneCpu);
+        pinned_matrix(&mut env, &settings, &mut body, &mut f, Placement::Split);
+        memory(&mut env, &settings, &mut body, &mut f);
+        startup(&mut env, &settings, &mut body, &mut f);
+        idle(&mut env, &settings, &mut body, &mut f);
+    }
+    http_matrix(&mut env, &settings, &mut body, &mut f);
+    http_pinned(&mut env, &settings, &mut body, &mut f);
+    http_memory(&mut env, &mut body, &mut f);
     f.musl_bytes = std::fs::metadata(&musl).ok().map(|m| m.len());
 
     let mut out = String::new();
@@ -1470,6 +2474,10 @@ fn main() {
     let _ = writeln!(out, "| target | measured | result |");
     let _ = writeln!(out, "|---|---|---|");
     let mut row = |name: &str, measured: String, ok: Option<bool>| {
+        // With `--http-only` only the HTTP targets (all about `gangway serve`) were measured.
+        if http_only && !name.contains("gangway serve") {
+            return;
+        }
         let result = ok.map_or("n/a", verdict);
         let _ = writeln!(out, "| {name} | {measured} | {result} |");
     };
@@ -1549,6 +2557,62 @@ fn main() {
             None => "not built (rustup target add x86_64-unknown-linux-musl)".to_string(),
         },
         f.musl_bytes.map(|b| b < 3 * MIB),
+    );
+    row(
+        "HTTP p50, 1 in flight, 16 B: `gangway serve` within 50 µs of stdio gangway (tools), unpinned and pinned",
+        match (f.http_added_p50_ns, f.http_pinned_added_ns) {
+            (Some(added), pinned) => format!(
+                "unpinned {} vs {} µs: {:+.1} µs; pinned to CPU 0 {}",
+                us(f.http_p50_ns[1]),
+                us(f.http_p50_ns[0]),
+                added / 1000.0,
+                match pinned {
+                    Some(p) => format!(
+                        "{} vs {} µs: {:+.1} µs",
+                        us(f.http_pinned_p50_ns[1]),
+                        us(f.http_pinned_p50_ns[0]),
+                        p / 1000.0
+                    ),
+                    None => "not measured".to_string(),
+                }
+            ),
+            (None, _) => "not measured".to_string(),
+        },
+        Some(
+            f.http_added_p50_ns.is_some_and(|a| a <= 50_000.0)
+                && !matches!(f.http_pinned_added_ns, Some(a) if a > 50_000.0),
+        ),
+    );
+    row(
+        "HTTP throughput, 32 in flight, 16 B: `gangway serve` >= 10x the faster peer",
+        match (f.serve_rate, f.peer_rate) {
+            (Some(serve), Some((peer, rate))) => format!(
+                "{serve:.0} vs {rate:.0} calls/s ({peer}): {:.1}x",
+                serve / rate
+            ),
+            (Some(serve), None) => format!("{serve:.0} calls/s; no peer measured"),
+            (None, _) => "not measured".to_string(),
+        },
+        match (f.serve_rate, f.peer_rate) {
+            (Some(serve), Some((_, rate))) => Some(serve >= 10.0 * rate),
+            (Some(_), None) => None,
+            (None, _) => Some(false),
+        },
+    );
+    row(
+        "`gangway serve` RSS with 100 sessions open: < 16 MiB (judged on the peak, VmHWM)",
+        match f.http_sessions_kib {
+            Some((rss, hwm)) => format!(
+                "VmRSS {} MiB, VmHWM {} MiB",
+                kib_to_mib(rss),
+                kib_to_mib(hwm)
+            ),
+            None => "not measured".to_string(),
+        },
+        Some(
+            f.http_sessions_kib
+                .is_some_and(|(_, hwm)| hwm > 0 && hwm < 16 * 1024),
+        ),
     );
 
     print!("\n{out}");
