@@ -135,6 +135,14 @@ pub struct Backend {
     /// It was told (once) that its requests to clients cannot be tied to one session while
     /// it serves several.
     pub(super) warned_shared_ask: bool,
+    /// What it did and how it went, for `/metrics` and the status page.
+    pub(super) stats: super::stats::BackendStats,
+    /// Its current process (pid) and container name, as the runtime reported them (for
+    /// the status page only).
+    pub(super) process: Option<(i32, Option<String>)>,
+    /// Start it again once its process has exited (a restart asked for from the status
+    /// page).
+    pub(super) start_after_stop: bool,
     /// Repeated lines suppressed from its log: stderr, then non-JSON stdout.
     log_repeats: [Repeats; 2],
 }
@@ -159,6 +167,9 @@ impl Backend {
             removed: false,
             instance_of: None,
             warned_shared_ask: false,
+            stats: Default::default(),
+            process: None,
+            start_after_stop: false,
             log_repeats: Default::default(),
         }
     }
@@ -284,6 +295,11 @@ impl Backend {
             self.stderr_tail.pop_front();
         }
         self.stderr_tail.push_back(line);
+    }
+
+    /// The last lines it wrote to stderr, oldest first (redacted and shortened).
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr_tail.iter().cloned().collect()
     }
 
     /// The stderr tail as a sentence suffix for error messages ("" when it wrote nothing

@@ -6,6 +6,7 @@ use super::aggregate::AggregateKind;
 use super::lists::ListKind;
 use super::requests::{cancel_target, PendingKind};
 use super::session;
+use super::stats::Outcome;
 use super::tasks::TaskOp;
 use super::SUPPORTED_PROTOCOL_VERSIONS;
 use super::{naming, tools};
@@ -254,7 +255,7 @@ impl Gateway {
                 };
                 let raw = &msg.line[span.clone()];
                 if let Some(gw) = self.ids.find(Peer::Session(self.handling.0), raw) {
-                    let Some((_, pending)) = self.untrack(now, gw) else {
+                    let Some((_, pending)) = self.untrack(now, gw, Outcome::Cancelled) else {
                         return;
                     };
                     let b = pending.backend;
@@ -300,7 +301,7 @@ impl Gateway {
             );
             return;
         };
-        let Some((origin, pending)) = self.untrack(now, gw) else {
+        let Some((origin, pending)) = self.untrack(now, gw, Outcome::Ok) else {
             return;
         };
         let b = pending.backend;

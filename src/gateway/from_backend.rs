@@ -6,6 +6,7 @@ use super::backend::ListState;
 use super::lists::ListKind;
 use super::requests::{cancel_target, Pending, PendingKind};
 use super::session;
+use super::stats::Outcome;
 use super::tasks::{self, TaskOp};
 use super::tools;
 use super::{after, trim_end, Gateway, Life, SessionId, Timer};
@@ -94,7 +95,7 @@ impl Gateway {
             );
             return;
         };
-        let Some((origin, pending)) = self.untrack(now, gw) else {
+        let Some((origin, pending)) = self.untrack(now, gw, outcome_of(msg)) else {
             return;
         };
         let to = pending.session;
@@ -334,7 +335,7 @@ impl Gateway {
                 let Some(gw) = self.ids.find(Peer::Backend(b), raw) else {
                     return;
                 };
-                let Some((_, pending)) = self.untrack(now, gw) else {
+                let Some((_, pending)) = self.untrack(now, gw, Outcome::Cancelled) else {
                     return;
                 };
                 let Some(to) = pending.session else { return };
@@ -469,5 +470,20 @@ pub(super) fn error_message(err: &RawValue) -> String {
             message: Some(m), ..
         }) => m,
         _ => err.get().to_string(),
+    }
+}
+
+/// How a backend's answer ends its request, for the metrics: an error, a tool result with
+/// `isError: true` (found with a memchr-speed search, the result is not parsed), or a
+/// result.
+fn outcome_of(msg: &Message<'_>) -> Outcome {
+    match (msg.error, msg.result) {
+        (Some(_), _) => Outcome::Error,
+        (None, Some(r))
+            if memchr::memmem::find(r.get().as_bytes(), b"\"isError\":true").is_some() =>
+        {
+            Outcome::ToolError
+        }
+        _ => Outcome::Ok,
     }
 }

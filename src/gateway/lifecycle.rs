@@ -297,6 +297,20 @@ impl Lifecycle {
         self.restart
     }
 
+    /// When its current process was started, while one runs.
+    pub fn running_since(&self) -> Option<Instant> {
+        self.is_running().then_some(self.started_at)
+    }
+
+    /// When a ready process with nothing in flight would be stopped for idling, given its
+    /// `idle_timeout`.
+    pub fn idle_stop_at(&self, idle_timeout: Option<Duration>) -> Option<Instant> {
+        let idle = idle_timeout?;
+        self.is_ready()
+            .then(|| self.last_active.checked_add(idle))
+            .flatten()
+    }
+
     // ----- activity and reloads -----------------------------------------------------------
 
     /// A request to it was sent or finished at `now`: the idle period starts again.

@@ -38,6 +38,7 @@ pub mod repeat;
 mod requests;
 mod routing;
 mod session;
+pub mod stats;
 mod tasks;
 pub mod tools;
 

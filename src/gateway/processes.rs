@@ -64,7 +64,8 @@ impl Gateway {
             self.fail_pending(now, b, &reason, false);
             let ids = &self.ids;
             self.backends[b].queue.retain(|q| ids.get(q.gw).is_some());
-            if !self.backends[b].queue.is_empty() {
+            let again = std::mem::take(&mut self.backends[b].start_after_stop);
+            if again || !self.backends[b].queue.is_empty() {
                 self.start(now, b);
             }
             return;
@@ -80,6 +81,10 @@ impl Gateway {
         let be = &mut self.backends[b];
         be.lifecycle.begin_start(now, &mut self.timers);
         be.new_process();
+        be.stats.starts += 1;
+        if std::mem::take(&mut be.stats.crashed_last) {
+            be.stats.restarts += 1;
+        }
         info!("starting backend '{}'", be.name());
         self.out.backends[b].clear();
         self.ask_spawn(b);
@@ -174,6 +179,7 @@ impl Gateway {
         }
         be.init_result = msg.result.map(|r| r.to_owned());
         let took = be.lifecycle.on_ready(now, &mut self.timers);
+        be.stats.start_seconds.observe(took.as_secs_f64());
         be.lists_skipped_until = None;
         info!("backend '{}' ready in {} ms", be.name(), took.as_millis());
         write_request(
@@ -215,8 +221,11 @@ impl Gateway {
         self.cancel_backend_timers(b);
         self.fail_pending(now, b, &reason, true);
         let be = &mut self.backends[b];
+        be.stats.crashes += 1;
+        be.stats.crashed_last = true;
         match be.lifecycle.on_crash(now, reason) {
             Crash::StartFailed { in_a_row, pause } => {
+                be.stats.start_failures += 1;
                 warn!(
                     "backend '{}' failed to start ({in_a_row} in a row); gangway tries again in {} s",
                     be.name(),
@@ -272,6 +281,7 @@ impl Gateway {
     /// Backend `b`'s process is gone: drop the input it never read (it must not hold the
     /// client's backpressure shut) and the timers that were for that process.
     pub(super) fn process_gone(&mut self, b: usize) {
+        self.backends[b].process = None;
         self.backends[b].log_repeats_end();
         self.out.backends[b].clear();
         self.cancel_backend_timers(b);
@@ -324,6 +334,7 @@ impl Gateway {
                 be.name(),
                 idle.as_secs_f64()
             );
+            self.backends[b].stats.idle_stops += 1;
             self.stop(now, b);
         } else {
             // Activity since the timer was set pushed the deadline back.

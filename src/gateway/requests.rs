@@ -5,6 +5,7 @@
 use super::backend::{Backend, Queued};
 use super::lifecycle::{self, Paused, Phase, FAILED_PAUSE};
 use super::lists::ListKind;
+use super::stats::{method_label, Outcome};
 use super::tasks::TaskOp;
 use super::tools;
 use super::{after, Gateway, Life, SessionId, Timer};
@@ -57,6 +58,10 @@ pub(super) struct Pending {
     /// The session the request belongs to: the one that sent it, or for a backend's
     /// request to a client, the one it was sent to. `None` for gangway's own.
     pub(super) session: Option<SessionId>,
+    /// Its method, as a metrics label (a client's request only).
+    pub(super) method: &'static str,
+    /// When it was written to the backend, for its latency.
+    pub(super) sent_at: Option<Instant>,
 }
 
 impl Pending {
@@ -71,6 +76,8 @@ impl Pending {
             wire_token: None,
             task: TaskOp::None,
             session: None,
+            method: "other",
+            sent_at: None,
         }
     }
 }
@@ -94,6 +101,7 @@ impl Gateway {
         let Some(gw) = self.admit(now, b, client_id, kind, msg.params, task, len) else {
             return;
         };
+        self.label(gw, msg.method.unwrap_or(""));
         let gw_text = IdText::new(gw);
         let wire = self.ids.get(gw).and_then(|e| e.data.wire_token.clone());
         let token_span = wire
@@ -135,6 +143,7 @@ impl Gateway {
         let Some(gw) = self.admit(now, b, id, kind, msg.params, task, len) else {
             return;
         };
+        self.label(gw, method);
         let rewritten = self
             .ids
             .get(gw)
@@ -144,6 +153,13 @@ impl Gateway {
         self.send(now, b, gw, |out| {
             write_request(out, Some(gw), method, Some(params))
         });
+    }
+
+    /// Notes request `gw`'s method for its metrics.
+    fn label(&mut self, gw: u64, method: &str) {
+        if let Some(e) = self.ids.get_mut(gw) {
+            e.data.method = method_label(method);
+        }
     }
 
     /// Checks that backend `b` can take a client request of about `len` bytes and tracks
@@ -226,6 +242,7 @@ impl Gateway {
                 timeout
             };
             e.data.sent = true;
+            e.data.sent_at = Some(now);
             e.data.timer = Some(self.timers.insert(after(now, timeout), Timer::Request(gw)));
         }
     }
@@ -278,11 +295,28 @@ impl Gateway {
     }
 
     /// Removes request `gw` from the id table (its timer, its progress token and its count
-    /// at the backend too) and returns its origin id and bookkeeping; a backend whose last
+    /// at the backend too), counts a client's request as ended with `outcome` (ignored for
+    /// gangway's own and for a backend's requests to a client), and returns its origin id
+    /// and bookkeeping; a backend whose last
     /// request ended is stopped when a reload removed or changed it, else its idle timer
     /// is set.
-    pub(super) fn untrack(&mut self, now: Instant, gw: u64) -> Option<(Option<RawId>, Pending)> {
+    pub(super) fn untrack(
+        &mut self,
+        now: Instant,
+        gw: u64,
+        outcome: Outcome,
+    ) -> Option<(Option<RawId>, Pending)> {
         let entry = self.ids.remove(gw)?;
+        if matches!(entry.data.kind, PendingKind::Forward | PendingKind::UseTool) {
+            let latency = entry
+                .data
+                .sent_at
+                .map(|t| now.saturating_duration_since(t).as_secs_f64());
+            let b = entry.data.backend;
+            self.backends[b]
+                .stats
+                .request(entry.data.method, outcome, latency);
+        }
         if let Some(t) = entry.data.timer {
             self.timers.cancel(t);
         }
@@ -343,7 +377,7 @@ impl Gateway {
             .ids
             .ids_where(|e| e.data.backend == b && (with_queued || e.data.sent));
         for gw in gws {
-            let Some((origin, pending)) = self.untrack(now, gw) else {
+            let Some((origin, pending)) = self.untrack(now, gw, Outcome::Failed) else {
                 continue;
             };
             match pending.kind {
@@ -380,7 +414,7 @@ impl Gateway {
         };
         // The timer is firing, so there is nothing to cancel.
         entry.data.timer = None;
-        let Some((origin, pending)) = self.untrack(now, gw) else {
+        let Some((origin, pending)) = self.untrack(now, gw, Outcome::Timeout) else {
             return;
         };
         let b = pending.backend;

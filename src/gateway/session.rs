@@ -10,6 +10,7 @@
 
 use super::backend::Backend;
 use super::lifecycle::Phase;
+use super::stats::Outcome;
 use super::{Gateway, OutBuf, PendingKind};
 use crate::config::Scope;
 use crate::wire::message::{self, BACKEND_ERROR};
@@ -122,7 +123,7 @@ impl Gateway {
         }
         let reason = "the client's session ended";
         for gw in self.ids.ids_where(|e| e.data.session == Some(s)) {
-            let Some((origin, pending)) = self.untrack(now, gw) else {
+            let Some((origin, pending)) = self.untrack(now, gw, Outcome::Cancelled) else {
                 continue;
             };
             let b = pending.backend;

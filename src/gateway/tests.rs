@@ -3581,3 +3581,99 @@ fn past_its_first_bound_a_backend_may_fall_behind_while_it_reads_but_not_while_s
     assert!(h.client_out().is_empty(), "taken while it reads");
     h.check_settled = false;
 }
+
+#[test]
+fn status_counts_calls_by_outcome_starts_crashes_restarts_and_idle_stops() {
+    let mut h = Harness::with("tools", 5.0, 1.0);
+    h.initialize("2025-06-18", json!({}));
+    h.warm(ALPHA);
+    h.advance(3);
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    let sent = h.backend_one(ALPHA, "tools/call");
+    h.advance(20);
+    h.reply(ALPHA, &sent, r#"{"content":[],"isError":true}"#);
+    h.client_one();
+    h.send(call(json!(2), "alpha__echo", json!({})));
+    let sent = h.backend_one(ALPHA, "tools/call");
+    h.backend(
+        ALPHA,
+        &format!(
+            r#"{{"jsonrpc":"2.0","id":{},"error":{{"code":-1,"message":"no"}}}}"#,
+            raw_id(&sent)
+        ),
+    );
+    h.client_one();
+    let st = h.gw.status(h.now);
+    let alpha = &st.backends[ALPHA];
+    assert_eq!((alpha.name.as_str(), alpha.state), ("alpha", "ready"));
+    assert_eq!(
+        alpha.stats.requests[&("tools/call", stats::Outcome::Ok)],
+        1,
+        "the warm-up call"
+    );
+    assert_eq!(
+        alpha.stats.requests[&("tools/call", stats::Outcome::ToolError)],
+        1
+    );
+    assert_eq!(
+        alpha.stats.requests[&("tools/call", stats::Outcome::Error)],
+        1
+    );
+    assert_eq!(alpha.stats.latency.count, 3);
+    assert!(
+        alpha.stats.latency.sum >= 0.020,
+        "{}",
+        alpha.stats.latency.sum
+    );
+    assert_eq!(
+        (alpha.stats.starts, alpha.stats.start_seconds.count),
+        (1, 1)
+    );
+    assert!(alpha
+        .idle_stop_in
+        .is_some_and(|d| d <= Duration::from_secs(1)));
+    assert_eq!(st.backends[BETA].state, "stopped");
+    assert_eq!(st.sessions, 1);
+    // A crash, then a restart by the next call.
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 3");
+    h.send(call(json!(3), "alpha__echo", json!({})));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    let sent = h.finish_init(ALPHA);
+    h.reply(ALPHA, &sent[0], r#"{"content":[]}"#);
+    h.client_one();
+    h.advance(1_100);
+    let st = h.gw.status(h.now);
+    let s = &st.backends[ALPHA].stats;
+    assert_eq!((s.crashes, s.restarts, s.starts), (1, 1, 2));
+    assert_eq!(s.idle_stops, 1, "stopped for idling");
+    assert_eq!(st.backends[ALPHA].state, "stopping");
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+}
+
+#[test]
+fn the_controls_start_stop_and_restart_a_backend_by_name() {
+    let mut h = Harness::new("tools");
+    h.initialize("2025-06-18", json!({}));
+    assert!(h.gw.start_backend(h.now, "nope").is_err());
+    h.gw.start_backend(h.now, "alpha").expect("alpha starts");
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    h.finish_init(ALPHA);
+    assert_eq!(h.gw.status(h.now).backends[ALPHA].state, "ready");
+    h.gw.restart_backend(h.now, "alpha")
+        .expect("alpha restarts");
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    assert_eq!(
+        h.actions(),
+        vec![Action::Spawn(ALPHA)],
+        "a new process after the exit"
+    );
+    h.finish_init(ALPHA);
+    h.gw.stop_backend(h.now, "alpha").expect("alpha stops");
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    assert!(h.actions().is_empty(), "stopped stays stopped");
+    let st = h.gw.status(h.now);
+    assert_eq!(st.backends[ALPHA].state, "stopped");
+    assert_eq!(st.backends[ALPHA].stats.starts, 2);
+}
