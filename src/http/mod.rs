@@ -16,6 +16,7 @@
 //! when the message is a request (a client that opens no GET stream still gets asked),
 //! else it waits for the GET stream within the replay bound.
 
+pub mod admin;
 pub mod head;
 
 use crate::gateway::outbox::OutBuf;
@@ -152,7 +153,29 @@ pub struct HttpFront {
     conns: Vec<Option<Conn>>,
     open_conns: usize,
     sessions: HashMap<String, Session>,
+    /// Counters for `/metrics`.
+    stats: admin::FrontStats,
+    /// What `/readyz` reports.
+    ready: Readiness,
 }
+
+/// What `/readyz` knows: whether a backend needs the Docker daemon, and whether the last
+/// check reached it.
+#[derive(Debug, Default)]
+struct Readiness {
+    docker_needed: bool,
+    /// The last check's result (`Err` says why it failed) and when it ended.
+    docker: Option<(Result<(), String>, Instant)>,
+    /// A check is under way.
+    probing: bool,
+    /// `/readyz` asked for a new check.
+    probe_wanted: bool,
+    /// gangway is shutting down: not ready for new clients.
+    stopping: bool,
+}
+
+/// A Docker check older than this is refreshed when `/readyz` is asked.
+const DOCKER_CHECK_AGE: Duration = Duration::from_secs(10);
 
 #[derive(Deserialize)]
 struct Params<'a> {
@@ -265,6 +288,8 @@ impl HttpFront {
             conns: Vec::new(),
             open_conns: 0,
             sessions: HashMap::new(),
+            stats: admin::FrontStats::default(),
+            ready: Readiness::default(),
         }
     }
 
@@ -295,6 +320,7 @@ impl HttpFront {
             }
         };
         self.open_conns += 1;
+        self.stats.connections_total += 1;
         if self.open_conns > self.settings.max_connections {
             log::warn!(
                 "HTTP: {} connections open, more than max_connections ({}); answering 503",
@@ -492,6 +518,7 @@ impl HttpFront {
             return;
         };
         let close = conn.close_after || matches!(conn.state, State::Closing);
+        *self.stats.responses.entry(status).or_default() += 1;
         let out = conn.out.buf();
         out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
         for (k, v) in headers {
@@ -554,12 +581,8 @@ impl HttpFront {
         let given = head
             .authorization
             .as_deref()
-            .and_then(|a| {
-                a.strip_prefix("Bearer ")
-                    .or_else(|| a.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .unwrap_or("");
+            .and_then(credential)
+            .unwrap_or_default();
         let mut ok = subtle::Choice::from(0);
         for t in &self.settings.tokens {
             ok |= subtle::ConstantTimeEq::ct_eq(t.as_bytes(), given.as_bytes());
@@ -572,14 +595,56 @@ impl HttpFront {
         } else {
             "authentication required: send Authorization: Bearer <token> with a token from http.tokens"
         };
-        self.reject(c, 401, text, &[("WWW-Authenticate", "Bearer")]);
+        // A person's browser asks for the token (as the password) when told Basic.
+        let page = matches!(head.path.as_str(), "/" | "/status.json");
+        let challenge = if page {
+            "Basic realm=\"gangway\", charset=\"UTF-8\""
+        } else {
+            "Bearer"
+        };
+        self.reject(c, 401, text, &[("WWW-Authenticate", challenge)]);
         false
     }
 
     /// Serves one complete request.
     fn serve(&mut self, now: Instant, c: usize, head: &Head, body: &[u8], gw: &mut Gateway) {
+        // Probes need no credentials, and these answers reveal nothing.
+        match (head.path.as_str(), head.method.as_str()) {
+            ("/healthz", "GET" | "HEAD") => {
+                return self.respond(c, 200, &[], "text/plain; charset=utf-8", b"ok\n");
+            }
+            ("/readyz", "GET" | "HEAD") => return self.readyz(now, c),
+            _ => {}
+        }
         if !self.admit(c, head) {
             return;
+        }
+        if let Some(rest) = head.path.strip_prefix("/backends/") {
+            return self.control(now, c, head, rest, gw);
+        }
+        match (head.path.as_str(), head.method.as_str()) {
+            ("/metrics", "GET") => {
+                let text = admin::metrics(&gw.status(now), &self.front_stats());
+                let kind = "text/plain; version=0.0.4; charset=utf-8";
+                return self.respond(c, 200, &[], kind, text.as_bytes());
+            }
+            ("/status.json", "GET") => {
+                let text = admin::status_json(&gw.status(now), &self.front_stats());
+                let no_cache = [("Cache-Control", "no-store")];
+                return self.respond(c, 200, &no_cache, "application/json", text.as_bytes());
+            }
+            ("/", "GET") => {
+                let page = admin::status_page(&gw.status(now), &self.front_stats());
+                let headers = [("Cache-Control", "no-store"), ("X-Frame-Options", "DENY")];
+                return self.respond(
+                    c,
+                    200,
+                    &headers,
+                    "text/html; charset=utf-8",
+                    page.as_bytes(),
+                );
+            }
+            _ => {}
         }
         match (head.path.as_str(), head.method.as_str()) {
             ("/mcp", "POST") => self.post(now, c, head, body, gw),
@@ -598,10 +663,116 @@ impl HttpFront {
                 self.reject(c, 405, "use POST on /messages", &[("Allow", "POST")]);
             }
             (path, _) => {
-                let text = format!("no such endpoint {path:?}: MCP is served on /mcp (Streamable HTTP) and /sse (HTTP+SSE)");
+                let text = format!("no such endpoint {path:?}: MCP is served on /mcp (Streamable HTTP) and /sse (HTTP+SSE); the status page is /, metrics /metrics");
                 self.reject(c, 404, &text, &[]);
             }
         }
+    }
+
+    /// `/readyz`: 200 once serving, when the Docker daemon answered (if a backend needs
+    /// it); 503 with the reason otherwise. A check older than [`DOCKER_CHECK_AGE`] is
+    /// asked for again (the answer is the last one known).
+    fn readyz(&mut self, now: Instant, c: usize) {
+        let r = &mut self.ready;
+        let stale = r
+            .docker
+            .as_ref()
+            .is_none_or(|(_, at)| now >= *at + DOCKER_CHECK_AGE);
+        if r.docker_needed && stale && !r.probing {
+            r.probe_wanted = true;
+        }
+        let not_ready = if r.stopping {
+            Some("not ready: gangway is shutting down".to_string())
+        } else if !r.docker_needed {
+            None
+        } else {
+            match &r.docker {
+                None => {
+                    Some("not ready: checking the Docker daemon, which a backend needs".to_string())
+                }
+                Some((Err(why), _)) => Some(format!(
+                    "not ready: the Docker daemon, which a backend needs, is not reachable: {why}"
+                )),
+                Some((Ok(()), _)) => None,
+            }
+        };
+        let plain = "text/plain; charset=utf-8";
+        match not_ready {
+            None => self.respond(c, 200, &[], plain, b"ready\n"),
+            Some(text) => self.respond(
+                c,
+                503,
+                &[("Retry-After", "5")],
+                plain,
+                format!("{text}\n").as_bytes(),
+            ),
+        }
+    }
+
+    /// POST `/backends/NAME/start|stop|restart`: the status page's buttons.
+    fn control(&mut self, now: Instant, c: usize, head: &Head, rest: &str, gw: &mut Gateway) {
+        let Some((name, action)) = rest.rsplit_once('/') else {
+            let text = "use POST /backends/NAME/start, /stop or /restart";
+            return self.reject(c, 404, text, &[]);
+        };
+        if head.method != "POST" {
+            return self.reject(c, 405, "use POST", &[("Allow", "POST")]);
+        }
+        let name = percent_decode(name);
+        let done = match action {
+            "start" => gw.start_backend(now, &name),
+            "stop" => gw.stop_backend(now, &name),
+            "restart" => gw.restart_backend(now, &name),
+            _ => {
+                let text = format!("unknown action {action:?}: use start, stop or restart");
+                return self.reject(c, 404, &text, &[]);
+            }
+        };
+        match done {
+            Ok(()) => self.respond(c, 200, &[], "application/json", b"{\"ok\":true}"),
+            Err(why) if why.starts_with("no backend") => self.reject(c, 404, &why, &[]),
+            Err(why) => self.reject(c, 409, &why, &[]),
+        }
+    }
+
+    /// The front's counters now.
+    fn front_stats(&self) -> admin::FrontStats {
+        admin::FrontStats {
+            connections: self.open_conns,
+            queued: self.conns.iter().flatten().map(|c| c.out.len()).sum(),
+            sessions: self.sessions.len(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Counts bytes the runtime read from and wrote to connections.
+    pub fn note_io(&mut self, read: usize, written: usize) {
+        self.stats.bytes_in += read as u64;
+        self.stats.bytes_out += written as u64;
+    }
+
+    /// Whether a backend runs `docker run`, so readiness depends on the daemon.
+    pub fn set_docker_needed(&mut self, needed: bool) {
+        self.ready.docker_needed = needed;
+    }
+
+    /// The runtime checked the Docker daemon at `now` (`Err` says why it failed).
+    pub fn set_docker(&mut self, now: Instant, result: Result<(), String>) {
+        self.ready.docker = Some((result, now));
+        self.ready.probing = false;
+    }
+
+    /// Whether `/readyz` asked for a Docker check (once); the runtime then runs one and
+    /// reports it with [`HttpFront::set_docker`].
+    pub fn take_probe_request(&mut self) -> bool {
+        let wanted = std::mem::take(&mut self.ready.probe_wanted);
+        self.ready.probing |= wanted;
+        wanted
+    }
+
+    /// gangway is shutting down: `/readyz` says so, so load balancers stop sending clients.
+    pub fn set_stopping(&mut self) {
+        self.ready.stopping = true;
     }
 
     /// The session a request names, answering 400 or 404 when it names none or an
@@ -945,6 +1116,7 @@ impl HttpFront {
         let Some(Some(conn)) = self.conns.get_mut(c) else {
             return;
         };
+        *self.stats.responses.entry(200).or_default() += 1;
         conn.state = State::Streaming {
             session: sid.to_string(),
             stream,
@@ -1255,6 +1427,70 @@ impl HttpFront {
             self.end_session(now, &sid, gw);
         }
     }
+}
+
+/// The token an `Authorization` value carries: `Bearer TOKEN`, or `Basic` with the token
+/// as the password (what a browser sends for the status page).
+fn credential(value: &str) -> Option<String> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.trim().to_string());
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64_decode(rest.trim())?;
+    let text = String::from_utf8(decoded).ok()?;
+    Some(
+        text.split_once(':')
+            .map_or(text.clone(), |(_, pass)| pass.to_string()),
+    )
+}
+
+/// Standard base64 (padding optional); `None` on any other byte.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for &c in text.trim_end_matches('=').as_bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// `%XX` escapes in a path segment decoded (invalid ones kept as written).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A request body as the one line the gateway frames: JSON needs no newline outside

@@ -308,6 +308,15 @@ impl<'c> Runtime<'c> {
         };
         gw.set_catalog(catalog);
         let docker = Docker::for_gateway(&gw);
+        let mut front = front;
+        if let Front::Serve(serve) = &mut front {
+            serve.front.set_docker_needed(docker.is_some());
+            if docker.as_ref().is_some_and(|d| d.scan.is_none()) {
+                serve
+                    .front
+                    .set_docker(Instant::now(), Err("could not run `docker ps`".into()));
+            }
+        }
         Ok(Runtime {
             poll,
             backends: (0..gw.backend_count()).map(|_| None).collect(),
@@ -396,6 +405,9 @@ impl<'c> Runtime<'c> {
             self.read_client(now);
             if let Front::Serve(serve) = &mut self.front {
                 serve.read(self.poll.registry(), now, &mut self.gw);
+                if serve.front.take_probe_request() {
+                    self.probe_docker(now);
+                }
             }
             for b in 0..self.backends.len() {
                 self.read_backend(now, b);
@@ -513,8 +525,10 @@ impl<'c> Runtime<'c> {
             }
         }
         if terminate {
-            if let Front::Local { interrupted, .. } = &mut self.front {
-                *interrupted = true;
+            match &mut self.front {
+                Front::Local { interrupted, .. } => *interrupted = true,
+                Front::Serve(serve) => serve.front.set_stopping(),
+                Front::Stdio { .. } => {}
             }
             log::info!("termination signal received; stopping backends");
             self.gw.on_terminate(now);
@@ -826,6 +840,8 @@ impl<'c> Runtime<'c> {
             stdout_readable: true,
             stderr_readable: true,
         });
+        let container = launch.container.map(|c| c.name);
+        self.gw.on_spawned(b, pid, container);
     }
 
     fn deregister(&self, io: &mut BackendIo) {
@@ -1152,6 +1168,14 @@ impl<'c> Runtime<'c> {
     /// Removes the containers the startup scan found left by gangway instances that no
     /// longer run.
     fn scan_done(&mut self, mut file: File, status: &str) {
+        if let Front::Serve(serve) = &mut self.front {
+            let result = if status == "exit status 0" {
+                Ok(())
+            } else {
+                Err(format!("`docker ps` ended with {status}; is dockerd running, and may gangway use its socket?"))
+            };
+            serve.front.set_docker(Instant::now(), result);
+        }
         let Some(d) = self.docker.as_mut() else {
             return;
         };
@@ -1179,6 +1203,29 @@ impl<'c> Runtime<'c> {
             match spawn_side(c.remove_command()) {
                 Ok(pid) => d.removals.push((pid, None)),
                 Err(e) => log::warn!("could not remove stale container {}: {e}", c.name),
+            }
+        }
+    }
+
+    /// Checks the Docker daemon again for `/readyz` (the startup scan for stale
+    /// containers, run once more: it asks the daemon, and removes what it finds).
+    fn probe_docker(&mut self, now: Instant) {
+        let Some(d) = self.docker.as_mut() else {
+            if let Front::Serve(serve) = &mut self.front {
+                serve
+                    .front
+                    .set_docker(now, Err("no docker backend is configured".into()));
+            }
+            return;
+        };
+        if d.scan.is_none() {
+            d.scan = start_scan(&d.daemon);
+        }
+        if d.scan.is_none() {
+            if let Front::Serve(serve) = &mut self.front {
+                serve
+                    .front
+                    .set_docker(now, Err("could not run `docker ps`".into()));
             }
         }
     }

@@ -95,6 +95,7 @@ impl Serve {
                         break;
                     }
                     Ok(n) => {
+                        self.front.note_io(n, 0);
                         if let Some(input) = self.front.input(c) {
                             input.extend_from_slice(&buf[..n]);
                         }
@@ -173,9 +174,13 @@ impl Serve {
                 continue;
             };
             let mut failed = false;
+            let mut written = 0;
             while s.writable && !out.is_empty() {
                 match s.stream.write(out.pending()) {
-                    Ok(n) => out.consume(n),
+                    Ok(n) => {
+                        out.consume(n);
+                        written += n;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.writable = false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
@@ -185,6 +190,7 @@ impl Serve {
                     }
                 }
             }
+            self.front.note_io(0, written);
             if failed || self.front.should_close(c) {
                 self.close(registry, now, c, gw);
             }
