@@ -674,10 +674,10 @@ impl HttpFront {
     /// asked for again (the answer is the last one known).
     fn readyz(&mut self, now: Instant, c: usize) {
         let r = &mut self.ready;
-        let stale = r
+        let stale = !r
             .docker
             .as_ref()
-            .is_none_or(|(_, at)| now >= *at + DOCKER_CHECK_AGE);
+            .is_some_and(|(_, at)| now < *at + DOCKER_CHECK_AGE);
         if r.docker_needed && stale && !r.probing {
             r.probe_wanted = true;
         }
