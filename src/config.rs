@@ -152,6 +152,7 @@ const TOP_KEYS: &[&str] = &[
     "http",
     "idle_timeout",
     "max_message_bytes",
+    "rate_limit",
     "separator",
     "startup_timeout",
     "timeout",
@@ -286,6 +287,9 @@ pub struct Config {
     pub notes: Vec<String>,
     /// The settings of `gangway serve` (the top-level `"http"` object).
     pub http: HttpConfig,
+    /// `rate_limit`: requests per second per client (per token over HTTP with tokens,
+    /// per session otherwise); `None`: unlimited.
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
 }
 
 /// The top-level `"http"` object: how `gangway serve` listens and whom it lets in. Every
@@ -1024,6 +1028,10 @@ impl Parser<'_> {
             None => HttpConfig::default(),
             Some(v) => self.http(v)?,
         };
+        let rate_limit = match top.get("rate_limit") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(self.rate_limit(v)?),
+        };
         let backends = match top.get("backends") {
             None => Vec::new(),
             Some(Value::Object(m)) => {
@@ -1047,6 +1055,7 @@ impl Parser<'_> {
             backends,
             notes: Vec::new(),
             http,
+            rate_limit,
         })
     }
 
@@ -1091,6 +1100,47 @@ impl Parser<'_> {
             backends,
             notes: Vec::new(),
             http: HttpConfig::default(),
+            rate_limit: None,
+        })
+    }
+
+    /// The top-level `rate_limit`: `{"requests_per_second": N, "burst": M}` (burst
+    /// defaults to N rounded up).
+    fn rate_limit(&self, v: &Value) -> Result<crate::ratelimit::RateLimit, ConfigError> {
+        const KEYS: &[&str] = &["burst", "requests_per_second"];
+        let Value::Object(m) = v else {
+            return Err(self.wrong_type(
+                "rate_limit",
+                "an object: {\"requests_per_second\": 20, \"burst\": 40}",
+                v,
+            ));
+        };
+        self.check_keys("rate_limit", m, KEYS)?;
+        let per_second = match m.get("requests_per_second").and_then(Value::as_f64) {
+            Some(n) if n > 0.0 && n.is_finite() => n,
+            _ => {
+                return Err(self.bad_value(
+                    "rate_limit.requests_per_second",
+                    "must be a number greater than 0 (requests per second a client may send)"
+                        .to_string(),
+                ))
+            }
+        };
+        let burst = match m.get("burst") {
+            None => per_second.ceil().min(f64::from(u32::MAX)) as u32,
+            Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if n >= 1 => n,
+                _ => {
+                    return Err(self.bad_value(
+                        "rate_limit.burst",
+                        "must be a whole number of requests, at least 1".to_string(),
+                    ))
+                }
+            },
+        };
+        Ok(crate::ratelimit::RateLimit {
+            per_second,
+            burst: burst.max(1),
         })
     }
 
@@ -3668,5 +3718,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rate_limit_and_http_settings_are_read_and_checked() {
+        let c = parse(r#"{"rate_limit": {"requests_per_second": 2.5}, "http": {"listen": "127.0.0.1:9", "tokens": ["a"], "session_timeout": 60}}"#)
+            .expect("valid");
+        let limit = c.rate_limit.expect("a limit");
+        assert_eq!((limit.per_second, limit.burst), (2.5, 3));
+        assert_eq!(c.http.listen.as_deref(), Some("127.0.0.1:9"));
+        assert_eq!(c.http.session_timeout, Some(Duration::from_secs(60)));
+        assert!(
+            !format!("{:?}", c.http).contains("\"a\""),
+            "tokens are hidden from Debug"
+        );
+        assert!(err(r#"{"rate_limit": {"requests_per_second": 0}}"#)
+            .contains("rate_limit.requests_per_second"));
+        assert!(
+            err(r#"{"rate_limit": {"requests_per_second": 1, "burst": 0}}"#)
+                .contains("rate_limit.burst")
+        );
+        assert!(err(r#"{"rate_limit": {"rps": 1}}"#).contains("unknown key"));
+        assert!(err(r#"{"http": {"tokens": [""]}}"#).contains("http.tokens[0]"));
+        assert!(err(r#"{"http": {"max_sessions": 0}}"#).contains("http.max_sessions"));
     }
 }

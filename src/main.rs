@@ -158,6 +158,7 @@ fn serve_http(config: &Config, path: &Path, args: &cli::ServeArgs) -> ExitCode {
         max_connections: http.max_connections.unwrap_or(1024),
         max_sessions: http.max_sessions.unwrap_or(1000),
         max_body: config.max_message_bytes,
+        rate_limit: config.rate_limit,
     });
     let local = listener.local_addr().unwrap_or(addr);
     log::info!(

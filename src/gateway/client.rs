@@ -15,6 +15,7 @@ use crate::config::Expose;
 use crate::wire::ids::{parse_gateway_id, IdText, Peer};
 use crate::wire::message::{
     self, splice, write_error, write_result, Kind, Message, INVALID_PARAMS, METHOD_NOT_FOUND,
+    RATE_LIMITED,
 };
 use log::{debug, warn};
 use serde::Deserialize;
@@ -60,6 +61,15 @@ impl Gateway {
             return;
         };
         let method = msg.method.unwrap_or("");
+        let refusal = self
+            .sessions
+            .get_mut(&self.handling)
+            .and_then(|c| c.bucket.as_mut())
+            .and_then(|b| b.take(now).err().map(|wait| b.limit().refusal(wait)));
+        if let Some(text) = refusal {
+            write_error(self.reply(), id, RATE_LIMITED, &text);
+            return;
+        }
         match method {
             "initialize" => self.initialize(id, msg.params),
             "ping" => write_result(self.reply(), id, b"{}"),

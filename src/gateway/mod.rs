@@ -214,6 +214,8 @@ pub struct Gateway {
     /// are known.
     deferred: Vec<(SessionId, Vec<u8>)>,
     life: Life,
+    /// The config's `rate_limit`, for the sessions opened from now on.
+    rate_limit: Option<crate::ratelimit::RateLimit>,
     /// Backends gangway disabled, with the reason (`BackendConfig::disabled_reason`), for
     /// the instructions and the meta-tools' errors.
     unavailable: Vec<(String, String)>,
@@ -261,6 +263,7 @@ impl Gateway {
             deferred: Vec::new(),
             life: Life::Running,
             unavailable: unavailable(config),
+            rate_limit: config.rate_limit,
         };
         gw.set_client_init(SUPPORTED_PROTOCOL_VERSIONS[0], None, None);
         gw
@@ -324,8 +327,17 @@ impl Gateway {
         let s = self.open_session();
         if let Some(c) = self.sessions.get_mut(&s) {
             c.shell = true;
+            c.bucket = None;
         }
         s
+    }
+
+    /// Session `s`'s requests are not rate-limited here: its front limits them itself
+    /// (the HTTP front, per token).
+    pub fn exempt_from_rate_limit(&mut self, s: SessionId) {
+        if let Some(c) = self.sessions.get_mut(&s) {
+            c.bucket = None;
+        }
     }
 
     /// Whether the session whose message is being handled is a shell command's.

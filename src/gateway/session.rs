@@ -75,6 +75,9 @@ pub struct Session {
     /// One of gangway's own shell commands (`check`, `tools`, `call`): see
     /// `Gateway::open_shell_session`.
     pub shell: bool,
+    /// Its `rate_limit` bucket; `None` when unlimited here (a shell command, or a front
+    /// that limits its clients itself).
+    pub bucket: Option<crate::ratelimit::TokenBucket>,
 }
 
 impl Session {
@@ -97,7 +100,16 @@ impl Gateway {
     pub fn open_session(&mut self) -> SessionId {
         let s = SessionId(self.next_session);
         self.next_session = self.next_session.wrapping_add(1);
-        self.sessions.insert(s, Session::default());
+        let bucket = self
+            .rate_limit
+            .map(|l| crate::ratelimit::TokenBucket::new(l, self.wall_origin.0));
+        self.sessions.insert(
+            s,
+            Session {
+                bucket,
+                ..Session::default()
+            },
+        );
         s
     }
 

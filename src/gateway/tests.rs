@@ -3677,3 +3677,32 @@ fn the_controls_start_stop_and_restart_a_backend_by_name() {
     assert_eq!(st.backends[ALPHA].state, "stopped");
     assert_eq!(st.backends[ALPHA].stats.starts, 2);
 }
+
+#[test]
+fn a_stdio_client_past_its_rate_gets_a_json_rpc_error_and_is_served_again_later() {
+    let mut h = Harness::from_json(
+        r#"{"rate_limit": {"requests_per_second": 2, "burst": 2}, "backends": {"alpha": {"command": "a"}}}"#,
+    );
+    for id in 1..=2 {
+        h.client(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#));
+        assert!(h.client_one().get("result").is_some());
+    }
+    h.client(r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#);
+    let refused = h.client_one();
+    let text = error_message(&refused, -32029);
+    assert!(text.contains("retry in 500 ms"), "{refused}");
+    h.client(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    assert!(h.client_lines().is_empty(), "a notification is not refused");
+    h.advance(500);
+    h.client(r#"{"jsonrpc":"2.0","id":4,"method":"ping"}"#);
+    assert!(h.client_one().get("result").is_some());
+    // gangway's own shell commands are not limited.
+    let shell = h.gw.open_shell_session();
+    for id in 10..15 {
+        h.client_as(
+            shell,
+            &format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#),
+        );
+    }
+    assert_eq!(h.out_of(shell).len(), 5);
+}

@@ -71,6 +71,8 @@ pub struct Settings {
     pub max_sessions: usize,
     /// Largest request body (the config's `max_message_bytes`).
     pub max_body: usize,
+    /// The config's `rate_limit`, per token (per session without tokens).
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
 }
 
 /// What the front's connection `c` is doing.
@@ -157,6 +159,8 @@ pub struct HttpFront {
     stats: admin::FrontStats,
     /// What `/readyz` reports.
     ready: Readiness,
+    /// Rate-limit buckets: `t<index>` per token, `s<session id>` per session.
+    buckets: HashMap<String, crate::ratelimit::TokenBucket>,
 }
 
 /// What `/readyz` knows: whether a backend needs the Docker daemon, and whether the last
@@ -222,6 +226,7 @@ fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         409 => "Conflict",
         413 => "Content Too Large",
+        429 => "Too Many Requests",
         415 => "Unsupported Media Type",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
@@ -290,6 +295,7 @@ impl HttpFront {
             sessions: HashMap::new(),
             stats: admin::FrontStats::default(),
             ready: Readiness::default(),
+            buckets: HashMap::new(),
         }
     }
 
@@ -735,6 +741,44 @@ impl HttpFront {
         }
     }
 
+    /// Takes one request from the rate-limit bucket of the request's token (of session
+    /// `sid` without tokens); answers 429 with `Retry-After` and returns false when it is
+    /// empty.
+    fn within_rate(&mut self, now: Instant, c: usize, head: &Head, sid: &str) -> bool {
+        let Some(limit) = self.settings.rate_limit else {
+            return true;
+        };
+        let given = head.authorization.as_deref().and_then(credential);
+        let key = match given.and_then(|g| self.settings.tokens.iter().position(|t| *t == g)) {
+            Some(i) => format!("t{i}"),
+            None => format!("s{sid}"),
+        };
+        let bucket = self
+            .buckets
+            .entry(key)
+            .or_insert_with(|| crate::ratelimit::TokenBucket::new(limit, now));
+        let Err(wait) = bucket.take(now) else {
+            return true;
+        };
+        let retry =
+            wait.as_secs().max(1) + u64::from(wait.subsec_nanos() > 0 && wait.as_secs() > 0);
+        let text = limit.refusal(wait);
+        let body = {
+            let mut b = Vec::new();
+            message::write_error(&mut b, b"null", message::RATE_LIMITED, &text);
+            b
+        };
+        let retry = retry.to_string();
+        self.respond(
+            c,
+            429,
+            &[("Retry-After", &retry)],
+            "application/json",
+            body.trim_ascii_end(),
+        );
+        false
+    }
+
     /// The front's counters now.
     fn front_stats(&self) -> admin::FrontStats {
         admin::FrontStats {
@@ -893,6 +937,11 @@ impl HttpFront {
         let Some(sid) = self.session_of(now, c, head) else {
             return;
         };
+        for _ in 0..requests.len() {
+            if !self.within_rate(now, c, head, &sid) {
+                return;
+            }
+        }
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -946,6 +995,7 @@ impl HttpFront {
                 return;
             };
             let gs = gw.open_session();
+            gw.exempt_from_rate_limit(gs);
             self.sessions
                 .insert(id.clone(), Session::new(gs, false, now));
             log::info!("HTTP: session {} opened", short(&id));
@@ -956,6 +1006,9 @@ impl HttpFront {
                 None => return,
             }
         };
+        if msg.kind == Kind::Request && !self.within_rate(now, c, head, &sid) {
+            return;
+        }
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -1065,6 +1118,7 @@ impl HttpFront {
             return;
         };
         let gs = gw.open_session();
+        gw.exempt_from_rate_limit(gs);
         let mut s = Session::new(gs, true, now);
         s.streams.insert(
             0,
@@ -1103,9 +1157,10 @@ impl HttpFront {
             }
         };
         let line = one_line(body);
-        if let Err(e) = Message::parse(&line) {
-            self.reject(c, 400, &e.reason, &[]);
-            return;
+        match Message::parse(&line) {
+            Err(e) => return self.reject(c, 400, &e.reason, &[]),
+            Ok(m) if m.kind == Kind::Request && !self.within_rate(now, c, head, &sid) => return,
+            Ok(_) => {}
         }
         gw.on_client_line(now, gs, &line);
         self.respond(c, 202, &[], "text/plain", b"Accepted");
@@ -1134,6 +1189,7 @@ impl HttpFront {
         let Some(s) = self.sessions.remove(sid) else {
             return;
         };
+        self.buckets.remove(&format!("s{sid}"));
         gw.close_session(now, s.gw);
         for st in s.streams.values() {
             if let Some(Some(conn)) = st.conn.and_then(|c| self.conns.get_mut(c)) {

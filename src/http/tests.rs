@@ -22,6 +22,7 @@ fn settings() -> Settings {
         max_connections: 4,
         max_sessions: 2,
         max_body: 4096,
+        rate_limit: None,
     }
 }
 
@@ -517,4 +518,41 @@ fn an_answered_stream_nobody_resumes_is_dropped_after_the_resume_window() {
     assert!(due <= t.now + RESUME_WINDOW);
     t.front.on_timer(t.now + RESUME_WINDOW, &mut t.gw);
     assert_eq!(kept(&t), 0, "dropped after the window");
+}
+
+#[test]
+fn past_the_rate_a_token_gets_429_with_retry_after_and_other_tokens_do_not() {
+    let limit = crate::ratelimit::RateLimit {
+        per_second: 1.0,
+        burst: 2,
+    };
+    let mut t = T::new(Settings {
+        tokens: vec!["one".to_string(), "two".to_string()],
+        rate_limit: Some(limit),
+        ..settings()
+    });
+    let c = t.conn();
+    let init = t.post(c, "Authorization: Bearer one\r\n", INIT);
+    let sid = header(&init, "Mcp-Session-Id").expect("a session");
+    let one = format!("Authorization: Bearer one\r\nMcp-Session-Id: {sid}\r\n");
+    let two = format!("Authorization: Bearer two\r\nMcp-Session-Id: {sid}\r\n");
+    let ping = r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#;
+    // The initialize took one of the two.
+    assert_eq!(status(&t.post(c, &one, ping)), 200);
+    let over = t.post(c, &one, ping);
+    assert_eq!(status(&over), 429);
+    assert_eq!(header(&over, "Retry-After").as_deref(), Some("1"));
+    assert!(
+        over.contains("-32029") && over.contains("rate limit"),
+        "{over}"
+    );
+    assert_eq!(status(&t.post(c, &two, ping)), 200, "a bucket per token");
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":9}}"#;
+    assert_eq!(
+        status(&t.post(c, &one, note)),
+        202,
+        "notifications are not counted"
+    );
+    t.now += Duration::from_secs(1);
+    assert_eq!(status(&t.post(c, &one, ping)), 200, "refilled");
 }

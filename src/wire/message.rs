@@ -24,6 +24,8 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const BACKEND_ERROR: i64 = -32000;
 /// Server error code used by gangway when a request timed out (as the MCP SDKs do).
 pub const REQUEST_TIMEOUT: i64 = -32001;
+/// A client sent more requests than the config's `rate_limit` allows.
+pub const RATE_LIMITED: i64 = -32029;
 /// MCP's error code for a resource URI that no server has.
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
 

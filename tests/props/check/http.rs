@@ -74,6 +74,7 @@ pub fn run(script: &[u8]) {
         max_connections: 6,
         max_sessions: MAX_SESSIONS,
         max_body: MAX_BODY,
+        rate_limit: None,
     });
     let mut conns: Vec<Conn> = Vec::new();
     let mut sessions: Vec<String> = Vec::new();
