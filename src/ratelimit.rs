@@ -80,7 +80,7 @@ mod tests {
         }
         let wait = b.take(t0).expect_err("the burst is spent");
         assert_eq!(wait, Duration::from_millis(500));
-        assert_eq!(b.take(t0 + Duration::from_millis(499)).is_err(), true);
+        assert!(b.take(t0 + Duration::from_millis(499)).is_err());
         assert_eq!(b.take(t0 + Duration::from_millis(500)), Ok(()));
         // A long pause refills to the burst, not beyond.
         let later = t0 + Duration::from_secs(60);
