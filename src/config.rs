@@ -168,6 +168,7 @@ const BACKEND_KEYS: &[&str] = &[
     "env",
     "expose",
     "idle_timeout",
+    "keep_warm",
     "prefix",
     "scope",
     "startup_timeout",
@@ -185,6 +186,7 @@ const LIST_BACKEND_KEYS: &[&str] = &[
     "env",
     "expose",
     "idle_timeout",
+    "keep_warm",
     "name",
     "prefix",
     "scope",
@@ -203,6 +205,7 @@ const DESKTOP_BACKEND_KEYS: &[&str] = &[
     "env",
     "expose",
     "idle_timeout",
+    "keep_warm",
     "prefix",
     "scope",
     "startup_timeout",
@@ -370,6 +373,10 @@ pub struct BackendConfig {
     /// Whether sessions share its process (`scope`: `"shared"`, the default, or
     /// `"session"`).
     pub scope: Scope,
+    /// `keep_warm`: processes kept started before anyone asks (a shared backend: 0 or 1,
+    /// `false` or `true`; a session-scoped one: spare processes handed to new sessions).
+    /// A warm shared backend is not stopped for idling and is started again after a crash.
+    pub keep_warm: u32,
     /// Why gangway disabled it although the file does not (an unset variable, a transport
     /// gangway cannot run, gangway itself); `None` when it is enabled or the file says
     /// `"disabled": true`. Shown in the log, `gangway check`, the instructions and the
@@ -1456,6 +1463,10 @@ impl Parser<'_> {
             None => Scope::Shared,
             Some(v) => self.scope(&child(path, "scope"), v)?,
         };
+        let keep_warm = match obj.get("keep_warm") {
+            None => 0,
+            Some(v) => self.keep_warm(&child(path, "keep_warm"), v, scope)?,
+        };
 
         let mut disabled_reason = None;
         if shape == Shape::Desktop && !disabled {
@@ -1543,6 +1554,7 @@ impl Parser<'_> {
             expose,
             direct,
             scope,
+            keep_warm,
             disabled_reason,
             env_remove: Vec::new(),
             vars,
@@ -1605,6 +1617,7 @@ impl Parser<'_> {
             expose: defaults.expose,
             direct: Vec::new(),
             scope: Scope::Shared,
+            keep_warm: 0,
             disabled_reason: Some(reason),
             env_remove: Vec::new(),
             vars: Vec::new(),
@@ -1734,6 +1747,23 @@ impl Parser<'_> {
             self.file.display()
         );
         None
+    }
+
+    /// `keep_warm`: a boolean, or for a session-scoped backend a number of spare
+    /// processes (at most 16).
+    fn keep_warm(&self, path: &str, v: &Value, scope: Scope) -> Result<u32, ConfigError> {
+        match (v, scope) {
+            (Value::Bool(b), _) => Ok(u32::from(*b)),
+            (Value::Number(n), Scope::Session) => match n.as_u64() {
+                Some(k) if k <= 16 => Ok(k as u32),
+                _ => Err(self.bad_value(path, "must be true, false or a number of spare processes from 0 to 16".to_string())),
+            },
+            (Value::Number(_), Scope::Shared) => Err(self.bad_value(
+                path,
+                "is a number only for a backend with \"scope\": \"session\" (spare processes); use true or false".to_string(),
+            )),
+            (other, _) => Err(self.wrong_type(path, "true, false, or a number of spare processes", other)),
+        }
     }
 
     fn scope(&self, path: &str, v: &Value) -> Result<Scope, ConfigError> {
@@ -2808,7 +2838,7 @@ mod tests {
                 "/etc/gangway/test.json",
                 "backends.github: unknown key \"tiemout\"",
                 "did you mean \"timeout\"?",
-                "Valid keys here: args, client_request_timeout, command, cwd, description, direct, disabled, env, expose, idle_timeout, prefix, scope, startup_timeout, timeout, tools.",
+                "Valid keys here: args, client_request_timeout, command, cwd, description, direct, disabled, env, expose, idle_timeout, keep_warm, prefix, scope, startup_timeout, timeout, tools.",
             ],
         );
         let m = err(r#"{"backends": {}, "max_msg_bytes": 5}"#);

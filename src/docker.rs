@@ -587,6 +587,7 @@ mod tests {
             expose: crate::config::Expose::Meta,
             direct: vec![],
             scope: crate::config::Scope::Shared,
+            keep_warm: 0,
             disabled_reason: None,
             env_remove: vec![],
             vars: vec![],

@@ -143,6 +143,10 @@ pub struct Backend {
     /// Start it again once its process has exited (a restart asked for from the status
     /// page).
     pub(super) start_after_stop: bool,
+    /// A wakeup is set for when its pause after crashes ends (it is kept warm).
+    pub(super) warm_armed: bool,
+    /// Stopped from the status page: not kept warm until started again.
+    pub(super) warm_held: bool,
     /// Repeated lines suppressed from its log: stderr, then non-JSON stdout.
     log_repeats: [Repeats; 2],
 }
@@ -170,6 +174,8 @@ impl Backend {
             stats: Default::default(),
             process: None,
             start_after_stop: false,
+            warm_armed: false,
+            warm_held: false,
             log_repeats: Default::default(),
         }
     }
@@ -368,6 +374,7 @@ mod tests {
             expose: crate::config::Expose::Meta,
             direct: vec![],
             scope: crate::config::Scope::Shared,
+            keep_warm: 0,
             disabled_reason: None,
             env_remove: vec![],
             vars: vec![],

@@ -41,6 +41,7 @@ mod session;
 pub mod stats;
 mod tasks;
 pub mod tools;
+mod warm;
 
 use crate::catalog::Catalog;
 use crate::config::{BackendConfig, Config, Expose};
@@ -145,6 +146,8 @@ enum Timer {
     InputStall,
     Drain,
     ExitDeadline,
+    /// Warm backend `.0`'s pause after crashes is over: start it again.
+    Warm(usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +217,8 @@ pub struct Gateway {
     /// are known.
     deferred: Vec<(SessionId, Vec<u8>)>,
     life: Life,
+    /// Serving keeps `keep_warm` backends warm (see [`Gateway::keep_warm`]).
+    warm: bool,
     /// The config's `rate_limit`, for the sessions opened from now on.
     rate_limit: Option<crate::ratelimit::RateLimit>,
     /// Backends gangway disabled, with the reason (`BackendConfig::disabled_reason`), for
@@ -264,6 +269,7 @@ impl Gateway {
             life: Life::Running,
             unavailable: unavailable(config),
             rate_limit: config.rate_limit,
+            warm: false,
         };
         gw.set_client_init(SUPPORTED_PROTOCOL_VERSIONS[0], None, None);
         gw
@@ -450,6 +456,7 @@ impl Gateway {
             info!("requests in flight answered; shutting down");
             self.shutdown(now);
         }
+        self.rewarm(now);
         let running = |be: &Backend| be.lifecycle.is_running();
         if self.life == Life::ShuttingDown && !self.backends.iter().any(running) {
             self.exit();
@@ -507,6 +514,7 @@ impl Gateway {
                 Timer::Backend(b, w) => self.backend_wakeup(now, b, w),
                 Timer::ListWait(agg) => self.list_wait_over(agg),
                 Timer::InputStall => {}
+                Timer::Warm(b) => self.warm_due(now, b),
                 Timer::ListChanged(kind) => {
                     self.list_changed_armed[kind.index()] = false;
                     if self.life == Life::Running {

@@ -309,6 +309,9 @@ impl Gateway {
         let Some(idle) = be.config.idle_timeout else {
             return;
         };
+        if self.kept_warm(b) {
+            return;
+        }
         // A client waiting for resource updates, or for a task, is using it, requests
         // or not.
         let watched = self.tasks.running_at(b)

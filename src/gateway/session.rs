@@ -8,8 +8,6 @@
 //! at, shared resource subscriptions, and the per-session processes of a
 //! `"scope": "session"` backend.
 
-use super::backend::Backend;
-use super::lifecycle::Phase;
 use super::stats::Outcome;
 use super::{Gateway, OutBuf, PendingKind};
 use crate::config::Scope;
@@ -214,26 +212,15 @@ impl Gateway {
         if let Some(&i) = self.instances.get(&(b, s)) {
             return i;
         }
-        let config = be.config.clone();
-        let free = self.backends.iter().position(|x| {
-            x.instance_of.is_some()
-                && x.removed
-                && x.lifecycle.phase() == Phase::Stopped
-                && x.in_flight() == 0
-        });
-        let i = match free {
-            Some(i) => {
-                self.backends[i] = Backend::new(config, now);
-                self.out.backends[i].clear();
+        // A spare kept warm is taken first (another is started in its place).
+        let i = match self.spares_of(b).first() {
+            Some(&i) => {
+                self.backends[i].instance_of = Some((b, s));
+                self.rewarm(now);
                 i
             }
-            None => {
-                self.backends.push(Backend::new(config, now));
-                self.out.backends.push(OutBuf::default());
-                self.backends.len() - 1
-            }
+            None => self.new_instance(now, b, s),
         };
-        self.backends[i].instance_of = Some((b, s));
         self.instances.insert((b, s), i);
         debug!(
             "backend '{}' gets a process of its own for session {}",

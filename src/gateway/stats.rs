@@ -337,6 +337,7 @@ impl Gateway {
     pub fn start_backend(&mut self, now: Instant, name: &str) -> Result<(), String> {
         let b = self.listed_backend(name)?;
         let be = &mut self.backends[b];
+        be.warm_held = false;
         if !be.lifecycle.is_running() {
             be.lifecycle.forget_failed_starts();
             self.available(now, b)?;
@@ -357,6 +358,7 @@ impl Gateway {
         let slots: Vec<usize> = (0..self.backends.len())
             .filter(|&i| i == b || self.backends[i].instance_of.is_some_and(|(of, _)| of == b))
             .collect();
+        self.backends[b].warm_held = true;
         for i in slots {
             self.backends[i].start_after_stop = false;
             if self.backends[i].lifecycle.is_running() {

@@ -3706,3 +3706,80 @@ fn a_stdio_client_past_its_rate_gets_a_json_rpc_error_and_is_served_again_later(
     }
     assert_eq!(h.out_of(shell).len(), 5);
 }
+
+#[test]
+fn a_warm_backend_starts_with_serving_stays_up_when_idle_and_comes_back_after_a_crash() {
+    let mut h = Harness::from_json(
+        r#"{"expose": "tools", "idle_timeout": 1, "backends": {"alpha": {"command": "a", "keep_warm": true}, "beta": {"command": "b"}}}"#,
+    );
+    h.gw.keep_warm(h.now);
+    assert_eq!(
+        h.actions(),
+        vec![Action::Spawn(ALPHA)],
+        "only the warm one starts"
+    );
+    let init = h.backend_one(ALPHA, "initialize");
+    assert!(
+        init["params"]["capabilities"]["sampling"].is_object(),
+        "before any client, a warm start declares what gangway can route: {init}"
+    );
+    h.reply(ALPHA, &init, INIT_RESULT);
+    h.backend_lines(ALPHA);
+    h.advance(5_000);
+    assert!(h.actions().is_empty(), "not stopped for idling");
+    assert_eq!(h.gw.status(h.now).backends[ALPHA].state, "ready");
+    h.gw.on_backend_exit(h.now, ALPHA, "signal 9");
+    assert_eq!(
+        h.actions(),
+        vec![Action::Spawn(ALPHA)],
+        "started again after the crash"
+    );
+    h.finish_init(ALPHA);
+    // Stopped from the status page, it stays stopped until started again.
+    h.gw.stop_backend(h.now, "alpha").expect("stops");
+    assert_eq!(h.actions(), vec![Action::CloseStdin(ALPHA)]);
+    h.gw.on_backend_exit(h.now, ALPHA, "exit status 0");
+    assert!(h.actions().is_empty(), "held stopped");
+    h.gw.start_backend(h.now, "alpha").expect("starts");
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    h.finish_init(ALPHA);
+}
+
+#[test]
+fn a_warm_session_scoped_backend_keeps_spares_and_hands_one_to_a_new_session() {
+    let mut h = Harness::from_json(
+        r#"{"expose": "tools", "backends": {"alpha": {"command": "a", "scope": "session", "keep_warm": 2}}}"#,
+    );
+    h.initialize("2025-06-18", json!({}));
+    h.gw.keep_warm(h.now);
+    let spawned = h.actions();
+    assert_eq!(spawned.len(), 2, "two spares: {spawned:?}");
+    let spares: Vec<usize> = spawned
+        .iter()
+        .map(|a| match a {
+            Action::Spawn(i) => *i,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    for &i in &spares {
+        h.finish_init(i);
+    }
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    let took = spares
+        .iter()
+        .copied()
+        .find(|&i| !h.gw.out.backends[i].is_empty())
+        .expect("the call went to a spare");
+    let sent = h.backend_one(took, "tools/call");
+    h.reply(took, &sent, r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 1);
+    let replaced = h.actions();
+    assert_eq!(
+        replaced.len(),
+        1,
+        "a new spare replaces the one taken: {replaced:?}"
+    );
+    if let Action::Spawn(i) = replaced[0] {
+        h.finish_init(i);
+    }
+}

@@ -108,6 +108,7 @@ pub fn run(config: &Config) -> Result<(), RunError> {
         client_gone: false,
     };
     let mut rt = Runtime::new(config, poll, front)?;
+    rt.gw.keep_warm(Instant::now());
     rt.run()
 }
 
@@ -128,6 +129,7 @@ pub fn run_serve(
     let serve = Serve::new(poll.registry(), listener, front)
         .map_err(|e| RunError::Setup("the HTTP listener", e))?;
     let mut rt = Runtime::new(config, poll, Front::Serve(Box::new(serve)))?;
+    rt.gw.keep_warm(Instant::now());
     rt.run()
 }
 

@@ -348,3 +348,36 @@ fn a_shared_backend_asking_a_client_while_serving_two_sessions_is_warned_about()
     let line = served.gw.wait_stderr("while serving 2 client sessions", T);
     assert!(line.contains("\"scope\": \"session\""), "{line}");
 }
+
+#[test]
+fn a_keep_warm_backend_is_running_before_the_first_call() {
+    let dir = TempDir::new();
+    let mut warm = mock("warm", &[]);
+    warm["keep_warm"] = json!(true);
+    let config = json!({"expose": "tools", "backends": {"warm": warm, "cold": mock("cold", &[])}});
+    let served = Served::start(&dir, &config, &[]);
+    served.gw.wait_stderr("backend 'warm' ready", T);
+    let (code, _, body) = http_request_to(&served.addr, "GET", "/status.json", &[], "");
+    assert_eq!(code, 200, "{body}");
+    let status: Value = serde_json::from_str(&body).expect("status JSON");
+    let backend = |name: &str| {
+        status["backends"]
+            .as_array()
+            .and_then(|b| b.iter().find(|x| x["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    assert_eq!(
+        backend("warm")["state"],
+        "ready",
+        "before any client: {status}"
+    );
+    assert_eq!(backend("cold")["state"], "stopped", "{status}");
+    let sid = served.session();
+    let pid = served.call(&sid, "warm__pid");
+    assert_eq!(
+        backend("warm")["pid"].to_string(),
+        pid,
+        "the first call was served by the process started warm"
+    );
+}

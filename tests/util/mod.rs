@@ -760,10 +760,21 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String, String) {
+    http_request_to(addr, method, "/mcp", headers, body)
+}
+
+/// As [`http_request`], to `path`.
+pub fn http_request_to(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect to gangway serve");
     s.set_read_timeout(Some(T)).expect("read timeout");
     let mut req = format!(
-        "{method} /mcp HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
         addr
     );
     for (k, v) in headers {
