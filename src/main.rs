@@ -149,17 +149,7 @@ fn serve_http(config: &Config, path: &Path, args: &cli::ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let front = gangway::http::HttpFront::new(gangway::http::Settings {
-        tokens: http.tokens.clone(),
-        allowed_origins: http.allowed_origins.clone(),
-        session_timeout: http
-            .session_timeout
-            .unwrap_or(std::time::Duration::from_secs(1800)),
-        max_connections: http.max_connections.unwrap_or(1024),
-        max_sessions: http.max_sessions.unwrap_or(1000),
-        max_body: config.max_message_bytes,
-        rate_limit: config.rate_limit,
-    });
+    let front = gangway::http::HttpFront::new(gangway::http::Settings::from_config(config));
     let local = listener.local_addr().unwrap_or(addr);
     log::info!(
         "gangway {} serving {} backend(s) from {} on http://{local}/mcp{}",

@@ -464,19 +464,33 @@ impl Gateway {
     }
 
     fn client_eof(&mut self, now: Instant, wait_for_answers: bool) {
+        let grace = (!wait_for_answers).then_some(DRAIN_GRACE);
+        self.drain(now, "client closed stdin", grace);
+    }
+
+    /// Stops taking new work and shuts down once the requests in flight are answered, or
+    /// after `grace` (`None`: no limit); `why` is logged.
+    fn drain(&mut self, now: Instant, why: &str, grace: Option<Duration>) {
         if self.life != Life::Running {
             return;
         }
         if self.client_requests_pending() == 0 {
-            info!("client closed stdin; shutting down");
+            info!("{why}; shutting down");
             self.shutdown(now);
         } else {
-            info!("client closed stdin; finishing requests in flight before shutting down");
+            info!("{why}; finishing requests in flight before shutting down");
             self.life = Life::Draining;
-            if !wait_for_answers {
-                self.timers.insert(now + DRAIN_GRACE, Timer::Drain);
+            if let Some(grace) = grace {
+                self.timers.insert(now + grace, Timer::Drain);
             }
         }
+    }
+
+    /// The service is asked to stop (`gangway serve` got SIGTERM): requests in flight may
+    /// finish within `grace`, no new ones are taken, then every backend is stopped.
+    pub fn on_drain(&mut self, now: Instant, grace: Duration) {
+        self.drain(now, "asked to stop", Some(grace));
+        self.settle(now);
     }
 
     fn terminate(&mut self, now: Instant) {
@@ -525,7 +539,9 @@ impl Gateway {
                 }
                 Timer::Drain => {
                     if self.life == Life::Draining {
-                        info!("requests still in flight after stdin closed; shutting down anyway");
+                        info!(
+                            "requests still in flight after the grace period; shutting down anyway"
+                        );
                         self.shutdown(now);
                     }
                 }

@@ -75,6 +75,24 @@ pub struct Settings {
     pub rate_limit: Option<crate::ratelimit::RateLimit>,
 }
 
+impl Settings {
+    /// The settings `config` gives (its `"http"` object, `max_message_bytes` and
+    /// `rate_limit`), with the defaults for what it leaves out: sessions expire after 30
+    /// minutes, at most 1024 connections and 1000 sessions.
+    pub fn from_config(config: &crate::config::Config) -> Settings {
+        let http = &config.http;
+        Settings {
+            tokens: http.tokens.clone(),
+            allowed_origins: http.allowed_origins.clone(),
+            session_timeout: http.session_timeout.unwrap_or(Duration::from_secs(1800)),
+            max_connections: http.max_connections.unwrap_or(1024),
+            max_sessions: http.max_sessions.unwrap_or(1000),
+            max_body: config.max_message_bytes,
+            rate_limit: config.rate_limit,
+        }
+    }
+}
+
 /// What the front's connection `c` is doing.
 #[derive(Debug)]
 enum State {
@@ -297,6 +315,15 @@ impl HttpFront {
             ready: Readiness::default(),
             buckets: HashMap::new(),
         }
+    }
+
+    /// Applies new settings (a config reload): tokens, origins, limits and timeouts take
+    /// effect for the next request; rate-limit buckets start over.
+    pub fn update_settings(&mut self, settings: Settings) {
+        if settings.rate_limit != self.settings.rate_limit {
+            self.buckets.clear();
+        }
+        self.settings = settings;
     }
 
     /// How many sessions are open.
@@ -814,9 +841,26 @@ impl HttpFront {
         wanted
     }
 
-    /// gangway is shutting down: `/readyz` says so, so load balancers stop sending clients.
+    /// gangway is shutting down: `/readyz` says so, so load balancers stop sending clients,
+    /// and new requests get 503 while those in flight finish.
     pub fn set_stopping(&mut self) {
         self.ready.stopping = true;
+    }
+
+    /// gangway exits: every event stream ends properly (its last chunk), and every
+    /// connection closes once its output is written.
+    pub fn end_all(&mut self) {
+        for conn in self.conns.iter_mut().flatten() {
+            if matches!(conn.state, State::Streaming { .. }) {
+                chunk_end(&mut conn.out);
+            }
+            conn.state = State::Closing;
+        }
+    }
+
+    /// Whether any connection still has output to write.
+    pub fn has_output(&self) -> bool {
+        self.conns.iter().flatten().any(|c| !c.out.is_empty())
     }
 
     /// The session a request names, answering 400 or 404 when it names none or an
@@ -980,6 +1024,11 @@ impl HttpFront {
                 return;
             }
         };
+        if self.ready.stopping && msg.kind == Kind::Request {
+            let text = "gangway is shutting down; try again (a load balancer sends you to another instance)";
+            self.reject(c, 503, text, &[("Retry-After", "1")]);
+            return;
+        }
         let initialize = msg.kind == Kind::Request && msg.method == Some("initialize");
         let sid = if initialize && head.session_id.is_none() {
             if self.sessions.len() >= self.settings.max_sessions {

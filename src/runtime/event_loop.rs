@@ -48,6 +48,8 @@ const STDERR_LINE_MAX: usize = 64 * 1024;
 const REAP_AT_EXIT: Duration = Duration::from_millis(500);
 /// How long gangway keeps trying to hand its last answers to the client at exit.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
+/// How long `gangway serve` lets requests in flight finish after SIGTERM.
+const SERVE_DRAIN: Duration = Duration::from_secs(10);
 /// How long gangway waits at exit for `docker rm -f` of its containers to finish.
 const CLEANUP_AT_EXIT: Duration = Duration::from_secs(5);
 
@@ -241,6 +243,8 @@ struct Runtime<'c> {
     catalog_path: Option<std::path::PathBuf>,
     /// The last error saving the catalog; after the first, failures are logged quietly.
     catalog_error: Option<String>,
+    /// The `http.listen` of the config serving started with (a reload cannot move it).
+    http_listen: Option<String>,
 }
 
 /// What the runtime tracks for docker backends: who this instance is, each backend's
@@ -331,6 +335,7 @@ impl<'c> Runtime<'c> {
             config_path: config.path.clone(),
             catalog_path: config.catalog.clone(),
             catalog_error: None,
+            http_listen: config.http.listen.clone(),
         })
     }
 
@@ -355,6 +360,14 @@ impl<'c> Runtime<'c> {
             );
         }
         self.gw.reload(now, &config);
+        if let Front::Serve(serve) = &mut self.front {
+            serve
+                .front
+                .update_settings(crate::http::Settings::from_config(&config));
+            if config.http.listen != self.http_listen {
+                log::warn!("reload: http.listen changed; the listening address changes when gangway serve is restarted");
+            }
+        }
         if config.catalog != self.catalog_path {
             self.catalog_path.clone_from(&config.catalog);
             self.gw
@@ -527,10 +540,24 @@ impl<'c> Runtime<'c> {
             }
         }
         if terminate {
-            match &mut self.front {
-                Front::Local { interrupted, .. } => *interrupted = true,
-                Front::Serve(serve) => serve.front.set_stopping(),
-                Front::Stdio { .. } => {}
+            if let Front::Serve(serve) = &mut self.front {
+                // The first signal drains: no new clients or requests, those in flight
+                // may finish; a second one stops at once.
+                if !serve.stopping() {
+                    serve.front.set_stopping();
+                    serve.stop_listening(self.poll.registry());
+                    log::info!(
+                        "termination signal received; no longer accepting, finishing requests in flight (up to {} s; send it again to stop at once)",
+                        SERVE_DRAIN.as_secs()
+                    );
+                    self.gw.on_drain(now, SERVE_DRAIN);
+                    terminate = false;
+                }
+            }
+        }
+        if terminate {
+            if let Front::Local { interrupted, .. } = &mut self.front {
+                *interrupted = true;
             }
             log::info!("termination signal received; stopping backends");
             self.gw.on_terminate(now);
@@ -1234,6 +1261,26 @@ impl<'c> Runtime<'c> {
 
     /// Hands the last answers to the client, waiting for stdout to drain for a short while.
     fn final_flush(&mut self) {
+        if let Front::Serve(serve) = &mut self.front {
+            // The answers (errors, after a signal) reach their clients, and every event
+            // stream ends properly.
+            let deadline = Instant::now() + FINAL_FLUSH;
+            let mut events = Events::with_capacity(64);
+            serve.front.end_all();
+            loop {
+                serve.write(self.poll.registry(), Instant::now(), &mut self.gw);
+                let left = deadline.saturating_duration_since(Instant::now());
+                if !serve.front.has_output() || left.is_zero() {
+                    return;
+                }
+                if self.poll.poll(&mut events, Some(left)).is_err() {
+                    return;
+                }
+                for ev in events.iter() {
+                    serve.mark_ready(ev.token(), false, true);
+                }
+            }
+        }
         let Front::Stdio {
             client_out,
             client_gone,

@@ -28,7 +28,7 @@ struct Socket {
 
 /// The listener, its connections and the front that serves them.
 pub struct Serve {
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     listener_ready: bool,
     socks: Vec<Option<Socket>>,
     /// The HTTP front.
@@ -44,7 +44,7 @@ impl Serve {
     ) -> io::Result<Serve> {
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
         Ok(Serve {
-            listener,
+            listener: Some(listener),
             listener_ready: true,
             socks: Vec::new(),
             front,
@@ -117,11 +117,11 @@ impl Serve {
     }
 
     fn accept(&mut self, registry: &Registry, now: Instant) {
-        if !self.listener_ready {
+        let Some(listener) = self.listener.as_ref().filter(|_| self.listener_ready) else {
             return;
-        }
+        };
         for _ in 0..ACCEPTS_PER_TURN {
-            match self.listener.accept() {
+            match listener.accept() {
                 Ok((mut stream, peer)) => {
                     let c = self.front.accept(now);
                     let token = Token(CONN_BASE + c);
@@ -195,6 +195,20 @@ impl Serve {
                 self.close(registry, now, c, gw);
             }
         }
+    }
+
+    /// Stops accepting connections (the listening socket is closed, so new clients are
+    /// refused at once and a load balancer moves on).
+    pub fn stop_listening(&mut self, registry: &Registry) {
+        if let Some(mut l) = self.listener.take() {
+            let _ = registry.deregister(&mut l);
+        }
+        self.listener_ready = false;
+    }
+
+    /// Whether the listener was closed (a stop is under way).
+    pub fn stopping(&self) -> bool {
+        self.listener.is_none()
     }
 
     fn close(&mut self, registry: &Registry, now: Instant, c: usize, gw: &mut Gateway) {

@@ -381,3 +381,85 @@ fn a_keep_warm_backend_is_running_before_the_first_call() {
         "the first call was served by the process started warm"
     );
 }
+
+#[test]
+fn sigterm_stops_accepting_lets_calls_in_flight_finish_and_ends_streams() {
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    let mut served = Served::start(&dir, &config, &[]);
+    let sid = served.session();
+    let get = format!(
+        "GET /mcp HTTP/1.1\r\nHost: x\r\nMcp-Session-Id: {sid}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    let mut events = Stream::open(&served.addr, &get);
+    assert!(
+        events.chunk().is_some_and(|c| c.contains("retry:")),
+        "the stream opened"
+    );
+    let slow = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"m__slow","arguments":{"ms":800,"text":"finished anyway"}}}"#;
+    let mut call = TcpStream::connect(&served.addr).expect("connect");
+    call.set_read_timeout(Some(T)).expect("timeout");
+    call.write_all(post_req(&served.addr, &sid, slow).as_bytes())
+        .expect("send");
+    served.gw.wait_stderr("backend 'm' ready", T);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(served.gw.pid()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal gangway");
+    served.gw.wait_stderr("no longer accepting", T);
+    assert!(
+        TcpStream::connect(&served.addr).is_err(),
+        "new connections are refused"
+    );
+    let mut answer = String::new();
+    BufReader::new(call)
+        .read_to_string(&mut answer)
+        .expect("the answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("finished anyway"),
+        "the call in flight finished: {answer}"
+    );
+    while events.chunk().is_some() {}
+    assert!(
+        served.gw.wait_exit(T).is_some_and(|s| s.success()),
+        "a clean exit"
+    );
+}
+
+#[test]
+fn sighup_applies_new_tokens_to_the_next_request() {
+    let dir = TempDir::new();
+    let config = json!({"http": {"tokens": ["first"]}, "backends": {}});
+    let served = Served::start(&dir, &config, &[]);
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}"#;
+    assert_eq!(
+        served
+            .request("POST", &[("Authorization", "Bearer first")], init)
+            .0,
+        200
+    );
+    dir.write_config(
+        "config.json",
+        &json!({"http": {"tokens": ["second"]}, "backends": {}}),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(served.gw.pid()),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .expect("signal gangway");
+    served.gw.wait_stderr("reloading", T);
+    assert_eq!(
+        served
+            .request("POST", &[("Authorization", "Bearer first")], init)
+            .0,
+        401
+    );
+    assert_eq!(
+        served
+            .request("POST", &[("Authorization", "Bearer second")], init)
+            .0,
+        200
+    );
+}
