@@ -125,6 +125,8 @@ struct Conn {
     close_after: bool,
     /// The peer closed its side; no further request will come.
     eof: bool,
+    /// The request being answered is a HEAD: the answer has no body.
+    head_only: bool,
 }
 
 /// One stream of a session: the GET stream (number 0) or the answer stream of a POST.
@@ -341,6 +343,7 @@ impl HttpFront {
             last: now,
             close_after: false,
             eof: false,
+            head_only: false,
         };
         let c = match self.conns.iter().position(Option::is_none) {
             Some(c) => {
@@ -565,7 +568,9 @@ impl HttpFront {
             out.extend_from_slice(b"Connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(body);
+        if !std::mem::take(&mut conn.head_only) {
+            conn.out.buf().extend_from_slice(body);
+        }
         if close {
             conn.state = State::Closing;
         }
@@ -641,6 +646,9 @@ impl HttpFront {
 
     /// Serves one complete request.
     fn serve(&mut self, now: Instant, c: usize, head: &Head, body: &[u8], gw: &mut Gateway) {
+        if let Some(Some(conn)) = self.conns.get_mut(c) {
+            conn.head_only = head.method == "HEAD";
+        }
         // Probes need no credentials, and these answers reveal nothing.
         match (head.path.as_str(), head.method.as_str()) {
             ("/healthz", "GET" | "HEAD") => {

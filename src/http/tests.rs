@@ -556,3 +556,28 @@ fn past_the_rate_a_token_gets_429_with_retry_after_and_other_tokens_do_not() {
     t.now += Duration::from_secs(1);
     assert_eq!(status(&t.post(c, &one, ping)), 200, "refilled");
 }
+
+#[test]
+fn probes_answer_without_credentials_and_head_gets_no_body() {
+    let mut t = T::new(Settings {
+        tokens: vec!["secret".to_string()],
+        ..settings()
+    });
+    let c = t.conn();
+    let ok = t.send(c, "GET /healthz HTTP/1.1\r\n\r\n");
+    assert_eq!(status(&ok), 200);
+    assert!(ok.ends_with("\r\n\r\nok\n"), "{ok:?}");
+    let head = t.send(c, "HEAD /healthz HTTP/1.1\r\n\r\n");
+    assert_eq!(header(&head, "Content-Length").as_deref(), Some("3"));
+    assert!(head.ends_with("\r\n\r\n"), "no body after a HEAD: {head:?}");
+    assert_eq!(status(&t.send(c, "GET /readyz HTTP/1.1\r\n\r\n")), 200);
+    assert_eq!(
+        status(&t.send(c, "GET /metrics HTTP/1.1\r\n\r\n")),
+        401,
+        "metrics need the token"
+    );
+    t.front.set_stopping();
+    let stopping = t.send(c, "GET /readyz HTTP/1.1\r\n\r\n");
+    assert_eq!(status(&stopping), 503);
+    assert!(stopping.contains("shutting down"), "{stopping}");
+}
