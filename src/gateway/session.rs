@@ -76,6 +76,10 @@ pub struct Session {
     /// Its `rate_limit` bucket; `None` when unlimited here (a shell command, or a front
     /// that limits its clients itself).
     pub bucket: Option<crate::ratelimit::TokenBucket>,
+    /// Its clientInfo's name and version (cut to 64 characters each), once initialized.
+    pub client: Option<String>,
+    /// The protocol version agreed in `initialize`.
+    pub version: Option<&'static str>,
 }
 
 impl Session {

@@ -4,7 +4,7 @@
 //! never used), outcomes a small enum.
 
 use super::lifecycle::Phase;
-use super::Gateway;
+use super::{Gateway, SessionId};
 use crate::config::Scope;
 use log::info;
 use std::collections::BTreeMap;
@@ -248,6 +248,14 @@ impl Gateway {
     /// The sessions open now.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Who session `s`'s client is (clientInfo name and version) and the protocol
+    /// version it speaks, once it initialized.
+    pub fn session_client(&self, s: SessionId) -> (Option<&str>, Option<&'static str>) {
+        self.sessions
+            .get(&s)
+            .map_or((None, None), |c| (c.client.as_deref(), c.version))
     }
 
     /// A report of every backend and session at `now`.

@@ -24,6 +24,26 @@ pub struct FrontStats {
     pub queued: usize,
     /// Sessions open on the HTTP front (Streamable HTTP and legacy SSE).
     pub sessions: usize,
+    /// Those sessions, for the status page.
+    pub session_rows: Vec<SessionRow>,
+}
+
+/// One HTTP session on the status page. Its id is shown by its first 8 characters only:
+/// the whole id is a credential.
+#[derive(Debug, Clone, Default)]
+pub struct SessionRow {
+    /// The first 8 characters of its `Mcp-Session-Id`.
+    pub id: String,
+    /// `streamable-http` or `sse` (the 2024-11-05 transport).
+    pub transport: &'static str,
+    /// Its clientInfo name and version.
+    pub client: Option<String>,
+    /// The protocol version it speaks.
+    pub version: Option<&'static str>,
+    /// How long since its last request.
+    pub idle: Duration,
+    /// Streams with a connection attached.
+    pub streams: usize,
 }
 
 fn esc_label(v: &str) -> String {
@@ -320,6 +340,26 @@ pub fn status_json(status: &Status, front: &FrontStats) -> String {
         }
         out.push_str("]}");
     }
+    out.push_str("],\"http_sessions\":[");
+    for (i, r) in front.session_rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"id\":");
+        json_str(&mut out, &r.id);
+        let _ = write!(out, ",\"transport\":\"{}\",\"client\":", r.transport);
+        match &r.client {
+            Some(c) => json_str(&mut out, c),
+            None => out.push_str("null"),
+        }
+        let _ = write!(
+            out,
+            ",\"protocol_version\":{},\"idle_seconds\":{:.3},\"open_streams\":{}}}",
+            r.version.map_or("null".to_string(), |v| format!("\"{v}\"")),
+            r.idle.as_secs_f64(),
+            r.streams
+        );
+    }
     out.push_str("]}");
     out
 }
@@ -386,6 +426,23 @@ fn rows(status: &Status) -> String {
     out
 }
 
+fn session_rows(front: &FrontStats) -> String {
+    let mut out = String::new();
+    for r in &front.session_rows {
+        let _ = write!(
+            out,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html_escape(&r.id),
+            html_escape(r.client.as_deref().unwrap_or("-")),
+            r.version.unwrap_or("-"),
+            r.transport,
+            human(Some(r.idle)),
+            r.streams
+        );
+    }
+    out
+}
+
 /// The status page: every backend with its state and figures, the sessions open, and
 /// buttons that start, stop and restart a backend (POST `/backends/NAME/ACTION`). It
 /// renders on the server and refreshes itself every 2 s from `/status.json`.
@@ -393,6 +450,7 @@ pub fn status_page(status: &Status, front: &FrontStats) -> String {
     PAGE.replace("{{SESSIONS}}", &status.sessions.to_string())
         .replace("{{CONNECTIONS}}", &front.connections.to_string())
         .replace("{{ROWS}}", &rows(status))
+        .replace("{{SESSION_ROWS}}", &session_rows(front))
         .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
 }
 
@@ -403,6 +461,7 @@ const PAGE: &str = r#"<!doctype html>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:1rem;color:#222;background:#fafafa}
 h1{font-size:1.2rem;margin:0 0 .5rem}
+h2{font-size:1rem;margin:1.2rem 0 .4rem}
 .meta{color:#666;margin-bottom:1rem}
 .wrap{overflow-x:auto}
 table{border-collapse:collapse;width:100%;background:#fff}
@@ -422,6 +481,10 @@ button{margin:0 .2rem .2rem 0;padding:.3rem .6rem;font-size:.85rem}
 <div class=wrap><table>
 <thead><tr><th>backend</th><th>state</th><th>process</th><th>uptime</th><th>idle stop in</th><th>calls</th><th>errors</th><th>p50 / p99</th><th>last error</th><th></th></tr></thead>
 <tbody id=rows>{{ROWS}}</tbody></table></div>
+<h2>HTTP sessions</h2>
+<div class=wrap><table>
+<thead><tr><th>session</th><th>client</th><th>protocol</th><th>transport</th><th>idle</th><th>open streams</th></tr></thead>
+<tbody id=sessions-rows>{{SESSION_ROWS}}</tbody></table></div>
 <script>
 const esc=s=>String(s??'').replace(/[&<>"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
 const dur=s=>s==null?'-':s>=3600?Math.floor(s/3600)+'h'+String(Math.floor(s%3600/60)).padStart(2,'0')+'m':s>=60?Math.floor(s/60)+'m'+String(Math.floor(s%60)).padStart(2,'0')+'s':s.toFixed(1)+'s';
@@ -435,6 +498,7 @@ function row(b){
 async function refresh(){
  try{const r=await fetch('status.json',{cache:'no-store'});if(!r.ok)throw new Error(r.status);const s=await r.json();
   document.getElementById('rows').innerHTML=s.backends.map(row).join('');
+  document.getElementById('sessions-rows').innerHTML=s.http_sessions.map(x=>'<tr><td><code>'+esc(x.id)+'</code></td><td>'+esc(x.client??'-')+'</td><td>'+esc(x.protocol_version??'-')+'</td><td>'+x.transport+'</td><td>'+dur(x.idle_seconds)+'</td><td>'+x.open_streams+'</td></tr>').join('');
   document.getElementById('sessions').textContent=s.sessions;
   document.getElementById('conns').textContent=s.http_connections;
   document.getElementById('updated').textContent='updated '+new Date().toLocaleTimeString();
@@ -515,7 +579,23 @@ mod tests {
 
     #[test]
     fn the_page_and_the_json_escape_what_backends_wrote() {
-        let page = status_page(&status(), &FrontStats::default());
+        let front = FrontStats {
+            session_rows: vec![SessionRow {
+                id: "0123abcd".to_string(),
+                transport: "streamable-http",
+                client: Some("<claude-code> 2.1".to_string()),
+                version: Some("2025-06-18"),
+                idle: Duration::from_secs(3),
+                streams: 1,
+            }],
+            ..FrontStats::default()
+        };
+        let page = status_page(&status(), &front);
+        assert!(page.contains("<code>0123abcd</code>") && page.contains("&lt;claude-code&gt; 2.1"));
+        let json: serde_json::Value =
+            serde_json::from_str(&status_json(&status(), &front)).expect("valid JSON");
+        assert_eq!(json["http_sessions"][0]["client"], "<claude-code> 2.1");
+        assert_eq!(json["http_sessions"][0]["protocol_version"], "2025-06-18");
         assert!(page.contains("data-state=\"ready\""));
         assert!(page.contains("exited &lt;3&gt;") && page.contains("line &amp; more"));
         assert!(!page.contains("{{"), "every placeholder is filled");

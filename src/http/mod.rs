@@ -665,17 +665,17 @@ impl HttpFront {
         }
         match (head.path.as_str(), head.method.as_str()) {
             ("/metrics", "GET") => {
-                let text = admin::metrics(&gw.status(now), &self.front_stats());
+                let text = admin::metrics(&gw.status(now), &self.front_stats(now, gw));
                 let kind = "text/plain; version=0.0.4; charset=utf-8";
                 return self.respond(c, 200, &[], kind, text.as_bytes());
             }
             ("/status.json", "GET") => {
-                let text = admin::status_json(&gw.status(now), &self.front_stats());
+                let text = admin::status_json(&gw.status(now), &self.front_stats(now, gw));
                 let no_cache = [("Cache-Control", "no-store")];
                 return self.respond(c, 200, &no_cache, "application/json", text.as_bytes());
             }
             ("/", "GET") => {
-                let page = admin::status_page(&gw.status(now), &self.front_stats());
+                let page = admin::status_page(&gw.status(now), &self.front_stats(now, gw));
                 let headers = [("Cache-Control", "no-store"), ("X-Frame-Options", "DENY")];
                 return self.respond(
                     c,
@@ -814,12 +814,29 @@ impl HttpFront {
         false
     }
 
-    /// The front's counters now.
-    fn front_stats(&self) -> admin::FrontStats {
+    /// The front's counters and sessions at `now`.
+    fn front_stats(&self, now: Instant, gw: &Gateway) -> admin::FrontStats {
+        let mut session_rows: Vec<admin::SessionRow> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| {
+                let (client, version) = gw.session_client(s.gw);
+                admin::SessionRow {
+                    id: short(id).to_string(),
+                    transport: if s.legacy { "sse" } else { "streamable-http" },
+                    client: client.map(str::to_string),
+                    version,
+                    idle: now.saturating_duration_since(s.last),
+                    streams: s.streams.values().filter(|st| st.conn.is_some()).count(),
+                }
+            })
+            .collect();
+        session_rows.sort_by(|a, b| a.idle.cmp(&b.idle));
         admin::FrontStats {
             connections: self.open_conns,
             queued: self.conns.iter().flatten().map(|c| c.out.len()).sum(),
             sessions: self.sessions.len(),
+            session_rows,
             ..self.stats.clone()
         }
     }
