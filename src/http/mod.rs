@@ -831,7 +831,7 @@ impl HttpFront {
                 }
             })
             .collect();
-        session_rows.sort_by(|a, b| a.idle.cmp(&b.idle));
+        session_rows.sort_by_key(|r| r.idle);
         admin::FrontStats {
             connections: self.open_conns,
             queued: self.conns.iter().flatten().map(|c| c.out.len()).sum(),
