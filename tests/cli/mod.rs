@@ -2,6 +2,7 @@
 
 mod config_isolation;
 mod names;
+mod service;
 mod setup;
 
 use crate::util::*;

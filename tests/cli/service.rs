@@ -1,0 +1,140 @@
+//! Running as a systemd service: the notifications `gangway serve` sends on
+//! `$NOTIFY_SOCKET` (READY, WATCHDOG, STOPPING).
+
+use crate::util::*;
+use serde_json::{json, Value};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::Instant;
+
+/// A datagram socket standing in for systemd's notify socket.
+struct NotifySocket {
+    socket: UnixDatagram,
+    /// Every datagram received so far, for failure messages.
+    seen: Vec<String>,
+}
+
+impl NotifySocket {
+    fn bind(path: &Path) -> NotifySocket {
+        let socket = UnixDatagram::bind(path).expect("bind the notify socket");
+        NotifySocket {
+            socket,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits up to `T` for a datagram for which `pred` holds; returns it.
+    fn wait(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + T;
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no {what} on NOTIFY_SOCKET within {T:?}; received: {:?}",
+                self.seen
+            );
+            self.socket.set_read_timeout(Some(left)).expect("timeout");
+            let n = match self.socket.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => panic!("reading the notify socket: {e}"),
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            self.seen.push(text.clone());
+            if pred(&text) {
+                return text;
+            }
+        }
+    }
+}
+
+/// Opens an MCP session on `gangway serve` at `addr`; returns its id.
+fn open_session(addr: &str) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "service-test", "version": "1"}}});
+    let (status, head, body) = http_request(addr, "POST", &[], &init.to_string());
+    assert_eq!(status, 200, "{head}{body}");
+    let sid = session_id_in(&head);
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let (status, _, _) = http_request(addr, "POST", &[("Mcp-Session-Id", &sid)], note);
+    assert_eq!(status, 202);
+    sid
+}
+
+/// Calls `tool` with `args` in session `sid`; returns the text of its result.
+fn call(addr: &str, sid: &str, tool: &str, args: Value) -> String {
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                      "params": {"name": tool, "arguments": args}});
+    let (status, _, body) =
+        http_request(addr, "POST", &[("Mcp-Session-Id", sid)], &call.to_string());
+    assert_eq!(status, 200, "{body}");
+    ok_text(&serde_json::from_str(&body).expect("a JSON answer"))
+}
+
+fn sigterm(gw: &Gangway) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(gw.pid()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal gangway");
+}
+
+#[test]
+fn serve_tells_systemd_ready_watchdog_and_stopping_and_backends_never_see_its_socket() {
+    let dir = TempDir::new();
+    let path = dir.join("notify");
+    let mut notify = NotifySocket::bind(&path);
+    let config = json!({"expose": "tools", "backends": {"alpha": mock("alpha", &[])}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env("NOTIFY_SOCKET", &path)
+        .env("WATCHDOG_USEC", "200000")
+        .env("GW_TEST_PASSED_ON", "yes");
+    let gw = Gangway::spawn(cmd);
+
+    let ready = notify.wait("READY=1", |m| m.starts_with("READY=1\n"));
+    let status = ready
+        .lines()
+        .find_map(|l| l.strip_prefix("STATUS=serving on http://"))
+        .unwrap_or_else(|| panic!("READY names the URL: {ready:?}"));
+    let addr = status.trim_end_matches("/mcp");
+    // Ready means listening: a client connects at once.
+    let sid = open_session(addr);
+
+    notify.wait("WATCHDOG=1 (WATCHDOG_USEC=200000)", |m| m == "WATCHDOG=1");
+
+    for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC"] {
+        assert_eq!(
+            call(addr, &sid, "alpha__env", json!({"name": var})),
+            "<unset>",
+            "a backend must not notify systemd in gangway's name ({var})"
+        );
+    }
+    assert_eq!(
+        call(
+            addr,
+            &sid,
+            "alpha__env",
+            json!({"name": "GW_TEST_PASSED_ON"})
+        ),
+        "yes",
+        "the rest of the environment reaches backends"
+    );
+
+    sigterm(&gw);
+    notify.wait("STOPPING=1 after SIGTERM", |m| m.starts_with("STOPPING=1"));
+    let mut gw = gw;
+    assert!(
+        gw.wait_exit(T).is_some_and(|s| s.success()),
+        "SIGTERM ends serve cleanly"
+    );
+}
