@@ -1,6 +1,7 @@
 //! Command-line interface: the top-level flags (which serve MCP on stdio) and the
 //! subcommands for the person setting gangway up (`check`, `tools`, `call`).
 
+use crate::logfmt::LogFormat;
 use argh::FromArgs;
 use std::path::PathBuf;
 
@@ -26,6 +27,11 @@ pub struct Cli {
     /// serving, warn for the commands; RUST_LOG takes precedence when set)
     #[argh(option)]
     pub log_level: Option<String>,
+
+    /// log line format on stderr: text (the default) or json (one object per line: time,
+    /// level, target, backend, session, message)
+    #[argh(option)]
+    pub log_format: Option<LogFormat>,
 
     /// print the version and exit
     #[argh(switch, short = 'V')]
@@ -58,6 +64,14 @@ impl Command {
             Command::Tools(a) => a.log_level.as_deref(),
             Command::Call(a) => a.log_level.as_deref(),
             Command::Serve(a) => a.log_level.as_deref(),
+        }
+    }
+
+    /// The `--log-format` given to the subcommand, if any.
+    pub fn log_format(&self) -> Option<LogFormat> {
+        match self {
+            Command::Serve(a) => a.log_format,
+            _ => None,
         }
     }
 
@@ -190,6 +204,10 @@ pub struct ServeArgs {
     #[argh(option)]
     pub log_level: Option<String>,
 
+    /// log line format on stderr, as before the command: text or json
+    #[argh(option)]
+    pub log_format: Option<LogFormat>,
+
     /// address to listen on, HOST:PORT (default: http.listen from the config, else
     /// 127.0.0.1:8000)
     #[argh(option)]
@@ -272,6 +290,18 @@ mod tests {
         assert_eq!(call.json_args.as_deref(), Some("{\"text\":1}"));
 
         assert!(parse(&["call", "alpha"]).is_err(), "TOOL is required");
+    }
+
+    #[test]
+    fn log_format_is_taken_before_the_command_or_after_serve() {
+        let cli = parse(&["--log-format", "json"]).expect("parses");
+        assert_eq!(cli.log_format, Some(LogFormat::Json));
+        let cli = parse(&["serve", "--log-format", "json"]).expect("parses");
+        assert_eq!(
+            cli.command.as_ref().and_then(Command::log_format),
+            Some(LogFormat::Json)
+        );
+        assert!(parse(&["--log-format", "xml"]).is_err());
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Running as a systemd service: the notifications `gangway serve` sends on
-//! `$NOTIFY_SOCKET` (READY, WATCHDOG, STOPPING).
+//! `$NOTIFY_SOCKET` (READY, WATCHDOG, STOPPING) and `--log-format json`.
 
+use super::run;
 use crate::util::*;
 use serde_json::{json, Value};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
+use std::process::Command;
 use std::time::Instant;
 
 /// A datagram socket standing in for systemd's notify socket.
@@ -136,5 +138,115 @@ fn serve_tells_systemd_ready_watchdog_and_stopping_and_backends_never_see_its_so
     assert!(
         gw.wait_exit(T).is_some_and(|s| s.success()),
         "SIGTERM ends serve cleanly"
+    );
+}
+
+/// Every stderr line of `gw` parsed as JSON; fails on a line that is not a JSON object
+/// with the fields every record has.
+fn json_lines(gw: &Gangway) -> Vec<Value> {
+    gw.stderr()
+        .iter()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("a stderr line is not JSON ({e}): {line}"));
+            for field in ["time", "level", "target", "message"] {
+                assert!(v[field].is_string(), "no {field} in {line}");
+            }
+            let time = v["time"].as_str().unwrap_or("");
+            assert!(
+                time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+                "RFC 3339 UTC with milliseconds: {line}"
+            );
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_line_naming_backend_and_session() {
+    let dir = TempDir::new();
+    let mut alpha = mock("alpha", &[]);
+    alpha["env"] = json!({"GW_TEST_SECRET": "s3cret-never-logged"});
+    let config = json!({"expose": "tools", "backends": {"alpha": alpha}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0"]);
+    let gw = Gangway::spawn(cmd);
+    let line = gw.wait_stderr("/mcp", T);
+    let start: Value = serde_json::from_str(&line).expect("JSON");
+    let message = start["message"].as_str().expect("a message");
+    let at = message.find("http://").expect("the URL") + "http://".len();
+    let addr = message[at..].split("/mcp").next().unwrap_or("").to_string();
+
+    let sid = open_session(&addr);
+    call(
+        &addr,
+        &sid,
+        "alpha__stderr",
+        json!({"text": "hello from alpha, s3cret-never-logged"}),
+    );
+    gw.wait_stderr("hello from alpha", T);
+    let lines = json_lines(&gw);
+    let opened = lines
+        .iter()
+        .find(|v| v["message"].as_str().is_some_and(|m| m.contains("opened")))
+        .expect("a session-opened line");
+    assert_eq!(opened["session"], json!(&sid[..8]), "{opened}");
+    assert_eq!(opened["level"], "info");
+    let said = lines
+        .iter()
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("hello from alpha"))
+        })
+        .expect("the backend's stderr line");
+    assert_eq!(said["backend"], "alpha", "{said}");
+    assert_eq!(said["target"], "gangway::backend", "{said}");
+    for v in &lines {
+        assert!(
+            !v.to_string().contains("s3cret-never-logged"),
+            "an env value was logged: {v}"
+        );
+    }
+}
+
+#[test]
+fn log_format_is_a_top_level_flag_too_and_refuses_unknown_formats() {
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"alpha": mock("alpha", &[])}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.args(["--log-format", "json"]);
+    let mut gw = Gangway::spawn(cmd);
+    gw.initialize();
+    ok_text(&gw.call_tool("alpha__stderr", json!({"text": "stdio says hi"})));
+    gw.wait_stderr("stdio says hi", T);
+    gw.finish();
+    let lines = json_lines(&gw);
+    assert!(lines.iter().any(|v| v["backend"] == "alpha"), "{lines:?}");
+
+    // Why gangway could not start reaches a log collector as JSON too.
+    let mut cmd = Command::new(gangway_bin());
+    cmd.args(["--log-format", "json", "--config"])
+        .arg(dir.join("missing.json"));
+    let r = run(cmd);
+    r.assert_code(2);
+    let v: Value = serde_json::from_str(r.stderr.trim_end())
+        .unwrap_or_else(|e| panic!("one JSON line ({e}): {}", r.stderr));
+    assert_eq!(v["level"], "error", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no config file")),
+        "{v}"
+    );
+
+    let mut cmd = Command::new(gangway_bin());
+    cmd.args(["--log-format", "yaml", "--version"]);
+    let r = run(cmd);
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("text") && r.stderr.contains("json"),
+        "{}",
+        r.stderr
     );
 }
