@@ -1,7 +1,7 @@
 //! Process entry: parse the command line, load the config, then either serve MCP on stdio
-//! or run one of the setup commands (`check`, `tools`, `call`), and map the outcome to an
-//! exit code (0 success, 1 runtime or backend failure, 2 usage or config error, 130
-//! interrupted).
+//! or run one of the setup commands (`check`, `tools`, `call`, `install-service`,
+//! `uninstall-service`), and map the outcome to an exit code (0 success, 1 runtime or
+//! backend failure, 2 usage or config error, 130 interrupted).
 
 use gangway::cli::{self, Cli, Command};
 use gangway::config::{self, Config};
@@ -50,6 +50,12 @@ fn main() -> ExitCode {
         level.or(cli.log_level.as_deref()),
         format,
     );
+    // The service commands set up systemd; they load no config.
+    match &cli.command {
+        Some(Command::InstallService(a)) => return install_service(a),
+        Some(Command::UninstallService(a)) => return uninstall_service(a),
+        _ => {}
+    }
     let flag = cli
         .command
         .as_ref()
@@ -211,9 +217,49 @@ fn run_setup(command: &Command, config: &Config) -> ExitCode {
             &mut err,
         ),
         // Dispatched before this; kept total for the compiler.
-        Command::Serve(_) => return ExitCode::from(2),
+        Command::Serve(_) | Command::InstallService(_) | Command::UninstallService(_) => {
+            return ExitCode::from(2)
+        }
     };
     setup_exit(result.and_then(|outcome| out.flush().map(|()| outcome)))
+}
+
+/// `gangway install-service`: see [`setup::service::install`].
+fn install_service(a: &cli::InstallServiceArgs) -> ExitCode {
+    let scope = match setup::service::Scope::from_flags(a.user, a.system) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gangway install-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let req = setup::service::InstallRequest {
+        scope,
+        config: a.config.as_deref(),
+        listen: a.listen.as_deref(),
+        dry_run: a.dry_run,
+        enable: a.enable,
+    };
+    let result = setup::service::install(&req, &mut io::stdout().lock(), &mut io::stderr());
+    setup_exit(result)
+}
+
+/// `gangway uninstall-service`: see [`setup::service::uninstall`].
+fn uninstall_service(a: &cli::UninstallServiceArgs) -> ExitCode {
+    let scope = match setup::service::Scope::from_flags(a.user, a.system) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gangway uninstall-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = setup::service::uninstall(
+        scope,
+        a.dry_run,
+        &mut io::stdout().lock(),
+        &mut io::stderr(),
+    );
+    setup_exit(result)
 }
 
 /// The exit code of a setup command that wrote its report to stdout (flushed here).

@@ -1,7 +1,8 @@
 //! Running as a systemd service: the notifications `gangway serve` sends on
-//! `$NOTIFY_SOCKET` (READY, WATCHDOG, STOPPING) and `--log-format json`.
+//! `$NOTIFY_SOCKET` (READY, WATCHDOG, STOPPING), the unit `install-service` renders (as
+//! `systemd-analyze verify` judges it), installing and removing it, and `--log-format json`.
 
-use super::run;
+use super::{run, Run};
 use crate::util::*;
 use serde_json::{json, Value};
 use std::os::unix::net::UnixDatagram;
@@ -139,6 +140,114 @@ fn serve_tells_systemd_ready_watchdog_and_stopping_and_backends_never_see_its_so
         gw.wait_exit(T).is_some_and(|s| s.success()),
         "SIGTERM ends serve cleanly"
     );
+}
+
+/// `gangway install-service ARGS --dry-run`, with the user's config folder in `dir`.
+fn dry_run(dir: &TempDir, args: &[&str]) -> Run {
+    let mut cmd = Command::new(gangway_bin());
+    cmd.arg("install-service")
+        .args(args)
+        .arg("--dry-run")
+        .env("XDG_CONFIG_HOME", dir.join("xdg"));
+    run(cmd)
+}
+
+#[test]
+fn systemd_analyze_verify_passes_on_the_rendered_units() {
+    let analyze = Command::new("systemd-analyze").arg("--version").output();
+    if analyze.is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze is not installed; .ci/run installs Debian's systemd package for it"
+        );
+        eprintln!("skipped: systemd-analyze is not installed (apt-get install systemd)");
+        return;
+    }
+    let dir = TempDir::new();
+    let config = dir.write_config("config.json", &json!({"backends": {}}));
+    let config = config.to_str().expect("utf-8");
+    for scope in ["--user", "--system"] {
+        let r = dry_run(
+            &dir,
+            &[scope, "--config", config, "--listen", "127.0.0.1:8123"],
+        );
+        r.assert_code(0);
+        let exec = format!(
+            "\nExecStart={} serve --config {config} --listen 127.0.0.1:8123\n",
+            gangway_bin().display()
+        );
+        assert!(r.stdout.contains(&exec), "{scope}: {}", r.stdout);
+        assert!(r.stdout.contains("\nType=notify\n"), "{}", r.stdout);
+        assert!(r.stdout.contains("\nWatchdogSec="), "{}", r.stdout);
+        assert!(
+            !dir.join("xdg").exists(),
+            "a dry run writes nothing: {}",
+            r.stderr
+        );
+        let unit = dir.join("gangway.service");
+        std::fs::write(&unit, &r.stdout).expect("write the unit");
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&unit)
+            .output()
+            .expect("run systemd-analyze");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{scope}: {said}\n{}", r.stdout);
+        // Unknown or misplaced keys are only warnings; they name the file.
+        assert!(
+            !said.contains("gangway.service"),
+            "{scope}: systemd-analyze has remarks:\n{said}"
+        );
+    }
+}
+
+#[test]
+fn install_service_writes_the_user_unit_and_uninstall_service_removes_it() {
+    let dir = TempDir::new();
+    let no_tools = dir.join("bin");
+    std::fs::create_dir_all(&no_tools).expect("mkdir");
+    let service = |args: &[&str]| {
+        let mut cmd = Command::new(gangway_bin());
+        cmd.args(args)
+            .env("XDG_CONFIG_HOME", dir.join("xdg"))
+            // No systemctl here: the commands must say so and still do their part.
+            .env("PATH", &no_tools);
+        run(cmd)
+    };
+    let unit = dir.join("xdg/systemd/user/gangway.service");
+
+    let r = service(&["install-service", "--config", "/etc/gw.json"]);
+    r.assert_code(0);
+    assert!(r.stdout.contains(unit.to_str().unwrap()), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("systemctl is not installed"),
+        "{}",
+        r.stderr
+    );
+    let written = std::fs::read_to_string(&unit).expect("the unit was written");
+    assert_eq!(
+        written,
+        dry_run(&dir, &["--config", "/etc/gw.json"]).stdout,
+        "the file is what --dry-run prints"
+    );
+
+    let r = service(&["uninstall-service"]);
+    r.assert_code(0);
+    assert!(!unit.exists(), "removed: {}", r.stdout);
+    let r = service(&["uninstall-service", "--user"]);
+    r.assert_code(0);
+    assert!(r.stdout.contains("nothing to remove"), "{}", r.stdout);
+
+    let r = service(&["install-service", "--user", "--system"]);
+    r.assert_code(2);
+    assert!(r.stderr.contains("not both"), "{}", r.stderr);
+    let r = service(&["install-service", "--listen", "localhost"]);
+    r.assert_code(2);
+    assert!(!unit.exists(), "nothing written on a usage error");
 }
 
 /// Every stderr line of `gw` parsed as JSON; fails on a line that is not a JSON object
