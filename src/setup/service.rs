@@ -4,9 +4,9 @@
 //! again.
 //!
 //! The unit as shipped is the user unit. For the system scope, [`render`] replaces the
-//! user scope's writable paths with a user of the service's own (`DynamicUser=yes`) in
-//! the `docker` group, whose home is its state directory, and installs it for
-//! `multi-user.target`.
+//! user scope's user namespace and writable paths with a user of the service's own
+//! (`DynamicUser=yes`) in the `docker` group, whose home is its state directory, and
+//! installs it for `multi-user.target`.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -21,7 +21,8 @@ pub const UNIT: &str = include_str!("../../dist/systemd/gangway.service");
 pub const UNIT_NAME: &str = "gangway.service";
 
 /// The lines of [`UNIT`] that only the user scope has (see [`render`]).
-const USER_ONLY: [&str; 3] = [
+const USER_ONLY: [&str; 4] = [
+    "PrivateUsers=yes",
     "Environment=XDG_CACHE_HOME=%C",
     "CacheDirectory=gangway",
     "ReadWritePaths=",
@@ -132,7 +133,7 @@ fn exec_word(arg: &str) -> Result<String, String> {
 /// The unit for `scope`: [`UNIT`] with `ExecStart=` running `exe serve`, with `--config
 /// config` (default: `%E/gangway/config.json`, that is `~/.config/gangway/config.json` for
 /// the user, `/etc/gangway/config.json` for the system) and `--listen listen` when given.
-/// For the system scope, the user scope's writable paths become [`SYSTEM_ONLY`]'s lines
+/// For the system scope, the user scope's own lines become [`SYSTEM_ONLY`]'s lines
 /// and the unit is wanted by `multi-user.target` instead of `default.target`.
 ///
 /// # Errors
@@ -164,7 +165,7 @@ pub fn render(
             out.push_str(&exec);
             out.push('\n');
         } else if system && USER_ONLY.iter().any(|u| line.starts_with(u)) {
-            // All three are replaced by the system's lines, once, at the first.
+            // All of them are replaced by the system's lines, once, at the first.
             if line.starts_with(USER_ONLY[0]) {
                 out.push_str(SYSTEM_ONLY);
             }
