@@ -51,10 +51,8 @@ fn main() -> ExitCode {
         format,
     );
     // The service commands set up systemd; they load no config.
-    match &cli.command {
-        Some(Command::InstallService(a)) => return install_service(a),
-        Some(Command::UninstallService(a)) => return uninstall_service(a),
-        _ => {}
+    if let Some(c @ (Command::InstallService(_) | Command::UninstallService(_))) = &cli.command {
+        return service(c);
     }
     let flag = cli
         .command
@@ -224,41 +222,36 @@ fn run_setup(command: &Command, config: &Config) -> ExitCode {
     setup_exit(result.and_then(|outcome| out.flush().map(|()| outcome)))
 }
 
-/// `gangway install-service`: see [`setup::service::install`].
-fn install_service(a: &cli::InstallServiceArgs) -> ExitCode {
-    let scope = match setup::service::Scope::from_flags(a.user, a.system) {
+/// `gangway install-service` and `gangway uninstall-service`: see [`setup::service`].
+fn service(command: &Command) -> ExitCode {
+    use setup::service::{self, InstallRequest, Scope};
+    let (name, user, system) = match command {
+        Command::InstallService(a) => ("install-service", a.user, a.system),
+        Command::UninstallService(a) => ("uninstall-service", a.user, a.system),
+        _ => return ExitCode::from(2),
+    };
+    let scope = match Scope::from_flags(user, system) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("gangway install-service: {e}");
+            eprintln!("gangway {name}: {e}");
             return ExitCode::from(2);
         }
     };
-    let req = setup::service::InstallRequest {
-        scope,
-        config: a.config.as_deref(),
-        listen: a.listen.as_deref(),
-        dry_run: a.dry_run,
-        enable: a.enable,
-    };
-    let result = setup::service::install(&req, &mut io::stdout().lock(), &mut io::stderr());
-    setup_exit(result)
-}
-
-/// `gangway uninstall-service`: see [`setup::service::uninstall`].
-fn uninstall_service(a: &cli::UninstallServiceArgs) -> ExitCode {
-    let scope = match setup::service::Scope::from_flags(a.user, a.system) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("gangway uninstall-service: {e}");
-            return ExitCode::from(2);
+    let (mut out, mut err) = (io::stdout().lock(), io::stderr());
+    let result = match command {
+        Command::InstallService(a) => {
+            let req = InstallRequest {
+                scope,
+                config: a.config.as_deref(),
+                listen: a.listen.as_deref(),
+                dry_run: a.dry_run,
+                enable: a.enable,
+            };
+            service::install(&req, &mut out, &mut err)
         }
+        Command::UninstallService(a) => service::uninstall(scope, a.dry_run, &mut out, &mut err),
+        _ => return ExitCode::from(2),
     };
-    let result = setup::service::uninstall(
-        scope,
-        a.dry_run,
-        &mut io::stdout().lock(),
-        &mut io::stderr(),
-    );
     setup_exit(result)
 }
 
