@@ -290,6 +290,10 @@ pub fn install(
     let scope = req.scope;
     let Some(reloaded) = run_systemctl(scope, &["daemon-reload"], err)? else {
         writeln!(err, "gangway: note: systemctl is not installed here; the unit takes effect on a machine with systemd after `{}`", scope.command_line("daemon-reload"))?;
+        if req.enable {
+            writeln!(err, "gangway: cannot enable the service without systemctl")?;
+            return Ok(Outcome::Failed);
+        }
         return Ok(Outcome::Success);
     };
     if !reloaded {

@@ -235,6 +235,10 @@ fn install_service_writes_the_user_unit_and_uninstall_service_removes_it() {
         "the file is what --dry-run prints"
     );
 
+    let r = service(&["install-service", "--config", "/etc/gw.json", "--enable"]);
+    r.assert_code(1);
+    assert!(r.stderr.contains("cannot enable"), "{}", r.stderr);
+
     let r = service(&["uninstall-service"]);
     r.assert_code(0);
     assert!(!unit.exists(), "removed: {}", r.stdout);
