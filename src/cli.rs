@@ -1,5 +1,6 @@
 //! Command-line interface: the top-level flags (which serve MCP on stdio) and the
-//! subcommands for the person setting gangway up (`check`, `tools`, `call`).
+//! subcommands: `serve` (HTTP), those for the person setting gangway up (`check`, `tools`,
+//! `call`), and the systemd unit's `install-service` and `uninstall-service`.
 
 use crate::logfmt::LogFormat;
 use argh::FromArgs;
