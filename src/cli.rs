@@ -1,6 +1,8 @@
 //! Command-line interface: the top-level flags (which serve MCP on stdio) and the
-//! subcommands for the person setting gangway up (`check`, `tools`, `call`).
+//! subcommands: `serve` (HTTP), those for the person setting gangway up (`check`, `tools`,
+//! `call`), and the systemd unit's `install-service` and `uninstall-service`.
 
+use crate::logfmt::LogFormat;
 use argh::FromArgs;
 use std::path::PathBuf;
 
@@ -27,6 +29,11 @@ pub struct Cli {
     #[argh(option)]
     pub log_level: Option<String>,
 
+    /// log line format on stderr: text (the default) or json (one object per line: time,
+    /// level, target, backend, session, message)
+    #[argh(option)]
+    pub log_format: Option<LogFormat>,
+
     /// print the version and exit
     #[argh(switch, short = 'V')]
     pub version: bool,
@@ -48,6 +55,10 @@ pub enum Command {
     Call(CallArgs),
     /// `gangway serve`
     Serve(ServeArgs),
+    /// `gangway install-service`
+    InstallService(InstallServiceArgs),
+    /// `gangway uninstall-service`
+    UninstallService(UninstallServiceArgs),
 }
 
 impl Command {
@@ -58,16 +69,27 @@ impl Command {
             Command::Tools(a) => a.log_level.as_deref(),
             Command::Call(a) => a.log_level.as_deref(),
             Command::Serve(a) => a.log_level.as_deref(),
+            Command::InstallService(_) | Command::UninstallService(_) => None,
         }
     }
 
-    /// The `--config` given to the subcommand, if any.
+    /// The `--log-format` given to the subcommand, if any.
+    pub fn log_format(&self) -> Option<LogFormat> {
+        match self {
+            Command::Serve(a) => a.log_format,
+            _ => None,
+        }
+    }
+
+    /// The `--config` given to the subcommand for gangway to load, if any
+    /// (`install-service`'s names the service's config, which it does not load).
     pub fn config(&self) -> Option<&PathBuf> {
         match self {
             Command::Check(a) => a.config.as_ref(),
             Command::Tools(a) => a.config.as_ref(),
             Command::Call(a) => a.config.as_ref(),
             Command::Serve(a) => a.config.as_ref(),
+            Command::InstallService(_) | Command::UninstallService(_) => None,
         }
     }
 }
@@ -190,6 +212,10 @@ pub struct ServeArgs {
     #[argh(option)]
     pub log_level: Option<String>,
 
+    /// log line format on stderr, as before the command: text or json
+    #[argh(option)]
+    pub log_format: Option<LogFormat>,
+
     /// address to listen on, HOST:PORT (default: http.listen from the config, else
     /// 127.0.0.1:8000)
     #[argh(option)]
@@ -199,6 +225,73 @@ pub struct ServeArgs {
     /// port can use every backend)
     #[argh(switch)]
     pub allow_unauthenticated: bool,
+}
+
+/// install `gangway serve` as a systemd service (a unit file for the user's or the system's manager)
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "install-service",
+    note = "Writes gangway.service, running this gangway binary as `gangway serve` (Type=notify, \
+restart on failure, a watchdog, hardening; see dist/systemd/gangway.service), to \
+~/.config/systemd/user/ (--user, the default) or /etc/systemd/system/ (--system, as root; the \
+service runs as a user of its own in the docker group), runs `systemctl daemon-reload` and \
+prints the command that starts it. --dry-run prints the unit instead, and changes nothing.",
+    example = "{command_name} --config ~/.config/gangway/config.json\n{command_name} --dry-run > gangway.service\nsudo {command_name} --system --listen 127.0.0.1:8000",
+    error_code(1, "the unit could not be written, or systemctl failed"),
+    error_code(2, "bad usage")
+)]
+pub struct InstallServiceArgs {
+    /// for your user's service manager (systemctl --user; the default)
+    #[argh(switch)]
+    pub user: bool,
+
+    /// for the system's service manager (needs root)
+    #[argh(switch)]
+    pub system: bool,
+
+    /// the config the service reads (default: ~/.config/gangway/config.json for --user,
+    /// /etc/gangway/config.json for --system)
+    #[argh(option, short = 'c')]
+    pub config: Option<PathBuf>,
+
+    /// the address the service listens on, HOST:PORT (default: http.listen from the
+    /// config, else 127.0.0.1:8000)
+    #[argh(option)]
+    pub listen: Option<String>,
+
+    /// print the unit to stdout; write nothing, run nothing
+    #[argh(switch)]
+    pub dry_run: bool,
+
+    /// also enable and start the service (systemctl enable --now gangway)
+    #[argh(switch)]
+    pub enable: bool,
+}
+
+/// stop and remove the systemd service that install-service installed
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "uninstall-service",
+    note = "Stops and disables gangway.service (when systemctl is there), removes its unit \
+file and runs `systemctl daemon-reload`. A unit that is not installed is not an error.",
+    example = "{command_name}\nsudo {command_name} --system",
+    error_code(1, "the unit could not be removed, or systemctl failed"),
+    error_code(2, "bad usage")
+)]
+pub struct UninstallServiceArgs {
+    /// the user's service (the default)
+    #[argh(switch)]
+    pub user: bool,
+
+    /// the system's service (needs root)
+    #[argh(switch)]
+    pub system: bool,
+
+    /// print what would be done; change nothing
+    #[argh(switch)]
+    pub dry_run: bool,
 }
 
 /// Where the config file is, following `--config`, then `$GANGWAY_CONFIG`, then
@@ -272,6 +365,44 @@ mod tests {
         assert_eq!(call.json_args.as_deref(), Some("{\"text\":1}"));
 
         assert!(parse(&["call", "alpha"]).is_err(), "TOOL is required");
+    }
+
+    #[test]
+    fn log_format_is_taken_before_the_command_or_after_serve() {
+        let cli = parse(&["--log-format", "json"]).expect("parses");
+        assert_eq!(cli.log_format, Some(LogFormat::Json));
+        let cli = parse(&["serve", "--log-format", "json"]).expect("parses");
+        assert_eq!(
+            cli.command.as_ref().and_then(Command::log_format),
+            Some(LogFormat::Json)
+        );
+        assert!(parse(&["--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn service_commands_take_a_scope_and_load_no_config() {
+        let cli = parse(&[
+            "install-service",
+            "--system",
+            "-c",
+            "/etc/g.json",
+            "--dry-run",
+        ])
+        .expect("parses");
+        let Some(Command::InstallService(a)) = &cli.command else {
+            panic!("install-service");
+        };
+        assert!(a.system && !a.user && a.dry_run && !a.enable);
+        assert_eq!(a.config, Some(PathBuf::from("/etc/g.json")));
+        assert_eq!(cli.command.as_ref().and_then(Command::config), None);
+        let cli = parse(&["uninstall-service", "--user"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::UninstallService(UninstallServiceArgs {
+                user: true,
+                ..
+            }))
+        ));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod docker;
 pub mod gateway;
 pub mod hash;
 pub mod http;
+pub mod logfmt;
 pub mod ratelimit;
 pub mod runtime;
 pub mod setup;

@@ -1,10 +1,11 @@
 //! Process entry: parse the command line, load the config, then either serve MCP on stdio
-//! or run one of the setup commands (`check`, `tools`, `call`), and map the outcome to an
-//! exit code (0 success, 1 runtime or backend failure, 2 usage or config error, 130
-//! interrupted).
+//! or run one of the setup commands (`check`, `tools`, `call`, `install-service`,
+//! `uninstall-service`), and map the outcome to an exit code (0 success, 1 runtime or
+//! backend failure, 2 usage or config error, 130 interrupted).
 
 use gangway::cli::{self, Cli, Command};
 use gangway::config::{self, Config};
+use gangway::logfmt::{self, LogFormat};
 use gangway::runtime::guard;
 use gangway::setup::{self, Outcome};
 use std::io::{self, Write};
@@ -37,7 +38,22 @@ fn main() -> ExitCode {
         Some(Command::Check(_) | Command::Tools(_) | Command::Call(_))
     )
     .then_some("gangway::gateway=off");
-    init_logging(default_level, quiet, level.or(cli.log_level.as_deref()));
+    let format = cli
+        .command
+        .as_ref()
+        .and_then(Command::log_format)
+        .or(cli.log_format)
+        .unwrap_or_default();
+    init_logging(
+        default_level,
+        quiet,
+        level.or(cli.log_level.as_deref()),
+        format,
+    );
+    // The service commands set up systemd; they load no config.
+    if let Some(c @ (Command::InstallService(_) | Command::UninstallService(_))) = &cli.command {
+        return service(c);
+    }
     let flag = cli
         .command
         .as_ref()
@@ -46,17 +62,17 @@ fn main() -> ExitCode {
         .or(cli.config);
     let (path, tried) = cli::config_path(flag, std::env::var("GANGWAY_CONFIG").ok());
     if !path.exists() {
-        eprintln!(
-            "gangway: no config file at {} (tried {}). Create one (see config.example.json) or pass --config PATH",
+        report(&format!(
+            "no config file at {} (tried {}). Create one (see config.example.json) or pass --config PATH",
             path.display(),
             tried.join(", ")
-        );
+        ));
         return ExitCode::from(2);
     }
     let config = match Config::load(&path, &config::process_env) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("gangway: {e}");
+            report(&e.to_string());
             return ExitCode::from(2);
         }
     };
@@ -117,7 +133,7 @@ fn serve(config: &Config, path: &Path) -> ExitCode {
     match gangway::runtime::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gangway: {e}");
+            report(&e.to_string());
             ExitCode::from(1)
         }
     }
@@ -134,18 +150,18 @@ fn serve_http(config: &Config, path: &Path, args: &cli::ServeArgs) -> ExitCode {
     let addr: std::net::SocketAddr = match listen.parse() {
         Ok(a) => a,
         Err(_) => {
-            eprintln!("gangway: cannot listen on {listen:?}: give an IP address and port, such as 127.0.0.1:8000 or [::1]:8000");
+            report(&format!("cannot listen on {listen:?}: give an IP address and port, such as 127.0.0.1:8000 or [::1]:8000"));
             return ExitCode::from(2);
         }
     };
     if !addr.ip().is_loopback() && http.tokens.is_empty() && !args.allow_unauthenticated {
-        eprintln!("gangway: refusing to listen on {addr}, which is not a loopback address, without authentication: anyone who reaches it could use every backend. Set \"http\": {{\"tokens\": [\"${{GANGWAY_TOKEN}}\"]}} in {}, or pass --allow-unauthenticated if a proxy in front authenticates", path.display());
+        report(&format!("refusing to listen on {addr}, which is not a loopback address, without authentication: anyone who reaches it could use every backend. Set \"http\": {{\"tokens\": [\"${{GANGWAY_TOKEN}}\"]}} in {}, or pass --allow-unauthenticated if a proxy in front authenticates", path.display()));
         return ExitCode::from(2);
     }
     let listener = match mio::net::TcpListener::bind(addr) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("gangway: cannot listen on {addr}: {e}. Is another gangway (or another server) using that port? Pick another with --listen");
+            report(&format!("cannot listen on {addr}: {e}. Is another gangway (or another server) using that port? Pick another with --listen"));
             return ExitCode::from(1);
         }
     };
@@ -165,7 +181,7 @@ fn serve_http(config: &Config, path: &Path, args: &cli::ServeArgs) -> ExitCode {
     match gangway::runtime::run_serve(config, listener, front) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gangway: {e}");
+            report(&e.to_string());
             ExitCode::from(1)
         }
     }
@@ -190,9 +206,49 @@ fn run_setup(command: &Command, config: &Config) -> ExitCode {
             &mut err,
         ),
         // Dispatched before this; kept total for the compiler.
-        Command::Serve(_) => return ExitCode::from(2),
+        Command::Serve(_) | Command::InstallService(_) | Command::UninstallService(_) => {
+            return ExitCode::from(2)
+        }
     };
-    match result.and_then(|outcome| out.flush().map(|()| outcome)) {
+    setup_exit(result.and_then(|outcome| out.flush().map(|()| outcome)))
+}
+
+/// `gangway install-service` and `gangway uninstall-service`: see [`setup::service`].
+fn service(command: &Command) -> ExitCode {
+    use setup::service::{self, InstallRequest, Scope};
+    let (name, user, system) = match command {
+        Command::InstallService(a) => ("install-service", a.user, a.system),
+        Command::UninstallService(a) => ("uninstall-service", a.user, a.system),
+        _ => return ExitCode::from(2),
+    };
+    let scope = match Scope::from_flags(user, system) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gangway {name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (mut out, mut err) = (io::stdout().lock(), io::stderr());
+    let result = match command {
+        Command::InstallService(a) => {
+            let req = InstallRequest {
+                scope,
+                config: a.config.as_deref(),
+                listen: a.listen.as_deref(),
+                dry_run: a.dry_run,
+                enable: a.enable,
+            };
+            service::install(&req, &mut out, &mut err)
+        }
+        Command::UninstallService(a) => service::uninstall(scope, a.dry_run, &mut out, &mut err),
+        _ => return ExitCode::from(2),
+    };
+    setup_exit(result)
+}
+
+/// The exit code of a setup command that wrote its report to stdout (flushed here).
+fn setup_exit(result: io::Result<Outcome>) -> ExitCode {
+    match result.and_then(|outcome| io::stdout().flush().map(|()| outcome)) {
         Ok(outcome) => ExitCode::from(outcome.code()),
         // The reader went away (`gangway tools | head`): nothing left to say.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -203,7 +259,35 @@ fn run_setup(command: &Command, config: &Config) -> ExitCode {
     }
 }
 
-fn init_logging(default: log::LevelFilter, quiet: Option<&str>, level: Option<&str>) {
+/// The log format chosen on the command line, for [`report`].
+static FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Reports an error that ends gangway on stderr: `gangway: MESSAGE`, or a JSON log line
+/// (level error) with `--log-format json`, so a log collector sees why it stopped.
+fn report(message: &str) {
+    match FORMAT.get().copied().unwrap_or_default() {
+        LogFormat::Text => eprintln!("gangway: {message}"),
+        LogFormat::Json => eprintln!(
+            "{}",
+            logfmt::json_line(
+                std::time::SystemTime::now(),
+                log::Level::Error,
+                "gangway",
+                message
+            )
+        ),
+    }
+}
+
+/// Logs to stderr at `default` level (`quiet` filters applied unless a `level` is given;
+/// `RUST_LOG` wins over both), each record as one line in `format`.
+fn init_logging(
+    default: log::LevelFilter,
+    quiet: Option<&str>,
+    level: Option<&str>,
+    format: LogFormat,
+) {
+    let _ = FORMAT.set(format);
     let mut builder = env_logger::Builder::new();
     builder.filter_level(default);
     if let (Some(quiet), None) = (quiet, level) {
@@ -217,13 +301,18 @@ fn init_logging(default: log::LevelFilter, quiet: Option<&str>, level: Option<&s
     }
     builder
         .target(env_logger::Target::Stderr)
-        .format(|buf, record| {
-            writeln!(
-                buf,
-                "gangway {}: {}",
-                record.level().as_str().to_lowercase(),
-                record.args()
-            )
+        .format(move |buf, record| {
+            let message = record.args().to_string();
+            let line = match format {
+                LogFormat::Text => logfmt::text_line(record.level(), &message),
+                LogFormat::Json => logfmt::json_line(
+                    std::time::SystemTime::now(),
+                    record.level(),
+                    record.target(),
+                    &message,
+                ),
+            };
+            writeln!(buf, "{line}")
         })
         .init();
 }

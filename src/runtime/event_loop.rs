@@ -4,6 +4,7 @@
 
 use super::guard;
 use super::http::Serve;
+use super::notify::Systemd;
 use super::process::{self, Spawned};
 use super::stdio::{ClientIn, ClientOut};
 use crate::catalog::Catalog;
@@ -118,6 +119,10 @@ pub fn run(config: &Config) -> Result<(), RunError> {
 /// HTTP (`front` decides what the requests mean), until a signal stops it. Returns once
 /// every backend has been stopped and reaped.
 ///
+/// Under systemd (`$NOTIFY_SOCKET` set) it says `READY=1` once it listens, `RELOADING=1`
+/// and `READY=1` around a SIGHUP reload, `STOPPING=1` when a signal stops it, and
+/// `WATCHDOG=1` every half of `$WATCHDOG_USEC` while the loop turns (see [`Systemd`]).
+///
 /// # Errors
 ///
 /// When the event loop, the listener's registration, the signal handling or a wait fails.
@@ -128,9 +133,17 @@ pub fn run_serve(
 ) -> Result<(), RunError> {
     guard::become_subreaper();
     let poll = Poll::new().map_err(|e| RunError::Setup("the event loop", e))?;
+    let addr = listener.local_addr();
     let serve = Serve::new(poll.registry(), listener, front)
         .map_err(|e| RunError::Setup("the HTTP listener", e))?;
     let mut rt = Runtime::new(config, poll, Front::Serve(Box::new(serve)))?;
+    rt.systemd = Systemd::from_env();
+    // Listening, with every source registered: connections wait in the backlog for the
+    // loop's first turn, just below.
+    rt.systemd.ready(match addr {
+        Ok(addr) => format!("serving on http://{addr}/mcp"),
+        Err(_) => "serving".to_string(),
+    });
     rt.gw.keep_warm(Instant::now());
     rt.run()
 }
@@ -245,6 +258,8 @@ struct Runtime<'c> {
     catalog_error: Option<String>,
     /// The `http.listen` of the config serving started with (a reload cannot move it).
     http_listen: Option<String>,
+    /// The service manager, told of readiness, reloads and stops (serve only).
+    systemd: Systemd,
 }
 
 /// What the runtime tracks for docker backends: who this instance is, each backend's
@@ -336,6 +351,7 @@ impl<'c> Runtime<'c> {
             catalog_path: config.catalog.clone(),
             catalog_error: None,
             http_listen: config.http.listen.clone(),
+            systemd: Systemd::default(),
         })
     }
 
@@ -431,6 +447,7 @@ impl<'c> Runtime<'c> {
             if let Front::Serve(serve) = &mut self.front {
                 serve.front.on_timer(now, &mut self.gw);
             }
+            self.systemd.on_timer(now);
             if self.apply_actions(now) {
                 self.finish();
                 return Ok(());
@@ -448,10 +465,10 @@ impl<'c> Runtime<'c> {
                     Front::Serve(serve) => serve.front.next_deadline(),
                     _ => None,
                 };
-                let next = match (self.gw.next_deadline(), front) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let next = [self.gw.next_deadline(), front, self.systemd.next_deadline()]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 next.map(|d| d.saturating_duration_since(Instant::now()))
             };
             match self.poll.poll(&mut events, timeout) {
@@ -535,7 +552,17 @@ impl<'c> Runtime<'c> {
                 SIGTERM | SIGINT => terminate = true,
                 // A shell command has no config to reload: its user hung up.
                 SIGHUP if matches!(self.front, Front::Local { .. }) => terminate = true,
-                SIGHUP => self.reload(now),
+                SIGHUP => {
+                    // Not while shutting down: systemd heard STOPPING=1 already.
+                    let live = self.gw.wants_client_input();
+                    if live {
+                        self.systemd.reloading();
+                    }
+                    self.reload(now);
+                    if live {
+                        self.systemd.reloaded();
+                    }
+                }
                 _ => {}
             }
         }
@@ -550,6 +577,7 @@ impl<'c> Runtime<'c> {
                         "termination signal received; no longer accepting, finishing requests in flight (up to {} s; send it again to stop at once)",
                         SERVE_DRAIN.as_secs()
                     );
+                    self.systemd.stopping();
                     self.gw.on_drain(now, SERVE_DRAIN);
                     terminate = false;
                 }
@@ -560,6 +588,7 @@ impl<'c> Runtime<'c> {
                 *interrupted = true;
             }
             log::info!("termination signal received; stopping backends");
+            self.systemd.stopping();
             self.gw.on_terminate(now);
         }
         if child_exited {

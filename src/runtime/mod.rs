@@ -4,6 +4,7 @@
 pub mod event_loop;
 pub mod guard;
 pub mod http;
+pub mod notify;
 pub mod process;
 pub mod stdio;
 

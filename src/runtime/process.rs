@@ -28,15 +28,20 @@ pub struct Spawned {
 
 /// Starts `cfg`'s command with piped stdio, in a new process group (so a signal reaches
 /// wrappers like `npx` and everything they start), with gangway's environment minus
-/// `cfg.env_remove`, plus the backend's `env` and the variables of
-/// [`super::guard::child_env`] (nesting depth and this spawn's marker), and with a
-/// parent-death signal so it does not outlive gangway. `args` replace `cfg.args` (see
-/// [`crate::docker::launch`], which adds a docker backend's name and labels).
+/// `cfg.env_remove` and systemd's [`super::notify::PRIVATE_VARS`], plus the backend's
+/// `env` and the variables of [`super::guard::child_env`] (nesting depth and this spawn's
+/// marker), and with a parent-death signal so it does not outlive gangway. `args` replace
+/// `cfg.args` (see [`crate::docker::launch`], which adds a docker backend's name and
+/// labels).
 pub fn spawn(cfg: &BackendConfig, args: &[String]) -> io::Result<Spawned> {
     let mut cmd = Command::new(&cfg.command);
     let mark = super::guard::next_spawn();
     // Another backend's secrets first, so the backend's own `env` can still set a name.
     cfg.env_remove
+        .iter()
+        .for_each(|var| _ = cmd.env_remove(var));
+    // systemd's channel to gangway is not the backend's to use.
+    super::notify::PRIVATE_VARS
         .iter()
         .for_each(|var| _ = cmd.env_remove(var));
     cmd.args(args)

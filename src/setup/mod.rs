@@ -1,5 +1,5 @@
 //! Tools for the person setting gangway up: `gangway check`, `gangway tools` and
-//! `gangway call`.
+//! `gangway call`, and the systemd unit's installer ([`service`]).
 //!
 //! Each is a client of the same engine that serves MCP clients: a shell session of the
 //! gateway run by the runtime in place of stdio ([`session`], over
@@ -26,6 +26,7 @@ use std::time::Duration;
 mod call;
 mod check;
 mod docker;
+pub mod service;
 pub mod session;
 mod tools;
 

@@ -1,7 +1,9 @@
-//! The command line: version, config discovery and config errors (exit code 2).
+//! The command line: version, config discovery and config errors (exit code 2), and running
+//! as a systemd service (`service.rs`).
 
 mod config_isolation;
 mod names;
+mod service;
 mod setup;
 
 use crate::util::*;
