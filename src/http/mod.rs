@@ -1056,24 +1056,10 @@ impl HttpFront {
         }
         let initialize = msg.kind == Kind::Request && msg.method == Some("initialize");
         let sid = if initialize && head.session_id.is_none() {
-            if self.sessions.len() >= self.settings.max_sessions {
-                let text = format!(
-                    "{} sessions are open (http.max_sessions); try again later",
-                    self.sessions.len()
-                );
-                self.reject(c, 503, &text, &[]);
-                return;
+            match self.open_session(now, c, gw, false) {
+                Some(id) => id,
+                None => return,
             }
-            let Some(id) = mint_id() else {
-                self.reject(c, 503, "no randomness for a session id; try again", &[]);
-                return;
-            };
-            let gs = gw.open_session();
-            gw.exempt_from_rate_limit(gs);
-            self.sessions
-                .insert(id.clone(), Session::new(gs, false, now));
-            log::info!("HTTP: session {} opened", short(&id));
-            id
         } else {
             match self.session_of(now, c, head) {
                 Some(id) => id,
@@ -1173,36 +1159,56 @@ impl HttpFront {
         self.respond(c, 200, &[], "", b"");
     }
 
+    /// Opens a session (a `legacy` HTTP+SSE one, or Streamable HTTP) with a fresh id;
+    /// answers 503 on `c` and returns `None` when `max_sessions` are open.
+    fn open_session(
+        &mut self,
+        now: Instant,
+        c: usize,
+        gw: &mut Gateway,
+        legacy: bool,
+    ) -> Option<String> {
+        if self.sessions.len() >= self.settings.max_sessions {
+            let text = format!(
+                "{} sessions are open (http.max_sessions); try again later",
+                self.sessions.len()
+            );
+            self.reject(c, 503, &text, &[]);
+            return None;
+        }
+        let Some(id) = mint_id() else {
+            self.reject(c, 503, "no randomness for a session id; try again", &[]);
+            return None;
+        };
+        let gs = gw.open_session();
+        // The front limits its clients per token itself.
+        gw.exempt_from_rate_limit(gs);
+        self.sessions
+            .insert(id.clone(), Session::new(gs, legacy, now));
+        let kind = if legacy {
+            "legacy SSE session"
+        } else {
+            "session"
+        };
+        log::info!("HTTP: {kind} {} opened", short(&id));
+        Some(id)
+    }
+
     fn legacy_open(&mut self, now: Instant, c: usize, head: &Head, gw: &mut Gateway) {
         if !head.accepts("text/event-stream") {
             self.reject(c, 406, "Accept must list text/event-stream", &[]);
             return;
         }
-        if self.sessions.len() >= self.settings.max_sessions {
-            self.reject(
-                c,
-                503,
-                "too many sessions (http.max_sessions); try again later",
-                &[],
-            );
-            return;
-        }
-        let Some(id) = mint_id() else {
-            self.reject(c, 503, "no randomness for a session id; try again", &[]);
+        let Some(id) = self.open_session(now, c, gw, true) else {
             return;
         };
-        let gs = gw.open_session();
-        gw.exempt_from_rate_limit(gs);
-        let mut s = Session::new(gs, true, now);
-        s.streams.insert(
-            0,
-            Stream {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            let stream = Stream {
                 conn: Some(c),
                 ..Stream::default()
-            },
-        );
-        self.sessions.insert(id.clone(), s);
-        log::info!("HTTP: legacy SSE session {} opened", short(&id));
+            };
+            s.streams.insert(0, stream);
+        }
         self.start_stream(c, &id, 0);
         let endpoint = format!("/messages?sessionId={id}");
         self.push(now, &id, 0, Some("endpoint"), endpoint.as_bytes());
