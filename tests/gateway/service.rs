@@ -8,7 +8,6 @@
 
 use crate::util::*;
 use serde_json::{json, Value};
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -271,22 +270,17 @@ fn readyz_is_503_naming_the_docker_daemon_when_docker_fails() {
     let dir = TempDir::new();
     // A `docker` that fails as the real one does when its daemon is down.
     let bin = dir.join("bin");
-    std::fs::create_dir(&bin).expect("create the fake bin dir");
-    let docker = bin.join("docker");
-    std::fs::write(
-        &docker,
-        "#!/bin/sh\necho 'Cannot connect to the Docker daemon (the tests fake docker)' >&2\nexit 1\n",
-    )
-    .expect("write the fake docker");
-    std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755))
-        .expect("chmod the fake docker");
+    fake_program(
+        &bin,
+        "docker",
+        "echo 'Cannot connect to the Docker daemon (the tests fake docker)' >&2\nexit 1\n",
+    );
     let config = json!({"backends": {
         "boxed": {"command": "docker", "args": ["run", "-i", "--rm", "img"]},
         "m": mock("m", &[]),
     }});
     let mut cmd = gangway_command(&dir, &config);
-    let path = std::env::var("PATH").unwrap_or_default();
-    cmd.env("PATH", format!("{}:{path}", bin.display()));
+    cmd.env("PATH", path_with(&bin));
     let served = Served::spawn(cmd);
     // The first answer may say the check is still running: wait for its outcome.
     let mut answers = Vec::new();

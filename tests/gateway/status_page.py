@@ -46,6 +46,9 @@ class Chromium:
 
     def __init__(self, program, profile, deadline):
         self.lines = []
+        self.profile = profile
+        # Its crash handler keeps its database under HOME's config: keep that in the profile.
+        env = dict(os.environ, HOME=profile, XDG_CONFIG_HOME=profile, XDG_CACHE_HOME=profile)
         self.proc = subprocess.Popen(
             [
                 program,
@@ -62,6 +65,7 @@ class Chromium:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            env=env,
         )
         found = queue.Queue()
         threading.Thread(target=self._read, args=(found,), daemon=True).start()
@@ -83,7 +87,8 @@ class Chromium:
         found.put(None)
 
     def tail(self, n=30):
-        return "\n".join(self.lines[-n:])
+        # Without a system bus, chromium complains about D-Bus at length: not the news.
+        return "\n".join([l for l in self.lines if "dbus/" not in l][-n:])
 
     def kill(self):
         try:
@@ -94,6 +99,27 @@ class Chromium:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        # The crash handlers run in sessions of their own; their command lines name the
+        # profile.
+        for pid in self.strays():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def strays(self):
+        mark = self.profile.encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if mark in f.read():
+                        found.append(int(entry))
+            except OSError:
+                pass
+        return found
 
 
 class Page:
@@ -172,13 +198,21 @@ def state_of(name):
     return f"(() => {{ const td = document.querySelector({row}); return td ? td.dataset.state : null; }})()"
 
 
-def click(page, name, action):
+def press(page, name, action, until):
+    """Clicks the `action` button of backend `name`'s row and waits until the row shows
+    the state `until`; returns the states seen on the way."""
     selector = json.dumps(f'tr[data-backend="{name}"] button[data-do={action}]')
     clicked = page.evaluate(
         f"(() => {{ const b = document.querySelector({selector}); if (!b) return false; b.click(); return true; }})()"
     )
     if not clicked:
         raise Failure(f"no {action} button in the row of {name!r}")
+    return page.wait(
+        f"{name} {until} after its {action} button",
+        state_of(name),
+        lambda s: s == until,
+        20,
+    )
 
 
 def run(args, chromium_deadline):
@@ -223,13 +257,7 @@ def drive(args, chromium):
         if state != "stopped":
             raise Failure(f"backend {name!r} shows {state!r} before any click, not 'stopped' (rows: {names})")
 
-    click(page, args.backend, "start")
-    started = page.wait(
-        f"{args.backend} ready after its start button",
-        state_of(args.backend),
-        lambda s: s == "ready",
-        20,
-    )
+    started = press(page, args.backend, "start", "ready")
     process = page.evaluate(
         f"document.querySelector({row}).children[2].textContent"
     )
@@ -242,13 +270,7 @@ def drive(args, chromium):
         f.write(base64.b64decode(shot["data"]))
     print(f"screenshot: {os.path.abspath(args.screenshot)}", flush=True)
 
-    click(page, args.backend, "stop")
-    stopped = page.wait(
-        f"{args.backend} stopped after its stop button",
-        state_of(args.backend),
-        lambda s: s == "stopped",
-        20,
-    )
+    stopped = press(page, args.backend, "stop", "stopped")
     if args.other:
         other_end = page.evaluate(state_of(args.other))
         if other_then != "stopped" or other_end != "stopped":

@@ -940,6 +940,28 @@ pub fn nothing_missing(tests: &str, missing: &[String]) -> bool {
     false
 }
 
+/// Writes an executable shell script `name` into `dir` (a stand-in for a program the test
+/// puts first in PATH with [`path_with`]) and returns its path.
+pub fn fake_program(dir: &Path, name: &str, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).expect("create the fake programs' dir");
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}"))
+        .unwrap_or_else(|e| panic!("write the fake {name}: {e}"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod the fake {name}: {e}"));
+    path
+}
+
+/// This process's PATH with `dir` first.
+pub fn path_with(dir: &Path) -> String {
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 /// What a program run by [`run_bounded`] did.
 pub struct Ran {
     /// None when it ran past its deadline and was ended.
