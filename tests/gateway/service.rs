@@ -229,6 +229,32 @@ fn metrics_read_by_prometheus_client_move_as_calls_are_made() {
     );
 }
 
+/// Each family name once, as a parser sees them: prometheus_client (and OpenMetrics) name
+/// a counter's family without its `_total`, so a counter `X_total` and a gauge `X` clash.
+#[test]
+#[ignore = "the gauge gangway_http_connections and the counter gangway_http_connections_total make one family name twice (reported)"]
+fn metric_family_names_are_unique_for_a_parser() {
+    let Some(tools) = Tools::find(false) else {
+        return;
+    };
+    let dir = TempDir::new();
+    let config = json!({"backends": {"m": mock("m", &[])}});
+    let served = Served::start(&dir, &config, &[]);
+    let metrics = tools.metrics(&served);
+    let mut names: Vec<&str> = metrics
+        .families
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    let twice: Vec<&str> = names
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    assert!(twice.is_empty(), "families named twice: {twice:?}");
+}
+
 #[test]
 fn healthz_and_readyz_answer_without_the_token_and_nothing_else_does() {
     let dir = TempDir::new();
@@ -350,9 +376,17 @@ fn wait_state(served: &Served, auth: &[(&str, &str)], name: &str, state: &str) {
 #[test]
 fn the_controls_and_the_page_answer_as_specified() {
     let dir = TempDir::new();
-    let config = json!({"http": {"tokens": ["tok-ctl"]}, "backends": {"m": mock("m", &[])}});
+    let mut own = mock("own", &[]);
+    own["scope"] = json!("session");
+    let config = json!({"http": {"tokens": ["tok-ctl"]},
+                        "backends": {"m": mock("m", &[]), "own": own}});
     let served = Served::start(&dir, &config, &[]);
     let bearer = [("Authorization", "Bearer tok-ctl")];
+    let (status, _, body) = served.request_to("POST", "/backends/own/start", &bearer, "");
+    assert_eq!(
+        status, 409,
+        "a process per session is not started by hand: {body}"
+    );
     let (status, _, body) = served.request_to("POST", "/backends/nope/start", &bearer, "");
     assert_eq!(status, 404, "an unknown backend: {body}");
     assert!(body.contains("nope"), "{body}");
@@ -393,6 +427,31 @@ fn the_controls_and_the_page_answer_as_specified() {
     let (status, _, _) = served.request_to("POST", "/backends/m/stop", &bearer, "");
     assert_eq!(status, 200);
     wait_state(&served, &bearer, "m", "stopped");
+}
+
+/// The page shows every backend, a disabled one too (state `disabled`), so a person sees
+/// why a backend is missing; its start button answers 409, not 404.
+#[test]
+#[ignore = "disabled backends are left out of the page, status.json and the controls (reported)"]
+fn a_disabled_backend_shows_as_disabled() {
+    let dir = TempDir::new();
+    let mut off = mock("off", &[]);
+    off["disabled"] = json!(true);
+    let mut unset = mock("unset", &[]);
+    unset["env"] = json!({"TOKEN": "${GANGWAY_TEST_SURELY_UNSET}"});
+    let config = json!({"backends": {"m": mock("m", &[]), "off": off, "unset": unset}});
+    let served = Served::start(&dir, &config, &[]);
+    let (_, _, body) = served.request_to("GET", "/status.json", &[], "");
+    let status: Value = serde_json::from_str(&body).expect("status.json is JSON");
+    for name in ["off", "unset"] {
+        let state = status["backends"]
+            .as_array()
+            .and_then(|b| b.iter().find(|b| b["name"] == name))
+            .map(|b| b["state"].clone());
+        assert_eq!(state, Some(json!("disabled")), "{name} in {body}");
+        let (code, _, _) = served.request_to("POST", &format!("/backends/{name}/start"), &[], "");
+        assert_eq!(code, 409, "{name} cannot be started");
+    }
 }
 
 /// Where test artifacts go: `target/test-artifacts` (beside the `debug` folder of this
