@@ -224,6 +224,8 @@ pub struct Gateway {
     /// Backends gangway disabled, with the reason (`BackendConfig::disabled_reason`), for
     /// the instructions and the meta-tools' errors.
     unavailable: Vec<(String, String)>,
+    /// Every disabled backend (by the file or by gangway) with why, for the status page.
+    disabled: Vec<(String, String)>,
 }
 
 impl Gateway {
@@ -268,6 +270,7 @@ impl Gateway {
             deferred: Vec::new(),
             life: Life::Running,
             unavailable: unavailable(config),
+            disabled: disabled(config),
             rate_limit: config.rate_limit,
             warm: false,
         };
@@ -595,6 +598,23 @@ fn trim_end(line: &[u8]) -> &[u8] {
 }
 
 /// The backends of `config` gangway disabled, with the reason.
+/// Every disabled backend of `config` and why: gangway's reason, or the file's own
+/// `"disabled": true`.
+fn disabled(config: &Config) -> Vec<(String, String)> {
+    config
+        .backends
+        .iter()
+        .filter(|b| b.disabled)
+        .map(|b| {
+            let why = b
+                .disabled_reason
+                .clone()
+                .unwrap_or_else(|| "\"disabled\": true in the config".to_string());
+            (b.name.clone(), why)
+        })
+        .collect()
+}
+
 fn unavailable(config: &Config) -> Vec<(String, String)> {
     config
         .backends

@@ -113,6 +113,7 @@ impl Gateway {
         self.expose = config.expose;
         self.separator = config.separator.clone();
         self.unavailable = super::unavailable(config);
+        self.disabled = super::disabled(config);
         self.order = order;
         info!(
             "config reloaded from {}: {} added, {} removed, {} changed ({} backend slots)",

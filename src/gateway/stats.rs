@@ -287,6 +287,24 @@ impl Gateway {
                 }
             }
         }
+        for (name, why) in &self.disabled {
+            backends.push(BackendStatus {
+                name: name.clone(),
+                state: "disabled",
+                retry_in: None,
+                program: String::new(),
+                docker: false,
+                per_session: false,
+                running: 0,
+                process: None,
+                uptime: None,
+                idle_stop_in: None,
+                in_flight: 0,
+                last_error: Some(why.clone()),
+                stderr_tail: Vec::new(),
+                stats: BackendStats::default(),
+            });
+        }
         Status {
             sessions: self.sessions.len(),
             backends,
@@ -398,6 +416,9 @@ impl Gateway {
 
     /// The listed backend named `name`, for the controls.
     fn listed_backend(&self, name: &str) -> Result<usize, String> {
+        if let Some((_, why)) = self.disabled.iter().find(|(n, _)| n == name) {
+            return Err(format!("backend {name:?} is disabled: {why}"));
+        }
         let b = self
             .order
             .iter()

@@ -200,11 +200,11 @@ pub fn metrics(status: &Status, front: &FrontStats) -> String {
     let _ = writeln!(out, "gangway_sessions {}", status.sessions);
     family(
         &mut out,
-        "gangway_http_connections",
+        "gangway_http_connections_open",
         "gauge",
         "HTTP connections open.",
     );
-    let _ = writeln!(out, "gangway_http_connections {}", front.connections);
+    let _ = writeln!(out, "gangway_http_connections_open {}", front.connections);
     family(
         &mut out,
         "gangway_http_connections_total",
@@ -569,7 +569,7 @@ mod tests {
             "gangway_request_duration_seconds_bucket{backend=\"everything\",le=\"+Inf\"} 1"
         ));
         assert!(text.contains("gangway_backend_up{backend=\"everything\"} 1"));
-        assert!(text.contains("gangway_http_connections 3"));
+        assert!(text.contains("gangway_http_connections_open 3"));
         assert!(text.contains("gangway_queued_bytes{queue=\"sessions\"} 5"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').expect("name and value");

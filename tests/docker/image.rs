@@ -5,7 +5,6 @@
 use super::*;
 use crate::util::*;
 use serde_json::{json, Value};
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -138,22 +137,10 @@ fn native_claude_desktop_entry_serves_a_backend() {
 fn claude_code_script_adds_the_same_entries() {
     let dir = TempDir::new();
     let bin = dir.join("bin");
-    std::fs::create_dir(&bin).expect("create fake bin dir");
     // A stand-in `claude` that records its arguments, one per line.
     let record = dir.join("claude-args");
-    let fake = bin.join("claude");
-    std::fs::write(
-        &fake,
-        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$CLAUDE_ARGS\"\n",
-    )
-    .expect("write fake claude");
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755))
-        .expect("chmod fake claude");
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    fake_program(&bin, "claude", "printf '%s\\n' \"$@\" > \"$CLAUDE_ARGS\"\n");
+    let path = path_with(&bin);
     let home = dir.path().to_str().expect("utf-8 path").to_string();
     let config = format!("{home}/.config/gangway/config.json");
 

@@ -13,6 +13,7 @@ mod names;
 mod reload;
 mod routing;
 mod serve;
+mod service;
 mod sessions;
 mod timeouts;
 mod tools_mode;

@@ -8,61 +8,6 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-/// A running `gangway serve` on a free loopback port.
-struct Served {
-    gw: Gangway,
-    addr: String,
-}
-
-impl Served {
-    fn start(dir: &TempDir, config: &Value, extra: &[&str]) -> Served {
-        let mut cmd = gangway_command(dir, config);
-        cmd.args(extra);
-        Served::spawn(cmd)
-    }
-
-    /// Runs `cmd` (a `gangway_command`) as `serve` on a free loopback port, once it listens.
-    fn spawn(mut cmd: Command) -> Served {
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-        let gw = Gangway::spawn(cmd);
-        let line = gw.wait_stderr("/mcp", T);
-        let at = line.find("http://").expect("the log names the URL") + "http://".len();
-        let addr = line[at..].split("/mcp").next().unwrap_or("").to_string();
-        Served { gw, addr }
-    }
-
-    /// One request to `/mcp` on a fresh connection (see [`http_request`]).
-    fn request(&self, method: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
-        http_request(&self.addr, method, headers, body)
-    }
-
-    /// Opens a session; returns its id.
-    fn session(&self) -> String {
-        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"}}});
-        let (status, head, _) = self.request("POST", &[], &init.to_string());
-        assert_eq!(status, 200, "{head}");
-        let sid = session_id_in(&head);
-        let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-        assert_eq!(
-            self.request("POST", &[("Mcp-Session-Id", &sid)], note).0,
-            202
-        );
-        sid
-    }
-
-    /// Calls `tool` in session `sid`; returns the text of its result.
-    fn call(&self, sid: &str, tool: &str) -> String {
-        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                          "params": {"name": tool, "arguments": {}}});
-        let (status, _, body) = self.request("POST", &[("Mcp-Session-Id", sid)], &call.to_string());
-        assert_eq!(status, 200, "{body}");
-        let answer: Value = serde_json::from_str(&body).expect("a JSON answer");
-        ok_text(&answer)
-    }
-}
-
 #[test]
 fn sessions_share_a_backend_and_each_gets_its_own_session_scoped_process() {
     let dir = TempDir::new();

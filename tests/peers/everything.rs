@@ -7,13 +7,11 @@
 //! The peers are installed into `.peers` by `.ci/run`. Without them (or without `python3` or
 //! `node`) the tests are skipped with a note on stderr, except under CI, where they fail.
 
+use crate::util::{nothing_missing, program_runs, run_bounded};
 use serde_json::{json, Value};
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 /// The longest a scenario may run; the script bounds itself well below this (25 s), so this
@@ -75,28 +73,11 @@ fn peers() -> Option<Peers> {
         }
     }
     for program in ["python3", "node"] {
-        let runs = Command::new(program)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !runs {
+        if !program_runs(program) {
             missing.push(format!("`{program}` in PATH"));
         }
     }
-    if missing.is_empty() {
-        return Some(peers);
-    }
-    let what = missing.join(", ");
-    if std::env::var_os("CI").is_some() {
-        panic!("real-peer tests need {what}; `.ci/run` installs the peers into .peers (run it, or see its output for why it did not)");
-    }
-    eprintln!(
-        "skipped: real-peer tests need {what}; run `.ci/run` to install the peers into .peers"
-    );
-    None
+    nothing_missing("real-peer tests", &missing).then_some(peers)
 }
 
 /// A fresh directory for one test's config, removed on drop.
@@ -165,57 +146,26 @@ fn scenario(name: &str, setup: Setup, transport: &str) {
     let Some(peers) = peers() else { return };
     let scratch = Scratch::new(&format!("{name}-{transport}"));
     let config_path = scratch.write_config(&config(&peers, setup));
-    let mut child = Command::new("python3")
-        .arg(peers.script())
+    let mut cmd = Command::new("python3");
+    cmd.arg(peers.script())
         .arg(name)
         .arg(env!("CARGO_BIN_EXE_gangway"))
         .arg(&config_path)
         .arg(transport)
         .env("PYTHONPATH", peers.python_path())
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("XDG_CACHE_HOME", scratch.0.join("cache"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start python3 with sdk_client.py");
-    let pid = child.id();
-    let stdout = drain(child.stdout.take().expect("piped stdout"));
-    let stderr = drain(child.stderr.take().expect("piped stderr"));
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let status = match rx.recv_timeout(DEADLINE) {
-        Ok(status) => Some(status.expect("wait for python3")),
-        Err(_) => {
-            // The script's own deadlines failed; end it (its gangway sees stdin close and exits).
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            None
-        }
-    };
-    let stdout = stdout.join().expect("stdout reader");
-    let stderr = stderr.join().expect("stderr reader");
+        .env("XDG_CACHE_HOME", scratch.0.join("cache"));
+    // Past the deadline the script's own deadlines failed: it is ended (its gangway sees
+    // stdin close and exits).
+    let ran = run_bounded(cmd, b"", DEADLINE);
     let ok_line = format!("ok {name}");
-    let passed = status.is_some_and(|s| s.success()) && stdout.lines().any(|l| l == ok_line);
+    let passed = ran.success() && ran.stdout.lines().any(|l| l == ok_line);
     assert!(
         passed,
-        "scenario {name} over {transport} failed ({}) with config {}\n--- stdout:\n{stdout}\n--- stderr (the script's, gangway's and the backends'):\n{stderr}",
-        status.map_or(format!("no exit within {DEADLINE:?}, killed"), |s| s.to_string()),
+        "scenario {name} over {transport} failed with config {} (stderr holds the script's, gangway's and the backends'): {}",
         config_path.display(),
+        ran.report(),
     );
-}
-
-/// Reads a pipe to its end on a thread, so neither pipe can fill and stall the child.
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
 }
 
 /// Every scenario, with what gangway fronts in it: run over stdio (gangway as the SDK's

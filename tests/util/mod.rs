@@ -763,7 +763,7 @@ pub fn http_request(
     http_request_to(addr, method, "/mcp", headers, body)
 }
 
-/// As [`http_request`], to `path`.
+/// The same as [`http_request`] to any `path` (e.g. `/metrics`).
 pub fn http_request_to(
     addr: &str,
     method: &str,
@@ -831,4 +831,201 @@ pub fn session_id_in(head: &str) -> String {
         .unwrap_or_else(|| panic!("no session id in {head}"))
         .trim()
         .to_string()
+}
+
+/// A running `gangway serve` on a free loopback port.
+pub struct Served {
+    pub gw: Gangway,
+    /// `HOST:PORT`.
+    pub addr: String,
+}
+
+impl Served {
+    pub fn start(dir: &TempDir, config: &Value, extra: &[&str]) -> Served {
+        let mut cmd = gangway_command(dir, config);
+        cmd.args(extra);
+        Served::spawn(cmd)
+    }
+
+    /// Runs `cmd` (a `gangway_command`) as `serve` on a free loopback port, once it listens.
+    pub fn spawn(mut cmd: Command) -> Served {
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        let gw = Gangway::spawn(cmd);
+        let line = gw.wait_stderr("/mcp", T);
+        let at = line.find("http://").expect("the log names the URL") + "http://".len();
+        let addr = line[at..].split("/mcp").next().unwrap_or("").to_string();
+        Served { gw, addr }
+    }
+
+    /// One request to `/mcp` on a fresh connection (see [`http_request`]).
+    pub fn request(
+        &self,
+        method: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String, String) {
+        http_request(&self.addr, method, headers, body)
+    }
+
+    /// One request to `path` on a fresh connection (see [`http_request_to`]).
+    pub fn request_to(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String, String) {
+        http_request_to(&self.addr, method, path, headers, body)
+    }
+
+    /// Opens a session; returns its id.
+    pub fn session(&self) -> String {
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}});
+        let (status, head, _) = self.request("POST", &[], &init.to_string());
+        assert_eq!(status, 200, "{head}");
+        let sid = session_id_in(&head);
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        assert_eq!(
+            self.request("POST", &[("Mcp-Session-Id", &sid)], note).0,
+            202
+        );
+        sid
+    }
+
+    /// Calls `tool` in session `sid`; returns the text of its result.
+    pub fn call(&self, sid: &str, tool: &str) -> String {
+        self.call_with(sid, tool, json!({}))
+    }
+
+    /// Calls `tool` with `args` in session `sid`; returns the text of its result.
+    pub fn call_with(&self, sid: &str, tool: &str, args: Value) -> String {
+        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                          "params": {"name": tool, "arguments": args}});
+        let (status, _, body) = self.request("POST", &[("Mcp-Session-Id", sid)], &call.to_string());
+        assert_eq!(status, 200, "{body}");
+        let answer: Value = serde_json::from_str(&body).expect("a JSON answer");
+        ok_text(&answer)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Programs the tests need from the machine (installed by `.ci/run`)
+// ---------------------------------------------------------------------------------------
+
+/// Whether `program --version` runs and succeeds (found in PATH and working).
+pub fn program_runs(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether a test that needs what `missing` lists may run: true when nothing is missing.
+/// Otherwise the test is skipped with a note on stderr (false), except under CI (`CI` set),
+/// where `.ci/run` installs everything and a missing piece is a breakage: then it panics.
+pub fn nothing_missing(tests: &str, missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    if std::env::var_os("CI").is_some() {
+        panic!("{tests} need {what}; `.ci/run` installs them (run it, or see its output for why it did not)");
+    }
+    eprintln!("skipped: {tests} need {what}; run `.ci/run` to install them");
+    false
+}
+
+/// Writes an executable shell script `name` into `dir` (a stand-in for a program the test
+/// puts first in PATH with [`path_with`]) and returns its path.
+pub fn fake_program(dir: &Path, name: &str, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).expect("create the fake programs' dir");
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}"))
+        .unwrap_or_else(|e| panic!("write the fake {name}: {e}"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod the fake {name}: {e}"));
+    path
+}
+
+/// This process's PATH with `dir` first.
+pub fn path_with(dir: &Path) -> String {
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// What a program run by [`run_bounded`] did.
+pub struct Ran {
+    /// None when it ran past its deadline and was ended.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    /// Its exit and both outputs, for a failure message.
+    pub fn report(&self) -> String {
+        format!(
+            "{}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.status
+                .map_or("no exit within its deadline; ended".to_string(), |s| s
+                    .to_string()),
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` with `input` on its stdin, reading both outputs on threads so no pipe can fill
+/// and stall it. Past `deadline` it gets SIGTERM (a script can then clean up what it
+/// started), and SIGKILL if it has not exited 5 s later.
+pub fn run_bounded(mut cmd: Command, input: &[u8], deadline: Duration) -> Ran {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    // A program that does not read its input must not stall this one: write on a thread.
+    thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = read(Box::new(child.stderr.take().expect("piped stderr")));
+    let mut status = wait_child(&mut child, deadline);
+    if status.is_none() {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        if wait_child(&mut child, Duration::from_secs(5)).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        status = None;
+    }
+    Ran {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
 }
