@@ -320,3 +320,39 @@ fn sessions_stick_to_their_instance_behind_haproxy_and_move_on_when_it_stops() {
         started.elapsed()
     );
 }
+
+#[test]
+fn the_readmes_haproxy_lines_match_the_shipped_config() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("read README.md");
+    let block = readme
+        .split("### HAProxy\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's HAProxy block");
+    let cfg = std::fs::read_to_string(root().join("dist/haproxy/haproxy.cfg"))
+        .expect("read dist/haproxy/haproxy.cfg");
+    assert!(
+        block.contains("haproxy -db -f dist/haproxy/haproxy.cfg"),
+        "{block}"
+    );
+    // "(those above are the file's defaults)": each VAR=ADDR is the file's "${VAR-ADDR}", and
+    // each instance the block starts listens where the file looks for it.
+    let mut vars = 0;
+    for word in block.split_whitespace() {
+        if let Some((var, addr)) = word.split_once('=') {
+            assert!(
+                cfg.contains(&format!("\"${{{var}-{addr}}}\"")),
+                "the config has no \"${{{var}-{addr}}}\""
+            );
+            if var.starts_with("GANGWAY_") {
+                assert!(
+                    block.contains(&format!("--listen {addr} &")),
+                    "no instance listens on {addr}: {block}"
+                );
+            }
+            vars += 1;
+        }
+    }
+    assert_eq!(vars, 3, "GANGWAY_1, GANGWAY_2 and HAPROXY_LISTEN: {block}");
+}
