@@ -25,7 +25,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Whether `program --version`-like `args` runs and succeeds.
+/// Whether `program args` runs and exits 0.
 fn runs(program: &Path, args: &[&str]) -> bool {
     Command::new(program)
         .args(args)
