@@ -7,4 +7,5 @@ mod docker;
 mod gateway;
 mod peers;
 mod props;
+mod scale;
 mod util;
