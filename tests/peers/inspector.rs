@@ -40,15 +40,8 @@ fn the_inspector_cli_lists_and_calls_tools_over_http() {
     let Some(bin) = inspector() else { return };
     let dir = TempDir::new();
     let config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
-    let mut cmd = gangway_command(&dir, &config);
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-    let gw = Gangway::spawn(cmd);
-    let line = gw.wait_stderr("/mcp", T);
-    let url = line[line.find("http://").expect("the URL in the log")..]
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_string();
+    let served = Served::start(&dir, &config, &[]);
+    let url = format!("http://{}/mcp", served.addr);
     let listed = run(&bin, &url, &["--method", "tools/list"]);
     let names: Vec<&str> = listed["tools"]
         .as_array()

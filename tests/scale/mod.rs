@@ -5,7 +5,7 @@
 //! Needs `haproxy` (Debian's package) and the SDK in `.peers/py`, both installed by `.ci/run`.
 //! Without them the test is skipped with a note on stderr, except under CI, where it fails.
 
-use crate::util::{child_pids, gangway_command, http_request_to, mock, Gangway, TempDir, T};
+use crate::util::{child_pids, http_request_to, mock, Gangway, Served, TempDir, T};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
@@ -79,12 +79,7 @@ impl Instance {
     fn start() -> Instance {
         let dir = TempDir::new();
         let config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
-        let mut cmd = gangway_command(&dir, &config);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
-        let gw = Gangway::spawn(cmd);
-        let line = gw.wait_stderr("/mcp", T);
-        let at = line.find("http://").expect("the log names the URL") + "http://".len();
-        let addr = line[at..].split("/mcp").next().unwrap_or("").to_string();
+        let Served { gw, addr } = Served::start(&dir, &config, &[]);
         Instance {
             gw,
             addr,
