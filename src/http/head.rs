@@ -223,15 +223,29 @@ impl Body {
     /// A body for `head`, at most `max` bytes decoded. A head with neither a length nor
     /// chunked coding has an empty body.
     pub fn new(head: &Head, max: usize) -> Body {
-        let framing = if head.chunked {
-            Framing::Chunked(Chunk::Size)
+        if head.chunked {
+            Body::chunked(max)
         } else {
-            Framing::Length(head.content_length.unwrap_or(0))
-        };
+            Body::with_length(head.content_length.unwrap_or(0), max)
+        }
+    }
+
+    /// A body of exactly `len` bytes, at most `max` of them accepted (the HTTP client's
+    /// responses use this and [`Body::chunked`]).
+    pub fn with_length(len: u64, max: usize) -> Body {
         Body {
             data: Vec::new(),
             max,
-            framing,
+            framing: Framing::Length(len),
+        }
+    }
+
+    /// A body in chunked transfer coding, at most `max` bytes decoded.
+    pub fn chunked(max: usize) -> Body {
+        Body {
+            data: Vec::new(),
+            max,
+            framing: Framing::Chunked(Chunk::Size),
         }
     }
 
@@ -281,7 +295,7 @@ impl Body {
                     else {
                         return (at, BodyStatus::Malformed("bad chunk size"));
                     };
-                    if self.data.len() as u64 + size > self.max as u64 {
+                    if (self.data.len() as u64).saturating_add(size) > self.max as u64 {
                         return (at, BodyStatus::TooLarge);
                     }
                     at += nl + 1;
