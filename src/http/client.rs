@@ -1168,4 +1168,61 @@ mod tests {
             assert_eq!(e, ClientError::Truncated, "{cut:?}");
         }
     }
+
+    /// An event stream as `gangway serve` writes it (its event and chunk writers), read
+    /// by the response reader and the SSE parser together, fed in two pieces split at
+    /// every position: the same messages, ids and stream end.
+    #[test]
+    fn gangway_serves_event_stream_reads_back_across_any_split() {
+        use crate::http::sse::{Event, SseParser};
+        let messages: [&[u8]; 3] = [
+            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}"#,
+            br#"{"jsonrpc":"2.0","id":"a\nb","result":{}}"#,
+            b"{}",
+        ];
+        let mut wire = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut body = Vec::new();
+        crate::http::chunk(&mut body, b": keep-alive\n\n");
+        for (seq, m) in messages.iter().enumerate() {
+            let name = (seq == 2).then_some("message");
+            crate::http::chunk(
+                &mut body,
+                &crate::http::sse_event(3, seq as u64 + 1, name, m),
+            );
+        }
+        body.extend_from_slice(b"0\r\n\r\n");
+        wire.extend_from_slice(&body);
+        for split in 0..=wire.len() {
+            let mut reader = ResponseReader::new(0);
+            let mut sse = SseParser::new(100);
+            let mut events = Vec::new();
+            let mut buf = Vec::new();
+            let mut done = false;
+            for piece in [&wire[..split], &wire[split..]] {
+                buf.extend_from_slice(piece);
+                while !done {
+                    let (n, status) = reader.feed(&buf).unwrap();
+                    buf.drain(..n);
+                    sse.feed(&reader.take_data(), &mut events).unwrap();
+                    match status {
+                        ReadStatus::More => break,
+                        ReadStatus::Head => assert!(reader.head().unwrap().is_event_stream()),
+                        ReadStatus::Done => done = true,
+                    }
+                }
+            }
+            assert!(done && reader.reusable(), "split {split}");
+            let want: Vec<Event> = messages
+                .iter()
+                .enumerate()
+                .map(|(seq, m)| Event {
+                    name: (seq == 2).then(|| "message".to_string()),
+                    id: Some(format!("3.{}", seq + 1)),
+                    data: m.to_vec(),
+                })
+                .collect();
+            assert_eq!(events, want, "split {split}");
+            assert_eq!(sse.last_event_id(), Some("3.3"));
+        }
+    }
 }
