@@ -390,10 +390,14 @@ impl ResponseHead {
 fn parse_response_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, ClientError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut headers);
-    let len = match res.parse(buf) {
+    // Only one byte past the bound is looked at, so a head that is too large is refused
+    // as such however its bytes arrive (a bad byte further on would otherwise make it
+    // "malformed" when it arrives whole and "too large" when it trickles in).
+    let window = &buf[..buf.len().min(HEAD_MAX + 1)];
+    let len = match res.parse(window) {
         Ok(httparse::Status::Complete(n)) if n > HEAD_MAX => return Err(ClientError::HeadTooLarge),
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() > HEAD_MAX => {
+        Ok(httparse::Status::Partial) if window.len() > HEAD_MAX => {
             return Err(ClientError::HeadTooLarge)
         }
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -1098,6 +1102,20 @@ mod tests {
         assert_eq!(e, ClientError::BadChunk("bad chunk size"));
         let e = bad(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nabc");
         assert!(matches!(e, ClientError::BadChunk(_)));
+        // A chunk-size line or a trailer too long is refused whole or in pieces alike.
+        let long_size = format!("{}5\r\nabcde\r\n0\r\n\r\n", "0".repeat(1100));
+        let long_trailer = format!("0\r\nX-T: {}\r\n\r\n", "t".repeat(9000));
+        for (body, why) in [
+            (long_size, "chunk size line too long"),
+            (long_trailer, "trailers too long"),
+        ] {
+            let wire = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{body}");
+            for split in (0..wire.len()).step_by(97) {
+                let (a, b) = wire.as_bytes().split_at(split);
+                let e = drive(ResponseReader::new(100), &[a, b], false).unwrap_err();
+                assert_eq!(e, ClientError::BadChunk(why), "split {split}");
+            }
+        }
     }
 
     #[test]
@@ -1117,6 +1135,15 @@ mod tests {
         );
         for split in [0, 10, HEAD_MAX, long.len() - 1] {
             let (a, b) = long.as_bytes().split_at(split);
+            let e = drive(ResponseReader::new(10), &[a, b], false).unwrap_err();
+            assert_eq!(e, ClientError::HeadTooLarge, "split {split}");
+        }
+        let bad_after = format!(
+            "HTTP/1.1 200 OK\r\nX-Long: {}\x01\r\n\r\n",
+            "a".repeat(HEAD_MAX)
+        );
+        for split in [0, 10, HEAD_MAX, bad_after.len()] {
+            let (a, b) = bad_after.as_bytes().split_at(split);
             let e = drive(ResponseReader::new(10), &[a, b], false).unwrap_err();
             assert_eq!(e, ClientError::HeadTooLarge, "split {split}");
         }

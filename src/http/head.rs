@@ -286,6 +286,10 @@ impl Body {
                         }
                         return (at, BodyStatus::More);
                     };
+                    if nl > 1024 {
+                        // As when it arrives in pieces, so the split makes no difference.
+                        return (at, BodyStatus::Malformed("chunk size line too long"));
+                    }
                     let line = &rest[..nl];
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
                     let hex = line.split(|&c| c == b';').next().unwrap_or(b"");
@@ -337,6 +341,9 @@ impl Body {
                         }
                         return (at, BodyStatus::More);
                     };
+                    if nl > 8192 {
+                        return (at, BodyStatus::Malformed("trailers too long"));
+                    }
                     let line = &rest[..nl];
                     at += nl + 1;
                     if line == b"\r" || line.is_empty() {
