@@ -650,23 +650,16 @@ impl ResponseReader {
             }
             State::Body(framing) => {
                 let before = self.data.len();
-                let (used, done) = match framing {
+                let (used, status) = match framing {
                     Framing::UntilClose => {
                         self.data.extend_from_slice(input);
-                        (input.len(), false)
+                        (input.len(), BodyStatus::More)
                     }
                     Framing::Framed(body) => {
                         let (used, status) = body.feed(input);
                         // Taken at once, so head.rs's decoder holds nothing between feeds.
                         self.data.append(&mut body.data);
-                        match status {
-                            BodyStatus::More => (used, false),
-                            BodyStatus::Done => (used, true),
-                            BodyStatus::Malformed(why) => return Err(ClientError::BadChunk(why)),
-                            BodyStatus::TooLarge => {
-                                return Err(ClientError::BodyTooLarge { max: self.max_body })
-                            }
-                        }
+                        (used, status)
                     }
                 };
                 let streaming = self
@@ -674,14 +667,20 @@ impl ResponseReader {
                     .as_ref()
                     .is_some_and(ResponseHead::is_event_stream);
                 self.total += (self.data.len() - before) as u64;
+                // The bound first: bytes decoded before a broken element count, as they
+                // would have if they had arrived in an earlier piece.
                 if !streaming && self.total > self.max_body as u64 {
                     return Err(ClientError::BodyTooLarge { max: self.max_body });
                 }
-                if done {
-                    self.state = State::Done;
-                    Ok((used, ReadStatus::Done))
-                } else {
-                    Ok((used, ReadStatus::More))
+                match status {
+                    BodyStatus::More => Ok((used, ReadStatus::More)),
+                    BodyStatus::Done => {
+                        self.state = State::Done;
+                        Ok((used, ReadStatus::Done))
+                    }
+                    BodyStatus::Malformed(why) => Err(ClientError::BadChunk(why)),
+                    // Not reached: the decoder is given no bound of its own.
+                    BodyStatus::TooLarge => Err(ClientError::BodyTooLarge { max: self.max_body }),
                 }
             }
         }
@@ -1163,6 +1162,14 @@ mod tests {
         let wire =
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n";
         assert_eq!(read_every_way(wire, 4, false).unwrap().body, b"abcd");
+        for split in 0..=wire.len() {
+            let (a, b) = wire.split_at(split);
+            let e = drive(ResponseReader::new(3), &[a, b], false).unwrap_err();
+            assert_eq!(e, ClientError::BodyTooLarge { max: 3 }, "split {split}");
+        }
+        // Past the bound, then broken: too large, whether or not the break came in the
+        // same piece (found by the http_client fuzz target).
+        let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\nzz\r\n";
         for split in 0..=wire.len() {
             let (a, b) = wire.split_at(split);
             let e = drive(ResponseReader::new(3), &[a, b], false).unwrap_err();
