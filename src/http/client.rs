@@ -272,8 +272,8 @@ fn is_header_value(s: &str) -> bool {
 const RESERVED: &[&str] = &["host", "content-length", "transfer-encoding", "connection"];
 
 /// Appends an HTTP/1.1 request to `out`: the request line, `Host: host`, the caller's
-/// `headers` in order, `Content-Length` when `body` is not empty, `Connection:
-/// keep-alive`, then `body`. Nothing is written when a part would break the framing: a
+/// `headers` in order, `Content-Length` when `body` is not empty or the method is `POST`,
+/// `PUT` or `PATCH`, `Connection: keep-alive`, then `body`. Nothing is written when a part would break the framing: a
 /// method or header name that is not a token, a path or host with spaces or control
 /// characters, a header value with CR, LF or another control character (a header
 /// injection guard: values come from user config), or a header that gangway sets itself
@@ -334,7 +334,10 @@ pub fn write_request(
             out.extend_from_slice(part.as_bytes());
         }
     }
-    if !body.is_empty() {
+    // RFC 9110 8.6: a POST says its length even when it is 0 (some servers answer 411
+    // Length Required otherwise).
+    let has_content = ["POST", "PUT", "PATCH"].contains(&method);
+    if !body.is_empty() || has_content {
         out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
     }
     out.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
@@ -838,6 +841,18 @@ mod tests {
             String::from_utf8(post).unwrap(),
             "POST /mcp?x=1 HTTP/1.1\r\nHost: h:8080\r\nContent-Type: application/json\r\nMcp-Session-Id: s1\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}"
         );
+    }
+
+    #[test]
+    fn an_empty_post_says_its_length_and_a_delete_does_not() {
+        let post = request("POST", "/", &[], b"").unwrap();
+        assert!(String::from_utf8(post)
+            .unwrap()
+            .contains("\r\nContent-Length: 0\r\n"));
+        let delete = request("DELETE", "/", &[("Mcp-Session-Id", "s")], b"").unwrap();
+        assert!(!String::from_utf8(delete)
+            .unwrap()
+            .contains("Content-Length"));
     }
 
     #[test]
