@@ -223,15 +223,29 @@ impl Body {
     /// A body for `head`, at most `max` bytes decoded. A head with neither a length nor
     /// chunked coding has an empty body.
     pub fn new(head: &Head, max: usize) -> Body {
-        let framing = if head.chunked {
-            Framing::Chunked(Chunk::Size)
+        if head.chunked {
+            Body::chunked(max)
         } else {
-            Framing::Length(head.content_length.unwrap_or(0))
-        };
+            Body::with_length(head.content_length.unwrap_or(0), max)
+        }
+    }
+
+    /// A body of exactly `len` bytes, at most `max` of them accepted (the HTTP client's
+    /// responses use this and [`Body::chunked`]).
+    pub fn with_length(len: u64, max: usize) -> Body {
         Body {
             data: Vec::new(),
             max,
-            framing,
+            framing: Framing::Length(len),
+        }
+    }
+
+    /// A body in chunked transfer coding, at most `max` bytes decoded.
+    pub fn chunked(max: usize) -> Body {
+        Body {
+            data: Vec::new(),
+            max,
+            framing: Framing::Chunked(Chunk::Size),
         }
     }
 
@@ -272,6 +286,10 @@ impl Body {
                         }
                         return (at, BodyStatus::More);
                     };
+                    if nl > 1024 {
+                        // As when it arrives in pieces, so the split makes no difference.
+                        return (at, BodyStatus::Malformed("chunk size line too long"));
+                    }
                     let line = &rest[..nl];
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
                     let hex = line.split(|&c| c == b';').next().unwrap_or(b"");
@@ -281,7 +299,7 @@ impl Body {
                     else {
                         return (at, BodyStatus::Malformed("bad chunk size"));
                     };
-                    if self.data.len() as u64 + size > self.max as u64 {
+                    if (self.data.len() as u64).saturating_add(size) > self.max as u64 {
                         return (at, BodyStatus::TooLarge);
                     }
                     at += nl + 1;
@@ -323,6 +341,9 @@ impl Body {
                         }
                         return (at, BodyStatus::More);
                     };
+                    if nl > 8192 {
+                        return (at, BodyStatus::Malformed("trailers too long"));
+                    }
                     let line = &rest[..nl];
                     at += nl + 1;
                     if line == b"\r" || line.is_empty() {

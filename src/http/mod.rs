@@ -17,7 +17,9 @@
 //! else it waits for the GET stream within the replay bound.
 
 pub mod admin;
+pub mod client;
 pub mod head;
+pub mod sse;
 
 use crate::gateway::outbox::OutBuf;
 use crate::gateway::{Gateway, SessionId};
