@@ -114,7 +114,7 @@ fn committed_fuzz_seeds_pass_their_checks() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz")
         .join("corpus");
-    let targets: [(&str, Check); 5] = [
+    let targets: [(&str, Check); 6] = [
         ("framing", |d| {
             framing::check(&framing::case_from_bytes(d), None)
         }),
@@ -124,6 +124,7 @@ fn committed_fuzz_seeds_pass_their_checks() {
         }),
         ("gateway", gateway::run),
         ("http", super::check::http::run),
+        ("http_client", super::check::http_client::run),
     ];
     for (target, check) in targets {
         let dir = root.join(target);

@@ -8,4 +8,5 @@ pub mod config;
 pub mod framing;
 pub mod gateway;
 pub mod http;
+pub mod http_client;
 pub mod message;
