@@ -167,6 +167,7 @@ const BACKEND_KEYS: &[&str] = &[
     "disabled",
     "env",
     "expose",
+    "headers",
     "idle_timeout",
     "keep_warm",
     "prefix",
@@ -174,6 +175,7 @@ const BACKEND_KEYS: &[&str] = &[
     "startup_timeout",
     "timeout",
     "tools",
+    "url",
 ];
 const LIST_BACKEND_KEYS: &[&str] = &[
     "args",
@@ -185,6 +187,7 @@ const LIST_BACKEND_KEYS: &[&str] = &[
     "disabled",
     "env",
     "expose",
+    "headers",
     "idle_timeout",
     "keep_warm",
     "name",
@@ -193,6 +196,7 @@ const LIST_BACKEND_KEYS: &[&str] = &[
     "startup_timeout",
     "timeout",
     "tools",
+    "url",
 ];
 const DESKTOP_BACKEND_KEYS: &[&str] = &[
     "args",
@@ -377,6 +381,10 @@ pub struct BackendConfig {
     /// `false` or `true`; a session-scoped one: spare processes handed to new sessions).
     /// A warm shared backend is not stopped for idling and is started again after a crash.
     pub keep_warm: u32,
+    /// A server reached by URL over Streamable HTTP rather than a program gangway starts:
+    /// then `command` is its URL and `env` its HTTP headers (values hidden from logs and
+    /// `Debug` like env values), and `args` and `cwd` are empty.
+    pub remote: bool,
     /// Why gangway disabled it although the file does not (an unset variable, a transport
     /// gangway cannot run, gangway itself); `None` when it is enabled or the file says
     /// `"disabled": true`. Shown in the log, `gangway check`, the instructions and the
@@ -1295,7 +1303,12 @@ impl Parser<'_> {
         };
         if shape == Shape::Desktop {
             // Checked before the keys: an http server's `url`/`headers` are not typos.
-            if let Some(transport) = self.transport(path, obj)? {
+            let transport = self.transport(path, obj)?;
+            let remote_ok = transport.as_deref().is_some_and(|t| {
+                matches!(t, "http" | "streamable-http" | "streamableHttp" | "url")
+                    && obj.contains_key("url")
+            });
+            if let Some(transport) = transport.filter(|_| !remote_ok) {
                 if obj.get("disabled") == Some(&Value::Bool(true)) {
                     log::debug!(
                         "{}: skipping disabled server {name} ({} transport)",
@@ -1314,12 +1327,27 @@ impl Parser<'_> {
             }
             self.note_foreign_keys(path, obj);
         }
+        let remote = !obj.contains_key("command") && obj.contains_key("url");
         let ignored: &[&str] = if shape == Shape::Desktop {
-            FOREIGN_BACKEND_KEYS
+            if remote {
+                &["url", "headers", "type", "transportType"]
+            } else {
+                FOREIGN_BACKEND_KEYS
+            }
         } else {
             &[]
         };
         self.check_keys_ignoring(path, obj, shape.backend_keys(), ignored)?;
+        if remote {
+            for key in ["args", "cwd", "env"] {
+                if obj.contains_key(key) {
+                    return Err(self.bad_value(
+                        &child(path, key),
+                        "belongs to a program gangway starts; a server reached by \"url\" has none (its HTTP headers go in \"headers\")".to_string(),
+                    ));
+                }
+            }
+        }
 
         let mut disabled = match obj.get("disabled") {
             None => false,
@@ -1329,8 +1357,9 @@ impl Parser<'_> {
         // Each raw string keeps its own JSON path so expansion errors can point at it.
         let command_path = child(path, "command");
         let mut args: Vec<(&str, String)> = Vec::new();
-        let (command, command_path) = match obj.get("command") {
+        let (command, command_path) = match obj.get(if remote { "url" } else { "command" }) {
             None => return Err(self.missing(path, "command")),
+            Some(Value::String(s)) if remote => (s.as_str(), child(path, "url")),
             Some(Value::String(s)) => (s.as_str(), command_path),
             Some(Value::Array(parts)) if shape == Shape::List => {
                 let mut strings = Vec::with_capacity(parts.len());
@@ -1378,8 +1407,9 @@ impl Parser<'_> {
         }
 
         let mut env: Vec<(&str, &str, String)> = Vec::new();
-        if let Some(v) = obj.get("env") {
-            let env_path = child(path, "env");
+        let env_key = if remote { "headers" } else { "env" };
+        if let Some(v) = obj.get(env_key) {
+            let env_path = child(path, env_key);
             let Value::Object(vars) = v else {
                 return Err(self.wrong_type(
                     &env_path,
@@ -1525,6 +1555,14 @@ impl Parser<'_> {
                 after_expansion: true,
             });
         }
+        if remote && !disabled {
+            if let Err(e) = crate::http::client::Url::parse(&command_text) {
+                return Err(self.bad_value(
+                    &command_path,
+                    format!("is not a URL gangway can reach: {e}"),
+                ));
+            }
+        }
         let cwd = cwd.map(|dir| {
             if disabled || dir.is_absolute() {
                 dir
@@ -1555,6 +1593,7 @@ impl Parser<'_> {
             direct,
             scope,
             keep_warm,
+            remote,
             disabled_reason,
             env_remove: Vec::new(),
             vars,
@@ -1618,6 +1657,7 @@ impl Parser<'_> {
             direct: Vec::new(),
             scope: Scope::Shared,
             keep_warm: 0,
+            remote: false,
             disabled_reason: Some(reason),
             env_remove: Vec::new(),
             vars: Vec::new(),
@@ -2503,9 +2543,10 @@ mod tests {
         let names: Vec<&str> = c.backends.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(
             names,
-            ["code", "filesystem"],
-            "disabled non-stdio servers are skipped"
+            ["code", "cursorish", "filesystem", "remote"],
+            "servers reached by URL are backends too (disabled here, as the file says)"
         );
+        assert!(backend(&c, "remote").remote && backend(&c, "remote").disabled);
         assert_eq!(c.expose, Expose::Meta);
         assert_eq!(c.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
         let f = backend(&c, "filesystem");
@@ -2546,9 +2587,14 @@ mod tests {
                 "local": {"command": "npx", "type": "stdio"}}}"#,
         )
         .unwrap();
+        let url = backend(&c, "url");
+        assert!(
+            url.remote && !url.disabled,
+            "a URL without a type is Streamable HTTP"
+        );
+        assert_eq!(url.command, "https://x.invalid");
         for (name, transport) in [
             ("sse", "\"sse\""),
-            ("url", "\"url\""),
             ("gem", "\"httpUrl\""),
             ("cline", "\"sse\""),
         ] {
@@ -2562,11 +2608,11 @@ mod tests {
         }
         assert_eq!(backend(&c, "url").description.as_deref(), Some("remote"));
         assert!(
-            c.backends.iter().all(|b| b.name != "off"),
-            "a disabled http server is skipped"
+            backend(&c, "off").disabled && backend(&c, "off").remote,
+            "a disabled http server is listed, disabled"
         );
         assert!(!backend(&c, "local").disabled);
-        assert_eq!(c.enabled().count(), 1);
+        assert_eq!(c.enabled().count(), 2, "local and url");
         let m = err(r#"{"mcpServers": {"remote": {"type": 3, "command": "x"}}}"#);
         assert_has(&m, &["mcpServers.remote.type", "\"stdio\"", "a number"]);
     }
@@ -2838,7 +2884,7 @@ mod tests {
                 "/etc/gangway/test.json",
                 "backends.github: unknown key \"tiemout\"",
                 "did you mean \"timeout\"?",
-                "Valid keys here: args, client_request_timeout, command, cwd, description, direct, disabled, env, expose, idle_timeout, keep_warm, prefix, scope, startup_timeout, timeout, tools.",
+                "Valid keys here: args, client_request_timeout, command, cwd, description, direct, disabled, env, expose, headers, idle_timeout, keep_warm, prefix, scope, startup_timeout, timeout, tools, url.",
             ],
         );
         let m = err(r#"{"backends": {}, "max_msg_bytes": 5}"#);
@@ -3262,7 +3308,7 @@ mod tests {
         assert_eq!(closest("comand", BACKEND_KEYS), Some("command"));
         assert_eq!(closest("ENV", BACKEND_KEYS), Some("env"));
         assert_eq!(closest("ab", BACKEND_KEYS), None);
-        assert_eq!(closest("headers", BACKEND_KEYS), None);
+        assert_eq!(closest("alwaysAllow", BACKEND_KEYS), None);
         assert_eq!(closest(&"x".repeat(1000), BACKEND_KEYS), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
@@ -3771,5 +3817,46 @@ mod tests {
         assert!(err(r#"{"rate_limit": {"rps": 1}}"#).contains("unknown key"));
         assert!(err(r#"{"http": {"tokens": [""]}}"#).contains("http.tokens[0]"));
         assert!(err(r#"{"http": {"max_sessions": 0}}"#).contains("http.max_sessions"));
+    }
+
+    #[test]
+    fn servers_reached_by_url_in_every_shape() {
+        let lookup = |name: &str| (name == "TOKEN").then(|| "s3cret-token".to_string());
+        let c = Config::parse(
+            r#"{"backends": {
+                "own": {"url": "http://127.0.0.1:8000/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}, "timeout": 7},
+                "nokey": {"url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer ${NO_SUCH_VAR}"}}}}"#,
+            Path::new("/etc/gangway/test.json"),
+            &lookup,
+        )
+        .expect("valid");
+        let own = backend(&c, "own");
+        assert!(own.remote && !own.disabled);
+        assert_eq!(own.command, "http://127.0.0.1:8000/mcp");
+        assert_eq!(
+            own.env,
+            vec![(
+                "Authorization".to_string(),
+                "Bearer s3cret-token".to_string()
+            )]
+        );
+        assert_eq!(own.timeout, Duration::from_secs(7));
+        assert!(
+            !format!("{own:?}").contains("s3cret"),
+            "header values stay out of Debug"
+        );
+        let nokey = backend(&c, "nokey");
+        assert!(
+            nokey.disabled,
+            "an unset variable in a header disables only that backend"
+        );
+        let code = parse(r#"{"mcpServers": {"api": {"type": "http", "url": "http://h:1/mcp", "headers": {"X-Key": "k"}}}}"#)
+            .expect("Claude Code's .mcp.json shape");
+        assert!(backend(&code, "api").remote && !backend(&code, "api").disabled);
+        assert!(
+            err(r#"{"backends": {"a": {"url": "http://h/mcp", "args": ["x"]}}}"#)
+                .contains("backends.a.args")
+        );
+        assert!(err(r#"{"backends": {"a": {"url": "ftp://h/mcp"}}}"#).contains("backends.a.url"));
     }
 }

@@ -588,6 +588,7 @@ mod tests {
             direct: vec![],
             scope: crate::config::Scope::Shared,
             keep_warm: 0,
+            remote: false,
             disabled_reason: None,
             env_remove: vec![],
             vars: vec![],

@@ -6,6 +6,7 @@ use super::guard;
 use super::http::Serve;
 use super::notify::Systemd;
 use super::process::{self, Spawned};
+use super::remote::{Remote, RemoteEvent, MAX_CONNS, REMOTE_BASE};
 use super::stdio::{ClientIn, ClientOut};
 use crate::catalog::Catalog;
 use crate::config::{self, Config};
@@ -248,6 +249,8 @@ struct Runtime<'c> {
     session: SessionId,
     signals: Signals,
     backends: Vec<Option<BackendIo>>,
+    /// Backends reached by URL, in the slots of the backends that are remote.
+    remotes: Vec<Option<Remote>>,
     /// Docker bookkeeping; `None` when no backend runs `docker run`.
     docker: Option<Docker>,
     /// The config file, read again on SIGHUP.
@@ -341,6 +344,7 @@ impl<'c> Runtime<'c> {
         Ok(Runtime {
             poll,
             backends: (0..gw.backend_count()).map(|_| None).collect(),
+            remotes: (0..gw.backend_count()).map(|_| None).collect(),
             gw,
             max_line: config.max_message_bytes,
             front,
@@ -398,6 +402,9 @@ impl<'c> Runtime<'c> {
         let n = self.gw.backend_count();
         if self.backends.len() < n {
             self.backends.resize_with(n, || None);
+        }
+        if self.remotes.len() < n {
+            self.remotes.resize_with(n, || None);
         }
         match self.docker.as_mut() {
             Some(d) if d.containers.len() < n => d.containers.resize(n, None),
@@ -498,7 +505,9 @@ impl<'c> Runtime<'c> {
         };
         let local_output = matches!(self.front, Front::Local { closed: false, .. })
             && self.gw.session_backlog(self.session) > 0;
+        let remote_work = self.remotes.iter().flatten().any(Remote::has_ready_work);
         local_output
+            || remote_work
             || (client_readable && !client_paused)
             || self
                 .backends
@@ -529,6 +538,12 @@ impl<'c> Runtime<'c> {
                 }
             }
             SIGNALS => {}
+            Token(t) if t >= REMOTE_BASE => {
+                let (b, i) = ((t - REMOTE_BASE) / MAX_CONNS, (t - REMOTE_BASE) % MAX_CONNS);
+                if let Some(Some(r)) = self.remotes.get_mut(b) {
+                    r.mark(i, readable, writable);
+                }
+            }
             Token(t) if t >= BACKEND_BASE => {
                 let b = (t - BACKEND_BASE) / 3;
                 if let Some(Some(io)) = self.backends.get_mut(b) {
@@ -720,6 +735,9 @@ impl<'c> Runtime<'c> {
     }
 
     fn read_backend(&mut self, now: Instant, b: usize) {
+        if self.remotes.get(b).is_some_and(Option::is_some) {
+            return self.drive_remote(now, b);
+        }
         let paused = self.client_paused_backends();
         self.read_backend_pipes(now, b, !paused, READS_PER_TURN);
     }
@@ -804,6 +822,9 @@ impl<'c> Runtime<'c> {
             for action in actions {
                 match action {
                     Action::Spawn(b) => self.spawn(now, b),
+                    Action::CloseStdin(b) | Action::Signal(b, _) if self.remotes[b].is_some() => {
+                        self.remote_gone(now, b, "disconnected");
+                    }
                     Action::CloseStdin(b) => {
                         if let Some(io) = self.backends[b].as_mut() {
                             if let Some(mut pipe) = io.stdin.take() {
@@ -840,6 +861,24 @@ impl<'c> Runtime<'c> {
         let Some(cfg) = self.gw.backend_config(b) else {
             return;
         };
+        if cfg.remote {
+            if let Some(mut old) = self.remotes[b].take() {
+                old.shut(self.poll.registry());
+            }
+            match Remote::new(&cfg.command, &cfg.env, self.max_line) {
+                Ok(r) => {
+                    log::debug!(
+                        "backend '{}' is reached at {}",
+                        backend_name(&self.gw, b),
+                        cfg.command
+                    );
+                    self.remotes[b] = Some(r);
+                    self.drive_remote(now, b);
+                }
+                Err(e) => self.gw.on_spawn_failed(now, b, &e),
+            }
+            return;
+        }
         let launch = match self.docker.as_mut() {
             Some(d) if docker::is_docker_run(cfg) => {
                 d.starts += 1;
@@ -925,7 +964,41 @@ impl<'c> Runtime<'c> {
         self.write_client(now);
     }
 
+    /// Sends what the gateway wrote to remote backend `b`, reads what came back, and
+    /// hands it to the gateway.
+    fn drive_remote(&mut self, now: Instant, b: usize) {
+        let Some(r) = self.remotes.get_mut(b).and_then(Option::as_mut) else {
+            return;
+        };
+        let queue = &mut self.gw.out.backends[b];
+        let used = r.take_lines(queue.pending());
+        queue.consume(used);
+        r.drive(self.poll.registry(), b);
+        let events = std::mem::take(&mut r.events);
+        for e in events {
+            match e {
+                RemoteEvent::Line(line) => self.gw.on_backend_line(now, b, &line),
+                RemoteEvent::Failed(why) => {
+                    log::warn!("backend '{}': {why}", backend_name(&self.gw, b));
+                    self.remote_gone(now, b, &why);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Remote backend `b` is gone (stopped by gangway, or failed with `why`).
+    fn remote_gone(&mut self, now: Instant, b: usize, why: &str) {
+        if let Some(mut r) = self.remotes.get_mut(b).and_then(Option::take) {
+            r.shut(self.poll.registry());
+            self.gw.on_backend_exit(now, b, why);
+        }
+    }
+
     fn write_backend(&mut self, now: Instant, b: usize) {
+        if self.remotes.get(b).is_some_and(Option::is_some) {
+            return self.drive_remote(now, b);
+        }
         let queue = &mut self.gw.out.backends[b];
         // With no process, the queue waits: `Gateway::start` resets it for the next one.
         let Some(io) = self.backends[b].as_mut() else {

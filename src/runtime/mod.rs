@@ -6,6 +6,7 @@ pub mod guard;
 pub mod http;
 pub mod notify;
 pub mod process;
+pub mod remote;
 pub mod stdio;
 
 pub use event_loop::{run, run_local, run_serve, LocalClient, LocalEnd, LocalRun, RunError};

@@ -11,6 +11,7 @@ mod lifecycle;
 mod meta;
 mod names;
 mod reload;
+mod remote;
 mod routing;
 mod serve;
 mod service;

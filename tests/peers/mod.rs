@@ -3,3 +3,4 @@
 
 mod everything;
 mod inspector;
+mod remote;

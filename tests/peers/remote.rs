@@ -1,0 +1,125 @@
+//! A stdio gangway whose backend is server-everything reached by URL, in its Streamable
+//! HTTP mode (`node dist/index.js streamableHttp`, port from `PORT`): tools, progress,
+//! sampling answered by gangway's client, and a resource read.
+
+use crate::util::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+
+/// server-everything serving Streamable HTTP; killed (with its process group) on drop.
+struct Everything(Child);
+
+impl Drop for Everything {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(-(self.0.id() as i32));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+fn everything_http() -> Option<(Everything, u16)> {
+    let js = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(".peers/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let mut missing = Vec::new();
+    if !js.exists() {
+        missing.push(format!("server-everything ({})", js.display()));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        missing.push("`node` in PATH".to_string());
+    }
+    if !nothing_missing("the remote-backend peer tests", &missing) {
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut cmd = Command::new("node");
+    cmd.arg(&js)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().expect("start server-everything");
+    let (tx, rx) = mpsc::channel();
+    let outputs: [Box<dyn std::io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().expect("piped stdout")),
+        Box::new(child.stderr.take().expect("piped stderr")),
+    ];
+    for out in outputs {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line.contains("listening on port") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+    }
+    let server = Everything(child);
+    rx.recv_timeout(T)
+        .expect("server-everything says it listens");
+    Some((server, port))
+}
+
+#[test]
+fn server_everything_over_streamable_http_serves_tools_progress_sampling_and_resources() {
+    let Some((_server, port)) = everything_http() else {
+        return;
+    };
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools",
+        "backends": {"ev": {"url": format!("http://127.0.0.1:{port}/mcp")}}});
+    let mut gw = Gangway::start(&dir, &config);
+    let init = gw.call(
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {"sampling": {}},
+               "clientInfo": {"name": "remote-test", "version": "1"}}),
+    );
+    assert!(init.get("result").is_some(), "{init}");
+    gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let names = gw.list_tool_names();
+    assert!(
+        names.contains(&"ev__trigger-sampling-request".to_string()),
+        "{names:?}"
+    );
+    assert_eq!(
+        ok_text(&gw.call_tool("ev__echo", json!({"message": "over http"}))),
+        "Echo: over http"
+    );
+    // Progress arrives on the POST's event stream and reaches the client with its token.
+    let line = json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call", "params": {
+        "name": "ev__trigger-long-running-operation", "arguments": {"duration": 1, "steps": 2},
+        "_meta": {"progressToken": "tok"}}});
+    gw.send(&line);
+    let progress = gw.wait_notification("notifications/progress", T);
+    assert_eq!(progress["params"]["progressToken"], "tok");
+    assert!(gw.response(&json!("long"), T)["result"].is_object());
+    // The server's sampling request comes to this client; its answer goes back by POST.
+    let line = json!({"jsonrpc": "2.0", "id": "sample", "method": "tools/call", "params": {
+        "name": "ev__trigger-sampling-request", "arguments": {"prompt": "a remote question"}}});
+    gw.send(&line);
+    let ask = gw.recv_until(|m| m["method"] == "sampling/createMessage", T);
+    gw.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
+        "role": "assistant", "model": "test", "content": {"type": "text", "text": "remote answer"}}}));
+    let sampled = gw.response(&json!("sample"), T);
+    assert!(sampled.to_string().contains("remote answer"), "{sampled}");
+    let read = gw.call(
+        "resources/read",
+        json!({"uri": "demo://resource/static/document/architecture.md"}),
+    );
+    assert!(
+        read["result"]["contents"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Architecture")),
+        "{read}"
+    );
+    gw.close_stdin();
+    assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
+}
