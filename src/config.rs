@@ -25,9 +25,10 @@
 //!    clients with this shape (Cline, Roo Code, Cursor, Claude Code, Gemini CLI) work as
 //!    they are: the keys those clients add to a server (`autoApprove`, `alwaysAllow`,
 //!    `headers`, ...: [`FOREIGN_BACKEND_KEYS`]) are ignored with a note. A server may say
-//!    `"type": "stdio"`; one with any other transport (`"http"`, `"sse"`, or a `url` or
-//!    `httpUrl` without a `command`) is disabled with the reason (skipped entirely when it
-//!    has `"disabled": true`), and the other servers still run. A server whose program is
+//!    `"type": "stdio"`; one with a `url` and `"type": "http"` (or no type) is a remote
+//!    backend (see [`BackendConfig::remote`]); one with any other transport (`"sse"`,
+//!    `httpUrl`) is disabled with the reason (skipped entirely when it has
+//!    `"disabled": true`), and the other servers still run. A server whose program is
 //!    gangway itself, on the host or as a `docker run` of the `gangway` image, is disabled
 //!    with the reason, because pointing gangway at the file that launches it would make it
 //!    spawn itself recursively.
