@@ -133,7 +133,7 @@ fn exec_word(arg: &str) -> Result<String, String> {
 /// The unit for `scope`: [`UNIT`] with `ExecStart=` running `exe serve`, with `--config
 /// config` (default: `%E/gangway/config.json`, that is `~/.config/gangway/config.json` for
 /// the user, `/etc/gangway/config.json` for the system) and `--listen listen` when given.
-/// For the system scope, the user scope's own lines become [`SYSTEM_ONLY`]'s lines
+/// For the system scope, the user scope's own lines become the system-only lines
 /// and the unit is wanted by `multi-user.target` instead of `default.target`.
 ///
 /// # Errors
