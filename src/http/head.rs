@@ -46,7 +46,7 @@ pub struct Head {
 pub enum HeadError {
     /// Not HTTP/1.x or not parseable: 400.
     Malformed(String),
-    /// More headers than [`MAX_HEADERS`] or a head over the size bound: 431.
+    /// More than 64 headers, or a head over the size bound: 431.
     TooLarge,
     /// A transfer coding other than chunked, or both a length and chunked: 501 / 400.
     Unsupported(String),
