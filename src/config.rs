@@ -459,6 +459,16 @@ impl BackendConfig {
         text
     }
 
+    /// Its command as messages, logs and the status page show it: for a remote backend, its
+    /// URL without the query (which may carry a credential).
+    pub fn shown_command(&self) -> &str {
+        if self.remote {
+            self.command.split('?').next().unwrap_or("")
+        } else {
+            &self.command
+        }
+    }
+
     /// Whether its command runs `docker run` (see [`crate::docker::is_docker_run`]): its
     /// start may include an image pull.
     pub fn runs_docker(&self) -> bool {

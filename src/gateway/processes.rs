@@ -34,7 +34,7 @@ impl Gateway {
         let reason = format!(
             "backend '{}' could not be started: {error}. Check its \"command\" ({}) in {}",
             be.name(),
-            be.config.command,
+            be.config.shown_command(),
             self.config_path.display()
         );
         error!("{reason}");

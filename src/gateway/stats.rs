@@ -331,7 +331,7 @@ impl Gateway {
             retry_in,
             program: be
                 .config
-                .command
+                .shown_command()
                 .split_whitespace()
                 .next()
                 .unwrap_or("")

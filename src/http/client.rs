@@ -122,8 +122,10 @@ impl Url {
     /// characters, non-ASCII: percent-encode them).
     pub fn parse(text: &str) -> Result<Url, ClientError> {
         let trimmed = text.trim();
+        // The query may carry a credential: errors leave it out.
+        let shown = trimmed.split('?').next().unwrap_or("");
         let err = |why: &str| ClientError::Url {
-            url: trimmed.to_string(),
+            url: shown.to_string(),
             why: why.to_string(),
         };
         let (https, rest) = match trimmed.split_once("://") {
@@ -199,10 +201,13 @@ impl Url {
     }
 }
 
+/// The URL as messages and logs show it: without its query, which may carry a credential
+/// (`?api_key=...`).
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.https { "https" } else { "http" };
-        write!(f, "{scheme}://{}{}", self.host_header(), self.path)
+        let path = self.path.split('?').next().unwrap_or("");
+        write!(f, "{scheme}://{}{path}", self.host_header())
     }
 }
 
@@ -765,7 +770,7 @@ mod tests {
     fn a_url_written_back_parses_to_the_same_url() {
         for text in [
             "http://a",
-            "https://a.b-c_d:1/p?q",
+            "https://a.b-c_d:1/p",
             "http://[::1]:65535/x/y",
             "https://[fe80::1:2]",
             "http://h:80/",
@@ -774,6 +779,14 @@ mod tests {
             let u = url(text);
             assert_eq!(url(&u.to_string()), u, "{text} -> {u}");
         }
+    }
+
+    #[test]
+    fn a_query_is_sent_but_never_shown() {
+        let u = url("http://h/mcp?api_key=s3cret");
+        assert_eq!(u.path, "/mcp?api_key=s3cret", "the request carries it");
+        assert_eq!(u.to_string(), "http://h/mcp");
+        assert!(!url_error("ftp://h/mcp?api_key=s3cret").contains("s3cret"));
     }
 
     #[test]

@@ -870,7 +870,7 @@ impl<'c> Runtime<'c> {
                     log::debug!(
                         "backend '{}' is reached at {}",
                         backend_name(&self.gw, b),
-                        cfg.command
+                        cfg.shown_command()
                     );
                     self.remotes[b] = Some(r);
                     self.drive_remote(now, b);
