@@ -1567,11 +1567,25 @@ impl Parser<'_> {
             });
         }
         if remote && !disabled {
-            if let Err(e) = crate::http::client::Url::parse(&command_text) {
-                return Err(self.bad_value(
-                    &command_path,
-                    format!("is not a URL gangway can reach: {e}"),
-                ));
+            match crate::http::client::Url::parse(&command_text) {
+                Err(e) => {
+                    return Err(self.bad_value(
+                        &command_path,
+                        format!("is not a URL gangway can reach: {e}"),
+                    ))
+                }
+                Ok(url) if url.https => {
+                    // Like any server gangway cannot run yet: disabled with the reason, and
+                    // the others run.
+                    disabled = true;
+                    disabled_reason = Some(
+                        "it is reached over https, which gangway cannot do yet; reach it over \
+                         http on a trusted network or through a local TLS-terminating proxy, or \
+                         keep using it from your MCP client directly"
+                            .to_string(),
+                    );
+                }
+                Ok(_) => {}
             }
         }
         let cwd = cwd.map(|dir| {
@@ -2599,10 +2613,10 @@ mod tests {
         )
         .unwrap();
         let url = backend(&c, "url");
-        assert!(
-            url.remote && !url.disabled,
-            "a URL without a type is Streamable HTTP"
-        );
+        assert!(url.remote, "a URL without a type is Streamable HTTP");
+        assert!(url.disabled, "https is not reachable yet");
+        let why = url.disabled_reason.as_deref().unwrap_or("");
+        assert!(why.contains("https"), "{why}");
         assert_eq!(url.command, "https://x.invalid");
         for (name, transport) in [
             ("sse", "\"sse\""),
@@ -2623,7 +2637,7 @@ mod tests {
             "a disabled http server is listed, disabled"
         );
         assert!(!backend(&c, "local").disabled);
-        assert_eq!(c.enabled().count(), 2, "local and url");
+        assert_eq!(c.enabled().count(), 1, "local only");
         let m = err(r#"{"mcpServers": {"remote": {"type": 3, "command": "x"}}}"#);
         assert_has(&m, &["mcpServers.remote.type", "\"stdio\"", "a number"]);
     }

@@ -130,12 +130,12 @@ fn other_clients_files_run_their_stdio_servers() {
     );
     let err = tool_error_text(&gw.use_tool("remote", "echo", json!({ "text": "x" })));
     assert!(
-        err.contains("\"http\" transport") && err.contains("cannot run yet"),
+        err.contains("https") && err.contains("cannot do yet"),
         "{err}"
     );
     let text = instructions(&init);
     assert!(
-        text.contains("- cursor (disabled): it uses the \"url\" transport"),
+        text.contains("- cursor (disabled): it is reached over https"),
         "{text}"
     );
     gw.finish();
