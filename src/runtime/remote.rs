@@ -43,6 +43,14 @@ struct Conn {
     sse: Option<SseParser>,
     /// The line being answered on it (for `initialize`, its session id is kept).
     initialize: bool,
+    /// That line, to send again on a new connection if this one turns out closed by the
+    /// server before any byte of an answer (an idle kept-alive connection it let go).
+    line: Vec<u8>,
+    /// The line was sent once already.
+    retried: bool,
+    /// An answer came on this connection before (so a close here may be the server
+    /// ending an idle keep-alive, not a failure).
+    reused: bool,
     readable: bool,
     writable: bool,
     busy: bool,
@@ -54,8 +62,9 @@ pub struct Remote {
     url: Url,
     headers: Vec<(String, String)>,
     session: Option<String>,
-    /// Lines the gateway wrote and no connection has taken yet.
-    queue: VecDeque<Vec<u8>>,
+    /// Lines the gateway wrote and no connection has taken yet (with whether each was sent
+    /// once already).
+    queue: VecDeque<(Vec<u8>, bool)>,
     conns: Vec<Option<Conn>>,
     max_body: usize,
     /// Events for the gateway.
@@ -99,7 +108,7 @@ impl Remote {
         for line in pending[..end].split(|&c| c == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if !line.is_empty() {
-                self.queue.push_back(line.to_vec());
+                self.queue.push_back((line.to_vec(), false));
             }
         }
         end + 1
@@ -121,7 +130,7 @@ impl Remote {
             return;
         }
         while let Some(i) = self.free_conn(registry, b) {
-            let Some(line) = self.queue.pop_front() else {
+            let Some((line, retried)) = self.queue.pop_front() else {
                 break;
             };
             let initialize =
@@ -150,6 +159,8 @@ impl Remote {
                 c.sse = None;
                 c.initialize = initialize;
                 c.busy = true;
+                c.line = line;
+                c.retried = retried;
             }
         }
         for i in 0..self.conns.len() {
@@ -204,6 +215,9 @@ impl Remote {
             reader: None,
             sse: None,
             initialize: false,
+            line: Vec::new(),
+            retried: false,
+            reused: false,
             readable: false,
             writable: false,
             busy: false,
@@ -223,6 +237,9 @@ impl Remote {
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => c.writable = false,
                 Err(e) => {
                     let text = self.io_error("cannot send to", &e);
+                    if self.resend(registry, i, &e) {
+                        return;
+                    }
                     self.close(registry, i);
                     self.fail(text);
                     return;
@@ -260,6 +277,12 @@ impl Remote {
             if n == 0 {
                 let outcome = c.reader.as_mut().map(ResponseReader::finish);
                 let busy = c.busy;
+                if let Some(Err(ClientError::ClosedBeforeResponse)) = outcome {
+                    let closed = io::Error::from(io::ErrorKind::ConnectionReset);
+                    if self.resend(registry, i, &closed) {
+                        return;
+                    }
+                }
                 if let Some(Ok(ReadStatus::Done)) = outcome {
                     self.response_data(i, true);
                 }
@@ -303,6 +326,8 @@ impl Remote {
                 c.reader = None;
                 c.sse = None;
                 c.busy = false;
+                c.reused = true;
+                c.line.clear();
                 return Ok(());
             }
             if used == 0 || input.is_empty() {
@@ -375,6 +400,29 @@ impl Remote {
                 self.events.push(RemoteEvent::Line(body.to_vec()));
             }
         }
+    }
+
+    /// Connection `i`, kept alive from an earlier answer, was closed by the server (`e`)
+    /// before any byte of the answer to its request: the request goes again, once, on a
+    /// new connection. Returns whether it was queued again.
+    fn resend(&mut self, registry: &Registry, i: usize, e: &io::Error) -> bool {
+        let Some(Some(c)) = self.conns.get_mut(i) else {
+            return false;
+        };
+        let closed = matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionAborted
+        );
+        let nothing_back = !c.reader.as_ref().is_some_and(|r| r.head().is_some());
+        if !(c.busy && c.reused && !c.retried && closed && nothing_back) {
+            return false;
+        }
+        let line = std::mem::take(&mut c.line);
+        self.close(registry, i);
+        self.queue.push_front((line, true));
+        true
     }
 
     /// A sentence for an I/O error on a connection to the server: a refused connection

@@ -75,3 +75,96 @@ fn a_server_that_is_gone_or_wants_a_token_gets_a_clear_error() {
         "{text}"
     );
 }
+
+/// A fake Streamable HTTP server that answers every request on its own, except that it
+/// closes a kept-alive connection, without answering, when the first `tools/call` arrives
+/// on it: as a server does when it lets an idle connection go just as a request comes.
+fn flaky_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicBool::new(false));
+    let counter = Arc::clone(&calls);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let (calls, dropped) = (Arc::clone(&counter), Arc::clone(&dropped));
+            std::thread::spawn(move || {
+                let mut w = stream.try_clone().expect("clone");
+                let mut r = BufReader::new(stream);
+                let mut served = 0;
+                loop {
+                    let head = read_head(&mut r);
+                    if head.is_empty() {
+                        return;
+                    }
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let msg: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let method = msg["method"].as_str().unwrap_or("");
+                    if method == "tools/call" && served > 0 && !dropped.swap(true, Ordering::SeqCst)
+                    {
+                        return; // closes the connection, no answer
+                    }
+                    served += 1;
+                    let result = match method {
+                        "initialize" => {
+                            json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                                               "serverInfo": {"name": "flaky", "version": "1"}})
+                        }
+                        "tools/list" => {
+                            json!({"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]})
+                        }
+                        "tools/call" => {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            json!({"content": [{"type": "text", "text": "answered"}]})
+                        }
+                        _ => {
+                            let _ =
+                                w.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
+                            continue;
+                        }
+                    };
+                    let out =
+                        json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}).to_string();
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: s1\r\nContent-Length: {}\r\n\r\n{out}",
+                        out.len()
+                    );
+                    if w.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                    let _ = r.fill_buf();
+                }
+            });
+        }
+    });
+    (addr, calls)
+}
+
+#[test]
+fn a_request_on_a_connection_the_server_let_go_is_sent_again_on_a_new_one() {
+    let (addr, calls) = flaky_server();
+    let dir = TempDir::new();
+    let config =
+        json!({"expose": "tools", "backends": {"flaky": {"url": format!("http://{addr}/mcp")}}});
+    let mut gw = Gangway::start(&dir, &config);
+    gw.initialize();
+    assert!(gw.list_tool_names().contains(&"flaky__echo".to_string()));
+    let resp = gw.call_tool("flaky__echo", json!({}));
+    assert_eq!(ok_text(&resp), "answered", "{resp}");
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "answered once, on the new connection"
+    );
+}
