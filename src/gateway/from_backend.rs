@@ -254,7 +254,7 @@ impl Gateway {
             }
             "notifications/progress" => {
                 // Progress belongs to the session whose request carries the token.
-                let token = progress_notification_token(msg.params);
+                let token = message::notification_progress_token(msg.params);
                 let owner = token
                     .and_then(|t| self.progress.get(&(b, RawId::new(t.get().as_bytes()))))
                     .and_then(|gw| self.ids.get(*gw))
@@ -378,18 +378,6 @@ impl Gateway {
             .and_then(|r| serde_json::from_str::<Init>(r.get()).ok())
             .is_some_and(|i| i.capabilities.contains_key(capability))
     }
-}
-
-/// The raw `params.progressToken` of a `notifications/progress`.
-fn progress_notification_token(params: Option<&RawValue>) -> Option<&RawValue> {
-    #[derive(Deserialize)]
-    struct Params<'a> {
-        #[serde(rename = "progressToken", borrow)]
-        token: &'a RawValue,
-    }
-    serde_json::from_str::<Params<'_>>(params?.get())
-        .ok()
-        .map(|p| p.token)
 }
 
 /// Appends a backend's `notifications/message` with `logger` naming the backend:

@@ -12,8 +12,8 @@ use super::{after, Gateway, Life, SessionId, Timer};
 use crate::timer::TimerHandle;
 use crate::wire::ids::{IdText, Peer, RawId};
 use crate::wire::message::{
-    self, span_of, splice, write_error, write_request, write_result, Message, BACKEND_ERROR,
-    INVALID_REQUEST, REQUEST_TIMEOUT,
+    self, request_progress_token, span_of, splice, write_error, write_request, write_result,
+    Message, BACKEND_ERROR, INVALID_REQUEST, REQUEST_TIMEOUT,
 };
 use log::{error, warn};
 use serde::Deserialize;
@@ -106,7 +106,7 @@ impl Gateway {
         let wire = self.ids.get(gw).and_then(|e| e.data.wire_token.clone());
         let token_span = wire
             .as_ref()
-            .and_then(|_| progress_token(msg.params))
+            .and_then(|_| request_progress_token(msg.params))
             .and_then(|t| span_of(msg.line, t.get()));
         let mut edits: Vec<(std::ops::Range<usize>, &[u8])> = vec![(id_span, gw_text.as_bytes())];
         if let Some((span, bytes)) = &extra {
@@ -189,7 +189,7 @@ impl Gateway {
         };
         match self.track(Some((Peer::Session(self.handling.0), client_id)), pending) {
             Some(gw) => {
-                if let Some(token) = progress_token(params) {
+                if let Some(token) = request_progress_token(params) {
                     let token = RawId::new(token.get().as_bytes());
                     // Tokens must be unique among a backend's requests in flight.
                     let wire = self
@@ -535,29 +535,11 @@ impl Gateway {
     }
 }
 
-/// The raw `params._meta.progressToken` of a request, if it asks for progress.
-pub(super) fn progress_token(params: Option<&RawValue>) -> Option<&RawValue> {
-    #[derive(Deserialize)]
-    struct Meta<'a> {
-        #[serde(rename = "progressToken", borrow, default)]
-        token: Option<&'a RawValue>,
-    }
-    #[derive(Deserialize)]
-    struct Params<'a> {
-        #[serde(rename = "_meta", borrow, default)]
-        meta: Option<Meta<'a>>,
-    }
-    serde_json::from_str::<Params<'_>>(params?.get())
-        .ok()?
-        .meta?
-        .token
-}
-
 /// Request params (`params`, one JSON object) with `_meta.progressToken` replaced by
 /// `token` (raw JSON), or `None` when they carry no token.
 pub(super) fn with_progress_token(params: &[u8], token: &[u8]) -> Option<Vec<u8>> {
     let raw: &RawValue = serde_json::from_slice(params).ok()?;
-    let span = span_of(params, progress_token(Some(raw))?.get())?;
+    let span = span_of(params, request_progress_token(Some(raw))?.get())?;
     let mut out = Vec::with_capacity(params.len() + token.len());
     splice(&mut out, params, &[(span, token)]);
     out.pop(); // splice ends a line; params are not one.

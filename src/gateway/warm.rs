@@ -44,7 +44,10 @@ impl Gateway {
         if !self.warm || self.life != Life::Running {
             return;
         }
-        for b in self.order.clone() {
+        // Indexed, not cloned: this runs after every event while serving keeps backends
+        // warm, and starting one does not change the order.
+        for k in 0..self.order.len() {
+            let b = self.order[k];
             let be = &self.backends[b];
             let want = be.config.keep_warm;
             if want == 0 || be.removed || be.warm_held {

@@ -25,7 +25,6 @@ use crate::gateway::outbox::OutBuf;
 use crate::gateway::{Gateway, SessionId};
 use crate::wire::message::{self, Kind, Message};
 use head::{Body, BodyStatus, Head, HeadError};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -203,28 +202,9 @@ struct Readiness {
 /// A Docker check older than this is refreshed when `/readyz` is asked.
 const DOCKER_CHECK_AGE: Duration = Duration::from_secs(10);
 
-#[derive(Deserialize)]
-struct Params<'a> {
-    #[serde(borrow, rename = "_meta")]
-    meta: Option<Meta<'a>>,
-    #[serde(borrow, rename = "progressToken")]
-    token: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct Meta<'a> {
-    #[serde(borrow, rename = "progressToken")]
-    token: Option<&'a RawValue>,
-}
-
-/// The progress token a request names (`params._meta.progressToken`), or that a
-/// progress notification carries (`params.progressToken`).
-fn progress_token(params: Option<&RawValue>) -> Option<Vec<u8>> {
-    let p: Params<'_> = serde_json::from_str(params?.get()).ok()?;
-    p.meta
-        .and_then(|m| m.token)
-        .or(p.token)
-        .map(|t| t.get().as_bytes().to_vec())
+/// A progress token (raw JSON) as the front keys its streams by it.
+fn token_key(token: Option<&RawValue>) -> Option<Vec<u8>> {
+    token.map(|t| t.get().as_bytes().to_vec())
 }
 
 /// A fresh session id: 128 random bits, hex.
@@ -986,7 +966,7 @@ impl HttpFront {
                 Ok(m) if m.kind == Kind::Request => {
                     requests.push((
                         m.id.map(|i| i.get().as_bytes().to_vec()),
-                        progress_token(m.params),
+                        token_key(message::request_progress_token(m.params)),
                     ));
                 }
                 Ok(_) => {}
@@ -1088,7 +1068,7 @@ impl HttpFront {
             if let Some(id) = msg.id {
                 s.requests.insert(id.get().as_bytes().to_vec(), stream);
             }
-            if let Some(t) = progress_token(msg.params) {
+            if let Some(t) = token_key(message::request_progress_token(msg.params)) {
                 s.tokens.insert(t, stream);
             }
             if let Some(Some(conn)) = self.conns.get_mut(c) {
@@ -1336,7 +1316,8 @@ impl HttpFront {
                 }
             }
             Ok(m) if m.method == Some("notifications/progress") => {
-                let st = progress_token(m.params).and_then(|t| s.tokens.get(&t).copied());
+                let st = token_key(message::notification_progress_token(m.params))
+                    .and_then(|t| s.tokens.get(&t).copied());
                 (st.unwrap_or(0), false)
             }
             Ok(m) if m.kind == Kind::Request && !s.has_reader(0) => {

@@ -274,6 +274,36 @@ pub fn excerpt(line: &[u8]) -> String {
     }
 }
 
+/// The raw `params._meta.progressToken` of a request, if it asks for progress.
+pub fn request_progress_token(params: Option<&RawValue>) -> Option<&RawValue> {
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(rename = "progressToken", borrow, default)]
+        token: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(rename = "_meta", borrow, default)]
+        meta: Option<Meta<'a>>,
+    }
+    serde_json::from_str::<Params<'_>>(params?.get())
+        .ok()?
+        .meta?
+        .token
+}
+
+/// The raw `params.progressToken` of a `notifications/progress`.
+pub fn notification_progress_token(params: Option<&RawValue>) -> Option<&RawValue> {
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(rename = "progressToken", borrow)]
+        token: &'a RawValue,
+    }
+    serde_json::from_str::<Params<'_>>(params?.get())
+        .ok()
+        .map(|p| p.token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
