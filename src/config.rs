@@ -176,6 +176,7 @@ const BACKEND_KEYS: &[&str] = &[
     "startup_timeout",
     "timeout",
     "tools",
+    "type",
     "url",
 ];
 const LIST_BACKEND_KEYS: &[&str] = &[
@@ -197,6 +198,7 @@ const LIST_BACKEND_KEYS: &[&str] = &[
     "startup_timeout",
     "timeout",
     "tools",
+    "type",
     "url",
 ];
 const DESKTOP_BACKEND_KEYS: &[&str] = &[
@@ -386,6 +388,9 @@ pub struct BackendConfig {
     /// then `command` is its URL and `env` its HTTP headers (values hidden from logs and
     /// `Debug` like env values), and `args` and `cwd` are empty.
     pub remote: bool,
+    /// A remote backend speaking the HTTP+SSE transport of 2024-11-05 (`"type": "sse"`)
+    /// rather than Streamable HTTP.
+    pub sse: bool,
     /// Why gangway disabled it although the file does not (an unset variable, a transport
     /// gangway cannot run, gangway itself); `None` when it is enabled or the file says
     /// `"disabled": true`. Shown in the log, `gangway check`, the instructions and the
@@ -1316,8 +1321,10 @@ impl Parser<'_> {
             // Checked before the keys: an http server's `url`/`headers` are not typos.
             let transport = self.transport(path, obj)?;
             let remote_ok = transport.as_deref().is_some_and(|t| {
-                matches!(t, "http" | "streamable-http" | "streamableHttp" | "url")
-                    && obj.contains_key("url")
+                matches!(
+                    t,
+                    "http" | "streamable-http" | "streamableHttp" | "url" | "sse"
+                ) && obj.contains_key("url")
             });
             if let Some(transport) = transport.filter(|_| !remote_ok) {
                 if obj.get("disabled") == Some(&Value::Bool(true)) {
@@ -1339,6 +1346,19 @@ impl Parser<'_> {
             self.note_foreign_keys(path, obj);
         }
         let remote = !obj.contains_key("command") && obj.contains_key("url");
+        let sse = remote && self.remote_transport(path, obj)?;
+        if !remote && shape != Shape::Desktop {
+            match obj.get("type") {
+                None => {}
+                Some(Value::String(t)) if t == "stdio" => {}
+                Some(other) => {
+                    return Err(self.bad_value(
+                        &child(path, "type"),
+                        format!("is {other}; a server gangway starts by \"command\" speaks \"stdio\" (\"http\" and \"sse\" go with a \"url\")"),
+                    ))
+                }
+            }
+        }
         let ignored: &[&str] = if shape == Shape::Desktop {
             if remote {
                 &["url", "headers", "type", "transportType"]
@@ -1619,10 +1639,34 @@ impl Parser<'_> {
             scope,
             keep_warm,
             remote,
+            sse,
             disabled_reason,
             env_remove: Vec::new(),
             vars,
         }))
+    }
+
+    /// Whether a server reached by URL speaks the HTTP+SSE transport of 2024-11-05: its
+    /// `type` (or Cline's `transportType`) is "sse". Any other value than "http",
+    /// "streamable-http", "streamableHttp" or "stdio" is refused with the ones accepted.
+    fn remote_transport(&self, path: &str, obj: &Map<String, Value>) -> Result<bool, ConfigError> {
+        for key in ["type", "transportType"] {
+            match obj.get(key) {
+                None => {}
+                Some(Value::String(t)) if t == "sse" => return Ok(true),
+                Some(Value::String(t))
+                    if matches!(t.as_str(), "http" | "streamable-http" | "streamableHttp") => {}
+                Some(other) => {
+                    return Err(self.bad_value(
+                        &child(path, key),
+                        format!(
+                            "is {other}; a server reached by \"url\" takes \"http\" (Streamable HTTP, the default) or \"sse\" (the HTTP+SSE transport of 2024-11-05)"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// The transport a Claude Desktop-shape server asks for when it is not stdio: its
@@ -1683,6 +1727,7 @@ impl Parser<'_> {
             scope: Scope::Shared,
             keep_warm: 0,
             remote: false,
+            sse: false,
             disabled_reason: Some(reason),
             env_remove: Vec::new(),
             vars: Vec::new(),
@@ -2618,26 +2663,25 @@ mod tests {
         let why = url.disabled_reason.as_deref().unwrap_or("");
         assert!(why.contains("https"), "{why}");
         assert_eq!(url.command, "https://x.invalid");
-        for (name, transport) in [
-            ("sse", "\"sse\""),
-            ("gem", "\"httpUrl\""),
-            ("cline", "\"sse\""),
-        ] {
+        for name in ["sse", "cline"] {
             let b = backend(&c, name);
-            assert!(b.disabled, "{name}");
-            let reason = b.disabled_reason.as_deref().unwrap_or_default();
-            assert!(
-                reason.contains(transport) && reason.contains("cannot run yet"),
-                "{name}: {reason}"
-            );
+            assert!(b.remote && b.sse, "{name}: the HTTP+SSE transport");
         }
+        assert!(!url.sse, "a URL without a type is Streamable HTTP");
+        let gem = backend(&c, "gem");
+        assert!(gem.disabled, "Gemini's httpUrl");
+        let reason = gem.disabled_reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains("\"httpUrl\"") && reason.contains("cannot run yet"),
+            "{reason}"
+        );
         assert_eq!(backend(&c, "url").description.as_deref(), Some("remote"));
         assert!(
             backend(&c, "off").disabled && backend(&c, "off").remote,
             "a disabled http server is listed, disabled"
         );
         assert!(!backend(&c, "local").disabled);
-        assert_eq!(c.enabled().count(), 1, "local only");
+        assert_eq!(c.enabled().count(), 1, "local only (the others are https)");
         let m = err(r#"{"mcpServers": {"remote": {"type": 3, "command": "x"}}}"#);
         assert_has(&m, &["mcpServers.remote.type", "\"stdio\"", "a number"]);
     }
@@ -2909,7 +2953,7 @@ mod tests {
                 "/etc/gangway/test.json",
                 "backends.github: unknown key \"tiemout\"",
                 "did you mean \"timeout\"?",
-                "Valid keys here: args, client_request_timeout, command, cwd, description, direct, disabled, env, expose, headers, idle_timeout, keep_warm, prefix, scope, startup_timeout, timeout, tools, url.",
+                "Valid keys here: args, client_request_timeout, command, cwd, description, direct, disabled, env, expose, headers, idle_timeout, keep_warm, prefix, scope, startup_timeout, timeout, tools, type, url.",
             ],
         );
         let m = err(r#"{"backends": {}, "max_msg_bytes": 5}"#);
@@ -2945,11 +2989,18 @@ mod tests {
             &err(r#"{"backends": [], "security_policy": {}}"#),
             &["security_policy", "remove it"],
         );
-        // `type` belongs to the Claude shapes only.
+        // `type` says a transport: "stdio" with a command, "http" or "sse" with a url.
+        assert!(parse(r#"{"backends": {"a": {"command": "x", "type": "stdio"}}}"#).is_ok());
         assert_has(
-            &err(r#"{"backends": {"a": {"command": "x", "type": "stdio"}}}"#),
-            &["unknown key \"type\""],
+            &err(r#"{"backends": {"a": {"command": "x", "type": "sse"}}}"#),
+            &["backends.a.type", "\"stdio\"", "\"url\""],
         );
+        assert_has(
+            &err(r#"{"backends": {"a": {"url": "http://h/mcp", "type": "websocket"}}}"#),
+            &["backends.a.type", "\"http\"", "\"sse\""],
+        );
+        let c = parse(r#"{"backends": {"a": {"url": "http://h/sse", "type": "sse"}, "b": {"url": "http://h/mcp", "type": "http"}}}"#).unwrap();
+        assert!(backend(&c, "a").sse && !backend(&c, "b").sse);
     }
 
     #[test]

@@ -589,6 +589,7 @@ mod tests {
             scope: crate::config::Scope::Shared,
             keep_warm: 0,
             remote: false,
+            sse: false,
             disabled_reason: None,
             env_remove: vec![],
             vars: vec![],

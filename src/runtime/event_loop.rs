@@ -6,7 +6,7 @@ use super::guard;
 use super::http::Serve;
 use super::notify::Systemd;
 use super::process::{self, Spawned};
-use super::remote::{Remote, RemoteEvent, MAX_CONNS, REMOTE_BASE};
+use super::remote::{Remote, RemoteEvent, Transport, REMOTE_BASE, SLOTS};
 use super::stdio::{ClientIn, ClientOut};
 use crate::catalog::Catalog;
 use crate::config::{self, Config};
@@ -472,10 +472,21 @@ impl<'c> Runtime<'c> {
                     Front::Serve(serve) => serve.front.next_deadline(),
                     _ => None,
                 };
-                let next = [self.gw.next_deadline(), front, self.systemd.next_deadline()]
-                    .into_iter()
+                let remote = self
+                    .remotes
+                    .iter()
                     .flatten()
+                    .filter_map(Remote::next_deadline)
                     .min();
+                let next = [
+                    self.gw.next_deadline(),
+                    front,
+                    self.systemd.next_deadline(),
+                    remote,
+                ]
+                .into_iter()
+                .flatten()
+                .min();
                 next.map(|d| d.saturating_duration_since(Instant::now()))
             };
             match self.poll.poll(&mut events, timeout) {
@@ -539,7 +550,7 @@ impl<'c> Runtime<'c> {
             }
             SIGNALS => {}
             Token(t) if t >= REMOTE_BASE => {
-                let (b, i) = ((t - REMOTE_BASE) / MAX_CONNS, (t - REMOTE_BASE) % MAX_CONNS);
+                let (b, i) = ((t - REMOTE_BASE) / SLOTS, (t - REMOTE_BASE) % SLOTS);
                 if let Some(Some(r)) = self.remotes.get_mut(b) {
                     r.mark(i, readable, writable);
                 }
@@ -865,7 +876,12 @@ impl<'c> Runtime<'c> {
             if let Some(mut old) = self.remotes[b].take() {
                 old.shut(self.poll.registry());
             }
-            match Remote::new(&cfg.command, &cfg.env, self.max_line) {
+            let transport = if cfg.sse {
+                Transport::Sse
+            } else {
+                Transport::Streamable
+            };
+            match Remote::new(&cfg.command, transport, &cfg.env, self.max_line) {
                 Ok(r) => {
                     log::debug!(
                         "backend '{}' is reached at {}",
@@ -973,7 +989,7 @@ impl<'c> Runtime<'c> {
         let queue = &mut self.gw.out.backends[b];
         let used = r.take_lines(queue.pending());
         queue.consume(used);
-        r.drive(self.poll.registry(), b);
+        r.drive(self.poll.registry(), b, now);
         let events = std::mem::take(&mut r.events);
         for e in events {
             match e {

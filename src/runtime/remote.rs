@@ -1,29 +1,69 @@
-//! Backends reached by URL over MCP's Streamable HTTP: the runtime's side of a remote
-//! backend, in place of a process's pipes. Each line the gateway writes to the backend is
-//! one POST on a kept-alive connection (a few in parallel); a JSON answer, or each event of
-//! an event-stream answer, comes back to the gateway as a line, exactly as a stdio
-//! backend's output would. What the lines mean stays the gateway's: this only reads what
-//! the transport needs (the `Mcp-Session-Id` the server gives, which request is
-//! `initialize`).
+//! Backends reached by URL: the runtime's side of a remote backend, in place of a
+//! process's pipes. Two transports:
 //!
-//! Name resolution uses the system resolver and blocks; it happens once per connection
-//! to the server (a loopback or `/etc/hosts` name answers at once; a slow DNS server
-//! holds the loop for its time).
+//! - Streamable HTTP (2025-03-26 and later): each line the gateway writes is one POST on
+//!   a kept-alive connection (a few in parallel); a JSON answer, or each event of an
+//!   event-stream answer, comes back to the gateway as a line, exactly as a stdio
+//!   backend's output would. After the handshake a GET opens the server's own stream
+//!   (its requests and notifications that belong to no POST); a server without one
+//!   answers 405 and is used without it. The `Mcp-Session-Id` and the negotiated
+//!   `MCP-Protocol-Version` are sent with every request. When the server ends the session
+//!   (404), the handshake is replayed and the request sent again, once. An answer's
+//!   stream cut before the answer is resumed with `Last-Event-ID` where the server gave
+//!   event ids; otherwise that request alone gets an error.
+//! - HTTP+SSE (2024-11-05): a GET opens the event stream, whose `endpoint` event names
+//!   where to POST; every message from the server comes on that stream. Its end ends the
+//!   session (the backend stops; the next request connects again).
+//!
+//! What the lines mean stays the gateway's: this reads only what the transport needs
+//! (the `initialize` request and its answer, the `initialized` notification, a request's
+//! id to know whether its answer came).
+//!
+//! Name resolution uses the system resolver and blocks; it happens once per backend
+//! start (a loopback or `/etc/hosts` name answers at once; a slow DNS server holds the
+//! loop for its time, bounded by the resolver's `timeout`/`attempts` in
+//! `/etc/resolv.conf`, 5 s x 2 by default).
 
 use crate::http::client::{write_request, ClientError, ReadStatus, ResponseReader, Url};
 use crate::http::sse::SseParser;
+use crate::wire::message::{write_error, Kind, Message, INTERNAL_ERROR};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
 
-/// Connections opened to one server at most; more requests wait for one.
+/// POST connections opened to one server at most; more requests wait for one.
 pub const MAX_CONNS: usize = 4;
-/// Tokens of remote connections: `REMOTE_BASE + MAX_CONNS * backend + connection`.
+/// Connection slots per backend: the POSTs and the server's own event stream (GET).
+pub const SLOTS: usize = MAX_CONNS + 1;
+/// The slot of the server's event stream.
+const LISTEN: usize = MAX_CONNS;
+/// Tokens of remote connections: `REMOTE_BASE + SLOTS * backend + slot`.
 pub const REMOTE_BASE: usize = 1 << 36;
 /// At most this many reads (of up to 64 KiB) per connection per loop turn.
 const READS_PER_TURN: usize = 16;
+/// A connection must be made and its request written within this time.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// An answer's stream is resumed at most this many times.
+const MAX_RESUMES: u32 = 5;
+/// The longest wait before resuming an answer's stream, whatever `retry:` says.
+const RESUME_WAIT_MAX: Duration = Duration::from_secs(5);
+/// Waits before opening the server's stream again after it ended: the shortest, the
+/// first, and the longest (doubling while it ends with nothing on it).
+const LISTEN_WAIT_MIN: Duration = Duration::from_millis(250);
+const LISTEN_WAIT_FIRST: Duration = Duration::from_secs(1);
+const LISTEN_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// Which HTTP transport a remote backend speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Streamable HTTP (2025-03-26 and later).
+    Streamable,
+    /// HTTP+SSE (2024-11-05): a GET event stream and POSTs to the endpoint it names.
+    Sse,
+}
 
 /// What happened on a remote backend, for the runtime to tell the gateway.
 #[derive(Debug)]
@@ -34,20 +74,70 @@ pub enum RemoteEvent {
     Failed(String),
 }
 
+/// A line the gateway wrote, on its way to the server.
+#[derive(Debug, Clone)]
+struct Outgoing {
+    line: Vec<u8>,
+    /// The request's id as written (raw JSON); `None` for notifications and answers.
+    id: Option<Box<str>>,
+    /// An `initialize` request.
+    initialize: bool,
+    /// gangway's own replay of `initialize` after the server ended the session: its
+    /// answer is not the gateway's.
+    replay: bool,
+    /// Sent once already: it gets no other try.
+    retried: bool,
+}
+
+impl Outgoing {
+    fn new(line: &[u8]) -> Outgoing {
+        let (id, initialize) = match Message::parse(line) {
+            Ok(m) if m.kind == Kind::Request => (
+                m.id.map(|id| Box::from(id.get())),
+                m.method == Some("initialize"),
+            ),
+            _ => (None, false),
+        };
+        Outgoing {
+            line: line.to_vec(),
+            id,
+            initialize,
+            replay: false,
+            retried: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A POST of a line.
+    Post,
+    /// A GET resuming the cut event stream of a POST's answer (`Last-Event-ID`).
+    Resume,
+    /// The GET of the server's own event stream.
+    Listen,
+}
+
 struct Conn {
     stream: TcpStream,
+    role: Role,
     /// Request bytes not yet written.
     out: Vec<u8>,
     written: usize,
     reader: Option<ResponseReader>,
     sse: Option<SseParser>,
-    /// The line being answered on it (for `initialize`, its session id is kept).
-    initialize: bool,
-    /// That line, to send again on a new connection if this one turns out closed by the
-    /// server before any byte of an answer (an idle kept-alive connection it let go).
-    line: Vec<u8>,
-    /// The line was sent once already.
-    retried: bool,
+    /// The line it carries (a POST) or whose answer it resumes.
+    sent: Option<Outgoing>,
+    /// The answer to `sent` came.
+    answered: bool,
+    /// The session generation the request was sent in.
+    generation: u64,
+    /// Times the answer's stream was resumed before this connection.
+    resumes: u32,
+    /// The event id this connection resumed after (kept when no newer one comes).
+    resumed_from: Option<String>,
+    /// Until when the connection must be made and the request written.
+    deadline: Option<Instant>,
     /// An answer came on this connection before (so a close here may be the server
     /// ending an idle keep-alive, not a failure).
     reused: bool,
@@ -56,15 +146,63 @@ struct Conn {
     busy: bool,
 }
 
+/// A cut answer's stream, to resume at `at`.
+struct Resume {
+    at: Instant,
+    sent: Outgoing,
+    last_event_id: String,
+    resumes: u32,
+    generation: u64,
+}
+
+/// The state of the server's own event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listen {
+    /// Not wanted yet (before the handshake).
+    Off,
+    /// To open as soon as possible.
+    Wanted,
+    /// Open (or opening).
+    Open,
+    /// The server has none (405).
+    Unsupported,
+    /// To open again at this time.
+    At(Instant),
+}
+
 /// One remote backend: its URL and headers, the session the server gave, and its
 /// connections.
 pub struct Remote {
     url: Url,
+    transport: Transport,
     headers: Vec<(String, String)>,
+    /// The server's address, resolved at the first connection.
+    addr: Option<SocketAddr>,
+    /// Where POSTs go: the URL's path, or over HTTP+SSE the endpoint the server named
+    /// (`None` until it did).
+    post_path: Option<String>,
     session: Option<String>,
-    /// Lines the gateway wrote and no connection has taken yet (with whether each was sent
-    /// once already).
-    queue: VecDeque<(Vec<u8>, bool)>,
+    /// Incremented each time the session is replaced, so a late 404 for an old one does
+    /// not start another.
+    generation: u64,
+    /// The revision the server agreed to in its `initialize` answer.
+    protocol_version: Option<String>,
+    /// The gateway's `initialize` request and `initialized` notification, replayed when
+    /// the server ends the session.
+    init_line: Option<Vec<u8>>,
+    initialized_line: Option<Vec<u8>>,
+    /// The id of an `initialize` in flight: nothing else is sent before its answer.
+    init_pending: Option<Box<str>>,
+    /// The id of gangway's replayed `initialize`, whose answer is not passed on.
+    replay_id: Option<Box<str>>,
+    listen: Listen,
+    /// The wait before the server's stream is opened again.
+    listen_wait: Duration,
+    /// The last event id on the server's stream (sent when it is opened again).
+    listen_last_id: Option<String>,
+    /// Lines the gateway wrote that no connection has taken yet.
+    queue: VecDeque<Outgoing>,
+    resumes: Vec<Resume>,
     conns: Vec<Option<Conn>>,
     max_body: usize,
     /// Events for the gateway.
@@ -74,25 +212,48 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// A remote backend for `url` with `headers`, accepting answers of `max_body` bytes.
+    /// A remote backend for `url` speaking `transport`, with `headers`, accepting
+    /// messages of `max_body` bytes.
     ///
     /// # Errors
     ///
     /// When the URL cannot be used (it was checked when the config was read) or is
     /// `https` (TLS is not supported yet).
-    pub fn new(url: &str, headers: &[(String, String)], max_body: usize) -> Result<Remote, String> {
+    pub fn new(
+        url: &str,
+        transport: Transport,
+        headers: &[(String, String)],
+        max_body: usize,
+    ) -> Result<Remote, String> {
         let url = Url::parse(url).map_err(|e| e.to_string())?;
         if url.https {
             return Err(format!(
                 "{url}: https is not supported yet; reach the server over http on a trusted network, or through a local TLS-terminating proxy"
             ));
         }
+        let (post_path, listen) = match transport {
+            Transport::Streamable => (Some(url.path.clone()), Listen::Off),
+            Transport::Sse => (None, Listen::Wanted),
+        };
         Ok(Remote {
             url,
+            transport,
             headers: headers.to_vec(),
+            addr: None,
+            post_path,
             session: None,
+            generation: 0,
+            protocol_version: None,
+            init_line: None,
+            initialized_line: None,
+            init_pending: None,
+            replay_id: None,
+            listen,
+            listen_wait: LISTEN_WAIT_FIRST,
+            listen_last_id: None,
             queue: VecDeque::new(),
-            conns: (0..MAX_CONNS).map(|_| None).collect(),
+            resumes: Vec::new(),
+            conns: (0..SLOTS).map(|_| None).collect(),
             max_body,
             events: Vec::new(),
             failed: false,
@@ -107,14 +268,23 @@ impl Remote {
         };
         for line in pending[..end].split(|&c| c == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if !line.is_empty() {
-                self.queue.push_back((line.to_vec(), false));
+            if line.is_empty() {
+                continue;
             }
+            let out = Outgoing::new(line);
+            if out.initialize {
+                self.init_line = Some(out.line.clone());
+            } else if out.id.is_none()
+                && memchr::memmem::find(line, b"\"notifications/initialized\"").is_some()
+            {
+                self.initialized_line = Some(out.line.clone());
+            }
+            self.queue.push_back(out);
         }
         end + 1
     }
 
-    /// Notes readiness of connection `i`.
+    /// Notes readiness of connection slot `i`.
     pub fn mark(&mut self, i: usize, readable: bool, writable: bool) {
         if let Some(Some(c)) = self.conns.get_mut(i) {
             c.readable |= readable;
@@ -122,110 +292,290 @@ impl Remote {
         }
     }
 
-    /// Starts requests for queued lines on free connections (opening new ones), writes
-    /// and reads what the sockets take. `b` is the backend, for tokens.
-    pub fn drive(&mut self, registry: &Registry, b: usize) {
+    /// When something must happen without an event (a connection not made in time, a
+    /// stream to resume or open again).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let listen = match self.listen {
+            Listen::At(t) => Some(t),
+            _ => None,
+        };
+        self.conns
+            .iter()
+            .flatten()
+            .filter_map(|c| c.deadline)
+            .chain(self.resumes.iter().map(|r| r.at))
+            .chain(listen)
+            .min()
+    }
+
+    /// Whether POSTs may start: the endpoint is known and no `initialize` is unanswered.
+    fn may_post(&self) -> bool {
+        !self.failed && self.post_path.is_some() && self.init_pending.is_none()
+    }
+
+    fn listen_due(&self, now: Instant) -> bool {
+        !self.failed
+            && self.conns[LISTEN].is_none()
+            && match self.listen {
+                Listen::Wanted => self.transport == Transport::Sse || self.init_pending.is_none(),
+                Listen::At(t) => t <= now,
+                _ => false,
+            }
+    }
+
+    /// Starts requests for queued lines on free connections (opening new ones), opens
+    /// the server's stream when it is due, resumes cut answers, writes and reads what
+    /// the sockets take, and acts on deadlines that passed. `b` is the backend, for
+    /// tokens.
+    pub fn drive(&mut self, registry: &Registry, b: usize, now: Instant) {
         if self.failed {
             self.queue.clear();
             return;
         }
-        while let Some(i) = self.free_conn(registry, b) {
-            let Some((line, retried)) = self.queue.pop_front() else {
-                break;
-            };
-            let initialize =
-                memchr::memmem::find(&line, b"\"initialize\"").is_some() && self.session.is_none();
-            let mut headers: Vec<(&str, &str)> = vec![
-                ("Content-Type", "application/json"),
-                ("Accept", "application/json, text/event-stream"),
-            ];
-            if let Some(s) = self.session.as_deref() {
-                headers.push(("Mcp-Session-Id", s));
-            }
-            for (k, v) in &self.headers {
-                headers.push((k, v));
-            }
-            let mut out = Vec::with_capacity(line.len() + 256);
-            let host = self.url.host_header();
-            if let Err(e) = write_request(&mut out, "POST", &self.url.path, &host, &headers, &line)
-            {
-                self.fail(format!("cannot send a request to {}: {e}", self.url));
-                return;
-            }
-            if let Some(Some(c)) = self.conns.get_mut(i) {
-                c.out = out;
-                c.written = 0;
-                c.reader = Some(ResponseReader::new(self.max_body));
-                c.sse = None;
-                c.initialize = initialize;
-                c.busy = true;
-                c.line = line;
-                c.retried = retried;
-            }
+        self.expire(registry, now);
+        if self.listen_due(now) {
+            self.open_listen(registry, b, now);
         }
-        for i in 0..self.conns.len() {
-            self.write_conn(registry, i);
-            self.read_conn(registry, i);
+        self.start_resumes(registry, b, now);
+        self.start_posts(registry, b, now);
+        for i in 0..SLOTS {
+            self.write_conn(registry, i, now);
+            self.read_conn(registry, i, now);
+        }
+        // An answer just read may open the way (the handshake's, the endpoint).
+        self.start_posts(registry, b, now);
+        for i in 0..MAX_CONNS {
+            self.write_conn(registry, i, now);
+        }
+        if self.failed {
+            self.queue.clear();
         }
     }
 
-    /// An idle connection, opening one if there is room; `None` when all are busy.
-    fn free_conn(&mut self, registry: &Registry, b: usize) -> Option<usize> {
-        if self.queue.is_empty() {
-            return None;
+    /// Connections whose request was not written in time.
+    fn expire(&mut self, registry: &Registry, now: Instant) {
+        for i in 0..SLOTS {
+            let Some(Some(c)) = self.conns.get(i) else {
+                continue;
+            };
+            if !c.deadline.is_some_and(|d| d <= now) {
+                continue;
+            }
+            let text = format!(
+                "no connection to {} within {} s: is the host reachable, and is the backend's \"url\" right?",
+                self.url,
+                CONNECT_TIMEOUT.as_secs()
+            );
+            let role = c.role;
+            self.close(registry, i);
+            if role == Role::Listen && self.transport == Transport::Streamable {
+                log::debug!("{text} (the server's event stream)");
+                self.listen_ended(now, false, None);
+            } else {
+                self.fail(text);
+                return;
+            }
         }
-        if let Some(i) = self
-            .conns
+    }
+
+    fn start_posts(&mut self, registry: &Registry, b: usize, now: Instant) {
+        while self.may_post() && !self.queue.is_empty() {
+            let Some(i) = self.free_conn(registry, b, now) else {
+                return;
+            };
+            let Some(mut out) = self.queue.pop_front() else {
+                return;
+            };
+            let path = self.post_path.clone().unwrap_or_default();
+            let Some(bytes) = self.request("POST", &path, None, &out.line) else {
+                return;
+            };
+            if out.initialize {
+                self.init_pending.clone_from(&out.id);
+                if out.replay {
+                    self.replay_id.clone_from(&out.id);
+                }
+            } else if out.id.is_none()
+                && self.transport == Transport::Streamable
+                && self.listen == Listen::Off
+                && self.initialized_line.as_deref() == Some(out.line.as_slice())
+            {
+                self.listen = Listen::Wanted;
+            }
+            if self.transport == Transport::Sse {
+                // Answers come on the event stream, not on the POST.
+                out.id = None;
+            }
+            let generation = self.generation;
+            if let Some(Some(c)) = self.conns.get_mut(i) {
+                c.role = Role::Post;
+                c.out = bytes;
+                c.written = 0;
+                c.reader = Some(ResponseReader::new(self.max_body));
+                c.sse = None;
+                c.sent = Some(out);
+                c.answered = false;
+                c.generation = generation;
+                c.resumes = 0;
+                c.resumed_from = None;
+                c.busy = true;
+            }
+        }
+    }
+
+    fn start_resumes(&mut self, registry: &Registry, b: usize, now: Instant) {
+        while let Some(k) = self.resumes.iter().position(|r| r.at <= now) {
+            if self.failed {
+                return;
+            }
+            let Some(i) = self.free_conn(registry, b, now) else {
+                return;
+            };
+            let r = self.resumes.swap_remove(k);
+            let path = self.url.path.clone();
+            let id = r.last_event_id.clone();
+            let Some(bytes) = self.request("GET", &path, Some(&id), b"") else {
+                return;
+            };
+            log::debug!(
+                "{}: resuming the answer's stream after event {:?}",
+                self.url,
+                r.last_event_id
+            );
+            if let Some(Some(c)) = self.conns.get_mut(i) {
+                c.role = Role::Resume;
+                c.out = bytes;
+                c.written = 0;
+                c.reader = Some(ResponseReader::new(self.max_body));
+                c.sse = None;
+                c.sent = Some(r.sent);
+                c.answered = false;
+                c.generation = r.generation;
+                c.resumes = r.resumes;
+                c.resumed_from = Some(r.last_event_id);
+                c.busy = true;
+            }
+        }
+    }
+
+    fn open_listen(&mut self, registry: &Registry, b: usize, now: Instant) {
+        let path = self.url.path.clone();
+        let last = self.listen_last_id.clone();
+        let Some(bytes) = self.request("GET", &path, last.as_deref(), b"") else {
+            return;
+        };
+        let stream = match self.connect(registry, b, LISTEN) {
+            Ok(s) => s,
+            // Not a reason to stop the backend: the POSTs may still work.
+            Err(why) if self.transport == Transport::Streamable => {
+                return self.listen_ended(now, false, Some(why));
+            }
+            Err(why) => return self.fail(why),
+        };
+        self.listen = Listen::Open;
+        let generation = self.generation;
+        self.conns[LISTEN] = Some(Conn {
+            role: Role::Listen,
+            out: bytes,
+            reader: Some(ResponseReader::new(self.max_body)),
+            generation,
+            busy: true,
+            ..Conn::new(stream, now)
+        });
+    }
+
+    /// The bytes of a request to the server (`last_event_id` for a GET that resumes), or
+    /// `None` when they cannot be written (the backend then fails).
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        last_event_id: Option<&str>,
+        body: &[u8],
+    ) -> Option<Vec<u8>> {
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(6 + self.headers.len());
+        if method == "POST" {
+            headers.push(("Content-Type", "application/json"));
+            headers.push(("Accept", "application/json, text/event-stream"));
+        } else {
+            headers.push(("Accept", "text/event-stream"));
+        }
+        if let Some(s) = self.session.as_deref() {
+            headers.push(("Mcp-Session-Id", s));
+        }
+        if let Some(v) = self.protocol_version.as_deref() {
+            if self.transport == Transport::Streamable {
+                headers.push(("MCP-Protocol-Version", v));
+            }
+        }
+        if let Some(id) = last_event_id {
+            headers.push(("Last-Event-ID", id));
+        }
+        for (k, v) in &self.headers {
+            headers.push((k, v));
+        }
+        let mut out = Vec::with_capacity(body.len() + 256);
+        let host = self.url.host_header();
+        match write_request(&mut out, method, path, &host, &headers, body) {
+            Ok(()) => Some(out),
+            Err(e) => {
+                self.fail(format!("cannot send a request to {}: {e}", self.url));
+                None
+            }
+        }
+    }
+
+    /// An idle POST connection, opening one if there is room; `None` when all are busy
+    /// (or the connection failed: then the backend has failed too).
+    fn free_conn(&mut self, registry: &Registry, b: usize, now: Instant) -> Option<usize> {
+        if let Some(i) = self.conns[..MAX_CONNS]
             .iter()
             .position(|c| c.as_ref().is_some_and(|c| !c.busy))
         {
             return Some(i);
         }
-        let i = self.conns.iter().position(Option::is_none)?;
-        let addr = match (self.url.host.as_str(), self.url.port).to_socket_addrs() {
-            Ok(mut addrs) => addrs.next(),
-            Err(e) => {
-                self.fail(format!("cannot resolve {}: {e}", self.url.host));
-                return None;
-            }
-        };
-        let Some(addr) = addr else {
-            self.fail(format!("{} resolves to no address", self.url.host));
-            return None;
-        };
-        let mut stream = match TcpStream::connect(addr) {
+        let i = self.conns[..MAX_CONNS].iter().position(Option::is_none)?;
+        let stream = match self.connect(registry, b, i) {
             Ok(s) => s,
-            Err(e) => {
-                self.fail(format!("cannot connect to {}: {e}", self.url));
+            Err(why) => {
+                self.fail(why);
                 return None;
             }
         };
-        let token = Token(REMOTE_BASE + MAX_CONNS * b + i);
-        if let Err(e) =
-            registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-        {
-            self.fail(format!("cannot watch the connection to {}: {e}", self.url));
-            return None;
-        }
-        let _ = stream.set_nodelay(true);
-        self.conns[i] = Some(Conn {
-            stream,
-            out: Vec::new(),
-            written: 0,
-            reader: None,
-            sse: None,
-            initialize: false,
-            line: Vec::new(),
-            retried: false,
-            reused: false,
-            readable: false,
-            writable: false,
-            busy: false,
-        });
+        self.conns[i] = Some(Conn::new(stream, now));
         Some(i)
     }
 
-    fn write_conn(&mut self, registry: &Registry, i: usize) {
+    /// A new connection to the server, watched as slot `i`, or why there is none.
+    fn connect(&mut self, registry: &Registry, b: usize, i: usize) -> Result<TcpStream, String> {
+        let addr = match self.addr {
+            Some(a) => a,
+            None => {
+                let found = (self.url.host.as_str(), self.url.port)
+                    .to_socket_addrs()
+                    .map_err(|e| {
+                        format!(
+                            "cannot resolve {}: {e}; is the host name in the backend's \"url\" right?",
+                            self.url.host
+                        )
+                    })?
+                    .next();
+                let a = found.ok_or_else(|| format!("{} resolves to no address", self.url.host))?;
+                self.addr = Some(a);
+                a
+            }
+        };
+        let mut stream =
+            TcpStream::connect(addr).map_err(|e| self.io_error("cannot connect to", &e))?;
+        let token = Token(REMOTE_BASE + SLOTS * b + i);
+        registry
+            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| format!("cannot watch the connection to {}: {e}", self.url))?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    fn write_conn(&mut self, registry: &Registry, i: usize, now: Instant) {
         let Some(Some(c)) = self.conns.get_mut(i) else {
             return;
         };
@@ -236,19 +586,17 @@ impl Remote {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => c.writable = false,
                 Err(e) => {
-                    let text = self.io_error("cannot send to", &e);
-                    if self.resend(registry, i, &e) {
-                        return;
-                    }
-                    self.close(registry, i);
-                    self.fail(text);
+                    self.broken(registry, i, &e, now);
                     return;
                 }
             }
         }
+        if c.written == c.out.len() {
+            c.deadline = None;
+        }
     }
 
-    fn read_conn(&mut self, registry: &Registry, i: usize) {
+    fn read_conn(&mut self, registry: &Registry, i: usize, now: Instant) {
         let mut buf = [0u8; 64 * 1024];
         for _ in 0..READS_PER_TURN {
             let Some(Some(c)) = self.conns.get_mut(i) else {
@@ -265,37 +613,14 @@ impl Remote {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let busy = c.busy;
-                    let text = self.io_error("the connection failed:", &e);
-                    self.close(registry, i);
-                    if busy {
-                        self.fail(text);
-                    }
+                    self.broken(registry, i, &e, now);
                     return;
                 }
             };
             if n == 0 {
-                let outcome = c.reader.as_mut().map(ResponseReader::finish);
-                let busy = c.busy;
-                if let Some(Err(ClientError::ClosedBeforeResponse)) = outcome {
-                    let closed = io::Error::from(io::ErrorKind::ConnectionReset);
-                    if self.resend(registry, i, &closed) {
-                        return;
-                    }
-                }
-                if let Some(Ok(ReadStatus::Done)) = outcome {
-                    self.response_data(i, true);
-                }
-                self.close(registry, i);
-                if busy && !matches!(outcome, Some(Ok(ReadStatus::Done))) {
-                    self.fail(format!(
-                        "{} closed the connection before answering",
-                        self.url
-                    ));
-                }
-                return;
+                return self.closed_by_server(registry, i, now);
             }
-            if let Err(e) = self.feed(i, &buf[..n]) {
+            if let Err(e) = self.feed(registry, i, &buf[..n], now) {
                 let text = format!("{}: {e}", self.url);
                 self.close(registry, i);
                 self.fail(text);
@@ -304,8 +629,78 @@ impl Remote {
         }
     }
 
+    /// Connection `i` failed with `e` while writing or reading.
+    fn broken(&mut self, registry: &Registry, i: usize, e: &io::Error, now: Instant) {
+        let Some(Some(c)) = self.conns.get(i) else {
+            return;
+        };
+        let (role, busy) = (c.role, c.busy);
+        let head = c.reader.as_ref().is_some_and(|r| r.head().is_some());
+        let text = self.io_error("the connection failed:", e);
+        if self.resend(registry, i, e) {
+            return;
+        }
+        match role {
+            Role::Listen => {
+                self.close(registry, i);
+                self.listen_closed(now, Some(text));
+            }
+            Role::Post | Role::Resume if head => self.answer_cut(registry, i, now),
+            _ => {
+                self.close(registry, i);
+                if busy {
+                    self.fail(text);
+                }
+            }
+        }
+    }
+
+    /// The server closed connection `i`.
+    fn closed_by_server(&mut self, registry: &Registry, i: usize, now: Instant) {
+        let Some(Some(c)) = self.conns.get_mut(i) else {
+            return;
+        };
+        let outcome = c.reader.as_mut().map(ResponseReader::finish);
+        let head = c.reader.as_ref().is_some_and(|r| r.head().is_some());
+        let (role, busy) = (c.role, c.busy);
+        if let Some(Err(ClientError::ClosedBeforeResponse)) = outcome {
+            let closed = io::Error::from(io::ErrorKind::ConnectionReset);
+            if self.resend(registry, i, &closed) {
+                return;
+            }
+        }
+        let done = matches!(outcome, Some(Ok(ReadStatus::Done)));
+        if done {
+            // A body that lasts until the connection closes.
+            self.response_data(i, true);
+        }
+        match role {
+            _ if !busy => self.close(registry, i),
+            Role::Listen => {
+                self.close(registry, i);
+                self.listen_closed(now, None);
+            }
+            Role::Post | Role::Resume if head => {
+                self.answer_cut(registry, i, now);
+            }
+            // The server went away, or refused this one request: it alone gets an
+            // error; the next request connects again (and says so if it cannot).
+            _ => self.abandon(
+                registry,
+                i,
+                "the server closed the connection before answering",
+            ),
+        }
+    }
+
     /// Feeds response bytes of connection `i`.
-    fn feed(&mut self, i: usize, mut input: &[u8]) -> Result<(), ClientError> {
+    fn feed(
+        &mut self,
+        registry: &Registry,
+        i: usize,
+        mut input: &[u8],
+        now: Instant,
+    ) -> Result<(), ClientError> {
         loop {
             let Some(Some(c)) = self.conns.get_mut(i) else {
                 return Ok(());
@@ -315,19 +710,13 @@ impl Remote {
             };
             let (used, status) = reader.feed(input)?;
             input = &input[used..];
-            if matches!(status, ReadStatus::Head) {
-                self.response_head(i);
-            }
-            self.response_data(i, matches!(status, ReadStatus::Done));
-            let Some(Some(c)) = self.conns.get_mut(i) else {
+            if matches!(status, ReadStatus::Head) && !self.response_head(registry, i, now) {
                 return Ok(());
-            };
-            if matches!(status, ReadStatus::Done) {
-                c.reader = None;
-                c.sse = None;
-                c.busy = false;
-                c.reused = true;
-                c.line.clear();
+            }
+            let done = matches!(status, ReadStatus::Done);
+            self.response_data(i, done);
+            if done {
+                self.response_done(registry, i, now);
                 return Ok(());
             }
             if used == 0 || input.is_empty() {
@@ -336,38 +725,146 @@ impl Remote {
         }
     }
 
-    /// The head of connection `i`'s answer arrived: an HTTP error fails the backend, a
-    /// session id from `initialize` is kept.
-    fn response_head(&mut self, i: usize) {
+    /// The head of connection `i`'s answer arrived. Returns whether to go on reading it
+    /// (false: the connection was closed, and what follows is handled).
+    fn response_head(&mut self, registry: &Registry, i: usize, now: Instant) -> bool {
         let Some(Some(c)) = self.conns.get_mut(i) else {
-            return;
+            return false;
         };
         let Some(head) = c.reader.as_ref().and_then(ResponseReader::head) else {
-            return;
+            return true;
         };
         let status = head.status;
-        if c.initialize {
-            if let Some(id) = head.session_id.clone() {
+        let stream = head.is_event_stream();
+        let session_id = head.session_id.clone();
+        let (role, generation) = (c.role, c.generation);
+        let initialize = c.sent.as_ref().is_some_and(|s| s.initialize);
+        if stream {
+            c.sse = Some(SseParser::new(self.max_body));
+        }
+        if initialize && status < 400 {
+            if let Some(id) = session_id {
                 self.session = Some(id);
             }
         }
-        if head.is_event_stream() {
-            c.sse = Some(SseParser::new(self.max_body));
+        if status < 400 && (role != Role::Listen || stream) {
+            if role == Role::Listen {
+                log::debug!("{}: its event stream is open", self.url);
+            }
+            return true;
         }
-        if status >= 400 {
-            let why = match status {
-                401 | 403 => format!(
-                    "{} answered {status}: set the credentials it expects in the backend's \"headers\" (for example \"Authorization\": \"Bearer ${{TOKEN}}\")",
+        match role {
+            Role::Post
+                if status == 404
+                    && self.transport == Transport::Streamable
+                    && self.session.is_some()
+                    && !initialize =>
+            {
+                self.session_lost(registry, i, generation);
+            }
+            Role::Listen if self.transport == Transport::Streamable => {
+                self.close(registry, i);
+                if status == 405 || status < 400 {
+                    log::debug!(
+                        "{}: no event stream of its own (HTTP {status}); used without it",
+                        self.url
+                    );
+                    self.listen = Listen::Unsupported;
+                } else {
+                    self.listen_ended(now, false, Some(format!("HTTP {status}")));
+                }
+            }
+            Role::Listen if !matches!(status, 401 | 403) => {
+                self.close(registry, i);
+                let answered = if status < 400 {
+                    "answered without an event stream".to_string()
+                } else {
+                    format!("answered HTTP {status} to the GET that opens the event stream")
+                };
+                self.fail(format!(
+                    "{} {answered}: is it an HTTP+SSE endpoint (often ending in /sse)? For a Streamable HTTP server set \"type\": \"http\" (or leave \"type\" out)",
                     self.url
-                ),
-                404 if self.session.is_some() => format!(
-                    "{} answered 404: the server ended gangway's session; the next request starts a new one",
-                    self.url
-                ),
-                _ => format!("{} answered HTTP {status}", self.url),
-            };
+                ));
+            }
+            Role::Resume => {
+                let why =
+                    format!("the server could not resume the answer's stream (HTTP {status})");
+                self.abandon(registry, i, &why);
+            }
+            _ => {
+                self.close(registry, i);
+                let why = self.status_error(status);
+                self.fail(why);
+            }
+        }
+        false
+    }
+
+    /// Why a request got `status` (400 and above), as the client of gangway is told.
+    fn status_error(&self, status: u16) -> String {
+        match status {
+            401 | 403 => format!(
+                "{} answered {status}: set the credentials it expects in the backend's \"headers\" (for example \"Authorization\": \"Bearer ${{TOKEN}}\")",
+                self.url
+            ),
+            404 if self.session.is_some() => format!(
+                "{} answered 404 again after a new session: the server keeps ending gangway's session",
+                self.url
+            ),
+            404 => format!(
+                "{} answered 404: is the path in the backend's \"url\" right (often /mcp, or /sse with \"type\": \"sse\")?",
+                self.url
+            ),
+            _ => format!("{} answered HTTP {status}", self.url),
+        }
+    }
+
+    /// The server ended the session (404 to a POST on connection `i`, sent in
+    /// `generation`): a new session is started with the gateway's handshake, and the
+    /// request is sent again in it, once.
+    fn session_lost(&mut self, registry: &Registry, i: usize, generation: u64) {
+        let sent = self
+            .conns
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .and_then(|c| c.sent.take());
+        self.close(registry, i);
+        let Some(mut sent) = sent else {
+            return;
+        };
+        if sent.retried {
+            let why = self.status_error(404);
             self.fail(why);
+            return;
         }
+        sent.retried = true;
+        self.queue.push_front(sent);
+        if generation != self.generation {
+            // Another request's 404 has started the new session already.
+            return;
+        }
+        let Some(init) = self.init_line.clone() else {
+            let why = self.status_error(404);
+            self.fail(why);
+            return;
+        };
+        log::info!(
+            "{}: the server ended gangway's session (404); starting a new one and sending again what it refused",
+            self.url
+        );
+        self.generation += 1;
+        self.session = None;
+        self.protocol_version = None;
+        self.close(registry, LISTEN);
+        self.listen = Listen::Off;
+        self.listen_last_id = None;
+        self.resumes.clear();
+        if let Some(line) = self.initialized_line.clone() {
+            self.queue.push_front(Outgoing::new(&line));
+        }
+        let mut init = Outgoing::new(&init);
+        init.replay = true;
+        self.queue.push_front(init);
     }
 
     /// Hands the decoded body of connection `i` to the gateway: a JSON answer once
@@ -380,6 +877,9 @@ impl Remote {
             return;
         };
         let status = reader.head().map_or(0, |h| h.status);
+        let role = c.role;
+        let mut lines = Vec::new();
+        let mut endpoint = None;
         if let Some(sse) = c.sse.as_mut() {
             let data = reader.take_data();
             let mut events = Vec::new();
@@ -389,17 +889,251 @@ impl Remote {
                 return;
             }
             for e in events {
+                if role == Role::Listen && self.transport == Transport::Sse {
+                    match e.name.as_deref() {
+                        Some("endpoint") => {
+                            endpoint = Some(e.data);
+                            continue;
+                        }
+                        None | Some("message") => {}
+                        Some(_) => continue,
+                    }
+                }
                 if !e.data.is_empty() {
-                    self.events.push(RemoteEvent::Line(e.data));
+                    lines.push(e.data);
                 }
             }
-        } else if status == 200 && done {
+            if let Some(id) = sse.last_event_id() {
+                if role == Role::Listen {
+                    self.listen_last_id = Some(id.to_string());
+                }
+            }
+        } else if status == 200 && done && !(role == Role::Post && self.transport == Transport::Sse)
+        {
             let body = reader.take_data();
             let body = body.trim_ascii();
             if !body.is_empty() {
-                self.events.push(RemoteEvent::Line(body.to_vec()));
+                lines.push(body.to_vec());
+            }
+        } else if done {
+            reader.take_data();
+        }
+        if let Some(data) = endpoint {
+            self.endpoint(&data);
+        }
+        for line in lines {
+            self.deliver(i, line);
+        }
+    }
+
+    /// A message from the server, read on connection `i`, for the gateway (unless it
+    /// answers gangway's own replay of `initialize`).
+    fn deliver(&mut self, i: usize, line: Vec<u8>) {
+        if let Ok(m) = Message::parse(&line) {
+            if m.kind == Kind::Response {
+                let id = m.id.map(|id| id.get());
+                if id.is_some() && self.init_pending.as_deref() == id {
+                    self.init_pending = None;
+                    self.protocol_version = m.result.and_then(|r| {
+                        #[derive(serde::Deserialize)]
+                        struct Init {
+                            #[serde(rename = "protocolVersion")]
+                            protocol_version: Option<String>,
+                        }
+                        serde_json::from_str::<Init>(r.get())
+                            .ok()
+                            .and_then(|i| i.protocol_version)
+                            .filter(|v| v.len() <= 64)
+                    });
+                    if let Some(e) = m.error {
+                        if self.replay_id.is_some() {
+                            let text = format!(
+                                "{}: starting a new session failed: {}",
+                                self.url,
+                                crate::wire::message::excerpt(e.get().as_bytes())
+                            );
+                            self.fail(text);
+                            return;
+                        }
+                    }
+                }
+                if id.is_some() && self.replay_id.as_deref() == id {
+                    self.replay_id = None;
+                    return;
+                }
+                if let Some(Some(c)) = self.conns.get_mut(i) {
+                    if c.sent.as_ref().and_then(|s| s.id.as_deref()) == id {
+                        c.answered = true;
+                    }
+                }
             }
         }
+        self.events.push(RemoteEvent::Line(line));
+    }
+
+    /// The `endpoint` event of an HTTP+SSE stream: where to POST.
+    fn endpoint(&mut self, data: &[u8]) {
+        let text = String::from_utf8_lossy(data).trim().to_string();
+        let path = if text.starts_with('/') {
+            Ok(text)
+        } else if text.contains("://") {
+            match Url::parse(&text) {
+                Ok(u) if u.host == self.url.host && u.port == self.url.port && u.https == self.url.https => {
+                    Ok(u.path)
+                }
+                _ => Err("is on another server; gangway posts only to the server of the backend's \"url\""),
+            }
+        } else if text.is_empty() {
+            Err("is empty")
+        } else {
+            // Relative to the stream's path.
+            let base = self.url.path.split('?').next().unwrap_or("/");
+            let dir = base.rsplit_once('/').map_or("", |(d, _)| d);
+            Ok(format!("{dir}/{text}"))
+        };
+        match path {
+            Ok(p) if p.bytes().all(|b| b.is_ascii_graphic()) => {
+                log::debug!("{}: messages go to the endpoint it named", self.url);
+                self.post_path = Some(p);
+            }
+            Ok(_) => self.fail(format!(
+                "{}: the endpoint its event stream named has characters a request cannot carry",
+                self.url
+            )),
+            Err(why) => self.fail(format!(
+                "{}: the endpoint its event stream named {why}",
+                self.url
+            )),
+        }
+    }
+
+    /// The answer on connection `i` is complete.
+    fn response_done(&mut self, registry: &Registry, i: usize, now: Instant) {
+        let Some(Some(c)) = self.conns.get_mut(i) else {
+            return;
+        };
+        let unanswered = c.sent.as_ref().is_some_and(|s| s.id.is_some()) && !c.answered;
+        match c.role {
+            Role::Listen => {
+                self.close(registry, i);
+                self.listen_closed(now, None);
+            }
+            Role::Post | Role::Resume if unanswered => self.answer_cut(registry, i, now),
+            _ => {
+                let reusable = c.reader.as_ref().is_some_and(ResponseReader::reusable);
+                if reusable && c.role == Role::Post {
+                    c.reader = None;
+                    c.sse = None;
+                    c.sent = None;
+                    c.busy = false;
+                    c.reused = true;
+                } else {
+                    self.close(registry, i);
+                }
+            }
+        }
+    }
+
+    /// The stream of the answer on connection `i` ended (or broke) before the answer:
+    /// resumed after its last event id when it has one, else that request alone gets an
+    /// error.
+    fn answer_cut(&mut self, registry: &Registry, i: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let last = c
+            .sse
+            .as_ref()
+            .and_then(|s| s.last_event_id().map(str::to_string))
+            .or_else(|| c.resumed_from.clone());
+        let retry = c.sse.as_ref().and_then(SseParser::retry);
+        let unanswered = c.sent.as_ref().is_some_and(|s| s.id.is_some()) && !c.answered;
+        if !unanswered {
+            self.close(registry, i);
+            return;
+        }
+        match last {
+            Some(last_event_id)
+                if c.resumes < MAX_RESUMES && self.transport == Transport::Streamable =>
+            {
+                let wait = Duration::from_millis(retry.unwrap_or(0)).min(RESUME_WAIT_MAX);
+                if let Some(sent) = c.sent.take() {
+                    self.resumes.push(Resume {
+                        at: now + wait,
+                        sent,
+                        last_event_id,
+                        resumes: c.resumes + 1,
+                        generation: c.generation,
+                    });
+                }
+                self.close(registry, i);
+            }
+            _ => {
+                let why = if c.resumes >= MAX_RESUMES {
+                    format!("the answer's stream was cut {MAX_RESUMES} times")
+                } else {
+                    "the server closed the answer's stream before the answer, with no event id to resume from".to_string()
+                };
+                self.abandon(registry, i, &why);
+            }
+        }
+    }
+
+    /// The request on connection `i` gets an error answer saying `why`; the connection
+    /// closes and the backend goes on.
+    fn abandon(&mut self, registry: &Registry, i: usize, why: &str) {
+        let id = self
+            .conns
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .and_then(|c| c.sent.take())
+            .and_then(|s| s.id);
+        self.close(registry, i);
+        if let Some(id) = id {
+            log::warn!("{}: {why}", self.url);
+            let mut line = Vec::new();
+            write_error(
+                &mut line,
+                id.as_bytes(),
+                INTERNAL_ERROR,
+                &format!("{}: {why}", self.url),
+            );
+            line.pop();
+            self.deliver(i, line);
+        }
+    }
+
+    /// The server's event stream ended (`why` when it broke).
+    fn listen_closed(&mut self, now: Instant, why: Option<String>) {
+        if self.transport == Transport::Sse {
+            let why = why.map_or_else(String::new, |w| format!(" ({w})"));
+            self.fail(format!(
+                "{} closed its event stream{why}, which ends the session (HTTP+SSE transport); the next request connects again",
+                self.url
+            ));
+        } else {
+            self.listen_ended(now, true, why);
+        }
+    }
+
+    /// The server's stream (Streamable HTTP) ended; it is opened again after a wait,
+    /// longer each time it ends without a message.
+    fn listen_ended(&mut self, now: Instant, opened: bool, why: Option<String>) {
+        if self.listen == Listen::Unsupported || self.failed {
+            return;
+        }
+        let wait = self.listen_wait;
+        self.listen_wait = (wait * 2).min(LISTEN_WAIT_MAX);
+        if opened {
+            self.listen_wait = self.listen_wait.max(LISTEN_WAIT_MIN);
+        }
+        log::debug!(
+            "{}: its event stream ended{}; opening it again in {} ms",
+            self.url,
+            why.map_or_else(String::new, |w| format!(" ({w})")),
+            wait.as_millis()
+        );
+        self.listen = Listen::At(now + wait);
     }
 
     /// Connection `i`, kept alive from an earlier answer, was closed by the server (`e`)
@@ -416,12 +1150,20 @@ impl Remote {
                 | io::ErrorKind::ConnectionAborted
         );
         let nothing_back = !c.reader.as_ref().is_some_and(|r| r.head().is_some());
-        if !(c.busy && c.reused && !c.retried && closed && nothing_back) {
+        let retried = c.sent.as_ref().map_or(true, |s| s.retried);
+        if !(c.busy && c.role == Role::Post && c.reused && !retried && closed && nothing_back) {
             return false;
         }
-        let line = std::mem::take(&mut c.line);
+        let Some(mut sent) = c.sent.take() else {
+            return false;
+        };
+        sent.retried = true;
+        if sent.initialize {
+            // Sent again, so its answer is awaited again.
+            self.init_pending = None;
+        }
         self.close(registry, i);
-        self.queue.push_front((line, true));
+        self.queue.push_front(sent);
         true
     }
 
@@ -464,18 +1206,15 @@ impl Remote {
                 .chain(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .collect();
             if write_request(&mut out, "DELETE", &self.url.path, &host, &headers, b"").is_ok() {
-                if let Ok(mut addrs) = (self.url.host.as_str(), self.url.port).to_socket_addrs() {
-                    if let Some(addr) = addrs.next() {
-                        // Best effort, bounded: a server that does not take it at once
-                        // learns of the end when the session expires.
-                        if let Ok(mut s) = std::net::TcpStream::connect_timeout(
-                            &addr,
-                            std::time::Duration::from_millis(200),
-                        ) {
-                            let _ =
-                                s.set_write_timeout(Some(std::time::Duration::from_millis(200)));
-                            let _ = s.write_all(&out);
-                        }
+                if let Some(addr) = self.addr {
+                    // Best effort, bounded: a server that does not take it at once
+                    // learns of the end when the session expires.
+                    if let Ok(mut s) = std::net::TcpStream::connect_timeout(
+                        &addr,
+                        std::time::Duration::from_millis(200),
+                    ) {
+                        let _ = s.set_write_timeout(Some(std::time::Duration::from_millis(200)));
+                        let _ = s.write_all(&out);
                     }
                 }
             }
@@ -490,10 +1229,33 @@ impl Remote {
             .flatten()
             .any(|c| c.readable || (c.writable && c.written < c.out.len()))
             || (!self.queue.is_empty()
-                && !self.failed
-                && self
-                    .conns
+                && self.may_post()
+                && self.conns[..MAX_CONNS]
                     .iter()
                     .any(|c| c.as_ref().map_or(true, |c| !c.busy)))
+    }
+}
+
+impl Conn {
+    /// A new idle connection, to be made by `now + CONNECT_TIMEOUT`.
+    fn new(stream: TcpStream, now: Instant) -> Conn {
+        Conn {
+            stream,
+            role: Role::Post,
+            out: Vec::new(),
+            written: 0,
+            reader: None,
+            sse: None,
+            sent: None,
+            answered: false,
+            generation: 0,
+            resumes: 0,
+            resumed_from: None,
+            deadline: Some(now + CONNECT_TIMEOUT),
+            reused: false,
+            readable: false,
+            writable: false,
+            busy: false,
+        }
     }
 }

@@ -12,6 +12,7 @@ mod meta;
 mod names;
 mod reload;
 mod remote;
+mod remote_session;
 mod routing;
 mod serve;
 mod service;

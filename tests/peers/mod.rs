@@ -4,3 +4,4 @@
 mod everything;
 mod inspector;
 mod remote;
+mod remote_transports;
