@@ -168,3 +168,118 @@ fn a_request_on_a_connection_the_server_let_go_is_sent_again_on_a_new_one() {
         "answered once, on the new connection"
     );
 }
+
+/// The short session id (its first 8 characters) of the newest session `served` logged as
+/// opened after stderr line `mark`.
+fn opened_session(served: &Served, mark: usize) -> String {
+    let line = served.gw.wait_stderr_after(mark, "HTTP: session ", T);
+    let after = line.split("HTTP: session ").nth(1).unwrap_or_default();
+    let (id, rest) = after.split_once(' ').unwrap_or((after, ""));
+    assert!(rest.starts_with("opened"), "{line}");
+    id.to_string()
+}
+
+/// HTTP client -> `gangway serve` A -> (by URL) `gangway serve` B -> the mock: a call and a
+/// call with progress arrive, and the client's DELETE at A ends A's session at B.
+#[test]
+fn an_http_client_reaches_a_mock_through_two_gangway_serves_and_its_delete_ends_both_sessions() {
+    let inner_dir = TempDir::new();
+    let inner = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    let b = Served::start(&inner_dir, &inner, &[]);
+    let outer_dir = TempDir::new();
+    // A session-scoped backend is A's own connection to B for this client, ended with it; a
+    // shared one outlives the client (see the next test).
+    let outer = json!({"expose": "tools", "backends": {
+        "b": {"url": format!("http://{}/mcp", b.addr), "scope": "session"}}});
+    let a = Served::start(&outer_dir, &outer, &[]);
+    let sid = a.session();
+    let mark = b.gw.stderr_len();
+    assert_eq!(
+        a.call_with(&sid, "b__m__echo", json!({"text": "through two serves"})),
+        "through two serves"
+    );
+    let b_session = opened_session(&b, mark);
+
+    let call = json!({"jsonrpc": "2.0", "id": "p", "method": "tools/call", "params": {
+        "name": "b__m__progress", "arguments": {"steps": 3, "ms": 50},
+        "_meta": {"progressToken": "chain-tok"}}});
+    let mut stream = a.post_stream(&sid, &call);
+    assert!(stream.is_event_stream(), "{}", stream.head);
+    let progress = stream.message_until(|m| m["method"] == "notifications/progress");
+    assert_eq!(
+        progress["params"]["progressToken"], "chain-tok",
+        "{progress}"
+    );
+    assert_eq!(progress["params"]["progress"], 1, "{progress}");
+    let done = stream.answer(&json!("p"));
+    assert_eq!(ok_text(&done), "done 3");
+    let steps: Vec<_> = stream
+        .seen
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| m["params"]["progress"].clone())
+        .collect();
+    assert_eq!(
+        steps,
+        [json!(1), json!(2), json!(3)],
+        "every step, in order"
+    );
+
+    let (status, _, _) = a.request("DELETE", &[("Mcp-Session-Id", &sid)], "");
+    assert_eq!(status, 200);
+    a.gw.wait_stderr(&format!("HTTP: session {} ended", &sid[..8]), T);
+    b.gw.wait_stderr(&format!("HTTP: session {b_session} ended"), T);
+}
+
+/// A shared backend reached by URL is not the client's: a client's DELETE leaves A's session
+/// at B open and warm for the next client, and B hears its end only when A stops.
+#[test]
+fn a_shared_url_backend_outlives_a_client_session_and_ends_when_gangway_stops() {
+    let inner_dir = TempDir::new();
+    let inner = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    let b = Served::start(&inner_dir, &inner, &[]);
+    let outer_dir = TempDir::new();
+    let outer = json!({"expose": "tools", "backends": {
+        "b": {"url": format!("http://{}/mcp", b.addr)}}});
+    let mut a = Served::start(&outer_dir, &outer, &[]);
+    let first = a.session();
+    let mark = b.gw.stderr_len();
+    let pid = a.call_with(&first, "b__m__pid", json!({}));
+    assert!(pid.parse::<i32>().is_ok(), "a pid: {pid}");
+    let b_session = opened_session(&b, mark);
+    assert_eq!(
+        a.request("DELETE", &[("Mcp-Session-Id", &first)], "").0,
+        200
+    );
+    a.gw.wait_stderr(&format!("HTTP: session {} ended", &first[..8]), T);
+
+    let second = a.session();
+    let mark = b.gw.stderr_len();
+    assert_eq!(
+        a.call_with(&second, "b__m__echo", json!({"text": "still warm"})),
+        "still warm"
+    );
+    // B logs in order: once a session opened here directly is logged, any session A had
+    // opened for the second client would have been logged before it.
+    let direct = b.session();
+    b.gw.wait_stderr_after(mark, &format!("HTTP: session {} opened", &direct[..8]), T);
+    let opened: Vec<String> =
+        b.gw.stderr()
+            .into_iter()
+            .skip(mark)
+            .filter(|l| l.contains("HTTP: session") && l.contains("opened"))
+            .collect();
+    assert_eq!(
+        opened.len(),
+        1,
+        "the second client reuses A's session at B: {opened:#?}"
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(a.gw.pid()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM gangway serve A");
+    assert!(a.gw.wait_exit(T).is_some(), "A exits on SIGTERM");
+    b.gw.wait_stderr(&format!("HTTP: session {b_session} ended"), T);
+}
