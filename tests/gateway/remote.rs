@@ -283,3 +283,191 @@ fn a_shared_url_backend_outlives_a_client_session_and_ends_when_gangway_stops() 
     assert!(a.gw.wait_exit(T).is_some(), "A exits on SIGTERM");
     b.gw.wait_stderr(&format!("HTTP: session {b_session} ended"), T);
 }
+
+/// The names of the tools `discover_backend_tools` reports for `backend`.
+fn discovered(gw: &mut Gangway, backend: &str) -> Vec<String> {
+    let found = gw.call_tool(
+        "discover_backend_tools",
+        json!({ "backend_server": backend }),
+    );
+    assert!(found["result"]["isError"].is_null(), "{found}");
+    found["result"]["structuredContent"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools in {found}"))
+        .iter()
+        .map(|t| {
+            assert_eq!(t["backend"], backend, "{found}");
+            t["name"].as_str().unwrap_or_default().to_string()
+        })
+        .collect()
+}
+
+/// A `gangway serve` fronting the mock as `m` with tools exposed, guarded by `tokens`.
+fn served_mock(dir: &TempDir, tokens: &[&str]) -> Served {
+    let mut config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    if !tokens.is_empty() {
+        config["http"] = json!({ "tokens": tokens });
+    }
+    Served::start(dir, &config, &[])
+}
+
+#[test]
+fn a_cursor_mcp_json_with_a_url_server_and_a_command_server_works_unchanged() {
+    let served_dir = TempDir::new();
+    let served = served_mock(&served_dir, &[]);
+    let dir = TempDir::new();
+    // Cursor's ~/.cursor/mcp.json: a remote server is a bare "url", a local one a command.
+    let text = format!(
+        r#"{{
+  "mcpServers": {{
+    "a": {{ "url": "http://{addr}/mcp" }},
+    "b": {{ "command": "{mock}", "args": ["--name", "b"], "env": {{}} }}
+  }}
+}}
+"#,
+        addr = served.addr,
+        mock = mock_path().display()
+    );
+    let file = dir.join("mcp.json");
+    std::fs::write(&file, &text).expect("write mcp.json");
+    let mut gw = Gangway::spawn(gangway_command_for_file(&dir, &file));
+    let init = gw.initialize();
+    let listed = gw.list_tool_names();
+    assert!(
+        listed.contains(&"use_tool".to_string()),
+        "meta mode by default: {listed:?}"
+    );
+    let instructions = init["instructions"].as_str().unwrap_or_default();
+    for name in ["- a", "- b"] {
+        assert!(
+            instructions.lines().any(|l| l.starts_with(name)),
+            "{name} in {instructions}"
+        );
+    }
+    let remote = discovered(&mut gw, "a");
+    assert!(remote.contains(&"m__echo".to_string()), "{remote:?}");
+    let local = discovered(&mut gw, "b");
+    assert_eq!(local.len(), MOCK_TOOLS.len(), "{local:?}");
+    assert!(local.contains(&"echo".to_string()), "{local:?}");
+    assert_eq!(
+        ok_text(&gw.use_tool("a", "m__echo", json!({"text": "via url"}))),
+        "via url"
+    );
+    assert_eq!(
+        ok_text(&gw.use_tool("b", "echo", json!({"text": "via command"}))),
+        "via command"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("read mcp.json"),
+        text,
+        "the client's file is left as it was"
+    );
+    gw.finish();
+}
+
+/// Claude Code's `.mcp.json`: an http server whose bearer token comes from `${VAR}` in its
+/// headers, next to a stdio server; `token` is what the variable is set to (None: unset).
+/// Returns gangway and the served instance behind the http server, which wants `tok-cc`.
+fn claude_code_file(token: Option<&str>) -> (Gangway, Served, TempDir, TempDir) {
+    let served_dir = TempDir::new();
+    let served = served_mock(&served_dir, &["tok-cc"]);
+    let dir = TempDir::new();
+    let text = format!(
+        r#"{{
+  "mcpServers": {{
+    "remote": {{
+      "type": "http",
+      "url": "http://{addr}/mcp",
+      "headers": {{ "Authorization": "Bearer ${{GANGWAY_TEST_CC_TOKEN}}" }}
+    }},
+    "local": {{
+      "type": "stdio",
+      "command": "{mock}",
+      "args": ["--name", "local"],
+      "env": {{}}
+    }}
+  }}
+}}
+"#,
+        addr = served.addr,
+        mock = mock_path().display()
+    );
+    let file = dir.join(".mcp.json");
+    std::fs::write(&file, text).expect("write .mcp.json");
+    let mut cmd = gangway_command_for_file(&dir, &file);
+    match token {
+        Some(t) => cmd.env("GANGWAY_TEST_CC_TOKEN", t),
+        None => cmd.env_remove("GANGWAY_TEST_CC_TOKEN"),
+    };
+    (Gangway::spawn(cmd), served, dir, served_dir)
+}
+
+#[test]
+fn a_claude_code_mcp_json_sends_the_header_token_from_its_variable() {
+    let (mut gw, served, _dir, _served_dir) = claude_code_file(Some("tok-cc"));
+    gw.initialize();
+    let remote = discovered(&mut gw, "remote");
+    assert!(remote.contains(&"m__echo".to_string()), "{remote:?}");
+    let local = discovered(&mut gw, "local");
+    assert!(local.contains(&"echo".to_string()), "{local:?}");
+    assert_eq!(
+        ok_text(&gw.use_tool("remote", "m__echo", json!({"text": "authorized"}))),
+        "authorized"
+    );
+    assert_eq!(
+        ok_text(&gw.use_tool("local", "echo", json!({"text": "local"}))),
+        "local"
+    );
+    gw.finish();
+    for log in [gw.stderr(), served.gw.stderr()] {
+        assert!(
+            !log.join("\n").contains("tok-cc"),
+            "the token is never logged: {log:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_claude_code_mcp_json_with_its_token_variable_unset_disables_only_that_server() {
+    let (mut gw, served, _dir, _served_dir) = claude_code_file(None);
+    let init = gw.initialize();
+    let log = gw.wait_stderr("backend remote is disabled", T);
+    assert!(log.contains("GANGWAY_TEST_CC_TOKEN"), "{log}");
+    let instructions = init["instructions"].as_str().unwrap_or_default();
+    let line = instructions
+        .lines()
+        .find(|l| l.starts_with("- remote"))
+        .unwrap_or_else(|| panic!("no line for remote in {instructions}"));
+    assert!(
+        line.contains("disabled") && line.contains("GANGWAY_TEST_CC_TOKEN"),
+        "{line}"
+    );
+    let err = tool_error_text(&gw.use_tool("remote", "m__echo", json!({"text": "x"})));
+    assert!(
+        err.contains("remote is disabled")
+            && err.contains("GANGWAY_TEST_CC_TOKEN")
+            && err.contains("mcpServers.remote.headers.Authorization"),
+        "the error names the variable and where it is used: {err}"
+    );
+    assert_eq!(
+        ok_text(&gw.use_tool("local", "echo", json!({"text": "still here"}))),
+        "still here"
+    );
+    gw.finish();
+    // The served instance logs in order: a session opened here directly is the only one.
+    let direct = served.session_declaring(&[("Authorization", "Bearer tok-cc")], json!({}));
+    served
+        .gw
+        .wait_stderr(&format!("HTTP: session {} opened", &direct[..8]), T);
+    let opened: Vec<String> = served
+        .gw
+        .stderr()
+        .into_iter()
+        .filter(|l| l.contains("HTTP: session") && l.contains("opened"))
+        .collect();
+    assert_eq!(
+        opened.len(),
+        1,
+        "a disabled server is never contacted: {opened:#?}"
+    );
+}
