@@ -204,7 +204,7 @@ fn an_http_client_reaches_a_mock_through_two_gangway_serves_and_its_delete_ends_
         "name": "b__m__progress", "arguments": {"steps": 3, "ms": 50},
         "_meta": {"progressToken": "chain-tok"}}});
     let mut stream = a.post_stream(&sid, &call);
-    assert!(stream.is_event_stream(), "{}", stream.head);
+    assert!(stream.is_event_stream(), "{}", stream.head());
     let progress = stream.message_until(|m| m["method"] == "notifications/progress");
     assert_eq!(
         progress["params"]["progressToken"], "chain-tok",
@@ -469,5 +469,60 @@ fn a_claude_code_mcp_json_with_its_token_variable_unset_disables_only_that_serve
         opened.len(),
         1,
         "a disabled server is never contacted: {opened:#?}"
+    );
+}
+
+/// HTTP client -> serve A -> serve B -> the mock: the mock's sampling request reaches the
+/// HTTP client on its call's event stream, and its answer goes back down both hops.
+#[test]
+fn a_backends_question_crosses_two_gangway_serves_to_the_http_client_and_back() {
+    let inner_dir = TempDir::new();
+    let inner = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    let b = Served::start(&inner_dir, &inner, &[]);
+    let outer_dir = TempDir::new();
+    let outer = json!({"expose": "tools", "backends": {
+        "b": {"url": format!("http://{}/mcp", b.addr)}}});
+    let a = Served::start(&outer_dir, &outer, &[]);
+    let sid = a.session_declaring(&[], json!({"sampling": {}}));
+    let call = json!({"jsonrpc": "2.0", "id": "q", "method": "tools/call", "params": {
+        "name": "b__m__ask", "arguments": {"method": "sampling/createMessage",
+            "params": {"messages": [], "maxTokens": 5}}}});
+    let mut stream = a.post_stream(&sid, &call);
+    assert!(stream.is_event_stream(), "{}", stream.head());
+    let ask = stream.message_until(|m| m["method"] == "sampling/createMessage");
+    assert_eq!(ask["params"]["maxTokens"], 5, "{ask}");
+    let reply = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
+        "role": "assistant", "model": "m", "content": {"type": "text", "text": "two hops up"}}});
+    let (status, head, _) = a.request("POST", &[("Mcp-Session-Id", &sid)], &reply.to_string());
+    assert_eq!(status, 202, "{head}");
+    let answer = stream.answer(&json!("q"));
+    assert!(ok_text(&answer).contains("two hops up"), "{answer}");
+}
+
+/// HTTP client -> serve A -> serve B -> the mock: the client's cancellation of a slow call
+/// reaches the mock, which then leaves the call unanswered.
+#[test]
+fn a_cancellation_crosses_two_gangway_serves_to_the_backend() {
+    let inner_dir = TempDir::new();
+    let record = inner_dir.join("record.jsonl");
+    let inner = json!({"expose": "tools", "backends": {"m": recording_mock("m", &record, &[])}});
+    let b = Served::start(&inner_dir, &inner, &[]);
+    let outer_dir = TempDir::new();
+    let outer = json!({"expose": "tools", "backends": {
+        "b": {"url": format!("http://{}/mcp", b.addr)}}});
+    let a = Served::start(&outer_dir, &outer, &[]);
+    let sid = a.session();
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "b__m__slow", "arguments": {"ms": 5000, "text": "late"}}});
+    let _stream = a.post_stream(&sid, &call);
+    let at_mock = wait_record(&record, T, |v| v["method"] == "tools/call");
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 9, "reason": "changed my mind"}});
+    let (status, head, _) = a.request("POST", &[("Mcp-Session-Id", &sid)], &cancel.to_string());
+    assert_eq!(status, 202, "{head}");
+    let cancelled = wait_record(&record, T, |v| v["method"] == "notifications/cancelled");
+    assert_eq!(
+        cancelled["params"]["requestId"], at_mock["id"],
+        "{cancelled}"
     );
 }

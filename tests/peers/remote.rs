@@ -145,7 +145,7 @@ fn gangway_serve_fronting_server_everything_by_url_serves_an_http_client() {
     let in_session = [("Mcp-Session-Id", sid.as_str())];
     let post = |body: serde_json::Value| -> serde_json::Value {
         let mut answer = HttpStream::post(&served.addr, &in_session, &body.to_string());
-        assert_eq!(answer.status(), 200, "{}", answer.head);
+        assert_eq!(answer.status(), 200, "{}", answer.head());
         answer.answer(&body["id"])
     };
 
@@ -171,11 +171,11 @@ fn gangway_serve_fronting_server_everything_by_url_serves_an_http_client() {
         "name": "ev__trigger-long-running-operation", "arguments": {"duration": 1, "steps": 2},
         "_meta": {"progressToken": "tok-http"}}});
     let mut stream = served.post_stream(&sid, &long);
-    assert_eq!(stream.status(), 200, "{}", stream.head);
+    assert_eq!(stream.status(), 200, "{}", stream.head());
     assert!(
         stream.is_event_stream(),
         "progress comes first: {}",
-        stream.head
+        stream.head()
     );
     let progress = stream.message_until(|m| m["method"] == "notifications/progress");
     assert_eq!(
@@ -206,7 +206,7 @@ fn gangway_serve_fronting_server_everything_by_url_serves_an_http_client() {
     assert!(
         stream.is_event_stream(),
         "the question comes first: {}",
-        stream.head
+        stream.head()
     );
     let ask = stream.message_until(|m| m["method"] == "sampling/createMessage");
     assert!(

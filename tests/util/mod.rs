@@ -932,12 +932,15 @@ impl Served {
     }
 }
 
-/// A response read as it arrives: its head at once, then its JSON-RPC messages one by one,
-/// whether the body is one `application/json` message or an event stream (chunked or not).
-/// Every read waits at most [`T`].
+/// A request sent and its response read as it arrives: the head when first asked for (so
+/// the request can be in flight meanwhile: an answer sent as JSON has no head until it is
+/// complete), then its JSON-RPC messages one by one, whether the body is one
+/// `application/json` message or an event stream (chunked or not). Every read waits at
+/// most [`T`].
 pub struct HttpStream {
     r: BufReader<std::net::TcpStream>,
-    pub head: String,
+    /// None until read.
+    head: Option<String>,
     chunked: bool,
     /// Body bytes read but not yet handed out as events.
     pending: String,
@@ -949,7 +952,7 @@ pub struct HttpStream {
 
 impl HttpStream {
     /// POSTs `body` (JSON, accepting JSON and event streams) to `/mcp` at `addr` on a fresh
-    /// connection with `headers`, and reads the head.
+    /// connection with `headers`.
     pub fn post(addr: &str, headers: &[(&str, &str)], body: &str) -> HttpStream {
         let mut req = format!("POST /mcp HTTP/1.1\r\nHost: {addr}\r\n");
         for (k, v) in headers {
@@ -962,39 +965,48 @@ impl HttpStream {
         HttpStream::open(addr, &req)
     }
 
-    /// Sends `req` (a whole raw request) on a fresh connection and reads the head.
+    /// Sends `req` (a whole raw request) on a fresh connection.
     pub fn open(addr: &str, req: &str) -> HttpStream {
         let mut s = std::net::TcpStream::connect(addr).expect("connect to gangway serve");
         s.set_read_timeout(Some(T)).expect("read timeout");
         s.write_all(req.as_bytes()).expect("send the request");
-        let mut r = BufReader::new(s);
-        let head = read_head(&mut r);
-        let chunked = head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked");
         HttpStream {
-            r,
-            head,
-            chunked,
+            r: BufReader::new(s),
+            head: None,
+            chunked: false,
             pending: String::new(),
             ended: false,
             seen: Vec::new(),
         }
     }
 
-    pub fn status(&self) -> u16 {
-        self.head
+    /// The response's head, read (waiting for it) on the first call.
+    pub fn head(&mut self) -> String {
+        if self.head.is_none() {
+            let head = read_head(&mut self.r);
+            self.chunked = head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked");
+            self.head = Some(head);
+        }
+        self.head.clone().unwrap_or_default()
+    }
+
+    pub fn status(&mut self) -> u16 {
+        self.head()
             .get(9..12)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0)
     }
 
-    pub fn is_event_stream(&self) -> bool {
-        self.head.to_ascii_lowercase().contains("text/event-stream")
+    pub fn is_event_stream(&mut self) -> bool {
+        self.head()
+            .to_ascii_lowercase()
+            .contains("text/event-stream")
     }
 
-    fn content_length(&self) -> Option<usize> {
-        self.head.lines().find_map(|l| {
+    fn content_length(&mut self) -> Option<usize> {
+        self.head().lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
             k.eq_ignore_ascii_case("content-length")
                 .then(|| v.trim().parse().ok())
@@ -1004,6 +1016,7 @@ impl HttpStream {
 
     /// Reads more of the body into `pending`; false at its end.
     fn fill(&mut self) -> bool {
+        self.head();
         if self.ended {
             return false;
         }
@@ -1044,7 +1057,7 @@ impl HttpStream {
                 return None;
             }
             let v: Value = serde_json::from_str(&body)
-                .unwrap_or_else(|e| panic!("a JSON body ({e}): {}{body}", self.head));
+                .unwrap_or_else(|e| panic!("a JSON body ({e}): {}{body}", self.head()));
             self.seen.push(v.clone());
             return Some(v);
         }
@@ -1083,7 +1096,8 @@ impl HttpStream {
         }
         panic!(
             "the response ended without the message looked for; head:\n{}\nmessages: {:?}",
-            self.head, self.seen
+            self.head(),
+            self.seen
         );
     }
 
