@@ -1,6 +1,7 @@
-//! A stdio gangway whose backend is server-everything reached by URL, in its Streamable
-//! HTTP mode (`node dist/index.js streamableHttp`, port from `PORT`): tools, progress,
-//! sampling answered by gangway's client, and a resource read.
+//! gangway whose backend is server-everything reached by URL, in its Streamable HTTP mode
+//! (`node dist/index.js streamableHttp`, port from `PORT`): tools, progress, sampling
+//! answered by gangway's client, and a resource read; with the client on stdio, and with the
+//! client on HTTP through `gangway serve`.
 
 use crate::util::*;
 use serde_json::json;
@@ -21,6 +22,15 @@ impl Drop for Everything {
     }
 }
 
+impl Everything {
+    /// The `backends` entry that reaches it by URL.
+    fn url_backend(port: u16) -> serde_json::Value {
+        json!({"url": format!("http://127.0.0.1:{port}/mcp")})
+    }
+}
+
+/// Starts server-everything in its Streamable HTTP mode on a free port, once it says it
+/// listens; None when the test should be skipped (see [`nothing_missing`]).
 fn everything_http() -> Option<(Everything, u16)> {
     let js = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(".peers/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
@@ -74,8 +84,7 @@ fn server_everything_over_streamable_http_serves_tools_progress_sampling_and_res
         return;
     };
     let dir = TempDir::new();
-    let config = json!({"expose": "tools",
-        "backends": {"ev": {"url": format!("http://127.0.0.1:{port}/mcp")}}});
+    let config = json!({"expose": "tools", "backends": {"ev": Everything::url_backend(port)}});
     let mut gw = Gangway::start(&dir, &config);
     let init = gw.call(
         "initialize",
@@ -122,4 +131,110 @@ fn server_everything_over_streamable_http_serves_tools_progress_sampling_and_res
     );
     gw.close_stdin();
     assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn gangway_serve_fronting_server_everything_by_url_serves_an_http_client() {
+    let Some((_server, port)) = everything_http() else {
+        return;
+    };
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"ev": Everything::url_backend(port)}});
+    let served = Served::start(&dir, &config, &[]);
+    let sid = served.session_declaring(&[], json!({"sampling": {}}));
+    let in_session = [("Mcp-Session-Id", sid.as_str())];
+    let post = |body: serde_json::Value| -> serde_json::Value {
+        let mut answer = HttpStream::post(&served.addr, &in_session, &body.to_string());
+        assert_eq!(answer.status(), 200, "{}", answer.head());
+        answer.answer(&body["id"])
+    };
+
+    let list = post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    let names = tool_names(&list);
+    for tool in [
+        "ev__echo",
+        "ev__trigger-long-running-operation",
+        "ev__trigger-sampling-request",
+    ] {
+        assert!(
+            names.iter().any(|n| n == tool),
+            "{tool} missing from {names:?}"
+        );
+    }
+
+    let echo = post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "ev__echo", "arguments": {"message": "over two hops of http"}}}));
+    assert_eq!(ok_text(&echo), "Echo: over two hops of http");
+
+    // Progress reaches the HTTP client on its POST's event stream, with its own token.
+    let long = json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call", "params": {
+        "name": "ev__trigger-long-running-operation", "arguments": {"duration": 1, "steps": 2},
+        "_meta": {"progressToken": "tok-http"}}});
+    let mut stream = served.post_stream(&sid, &long);
+    assert_eq!(stream.status(), 200, "{}", stream.head());
+    assert!(
+        stream.is_event_stream(),
+        "progress comes first: {}",
+        stream.head()
+    );
+    let progress = stream.message_until(|m| m["method"] == "notifications/progress");
+    assert_eq!(
+        progress["params"]["progressToken"], "tok-http",
+        "{progress}"
+    );
+    let done = stream.answer(&json!("long"));
+    assert!(
+        done["result"].is_object() && done["result"]["isError"] != json!(true),
+        "{done}"
+    );
+    assert!(
+        stream
+            .seen
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .count()
+            >= 2,
+        "both steps' progress: {:?}",
+        stream.seen
+    );
+
+    // The server's sampling request reaches the HTTP client on the tool call's stream; the
+    // client answers with a POST of its own, and the answer ends up in the tool's result.
+    let sample = json!({"jsonrpc": "2.0", "id": "sample", "method": "tools/call", "params": {
+        "name": "ev__trigger-sampling-request", "arguments": {"prompt": "a question over http"}}});
+    let mut stream = served.post_stream(&sid, &sample);
+    assert!(
+        stream.is_event_stream(),
+        "the question comes first: {}",
+        stream.head()
+    );
+    let ask = stream.message_until(|m| m["method"] == "sampling/createMessage");
+    assert!(
+        ask.to_string().contains("a question over http"),
+        "the question carries the prompt: {ask}"
+    );
+    let reply = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
+        "role": "assistant", "model": "test",
+        "content": {"type": "text", "text": "an answer over http"}}});
+    let (status, head, _) = served.request("POST", &in_session, &reply.to_string());
+    assert_eq!(status, 202, "the client's answer is accepted: {head}");
+    let sampled = stream.answer(&json!("sample"));
+    assert!(
+        sampled["result"].is_object() && sampled.to_string().contains("an answer over http"),
+        "{sampled}"
+    );
+
+    let read = post(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read",
+        "params": {"uri": "demo://resource/static/document/architecture.md"}}),
+    );
+    assert!(
+        read["result"]["contents"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Architecture")),
+        "{read}"
+    );
+
+    let (status, _, _) = served.request("DELETE", &in_session, "");
+    assert_eq!(status, 200);
 }

@@ -908,6 +908,219 @@ impl Served {
         let answer: Value = serde_json::from_str(&body).expect("a JSON answer");
         ok_text(&answer)
     }
+
+    /// Opens a session whose client declares `capabilities`, sending `headers` (e.g. a
+    /// bearer token) with both handshake requests; returns its id.
+    pub fn session_declaring(&self, headers: &[(&str, &str)], capabilities: Value) -> String {
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": capabilities,
+            "clientInfo": {"name": "raw", "version": "1"}}});
+        let (status, head, body) = self.request("POST", headers, &init.to_string());
+        assert_eq!(status, 200, "{head}{body}");
+        let sid = session_id_in(&head);
+        let mut with_sid = headers.to_vec();
+        with_sid.push(("Mcp-Session-Id", &sid));
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        assert_eq!(self.request("POST", &with_sid, note).0, 202);
+        sid
+    }
+
+    /// Sends `body` as a POST in session `sid` and returns its response, open, to be read
+    /// message by message as it arrives (see [`HttpStream`]).
+    pub fn post_stream(&self, sid: &str, body: &Value) -> HttpStream {
+        HttpStream::post(&self.addr, &[("Mcp-Session-Id", sid)], &body.to_string())
+    }
+}
+
+/// A request sent and its response read as it arrives: the head when first asked for (so
+/// the request can be in flight meanwhile: an answer sent as JSON has no head until it is
+/// complete), then its JSON-RPC messages one by one, whether the body is one
+/// `application/json` message or an event stream (chunked or not). Every read waits at
+/// most [`T`].
+pub struct HttpStream {
+    r: BufReader<std::net::TcpStream>,
+    /// None until read.
+    head: Option<String>,
+    chunked: bool,
+    /// Body bytes read but not yet handed out as events.
+    pending: String,
+    /// Whether the body has been read to its end.
+    ended: bool,
+    /// Every message handed out so far, for failure messages.
+    pub seen: Vec<Value>,
+}
+
+impl HttpStream {
+    /// POSTs `body` (JSON, accepting JSON and event streams) to `/mcp` at `addr` on a fresh
+    /// connection with `headers`.
+    pub fn post(addr: &str, headers: &[(&str, &str)], body: &str) -> HttpStream {
+        let mut req = format!("POST /mcp HTTP/1.1\r\nHost: {addr}\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+        HttpStream::open(addr, &req)
+    }
+
+    /// Sends `req` (a whole raw request) on a fresh connection.
+    pub fn open(addr: &str, req: &str) -> HttpStream {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect to gangway serve");
+        s.set_read_timeout(Some(T)).expect("read timeout");
+        s.write_all(req.as_bytes()).expect("send the request");
+        HttpStream {
+            r: BufReader::new(s),
+            head: None,
+            chunked: false,
+            pending: String::new(),
+            ended: false,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The response's head, read (waiting for it) on the first call.
+    pub fn head(&mut self) -> String {
+        if self.head.is_none() {
+            let head = read_head(&mut self.r);
+            self.chunked = head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked");
+            self.head = Some(head);
+        }
+        self.head.clone().unwrap_or_default()
+    }
+
+    pub fn status(&mut self) -> u16 {
+        self.head()
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn is_event_stream(&mut self) -> bool {
+        self.head()
+            .to_ascii_lowercase()
+            .contains("text/event-stream")
+    }
+
+    fn content_length(&mut self) -> Option<usize> {
+        self.head().lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())
+                .flatten()
+        })
+    }
+
+    /// Reads more of the body into `pending`; false at its end.
+    fn fill(&mut self) -> bool {
+        self.head();
+        if self.ended {
+            return false;
+        }
+        if self.chunked {
+            let mut size = String::new();
+            self.r.read_line(&mut size).expect("a chunk size");
+            let n = usize::from_str_radix(size.trim(), 16)
+                .unwrap_or_else(|e| panic!("bad chunk size {size:?}: {e}"));
+            let mut data = vec![0; n + 2];
+            self.r.read_exact(&mut data).expect("a chunk");
+            data.truncate(n);
+            self.pending.push_str(&String::from_utf8_lossy(&data));
+            self.ended = n == 0;
+            n > 0
+        } else if let Some(len) = self.content_length() {
+            // A kept-alive connection stays open after the body: read just its length.
+            let mut body = vec![0; len];
+            self.r.read_exact(&mut body).expect("the body");
+            self.pending.push_str(&String::from_utf8_lossy(&body));
+            self.ended = true;
+            len > 0
+        } else {
+            let mut buf = [0; 4096];
+            let n = self.r.read(&mut buf).expect("the body");
+            self.pending.push_str(&String::from_utf8_lossy(&buf[..n]));
+            self.ended = n == 0;
+            n > 0
+        }
+    }
+
+    /// The next JSON-RPC message of the response; None at its end. Events without data
+    /// (keep-alive comments, `retry:`) are skipped.
+    pub fn next_message(&mut self) -> Option<Value> {
+        if !self.is_event_stream() {
+            while self.fill() {}
+            let body = std::mem::take(&mut self.pending);
+            if body.trim().is_empty() {
+                return None;
+            }
+            let v: Value = serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("a JSON body ({e}): {}{body}", self.head()));
+            self.seen.push(v.clone());
+            return Some(v);
+        }
+        loop {
+            let normalized = self.pending.replace("\r\n", "\n");
+            if let Some(end) = normalized.find("\n\n") {
+                let event = normalized[..end].to_string();
+                self.pending = normalized[end + 2..].to_string();
+                let data: Vec<&str> = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                    .collect();
+                if data.is_empty() {
+                    continue;
+                }
+                let data = data.join("\n");
+                let v: Value = serde_json::from_str(&data)
+                    .unwrap_or_else(|e| panic!("an event's data is not JSON ({e}): {data}"));
+                self.seen.push(v.clone());
+                return Some(v);
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    /// Reads messages until one matches `pred` and returns it; fails the test with every
+    /// message seen when the response ends first.
+    pub fn message_until(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        while let Some(v) = self.next_message() {
+            if pred(&v) {
+                return v;
+            }
+        }
+        panic!(
+            "the response ended without the message looked for; head:\n{}\nmessages: {:?}",
+            self.head(),
+            self.seen
+        );
+    }
+
+    /// Reads messages until the answer to request `id` (a result or an error).
+    pub fn answer(&mut self, id: &Value) -> Value {
+        let id = id.clone();
+        self.message_until(|v| v.get("method").is_none() && v.get("id") == Some(&id))
+    }
+}
+
+/// A `gangway --config PATH` command for a config file the test wrote itself (any name and
+/// shape, e.g. a client's `.mcp.json`), with the same clean environment as [`gangway_command`].
+pub fn gangway_command_for_file(dir: &TempDir, path: &Path) -> Command {
+    let mut cmd = Command::new(gangway_bin());
+    cmd.arg("--config")
+        .arg(path)
+        .env_remove("RUST_LOG")
+        .env_remove("GANGWAY_CONFIG")
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
 }
 
 // ---------------------------------------------------------------------------------------
