@@ -4,4 +4,3 @@
 mod everything;
 mod inspector;
 mod remote;
-mod remote_transports;

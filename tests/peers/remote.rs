@@ -1,7 +1,9 @@
 //! gangway whose backend is server-everything reached by URL, in its Streamable HTTP mode
 //! (`node dist/index.js streamableHttp`, port from `PORT`): tools, progress, sampling
 //! answered by gangway's client, and a resource read; with the client on stdio, and with the
-//! client on HTTP through `gangway serve`.
+//! client on HTTP through `gangway serve`. Then the HTTP+SSE transport of 2024-11-05
+//! (`node dist/index.js sse`: GET `/sse`, POST to the endpoint it names) and the server's
+//! own event stream of Streamable HTTP (the GET stream that carries resource updates).
 
 use crate::util::*;
 use serde_json::json;
@@ -10,8 +12,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
-/// server-everything serving Streamable HTTP; killed (with its process group) on drop.
+/// server-everything serving HTTP; killed (with its process group) on drop.
 struct Everything(Child);
 
 impl Drop for Everything {
@@ -29,9 +32,10 @@ impl Everything {
     }
 }
 
-/// Starts server-everything in its Streamable HTTP mode on a free port, once it says it
-/// listens; None when the test should be skipped (see [`nothing_missing`]).
-fn everything_http() -> Option<(Everything, u16)> {
+/// Starts server-everything in `mode` ("sse" or "streamableHttp") on a free port, once
+/// it says it listens; `None` (the test skips) outside CI when node or the server is
+/// missing.
+fn everything(mode: &str) -> Option<(Everything, u16)> {
     let js = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(".peers/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
     let mut missing = Vec::new();
@@ -50,7 +54,7 @@ fn everything_http() -> Option<(Everything, u16)> {
         .port();
     let mut cmd = Command::new("node");
     cmd.arg(&js)
-        .arg("streamableHttp")
+        .arg(mode)
         .env("PORT", port.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -66,7 +70,8 @@ fn everything_http() -> Option<(Everything, u16)> {
         let tx = tx.clone();
         thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if line.contains("listening on port") {
+                let l = line.to_ascii_lowercase();
+                if l.contains("listening on port") || l.contains("running on port") {
                     let _ = tx.send(());
                 }
             }
@@ -76,6 +81,11 @@ fn everything_http() -> Option<(Everything, u16)> {
     rx.recv_timeout(T)
         .expect("server-everything says it listens");
     Some((server, port))
+}
+
+/// server-everything in its Streamable HTTP mode (see [`everything`]).
+fn everything_http() -> Option<(Everything, u16)> {
+    everything("streamableHttp")
 }
 
 #[test]
@@ -237,4 +247,107 @@ fn gangway_serve_fronting_server_everything_by_url_serves_an_http_client() {
 
     let (status, _, _) = served.request("DELETE", &in_session, "");
     assert_eq!(status, 200);
+}
+
+/// A stdio gangway (debug log) whose one backend `ev` is `backend`, initialized with
+/// sampling declared.
+fn gangway_for(dir: &TempDir, backend: serde_json::Value) -> Gangway {
+    let config = json!({"expose": "tools", "backends": {"ev": backend}});
+    let mut cmd = gangway_command(dir, &config);
+    cmd.env("RUST_LOG", "gangway=debug");
+    let mut gw = Gangway::spawn(cmd);
+    let init = gw.call(
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {"sampling": {}},
+               "clientInfo": {"name": "remote-test", "version": "1"}}),
+    );
+    assert!(init.get("result").is_some(), "{init}");
+    gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    gw
+}
+
+#[test]
+fn server_everything_over_http_and_sse_serves_tools_progress_sampling_and_resources() {
+    let Some((_server, port)) = everything("sse") else {
+        return;
+    };
+    let dir = TempDir::new();
+    let mut gw = gangway_for(
+        &dir,
+        json!({"type": "sse", "url": format!("http://127.0.0.1:{port}/sse")}),
+    );
+    let names = gw.list_tool_names();
+    assert!(
+        names.contains(&"ev__trigger-sampling-request".to_string()),
+        "{names:?}"
+    );
+    gw.wait_stderr("messages go to the endpoint it named", T);
+    assert_eq!(
+        ok_text(&gw.call_tool("ev__echo", json!({"message": "over sse"}))),
+        "Echo: over sse"
+    );
+    let line = json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call", "params": {
+        "name": "ev__trigger-long-running-operation", "arguments": {"duration": 1, "steps": 2},
+        "_meta": {"progressToken": "tok"}}});
+    gw.send(&line);
+    let progress = gw.wait_notification("notifications/progress", T);
+    assert_eq!(progress["params"]["progressToken"], "tok");
+    assert!(gw.response(&json!("long"), T)["result"].is_object());
+    let line = json!({"jsonrpc": "2.0", "id": "sample", "method": "tools/call", "params": {
+        "name": "ev__trigger-sampling-request", "arguments": {"prompt": "a question over sse"}}});
+    gw.send(&line);
+    let ask = gw.recv_until(|m| m["method"] == "sampling/createMessage", T);
+    gw.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
+        "role": "assistant", "model": "test", "content": {"type": "text", "text": "sse answer"}}}));
+    let sampled = gw.response(&json!("sample"), T);
+    assert!(sampled.to_string().contains("sse answer"), "{sampled}");
+    let read = gw.call(
+        "resources/read",
+        json!({"uri": "demo://resource/static/document/architecture.md"}),
+    );
+    assert!(
+        read["result"]["contents"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Architecture")),
+        "{read}"
+    );
+    gw.close_stdin();
+    assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn resource_updates_come_on_the_servers_own_stream() {
+    let Some((_server, port)) = everything("streamableHttp") else {
+        return;
+    };
+    let dir = TempDir::new();
+    let mut gw = gangway_for(&dir, json!({"url": format!("http://127.0.0.1:{port}/mcp")}));
+    let uri = "demo://resource/static/document/architecture.md";
+    let subscribed = gw.call("resources/subscribe", json!({"uri": uri}));
+    assert!(subscribed.get("result").is_some(), "{subscribed}");
+    gw.wait_stderr("its event stream is open", T);
+    // The server sends updates every 5 s from no request: only its GET stream carries them.
+    let started = gw.call_tool("ev__toggle-subscriber-updates", json!({}));
+    assert!(ok_text(&started).contains("Started"), "{started}");
+    let update = gw.wait_notification("notifications/resources/updated", Duration::from_secs(15));
+    assert_eq!(update["params"]["uri"], uri);
+    gw.close_stdin();
+    assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn an_sse_url_that_is_not_an_event_stream_says_which_type_to_set() {
+    let Some((_server, port)) = everything("streamableHttp") else {
+        return;
+    };
+    let dir = TempDir::new();
+    let config = json!({"expose": "meta", "backends": {
+        "ev": {"type": "sse", "url": format!("http://127.0.0.1:{port}/mcp")}}});
+    let mut gw = Gangway::start(&dir, &config);
+    gw.initialize();
+    let text = text_of(&gw.use_tool("ev", "echo", json!({"message": "x"})));
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}")) && text.contains("\"type\""),
+        "{text}"
+    );
 }
