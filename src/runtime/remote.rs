@@ -1068,8 +1068,8 @@ impl Remote {
                 }
                 self.close(registry, i);
             }
-            _ => {
-                let why = if c.resumes >= MAX_RESUMES {
+            last => {
+                let why = if last.is_some() {
                     format!("the answer's stream was cut {MAX_RESUMES} times")
                 } else {
                     "the server closed the answer's stream before the answer, with no event id to resume from".to_string()

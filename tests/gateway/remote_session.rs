@@ -46,3 +46,161 @@ fn a_server_that_lost_the_session_gets_a_new_handshake_and_the_request_again() {
     gw.close_stdin();
     assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
 }
+
+/// What the fake server of [`cutting_server`] saw: the `Last-Event-ID` of each GET that
+/// resumed a stream.
+type Resumed = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A fake Streamable HTTP server whose tool `cut` answers on an event stream that it cuts
+/// (a chunked body never ended) after one progress event with id `ev1` (and `retry: 10`);
+/// a GET with `Last-Event-ID: ev1` gets the rest: the answer, id `ev2`. Its tool `lost`
+/// cuts the same way with no event id. A GET without `Last-Event-ID` (the server's own
+/// stream) gets 405. Returns its address and the resumptions it saw.
+fn cutting_server() -> (String, Resumed) {
+    use std::io::{BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let resumed: Resumed = Arc::default();
+    let seen = Arc::clone(&resumed);
+    // The id of the call whose stream was cut, for the GET that resumes it.
+    let cut_id: Arc<Mutex<serde_json::Value>> = Arc::default();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let (seen, cut_id) = (Arc::clone(&seen), Arc::clone(&cut_id));
+            std::thread::spawn(move || {
+                let mut w = stream.try_clone().expect("clone");
+                let mut r = BufReader::new(stream);
+                loop {
+                    let head = read_head(&mut r);
+                    if head.is_empty() {
+                        return;
+                    }
+                    let header = |name: &str| {
+                        head.lines().find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                        })
+                    };
+                    if head.starts_with("GET") {
+                        let Some(last) = header("Last-Event-ID") else {
+                            let _ = w.write_all(
+                                b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n",
+                            );
+                            continue;
+                        };
+                        seen.lock().expect("lock").push(last);
+                        let id = cut_id.lock().expect("lock").clone();
+                        let answer = json!({"jsonrpc": "2.0", "id": id, "result": {
+                            "content": [{"type": "text", "text": "resumed answer"}]}});
+                        let body = format!("id: ev2\ndata: {answer}\n\n");
+                        let _ = w.write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        );
+                        continue;
+                    }
+                    let len: usize = header("Content-Length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let msg: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let result = match msg["method"].as_str().unwrap_or("") {
+                        "initialize" => {
+                            json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                                   "serverInfo": {"name": "cutting", "version": "1"}})
+                        }
+                        "tools/list" => json!({"tools": [
+                            {"name": "cut", "inputSchema": {"type": "object"}},
+                            {"name": "lost", "inputSchema": {"type": "object"}},
+                            {"name": "echo", "inputSchema": {"type": "object"}}]}),
+                        "tools/call" if msg["params"]["name"] == "echo" => {
+                            json!({"content": [{"type": "text", "text": "still here"}]})
+                        }
+                        "tools/call" => {
+                            let token = &msg["params"]["_meta"]["progressToken"];
+                            let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                                "params": {"progressToken": token, "progress": 1}});
+                            let id_line = if msg["params"]["name"] == "cut" {
+                                *cut_id.lock().expect("lock") = msg["id"].clone();
+                                "id: ev1\nretry: 10\n"
+                            } else {
+                                ""
+                            };
+                            let event = format!("{id_line}data: {progress}\n\n");
+                            let _ = w.write_all(
+                                format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{event}\r\n",
+                                    event.len()
+                                )
+                                .as_bytes(),
+                            );
+                            return; // the stream is cut: no last chunk, connection closed
+                        }
+                        _ => {
+                            let _ =
+                                w.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
+                            continue;
+                        }
+                    };
+                    let out =
+                        json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}).to_string();
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: s1\r\nContent-Length: {}\r\n\r\n{out}",
+                        out.len()
+                    );
+                    if w.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, resumed)
+}
+
+#[test]
+fn an_answer_cut_mid_stream_is_resumed_after_its_last_event_id() {
+    let (addr, resumed) = cutting_server();
+    let dir = TempDir::new();
+    let config =
+        json!({"expose": "tools", "backends": {"cutting": {"url": format!("http://{addr}/mcp")}}});
+    let mut gw = Gangway::start(&dir, &config);
+    gw.initialize();
+    let line = json!({"jsonrpc": "2.0", "id": "c1", "method": "tools/call", "params": {
+        "name": "cutting__cut", "arguments": {}, "_meta": {"progressToken": "p1"}}});
+    gw.send(&line);
+    let progress = gw.wait_notification("notifications/progress", T);
+    assert_eq!(progress["params"]["progressToken"], "p1");
+    let answer = gw.response(&json!("c1"), T);
+    assert_eq!(ok_text(&answer), "resumed answer");
+    assert_eq!(*resumed.lock().expect("lock"), ["ev1"]);
+}
+
+#[test]
+fn an_answer_cut_with_no_event_id_fails_that_request_alone() {
+    let (addr, resumed) = cutting_server();
+    let dir = TempDir::new();
+    let config =
+        json!({"expose": "tools", "backends": {"cutting": {"url": format!("http://{addr}/mcp")}}});
+    let mut gw = Gangway::start(&dir, &config);
+    gw.initialize();
+    let lost = gw.call_tool("cutting__lost", json!({}));
+    let text = lost.to_string();
+    assert!(
+        text.contains("no event id to resume from") && text.contains(&addr),
+        "{text}"
+    );
+    // The backend goes on.
+    assert_eq!(
+        ok_text(&gw.call_tool("cutting__echo", json!({}))),
+        "still here"
+    );
+    assert!(resumed.lock().expect("lock").is_empty());
+}
