@@ -46,6 +46,9 @@ pub const REMOTE_BASE: usize = 1 << 36;
 const READS_PER_TURN: usize = 16;
 /// A connection must be made and its request written within this time.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A POST that carries no request (a notification or an answer to the server) must get
+/// the head of its answer (202) within this time, else its connection is closed.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// An answer's stream is resumed at most this many times.
 const MAX_RESUMES: u32 = 5;
 /// The longest wait before resuming an answer's stream, whatever `retry:` says.
@@ -87,23 +90,39 @@ struct Outgoing {
     replay: bool,
     /// Sent once already: it gets no other try.
     retried: bool,
+    /// For `notifications/cancelled`: the id of the request it cancels (raw JSON).
+    cancels: Option<Box<str>>,
 }
 
 impl Outgoing {
     fn new(line: &[u8]) -> Outgoing {
-        let (id, initialize) = match Message::parse(line) {
-            Ok(m) if m.kind == Kind::Request => (
-                m.id.map(|id| Box::from(id.get())),
-                m.method == Some("initialize"),
-            ),
-            _ => (None, false),
-        };
+        let (mut id, mut initialize, mut cancels) = (None, false, None);
+        match Message::parse(line) {
+            Ok(m) if m.kind == Kind::Request => {
+                id = m.id.map(|id| Box::from(id.get()));
+                initialize = m.method == Some("initialize");
+            }
+            Ok(m) if m.method == Some("notifications/cancelled") => {
+                #[derive(serde::Deserialize)]
+                struct Cancelled<'a> {
+                    #[serde(rename = "requestId", borrow)]
+                    request_id: Option<&'a serde_json::value::RawValue>,
+                }
+                cancels = m
+                    .params
+                    .and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok())
+                    .and_then(|c| c.request_id)
+                    .map(|r| Box::from(r.get()));
+            }
+            _ => {}
+        }
         Outgoing {
             line: line.to_vec(),
             id,
             initialize,
             replay: false,
             retried: false,
+            cancels,
         }
     }
 }
@@ -138,6 +157,8 @@ struct Conn {
     resumed_from: Option<String>,
     /// Until when the connection must be made and the request written.
     deadline: Option<Instant>,
+    /// Until when the head of the answer to a notification must come.
+    head_by: Option<Instant>,
     /// An answer came on this connection before (so a close here may be the server
     /// ending an idle keep-alive, not a failure).
     reused: bool,
@@ -302,7 +323,7 @@ impl Remote {
         self.conns
             .iter()
             .flatten()
-            .filter_map(|c| c.deadline)
+            .flat_map(|c| c.deadline.into_iter().chain(c.head_by))
             .chain(self.resumes.iter().map(|r| r.at))
             .chain(listen)
             .min()
@@ -333,6 +354,15 @@ impl Remote {
             return;
         }
         self.expire(registry, now);
+        // Cancellations act at once, not when a connection is free to send them.
+        let cancelled: Vec<Box<str>> = self
+            .queue
+            .iter_mut()
+            .filter_map(|o| o.cancels.take())
+            .collect();
+        for id in cancelled {
+            self.drop_cancelled(registry, &id);
+        }
         if self.listen_due(now) {
             self.open_listen(registry, b, now);
         }
@@ -352,12 +382,22 @@ impl Remote {
         }
     }
 
-    /// Connections whose request was not written in time.
+    /// Connections whose request was not written in time, or whose notification got no
+    /// answer in time.
     fn expire(&mut self, registry: &Registry, now: Instant) {
         for i in 0..SLOTS {
             let Some(Some(c)) = self.conns.get(i) else {
                 continue;
             };
+            if c.head_by.is_some_and(|d| d <= now) {
+                log::warn!(
+                    "{}: no answer to a notification within {} s; its connection is closed",
+                    self.url,
+                    ACCEPT_TIMEOUT.as_secs()
+                );
+                self.close(registry, i);
+                continue;
+            }
             if !c.deadline.is_some_and(|d| d <= now) {
                 continue;
             }
@@ -406,6 +446,7 @@ impl Remote {
                 // Answers come on the event stream, not on the POST.
                 out.id = None;
             }
+            let head_by = out.id.is_none().then(|| now + ACCEPT_TIMEOUT);
             let generation = self.generation;
             if let Some(Some(c)) = self.conns.get_mut(i) {
                 c.role = Role::Post;
@@ -415,11 +456,28 @@ impl Remote {
                 c.sse = None;
                 c.sent = Some(out);
                 c.answered = false;
+                c.head_by = head_by;
                 c.generation = generation;
                 c.resumes = 0;
                 c.resumed_from = None;
                 c.busy = true;
             }
+        }
+    }
+
+    /// The client gave up on request `id` (raw JSON): it is not sent if it still waits,
+    /// not resumed, and the connection waiting for its answer is closed (freeing it for
+    /// other requests; the server hears of it by the cancellation itself).
+    fn drop_cancelled(&mut self, registry: &Registry, id: &str) {
+        self.queue.retain(|o| o.id.as_deref() != Some(id));
+        self.resumes.retain(|r| r.sent.id.as_deref() != Some(id));
+        let waiting = self.conns[..MAX_CONNS].iter().position(|c| {
+            c.as_ref().is_some_and(|c| {
+                c.busy && !c.answered && c.sent.as_ref().and_then(|s| s.id.as_deref()) == Some(id)
+            })
+        });
+        if let Some(i) = waiting {
+            self.close(registry, i);
         }
     }
 
@@ -719,7 +777,8 @@ impl Remote {
                 self.response_done(registry, i, now);
                 return Ok(());
             }
-            if used == 0 || input.is_empty() {
+            // After a head, once more even with nothing left: an empty body is complete.
+            if !matches!(status, ReadStatus::Head) && (used == 0 || input.is_empty()) {
                 return Ok(());
             }
         }
@@ -736,6 +795,7 @@ impl Remote {
         };
         let status = head.status;
         let stream = head.is_event_stream();
+        c.head_by = None;
         let session_id = head.session_id.clone();
         let (role, generation) = (c.role, c.generation);
         let initialize = c.sent.as_ref().is_some_and(|s| s.initialize);
@@ -1252,6 +1312,7 @@ impl Conn {
             resumes: 0,
             resumed_from: None,
             deadline: Some(now + CONNECT_TIMEOUT),
+            head_by: None,
             reused: false,
             readable: false,
             writable: false,

@@ -48,14 +48,19 @@ fn a_server_that_lost_the_session_gets_a_new_handshake_and_the_request_again() {
 }
 
 /// What the fake server of [`cutting_server`] saw: the `Last-Event-ID` of each GET that
-/// resumed a stream.
-type Resumed = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+/// resumed a stream, and how many `hang` calls it holds.
+#[derive(Default)]
+struct Seen {
+    resumed: std::sync::Mutex<Vec<String>>,
+    hung: std::sync::atomic::AtomicUsize,
+}
+type Resumed = std::sync::Arc<Seen>;
 
 /// A fake Streamable HTTP server whose tool `cut` answers on an event stream that it cuts
 /// (a chunked body never ended) after one progress event with id `ev1` (and `retry: 10`);
 /// a GET with `Last-Event-ID: ev1` gets the rest: the answer, id `ev2`. Its tool `lost`
 /// cuts the same way with no event id. A GET without `Last-Event-ID` (the server's own
-/// stream) gets 405. Returns its address and the resumptions it saw.
+/// stream) gets 405. Its tool `hang` never answers. Returns its address and the resumptions it saw.
 fn cutting_server() -> (String, Resumed) {
     use std::io::{BufReader, Read, Write};
     use std::sync::{Arc, Mutex};
@@ -89,7 +94,7 @@ fn cutting_server() -> (String, Resumed) {
                             );
                             continue;
                         };
-                        seen.lock().expect("lock").push(last);
+                        seen.resumed.lock().expect("lock").push(last);
                         let id = cut_id.lock().expect("lock").clone();
                         let answer = json!({"jsonrpc": "2.0", "id": id, "result": {
                             "content": [{"type": "text", "text": "resumed answer"}]}});
@@ -119,9 +124,17 @@ fn cutting_server() -> (String, Resumed) {
                         "tools/list" => json!({"tools": [
                             {"name": "cut", "inputSchema": {"type": "object"}},
                             {"name": "lost", "inputSchema": {"type": "object"}},
-                            {"name": "echo", "inputSchema": {"type": "object"}}]}),
+                            {"name": "echo", "inputSchema": {"type": "object"}},
+                            {"name": "hang", "inputSchema": {"type": "object"}}]}),
                         "tools/call" if msg["params"]["name"] == "echo" => {
                             json!({"content": [{"type": "text", "text": "still here"}]})
+                        }
+                        "tools/call" if msg["params"]["name"] == "hang" => {
+                            // Never answers; holds the connection until gangway closes it.
+                            seen.hung.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let _ = r.read(&mut [0u8; 1]);
+                            seen.hung.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                            return;
                         }
                         "tools/call" => {
                             let token = &msg["params"]["_meta"]["progressToken"];
@@ -180,7 +193,7 @@ fn an_answer_cut_mid_stream_is_resumed_after_its_last_event_id() {
     assert_eq!(progress["params"]["progressToken"], "p1");
     let answer = gw.response(&json!("c1"), T);
     assert_eq!(ok_text(&answer), "resumed answer");
-    assert_eq!(*resumed.lock().expect("lock"), ["ev1"]);
+    assert_eq!(*resumed.resumed.lock().expect("lock"), ["ev1"]);
 }
 
 #[test]
@@ -202,5 +215,44 @@ fn an_answer_cut_with_no_event_id_fails_that_request_alone() {
         ok_text(&gw.call_tool("cutting__echo", json!({}))),
         "still here"
     );
-    assert!(resumed.lock().expect("lock").is_empty());
+    assert!(resumed.resumed.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn a_cancelled_call_frees_its_connection_for_the_next_request() {
+    use std::sync::atomic::Ordering;
+    let (addr, seen) = cutting_server();
+    let dir = TempDir::new();
+    let config =
+        json!({"expose": "tools", "backends": {"cutting": {"url": format!("http://{addr}/mcp")}}});
+    let mut gw = Gangway::start(&dir, &config);
+    gw.initialize();
+    assert_eq!(
+        ok_text(&gw.call_tool("cutting__echo", json!({}))),
+        "still here"
+    );
+    // Four calls the server never answers hold every connection gangway opens to it.
+    let hung: Vec<String> = (0..4)
+        .map(|i| Gangway::tool_call_line(&json!(format!("h{i}")), "cutting__hang", json!({})))
+        .collect();
+    gw.send_all(&hung);
+    assert!(
+        wait_for(T, || seen.hung.load(Ordering::SeqCst) == 4),
+        "{:?}",
+        gw.stderr()
+    );
+    gw.send_raw(&Gangway::tool_call_line(
+        &json!("e"),
+        "cutting__echo",
+        json!({}),
+    ));
+    for i in 0..4 {
+        gw.send(
+            &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": format!("h{i}"), "reason": "the user gave up"}}),
+        );
+    }
+    assert_eq!(ok_text(&gw.response(&json!("e"), T)), "still here");
+    // The server saw each held connection closed.
+    assert!(wait_for(T, || seen.hung.load(Ordering::SeqCst) == 0));
 }
