@@ -865,7 +865,7 @@ impl<'c> Runtime<'c> {
             if let Some(mut old) = self.remotes[b].take() {
                 old.shut(self.poll.registry());
             }
-            match Remote::new(&cfg.command, &cfg.env, self.max_line) {
+            match Remote::new(&cfg.command, &cfg.env, self.max_line, cfg.ca_file()) {
                 Ok(r) => {
                     log::debug!(
                         "backend '{}' is reached at {}",

@@ -9,7 +9,12 @@
 //! Name resolution uses the system resolver and blocks; it happens once per connection
 //! to the server (a loopback or `/etc/hosts` name answers at once; a slow DNS server
 //! holds the loop for its time).
+//!
+//! An `https` URL's connections carry TLS ([`super::tls`]); certificates are checked
+//! against the platform's roots and the backend's `ca_file`, and a failed handshake
+//! fails the backend with a sentence saying what to do.
 
+use super::tls::{self, Stream};
 use crate::http::client::{write_request, ClientError, ReadStatus, ResponseReader, Url};
 use crate::http::sse::SseParser;
 use mio::net::TcpStream;
@@ -17,6 +22,8 @@ use mio::{Interest, Registry, Token};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::ToSocketAddrs;
+use std::path::Path;
+use std::sync::Arc;
 
 /// Connections opened to one server at most; more requests wait for one.
 pub const MAX_CONNS: usize = 4;
@@ -35,7 +42,7 @@ pub enum RemoteEvent {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     /// Request bytes not yet written.
     out: Vec<u8>,
     written: usize,
@@ -71,22 +78,35 @@ pub struct Remote {
     pub events: Vec<RemoteEvent>,
     /// The backend failed: nothing more is sent.
     failed: bool,
+    /// For an `https` URL: the TLS client config (its trusted CAs).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Remote {
-    /// A remote backend for `url` with `headers`, accepting answers of `max_body` bytes.
+    /// A remote backend for `url` with `headers`, accepting answers of `max_body` bytes;
+    /// an `https` URL's certificate is checked against the platform's roots and the CA
+    /// certificates of `ca_file` (a PEM file).
     ///
     /// # Errors
     ///
-    /// When the URL cannot be used (it was checked when the config was read) or is
-    /// `https` (TLS is not supported yet).
-    pub fn new(url: &str, headers: &[(String, String)], max_body: usize) -> Result<Remote, String> {
+    /// When the URL cannot be used or `ca_file` cannot be read (both were checked when
+    /// the config was read).
+    pub fn new(
+        url: &str,
+        headers: &[(String, String)],
+        max_body: usize,
+        ca_file: Option<&Path>,
+    ) -> Result<Remote, String> {
         let url = Url::parse(url).map_err(|e| e.to_string())?;
-        if url.https {
-            return Err(format!(
-                "{url}: https is not supported yet; reach the server over http on a trusted network, or through a local TLS-terminating proxy"
-            ));
-        }
+        let tls = if url.https {
+            let extra = match ca_file {
+                Some(path) => tls::read_ca_file(path).map_err(|e| format!("\"ca_file\": {e}"))?,
+                None => Vec::new(),
+            };
+            Some(tls::client_config(&extra)?)
+        } else {
+            None
+        };
         Ok(Remote {
             url,
             headers: headers.to_vec(),
@@ -96,6 +116,7 @@ impl Remote {
             max_body,
             events: Vec::new(),
             failed: false,
+            tls,
         })
     }
 
@@ -193,11 +214,25 @@ impl Remote {
             self.fail(format!("{} resolves to no address", self.url.host));
             return None;
         };
-        let mut stream = match TcpStream::connect(addr) {
+        let sock = match TcpStream::connect(addr) {
             Ok(s) => s,
             Err(e) => {
                 self.fail(format!("cannot connect to {}: {e}", self.url));
                 return None;
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        let mut stream = match &self.tls {
+            None => Stream::Plain(sock),
+            // A request is a line of at most `max_body` bytes plus its head.
+            Some(config) => {
+                match Stream::tls(sock, Arc::clone(config), &self.url.host, self.max_body) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.fail(e);
+                        return None;
+                    }
+                }
             }
         };
         let token = Token(REMOTE_BASE + MAX_CONNS * b + i);
@@ -207,7 +242,6 @@ impl Remote {
             self.fail(format!("cannot watch the connection to {}: {e}", self.url));
             return None;
         }
-        let _ = stream.set_nodelay(true);
         self.conns[i] = Some(Conn {
             stream,
             out: Vec::new(),
@@ -229,8 +263,14 @@ impl Remote {
         let Some(Some(c)) = self.conns.get_mut(i) else {
             return;
         };
-        while c.writable && c.written < c.out.len() {
-            match c.stream.write(&c.out[c.written..]) {
+        // TLS records the socket did not take yet go out too.
+        while c.writable && (c.written < c.out.len() || c.stream.has_pending_output()) {
+            let wrote = if c.written < c.out.len() {
+                c.stream.write(&c.out[c.written..])
+            } else {
+                c.stream.flush_pending().map(|()| 0)
+            };
+            match wrote {
                 Ok(n) => c.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -428,7 +468,9 @@ impl Remote {
     /// A sentence for an I/O error on a connection to the server: a refused connection
     /// says what to check.
     fn io_error(&self, what: &str, e: &io::Error) -> String {
-        if e.kind() == io::ErrorKind::ConnectionRefused {
+        if let Some(text) = tls::explained(e) {
+            text.to_string()
+        } else if e.kind() == io::ErrorKind::ConnectionRefused {
             format!(
                 "cannot connect to {}: {e}; is the server running there, and is the backend's \"url\" right?",
                 self.url
@@ -468,12 +510,14 @@ impl Remote {
                     if let Some(addr) = addrs.next() {
                         // Best effort, bounded: a server that does not take it at once
                         // learns of the end when the session expires.
-                        if let Ok(mut s) = std::net::TcpStream::connect_timeout(
-                            &addr,
-                            std::time::Duration::from_millis(200),
-                        ) {
-                            let _ =
-                                s.set_write_timeout(Some(std::time::Duration::from_millis(200)));
+                        let timeout = std::time::Duration::from_millis(200);
+                        if let Some(config) = &self.tls {
+                            let config = Arc::clone(config);
+                            let _ = tls::send_blocking(config, &self.url.host, addr, &out, timeout);
+                        } else if let Ok(mut s) =
+                            std::net::TcpStream::connect_timeout(&addr, timeout)
+                        {
+                            let _ = s.set_write_timeout(Some(timeout));
                             let _ = s.write_all(&out);
                         }
                     }
@@ -485,15 +529,13 @@ impl Remote {
     /// Whether something can be done without waiting (readiness not acted on, or queued
     /// lines and a free connection).
     pub fn has_ready_work(&self) -> bool {
-        self.conns
-            .iter()
-            .flatten()
-            .any(|c| c.readable || (c.writable && c.written < c.out.len()))
-            || (!self.queue.is_empty()
-                && !self.failed
-                && self
-                    .conns
-                    .iter()
-                    .any(|c| c.as_ref().map_or(true, |c| !c.busy)))
+        self.conns.iter().flatten().any(|c| {
+            c.readable || (c.writable && (c.written < c.out.len() || c.stream.has_pending_output()))
+        }) || (!self.queue.is_empty()
+            && !self.failed
+            && self
+                .conns
+                .iter()
+                .any(|c| c.as_ref().map_or(true, |c| !c.busy)))
     }
 }
