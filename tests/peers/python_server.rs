@@ -143,6 +143,12 @@ fn serves_tools_progress_sampling_and_resources(backend: serde_json::Value) {
         ok_text(&gw.call_tool("py__echo", json!({"text": "over the wire"}))),
         "py echo: over the wire"
     );
+    // A request and an answer of many TLS records (and socket writes) each.
+    let big = "0123456789abcdef".repeat(20_000);
+    assert_eq!(
+        ok_text(&gw.call_tool("py__echo", json!({"text": big}))),
+        format!("py echo: {big}")
+    );
     // Progress comes on the POST's event stream and reaches the client with its token.
     gw.send(
         &json!({"jsonrpc": "2.0", "id": "count", "method": "tools/call", "params": {
@@ -206,6 +212,29 @@ fn python_sdk_server_over_https_with_a_ca_file_serves_tools_progress_sampling_an
         "url": format!("https://127.0.0.1:{}/mcp", server.port),
         "ca_file": ca,
     }));
+}
+
+#[test]
+fn https_trusts_the_ca_of_ssl_cert_file_as_a_platform_root() {
+    if !prerequisites() {
+        return;
+    }
+    let certs = TempDir::new();
+    let (ca, cert, key) = make_certificates(&certs);
+    let server = start(Some((&cert, &key)));
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {
+        "py": {"url": format!("https://localhost:{}/mcp", server.port)}}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.env("SSL_CERT_FILE", &ca).env_remove("SSL_CERT_DIR");
+    let mut gw = Gangway::spawn(cmd);
+    gw.initialize();
+    assert_eq!(
+        ok_text(&gw.call_tool("py__echo", json!({"text": "by name"}))),
+        "py echo: by name"
+    );
+    gw.close_stdin();
+    assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
 }
 
 /// The text of a tool call on `backend` through the meta-tools.
