@@ -224,9 +224,13 @@ impl Remote {
         let _ = sock.set_nodelay(true);
         let mut stream = match &self.tls {
             None => Stream::Plain(sock),
-            // A request is a line of at most `max_body` bytes plus its head.
+            // A request is a line of at most `max_body` bytes plus its head: the TLS
+            // session takes any request whole, even before its handshake ends.
             Some(config) => {
-                match Stream::tls(sock, Arc::clone(config), &self.url.host, self.max_body) {
+                let headers = self.headers.iter().map(|(k, v)| k.len() + v.len() + 4);
+                let head = headers.sum::<usize>() + self.url.path.len() + self.url.host.len();
+                let max_write = self.max_body.saturating_add(head);
+                match Stream::tls(sock, Arc::clone(config), &self.url.host, max_write) {
                     Ok(s) => s,
                     Err(e) => {
                         self.fail(e);

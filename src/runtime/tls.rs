@@ -26,8 +26,9 @@ pub const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
 /// Distinct CA sets whose client configs are kept; more (a config reloaded many times
 /// with changing files) drop the oldest.
 const MAX_CONFIGS: usize = 32;
-/// Room in rustls's buffers beyond the largest request a connection writes: the
-/// request given before the handshake ends waits there whole.
+/// Room in rustls's buffers beyond the largest request a connection writes (the fixed
+/// part of a request head, and TLS record overhead): a request given before the
+/// handshake ends waits there whole.
 const BUFFER_SLACK: usize = 64 * 1024;
 
 /// A connection to a remote backend: plain TCP, or TCP carrying a TLS session.
@@ -161,8 +162,10 @@ impl TlsStream {
         let n = self.conn.writer().write(buf)?;
         self.flush_some()?;
         if n == 0 && !buf.is_empty() {
-            // The session's buffer is full (a write over the bound given to `tls`):
-            // the socket must take records first.
+            // The session's buffer is full: the socket must take records first. (Not
+            // reached by a caller that writes no more than the bound given to `tls`
+            // per answer, which the remote backend does: before the handshake ends no
+            // record can go, and only a read would move things on.)
             return Err(io::ErrorKind::WouldBlock.into());
         }
         Ok(n)
