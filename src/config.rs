@@ -160,6 +160,7 @@ const TOP_KEYS: &[&str] = &[
 ];
 const BACKEND_KEYS: &[&str] = &[
     "args",
+    "ca_file",
     "client_request_timeout",
     "command",
     "cwd",
@@ -181,6 +182,7 @@ const BACKEND_KEYS: &[&str] = &[
 ];
 const LIST_BACKEND_KEYS: &[&str] = &[
     "args",
+    "ca_file",
     "client_request_timeout",
     "command",
     "cwd",
@@ -203,6 +205,7 @@ const LIST_BACKEND_KEYS: &[&str] = &[
 ];
 const DESKTOP_BACKEND_KEYS: &[&str] = &[
     "args",
+    "ca_file",
     "client_request_timeout",
     "command",
     "cwd",
@@ -385,8 +388,9 @@ pub struct BackendConfig {
     /// A warm shared backend is not stopped for idling and is started again after a crash.
     pub keep_warm: u32,
     /// A server reached by URL over Streamable HTTP rather than a program gangway starts:
-    /// then `command` is its URL and `env` its HTTP headers (values hidden from logs and
-    /// `Debug` like env values), and `args` and `cwd` are empty.
+    /// then `command` is its URL, `env` its HTTP headers (values hidden from logs and
+    /// `Debug` like env values), `args` empty or only its `ca_file` (see
+    /// [`BackendConfig::ca_file`]), and `cwd` empty.
     pub remote: bool,
     /// A remote backend speaking the HTTP+SSE transport of 2024-11-05 (`"type": "sse"`)
     /// rather than Streamable HTTP.
@@ -471,6 +475,19 @@ impl BackendConfig {
             self.command.split('?').next().unwrap_or("")
         } else {
             &self.command
+        }
+    }
+
+    /// A remote backend's `ca_file`: a PEM file of CA certificates trusted for its https
+    /// URL besides the platform's roots. For an enabled backend the path is resolved
+    /// against the config file's directory and the file was read and checked when the
+    /// config was read. It is kept as the only element of `args`, which a remote backend
+    /// has no other use for; `None` for a stdio backend.
+    pub fn ca_file(&self) -> Option<&Path> {
+        if self.remote {
+            self.args.first().map(Path::new)
+        } else {
+            None
         }
     }
 
@@ -1343,7 +1360,12 @@ impl Parser<'_> {
                 );
                 return Ok(Some(self.unrunnable(name, obj, defaults, reason)));
             }
-            self.note_foreign_keys(path, obj);
+            let remote_keys: &[&str] = if remote_ok {
+                &["url", "headers", "type", "transportType"]
+            } else {
+                &[]
+            };
+            self.note_foreign_keys(path, obj, remote_keys);
         }
         let remote = !obj.contains_key("command") && obj.contains_key("url");
         let sse = remote && self.remote_transport(path, obj)?;
@@ -1369,6 +1391,14 @@ impl Parser<'_> {
             &[]
         };
         self.check_keys_ignoring(path, obj, shape.backend_keys(), ignored)?;
+        if !remote && obj.contains_key("ca_file") {
+            return Err(self.bad_value(
+                &child(path, "ca_file"),
+                "belongs to a server reached by an https \"url\" (the CA its certificate is \
+                 checked against); a program gangway starts has no TLS connection, remove it"
+                    .to_string(),
+            ));
+        }
         if remote {
             for key in ["args", "cwd", "env"] {
                 if obj.contains_key(key) {
@@ -1424,6 +1454,20 @@ impl Parser<'_> {
                 path: command_path,
                 after_expansion: false,
             });
+        }
+
+        // A remote backend's `ca_file` travels in `args` (see `BackendConfig::ca_file`),
+        // expanded like the other fields.
+        if let Some(v) = obj.get("ca_file").filter(|_| remote) {
+            let ca_path = child(path, "ca_file");
+            let s = self.string(&ca_path, v)?;
+            if s.trim().is_empty() {
+                return Err(self.bad_value(
+                    &ca_path,
+                    "is empty; remove it to trust only the platform's CA certificates".to_string(),
+                ));
+            }
+            args.push((s, ca_path));
         }
 
         if let Some(v) = obj.get("args") {
@@ -1578,7 +1622,7 @@ impl Parser<'_> {
             disabled_reason = Some(unset_reason(&found.unset));
             expanded = expand_all(None, &mut Expansion::default())?;
         }
-        let (command_text, args, env, cwd) = expanded;
+        let (command_text, mut args, env, cwd) = expanded;
         if !disabled && command_text.trim().is_empty() {
             return Err(ConfigError::EmptyCommand {
                 file: self.file.to_path_buf(),
@@ -1587,25 +1631,31 @@ impl Parser<'_> {
             });
         }
         if remote && !disabled {
-            match crate::http::client::Url::parse(&command_text) {
-                Err(e) => {
-                    return Err(self.bad_value(
-                        &command_path,
-                        format!("is not a URL gangway can reach: {e}"),
-                    ))
-                }
-                Ok(url) if url.https => {
-                    // Like any server gangway cannot run yet: disabled with the reason, and
-                    // the others run.
-                    disabled = true;
-                    disabled_reason = Some(
-                        "it is reached over https, which gangway cannot do yet; reach it over \
-                         http on a trusted network or through a local TLS-terminating proxy, or \
-                         keep using it from your MCP client directly"
+            if let Err(e) = crate::http::client::Url::parse(&command_text) {
+                return Err(self.bad_value(
+                    &command_path,
+                    format!("is not a URL gangway can reach: {e}"),
+                ));
+            }
+            if let Some(ca) = args.first_mut() {
+                let ca_path = child(path, "ca_file");
+                let file = Path::new(ca.as_str());
+                let file = if file.is_absolute() {
+                    file.to_path_buf()
+                } else {
+                    self.file.parent().unwrap_or(Path::new("")).join(file)
+                };
+                // Read now so a missing or garbled file is a config error, not a failed
+                // backend later; the backend reads it again when it starts.
+                crate::runtime::tls::read_ca_file(&file)
+                    .map_err(|e| self.bad_value(&ca_path, e))?;
+                *ca = file.into_os_string().into_string().map_err(|_| {
+                    self.bad_value(
+                        &ca_path,
+                        "resolves to a path that is not UTF-8; move the file to a UTF-8 path"
                             .to_string(),
-                    );
-                }
-                Ok(_) => {}
+                    )
+                })?;
             }
         }
         let cwd = cwd.map(|dir| {
@@ -1735,11 +1785,11 @@ impl Parser<'_> {
     }
 
     /// Notes the keys of other MCP clients in server `path` (see [`Config::notes`]).
-    fn note_foreign_keys(&self, path: &str, obj: &Map<String, Value>) {
+    fn note_foreign_keys(&self, path: &str, obj: &Map<String, Value>, used: &[&str]) {
         let foreign: Vec<&str> = obj
             .keys()
             .map(String::as_str)
-            .filter(|k| FOREIGN_BACKEND_KEYS.contains(k))
+            .filter(|k| FOREIGN_BACKEND_KEYS.contains(k) && !used.contains(k))
             .collect();
         if foreign.is_empty() {
             return;
@@ -2659,9 +2709,8 @@ mod tests {
         .unwrap();
         let url = backend(&c, "url");
         assert!(url.remote, "a URL without a type is Streamable HTTP");
-        assert!(url.disabled, "https is not reachable yet");
-        let why = url.disabled_reason.as_deref().unwrap_or("");
-        assert!(why.contains("https"), "{why}");
+        assert!(!url.disabled, "https is reachable");
+        assert_eq!(url.disabled_reason, None);
         assert_eq!(url.command, "https://x.invalid");
         for name in ["sse", "cline"] {
             let b = backend(&c, name);
@@ -2681,7 +2730,11 @@ mod tests {
             "a disabled http server is listed, disabled"
         );
         assert!(!backend(&c, "local").disabled);
-        assert_eq!(c.enabled().count(), 1, "local only (the others are https)");
+        assert_eq!(
+            c.enabled().count(),
+            4,
+            "local, the https server and the two sse ones"
+        );
         let m = err(r#"{"mcpServers": {"remote": {"type": 3, "command": "x"}}}"#);
         assert_has(&m, &["mcpServers.remote.type", "\"stdio\"", "a number"]);
     }
@@ -2953,7 +3006,7 @@ mod tests {
                 "/etc/gangway/test.json",
                 "backends.github: unknown key \"tiemout\"",
                 "did you mean \"timeout\"?",
-                "Valid keys here: args, client_request_timeout, command, cwd, description, direct, disabled, env, expose, headers, idle_timeout, keep_warm, prefix, scope, startup_timeout, timeout, tools, type, url.",
+                "Valid keys here: args, ca_file, client_request_timeout, command, cwd, description, direct, disabled, env, expose, headers, idle_timeout, keep_warm, prefix, scope, startup_timeout, timeout, tools, type, url.",
             ],
         );
         let m = err(r#"{"backends": {}, "max_msg_bytes": 5}"#);
@@ -3934,5 +3987,74 @@ mod tests {
                 .contains("backends.a.args")
         );
         assert!(err(r#"{"backends": {"a": {"url": "ftp://h/mcp"}}}"#).contains("backends.a.url"));
+    }
+
+    #[test]
+    fn ca_file_is_read_with_the_config_and_resolved_against_its_directory() {
+        let dir = std::env::temp_dir().join(format!("gangway-ca-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("junk.pem"), "not a certificate\n").unwrap();
+        let file = dir.join("gangway.json");
+        let lookup = |name: &str| (name == "CA_DIR").then(|| dir.display().to_string());
+        let parse_in = |text: &str| Config::parse(text, &file, &lookup);
+
+        let c = parse_in(
+            r#"{"backends": {
+                "rel": {"url": "https://127.0.0.1:1/mcp", "ca_file": "ca.pem"},
+                "var": {"url": "https://127.0.0.1:1/mcp", "ca_file": "${CA_DIR}/ca.pem"},
+                "none": {"url": "https://127.0.0.1:1/mcp"}}}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            backend(&c, "rel").ca_file(),
+            Some(dir.join("ca.pem").as_path())
+        );
+        assert_eq!(
+            backend(&c, "var").ca_file(),
+            Some(dir.join("ca.pem").as_path())
+        );
+        assert_eq!(backend(&c, "none").ca_file(), None);
+        let desktop = parse_in(
+            r#"{"mcpServers": {"api": {"type": "http", "url": "https://h/mcp", "ca_file": "ca.pem"}}}"#,
+        )
+        .expect("a client file's entry takes ca_file too");
+        assert_eq!(
+            backend(&desktop, "api").ca_file(),
+            Some(dir.join("ca.pem").as_path())
+        );
+
+        let missing =
+            parse_in(r#"{"backends": {"a": {"url": "https://h/mcp", "ca_file": "nope.pem"}}}"#)
+                .unwrap_err()
+                .to_string();
+        assert_has(
+            &missing,
+            &["backends.a.ca_file", "nope.pem", "PEM file of the CA"],
+        );
+        let junk =
+            parse_in(r#"{"backends": {"a": {"url": "https://h/mcp", "ca_file": "junk.pem"}}}"#)
+                .unwrap_err()
+                .to_string();
+        assert_has(
+            &junk,
+            &["backends.a.ca_file", "junk.pem", "no PEM certificate"],
+        );
+        let stdio = parse_in(r#"{"backends": {"a": {"command": "x", "ca_file": "ca.pem"}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert_has(
+            &stdio,
+            &["backends.a.ca_file", "https \"url\"", "remove it"],
+        );
+        let stdio = parse_in(r#"{"mcpServers": {"a": {"command": "x", "ca_file": "ca.pem"}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert_has(&stdio, &["mcpServers.a.ca_file", "remove it"]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -881,7 +881,8 @@ impl<'c> Runtime<'c> {
             } else {
                 Transport::Streamable
             };
-            match Remote::new(&cfg.command, transport, &cfg.env, self.max_line) {
+            let ca_file = cfg.ca_file();
+            match Remote::new(&cfg.command, transport, &cfg.env, self.max_line, ca_file) {
                 Ok(r) => {
                     log::debug!(
                         "backend '{}' is reached at {}",

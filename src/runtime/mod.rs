@@ -8,5 +8,6 @@ pub mod notify;
 pub mod process;
 pub mod remote;
 pub mod stdio;
+pub mod tls;
 
 pub use event_loop::{run, run_local, run_serve, LocalClient, LocalEnd, LocalRun, RunError};

@@ -19,11 +19,16 @@
 //! (the `initialize` request and its answer, the `initialized` notification, a request's
 //! id to know whether its answer came).
 //!
+//! An `https` URL's connections carry TLS ([`super::tls`]); certificates are checked
+//! against the platform's roots and the backend's `ca_file`, and a failed handshake
+//! fails the backend with a sentence saying what to do.
+//!
 //! Name resolution uses the system resolver and blocks; it happens once per backend
 //! start (a loopback or `/etc/hosts` name answers at once; a slow DNS server holds the
 //! loop for its time, bounded by the resolver's `timeout`/`attempts` in
 //! `/etc/resolv.conf`, 5 s x 2 by default).
 
+use super::tls::{self, Stream};
 use crate::http::client::{write_request, ClientError, ReadStatus, ResponseReader, Url};
 use crate::http::sse::SseParser;
 use crate::wire::message::{write_error, Kind, Message, INTERNAL_ERROR};
@@ -32,6 +37,8 @@ use mio::{Interest, Registry, Token};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// POST connections opened to one server at most; more requests wait for one.
@@ -138,7 +145,7 @@ enum Role {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     role: Role,
     /// Request bytes not yet written.
     out: Vec<u8>,
@@ -230,28 +237,36 @@ pub struct Remote {
     pub events: Vec<RemoteEvent>,
     /// The backend failed: nothing more is sent.
     failed: bool,
+    /// For an `https` URL: the TLS client config (its trusted CAs).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Remote {
     /// A remote backend for `url` speaking `transport`, with `headers`, accepting
-    /// messages of `max_body` bytes.
+    /// messages of `max_body` bytes; an `https` URL's certificate is checked against the
+    /// platform's roots and the CA certificates of `ca_file` (a PEM file).
     ///
     /// # Errors
     ///
-    /// When the URL cannot be used (it was checked when the config was read) or is
-    /// `https` (TLS is not supported yet).
+    /// When the URL cannot be used or `ca_file` cannot be read (both were checked when
+    /// the config was read).
     pub fn new(
         url: &str,
         transport: Transport,
         headers: &[(String, String)],
         max_body: usize,
+        ca_file: Option<&Path>,
     ) -> Result<Remote, String> {
         let url = Url::parse(url).map_err(|e| e.to_string())?;
-        if url.https {
-            return Err(format!(
-                "{url}: https is not supported yet; reach the server over http on a trusted network, or through a local TLS-terminating proxy"
-            ));
-        }
+        let tls = if url.https {
+            let extra = match ca_file {
+                Some(path) => tls::read_ca_file(path).map_err(|e| format!("\"ca_file\": {e}"))?,
+                None => Vec::new(),
+            };
+            Some(tls::client_config(&extra)?)
+        } else {
+            None
+        };
         let (post_path, listen) = match transport {
             Transport::Streamable => (Some(url.path.clone()), Listen::Off),
             Transport::Sse => (None, Listen::Wanted),
@@ -278,6 +293,7 @@ impl Remote {
             max_body,
             events: Vec::new(),
             failed: false,
+            tls,
         })
     }
 
@@ -605,7 +621,7 @@ impl Remote {
     }
 
     /// A new connection to the server, watched as slot `i`, or why there is none.
-    fn connect(&mut self, registry: &Registry, b: usize, i: usize) -> Result<TcpStream, String> {
+    fn connect(&mut self, registry: &Registry, b: usize, i: usize) -> Result<Stream, String> {
         let addr = match self.addr {
             Some(a) => a,
             None => {
@@ -623,13 +639,23 @@ impl Remote {
                 a
             }
         };
-        let mut stream =
-            TcpStream::connect(addr).map_err(|e| self.io_error("cannot connect to", &e))?;
+        let sock = TcpStream::connect(addr).map_err(|e| self.io_error("cannot connect to", &e))?;
+        let _ = sock.set_nodelay(true);
+        let mut stream = match &self.tls {
+            None => Stream::Plain(sock),
+            // A request is a line of at most `max_body` bytes plus its head: the TLS
+            // session takes any request whole, even before its handshake ends.
+            Some(config) => {
+                let headers = self.headers.iter().map(|(k, v)| k.len() + v.len() + 4);
+                let head = headers.sum::<usize>() + self.url.path.len() + self.url.host.len();
+                let max_write = self.max_body.saturating_add(head);
+                Stream::tls(sock, Arc::clone(config), &self.url.host, max_write)?
+            }
+        };
         let token = Token(REMOTE_BASE + SLOTS * b + i);
         registry
             .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| format!("cannot watch the connection to {}: {e}", self.url))?;
-        let _ = stream.set_nodelay(true);
         Ok(stream)
     }
 
@@ -637,8 +663,14 @@ impl Remote {
         let Some(Some(c)) = self.conns.get_mut(i) else {
             return;
         };
-        while c.writable && c.written < c.out.len() {
-            match c.stream.write(&c.out[c.written..]) {
+        // TLS records the socket did not take yet go out too.
+        while c.writable && (c.written < c.out.len() || c.stream.has_pending_output()) {
+            let wrote = if c.written < c.out.len() {
+                c.stream.write(&c.out[c.written..])
+            } else {
+                c.stream.flush_pending().map(|()| 0)
+            };
+            match wrote {
                 Ok(n) => c.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -1230,7 +1262,9 @@ impl Remote {
     /// A sentence for an I/O error on a connection to the server: a refused connection
     /// says what to check.
     fn io_error(&self, what: &str, e: &io::Error) -> String {
-        if e.kind() == io::ErrorKind::ConnectionRefused {
+        if let Some(text) = tls::explained(e) {
+            text.to_string()
+        } else if e.kind() == io::ErrorKind::ConnectionRefused {
             format!(
                 "cannot connect to {}: {e}; is the server running there, and is the backend's \"url\" right?",
                 self.url
@@ -1269,11 +1303,12 @@ impl Remote {
                 if let Some(addr) = self.addr {
                     // Best effort, bounded: a server that does not take it at once
                     // learns of the end when the session expires.
-                    if let Ok(mut s) = std::net::TcpStream::connect_timeout(
-                        &addr,
-                        std::time::Duration::from_millis(200),
-                    ) {
-                        let _ = s.set_write_timeout(Some(std::time::Duration::from_millis(200)));
+                    let timeout = Duration::from_millis(200);
+                    if let Some(config) = &self.tls {
+                        let config = Arc::clone(config);
+                        let _ = tls::send_blocking(config, &self.url.host, addr, &out, timeout);
+                    } else if let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, timeout) {
+                        let _ = s.set_write_timeout(Some(timeout));
                         let _ = s.write_all(&out);
                     }
                 }
@@ -1284,21 +1319,19 @@ impl Remote {
     /// Whether something can be done without waiting (readiness not acted on, or queued
     /// lines and a free connection).
     pub fn has_ready_work(&self) -> bool {
-        self.conns
-            .iter()
-            .flatten()
-            .any(|c| c.readable || (c.writable && c.written < c.out.len()))
-            || (!self.queue.is_empty()
-                && self.may_post()
-                && self.conns[..MAX_CONNS]
-                    .iter()
-                    .any(|c| c.as_ref().map_or(true, |c| !c.busy)))
+        self.conns.iter().flatten().any(|c| {
+            c.readable || (c.writable && (c.written < c.out.len() || c.stream.has_pending_output()))
+        }) || (!self.queue.is_empty()
+            && self.may_post()
+            && self.conns[..MAX_CONNS]
+                .iter()
+                .any(|c| c.as_ref().map_or(true, |c| !c.busy)))
     }
 }
 
 impl Conn {
     /// A new idle connection, to be made by `now + CONNECT_TIMEOUT`.
-    fn new(stream: TcpStream, now: Instant) -> Conn {
+    fn new(stream: Stream, now: Instant) -> Conn {
         Conn {
             stream,
             role: Role::Post,

@@ -77,7 +77,7 @@ fn check_notes_other_clients_keys_and_disables_what_it_cannot_run() {
     cline["autoApprove"] = json!([]);
     let config = json!({ "mcpServers": {
         "cline": cline,
-        "remote": { "type": "sse", "url": "https://mcp.invalid/sse" } } });
+        "remote": { "httpUrl": "https://mcp.invalid/mcp" } } });
     let r = check_with(&dir, &config, |_| {});
     r.assert_code(0);
     assert!(
@@ -89,7 +89,7 @@ fn check_notes_other_clients_keys_and_disables_what_it_cannot_run() {
     assert!(row(&r, "cline").contains("ok"), "{}", r.stdout);
     let remote = row(&r, "remote");
     assert!(
-        remote.contains("disabled") && remote.contains("\"sse\" transport"),
+        remote.contains("disabled") && remote.contains("\"httpUrl\" transport"),
         "{remote}"
     );
 }

@@ -3,4 +3,5 @@
 
 mod everything;
 mod inspector;
+mod python_server;
 mod remote;
