@@ -13,7 +13,9 @@
 //!   event ids; otherwise that request alone gets an error.
 //! - HTTP+SSE (2024-11-05): a GET opens the event stream, whose `endpoint` event names
 //!   where to POST; every message from the server comes on that stream. Its end ends the
-//!   session (the backend stops; the next request connects again).
+//!   session (the backend stops; the next request connects again). A Streamable HTTP
+//!   backend whose `initialize` POST gets 400, 404 or 405 is tried this way, once, as the
+//!   specification's backwards-compatibility section asks of clients.
 //!
 //! What the lines mean stays the gateway's: this reads only what the transport needs
 //! (the `initialize` request and its answer, the `initialized` notification, a request's
@@ -224,6 +226,9 @@ pub struct Remote {
     /// The id of gangway's replayed `initialize`, whose answer is not passed on.
     replay_id: Option<Box<str>>,
     listen: Listen,
+    /// The status that refused Streamable HTTP's `initialize` when the backend fell back
+    /// to HTTP+SSE.
+    fell_back: Option<u16>,
     /// The wait before the server's stream is opened again.
     listen_wait: Duration,
     /// The last event id on the server's stream (sent when it is opened again).
@@ -285,6 +290,7 @@ impl Remote {
             init_pending: None,
             replay_id: None,
             listen,
+            fell_back: None,
             listen_wait: LISTEN_WAIT_FIRST,
             listen_last_id: None,
             queue: VecDeque::new(),
@@ -854,6 +860,14 @@ impl Remote {
             {
                 self.session_lost(registry, i, generation);
             }
+            Role::Post
+                if initialize
+                    && matches!(status, 400 | 404 | 405)
+                    && self.transport == Transport::Streamable
+                    && self.fell_back.is_none() =>
+            {
+                self.fall_back(registry, i, status);
+            }
             Role::Listen if self.transport == Transport::Streamable => {
                 self.close(registry, i);
                 if status == 405 || status < 400 {
@@ -873,10 +887,17 @@ impl Remote {
                 } else {
                     format!("answered HTTP {status} to the GET that opens the event stream")
                 };
-                self.fail(format!(
-                    "{} {answered}: is it an HTTP+SSE endpoint (often ending in /sse)? For a Streamable HTTP server set \"type\": \"http\" (or leave \"type\" out)",
-                    self.url
-                ));
+                let why = match self.fell_back {
+                    Some(first) => format!(
+                        "{} answered HTTP {first} to initialize (Streamable HTTP) and {answered} (HTTP+SSE): is the path in the backend's \"url\" right (often /mcp, or /sse)?",
+                        self.url
+                    ),
+                    None => format!(
+                        "{} {answered}: is it an HTTP+SSE endpoint (often ending in /sse)? For a Streamable HTTP server set \"type\": \"http\" (or leave \"type\" out)",
+                        self.url
+                    ),
+                };
+                self.fail(why);
             }
             Role::Resume => {
                 let why =
@@ -908,6 +929,31 @@ impl Remote {
                 self.url
             ),
             _ => format!("{} answered HTTP {status}", self.url),
+        }
+    }
+
+    /// The server refused the `initialize` POST on connection `i` with `status` (400, 404
+    /// or 405): as the specification asks of clients, it is tried as an HTTP+SSE server
+    /// of 2024-11-05 (a GET event stream at the same URL), once.
+    fn fall_back(&mut self, registry: &Registry, i: usize, status: u16) {
+        let sent = self
+            .conns
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .and_then(|c| c.sent.take());
+        self.close(registry, i);
+        log::info!(
+            "{}: no Streamable HTTP endpoint there (HTTP {status} to initialize); trying the HTTP+SSE transport of 2024-11-05",
+            self.url
+        );
+        self.fell_back = Some(status);
+        self.transport = Transport::Sse;
+        self.post_path = None;
+        self.init_pending = None;
+        self.close(registry, LISTEN);
+        self.listen = Listen::Wanted;
+        if let Some(sent) = sent {
+            self.queue.push_front(sent);
         }
     }
 

@@ -351,3 +351,20 @@ fn an_sse_url_that_is_not_an_event_stream_says_which_type_to_set() {
         "{text}"
     );
 }
+
+#[test]
+fn a_bare_url_to_an_sse_endpoint_falls_back_to_the_http_and_sse_transport() {
+    let Some((_server, port)) = everything("sse") else {
+        return;
+    };
+    let dir = TempDir::new();
+    // Cursor's shape: a bare "url", no type.
+    let file = dir.join("mcp.json");
+    let config = json!({"mcpServers": {"ev": {"url": format!("http://127.0.0.1:{port}/sse")}}});
+    std::fs::write(&file, config.to_string()).expect("write the config");
+    let mut gw = Gangway::spawn(gangway_command_for_file(&dir, &file));
+    gw.initialize();
+    let echoed = gw.use_tool("ev", "echo", json!({"message": "fell back"}));
+    assert_eq!(ok_text(&echoed), "Echo: fell back");
+    gw.wait_stderr("trying the HTTP+SSE transport", T);
+}
