@@ -256,3 +256,93 @@ fn a_cancelled_call_frees_its_connection_for_the_next_request() {
     // The server saw each held connection closed.
     assert!(wait_for(T, || seen.hung.load(Ordering::SeqCst) == 0));
 }
+
+/// A port where connections are never made: a listener with a backlog of 0 whose queue is
+/// full (held by a python3 process until dropped), so the kernel drops further SYNs.
+struct Unreachable(std::process::Child, u16);
+
+impl Drop for Unreachable {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn unreachable_port() -> Option<Unreachable> {
+    use std::io::BufRead;
+    let has_python = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok();
+    let missing = if has_python {
+        Vec::new()
+    } else {
+        vec!["`python3` in PATH".to_string()]
+    };
+    if !nothing_missing("the connect-timeout test", &missing) {
+        return None;
+    }
+    let script = r#"
+import socket, sys
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(0)
+port = l.getsockname()[1]
+held = []
+for _ in range(4):
+    s = socket.socket()
+    s.setblocking(False)
+    try:
+        s.connect(("127.0.0.1", port))
+    except BlockingIOError:
+        pass
+    held.append(s)
+print(port, flush=True)
+sys.stdin.read()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the port");
+    let port = line.trim().parse().expect("a port");
+    Some(Unreachable(child, port))
+}
+
+#[test]
+fn a_connection_never_made_fails_the_backend_after_the_connect_deadline() {
+    let Some(blocked) = unreachable_port() else {
+        return;
+    };
+    let dir = TempDir::new();
+    let config = json!({"expose": "meta", "backends": {
+        "far": {"url": format!("http://127.0.0.1:{}/mcp", blocked.1)},
+        "m": mock("m", &[])}});
+    let mut gw = Gangway::start(&dir, &config);
+    gw.initialize();
+    let started = std::time::Instant::now();
+    let line = Gangway::tool_call_line(
+        &json!("far"),
+        "use_tool",
+        json!({"backend_server": "far", "server_tool": "echo", "tool_arguments": {}}),
+    );
+    gw.send_raw(&line);
+    // The other backend answers meanwhile.
+    assert_eq!(
+        ok_text(&gw.use_tool("m", "echo", json!({"text": "here"}))),
+        "here"
+    );
+    let far = gw.response(&json!("far"), std::time::Duration::from_secs(20));
+    let text = text_of(&far);
+    assert!(
+        text.contains("no connection to") && text.contains("within 10 s"),
+        "{text}"
+    );
+    let waited = started.elapsed().as_secs_f64();
+    assert!((9.5..15.0).contains(&waited), "answered after {waited} s");
+}
