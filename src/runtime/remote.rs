@@ -53,6 +53,8 @@ const LISTEN: usize = MAX_CONNS;
 pub const REMOTE_BASE: usize = 1 << 36;
 /// At most this many reads (of up to 64 KiB) per connection per loop turn.
 const READS_PER_TURN: usize = 16;
+/// Lines taken from the gateway that wait for a connection, at most.
+pub const QUEUE_MAX: usize = 64;
 /// A connection must be made and its request written within this time.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A POST that carries no request (a notification or an answer to the server) must get
@@ -303,13 +305,18 @@ impl Remote {
         })
     }
 
-    /// Takes the complete lines of `pending` (what the gateway wrote) and returns how
-    /// many bytes it used.
+    /// Takes complete lines of `pending` (what the gateway wrote), while fewer than
+    /// [`QUEUE_MAX`] wait for a connection, and returns how many bytes it used. What it
+    /// leaves stays in the gateway's queue, whose bound holds the client back as a full
+    /// pipe does for a stdio backend.
     pub fn take_lines(&mut self, pending: &[u8]) -> usize {
-        let Some(end) = memchr::memrchr(b'\n', pending) else {
-            return 0;
-        };
-        for line in pending[..end].split(|&c| c == b'\n') {
+        let mut used = 0;
+        while self.queue.len() < QUEUE_MAX {
+            let Some(n) = memchr::memchr(b'\n', &pending[used..]) else {
+                break;
+            };
+            let line = &pending[used..used + n];
+            used += n + 1;
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.is_empty() {
                 continue;
@@ -324,7 +331,7 @@ impl Remote {
             }
             self.queue.push_back(out);
         }
-        end + 1
+        used
     }
 
     /// Notes readiness of connection slot `i`.
@@ -524,6 +531,7 @@ impl Remote {
             );
             if let Some(Some(c)) = self.conns.get_mut(i) {
                 c.role = Role::Resume;
+                c.head_by = None;
                 c.out = bytes;
                 c.written = 0;
                 c.reader = Some(ResponseReader::new(self.max_body));
@@ -1396,6 +1404,90 @@ impl Conn {
             readable: false,
             writable: false,
             busy: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(url: &str, transport: Transport) -> Remote {
+        match Remote::new(url, transport, &[], 1 << 20, None) {
+            Ok(r) => r,
+            Err(e) => panic!("{url}: {e}"),
+        }
+    }
+
+    #[test]
+    fn lines_are_taken_while_few_wait() {
+        let mut r = remote("http://127.0.0.1:9/mcp", Transport::Streamable);
+        let mut pending = Vec::new();
+        for i in 0..QUEUE_MAX + 6 {
+            pending.extend_from_slice(
+                format!("{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"ping\"}}\r\n").as_bytes(),
+            );
+        }
+        pending.extend_from_slice(b"{\"partial\":");
+        let used = r.take_lines(&pending);
+        assert_eq!(r.queue.len(), QUEUE_MAX);
+        let rest = String::from_utf8_lossy(&pending[used..]);
+        assert!(
+            rest.starts_with(&format!("{{\"jsonrpc\":\"2.0\",\"id\":{QUEUE_MAX},")),
+            "{rest}"
+        );
+        assert_eq!(
+            r.queue[0].line,
+            b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"ping\"}"
+        );
+        // With room again, the rest is taken, but never a line without its end.
+        r.queue.clear();
+        let more = r.take_lines(&pending[used..]);
+        assert_eq!(r.queue.len(), 6);
+        assert_eq!(&pending[used + more..], b"{\"partial\":");
+    }
+
+    #[test]
+    fn the_handshake_and_cancellations_are_recognised() {
+        let mut r = remote("http://127.0.0.1:9/mcp", Transport::Streamable);
+        let lines = concat!(
+            "{\"id\":\"i-1\",\"method\":\"initialize\",\"jsonrpc\":\"2.0\",\"params\":{}}\n",
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n",
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":7}}\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n",
+        );
+        r.take_lines(lines.as_bytes());
+        let q: Vec<&Outgoing> = r.queue.iter().collect();
+        assert!(q[0].initialize && q[0].id.as_deref() == Some("\"i-1\""));
+        assert!(r.init_line.is_some() && r.initialized_line.is_some());
+        assert_eq!(q[1].id, None);
+        assert_eq!(q[2].cancels.as_deref(), Some("7"));
+        assert_eq!(
+            (q[3].id.as_deref(), q[3].cancels.as_deref()),
+            (None, None),
+            "an answer"
+        );
+    }
+
+    #[test]
+    fn an_sse_endpoint_is_resolved_on_the_streams_server_only() {
+        let cases = [
+            ("/message?sessionId=a1", Some("/message?sessionId=a1")),
+            ("http://127.0.0.1:9/messages?s=1", Some("/messages?s=1")),
+            ("messages?s=2", Some("/base/messages?s=2")),
+            ("http://elsewhere:9/messages", None),
+            ("https://127.0.0.1:9/messages", None),
+            ("", None),
+            ("/with space", None),
+        ];
+        for (data, expected) in cases {
+            let mut r = remote("http://127.0.0.1:9/base/sse", Transport::Sse);
+            r.endpoint(data.as_bytes());
+            assert_eq!(r.post_path.as_deref(), expected, "{data:?}");
+            assert_eq!(r.failed, expected.is_none(), "{data:?}");
+            if let Some(RemoteEvent::Failed(why)) = r.events.first() {
+                assert!(why.contains("endpoint"), "{why}");
+            }
         }
     }
 }
