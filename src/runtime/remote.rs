@@ -55,7 +55,8 @@ pub const REMOTE_BASE: usize = 1 << 36;
 const READS_PER_TURN: usize = 16;
 /// Lines taken from the gateway that wait for a connection, at most.
 pub const QUEUE_MAX: usize = 64;
-/// A connection must be made and its request written within this time.
+/// A connection must be made (over TLS, its handshake done) and its request written
+/// within this time.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A POST that carries no request (a notification or an answer to the server) must get
 /// the head of its answer (202) within this time, else its connection is closed.
@@ -695,7 +696,9 @@ impl Remote {
                 }
             }
         }
-        if c.written == c.out.len() {
+        // Made (and, over TLS, the handshake done) and the request sent.
+        if c.written == c.out.len() && !c.stream.has_pending_output() && !c.stream.is_handshaking()
+        {
             c.deadline = None;
         }
     }

@@ -90,6 +90,14 @@ impl Stream {
         }
     }
 
+    /// Whether the TLS handshake is still going on (false for a plain socket).
+    pub fn is_handshaking(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            Stream::Tls(t) => t.conn.is_handshaking(),
+        }
+    }
+
     /// Sends waiting TLS records; `Ok` when none is left, `WouldBlock` when the socket is
     /// full.
     ///
