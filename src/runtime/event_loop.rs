@@ -6,7 +6,7 @@ use super::guard;
 use super::http::Serve;
 use super::notify::Systemd;
 use super::process::{self, Spawned};
-use super::remote::{Remote, RemoteEvent, Transport, REMOTE_BASE, SLOTS};
+use super::remote::{Remote, RemoteEvent, Transport, FAREWELL, REMOTE_BASE, SLOTS};
 use super::stdio::{ClientIn, ClientOut};
 use crate::catalog::Catalog;
 use crate::config::{self, Config};
@@ -251,6 +251,8 @@ struct Runtime<'c> {
     backends: Vec<Option<BackendIo>>,
     /// Backends reached by URL, in the slots of the backends that are remote.
     remotes: Vec<Option<Remote>>,
+    /// Stopped remote backends whose session-ending DELETE is under way, by backend.
+    farewells: Vec<(usize, Remote)>,
     /// Docker bookkeeping; `None` when no backend runs `docker run`.
     docker: Option<Docker>,
     /// The config file, read again on SIGHUP.
@@ -345,6 +347,7 @@ impl<'c> Runtime<'c> {
             poll,
             backends: (0..gw.backend_count()).map(|_| None).collect(),
             remotes: (0..gw.backend_count()).map(|_| None).collect(),
+            farewells: Vec::new(),
             gw,
             max_line: config.max_message_bytes,
             front,
@@ -450,6 +453,7 @@ impl<'c> Runtime<'c> {
             for b in 0..self.backends.len() {
                 self.read_backend(now, b);
             }
+            self.drive_farewells(now);
             self.gw.on_timer(now);
             if let Front::Serve(serve) = &mut self.front {
                 serve.front.on_timer(now, &mut self.gw);
@@ -476,6 +480,7 @@ impl<'c> Runtime<'c> {
                     .remotes
                     .iter()
                     .flatten()
+                    .chain(self.farewells.iter().map(|(_, r)| r))
                     .filter_map(Remote::next_deadline)
                     .min();
                 let next = [
@@ -516,7 +521,12 @@ impl<'c> Runtime<'c> {
         };
         let local_output = matches!(self.front, Front::Local { closed: false, .. })
             && self.gw.session_backlog(self.session) > 0;
-        let remote_work = self.remotes.iter().flatten().any(Remote::has_ready_work);
+        let remote_work = self
+            .remotes
+            .iter()
+            .flatten()
+            .chain(self.farewells.iter().map(|(_, r)| r))
+            .any(Remote::has_ready_work);
         local_output
             || remote_work
             || (client_readable && !client_paused)
@@ -551,7 +561,15 @@ impl<'c> Runtime<'c> {
             SIGNALS => {}
             Token(t) if t >= REMOTE_BASE => {
                 let (b, i) = ((t - REMOTE_BASE) / SLOTS, (t - REMOTE_BASE) % SLOTS);
-                if let Some(Some(r)) = self.remotes.get_mut(b) {
+                let remote = if i == FAREWELL {
+                    self.farewells
+                        .iter_mut()
+                        .find(|(x, _)| *x == b)
+                        .map(|(_, r)| r)
+                } else {
+                    self.remotes.get_mut(b).and_then(Option::as_mut)
+                };
+                if let Some(r) = remote {
                     r.mark(i, readable, writable);
                 }
             }
@@ -869,13 +887,13 @@ impl<'c> Runtime<'c> {
                 self.gw.on_container_removal_started(b);
             }
         }
+        if let Some(old) = self.remotes.get_mut(b).and_then(Option::take) {
+            self.say_farewell(now, b, old);
+        }
         let Some(cfg) = self.gw.backend_config(b) else {
             return;
         };
         if cfg.remote {
-            if let Some(mut old) = self.remotes[b].take() {
-                old.shut(self.poll.registry());
-            }
             let transport = if cfg.sse {
                 Transport::Sse
             } else {
@@ -1006,10 +1024,30 @@ impl<'c> Runtime<'c> {
 
     /// Remote backend `b` is gone (stopped by gangway, or failed with `why`).
     fn remote_gone(&mut self, now: Instant, b: usize, why: &str) {
-        if let Some(mut r) = self.remotes.get_mut(b).and_then(Option::take) {
-            r.shut(self.poll.registry());
+        if let Some(r) = self.remotes.get_mut(b).and_then(Option::take) {
+            self.say_farewell(now, b, r);
             self.gw.on_backend_exit(now, b, why);
         }
+    }
+
+    /// Closes remote backend `b`'s connections and lets the DELETE that ends its session
+    /// go on beside the loop (an earlier one of `b` still under way is dropped).
+    fn say_farewell(&mut self, now: Instant, b: usize, mut r: Remote) {
+        let registry = self.poll.registry();
+        if let Some(k) = self.farewells.iter().position(|(x, _)| *x == b) {
+            let (_, mut old) = self.farewells.swap_remove(k);
+            old.shut(registry);
+        }
+        if r.farewell(registry, b, now) {
+            self.farewells.push((b, r));
+        }
+    }
+
+    /// Carries the session-ending DELETEs of stopped remote backends.
+    fn drive_farewells(&mut self, now: Instant) {
+        let registry = self.poll.registry();
+        self.farewells
+            .retain_mut(|(_, r)| r.drive_farewell(registry, now));
     }
 
     fn write_backend(&mut self, now: Instant, b: usize) {
@@ -1146,10 +1184,42 @@ impl<'c> Runtime<'c> {
     /// every container is gone.
     fn finish(&mut self) {
         self.save_catalog();
+        self.farewells_before_exit();
         self.reap_before_exit();
         self.sweep_at_exit();
         self.final_flush();
         self.cleanup_before_exit();
+    }
+
+    /// Gives the session-ending DELETEs of remote backends their time (each at most 2 s,
+    /// all at once), so the servers hear that gangway's sessions ended.
+    fn farewells_before_exit(&mut self) {
+        let mut events = Events::with_capacity(8);
+        while !self.farewells.is_empty() {
+            let now = Instant::now();
+            self.drive_farewells(now);
+            let Some(next) = self
+                .farewells
+                .iter()
+                .filter_map(|(_, r)| r.next_deadline())
+                .min()
+            else {
+                break;
+            };
+            let left = next.saturating_duration_since(now);
+            match self.poll.poll(&mut events, Some(left)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+            for ev in events.iter() {
+                self.mark_ready(
+                    ev.token(),
+                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                    ev.is_writable() || ev.is_write_closed() || ev.is_error(),
+                );
+            }
+        }
     }
 
     /// Waits briefly for backends that were just killed, so none is left a zombie for

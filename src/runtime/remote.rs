@@ -45,10 +45,17 @@ use std::time::{Duration, Instant};
 
 /// POST connections opened to one server at most; more requests wait for one.
 pub const MAX_CONNS: usize = 4;
-/// Connection slots per backend: the POSTs and the server's own event stream (GET).
-pub const SLOTS: usize = MAX_CONNS + 1;
+/// Connection slots per backend: the POSTs, the server's own event stream (GET) and the
+/// DELETE that ends a session.
+pub const SLOTS: usize = MAX_CONNS + 2;
 /// The slot of the server's event stream.
 const LISTEN: usize = MAX_CONNS;
+/// The slot of the DELETE that ends the session of a stopped backend (apart, so a new
+/// start of the same backend never shares its token).
+pub const FAREWELL: usize = MAX_CONNS + 1;
+/// The DELETE that ends a session is given this long, then dropped (the server ends the
+/// session itself when it expires).
+const FAREWELL_WAIT: Duration = Duration::from_secs(2);
 /// Tokens of remote connections: `REMOTE_BASE + SLOTS * backend + slot`.
 pub const REMOTE_BASE: usize = 1 << 36;
 /// At most this many reads (of up to 64 KiB) per connection per loop turn.
@@ -147,6 +154,8 @@ enum Role {
     Resume,
     /// The GET of the server's own event stream.
     Listen,
+    /// The DELETE that ends the session of a stopped backend.
+    Farewell,
 }
 
 struct Conn {
@@ -419,6 +428,15 @@ impl Remote {
             let Some(Some(c)) = self.conns.get(i) else {
                 continue;
             };
+            let late = c.head_by.is_some_and(|d| d <= now) || c.deadline.is_some_and(|d| d <= now);
+            if c.role == Role::Farewell && late {
+                log::debug!(
+                    "{}: no answer to the DELETE that ends the session",
+                    self.url
+                );
+                self.close(registry, i);
+                continue;
+            }
             if c.head_by.is_some_and(|d| d <= now) {
                 log::warn!(
                     "{}: no answer to a notification within {} s; its connection is closed",
@@ -748,6 +766,7 @@ impl Remote {
             return;
         }
         match role {
+            Role::Farewell => self.close(registry, i),
             Role::Listen => {
                 self.close(registry, i);
                 self.listen_closed(now, Some(text));
@@ -782,7 +801,7 @@ impl Remote {
             self.response_data(i, true);
         }
         match role {
-            _ if !busy => self.close(registry, i),
+            _ if !busy || role == Role::Farewell => self.close(registry, i),
             Role::Listen => {
                 self.close(registry, i);
                 self.listen_closed(now, None);
@@ -845,6 +864,11 @@ impl Remote {
         let status = head.status;
         let stream = head.is_event_stream();
         c.head_by = None;
+        if c.role == Role::Farewell {
+            log::debug!("{}: the session's DELETE was answered {status}", self.url);
+            self.close(registry, i);
+            return false;
+        }
         let session_id = head.session_id.clone();
         let (role, generation) = (c.role, c.generation);
         let initialize = c.sent.as_ref().is_some_and(|s| s.initialize);
@@ -1344,33 +1368,60 @@ impl Remote {
         }
     }
 
-    /// Closes every connection (the backend stops); the server is told its session ended
-    /// when there was one (a DELETE, not waited for).
+    /// Closes every connection: the backend stops.
     pub fn shut(&mut self, registry: &Registry) {
         for i in 0..self.conns.len() {
             self.close(registry, i);
         }
-        if let Some(session) = self.session.take() {
-            let mut out = Vec::new();
-            let host = self.url.host_header();
-            let headers: Vec<(&str, &str)> = std::iter::once(("Mcp-Session-Id", session.as_str()))
-                .chain(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .collect();
-            if write_request(&mut out, "DELETE", &self.url.path, &host, &headers, b"").is_ok() {
-                if let Some(addr) = self.addr {
-                    // Best effort, bounded: a server that does not take it at once
-                    // learns of the end when the session expires.
-                    let timeout = Duration::from_millis(200);
-                    if let Some(config) = &self.tls {
-                        let config = Arc::clone(config);
-                        let _ = tls::send_blocking(config, &self.url.host, addr, &out, timeout);
-                    } else if let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, timeout) {
-                        let _ = s.set_write_timeout(Some(timeout));
-                        let _ = s.write_all(&out);
-                    }
-                }
-            }
+        self.queue.clear();
+        self.resumes.clear();
+        self.failed = true;
+    }
+
+    /// Closes every connection (the backend stops) and, when the server gave a session,
+    /// starts the DELETE that ends it on slot [`FAREWELL`] (`b` is the backend, for its
+    /// token). Returns whether that DELETE is under way: then [`Remote::drive_farewell`]
+    /// carries it, for at most 2 s; nothing waits for it.
+    pub fn farewell(&mut self, registry: &Registry, b: usize, now: Instant) -> bool {
+        self.shut(registry);
+        if self.transport != Transport::Streamable {
+            return false;
         }
+        let Some(session) = self.session.clone() else {
+            return false;
+        };
+        let mut headers: Vec<(&str, &str)> = vec![("Mcp-Session-Id", session.as_str())];
+        if let Some(v) = self.protocol_version.as_deref() {
+            headers.push(("MCP-Protocol-Version", v));
+        }
+        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut out = Vec::new();
+        let host = self.url.host_header();
+        if write_request(&mut out, "DELETE", &self.url.path, &host, &headers, b"").is_err() {
+            return false;
+        }
+        let Ok(stream) = self.connect(registry, b, FAREWELL) else {
+            return false;
+        };
+        self.conns[FAREWELL] = Some(Conn {
+            role: Role::Farewell,
+            out,
+            reader: Some(ResponseReader::new(self.max_body)),
+            busy: true,
+            deadline: Some(now + FAREWELL_WAIT),
+            head_by: Some(now + FAREWELL_WAIT),
+            ..Conn::new(stream, now)
+        });
+        true
+    }
+
+    /// Carries the DELETE [`Remote::farewell`] started; returns whether it is still under
+    /// way.
+    pub fn drive_farewell(&mut self, registry: &Registry, now: Instant) -> bool {
+        self.expire(registry, now);
+        self.write_conn(registry, FAREWELL, now);
+        self.read_conn(registry, FAREWELL, now);
+        self.conns[FAREWELL].is_some()
     }
 
     /// Whether something can be done without waiting (readiness not acted on, or queued

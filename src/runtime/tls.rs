@@ -19,7 +19,6 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 /// Largest `ca_file` read (a system bundle is a few hundred KiB).
 pub const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
@@ -431,42 +430,6 @@ fn parse_ca_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
         );
     }
     Ok(certs)
-}
-
-/// Writes `bytes` over a new TLS connection to `addr` (`host` for the certificate),
-/// best effort: each socket operation is bounded by `timeout`, and nothing is read
-/// back beyond the handshake. For the session-ending DELETE of a stopping backend.
-///
-/// # Errors
-///
-/// Whatever stopped it (the caller ignores it: the server learns of the end when the
-/// session expires).
-pub fn send_blocking(
-    config: Arc<ClientConfig>,
-    host: &str,
-    addr: std::net::SocketAddr,
-    bytes: &[u8],
-    timeout: Duration,
-) -> io::Result<()> {
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
-    let mut sock = std::net::TcpStream::connect_timeout(&addr, timeout)?;
-    sock.set_read_timeout(Some(timeout))?;
-    sock.set_write_timeout(Some(timeout))?;
-    // A few round trips at most; a bound so a server that trickles cannot hold the loop.
-    for _ in 0..8 {
-        if !conn.is_handshaking() {
-            break;
-        }
-        conn.complete_io(&mut sock)?;
-    }
-    conn.writer().write_all(bytes)?;
-    conn.send_close_notify();
-    while conn.wants_write() {
-        conn.write_tls(&mut sock)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
