@@ -143,6 +143,37 @@ fn server_everything_over_streamable_http_serves_tools_progress_sampling_and_res
     assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
 }
 
+/// What an HTTP client does with server-everything through `gangway serve`, whichever
+/// transport reaches it.
+fn everything_scenario() -> PeerScenario<'static> {
+    PeerScenario {
+        tools: &[
+            "ev__echo",
+            "ev__trigger-long-running-operation",
+            "ev__trigger-sampling-request",
+        ],
+        echo: (
+            "ev__echo",
+            json!({"message": "over two hops of http"}),
+            "Echo: over two hops of http",
+        ),
+        progress: (
+            "ev__trigger-long-running-operation",
+            json!({"duration": 1, "steps": 2}),
+            2,
+        ),
+        sampling: (
+            "ev__trigger-sampling-request",
+            json!({"prompt": "a question over http"}),
+            "a question over http",
+        ),
+        resource: (
+            "demo://resource/static/document/architecture.md",
+            "Architecture",
+        ),
+    }
+}
+
 #[test]
 fn gangway_serve_fronting_server_everything_by_url_serves_an_http_client() {
     let Some((_server, port)) = everything_http() else {
@@ -151,102 +182,24 @@ fn gangway_serve_fronting_server_everything_by_url_serves_an_http_client() {
     let dir = TempDir::new();
     let config = json!({"expose": "tools", "backends": {"ev": Everything::url_backend(port)}});
     let served = Served::start(&dir, &config, &[]);
-    let sid = served.session_declaring(&[], json!({"sampling": {}}));
-    let in_session = [("Mcp-Session-Id", sid.as_str())];
-    let post = |body: serde_json::Value| -> serde_json::Value {
-        let mut answer = HttpStream::post(&served.addr, &in_session, &body.to_string());
-        assert_eq!(answer.status(), 200, "{}", answer.head());
-        answer.answer(&body["id"])
+    http_client_uses_a_peer(&served, &everything_scenario());
+}
+
+#[test]
+fn gangway_serve_fronting_server_everything_over_http_and_sse_serves_an_http_client() {
+    let Some((_server, port)) = everything("sse") else {
+        return;
     };
-
-    let list = post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
-    let names = tool_names(&list);
-    for tool in [
-        "ev__echo",
-        "ev__trigger-long-running-operation",
-        "ev__trigger-sampling-request",
-    ] {
-        assert!(
-            names.iter().any(|n| n == tool),
-            "{tool} missing from {names:?}"
-        );
-    }
-
-    let echo = post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-        "params": {"name": "ev__echo", "arguments": {"message": "over two hops of http"}}}));
-    assert_eq!(ok_text(&echo), "Echo: over two hops of http");
-
-    // Progress reaches the HTTP client on its POST's event stream, with its own token.
-    let long = json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call", "params": {
-        "name": "ev__trigger-long-running-operation", "arguments": {"duration": 1, "steps": 2},
-        "_meta": {"progressToken": "tok-http"}}});
-    let mut stream = served.post_stream(&sid, &long);
-    assert_eq!(stream.status(), 200, "{}", stream.head());
-    assert!(
-        stream.is_event_stream(),
-        "progress comes first: {}",
-        stream.head()
-    );
-    let progress = stream.message_until(|m| m["method"] == "notifications/progress");
-    assert_eq!(
-        progress["params"]["progressToken"], "tok-http",
-        "{progress}"
-    );
-    let done = stream.answer(&json!("long"));
-    assert!(
-        done["result"].is_object() && done["result"]["isError"] != json!(true),
-        "{done}"
-    );
-    assert!(
-        stream
-            .seen
-            .iter()
-            .filter(|m| m["method"] == "notifications/progress")
-            .count()
-            >= 2,
-        "both steps' progress: {:?}",
-        stream.seen
-    );
-
-    // The server's sampling request reaches the HTTP client on the tool call's stream; the
-    // client answers with a POST of its own, and the answer ends up in the tool's result.
-    let sample = json!({"jsonrpc": "2.0", "id": "sample", "method": "tools/call", "params": {
-        "name": "ev__trigger-sampling-request", "arguments": {"prompt": "a question over http"}}});
-    let mut stream = served.post_stream(&sid, &sample);
-    assert!(
-        stream.is_event_stream(),
-        "the question comes first: {}",
-        stream.head()
-    );
-    let ask = stream.message_until(|m| m["method"] == "sampling/createMessage");
-    assert!(
-        ask.to_string().contains("a question over http"),
-        "the question carries the prompt: {ask}"
-    );
-    let reply = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
-        "role": "assistant", "model": "test",
-        "content": {"type": "text", "text": "an answer over http"}}});
-    let (status, head, _) = served.request("POST", &in_session, &reply.to_string());
-    assert_eq!(status, 202, "the client's answer is accepted: {head}");
-    let sampled = stream.answer(&json!("sample"));
-    assert!(
-        sampled["result"].is_object() && sampled.to_string().contains("an answer over http"),
-        "{sampled}"
-    );
-
-    let read = post(
-        json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read",
-        "params": {"uri": "demo://resource/static/document/architecture.md"}}),
-    );
-    assert!(
-        read["result"]["contents"][0]["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("Architecture")),
-        "{read}"
-    );
-
-    let (status, _, _) = served.request("DELETE", &in_session, "");
-    assert_eq!(status, 200);
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {
+        "ev": {"type": "sse", "url": format!("http://127.0.0.1:{port}/sse")}}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.env("RUST_LOG", "gangway=debug");
+    let served = Served::spawn(cmd);
+    http_client_uses_a_peer(&served, &everything_scenario());
+    served
+        .gw
+        .wait_stderr("messages go to the endpoint it named", T);
 }
 
 /// A stdio gangway (debug log) whose one backend `ev` is `backend`, initialized with
