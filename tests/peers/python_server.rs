@@ -237,6 +237,38 @@ fn https_trusts_the_ca_of_ssl_cert_file_as_a_platform_root() {
     assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
 }
 
+#[test]
+fn gangway_serve_fronting_the_python_server_over_https_serves_an_http_client() {
+    if !prerequisites() {
+        return;
+    }
+    let certs = TempDir::new();
+    let (ca, cert, key) = make_certificates(&certs);
+    let server = start(Some((&cert, &key)));
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"py": {
+        "url": format!("https://127.0.0.1:{}/mcp", server.port), "ca_file": ca}}});
+    let served = Served::start(&dir, &config, &[]);
+    http_client_uses_a_peer(
+        &served,
+        &PeerScenario {
+            tools: &["py__ask", "py__count", "py__echo"],
+            echo: (
+                "py__echo",
+                json!({"text": "over http and https"}),
+                "py echo: over http and https",
+            ),
+            progress: ("py__count", json!({"steps": 3}), 3),
+            sampling: (
+                "py__ask",
+                json!({"question": "what is 6 x 7?"}),
+                "what is 6 x 7?",
+            ),
+            resource: ("py://greeting", "hello from the python server"),
+        },
+    );
+}
+
 /// The text of a tool call on `backend` through the meta-tools.
 fn use_tool_text(gw: &mut Gangway, backend: &str) -> String {
     let resp = gw.use_tool(backend, "echo", json!({"text": "x"}));
