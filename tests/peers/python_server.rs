@@ -138,7 +138,10 @@ fn serves_tools_progress_sampling_and_resources(backend: serde_json::Value) {
     gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
     let mut names = gw.list_tool_names();
     names.sort();
-    assert_eq!(names, ["py__ask", "py__count", "py__echo"]);
+    assert_eq!(
+        names,
+        ["py__ask", "py__count", "py__echo", "py__interrupted"]
+    );
     assert_eq!(
         ok_text(&gw.call_tool("py__echo", json!({"text": "over the wire"}))),
         "py echo: over the wire"
@@ -267,6 +270,68 @@ fn gangway_serve_fronting_the_python_server_over_https_serves_an_http_client() {
             resource: ("py://greeting", "hello from the python server"),
         },
     );
+}
+
+#[test]
+fn an_answers_stream_the_python_server_cuts_is_resumed_with_last_event_id() {
+    if !prerequisites() {
+        return;
+    }
+    let server = start(None);
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {
+        "py": {"url": format!("http://127.0.0.1:{}/mcp", server.port)}}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.env("RUST_LOG", "gangway=debug");
+    let mut gw = Gangway::spawn(cmd);
+    // The SDK cuts a stream only when the client can resume it: 2025-11-25 or later.
+    let init = gw.call(
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {},
+               "clientInfo": {"name": "python-server-test", "version": "1"}}),
+    );
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
+    gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    // Three steps' progress, the cut, three more and the answer: those after the cut come
+    // only when gangway asks for the stream again from the last event it got.
+    gw.send(
+        &json!({"jsonrpc": "2.0", "id": "cut", "method": "tools/call", "params": {
+        "name": "py__interrupted", "arguments": {"steps": 6}, "_meta": {"progressToken": "tok-cut"}}}),
+    );
+    for step in 1..=6 {
+        let progress = gw.wait_notification("notifications/progress", T);
+        assert_eq!(progress["params"]["progressToken"], "tok-cut", "{progress}");
+        assert_eq!(
+            progress["params"]["progress"].as_f64(),
+            Some(f64::from(step)),
+            "step {step} comes {step}th: {progress}"
+        );
+    }
+    assert_eq!(
+        ok_text(&gw.response(&json!("cut"), T)),
+        "interrupted after 3 of 6 steps, finished all"
+    );
+    // The cut happened, and gangway asked from the last event it got (the event store's
+    // ids are `SEQ/STREAM`).
+    let resumed = gw.wait_stderr("resuming the answer's stream after event", T);
+    assert!(resumed.contains("after event \""), "{resumed}");
+    // More calls than gangway keeps connections to a server: none is held by the
+    // resumed stream, and no step comes twice.
+    for n in 0..6 {
+        let text = format!("after the cut {n}");
+        assert_eq!(
+            ok_text(&gw.call_tool("py__echo", json!({"text": text}))),
+            format!("py echo: {text}")
+        );
+    }
+    let steps = gw
+        .seen()
+        .iter()
+        .filter(|l| l.contains("notifications/progress"))
+        .count();
+    assert_eq!(steps, 6, "each step once: {:?}", gw.seen());
+    gw.close_stdin();
+    assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
 }
 
 /// The text of a tool call on `backend` through the meta-tools.
