@@ -321,3 +321,67 @@ fn a_bare_url_to_an_sse_endpoint_falls_back_to_the_http_and_sse_transport() {
     assert_eq!(ok_text(&echoed), "Echo: fell back");
     gw.wait_stderr("trying the HTTP+SSE transport", T);
 }
+
+#[test]
+fn logging_and_tasks_pass_through_a_remote_backend() {
+    let Some((_server, port)) = everything_http() else {
+        return;
+    };
+    let dir = TempDir::new();
+    let mut gw = gangway_for(&dir, Everything::url_backend(port));
+    // The backend starts on the first request that needs it.
+    assert!(gw
+        .list_tool_names()
+        .contains(&"ev__toggle-simulated-logging".to_string()));
+    let set = gw.call("logging/setLevel", json!({"level": "debug"}));
+    assert!(set.get("result").is_some(), "{set}");
+    // The simulated log comes from no request: only the server's own stream carries it.
+    gw.wait_stderr("its event stream is open", T);
+    let started = gw.call_tool("ev__toggle-simulated-logging", json!({}));
+    assert!(ok_text(&started).contains("Started simulated"), "{started}");
+    // One at once, then one every 5 s, of a random level (all pass at debug).
+    let log = gw.recv_until(
+        |m| {
+            m["method"] == "notifications/message"
+                && m["params"]["data"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("-level message") || d.contains("level-message"))
+        },
+        Duration::from_secs(15),
+    );
+    assert_eq!(log["params"]["logger"], "ev", "{log}");
+    let stopped = gw.call_tool("ev__toggle-simulated-logging", json!({}));
+    assert!(ok_text(&stopped).contains("Stopped simulated"), "{stopped}");
+
+    // A task: created at once, followed with tasks/get, its result by tasks/result (which
+    // waits for the end of its four one-second stages).
+    let created = gw.call(
+        "tools/call",
+        json!({"name": "ev__simulate-research-query", "arguments": {"topic": "byte routers"},
+               "task": {"ttl": 60000}}),
+    );
+    let task = &created["result"]["task"];
+    let task_id = task["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"));
+    assert!(
+        task["status"] == "working" || task["status"] == "completed",
+        "{created}"
+    );
+    let got = gw.call("tasks/get", json!({"taskId": task_id}));
+    assert_eq!(got["result"]["taskId"], task_id, "{got}");
+    assert!(
+        got["result"]["status"] == "working" || got["result"]["status"] == "completed",
+        "{got}"
+    );
+    let id = gw.request("tasks/result", json!({"taskId": task_id}));
+    let result = gw.response(&id, Duration::from_secs(15));
+    assert!(
+        ok_text(&result).contains("# Research Report: byte routers"),
+        "{result}"
+    );
+    let got = gw.call("tasks/get", json!({"taskId": task_id}));
+    assert_eq!(got["result"]["status"], "completed", "{got}");
+    gw.close_stdin();
+    assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
+}
