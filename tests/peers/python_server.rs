@@ -334,6 +334,54 @@ fn an_answers_stream_the_python_server_cuts_is_resumed_with_last_event_id() {
     assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
 }
 
+#[test]
+fn an_http_client_of_gangway_serve_does_not_see_the_backends_cut_stream() {
+    if !prerequisites() {
+        return;
+    }
+    let server = start(None);
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {
+        "py": {"url": format!("http://127.0.0.1:{}/mcp", server.port)}}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.env("RUST_LOG", "gangway=debug");
+    let served = Served::spawn(cmd);
+    // 2025-11-25, so that the backend may cut the stream (see above).
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}});
+    let (status, head, body) = served.request("POST", &[], &init.to_string());
+    assert_eq!(status, 200, "{head}{body}");
+    let sid = session_id_in(&head);
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(
+        served.request("POST", &[("Mcp-Session-Id", &sid)], note).0,
+        202
+    );
+    let call = json!({"jsonrpc": "2.0", "id": "cut", "method": "tools/call", "params": {
+        "name": "py__interrupted", "arguments": {"steps": 6}, "_meta": {"progressToken": "tok-cut"}}});
+    let mut stream = served.post_stream(&sid, &call);
+    assert_eq!(stream.status(), 200, "{}", stream.head());
+    let answer = stream.answer(&json!("cut"));
+    assert_eq!(
+        ok_text(&answer),
+        "interrupted after 3 of 6 steps, finished all"
+    );
+    let steps: Vec<f64> = stream
+        .seen
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| {
+            assert_eq!(m["params"]["progressToken"], "tok-cut", "{m}");
+            m["params"]["progress"].as_f64().unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(steps, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "{:?}", stream.seen);
+    served
+        .gw
+        .wait_stderr("resuming the answer's stream after event", T);
+}
+
 /// The text of a tool call on `backend` through the meta-tools.
 fn use_tool_text(gw: &mut Gangway, backend: &str) -> String {
     let resp = gw.use_tool(backend, "echo", json!({"text": "x"}));
