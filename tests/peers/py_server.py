@@ -18,14 +18,19 @@ import asyncio
 import socket
 import sys
 from collections import OrderedDict, deque
+from collections.abc import Callable
 
 import uvicorn
 from mcp import types
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
+from mcp.server.streamable_http import GET_STREAM_KEY, EventCallback, EventMessage, EventStore
 from mcp_types import JSONRPCError, JSONRPCMessage, JSONRPCResponse
 
 server = MCPServer("py-remote")
+
+
+def is_answer(message: JSONRPCMessage) -> bool:
+    return isinstance(message, JSONRPCResponse | JSONRPCError)
 
 
 class BoundedEventStore(EventStore):
@@ -44,11 +49,12 @@ class BoundedEventStore(EventStore):
     def __init__(self) -> None:
         self._streams: OrderedDict[str, deque[tuple[int, JSONRPCMessage | None]]] = OrderedDict()
         self._seq = 0
-        # Streams whose replay waits for their answer, with the event set once it is stored.
-        self._held: dict[str, asyncio.Event] = {}
+        # Streams whose replay waits: the event set once a message `until` accepts is stored.
+        self._held: dict[str, tuple[asyncio.Event, Callable[[JSONRPCMessage], bool]]] = {}
 
-    def hold(self, stream_id: str) -> None:
-        self._held[stream_id] = asyncio.Event()
+    def hold(self, stream_id: str, until: Callable[[JSONRPCMessage], bool] = is_answer) -> None:
+        """Replays of `stream_id` wait until a message `until` accepts is stored."""
+        self._held[stream_id] = (asyncio.Event(), until)
 
     async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
         self._seq += 1
@@ -59,8 +65,9 @@ class BoundedEventStore(EventStore):
         self._streams[stream_id] = events
         while len(self._streams) > self.STREAMS:
             self._streams.popitem(last=False)
-        if isinstance(message, JSONRPCResponse | JSONRPCError) and stream_id in self._held:
-            self._held.pop(stream_id).set()
+        held = self._held.get(stream_id)
+        if held is not None and message is not None and held[1](message):
+            self._held.pop(stream_id)[0].set()
         return f"{self._seq}/{stream_id}"
 
     async def replay_events_after(self, last_event_id: str, send_callback: EventCallback) -> str | None:
@@ -68,7 +75,7 @@ class BoundedEventStore(EventStore):
         if not seq.isdigit() or stream_id not in self._streams:
             return None
         if stream_id in self._held:
-            await self._held[stream_id].wait()
+            await self._held[stream_id][0].wait()
         for n, message in list(self._streams.get(stream_id, ())):
             if n > int(seq) and message is not None:
                 await send_callback(EventMessage(message, f"{n}/{stream_id}"))
@@ -121,6 +128,31 @@ async def interrupted(steps: int, ctx: Context) -> str:
     for step in range(half + 1, steps + 1):
         await ctx.report_progress(step, steps, f"step {step}")
     return f"interrupted after {half} of {steps} steps, finished all"
+
+
+@server.tool()
+async def announce(text: str, ctx: Context) -> str:
+    """Sends `text` as a log message that belongs to no request (the server's own stream)."""
+    await ctx.session.send_log_message("info", text, logger="announce")
+    return "announced"
+
+
+@server.tool()
+async def cut_own_stream(text: str, ctx: Context) -> str:
+    """Cuts the server's own event stream (the GET stream; the client opens it again with
+    Last-Event-ID), then sends `text` as a log message on it: it reaches the client only
+    by the replay."""
+    if ctx.request_context.close_standalone_sse_stream is None:
+        raise ValueError(f"the stream cannot be cut (protocol version {ctx.protocol_version})")
+
+    def is_text(message: JSONRPCMessage) -> bool:
+        params = getattr(message, "params", None) or {}
+        return isinstance(params, dict) and params.get("data") == text
+
+    events.hold(GET_STREAM_KEY, until=is_text)
+    await ctx.close_standalone_sse_stream()
+    await ctx.session.send_log_message("info", text, logger="announce")
+    return "cut"
 
 
 @server.resource("py://greeting")

@@ -140,7 +140,14 @@ fn serves_tools_progress_sampling_and_resources(backend: serde_json::Value) {
     names.sort();
     assert_eq!(
         names,
-        ["py__ask", "py__count", "py__echo", "py__interrupted"]
+        [
+            "py__announce",
+            "py__ask",
+            "py__count",
+            "py__cut_own_stream",
+            "py__echo",
+            "py__interrupted"
+        ]
     );
     assert_eq!(
         ok_text(&gw.call_tool("py__echo", json!({"text": "over the wire"}))),
@@ -380,6 +387,42 @@ fn an_http_client_of_gangway_serve_does_not_see_the_backends_cut_stream() {
     served
         .gw
         .wait_stderr("resuming the answer's stream after event", T);
+}
+
+#[test]
+fn the_python_servers_own_stream_cut_is_opened_again_with_last_event_id() {
+    if !prerequisites() {
+        return;
+    }
+    let server = start(None);
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {
+        "py": {"url": format!("http://127.0.0.1:{}/mcp", server.port)}}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.env("RUST_LOG", "gangway=debug");
+    let mut gw = Gangway::spawn(cmd);
+    let init = gw.call(
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {},
+               "clientInfo": {"name": "python-server-test", "version": "1"}}),
+    );
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
+    gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    assert!(gw.list_tool_names().contains(&"py__announce".to_string()));
+    gw.wait_stderr("its event stream is open", T);
+    // A message on the server's own stream gives gangway an event id to resume from.
+    let announced = gw.call_tool("py__announce", json!({"text": "before the cut"}));
+    assert_eq!(ok_text(&announced), "announced");
+    let before = gw.recv_until(|m| m["method"] == "notifications/message", T);
+    assert_eq!(before["params"]["data"], "before the cut", "{before}");
+    let mark = gw.stderr_len();
+    let cut = gw.call_tool("py__cut_own_stream", json!({"text": "after the cut"}));
+    assert_eq!(ok_text(&cut), "cut");
+    let after = gw.recv_until(|m| m["method"] == "notifications/message", T);
+    assert_eq!(after["params"]["data"], "after the cut", "{after}");
+    gw.wait_stderr_after(mark, "its event stream ended", T);
+    gw.close_stdin();
+    assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
 }
 
 /// The text of a tool call on `backend` through the meta-tools.
