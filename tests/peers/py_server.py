@@ -37,10 +37,15 @@ class BoundedEventStore(EventStore):
     """Events kept in memory, bounded: the last EVENTS_PER_STREAM of each of the last
     STREAMS streams. An event id is `SEQ/STREAM`, so it names its stream.
 
-    A replay of a stream that was held (see `hold`) waits until the stream's answer is
-    stored, and so replays everything the server sent after the cut in one go: the SDK
-    registers the resumed stream for live messages only after the replay, and a message
-    sent in between would be neither replayed nor sent live.
+    A replay of a stream that was held (see `hold`) waits until a chosen message (by
+    default the stream's answer) is stored, and so replays everything the server sent
+    after the cut in one go: the SDK registers the resumed stream for live messages only
+    after the replay, and a message sent in between would be neither replayed nor sent
+    live.
+
+    One store serves every session and a stream id is the request's id (or the GET
+    stream's key), so two sessions that cut streams of the same id at once would mix:
+    the tests cut streams in one session at a time.
     """
 
     STREAMS = 64
