@@ -138,7 +138,17 @@ fn serves_tools_progress_sampling_and_resources(backend: serde_json::Value) {
     gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
     let mut names = gw.list_tool_names();
     names.sort();
-    assert_eq!(names, ["py__ask", "py__count", "py__echo"]);
+    assert_eq!(
+        names,
+        [
+            "py__announce",
+            "py__ask",
+            "py__count",
+            "py__cut_own_stream",
+            "py__echo",
+            "py__interrupted"
+        ]
+    );
     assert_eq!(
         ok_text(&gw.call_tool("py__echo", json!({"text": "over the wire"}))),
         "py echo: over the wire"
@@ -233,6 +243,184 @@ fn https_trusts_the_ca_of_ssl_cert_file_as_a_platform_root() {
         ok_text(&gw.call_tool("py__echo", json!({"text": "by name"}))),
         "py echo: by name"
     );
+    gw.close_stdin();
+    assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn gangway_serve_fronting_the_python_server_over_https_serves_an_http_client() {
+    if !prerequisites() {
+        return;
+    }
+    let certs = TempDir::new();
+    let (ca, cert, key) = make_certificates(&certs);
+    let server = start(Some((&cert, &key)));
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"py": {
+        "url": format!("https://127.0.0.1:{}/mcp", server.port), "ca_file": ca}}});
+    let served = Served::start(&dir, &config, &[]);
+    http_client_uses_a_peer(
+        &served,
+        &PeerScenario {
+            tools: &["py__ask", "py__count", "py__echo"],
+            echo: (
+                "py__echo",
+                json!({"text": "over http and https"}),
+                "py echo: over http and https",
+            ),
+            progress: ("py__count", json!({"steps": 3}), 3),
+            sampling: (
+                "py__ask",
+                json!({"question": "what is 6 x 7?"}),
+                "what is 6 x 7?",
+            ),
+            resource: ("py://greeting", "hello from the python server"),
+        },
+    );
+}
+
+#[test]
+fn an_answers_stream_the_python_server_cuts_is_resumed_with_last_event_id() {
+    if !prerequisites() {
+        return;
+    }
+    let server = start(None);
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {
+        "py": {"url": format!("http://127.0.0.1:{}/mcp", server.port)}}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.env("RUST_LOG", "gangway=debug");
+    let mut gw = Gangway::spawn(cmd);
+    // The SDK cuts a stream only when the client can resume it: 2025-11-25 or later.
+    let init = gw.call(
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {},
+               "clientInfo": {"name": "python-server-test", "version": "1"}}),
+    );
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
+    gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    // Three steps' progress, the cut, three more and the answer: those after the cut come
+    // only when gangway asks for the stream again from the last event it got.
+    gw.send(
+        &json!({"jsonrpc": "2.0", "id": "cut", "method": "tools/call", "params": {
+        "name": "py__interrupted", "arguments": {"steps": 6}, "_meta": {"progressToken": "tok-cut"}}}),
+    );
+    for step in 1..=6 {
+        let progress = gw.wait_notification("notifications/progress", T);
+        assert_eq!(progress["params"]["progressToken"], "tok-cut", "{progress}");
+        assert_eq!(
+            progress["params"]["progress"].as_f64(),
+            Some(f64::from(step)),
+            "step {step} comes {step}th: {progress}"
+        );
+    }
+    assert_eq!(
+        ok_text(&gw.response(&json!("cut"), T)),
+        "interrupted after 3 of 6 steps, finished all"
+    );
+    // The cut happened, and gangway asked from the last event it got (the event store's
+    // ids are `SEQ/STREAM`).
+    let resumed = gw.wait_stderr("resuming the answer's stream after event", T);
+    assert!(resumed.contains("after event \""), "{resumed}");
+    // More calls than gangway keeps connections to a server: none is held by the
+    // resumed stream, and no step comes twice.
+    for n in 0..6 {
+        let text = format!("after the cut {n}");
+        assert_eq!(
+            ok_text(&gw.call_tool("py__echo", json!({"text": text}))),
+            format!("py echo: {text}")
+        );
+    }
+    let steps = gw
+        .seen()
+        .iter()
+        .filter(|l| l.contains("notifications/progress"))
+        .count();
+    assert_eq!(steps, 6, "each step once: {:?}", gw.seen());
+    gw.close_stdin();
+    assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn an_http_client_of_gangway_serve_does_not_see_the_backends_cut_stream() {
+    if !prerequisites() {
+        return;
+    }
+    let server = start(None);
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {
+        "py": {"url": format!("http://127.0.0.1:{}/mcp", server.port)}}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.env("RUST_LOG", "gangway=debug");
+    let served = Served::spawn(cmd);
+    // 2025-11-25, so that the backend may cut the stream (see above).
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}});
+    let (status, head, body) = served.request("POST", &[], &init.to_string());
+    assert_eq!(status, 200, "{head}{body}");
+    let sid = session_id_in(&head);
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(
+        served.request("POST", &[("Mcp-Session-Id", &sid)], note).0,
+        202
+    );
+    let call = json!({"jsonrpc": "2.0", "id": "cut", "method": "tools/call", "params": {
+        "name": "py__interrupted", "arguments": {"steps": 6}, "_meta": {"progressToken": "tok-cut"}}});
+    let mut stream = served.post_stream(&sid, &call);
+    assert_eq!(stream.status(), 200, "{}", stream.head());
+    let answer = stream.answer(&json!("cut"));
+    assert_eq!(
+        ok_text(&answer),
+        "interrupted after 3 of 6 steps, finished all"
+    );
+    let steps: Vec<f64> = stream
+        .seen
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| {
+            assert_eq!(m["params"]["progressToken"], "tok-cut", "{m}");
+            m["params"]["progress"].as_f64().unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(steps, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "{:?}", stream.seen);
+    served
+        .gw
+        .wait_stderr("resuming the answer's stream after event", T);
+}
+
+#[test]
+fn the_python_servers_own_stream_cut_is_opened_again_with_last_event_id() {
+    if !prerequisites() {
+        return;
+    }
+    let server = start(None);
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {
+        "py": {"url": format!("http://127.0.0.1:{}/mcp", server.port)}}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.env("RUST_LOG", "gangway=debug");
+    let mut gw = Gangway::spawn(cmd);
+    let init = gw.call(
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {},
+               "clientInfo": {"name": "python-server-test", "version": "1"}}),
+    );
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
+    gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    assert!(gw.list_tool_names().contains(&"py__announce".to_string()));
+    gw.wait_stderr("its event stream is open", T);
+    // A message on the server's own stream gives gangway an event id to resume from.
+    let announced = gw.call_tool("py__announce", json!({"text": "before the cut"}));
+    assert_eq!(ok_text(&announced), "announced");
+    let before = gw.recv_until(|m| m["method"] == "notifications/message", T);
+    assert_eq!(before["params"]["data"], "before the cut", "{before}");
+    let mark = gw.stderr_len();
+    let cut = gw.call_tool("py__cut_own_stream", json!({"text": "after the cut"}));
+    assert_eq!(ok_text(&cut), "cut");
+    let after = gw.recv_until(|m| m["method"] == "notifications/message", T);
+    assert_eq!(after["params"]["data"], "after the cut", "{after}");
+    gw.wait_stderr_after(mark, "its event stream ended", T);
     gw.close_stdin();
     assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
 }

@@ -143,6 +143,37 @@ fn server_everything_over_streamable_http_serves_tools_progress_sampling_and_res
     assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
 }
 
+/// What an HTTP client does with server-everything through `gangway serve`, whichever
+/// transport reaches it.
+fn everything_scenario() -> PeerScenario<'static> {
+    PeerScenario {
+        tools: &[
+            "ev__echo",
+            "ev__trigger-long-running-operation",
+            "ev__trigger-sampling-request",
+        ],
+        echo: (
+            "ev__echo",
+            json!({"message": "over two hops of http"}),
+            "Echo: over two hops of http",
+        ),
+        progress: (
+            "ev__trigger-long-running-operation",
+            json!({"duration": 1, "steps": 2}),
+            2,
+        ),
+        sampling: (
+            "ev__trigger-sampling-request",
+            json!({"prompt": "a question over http"}),
+            "a question over http",
+        ),
+        resource: (
+            "demo://resource/static/document/architecture.md",
+            "Architecture",
+        ),
+    }
+}
+
 #[test]
 fn gangway_serve_fronting_server_everything_by_url_serves_an_http_client() {
     let Some((_server, port)) = everything_http() else {
@@ -151,102 +182,24 @@ fn gangway_serve_fronting_server_everything_by_url_serves_an_http_client() {
     let dir = TempDir::new();
     let config = json!({"expose": "tools", "backends": {"ev": Everything::url_backend(port)}});
     let served = Served::start(&dir, &config, &[]);
-    let sid = served.session_declaring(&[], json!({"sampling": {}}));
-    let in_session = [("Mcp-Session-Id", sid.as_str())];
-    let post = |body: serde_json::Value| -> serde_json::Value {
-        let mut answer = HttpStream::post(&served.addr, &in_session, &body.to_string());
-        assert_eq!(answer.status(), 200, "{}", answer.head());
-        answer.answer(&body["id"])
+    http_client_uses_a_peer(&served, &everything_scenario());
+}
+
+#[test]
+fn gangway_serve_fronting_server_everything_over_http_and_sse_serves_an_http_client() {
+    let Some((_server, port)) = everything("sse") else {
+        return;
     };
-
-    let list = post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
-    let names = tool_names(&list);
-    for tool in [
-        "ev__echo",
-        "ev__trigger-long-running-operation",
-        "ev__trigger-sampling-request",
-    ] {
-        assert!(
-            names.iter().any(|n| n == tool),
-            "{tool} missing from {names:?}"
-        );
-    }
-
-    let echo = post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-        "params": {"name": "ev__echo", "arguments": {"message": "over two hops of http"}}}));
-    assert_eq!(ok_text(&echo), "Echo: over two hops of http");
-
-    // Progress reaches the HTTP client on its POST's event stream, with its own token.
-    let long = json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call", "params": {
-        "name": "ev__trigger-long-running-operation", "arguments": {"duration": 1, "steps": 2},
-        "_meta": {"progressToken": "tok-http"}}});
-    let mut stream = served.post_stream(&sid, &long);
-    assert_eq!(stream.status(), 200, "{}", stream.head());
-    assert!(
-        stream.is_event_stream(),
-        "progress comes first: {}",
-        stream.head()
-    );
-    let progress = stream.message_until(|m| m["method"] == "notifications/progress");
-    assert_eq!(
-        progress["params"]["progressToken"], "tok-http",
-        "{progress}"
-    );
-    let done = stream.answer(&json!("long"));
-    assert!(
-        done["result"].is_object() && done["result"]["isError"] != json!(true),
-        "{done}"
-    );
-    assert!(
-        stream
-            .seen
-            .iter()
-            .filter(|m| m["method"] == "notifications/progress")
-            .count()
-            >= 2,
-        "both steps' progress: {:?}",
-        stream.seen
-    );
-
-    // The server's sampling request reaches the HTTP client on the tool call's stream; the
-    // client answers with a POST of its own, and the answer ends up in the tool's result.
-    let sample = json!({"jsonrpc": "2.0", "id": "sample", "method": "tools/call", "params": {
-        "name": "ev__trigger-sampling-request", "arguments": {"prompt": "a question over http"}}});
-    let mut stream = served.post_stream(&sid, &sample);
-    assert!(
-        stream.is_event_stream(),
-        "the question comes first: {}",
-        stream.head()
-    );
-    let ask = stream.message_until(|m| m["method"] == "sampling/createMessage");
-    assert!(
-        ask.to_string().contains("a question over http"),
-        "the question carries the prompt: {ask}"
-    );
-    let reply = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
-        "role": "assistant", "model": "test",
-        "content": {"type": "text", "text": "an answer over http"}}});
-    let (status, head, _) = served.request("POST", &in_session, &reply.to_string());
-    assert_eq!(status, 202, "the client's answer is accepted: {head}");
-    let sampled = stream.answer(&json!("sample"));
-    assert!(
-        sampled["result"].is_object() && sampled.to_string().contains("an answer over http"),
-        "{sampled}"
-    );
-
-    let read = post(
-        json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read",
-        "params": {"uri": "demo://resource/static/document/architecture.md"}}),
-    );
-    assert!(
-        read["result"]["contents"][0]["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("Architecture")),
-        "{read}"
-    );
-
-    let (status, _, _) = served.request("DELETE", &in_session, "");
-    assert_eq!(status, 200);
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {
+        "ev": {"type": "sse", "url": format!("http://127.0.0.1:{port}/sse")}}});
+    let mut cmd = gangway_command(&dir, &config);
+    cmd.env("RUST_LOG", "gangway=debug");
+    let served = Served::spawn(cmd);
+    http_client_uses_a_peer(&served, &everything_scenario());
+    served
+        .gw
+        .wait_stderr("messages go to the endpoint it named", T);
 }
 
 /// A stdio gangway (debug log) whose one backend `ev` is `backend`, initialized with
@@ -367,4 +320,68 @@ fn a_bare_url_to_an_sse_endpoint_falls_back_to_the_http_and_sse_transport() {
     let echoed = gw.use_tool("ev", "echo", json!({"message": "fell back"}));
     assert_eq!(ok_text(&echoed), "Echo: fell back");
     gw.wait_stderr("trying the HTTP+SSE transport", T);
+}
+
+#[test]
+fn logging_and_tasks_pass_through_a_remote_backend() {
+    let Some((_server, port)) = everything_http() else {
+        return;
+    };
+    let dir = TempDir::new();
+    let mut gw = gangway_for(&dir, Everything::url_backend(port));
+    // The backend starts on the first request that needs it.
+    assert!(gw
+        .list_tool_names()
+        .contains(&"ev__toggle-simulated-logging".to_string()));
+    let set = gw.call("logging/setLevel", json!({"level": "debug"}));
+    assert!(set.get("result").is_some(), "{set}");
+    // The simulated log comes from no request: only the server's own stream carries it.
+    gw.wait_stderr("its event stream is open", T);
+    let started = gw.call_tool("ev__toggle-simulated-logging", json!({}));
+    assert!(ok_text(&started).contains("Started simulated"), "{started}");
+    // One at once, then one every 5 s, of a random level (all pass at debug).
+    let log = gw.recv_until(
+        |m| {
+            m["method"] == "notifications/message"
+                && m["params"]["data"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("-level message") || d.contains("level-message"))
+        },
+        Duration::from_secs(15),
+    );
+    assert_eq!(log["params"]["logger"], "ev", "{log}");
+    let stopped = gw.call_tool("ev__toggle-simulated-logging", json!({}));
+    assert!(ok_text(&stopped).contains("Stopped simulated"), "{stopped}");
+
+    // A task: created at once, followed with tasks/get, its result by tasks/result (which
+    // waits for the end of its four one-second stages).
+    let created = gw.call(
+        "tools/call",
+        json!({"name": "ev__simulate-research-query", "arguments": {"topic": "byte routers"},
+               "task": {"ttl": 60000}}),
+    );
+    let task = &created["result"]["task"];
+    let task_id = task["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"));
+    assert!(
+        task["status"] == "working" || task["status"] == "completed",
+        "{created}"
+    );
+    let got = gw.call("tasks/get", json!({"taskId": task_id}));
+    assert_eq!(got["result"]["taskId"], task_id, "{got}");
+    assert!(
+        got["result"]["status"] == "working" || got["result"]["status"] == "completed",
+        "{got}"
+    );
+    let id = gw.request("tasks/result", json!({"taskId": task_id}));
+    let result = gw.response(&id, Duration::from_secs(15));
+    assert!(
+        ok_text(&result).contains("# Research Report: byte routers"),
+        "{result}"
+    );
+    let got = gw.call("tasks/get", json!({"taskId": task_id}));
+    assert_eq!(got["result"]["status"], "completed", "{got}");
+    gw.close_stdin();
+    assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
 }

@@ -1242,3 +1242,127 @@ pub fn run_bounded(mut cmd: Command, input: &[u8], deadline: Duration) -> Ran {
         stderr: stderr.join().expect("stderr reader"),
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A real server's scenario, run by an HTTP client through `gangway serve`
+// ---------------------------------------------------------------------------------------
+
+/// What [`http_client_uses_a_peer`] asks of one real server behind `gangway serve`; tool
+/// names are as gangway exposes them (with the backend's prefix).
+pub struct PeerScenario<'a> {
+    /// Tools that must be listed.
+    pub tools: &'a [&'a str],
+    /// A tool that answers with its input: name, arguments, the text of its result.
+    pub echo: (&'a str, Value, &'a str),
+    /// A tool that reports progress: name, arguments, how many notifications at least.
+    pub progress: (&'a str, Value, usize),
+    /// A tool that asks the client's model: name, arguments, text the question carries.
+    pub sampling: (&'a str, Value, &'a str),
+    /// A resource: its URI and text its contents carry.
+    pub resource: (&'a str, &'a str),
+}
+
+/// An HTTP client's session with `served` (whose client declares sampling): the tools
+/// listed, an echo, progress with the client's token on the POST's event stream, a
+/// sampling request answered by a POST of the client's whose answer ends up in the tool's
+/// result, a resource read, and the session's end.
+pub fn http_client_uses_a_peer(served: &Served, s: &PeerScenario) {
+    let sid = served.session_declaring(&[], json!({"sampling": {}}));
+    let in_session = [("Mcp-Session-Id", sid.as_str())];
+    let post = |body: Value| -> Value {
+        let mut answer = HttpStream::post(&served.addr, &in_session, &body.to_string());
+        assert_eq!(answer.status(), 200, "{}", answer.head());
+        answer.answer(&body["id"])
+    };
+
+    let list = post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    let names = tool_names(&list);
+    for tool in s.tools {
+        assert!(
+            names.iter().any(|n| n == tool),
+            "{tool} missing from {names:?}"
+        );
+    }
+
+    let (tool, args, text) = &s.echo;
+    let echo = post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": tool, "arguments": args}}));
+    assert_eq!(ok_text(&echo), *text);
+
+    // Progress reaches the HTTP client on its POST's event stream, with its own token.
+    let (tool, args, at_least) = &s.progress;
+    let long = json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call", "params": {
+        "name": tool, "arguments": args, "_meta": {"progressToken": "tok-http"}}});
+    let mut stream = served.post_stream(&sid, &long);
+    assert_eq!(stream.status(), 200, "{}", stream.head());
+    assert!(
+        stream.is_event_stream(),
+        "progress comes first: {}",
+        stream.head()
+    );
+    let progress = stream.message_until(|m| m["method"] == "notifications/progress");
+    assert_eq!(
+        progress["params"]["progressToken"], "tok-http",
+        "{progress}"
+    );
+    let done = stream.answer(&json!("long"));
+    assert!(
+        done["result"].is_object() && done["result"]["isError"] != json!(true),
+        "{done}"
+    );
+    let progress: Vec<&Value> = stream
+        .seen
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert!(
+        progress.len() >= *at_least
+            && progress
+                .iter()
+                .all(|p| p["params"]["progressToken"] == "tok-http"),
+        "{at_least} steps' progress, each with the client's token: {:?}",
+        stream.seen
+    );
+
+    // The server's sampling request reaches the HTTP client on the tool call's stream; the
+    // client answers with a POST of its own, and the answer ends up in the tool's result.
+    let (tool, args, question) = &s.sampling;
+    let sample = json!({"jsonrpc": "2.0", "id": "sample", "method": "tools/call", "params": {
+        "name": tool, "arguments": args}});
+    let mut stream = served.post_stream(&sid, &sample);
+    assert!(
+        stream.is_event_stream(),
+        "the question comes first: {}",
+        stream.head()
+    );
+    let ask = stream.message_until(|m| m["method"] == "sampling/createMessage");
+    assert!(
+        ask.to_string().contains(question),
+        "the question carries the prompt: {ask}"
+    );
+    let reply = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
+        "role": "assistant", "model": "test",
+        "content": {"type": "text", "text": "an answer over http"}}});
+    let (status, head, _) = served.request("POST", &in_session, &reply.to_string());
+    assert_eq!(status, 202, "the client's answer is accepted: {head}");
+    let sampled = stream.answer(&json!("sample"));
+    assert!(
+        sampled["result"].is_object() && sampled.to_string().contains("an answer over http"),
+        "{sampled}"
+    );
+
+    let (uri, text) = s.resource;
+    let read = post(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read",
+        "params": {"uri": uri}}),
+    );
+    assert!(
+        read["result"]["contents"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains(text)),
+        "{read}"
+    );
+
+    let (status, _, _) = served.request("DELETE", &in_session, "");
+    assert_eq!(status, 200);
+}
