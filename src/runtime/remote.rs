@@ -971,12 +971,7 @@ impl Remote {
     /// or 405): as the specification asks of clients, it is tried as an HTTP+SSE server
     /// of 2024-11-05 (a GET event stream at the same URL), once.
     fn fall_back(&mut self, registry: &Registry, i: usize, status: u16) {
-        let sent = self
-            .conns
-            .get_mut(i)
-            .and_then(Option::as_mut)
-            .and_then(|c| c.sent.take());
-        self.close(registry, i);
+        let sent = self.close_taking(registry, i);
         log::info!(
             "{}: no Streamable HTTP endpoint there (HTTP {status} to initialize); trying the HTTP+SSE transport of 2024-11-05",
             self.url
@@ -996,12 +991,7 @@ impl Remote {
     /// `generation`): a new session is started with the gateway's handshake, and the
     /// request is sent again in it, once.
     fn session_lost(&mut self, registry: &Registry, i: usize, generation: u64) {
-        let sent = self
-            .conns
-            .get_mut(i)
-            .and_then(Option::as_mut)
-            .and_then(|c| c.sent.take());
-        self.close(registry, i);
+        let sent = self.close_taking(registry, i);
         let Some(mut sent) = sent else {
             return;
         };
@@ -1255,13 +1245,7 @@ impl Remote {
     /// The request on connection `i` gets an error answer saying `why`; the connection
     /// closes and the backend goes on.
     fn abandon(&mut self, registry: &Registry, i: usize, why: &str) {
-        let id = self
-            .conns
-            .get_mut(i)
-            .and_then(Option::as_mut)
-            .and_then(|c| c.sent.take())
-            .and_then(|s| s.id);
-        self.close(registry, i);
+        let id = self.close_taking(registry, i).and_then(|s| s.id);
         if let Some(id) = id {
             log::warn!("{}: {why}", self.url);
             let mut line = Vec::new();
@@ -1353,6 +1337,17 @@ impl Remote {
         } else {
             format!("{what} {}: {e}", self.url)
         }
+    }
+
+    /// Closes connection `i`, returning the line it carried.
+    fn close_taking(&mut self, registry: &Registry, i: usize) -> Option<Outgoing> {
+        let sent = self
+            .conns
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .and_then(|c| c.sent.take());
+        self.close(registry, i);
+        sent
     }
 
     fn close(&mut self, registry: &Registry, i: usize) {

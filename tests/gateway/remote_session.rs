@@ -178,14 +178,21 @@ fn cutting_server() -> (String, Resumed) {
     (addr, resumed)
 }
 
-#[test]
-fn an_answer_cut_mid_stream_is_resumed_after_its_last_event_id() {
-    let (addr, resumed) = cutting_server();
+/// A stdio gangway, initialized, whose backend `cutting` is [`cutting_server`]; with the
+/// server's address, what it saw, and gangway's directory.
+fn through_cutting_server() -> (Gangway, String, Resumed, TempDir) {
+    let (addr, seen) = cutting_server();
     let dir = TempDir::new();
     let config =
         json!({"expose": "tools", "backends": {"cutting": {"url": format!("http://{addr}/mcp")}}});
     let mut gw = Gangway::start(&dir, &config);
     gw.initialize();
+    (gw, addr, seen, dir)
+}
+
+#[test]
+fn an_answer_cut_mid_stream_is_resumed_after_its_last_event_id() {
+    let (mut gw, _, resumed, _dir) = through_cutting_server();
     let line = json!({"jsonrpc": "2.0", "id": "c1", "method": "tools/call", "params": {
         "name": "cutting__cut", "arguments": {}, "_meta": {"progressToken": "p1"}}});
     gw.send(&line);
@@ -198,12 +205,7 @@ fn an_answer_cut_mid_stream_is_resumed_after_its_last_event_id() {
 
 #[test]
 fn an_answer_cut_with_no_event_id_fails_that_request_alone() {
-    let (addr, resumed) = cutting_server();
-    let dir = TempDir::new();
-    let config =
-        json!({"expose": "tools", "backends": {"cutting": {"url": format!("http://{addr}/mcp")}}});
-    let mut gw = Gangway::start(&dir, &config);
-    gw.initialize();
+    let (mut gw, addr, resumed, _dir) = through_cutting_server();
     let lost = gw.call_tool("cutting__lost", json!({}));
     let text = lost.to_string();
     assert!(
@@ -221,12 +223,7 @@ fn an_answer_cut_with_no_event_id_fails_that_request_alone() {
 #[test]
 fn a_cancelled_call_frees_its_connection_for_the_next_request() {
     use std::sync::atomic::Ordering;
-    let (addr, seen) = cutting_server();
-    let dir = TempDir::new();
-    let config =
-        json!({"expose": "tools", "backends": {"cutting": {"url": format!("http://{addr}/mcp")}}});
-    let mut gw = Gangway::start(&dir, &config);
-    gw.initialize();
+    let (mut gw, _, seen, _dir) = through_cutting_server();
     assert_eq!(
         ok_text(&gw.call_tool("cutting__echo", json!({}))),
         "still here"

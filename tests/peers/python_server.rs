@@ -123,6 +123,19 @@ fn make_certificates(dir: &TempDir) -> (PathBuf, PathBuf, PathBuf) {
     (ca, cert, key)
 }
 
+/// Waits for `steps` progress notifications with `token`, numbered 1, 2, ... in order.
+fn expect_progress(gw: &mut Gangway, token: &str, steps: u32) {
+    for step in 1..=steps {
+        let progress = gw.wait_notification("notifications/progress", T);
+        assert_eq!(progress["params"]["progressToken"], token, "{progress}");
+        assert_eq!(
+            progress["params"]["progress"].as_f64(),
+            Some(f64::from(step)),
+            "step {step} comes {step}th: {progress}"
+        );
+    }
+}
+
 /// The scenario both transports run: tools, progress, sampling and a resource through
 /// gangway, then a clean exit.
 fn serves_tools_progress_sampling_and_resources(backend: serde_json::Value) {
@@ -164,15 +177,7 @@ fn serves_tools_progress_sampling_and_resources(backend: serde_json::Value) {
         &json!({"jsonrpc": "2.0", "id": "count", "method": "tools/call", "params": {
         "name": "py__count", "arguments": {"steps": 3}, "_meta": {"progressToken": "tok-7"}}}),
     );
-    for step in 1..=3 {
-        let progress = gw.wait_notification("notifications/progress", T);
-        assert_eq!(progress["params"]["progressToken"], "tok-7", "{progress}");
-        assert_eq!(
-            progress["params"]["progress"].as_f64(),
-            Some(f64::from(step)),
-            "{progress}"
-        );
-    }
+    expect_progress(&mut gw, "tok-7", 3);
     assert_eq!(ok_text(&gw.response(&json!("count"), T)), "counted 3");
     // The server's sampling request comes to this client; its answer goes back by POST.
     gw.send(
@@ -279,19 +284,22 @@ fn gangway_serve_fronting_the_python_server_over_https_serves_an_http_client() {
     );
 }
 
-#[test]
-fn an_answers_stream_the_python_server_cuts_is_resumed_with_last_event_id() {
-    if !prerequisites() {
-        return;
-    }
+/// The Python server over http, and a gangway command (debug log) fronting it as `py`.
+fn debug_gangway_for_the_python_server() -> (PyServer, TempDir, std::process::Command) {
     let server = start(None);
     let dir = TempDir::new();
     let config = json!({"expose": "tools", "backends": {
         "py": {"url": format!("http://127.0.0.1:{}/mcp", server.port)}}});
     let mut cmd = gangway_command(&dir, &config);
     cmd.env("RUST_LOG", "gangway=debug");
+    (server, dir, cmd)
+}
+
+/// A stdio gangway fronting the Python server, initialized at 2025-11-25: the SDK cuts a
+/// stream only when the client can resume it, 2025-11-25 or later.
+fn resumable_through_stdio() -> (PyServer, TempDir, Gangway) {
+    let (server, dir, cmd) = debug_gangway_for_the_python_server();
     let mut gw = Gangway::spawn(cmd);
-    // The SDK cuts a stream only when the client can resume it: 2025-11-25 or later.
     let init = gw.call(
         "initialize",
         json!({"protocolVersion": "2025-11-25", "capabilities": {},
@@ -299,21 +307,22 @@ fn an_answers_stream_the_python_server_cuts_is_resumed_with_last_event_id() {
     );
     assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
     gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    (server, dir, gw)
+}
+
+#[test]
+fn an_answers_stream_the_python_server_cuts_is_resumed_with_last_event_id() {
+    if !prerequisites() {
+        return;
+    }
+    let (_server, _dir, mut gw) = resumable_through_stdio();
     // Three steps' progress, the cut, three more and the answer: those after the cut come
     // only when gangway asks for the stream again from the last event it got.
     gw.send(
         &json!({"jsonrpc": "2.0", "id": "cut", "method": "tools/call", "params": {
         "name": "py__interrupted", "arguments": {"steps": 6}, "_meta": {"progressToken": "tok-cut"}}}),
     );
-    for step in 1..=6 {
-        let progress = gw.wait_notification("notifications/progress", T);
-        assert_eq!(progress["params"]["progressToken"], "tok-cut", "{progress}");
-        assert_eq!(
-            progress["params"]["progress"].as_f64(),
-            Some(f64::from(step)),
-            "step {step} comes {step}th: {progress}"
-        );
-    }
+    expect_progress(&mut gw, "tok-cut", 6);
     assert_eq!(
         ok_text(&gw.response(&json!("cut"), T)),
         "interrupted after 3 of 6 steps, finished all"
@@ -346,12 +355,7 @@ fn an_http_client_of_gangway_serve_does_not_see_the_backends_cut_stream() {
     if !prerequisites() {
         return;
     }
-    let server = start(None);
-    let dir = TempDir::new();
-    let config = json!({"expose": "tools", "backends": {
-        "py": {"url": format!("http://127.0.0.1:{}/mcp", server.port)}}});
-    let mut cmd = gangway_command(&dir, &config);
-    cmd.env("RUST_LOG", "gangway=debug");
+    let (_server, _dir, cmd) = debug_gangway_for_the_python_server();
     let served = Served::spawn(cmd);
     // 2025-11-25, so that the backend may cut the stream (see above).
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -394,20 +398,7 @@ fn the_python_servers_own_stream_cut_is_opened_again_with_last_event_id() {
     if !prerequisites() {
         return;
     }
-    let server = start(None);
-    let dir = TempDir::new();
-    let config = json!({"expose": "tools", "backends": {
-        "py": {"url": format!("http://127.0.0.1:{}/mcp", server.port)}}});
-    let mut cmd = gangway_command(&dir, &config);
-    cmd.env("RUST_LOG", "gangway=debug");
-    let mut gw = Gangway::spawn(cmd);
-    let init = gw.call(
-        "initialize",
-        json!({"protocolVersion": "2025-11-25", "capabilities": {},
-               "clientInfo": {"name": "python-server-test", "version": "1"}}),
-    );
-    assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
-    gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let (_server, _dir, mut gw) = resumable_through_stdio();
     assert!(gw.list_tool_names().contains(&"py__announce".to_string()));
     gw.wait_stderr("its event stream is open", T);
     // A message on the server's own stream gives gangway an event id to resume from.

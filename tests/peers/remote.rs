@@ -88,14 +88,13 @@ fn everything_http() -> Option<(Everything, u16)> {
     everything("streamableHttp")
 }
 
-#[test]
-fn server_everything_over_streamable_http_serves_tools_progress_sampling_and_resources() {
-    let Some((_server, port)) = everything_http() else {
-        return;
-    };
-    let dir = TempDir::new();
-    let config = json!({"expose": "tools", "backends": {"ev": Everything::url_backend(port)}});
-    let mut gw = Gangway::start(&dir, &config);
+/// A stdio gangway (debug log) whose one backend `ev` is `backend`, initialized with
+/// sampling declared.
+fn gangway_for(dir: &TempDir, backend: serde_json::Value) -> Gangway {
+    let config = json!({"expose": "tools", "backends": {"ev": backend}});
+    let mut cmd = gangway_command(dir, &config);
+    cmd.env("RUST_LOG", "gangway=debug");
+    let mut gw = Gangway::spawn(cmd);
     let init = gw.call(
         "initialize",
         json!({"protocolVersion": "2025-06-18", "capabilities": {"sampling": {}},
@@ -103,14 +102,21 @@ fn server_everything_over_streamable_http_serves_tools_progress_sampling_and_res
     );
     assert!(init.get("result").is_some(), "{init}");
     gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    gw
+}
+
+/// What a stdio client of gangway does with server-everything as backend `ev` (reached by
+/// URL; `over` names the transport in the texts): tools, echo, progress with its token,
+/// sampling answered by the client, a resource read, and a clean exit.
+fn stdio_client_uses_everything(gw: &mut Gangway, over: &str) {
     let names = gw.list_tool_names();
     assert!(
         names.contains(&"ev__trigger-sampling-request".to_string()),
         "{names:?}"
     );
     assert_eq!(
-        ok_text(&gw.call_tool("ev__echo", json!({"message": "over http"}))),
-        "Echo: over http"
+        ok_text(&gw.call_tool("ev__echo", json!({"message": over}))),
+        format!("Echo: {over}")
     );
     // Progress arrives on the POST's event stream and reaches the client with its token.
     let line = json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call", "params": {
@@ -122,13 +128,14 @@ fn server_everything_over_streamable_http_serves_tools_progress_sampling_and_res
     assert!(gw.response(&json!("long"), T)["result"].is_object());
     // The server's sampling request comes to this client; its answer goes back by POST.
     let line = json!({"jsonrpc": "2.0", "id": "sample", "method": "tools/call", "params": {
-        "name": "ev__trigger-sampling-request", "arguments": {"prompt": "a remote question"}}});
+        "name": "ev__trigger-sampling-request", "arguments": {"prompt": format!("a question {over}")}}});
     gw.send(&line);
     let ask = gw.recv_until(|m| m["method"] == "sampling/createMessage", T);
+    let answer = format!("an answer {over}");
     gw.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
-        "role": "assistant", "model": "test", "content": {"type": "text", "text": "remote answer"}}}));
+        "role": "assistant", "model": "test", "content": {"type": "text", "text": answer}}}));
     let sampled = gw.response(&json!("sample"), T);
-    assert!(sampled.to_string().contains("remote answer"), "{sampled}");
+    assert!(sampled.to_string().contains(&answer), "{sampled}");
     let read = gw.call(
         "resources/read",
         json!({"uri": "demo://resource/static/document/architecture.md"}),
@@ -141,6 +148,16 @@ fn server_everything_over_streamable_http_serves_tools_progress_sampling_and_res
     );
     gw.close_stdin();
     assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn server_everything_over_streamable_http_serves_tools_progress_sampling_and_resources() {
+    let Some((_server, port)) = everything_http() else {
+        return;
+    };
+    let dir = TempDir::new();
+    let mut gw = gangway_for(&dir, Everything::url_backend(port));
+    stdio_client_uses_everything(&mut gw, "over http");
 }
 
 /// What an HTTP client does with server-everything through `gangway serve`, whichever
@@ -202,23 +219,6 @@ fn gangway_serve_fronting_server_everything_over_http_and_sse_serves_an_http_cli
         .wait_stderr("messages go to the endpoint it named", T);
 }
 
-/// A stdio gangway (debug log) whose one backend `ev` is `backend`, initialized with
-/// sampling declared.
-fn gangway_for(dir: &TempDir, backend: serde_json::Value) -> Gangway {
-    let config = json!({"expose": "tools", "backends": {"ev": backend}});
-    let mut cmd = gangway_command(dir, &config);
-    cmd.env("RUST_LOG", "gangway=debug");
-    let mut gw = Gangway::spawn(cmd);
-    let init = gw.call(
-        "initialize",
-        json!({"protocolVersion": "2025-06-18", "capabilities": {"sampling": {}},
-               "clientInfo": {"name": "remote-test", "version": "1"}}),
-    );
-    assert!(init.get("result").is_some(), "{init}");
-    gw.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    gw
-}
-
 #[test]
 fn server_everything_over_http_and_sse_serves_tools_progress_sampling_and_resources() {
     let Some((_server, port)) = everything("sse") else {
@@ -229,43 +229,8 @@ fn server_everything_over_http_and_sse_serves_tools_progress_sampling_and_resour
         &dir,
         json!({"type": "sse", "url": format!("http://127.0.0.1:{port}/sse")}),
     );
-    let names = gw.list_tool_names();
-    assert!(
-        names.contains(&"ev__trigger-sampling-request".to_string()),
-        "{names:?}"
-    );
+    stdio_client_uses_everything(&mut gw, "over sse");
     gw.wait_stderr("messages go to the endpoint it named", T);
-    assert_eq!(
-        ok_text(&gw.call_tool("ev__echo", json!({"message": "over sse"}))),
-        "Echo: over sse"
-    );
-    let line = json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call", "params": {
-        "name": "ev__trigger-long-running-operation", "arguments": {"duration": 1, "steps": 2},
-        "_meta": {"progressToken": "tok"}}});
-    gw.send(&line);
-    let progress = gw.wait_notification("notifications/progress", T);
-    assert_eq!(progress["params"]["progressToken"], "tok");
-    assert!(gw.response(&json!("long"), T)["result"].is_object());
-    let line = json!({"jsonrpc": "2.0", "id": "sample", "method": "tools/call", "params": {
-        "name": "ev__trigger-sampling-request", "arguments": {"prompt": "a question over sse"}}});
-    gw.send(&line);
-    let ask = gw.recv_until(|m| m["method"] == "sampling/createMessage", T);
-    gw.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": {
-        "role": "assistant", "model": "test", "content": {"type": "text", "text": "sse answer"}}}));
-    let sampled = gw.response(&json!("sample"), T);
-    assert!(sampled.to_string().contains("sse answer"), "{sampled}");
-    let read = gw.call(
-        "resources/read",
-        json!({"uri": "demo://resource/static/document/architecture.md"}),
-    );
-    assert!(
-        read["result"]["contents"][0]["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("Architecture")),
-        "{read}"
-    );
-    gw.close_stdin();
-    assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
 }
 
 #[test]

@@ -125,17 +125,7 @@ pub struct Gangway {
 /// A `gangway --config DIR/config.json` command with piped stdio and a clean log setup.
 pub fn gangway_command(dir: &TempDir, config: &Value) -> Command {
     let path = dir.write_config("config.json", config);
-    let mut cmd = Command::new(gangway_bin());
-    cmd.arg("--config")
-        .arg(path)
-        .env_remove("RUST_LOG")
-        .env_remove("GANGWAY_CONFIG")
-        // Each test has a catalog of its own, never the user's.
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
+    gangway_command_for_file(dir, &path)
 }
 
 impl Gangway {
@@ -1116,6 +1106,7 @@ pub fn gangway_command_for_file(dir: &TempDir, path: &Path) -> Command {
         .arg(path)
         .env_remove("RUST_LOG")
         .env_remove("GANGWAY_CONFIG")
+        // Each test has a catalog of its own, never the user's.
         .env("XDG_CACHE_HOME", dir.join("cache"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
