@@ -509,9 +509,34 @@ fn config() -> Criterion {
         .sample_size(50)
 }
 
+// ---------------------------------------------------------------------------------------
+// scan
+// ---------------------------------------------------------------------------------------
+
+/// The one-pass scanner of `Message::parse` (`wire::scan::top`) against the serde_json pass
+/// it replaces (`serde_members`, the slow path and oracle), on the mock's answer at 16 B,
+/// 64 KiB and 1 MiB; and a `memchr` of the line for the speed of light.
+fn scan(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scan");
+    for (label, payload) in [("16B", 16), ("64KiB", 64 * KIB), ("1MiB", MIB)] {
+        let (line, _) = backend_answer(payload);
+        group.throughput(Throughput::Bytes(line.len() as u64));
+        group.bench_function(format!("top_{label}"), |b| {
+            b.iter(|| gangway::wire::scan::top(black_box(&line)).is_ok())
+        });
+        group.bench_function(format!("serde_{label}"), |b| {
+            b.iter(|| gangway::wire::message::serde_members(black_box(&line)).is_ok())
+        });
+        group.bench_function(format!("memchr_{label}"), |b| {
+            b.iter(|| memchr::memchr(b'\n', black_box(&line)))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = framing, message, gateway, ids, timer
+    targets = framing, message, scan, gateway, ids, timer
 }
 criterion_main!(benches);

@@ -14,7 +14,7 @@ use super::{trim_end, Gateway, Life};
 use crate::config::Expose;
 use crate::wire::ids::{parse_gateway_id, IdText, Peer};
 use crate::wire::message::{
-    self, splice, write_error, write_result, Kind, Message, INVALID_PARAMS, METHOD_NOT_FOUND,
+    self, splice, write_error, write_result, Kind, Message, Raw, INVALID_PARAMS, METHOD_NOT_FOUND,
     RATE_LIMITED,
 };
 use log::{debug, warn};
@@ -96,7 +96,7 @@ impl Gateway {
         }
     }
 
-    fn initialize(&mut self, id: &[u8], params: Option<&RawValue>) {
+    fn initialize(&mut self, id: &[u8], params: Option<Raw<'_>>) {
         #[derive(Deserialize, Default)]
         struct Init<'a> {
             #[serde(rename = "protocolVersion", default)]
@@ -220,7 +220,7 @@ impl Gateway {
         s
     }
 
-    fn tools_list(&mut self, now: Instant, id: &[u8], params: Option<&RawValue>) {
+    fn tools_list(&mut self, now: Instant, id: &[u8], params: Option<Raw<'_>>) {
         if self.refuse_cursor(id, params) {
             return;
         }
@@ -245,7 +245,7 @@ impl Gateway {
     }
 
     /// A merged list: every live backend's list of `kind`, fetched as needed.
-    fn list_request(&mut self, now: Instant, id: &[u8], params: Option<&RawValue>, kind: ListKind) {
+    fn list_request(&mut self, now: Instant, id: &[u8], params: Option<Raw<'_>>, kind: ListKind) {
         if self.refuse_cursor(id, params) {
             return;
         }
@@ -259,7 +259,7 @@ impl Gateway {
 
     /// gangway answers every list in one page and issues no cursors, so a cursor is an
     /// error; answers it and returns true when there is one.
-    fn refuse_cursor(&mut self, id: &[u8], params: Option<&RawValue>) -> bool {
+    fn refuse_cursor(&mut self, id: &[u8], params: Option<Raw<'_>>) -> bool {
         #[derive(Deserialize, Default)]
         struct ListParams {
             #[serde(default)]
@@ -347,7 +347,7 @@ impl Gateway {
         }
     }
 
-    fn set_log_level(&mut self, now: Instant, id: &[u8], params: Option<&RawValue>) {
+    fn set_log_level(&mut self, now: Instant, id: &[u8], params: Option<Raw<'_>>) {
         let Some(params) = params else {
             let text = "logging/setLevel needs params with a \"level\"";
             write_error(self.reply(), id, INVALID_PARAMS, text);

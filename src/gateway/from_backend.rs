@@ -13,7 +13,7 @@ use super::{after, trim_end, Gateway, Life, SessionId, Timer};
 use super::{PING_TO_CLIENT_MAX, TO_CLIENT_MAX};
 use crate::wire::ids::{parse_gateway_id, IdText, Peer, RawId};
 use crate::wire::message::{
-    self, span_of, splice, write_error, write_result, Kind, Message, BACKEND_ERROR,
+    self, span_of, splice, write_error, write_result, Kind, Message, Raw, BACKEND_ERROR,
     INVALID_REQUEST, METHOD_NOT_FOUND,
 };
 use log::{debug, warn};
@@ -436,12 +436,12 @@ fn null_id_error(line: &[u8]) -> Option<String> {
     }
     let e: NullIdError<'_> = serde_json::from_slice(line).ok()?;
     e.id.map_or(true, |id| id.get() == "null")
-        .then(|| error_message(e.error))
+        .then(|| error_message(e.error.into()))
 }
 
 /// A JSON-RPC error object as a sentence for error texts: its message and code, or the raw
 /// object when it has no message.
-pub(super) fn error_message(err: &RawValue) -> String {
+pub(super) fn error_message(err: Raw<'_>) -> String {
     #[derive(Deserialize)]
     struct E {
         #[serde(default)]

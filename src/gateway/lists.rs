@@ -3,7 +3,7 @@
 //! the backend that owns it.
 
 pub use crate::wire::lists::{ListKind, LIST_KINDS};
-use crate::wire::message::{span_of, splice, write_json_string};
+use crate::wire::message::{span_of, splice, write_json_string, Raw};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -19,10 +19,7 @@ pub struct Item {
 
 /// Reads one page of a list result: its entries and the cursor of the next page. Entries
 /// without a string key are skipped (they could not be addressed anyway).
-pub fn parse_page(
-    kind: ListKind,
-    result: &RawValue,
-) -> Result<(Vec<Item>, Option<String>), String> {
+pub fn parse_page(kind: ListKind, result: Raw<'_>) -> Result<(Vec<Item>, Option<String>), String> {
     type Fields<'a> = std::collections::HashMap<String, &'a RawValue>;
     let page: Fields<'_> = serde_json::from_str(result.get())
         .map_err(|e| format!("its {} result is malformed ({e})", kind.method()))?;
@@ -198,20 +195,20 @@ mod tests {
                 .into(),
         )
         .unwrap();
-        let (items, next) = parse_page(ListKind::Resources, &r).unwrap();
+        let (items, next) = parse_page(ListKind::Resources, (&*r).into()).unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].key, "file:///a");
         assert_eq!(next.as_deref(), Some("2"));
         let r =
             RawValue::from_string(r#"{"resourceTemplates":[{"uriTemplate":"x://{id}"}]}"#.into())
                 .unwrap();
-        let (items, next) = parse_page(ListKind::Templates, &r).unwrap();
+        let (items, next) = parse_page(ListKind::Templates, (&*r).into()).unwrap();
         assert_eq!(items[0].key, "x://{id}");
         assert!(next.is_none());
         let bad = RawValue::from_string(r#"{"tools":3}"#.into()).unwrap();
-        assert!(parse_page(ListKind::Tools, &bad).is_err());
+        assert!(parse_page(ListKind::Tools, (&*bad).into()).is_err());
         let missing = RawValue::from_string(r#"{}"#.into()).unwrap();
-        assert!(parse_page(ListKind::Prompts, &missing)
+        assert!(parse_page(ListKind::Prompts, (&*missing).into())
             .unwrap_err()
             .contains("prompts"));
     }

@@ -177,7 +177,9 @@ impl Gateway {
             self.start_failed(now, b, &reason);
             return;
         }
-        be.init_result = msg.result.map(|r| r.to_owned());
+        be.init_result = msg
+            .result
+            .and_then(|r| serde_json::value::RawValue::from_string(r.get().to_string()).ok());
         let took = be.lifecycle.on_ready(now, &mut self.timers);
         be.stats.start_seconds.observe(took.as_secs_f64());
         be.lists_skipped_until = None;

@@ -13,7 +13,7 @@ use crate::timer::TimerHandle;
 use crate::wire::ids::{IdText, Peer, RawId};
 use crate::wire::message::{
     self, request_progress_token, span_of, splice, write_error, write_request, write_result,
-    Message, BACKEND_ERROR, INVALID_REQUEST, REQUEST_TIMEOUT,
+    Message, Raw, BACKEND_ERROR, INVALID_REQUEST, REQUEST_TIMEOUT,
 };
 use log::{error, warn};
 use serde::Deserialize;
@@ -171,7 +171,7 @@ impl Gateway {
         b: usize,
         client_id: &[u8],
         kind: PendingKind,
-        params: Option<&RawValue>,
+        params: Option<Raw<'_>>,
         task: TaskOp,
         len: usize,
     ) -> Option<u64> {
@@ -539,7 +539,7 @@ impl Gateway {
 /// `token` (raw JSON), or `None` when they carry no token.
 pub(super) fn with_progress_token(params: &[u8], token: &[u8]) -> Option<Vec<u8>> {
     let raw: &RawValue = serde_json::from_slice(params).ok()?;
-    let span = span_of(params, request_progress_token(Some(raw))?.get())?;
+    let span = span_of(params, request_progress_token(Some(raw.into()))?.get())?;
     let mut out = Vec::with_capacity(params.len() + token.len());
     splice(&mut out, params, &[(span, token)]);
     out.pop(); // splice ends a line; params are not one.

@@ -10,7 +10,7 @@ use super::Gateway;
 use super::{naming, tools};
 use crate::config::{BackendConfig, Expose};
 use crate::wire::message::{
-    self, span_of, write_error, write_result, Message, INVALID_PARAMS, RESOURCE_NOT_FOUND,
+    self, span_of, write_error, write_result, Message, Raw, INVALID_PARAMS, RESOURCE_NOT_FOUND,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -308,7 +308,7 @@ impl Gateway {
         let name = msg
             .params
             .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok())
-            .map(|p| p.name);
+            .map(|p| Raw::from(p.name));
         self.forward_prefixed(now, msg, id, name, Some(ListKind::Prompts), TaskOp::None);
     }
 
@@ -320,7 +320,7 @@ impl Gateway {
         now: Instant,
         msg: &Message<'_>,
         id: &[u8],
-        name: Option<&RawValue>,
+        name: Option<Raw<'_>>,
         kind: Option<ListKind>,
         task: TaskOp,
     ) {
@@ -424,9 +424,14 @@ impl Gateway {
             .params
             .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok());
         match parsed.map(|p| p.reference) {
-            Some(r) if r.kind == "ref/prompt" => {
-                self.forward_prefixed(now, msg, id, r.name, Some(ListKind::Prompts), TaskOp::None)
-            }
+            Some(r) if r.kind == "ref/prompt" => self.forward_prefixed(
+                now,
+                msg,
+                id,
+                r.name.map(Raw::from),
+                Some(ListKind::Prompts),
+                TaskOp::None,
+            ),
             Some(Ref {
                 kind,
                 uri: Some(uri),

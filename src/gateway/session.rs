@@ -11,9 +11,8 @@
 use super::stats::Outcome;
 use super::{Gateway, OutBuf, PendingKind};
 use crate::config::Scope;
-use crate::wire::message::{self, BACKEND_ERROR};
+use crate::wire::message::{self, Raw, BACKEND_ERROR};
 use log::debug;
-use serde_json::value::RawValue;
 use std::time::Instant;
 
 /// A client of the gateway. Ids are never reused within one gateway, so a late answer for
@@ -48,7 +47,7 @@ pub fn level_name(rank: u8) -> &'static str {
 
 /// The rank of the `level` field of `logging/setLevel` params or of a
 /// `notifications/message`'s params, when it is a known level.
-pub fn params_level(params: Option<&RawValue>) -> Option<u8> {
+pub fn params_level(params: Option<Raw<'_>>) -> Option<u8> {
     #[derive(serde::Deserialize)]
     struct P<'a> {
         #[serde(borrow)]
@@ -311,8 +310,10 @@ mod tests {
         assert_eq!(level_rank("emergency"), Some(7));
         assert_eq!(level_rank("verbose"), None);
         assert_eq!(level_name(3), "warning");
-        let raw = RawValue::from_string(r#"{"level":"error","data":1}"#.to_string()).ok();
-        assert_eq!(params_level(raw.as_deref()), Some(4));
+        let raw =
+            serde_json::value::RawValue::from_string(r#"{"level":"error","data":1}"#.to_string())
+                .ok();
+        assert_eq!(params_level(raw.as_deref().map(Raw::from)), Some(4));
     }
 
     #[test]

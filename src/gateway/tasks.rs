@@ -7,7 +7,9 @@
 
 use super::{lists, Gateway, PendingKind, SessionId};
 use crate::wire::ids::RawId;
-use crate::wire::message::{span_of, splice, write_error, write_result, Message, INVALID_PARAMS};
+use crate::wire::message::{
+    span_of, splice, write_error, write_result, Message, Raw, INVALID_PARAMS,
+};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::ops::Range;
@@ -85,7 +87,7 @@ pub fn still_running(status: &str) -> bool {
 }
 
 /// A task's id and status in a `CreateTaskResult`, a task object or a status notification.
-pub fn task_id_and_status(raw: &RawValue) -> Option<(String, String)> {
+pub fn task_id_and_status(raw: Raw<'_>) -> Option<(String, String)> {
     #[derive(Deserialize)]
     struct T {
         #[serde(rename = "taskId")]
@@ -213,7 +215,7 @@ pub fn backend_task_id_spans(msg: &Message<'_>, op: TaskOp) -> Vec<Range<usize>>
 }
 
 /// The task ids of one `tasks/list` page: the raw task objects and the next cursor.
-pub fn parse_task_page(result: &RawValue) -> Option<(Vec<&RawValue>, Option<String>)> {
+pub fn parse_task_page(result: Raw<'_>) -> Option<(Vec<Raw<'_>>, Option<String>)> {
     #[derive(Deserialize)]
     struct Page<'a> {
         #[serde(borrow)]
@@ -222,19 +224,20 @@ pub fn parse_task_page(result: &RawValue) -> Option<(Vec<&RawValue>, Option<Stri
         next_cursor: Option<String>,
     }
     let p: Page<'_> = serde_json::from_str(result.get()).ok()?;
-    Some((p.tasks, p.next_cursor.filter(|c| !c.is_empty())))
+    let tasks = p.tasks.into_iter().map(Raw::from).collect();
+    Some((tasks, p.next_cursor.filter(|c| !c.is_empty())))
 }
 
 /// The span of a task object's `taskId` value inside `task`'s own text.
-pub fn task_object_id_span(task: &RawValue) -> Option<Range<usize>> {
+pub fn task_object_id_span(task: Raw<'_>) -> Option<Range<usize>> {
     let t: HasTaskId<'_> = serde_json::from_str(task.get()).ok()?;
     span_of(task.get().as_bytes(), t.task_id.get()).filter(|_| t.task_id.get().starts_with('"'))
 }
 
 /// The raw `params.taskId` of a client's `tasks/get|result|cancel`.
-pub fn client_task_id<'a>(msg: &Message<'a>) -> Option<&'a RawValue> {
+pub fn client_task_id<'a>(msg: &Message<'a>) -> Option<Raw<'a>> {
     let p: HasTaskId<'a> = serde_json::from_str(msg.params?.get()).ok()?;
-    Some(p.task_id)
+    Some(p.task_id.into())
 }
 
 /// The prefix edit for one task id span: `BACKEND__` inserted after the opening quote.
@@ -316,7 +319,7 @@ impl Gateway {
             .map(|(tasks, _)| {
                 tasks
                     .iter()
-                    .map(|t| self.task_visible(b, t, list_session))
+                    .map(|t| self.task_visible(b, *t, list_session))
                     .collect()
             })
             .unwrap_or_default();
@@ -358,7 +361,7 @@ impl Gateway {
 
     /// Whether session `s` may see backend `b`'s task object `task`: its own, or one
     /// gangway has no owner for.
-    fn task_visible(&self, b: usize, task: &RawValue, s: SessionId) -> bool {
+    fn task_visible(&self, b: usize, task: Raw<'_>, s: SessionId) -> bool {
         task_id_and_status(task)
             .and_then(|(id, _)| self.tasks.get(b, &id))
             .map_or(true, |t| t.owner == s)
@@ -421,7 +424,7 @@ mod tests {
             r#"{"tasks":[{"taskId":"a","status":"working"}],"nextCursor":"n"}"#.into(),
         )
         .unwrap();
-        let (tasks, next) = parse_task_page(&r).unwrap();
+        let (tasks, next) = parse_task_page((&*r).into()).unwrap();
         assert_eq!(next.as_deref(), Some("n"));
         let span = task_object_id_span(tasks[0]).unwrap();
         assert_eq!(&tasks[0].get()[span], "\"a\"");

@@ -23,7 +23,7 @@ pub mod sse;
 
 use crate::gateway::outbox::OutBuf;
 use crate::gateway::{Gateway, SessionId};
-use crate::wire::message::{self, Kind, Message};
+use crate::wire::message::{self, Kind, Message, Raw};
 use head::{Body, BodyStatus, Head, HeadError};
 use serde_json::value::RawValue;
 use std::collections::{HashMap, VecDeque};
@@ -203,7 +203,7 @@ struct Readiness {
 const DOCKER_CHECK_AGE: Duration = Duration::from_secs(10);
 
 /// A progress token (raw JSON) as the front keys its streams by it.
-fn token_key(token: Option<&RawValue>) -> Option<Vec<u8>> {
+fn token_key(token: Option<Raw<'_>>) -> Option<Vec<u8>> {
     token.map(|t| t.get().as_bytes().to_vec())
 }
 

@@ -5,6 +5,7 @@
 //! re-encoded. `Message::parse` borrows every field it keeps from the line, so the byte
 //! offset of any field is known (`span_of`) and can be spliced (`splice`).
 
+use super::scan::{top, Refused, Top};
 use serde::Deserialize;
 use serde_json::error::Category;
 use serde_json::value::RawValue;
@@ -52,9 +53,47 @@ fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, 
     <&RawValue>::deserialize(d).map(Some)
 }
 
+/// The members of `line` as serde_json reads them: the slow path of [`Message::parse`]
+/// (for the rare lines the scanner leaves to it, and for the error of an invalid one),
+/// and the oracle the scanner is checked against.
+///
+/// # Errors
+///
+/// serde_json's, when the line is not a JSON object with at most one of each member.
+pub fn serde_members(line: &[u8]) -> Result<Top<'_>, serde_json::Error> {
+    let f: Fields<'_> = serde_json::from_slice(line)?;
+    Ok(Top {
+        jsonrpc: f.jsonrpc.map(RawValue::get),
+        id: f.id.map(RawValue::get),
+        method: f.method.map(RawValue::get),
+        params: f.params.map(RawValue::get),
+        result: f.result.map(RawValue::get),
+        error: f.error.map(RawValue::get),
+    })
+}
+
+/// The raw JSON text of one value, borrowed from the line it was read from (which was
+/// checked to be valid JSON): what [`RawValue`] is, without having to be made by
+/// serde_json.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raw<'a>(&'a str);
+
+impl<'a> Raw<'a> {
+    /// The JSON text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+}
+
+impl<'a> From<&'a RawValue> for Raw<'a> {
+    fn from(r: &'a RawValue) -> Raw<'a> {
+        Raw(r.get())
+    }
+}
+
 /// The text of a raw JSON string that needs no unescaping, borrowed.
-fn plain_str(raw: &RawValue) -> Option<&str> {
-    let s = raw.get().strip_prefix('"')?.strip_suffix('"')?;
+fn plain_str(raw: &str) -> Option<&str> {
+    let s = raw.strip_prefix('"')?.strip_suffix('"')?;
     (!s.contains('\\')).then_some(s)
 }
 
@@ -77,15 +116,15 @@ pub struct Message<'a> {
     /// Request, notification or response.
     pub kind: Kind,
     /// The raw `id` (a JSON string or integer, exactly as written). `None` for notifications.
-    pub id: Option<&'a RawValue>,
+    pub id: Option<Raw<'a>>,
     /// The method, for requests and notifications.
     pub method: Option<&'a str>,
     /// The raw `params`, when present.
-    pub params: Option<&'a RawValue>,
+    pub params: Option<Raw<'a>>,
     /// The raw `result` of a success response.
-    pub result: Option<&'a RawValue>,
+    pub result: Option<Raw<'a>>,
     /// The raw `error` of an error response.
-    pub error: Option<&'a RawValue>,
+    pub error: Option<Raw<'a>>,
 }
 
 /// Why a line is not a usable JSON-RPC message, with the answer it deserves.
@@ -96,7 +135,7 @@ pub struct Invalid<'a> {
     /// A short human-readable reason.
     pub reason: String,
     /// The id to answer with, when one could be read (raw JSON); `None` means answer with `null`.
-    pub id: Option<&'a RawValue>,
+    pub id: Option<Raw<'a>>,
 }
 
 impl<'a> Message<'a> {
@@ -110,7 +149,9 @@ impl<'a> Message<'a> {
                 id: None,
             });
         }
-        let fields: Fields<'a> = match serde_json::from_slice(line) {
+        // The scanner decides almost every line in one pass; what it leaves (an invalid
+        // line, or a rare valid shape) goes to serde_json.
+        let fields: Top<'a> = match top(line).or_else(|Refused| serde_members(line)) {
             Ok(f) => f,
             Err(e) => {
                 let code = match e.classify() {
@@ -129,13 +170,13 @@ impl<'a> Message<'a> {
                 });
             }
         };
-        let valid_id = fields.id.filter(|id| is_valid_id(id));
+        let valid_id = fields.id.map(Raw).filter(|id| is_valid_id(*id));
         let invalid = |reason: &str| Invalid {
             code: INVALID_REQUEST,
             reason: reason.to_string(),
             id: valid_id,
         };
-        if fields.jsonrpc.map(RawValue::get) != Some(r#""2.0""#) {
+        if fields.jsonrpc != Some(r#""2.0""#) {
             return Err(invalid("\"jsonrpc\" must be \"2.0\""));
         }
         if fields.id.is_some() && valid_id.is_none() {
@@ -143,12 +184,10 @@ impl<'a> Message<'a> {
         }
         let method = match fields.method {
             None => None,
-            Some(m) if !m.get().starts_with('"') => {
-                return Err(invalid("\"method\" must be a string"))
-            }
+            Some(m) if !m.starts_with('"') => return Err(invalid("\"method\" must be a string")),
             // MCP method names never need escapes; an escaped one is an unknown method,
             // reported by its raw text.
-            Some(m) => Some(plain_str(m).unwrap_or(m.get())),
+            Some(m) => Some(plain_str(m).unwrap_or(m)),
         };
         let kind = match (method.is_some(), valid_id.is_some()) {
             (true, true) => Kind::Request,
@@ -168,9 +207,9 @@ impl<'a> Message<'a> {
             kind,
             id: valid_id,
             method,
-            params: fields.params,
-            result: fields.result,
-            error: fields.error,
+            params: fields.params.map(Raw),
+            result: fields.result.map(Raw),
+            error: fields.error.map(Raw),
         })
     }
 
@@ -182,7 +221,7 @@ impl<'a> Message<'a> {
 
 /// Whether a raw id is one MCP allows: a JSON string or an integer (no fraction, no
 /// exponent). Null, floats, booleans, arrays and objects are refused, as the SDKs do.
-pub fn is_valid_id(id: &RawValue) -> bool {
+pub fn is_valid_id(id: Raw<'_>) -> bool {
     let text = id.get().as_bytes();
     match text.first() {
         Some(b'"') => true,
@@ -275,7 +314,7 @@ pub fn excerpt(line: &[u8]) -> String {
 }
 
 /// The raw `params._meta.progressToken` of a request, if it asks for progress.
-pub fn request_progress_token(params: Option<&RawValue>) -> Option<&RawValue> {
+pub fn request_progress_token(params: Option<Raw<'_>>) -> Option<Raw<'_>> {
     #[derive(Deserialize)]
     struct Meta<'a> {
         #[serde(rename = "progressToken", borrow, default)]
@@ -290,10 +329,11 @@ pub fn request_progress_token(params: Option<&RawValue>) -> Option<&RawValue> {
         .ok()?
         .meta?
         .token
+        .map(Raw::from)
 }
 
 /// The raw `params.progressToken` of a `notifications/progress`.
-pub fn notification_progress_token(params: Option<&RawValue>) -> Option<&RawValue> {
+pub fn notification_progress_token(params: Option<Raw<'_>>) -> Option<Raw<'_>> {
     #[derive(Deserialize)]
     struct Params<'a> {
         #[serde(rename = "progressToken", borrow)]
@@ -301,7 +341,7 @@ pub fn notification_progress_token(params: Option<&RawValue>) -> Option<&RawValu
     }
     serde_json::from_str::<Params<'_>>(params?.get())
         .ok()
-        .map(|p| p.token)
+        .map(|p| Raw::from(p.token))
 }
 
 #[cfg(test)]

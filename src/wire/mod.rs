@@ -4,3 +4,4 @@ pub mod frame;
 pub mod ids;
 pub mod lists;
 pub mod message;
+pub mod scan;
