@@ -514,8 +514,10 @@ impl<'c> Runtime<'c> {
     fn has_ready_work(&self) -> bool {
         let client_paused = !self.may_read_client();
         let backend_paused = self.client_paused_backends();
+        // The HTTP front gates each connection itself (`HttpFront::wants_input`); the
+        // runtime's own session is not a client of it, so its pause does not apply there.
         let client_readable = match &self.front {
-            Front::Stdio { client_in, .. } => client_in.readable,
+            Front::Stdio { client_in, .. } => client_in.readable && !client_paused,
             Front::Serve(serve) => serve.has_ready_work(),
             Front::Local { .. } => false,
         };
@@ -529,7 +531,7 @@ impl<'c> Runtime<'c> {
             .any(Remote::has_ready_work);
         local_output
             || remote_work
-            || (client_readable && !client_paused)
+            || client_readable
             || self
                 .backends
                 .iter()

@@ -408,3 +408,50 @@ fn sighup_applies_new_tokens_to_the_next_request() {
         200
     );
 }
+
+/// Reads one HTTP response with a `Content-Length` body from `r`: (head, body).
+fn read_sized_response(r: &mut impl std::io::BufRead) -> (String, String) {
+    let head = read_head(r);
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no Content-Length in {head}"));
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).expect("read the body");
+    (head, String::from_utf8(body).expect("a UTF-8 body"))
+}
+
+#[test]
+fn calls_of_several_mib_follow_each_other_on_one_connection() {
+    use std::io::{BufReader, Write};
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    let served = Served::start(&dir, &config, &[]);
+    let sid = served.session_declaring(&[], json!({}));
+    let stream = std::net::TcpStream::connect(&served.addr).expect("connect");
+    stream.set_read_timeout(Some(T)).expect("timeout");
+    let mut w = stream.try_clone().expect("clone");
+    let mut r = BufReader::new(stream);
+    // More than one loop turn of reads (16 x 64 KiB) arrives at once for each body.
+    let text = "x".repeat(3 << 20);
+    for i in 0..3 {
+        let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+            "params": {"name": "m__echo", "arguments": {"text": text}}})
+        .to_string();
+        let request = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n",
+            served.addr,
+            body.len()
+        );
+        w.write_all(request.as_bytes()).expect("write the head");
+        w.write_all(body.as_bytes()).expect("write the body");
+        let (head, answer) = read_sized_response(&mut r);
+        assert!(head.starts_with("HTTP/1.1 200"), "call {i}: {head}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
+        assert_eq!(ok_text(&answer).len(), text.len(), "call {i}");
+    }
+}
