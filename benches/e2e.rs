@@ -856,9 +856,8 @@ struct Findings {
     http_pinned_p50_ns: [f64; 2],
 }
 
-/// The rows of one configuration: direct first, then the relay (when measured), then
-/// gangway's modes. Servers are in `ROUTES` order; the relay only runs at 1 in flight
-/// (its blocking writes could deadlock against a full pipe with a window).
+/// The rows of one configuration: direct first, then the relay, then gangway's modes.
+/// Servers are in `ROUTES` order.
 fn row_order(n: usize) -> Vec<usize> {
     if n == ROUTES.len() {
         vec![0, 3, 1, 2]
@@ -880,11 +879,10 @@ fn latency_matrix(env: &mut Env, settings: &Settings, out: &mut String, f: &mut 
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for (payload, depth) in [(SMALL, 1), (LARGE, 1), (SMALL, 32), (LARGE, 32)] {
-        let n = if depth == 1 { ROUTES.len() } else { 3 };
-        let mut cells = measure(&mut servers[..n], payload, depth, settings);
+        let mut cells = measure(&mut servers, payload, depth, settings);
         let direct_rate = cells[0].rate();
         let direct_p50 = cells[0].p(0.5);
-        for i in row_order(n) {
+        for i in row_order(servers.len()) {
             let route = servers[i].route;
             let cell = &mut cells[i];
             let (rate, p50, p99) = (cell.rate(), cell.p(0.5), cell.p(0.99));
@@ -1257,22 +1255,102 @@ fn profile(env: &mut Env, route: Route) {
 }
 
 /// `--relay MOCK`: the bare relay route. One thread, edge-triggered epoll (mio) on its
-/// stdin and the mock's stdout, 64 KiB reads until a short read, each chunk written on at
-/// once: what gangway's event loop does minus framing, parsing, ids and timers. Writes
-/// block, which is safe with one request in flight and is all it is used for.
+/// stdin, its stdout, and the mock's two pipes; 64 KiB reads until a short read, each chunk
+/// written on at once: what gangway's event loop does minus framing, parsing, ids and
+/// timers. Writes do not block: what a full pipe does not take waits in that direction's
+/// queue until the pipe's next writable edge, so a window of large requests cannot
+/// deadlock it (the mock blocked on a full pipe to the relay, the relay blocked on a full
+/// pipe to the mock). With the queue empty a chunk costs one read and one write, as before;
+/// the queues grow only to what the client keeps in flight, and are not bounded otherwise.
 fn relay(mock: &str) -> ! {
     use mio::unix::SourceFd;
     use mio::{Events, Interest, Poll, Token};
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-    fn nonblocking(fd: impl AsFd) {
-        let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).expect("F_GETFL");
-        fcntl(
-            fd.as_fd(),
-            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
-        )
-        .expect("F_SETFL");
+    /// One direction: bytes read from `from` go to `to`, through `queue` when `to` is full.
+    struct Pipe {
+        from: File,
+        to: File,
+        queue: Vec<u8>,
+        /// The first byte of `queue` not yet written.
+        at: usize,
+    }
+
+    impl Pipe {
+        fn new(from: OwnedFd, to: OwnedFd) -> Pipe {
+            for fd in [from.as_fd(), to.as_fd()] {
+                let flags = fcntl(fd, FcntlArg::F_GETFL).expect("F_GETFL");
+                fcntl(
+                    fd,
+                    FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+                )
+                .expect("F_SETFL");
+            }
+            Pipe {
+                from: File::from(from),
+                to: File::from(to),
+                queue: Vec::new(),
+                at: 0,
+            }
+        }
+
+        /// Writes as much of `data` as `to` takes; `Ok(rest)` is what it did not.
+        fn write<'a>(to: &mut File, mut data: &'a [u8]) -> std::io::Result<&'a [u8]> {
+            while !data.is_empty() {
+                match to.write(data) {
+                    Ok(n) => data = &data[n..],
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(data)
+        }
+
+        /// Moves bytes from `from` on until it is empty; `false` at its end of file.
+        fn pump(&mut self, buf: &mut [u8]) -> bool {
+            loop {
+                let n = match self.from.read(buf) {
+                    Ok(0) => return false,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => panic!("relay read: {e}"),
+                };
+                if self.at == self.queue.len() {
+                    let rest = Pipe::write(&mut self.to, &buf[..n]).expect("relay write");
+                    if !rest.is_empty() {
+                        self.queue.clear();
+                        self.at = 0;
+                        self.queue.extend_from_slice(rest);
+                    }
+                } else {
+                    // Behind what waits: it goes after it, at the pipe's next edge.
+                    self.queue.extend_from_slice(&buf[..n]);
+                }
+                if n < buf.len() {
+                    // A short read from a pipe means it is empty now; its next write is
+                    // a new edge.
+                    return true;
+                }
+            }
+        }
+
+        /// `to` is writable again: writes what waits.
+        fn flush(&mut self) {
+            let rest = Pipe::write(&mut self.to, &self.queue[self.at..]).expect("relay write");
+            self.at = self.queue.len() - rest.len();
+            if self.at == self.queue.len() {
+                self.queue.clear();
+                self.at = 0;
+            } else if self.at > 64 * KIB && 2 * self.at > self.queue.len() {
+                // The written front is the larger part: drop it (as gangway's output queues
+                // do), or a queue that never quite empties grows without end.
+                self.queue.drain(..self.at);
+                self.at = 0;
+            }
+        }
     }
 
     let mut child = Command::new(mock)
@@ -1281,23 +1359,26 @@ fn relay(mock: &str) -> ! {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn the mock");
-    let mut to_mock = child.stdin.take().expect("the mock's stdin");
-    let mut from_mock = child.stdout.take().expect("the mock's stdout");
-    let stdin = std::io::stdin();
-    nonblocking(stdin.as_fd());
-    nonblocking(from_mock.as_fd());
+    let to_mock = OwnedFd::from(child.stdin.take().expect("the mock's stdin"));
+    let from_mock = OwnedFd::from(child.stdout.take().expect("the mock's stdout"));
+    let dup = |fd: std::os::fd::BorrowedFd| fd.try_clone_to_owned().expect("dup");
+    let mut up = Pipe::new(dup(std::io::stdin().as_fd()), to_mock);
+    let mut down = Pipe::new(from_mock, dup(std::io::stdout().as_fd()));
     let mut poll = Poll::new().expect("epoll");
-    let (client_fd, mock_fd) = (stdin.as_raw_fd(), from_mock.as_raw_fd());
-    poll.registry()
-        .register(&mut SourceFd(&client_fd), Token(0), Interest::READABLE)
-        .expect("register stdin");
-    poll.registry()
-        .register(&mut SourceFd(&mock_fd), Token(1), Interest::READABLE)
-        .expect("register the mock's stdout");
+    let registrations = [
+        (up.from.as_raw_fd(), Token(0), Interest::READABLE),
+        (down.from.as_raw_fd(), Token(1), Interest::READABLE),
+        (up.to.as_raw_fd(), Token(2), Interest::WRITABLE),
+        (down.to.as_raw_fd(), Token(3), Interest::WRITABLE),
+    ];
+    for (fd, token, interest) in registrations {
+        poll.registry()
+            .register(&mut SourceFd(&fd), token, interest)
+            .expect("register a pipe");
+    }
     let mut events = Events::with_capacity(8);
     let mut buf = vec![0u8; 64 * KIB];
-    let mut stdout = std::io::stdout();
-    loop {
+    'relay: loop {
         if let Err(e) = poll.poll(&mut events, None) {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
@@ -1305,38 +1386,28 @@ fn relay(mock: &str) -> ! {
             panic!("epoll_wait: {e}");
         }
         for ev in &events {
-            let from_client = ev.token() == Token(0);
-            loop {
-                let read = if from_client {
-                    nix::unistd::read(stdin.as_fd(), &mut buf).map_err(std::io::Error::from)
-                } else {
-                    from_mock.read(&mut buf)
-                };
-                let n = match read {
-                    Ok(0) => {
-                        drop(to_mock);
-                        let _ = child.wait();
-                        std::process::exit(0);
-                    }
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => panic!("relay read: {e}"),
-                };
-                let written = if from_client {
-                    to_mock.write_all(&buf[..n])
-                } else {
-                    stdout.write_all(&buf[..n]).and_then(|()| stdout.flush())
-                };
-                written.expect("relay write");
-                if n < buf.len() {
-                    // A short read from a pipe means it is empty now; its next write is
-                    // a new edge.
-                    break;
+            let open = match ev.token() {
+                Token(0) => up.pump(&mut buf),
+                Token(1) => down.pump(&mut buf),
+                Token(2) => {
+                    up.flush();
+                    true
                 }
+                _ => {
+                    down.flush();
+                    true
+                }
+            };
+            if !open {
+                break 'relay;
             }
         }
     }
+    // The client or the mock is gone. Close both of the mock's pipes (a mock blocked
+    // writing to the relay then fails instead of waiting forever).
+    drop((up, down));
+    let _ = child.wait();
+    std::process::exit(0);
 }
 
 // ---------------------------------------------------------------------------------------
