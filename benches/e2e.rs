@@ -371,9 +371,7 @@ impl Server {
         if self.route == Route::Direct {
             return Some(self.pid());
         }
-        let path = format!("/proc/{0}/task/{0}/children", self.pid());
-        let text = std::fs::read_to_string(path).ok()?;
-        text.split_whitespace().next()?.parse().ok()
+        first_child(self.pid())
     }
 
     fn send(&mut self, line: &[u8]) {
@@ -607,6 +605,12 @@ fn run_window(s: &mut Server, t: &Template, depth: usize, budget: Budget) -> Run
 // /proc
 // ---------------------------------------------------------------------------------------
 
+/// The first child process of `pid` (the mock, for gangway, `gangway serve` and the relay).
+fn first_child(pid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// utime + stime of a whole process, in clock ticks (1/100 s here).
 fn cpu_ticks(pid: i32) -> u64 {
     let path = if pid == 0 {
@@ -760,37 +764,65 @@ impl Cell {
     }
 }
 
-/// Measures `payload` x `depth` on each server, `rounds` times with the routes taking
-/// turns. Servers are indexed like `ROUTES`.
-fn measure(servers: &mut [Server], payload: usize, depth: usize, settings: &Settings) -> Vec<Cell> {
-    let templates: Vec<Template> = servers
-        .iter()
-        .map(|s| Template::echo(s.route, payload))
-        .collect();
-    for (s, t) in servers.iter_mut().zip(&templates) {
-        s.warm_up(t, depth, Duration::from_millis(150));
+/// What the load client drives in a measured run: a stdio server (the mock, or gangway or
+/// the relay in front of it), or a session on an HTTP server.
+trait Leg {
+    /// An echo call of `payload` bytes of text, with this route's name for the tool.
+    fn template(&self, payload: usize) -> Template;
+    /// One run; `None` when the route is not measured (it did not start, or failed).
+    fn run(&mut self, t: &Template, depth: usize, budget: Budget) -> Option<Run>;
+    /// The processes whose CPU a cell counts besides this one: the gateway (-1 when the
+    /// route has none) and the mock (-1 when not found).
+    fn pids(&self) -> [i32; 2];
+}
+
+impl Leg for Server {
+    fn template(&self, payload: usize) -> Template {
+        Template::echo(self.route, payload)
     }
-    let mut cells: Vec<Cell> = servers.iter().map(|_| Cell::default()).collect();
+
+    fn run(&mut self, t: &Template, depth: usize, budget: Budget) -> Option<Run> {
+        Some(if depth == 1 {
+            run_serial(self, t, budget)
+        } else {
+            run_window(self, t, depth, budget)
+        })
+    }
+
+    fn pids(&self) -> [i32; 2] {
+        let gateway = if self.route == Route::Direct {
+            -1
+        } else {
+            self.pid()
+        };
+        [gateway, self.mock_pid().unwrap_or(-1)]
+    }
+}
+
+/// Measures `payload` x `depth` on each leg, `settings.rounds()` runs of `run_time` each,
+/// the legs taking turns within a round. Legs are indexed like the cells returned.
+fn measure<L: Leg>(
+    legs: &mut [L],
+    payload: usize,
+    depth: usize,
+    settings: &Settings,
+    run_time: Duration,
+) -> Vec<Cell> {
+    let templates: Vec<Template> = legs.iter().map(|l| l.template(payload)).collect();
+    for (l, t) in legs.iter_mut().zip(&templates) {
+        l.run(t, depth, Budget::time(Duration::from_millis(150)));
+    }
+    let mut cells: Vec<Cell> = legs.iter().map(|_| Cell::default()).collect();
     for round in 0..settings.rounds() {
-        for k in 0..servers.len() {
-            let i = (round + k) % servers.len();
-            let s = &mut servers[i];
-            let pids = [
-                0,
-                if s.route == Route::Direct {
-                    -1
-                } else {
-                    s.pid()
-                },
-                s.mock_pid().unwrap_or(-1),
-            ];
+        for k in 0..legs.len() {
+            let i = (round + k) % legs.len();
+            let l = &mut legs[i];
+            let [gateway, mock] = l.pids();
+            let pids = [0, gateway, mock];
             let before = pids.map(|p| if p < 0 { 0 } else { cpu_ticks(p) });
             let t0 = Instant::now();
-            let budget = Budget::time(settings.run_time());
-            let run = if depth == 1 {
-                run_serial(s, &templates[i], budget)
-            } else {
-                run_window(s, &templates[i], depth, budget)
+            let Some(run) = l.run(&templates[i], depth, Budget::time(run_time)) else {
+                continue;
             };
             let wall = t0.elapsed().as_secs_f64();
             let after = pids.map(|p| if p < 0 { 0 } else { cpu_ticks(p) });
@@ -879,7 +911,7 @@ fn latency_matrix(env: &mut Env, settings: &Settings, out: &mut String, f: &mut 
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for (payload, depth) in [(SMALL, 1), (LARGE, 1), (SMALL, 32), (LARGE, 32)] {
-        let mut cells = measure(&mut servers, payload, depth, settings);
+        let mut cells = measure(&mut servers, payload, depth, settings, settings.run_time());
         let direct_rate = cells[0].rate();
         let direct_p50 = cells[0].p(0.5);
         for i in row_order(servers.len()) {
@@ -1012,7 +1044,7 @@ fn pinned_matrix(
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for &payload in payloads {
-        let mut cells = measure(&mut servers, payload, 1, settings);
+        let mut cells = measure(&mut servers, payload, 1, settings, settings.run_time());
         let direct_p50 = cells[0].p(0.5);
         for i in row_order(servers.len()) {
             let route = servers[i].route;
@@ -1448,9 +1480,11 @@ struct HttpConn {
     addr: SocketAddr,
     path: String,
     stream: Option<TcpStream>,
-    /// Received bytes; `start` is the first unread one.
+    /// Received bytes: `buf[start..end]` is what is not read yet; the rest of `buf` is room
+    /// to read into (initialized once, so a read does not zero it again).
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     req: Vec<u8>,
     session: Option<String>,
     /// Whether `initialize` has been answered (then `MCP-Protocol-Version` is sent).
@@ -1461,14 +1495,27 @@ fn http_failed<T>(msg: String) -> Result<T, HttpError> {
     Err(HttpError::Failed(msg))
 }
 
+/// How long the client waits for the next bytes of an answer.
+const HTTP_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn read_failed<T>(e: std::io::Error) -> Result<T, HttpError> {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
+    if matches!(e.kind(), WouldBlock | TimedOut) {
+        let secs = HTTP_READ_TIMEOUT.as_secs();
+        return http_failed(format!("read: nothing more of the answer within {secs} s"));
+    }
+    http_failed(format!("read: {e}"))
+}
+
 impl HttpConn {
     fn new(addr: SocketAddr, path: &str) -> HttpConn {
         HttpConn {
             addr,
             path: path.to_string(),
             stream: None,
-            buf: Vec::with_capacity(64 * KIB),
+            buf: vec![0; 16 * KIB],
             start: 0,
+            end: 0,
             req: Vec::with_capacity(KIB),
             session: None,
             initialized: false,
@@ -1487,10 +1534,10 @@ impl HttpConn {
         let stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))
             .map_err(|e| format!("connect to {}: {e}", self.addr))?;
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(15)));
+        let _ = stream.set_read_timeout(Some(HTTP_READ_TIMEOUT));
         self.stream = Some(stream);
-        self.buf.clear();
         self.start = 0;
+        self.end = 0;
         Ok(())
     }
 
@@ -1540,10 +1587,10 @@ impl HttpConn {
         }
         // The head.
         let head_end = loop {
-            if let Some(at) = memmem::find(&self.buf[self.start..], b"\r\n\r\n") {
+            if let Some(at) = memmem::find(&self.buf[self.start..self.end], b"\r\n\r\n") {
                 break self.start + at + 4;
             }
-            let got_any = self.buf.len() > self.start;
+            let got_any = self.end > self.start;
             match self.fill() {
                 Ok(0) if !got_any => return Err(HttpError::Stale),
                 Ok(0) => return http_failed("the connection closed mid-head".into()),
@@ -1551,7 +1598,7 @@ impl HttpConn {
                 Err(e) if !got_any && e.kind() == std::io::ErrorKind::ConnectionReset => {
                     return Err(HttpError::Stale)
                 }
-                Err(e) => return http_failed(format!("read: {e}")),
+                Err(e) => return read_failed(e),
             }
         };
         let head = String::from_utf8_lossy(&self.buf[self.start..head_end]).into_owned();
@@ -1602,12 +1649,12 @@ impl HttpConn {
         } else if status != 204 && status != 304 {
             // Delimited by the server closing the connection.
             loop {
-                body.extend_from_slice(&self.buf[self.start..]);
-                self.start = self.buf.len();
+                body.extend_from_slice(&self.buf[self.start..self.end]);
+                self.start = self.end;
                 match self.fill() {
                     Ok(0) => break,
                     Ok(_) => {}
-                    Err(e) => return http_failed(format!("read: {e}")),
+                    Err(e) => return read_failed(e),
                 }
             }
             close = true;
@@ -1622,29 +1669,35 @@ impl HttpConn {
         })
     }
 
-    /// Reads more bytes into `buf`.
+    /// Reads more bytes into `buf`, making room first when it is full: by moving what is
+    /// unread to the front, else by doubling it (a large body is then read in large reads).
     fn fill(&mut self) -> std::io::Result<usize> {
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
         }
-        let len = self.buf.len();
-        self.buf.resize(len + 16 * KIB, 0);
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                (self.start, self.end) = (0, self.end - self.start);
+            } else {
+                self.buf.resize(2 * self.buf.len(), 0);
+            }
+        }
         let r = self
             .stream
             .as_mut()
             .expect("connected")
-            .read(&mut self.buf[len..]);
-        self.buf.truncate(len + *r.as_ref().unwrap_or(&0));
+            .read(&mut self.buf[self.end..]);
+        self.end += *r.as_ref().unwrap_or(&0);
         r
     }
 
     fn take(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), HttpError> {
-        while self.buf.len() - self.start < n {
+        while self.end - self.start < n {
             match self.fill() {
                 Ok(0) => return http_failed("the connection closed mid-body".into()),
                 Ok(_) => {}
-                Err(e) => return http_failed(format!("read: {e}")),
+                Err(e) => return read_failed(e),
             }
         }
         out.extend_from_slice(&self.buf[self.start..self.start + n]);
@@ -1655,7 +1708,7 @@ impl HttpConn {
     /// One CRLF-terminated line, without the CRLF.
     fn take_line(&mut self) -> Result<Vec<u8>, HttpError> {
         loop {
-            if let Some(at) = memmem::find(&self.buf[self.start..], b"\r\n") {
+            if let Some(at) = memmem::find(&self.buf[self.start..self.end], b"\r\n") {
                 let line = self.buf[self.start..self.start + at].to_vec();
                 self.start += at + 2;
                 return Ok(line);
@@ -1663,7 +1716,7 @@ impl HttpConn {
             match self.fill() {
                 Ok(0) => return http_failed("the connection closed mid-chunk".into()),
                 Ok(_) => {}
-                Err(e) => return http_failed(format!("read: {e}")),
+                Err(e) => return read_failed(e),
             }
         }
     }
@@ -1805,11 +1858,12 @@ impl HttpRoute {
         }
     }
 
-    /// The tool's name on this route: gangway's tools mode prefixes the backend's name.
-    fn template(self) -> Template {
+    /// Whose tool names this route takes: gangway's tools mode prefixes the backend's
+    /// name; the peers pass the mock's own on.
+    fn names(self) -> Route {
         match self {
-            HttpRoute::Stdio | HttpRoute::Serve => Template::echo(Route::Tools, SMALL),
-            _ => Template::echo(Route::Direct, SMALL),
+            HttpRoute::Stdio | HttpRoute::Serve => Route::Tools,
+            _ => Route::Direct,
         }
     }
 }
@@ -1957,12 +2011,12 @@ impl Env {
     }
 }
 
-/// 16 B calls at 1 in flight on one keep-alive connection.
-fn http_serial(conn: &mut HttpConn, t: &Template, time: Duration) -> Result<Run, String> {
+/// Calls at 1 in flight on one keep-alive connection.
+fn http_serial(conn: &mut HttpConn, t: &Template, budget: Budget) -> Result<Run, String> {
     let mut buf = Vec::with_capacity(256);
     let mut lat = Vec::with_capacity(1 << 14);
     let start = Instant::now();
-    while start.elapsed() < time {
+    while !budget.done(lat.len() as u64, start) {
         let t0 = Instant::now();
         conn.call(t, &mut buf)?;
         lat.push(t0.elapsed().as_nanos() as u64);
@@ -2027,9 +2081,57 @@ enum Subject {
         conn: HttpConn,
         /// The connections of the throughput runs, opened on first use.
         conns: Vec<HttpConn>,
+        /// Whose tool names it takes: gangway's tools mode's, or the mock's own.
+        names: Route,
     },
     /// Not measured, and why.
     Out(String),
+}
+
+impl Leg for Subject {
+    fn template(&self, payload: usize) -> Template {
+        match self {
+            Subject::Stdio(s) => s.template(payload),
+            Subject::Http { names, .. } => Template::echo(*names, payload),
+            Subject::Out(_) => Template::echo(Route::Direct, payload),
+        }
+    }
+
+    /// An HTTP route that fails is stopped and marked out.
+    fn run(&mut self, t: &Template, depth: usize, budget: Budget) -> Option<Run> {
+        let result = match self {
+            Subject::Out(_) => return None,
+            Subject::Stdio(s) => return s.run(t, depth, budget),
+            Subject::Http { conn, conns, .. } => {
+                if depth == 1 {
+                    http_serial(conn, t, budget)
+                } else {
+                    if conns.is_empty() {
+                        *conns = (0..depth).map(|_| conn.join()).collect();
+                    }
+                    http_parallel(conns, t, budget.time)
+                }
+            }
+        };
+        match result {
+            Ok(run) => Some(run),
+            Err(e) => {
+                let out = Subject::Out(format!("failed at {depth} in flight: {e}"));
+                if let Subject::Http { server, .. } = std::mem::replace(self, out) {
+                    server.stop();
+                }
+                None
+            }
+        }
+    }
+
+    fn pids(&self) -> [i32; 2] {
+        match self {
+            Subject::Stdio(s) => s.pids(),
+            Subject::Http { server, .. } => [server.pid(), first_child(server.pid()).unwrap_or(-1)],
+            Subject::Out(_) => [-1, -1],
+        }
+    }
 }
 
 struct HttpRow {
@@ -2058,6 +2160,7 @@ impl HttpRow {
                                 server,
                                 conn,
                                 conns: Vec::new(),
+                                names: route.names(),
                             },
                             how,
                         ),
@@ -2081,39 +2184,11 @@ impl HttpRow {
         }
     }
 
-    /// One run at `depth` in flight; a route that fails is stopped and marked out.
+    /// One run of 16 B calls at `depth` in flight; a route that fails is stopped and
+    /// marked out.
     fn run(&mut self, depth: usize, time: Duration) -> Option<Run> {
-        let t = self.route.template();
-        let result = match &mut self.subject {
-            Subject::Out(_) => return None,
-            Subject::Stdio(s) => {
-                return Some(if depth == 1 {
-                    run_serial(s, &t, Budget::time(time))
-                } else {
-                    run_window(s, &t, depth, Budget::time(time))
-                });
-            }
-            Subject::Http { conn, conns, .. } => {
-                if depth == 1 {
-                    http_serial(conn, &t, time)
-                } else {
-                    if conns.is_empty() {
-                        *conns = (0..depth).map(|_| conn.join()).collect();
-                    }
-                    http_parallel(conns, &t, time)
-                }
-            }
-        };
-        match result {
-            Ok(run) => Some(run),
-            Err(e) => {
-                let out = Subject::Out(format!("failed at {depth} in flight: {e}"));
-                if let Subject::Http { server, .. } = std::mem::replace(&mut self.subject, out) {
-                    server.stop();
-                }
-                None
-            }
-        }
+        let t = self.subject.template(SMALL);
+        self.subject.run(&t, depth, Budget::time(time))
     }
 
     fn pid(&self) -> Option<i32> {
@@ -2125,12 +2200,19 @@ impl HttpRow {
     }
 
     fn stop(self) {
-        match self.subject {
+        self.subject.stop();
+    }
+}
+
+impl Subject {
+    fn stop(self) {
+        match self {
             Subject::Stdio(s) => s.stop(),
             Subject::Http {
                 server,
                 conn,
                 conns,
+                ..
             } => {
                 drop((conn, conns));
                 server.stop();
@@ -2329,7 +2411,7 @@ fn http_memory(env: &mut Env, out: &mut String, f: &mut Findings) {
         }
     };
     let pid = server.pid();
-    let t = HttpRoute::Serve.template();
+    let t = Template::echo(HttpRoute::Serve.names(), SMALL);
     let mut buf = Vec::new();
     let mut first = HttpConn::new(server.addr, server.path);
     let result = first.open_session().and_then(|()| {
