@@ -11,6 +11,8 @@
 //! cargo bench --bench e2e -- --out FILE      # write the table to FILE instead
 //! cargo bench --bench e2e -- --no-musl       # do not build the static binary to size it
 //! cargo bench --bench e2e -- --http-only     # only the HTTP section (gangway serve, peers)
+//! cargo bench --bench e2e -- --payload-only  # only the payload section (16 B to 1 MiB, about
+//!                                            # a minute)
 //! cargo bench --bench e2e -- --gangway PATH  # measure another gangway binary (A/B a change)
 //! cargo bench --bench e2e -- --profile meta  # 15 s of pinned 1-in-flight calls to attach a
 //!                                            # profiler to (meta, tools, direct or relay)
@@ -56,6 +58,15 @@
 //! sessions on a fresh `gangway serve`, each on a connection it keeps open, and reads
 //! gangway's VmRSS and VmHWM. `--http-only` runs just this section.
 //!
+//! The payload section weighs gangway against the bare relay as payloads grow: echo calls of
+//! 16 B, 64 KiB and 1 MiB (the text crosses every hop both ways), 1 in flight with everything
+//! pinned to CPU 0, directly, through the relay, through stdio gangway (tools mode) and
+//! through `gangway serve` (tools mode, over the HTTP client above); then 32 in flight,
+//! unpinned, on fresh servers (direct, relay, stdio gangway) at 16 B and 64 KiB, after which
+//! it reads gangway's VmHWM. It judges added p50 (a route's p50 minus direct's) and calls/s
+//! of gangway against the relay's, and of `gangway serve` against stdio gangway, in a
+//! targets table of its own. `--payload-only` runs just this section.
+//!
 //! Under `cargo test --benches` (no `--bench` argument) it does nothing: a 1.5-minute run is
 //! not a test.
 
@@ -79,6 +90,8 @@ const MIB: u64 = 1024 * 1024;
 const SMALL: usize = 16;
 /// The large payload: 64 KiB of text, the size of a pipe's buffer.
 const LARGE: usize = 64 * KIB;
+/// The largest payload, in the payload section only: 1 MiB of text, sixteen pipe buffers.
+const HUGE: usize = 1024 * KIB;
 /// The last request of a windowed run: its answer tells the reader that nothing else is
 /// coming (a reader blocked in `read` cannot be told otherwise).
 const SENTINEL: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":\"end\",\"method\":\"ping\"}\n";
@@ -720,10 +733,11 @@ fn us(ns: f64) -> String {
 }
 
 fn size(bytes: usize) -> &'static str {
-    if bytes == SMALL {
-        "16 B"
-    } else {
-        "64 KiB"
+    match bytes {
+        SMALL => "16 B",
+        LARGE => "64 KiB",
+        HUGE => "1 MiB",
+        _ => "?",
     }
 }
 
@@ -2459,6 +2473,197 @@ fn http_memory(env: &mut Env, out: &mut String, f: &mut Findings) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Payload sizes: gangway against the bare relay at 16 B, 64 KiB and 1 MiB (issue 16)
+// ---------------------------------------------------------------------------------------
+
+/// The payload section's routes at 1 in flight, in the order they are spawned and listed.
+const PAYLOAD_ROUTES: [&str; 4] = [
+    "direct",
+    "bare relay (floor)",
+    "gangway tools",
+    "gangway serve (HTTP, tools)",
+];
+const PAYLOAD_SIZES: [usize; 3] = [SMALL, LARGE, HUGE];
+
+/// `--payload-only` runs just this section. First, 1 in flight with everything pinned to
+/// CPU 0: the mock directly, through the bare relay, through stdio gangway (tools mode)
+/// and through `gangway serve` (tools mode, over HTTP), at each payload size; the echo
+/// answer carries the text back, so the payload crosses each hop both ways. Added p50 is
+/// a route's p50 minus direct's. Then, unpinned, 32 in flight on fresh servers (direct,
+/// relay, stdio gangway) at 16 B and 64 KiB, and gangway's peak RSS after those runs.
+fn payload_matrix(env: &mut Env, settings: &Settings, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "### Payload sizes: echo calls, 1 in flight, everything pinned to CPU 0\n"
+    );
+    let saved = get_affinity();
+    // added[size][route]: p50 minus direct's p50, ns; NaN when not measured.
+    let mut added = [[f64::NAN; PAYLOAD_ROUTES.len()]; PAYLOAD_SIZES.len()];
+    if saved.is_none() || !set_affinity(&only_cpu(0)) {
+        let _ = writeln!(out, "Could not pin to CPU 0; not measured.\n");
+    } else {
+        // Spawned while this thread runs on CPU 0, so the servers and their mocks inherit it.
+        let mut legs: Vec<Subject> = [Route::Direct, Route::Relay, Route::Tools]
+            .into_iter()
+            .map(|r| Subject::Stdio(Server::start(env, r, 1)))
+            .collect();
+        legs.push(HttpRow::start(env, HttpRoute::Serve).subject);
+        let _ = writeln!(
+            out,
+            "| payload | route | calls | calls/s | p50 µs | p99 µs | added p50 µs | added vs relay |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        for (k, &payload) in PAYLOAD_SIZES.iter().enumerate() {
+            // 1 MiB calls take milliseconds: longer runs, for a few hundred samples.
+            let run_time = settings.run_time() * if payload == HUGE { 2 } else { 1 };
+            let mut cells = measure(&mut legs, payload, 1, settings, run_time);
+            let direct_p50 = cells[0].p(0.5);
+            for (i, cell) in cells.iter_mut().enumerate() {
+                if let Subject::Out(why) = &legs[i] {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | not measured: {} | | | | | |",
+                        size(payload),
+                        PAYLOAD_ROUTES[i],
+                        why.replace('|', "/")
+                    );
+                    continue;
+                }
+                let (p50, p99) = (cell.p(0.5), cell.p(0.99));
+                added[k][i] = p50 - direct_p50;
+                let (added_us, vs_relay) = match i {
+                    0 => ("-".to_string(), "-".to_string()),
+                    1 => (us(added[k][i]), "1.00".to_string()),
+                    _ => (us(added[k][i]), format!("{:.2}", added[k][i] / added[k][1])),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.0} | {} | {} | {added_us} | {vs_relay} |",
+                    size(payload),
+                    PAYLOAD_ROUTES[i],
+                    cell.lat.len(),
+                    cell.rate(),
+                    us(p50),
+                    us(p99),
+                );
+            }
+            eprintln!("  measured {} x 1 in flight, pinned", size(payload));
+        }
+        let _ = writeln!(out);
+        for leg in legs {
+            leg.stop();
+        }
+    }
+    if let Some(saved) = saved {
+        set_affinity(&saved);
+    }
+
+    let _ = writeln!(
+        out,
+        "### Payload sizes: echo calls, {HTTP_DEPTH} in flight, unpinned (fresh servers)\n"
+    );
+    let mut servers: Vec<Server> = [Route::Direct, Route::Relay, Route::Tools]
+        .into_iter()
+        .map(|r| Server::start(env, r, 1))
+        .collect();
+    let _ = writeln!(
+        out,
+        "| payload | route | calls/s | vs relay | p50 µs | p99 µs | CPU client / gateway / mock |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    // rates[size][route], calls/s.
+    let mut rates = [[0.0f64; 3]; 2];
+    for (k, payload) in [SMALL, LARGE].into_iter().enumerate() {
+        let mut cells = measure(
+            &mut servers,
+            payload,
+            HTTP_DEPTH,
+            settings,
+            settings.run_time(),
+        );
+        for (i, cell) in cells.iter().enumerate() {
+            rates[k][i] = cell.rate();
+        }
+        for (i, cell) in cells.iter_mut().enumerate() {
+            let gw_cpu = if i == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.0}%", cell.cpu_pct(1))
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.2} | {} | {} | {:.0}% / {gw_cpu} / {:.0}% |",
+                size(payload),
+                PAYLOAD_ROUTES[i],
+                rates[k][i],
+                rates[k][i] / rates[k][1],
+                us(cell.p(0.5)),
+                us(cell.p(0.99)),
+                cell.cpu_pct(0),
+                cell.cpu_pct(2),
+            );
+        }
+        eprintln!("  measured {} x {HTTP_DEPTH} in flight", size(payload));
+    }
+    let _ = writeln!(out);
+    // Peak RSS over the whole life of each process, which ran 16 B and then 64 KiB calls at
+    // 32 in flight (the relay is this bench binary, for reference).
+    let relay_hwm = hwm_kib(servers[1].pid());
+    let gangway_hwm = hwm_kib(servers[2].pid());
+    for s in servers {
+        s.stop();
+    }
+
+    let _ = writeln!(out, "### Payload targets\n");
+    let _ = writeln!(out, "| target | measured | result |");
+    let _ = writeln!(out, "|---|---|---|");
+    let mut row = |name: String, measured: String, ok: bool| {
+        let _ = writeln!(out, "| {name} | {measured} | {} |", verdict(ok));
+    };
+    // NaN (not measured) and a floor at or below zero both fail.
+    let within = |a: f64, b: f64, max: f64| b > 0.0 && a / b <= max;
+    for (k, max) in [1.2, 1.3, 1.3].into_iter().enumerate() {
+        let (gw, relay) = (added[k][2], added[k][1]);
+        row(
+            format!(
+                "added p50, 1 in flight, pinned, {}: gangway tools <= {max}x the bare relay's",
+                size(PAYLOAD_SIZES[k])
+            ),
+            format!("{} vs {} µs: {:.2}x", us(gw), us(relay), gw / relay),
+            within(gw, relay, max),
+        );
+    }
+    for (k, payload) in [SMALL, LARGE].into_iter().enumerate() {
+        let (gw, relay) = (rates[k][2], rates[k][1]);
+        row(
+            format!(
+                "calls/s, {HTTP_DEPTH} in flight, {}: gangway tools >= 90% of the bare relay's",
+                size(payload)
+            ),
+            format!("{gw:.0} vs {relay:.0}: {:.0}%", gw / relay * 100.0),
+            gw >= 0.9 * relay,
+        );
+    }
+    row(
+        format!("peak RSS (VmHWM) of gangway tools, 64 KiB at {HTTP_DEPTH} in flight: < 6 MiB"),
+        format!(
+            "{} MiB (the bare relay: {} MiB)",
+            kib_to_mib(gangway_hwm),
+            kib_to_mib(relay_hwm)
+        ),
+        gangway_hwm > 0 && gangway_hwm < 6 * 1024,
+    );
+    let (serve, stdio) = (added[1][3], added[1][2]);
+    row(
+        "added p50, 1 in flight, pinned, 64 KiB: gangway serve <= 1.3x stdio gangway tools"
+            .to_string(),
+        format!("{} vs {} µs: {:.2}x", us(serve), us(stdio), serve / stdio),
+        within(serve, stdio, 1.3),
+    );
+    let _ = writeln!(out);
+}
+
+// ---------------------------------------------------------------------------------------
 // Building what is measured
 // ---------------------------------------------------------------------------------------
 
@@ -2594,13 +2799,20 @@ fn main() {
     let started = Instant::now();
     let mut f = Findings::default();
     let mut body = String::new();
-    eprintln!(
-        "e2e: measuring (about {} s)",
-        if settings.quick { 40 } else { 110 }
-    );
     // `--http-only`: just the HTTP section (the other targets then read "not measured").
     let http_only = args.iter().any(|a| a == "--http-only");
-    if !http_only {
+    // `--payload-only`: just the payload section, with its own targets.
+    let payload_only = args.iter().any(|a| a == "--payload-only");
+    eprintln!(
+        "e2e: measuring (about {} s)",
+        match (settings.quick, payload_only) {
+            (true, true) => 25,
+            (false, true) => 60,
+            (true, false) => 55,
+            (false, false) => 170,
+        }
+    );
+    if !http_only && !payload_only {
         latency_matrix(&mut env, &settings, &mut body, &mut f);
         pinned_matrix(&mut env, &settings, &mut body, &mut f, Placement::OneCpu);
         pinned_matrix(&mut env, &settings, &mut body, &mut f, Placement::Split);
@@ -2608,9 +2820,14 @@ fn main() {
         startup(&mut env, &settings, &mut body, &mut f);
         idle(&mut env, &settings, &mut body, &mut f);
     }
-    http_matrix(&mut env, &settings, &mut body, &mut f);
-    http_pinned(&mut env, &settings, &mut body, &mut f);
-    http_memory(&mut env, &mut body, &mut f);
+    if !http_only {
+        payload_matrix(&mut env, &settings, &mut body);
+    }
+    if !payload_only {
+        http_matrix(&mut env, &settings, &mut body, &mut f);
+        http_pinned(&mut env, &settings, &mut body, &mut f);
+        http_memory(&mut env, &mut body, &mut f);
+    }
     f.musl_bytes = std::fs::metadata(&musl).ok().map(|m| m.len());
 
     let mut out = String::new();
@@ -2623,12 +2840,15 @@ fn main() {
         if settings.quick { " (--quick)" } else { "" }
     );
     out.push_str(&body);
-    let _ = writeln!(out, "### Targets\n");
-    let _ = writeln!(out, "| target | measured | result |");
-    let _ = writeln!(out, "|---|---|---|");
+    // With `--payload-only` none of these was measured (its section has its own targets).
+    if !payload_only {
+        let _ = writeln!(out, "### Targets\n");
+        let _ = writeln!(out, "| target | measured | result |");
+        let _ = writeln!(out, "|---|---|---|");
+    }
     let mut row = |name: &str, measured: String, ok: Option<bool>| {
         // With `--http-only` only the HTTP targets (all about `gangway serve`) were measured.
-        if http_only && !name.contains("gangway serve") {
+        if payload_only || (http_only && !name.contains("gangway serve")) {
             return;
         }
         let result = ok.map_or("n/a", verdict);
