@@ -11,6 +11,8 @@
 //! cargo bench --bench e2e -- --out FILE      # write the table to FILE instead
 //! cargo bench --bench e2e -- --no-musl       # do not build the static binary to size it
 //! cargo bench --bench e2e -- --http-only     # only the HTTP section (gangway serve, peers)
+//! cargo bench --bench e2e -- --payload-only  # only the payload section (16 B to 1 MiB, about
+//!                                            # a minute)
 //! cargo bench --bench e2e -- --gangway PATH  # measure another gangway binary (A/B a change)
 //! cargo bench --bench e2e -- --profile meta  # 15 s of pinned 1-in-flight calls to attach a
 //!                                            # profiler to (meta, tools, direct or relay)
@@ -56,6 +58,15 @@
 //! sessions on a fresh `gangway serve`, each on a connection it keeps open, and reads
 //! gangway's VmRSS and VmHWM. `--http-only` runs just this section.
 //!
+//! The payload section weighs gangway against the bare relay as payloads grow: echo calls of
+//! 16 B, 64 KiB and 1 MiB (the text crosses every hop both ways), 1 in flight with everything
+//! pinned to CPU 0, directly, through the relay, through stdio gangway (tools mode) and
+//! through `gangway serve` (tools mode, over the HTTP client above); then 32 in flight,
+//! unpinned, on fresh servers (direct, relay, stdio gangway) at 16 B and 64 KiB, after which
+//! it reads gangway's VmHWM. It judges added p50 (a route's p50 minus direct's) and calls/s
+//! of gangway against the relay's, and of `gangway serve` against stdio gangway, in a
+//! targets table of its own. `--payload-only` runs just this section.
+//!
 //! Under `cargo test --benches` (no `--bench` argument) it does nothing: a 1.5-minute run is
 //! not a test.
 
@@ -79,6 +90,8 @@ const MIB: u64 = 1024 * 1024;
 const SMALL: usize = 16;
 /// The large payload: 64 KiB of text, the size of a pipe's buffer.
 const LARGE: usize = 64 * KIB;
+/// The largest payload, in the payload section only: 1 MiB of text, sixteen pipe buffers.
+const HUGE: usize = 1024 * KIB;
 /// The last request of a windowed run: its answer tells the reader that nothing else is
 /// coming (a reader blocked in `read` cannot be told otherwise).
 const SENTINEL: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":\"end\",\"method\":\"ping\"}\n";
@@ -371,9 +384,7 @@ impl Server {
         if self.route == Route::Direct {
             return Some(self.pid());
         }
-        let path = format!("/proc/{0}/task/{0}/children", self.pid());
-        let text = std::fs::read_to_string(path).ok()?;
-        text.split_whitespace().next()?.parse().ok()
+        first_child(self.pid())
     }
 
     fn send(&mut self, line: &[u8]) {
@@ -607,6 +618,12 @@ fn run_window(s: &mut Server, t: &Template, depth: usize, budget: Budget) -> Run
 // /proc
 // ---------------------------------------------------------------------------------------
 
+/// The first child process of `pid` (the mock, for gangway, `gangway serve` and the relay).
+fn first_child(pid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// utime + stime of a whole process, in clock ticks (1/100 s here).
 fn cpu_ticks(pid: i32) -> u64 {
     let path = if pid == 0 {
@@ -716,10 +733,11 @@ fn us(ns: f64) -> String {
 }
 
 fn size(bytes: usize) -> &'static str {
-    if bytes == SMALL {
-        "16 B"
-    } else {
-        "64 KiB"
+    match bytes {
+        SMALL => "16 B",
+        LARGE => "64 KiB",
+        HUGE => "1 MiB",
+        _ => "?",
     }
 }
 
@@ -760,37 +778,65 @@ impl Cell {
     }
 }
 
-/// Measures `payload` x `depth` on each server, `rounds` times with the routes taking
-/// turns. Servers are indexed like `ROUTES`.
-fn measure(servers: &mut [Server], payload: usize, depth: usize, settings: &Settings) -> Vec<Cell> {
-    let templates: Vec<Template> = servers
-        .iter()
-        .map(|s| Template::echo(s.route, payload))
-        .collect();
-    for (s, t) in servers.iter_mut().zip(&templates) {
-        s.warm_up(t, depth, Duration::from_millis(150));
+/// What the load client drives in a measured run: a stdio server (the mock, or gangway or
+/// the relay in front of it), or a session on an HTTP server.
+trait Leg {
+    /// An echo call of `payload` bytes of text, with this route's name for the tool.
+    fn template(&self, payload: usize) -> Template;
+    /// One run; `None` when the route is not measured (it did not start, or failed).
+    fn run(&mut self, t: &Template, depth: usize, budget: Budget) -> Option<Run>;
+    /// The processes whose CPU a cell counts besides this one: the gateway (-1 when the
+    /// route has none) and the mock (-1 when not found).
+    fn pids(&self) -> [i32; 2];
+}
+
+impl Leg for Server {
+    fn template(&self, payload: usize) -> Template {
+        Template::echo(self.route, payload)
     }
-    let mut cells: Vec<Cell> = servers.iter().map(|_| Cell::default()).collect();
+
+    fn run(&mut self, t: &Template, depth: usize, budget: Budget) -> Option<Run> {
+        Some(if depth == 1 {
+            run_serial(self, t, budget)
+        } else {
+            run_window(self, t, depth, budget)
+        })
+    }
+
+    fn pids(&self) -> [i32; 2] {
+        let gateway = if self.route == Route::Direct {
+            -1
+        } else {
+            self.pid()
+        };
+        [gateway, self.mock_pid().unwrap_or(-1)]
+    }
+}
+
+/// Measures `payload` x `depth` on each leg, `settings.rounds()` runs of `run_time` each,
+/// the legs taking turns within a round. Legs are indexed like the cells returned.
+fn measure<L: Leg>(
+    legs: &mut [L],
+    payload: usize,
+    depth: usize,
+    settings: &Settings,
+    run_time: Duration,
+) -> Vec<Cell> {
+    let templates: Vec<Template> = legs.iter().map(|l| l.template(payload)).collect();
+    for (l, t) in legs.iter_mut().zip(&templates) {
+        l.run(t, depth, Budget::time(Duration::from_millis(150)));
+    }
+    let mut cells: Vec<Cell> = legs.iter().map(|_| Cell::default()).collect();
     for round in 0..settings.rounds() {
-        for k in 0..servers.len() {
-            let i = (round + k) % servers.len();
-            let s = &mut servers[i];
-            let pids = [
-                0,
-                if s.route == Route::Direct {
-                    -1
-                } else {
-                    s.pid()
-                },
-                s.mock_pid().unwrap_or(-1),
-            ];
+        for k in 0..legs.len() {
+            let i = (round + k) % legs.len();
+            let l = &mut legs[i];
+            let [gateway, mock] = l.pids();
+            let pids = [0, gateway, mock];
             let before = pids.map(|p| if p < 0 { 0 } else { cpu_ticks(p) });
             let t0 = Instant::now();
-            let budget = Budget::time(settings.run_time());
-            let run = if depth == 1 {
-                run_serial(s, &templates[i], budget)
-            } else {
-                run_window(s, &templates[i], depth, budget)
+            let Some(run) = l.run(&templates[i], depth, Budget::time(run_time)) else {
+                continue;
             };
             let wall = t0.elapsed().as_secs_f64();
             let after = pids.map(|p| if p < 0 { 0 } else { cpu_ticks(p) });
@@ -856,9 +902,8 @@ struct Findings {
     http_pinned_p50_ns: [f64; 2],
 }
 
-/// The rows of one configuration: direct first, then the relay (when measured), then
-/// gangway's modes. Servers are in `ROUTES` order; the relay only runs at 1 in flight
-/// (its blocking writes could deadlock against a full pipe with a window).
+/// The rows of one configuration: direct first, then the relay, then gangway's modes.
+/// Servers are in `ROUTES` order.
 fn row_order(n: usize) -> Vec<usize> {
     if n == ROUTES.len() {
         vec![0, 3, 1, 2]
@@ -880,11 +925,10 @@ fn latency_matrix(env: &mut Env, settings: &Settings, out: &mut String, f: &mut 
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for (payload, depth) in [(SMALL, 1), (LARGE, 1), (SMALL, 32), (LARGE, 32)] {
-        let n = if depth == 1 { ROUTES.len() } else { 3 };
-        let mut cells = measure(&mut servers[..n], payload, depth, settings);
+        let mut cells = measure(&mut servers, payload, depth, settings, settings.run_time());
         let direct_rate = cells[0].rate();
         let direct_p50 = cells[0].p(0.5);
-        for i in row_order(n) {
+        for i in row_order(servers.len()) {
             let route = servers[i].route;
             let cell = &mut cells[i];
             let (rate, p50, p99) = (cell.rate(), cell.p(0.5), cell.p(0.99));
@@ -1014,7 +1058,7 @@ fn pinned_matrix(
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for &payload in payloads {
-        let mut cells = measure(&mut servers, payload, 1, settings);
+        let mut cells = measure(&mut servers, payload, 1, settings, settings.run_time());
         let direct_p50 = cells[0].p(0.5);
         for i in row_order(servers.len()) {
             let route = servers[i].route;
@@ -1257,22 +1301,102 @@ fn profile(env: &mut Env, route: Route) {
 }
 
 /// `--relay MOCK`: the bare relay route. One thread, edge-triggered epoll (mio) on its
-/// stdin and the mock's stdout, 64 KiB reads until a short read, each chunk written on at
-/// once: what gangway's event loop does minus framing, parsing, ids and timers. Writes
-/// block, which is safe with one request in flight and is all it is used for.
+/// stdin, its stdout, and the mock's two pipes; 64 KiB reads until a short read, each chunk
+/// written on at once: what gangway's event loop does minus framing, parsing, ids and
+/// timers. Writes do not block: what a full pipe does not take waits in that direction's
+/// queue until the pipe's next writable edge, so a window of large requests cannot
+/// deadlock it (the mock blocked on a full pipe to the relay, the relay blocked on a full
+/// pipe to the mock). With the queue empty a chunk costs one read and one write, as before;
+/// the queues grow only to what the client keeps in flight, and are not bounded otherwise.
 fn relay(mock: &str) -> ! {
     use mio::unix::SourceFd;
     use mio::{Events, Interest, Poll, Token};
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-    fn nonblocking(fd: impl AsFd) {
-        let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).expect("F_GETFL");
-        fcntl(
-            fd.as_fd(),
-            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
-        )
-        .expect("F_SETFL");
+    /// One direction: bytes read from `from` go to `to`, through `queue` when `to` is full.
+    struct Pipe {
+        from: File,
+        to: File,
+        queue: Vec<u8>,
+        /// The first byte of `queue` not yet written.
+        at: usize,
+    }
+
+    impl Pipe {
+        fn new(from: OwnedFd, to: OwnedFd) -> Pipe {
+            for fd in [from.as_fd(), to.as_fd()] {
+                let flags = fcntl(fd, FcntlArg::F_GETFL).expect("F_GETFL");
+                fcntl(
+                    fd,
+                    FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+                )
+                .expect("F_SETFL");
+            }
+            Pipe {
+                from: File::from(from),
+                to: File::from(to),
+                queue: Vec::new(),
+                at: 0,
+            }
+        }
+
+        /// Writes as much of `data` as `to` takes; `Ok(rest)` is what it did not.
+        fn write<'a>(to: &mut File, mut data: &'a [u8]) -> std::io::Result<&'a [u8]> {
+            while !data.is_empty() {
+                match to.write(data) {
+                    Ok(n) => data = &data[n..],
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(data)
+        }
+
+        /// Moves bytes from `from` on until it is empty; `false` at its end of file.
+        fn pump(&mut self, buf: &mut [u8]) -> bool {
+            loop {
+                let n = match self.from.read(buf) {
+                    Ok(0) => return false,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => panic!("relay read: {e}"),
+                };
+                if self.at == self.queue.len() {
+                    let rest = Pipe::write(&mut self.to, &buf[..n]).expect("relay write");
+                    if !rest.is_empty() {
+                        self.queue.clear();
+                        self.at = 0;
+                        self.queue.extend_from_slice(rest);
+                    }
+                } else {
+                    // Behind what waits: it goes after it, at the pipe's next edge.
+                    self.queue.extend_from_slice(&buf[..n]);
+                }
+                if n < buf.len() {
+                    // A short read from a pipe means it is empty now; its next write is
+                    // a new edge.
+                    return true;
+                }
+            }
+        }
+
+        /// `to` is writable again: writes what waits.
+        fn flush(&mut self) {
+            let rest = Pipe::write(&mut self.to, &self.queue[self.at..]).expect("relay write");
+            self.at = self.queue.len() - rest.len();
+            if self.at == self.queue.len() {
+                self.queue.clear();
+                self.at = 0;
+            } else if self.at > 64 * KIB && 2 * self.at > self.queue.len() {
+                // The written front is the larger part: drop it (as gangway's output queues
+                // do), or a queue that never quite empties grows without end.
+                self.queue.drain(..self.at);
+                self.at = 0;
+            }
+        }
     }
 
     let mut child = Command::new(mock)
@@ -1281,23 +1405,26 @@ fn relay(mock: &str) -> ! {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn the mock");
-    let mut to_mock = child.stdin.take().expect("the mock's stdin");
-    let mut from_mock = child.stdout.take().expect("the mock's stdout");
-    let stdin = std::io::stdin();
-    nonblocking(stdin.as_fd());
-    nonblocking(from_mock.as_fd());
+    let to_mock = OwnedFd::from(child.stdin.take().expect("the mock's stdin"));
+    let from_mock = OwnedFd::from(child.stdout.take().expect("the mock's stdout"));
+    let dup = |fd: std::os::fd::BorrowedFd| fd.try_clone_to_owned().expect("dup");
+    let mut up = Pipe::new(dup(std::io::stdin().as_fd()), to_mock);
+    let mut down = Pipe::new(from_mock, dup(std::io::stdout().as_fd()));
     let mut poll = Poll::new().expect("epoll");
-    let (client_fd, mock_fd) = (stdin.as_raw_fd(), from_mock.as_raw_fd());
-    poll.registry()
-        .register(&mut SourceFd(&client_fd), Token(0), Interest::READABLE)
-        .expect("register stdin");
-    poll.registry()
-        .register(&mut SourceFd(&mock_fd), Token(1), Interest::READABLE)
-        .expect("register the mock's stdout");
+    let registrations = [
+        (up.from.as_raw_fd(), Token(0), Interest::READABLE),
+        (down.from.as_raw_fd(), Token(1), Interest::READABLE),
+        (up.to.as_raw_fd(), Token(2), Interest::WRITABLE),
+        (down.to.as_raw_fd(), Token(3), Interest::WRITABLE),
+    ];
+    for (fd, token, interest) in registrations {
+        poll.registry()
+            .register(&mut SourceFd(&fd), token, interest)
+            .expect("register a pipe");
+    }
     let mut events = Events::with_capacity(8);
     let mut buf = vec![0u8; 64 * KIB];
-    let mut stdout = std::io::stdout();
-    loop {
+    'relay: loop {
         if let Err(e) = poll.poll(&mut events, None) {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
@@ -1305,38 +1432,28 @@ fn relay(mock: &str) -> ! {
             panic!("epoll_wait: {e}");
         }
         for ev in &events {
-            let from_client = ev.token() == Token(0);
-            loop {
-                let read = if from_client {
-                    nix::unistd::read(stdin.as_fd(), &mut buf).map_err(std::io::Error::from)
-                } else {
-                    from_mock.read(&mut buf)
-                };
-                let n = match read {
-                    Ok(0) => {
-                        drop(to_mock);
-                        let _ = child.wait();
-                        std::process::exit(0);
-                    }
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => panic!("relay read: {e}"),
-                };
-                let written = if from_client {
-                    to_mock.write_all(&buf[..n])
-                } else {
-                    stdout.write_all(&buf[..n]).and_then(|()| stdout.flush())
-                };
-                written.expect("relay write");
-                if n < buf.len() {
-                    // A short read from a pipe means it is empty now; its next write is
-                    // a new edge.
-                    break;
+            let open = match ev.token() {
+                Token(0) => up.pump(&mut buf),
+                Token(1) => down.pump(&mut buf),
+                Token(2) => {
+                    up.flush();
+                    true
                 }
+                _ => {
+                    down.flush();
+                    true
+                }
+            };
+            if !open {
+                break 'relay;
             }
         }
     }
+    // The client or the mock is gone. Close both of the mock's pipes (a mock blocked
+    // writing to the relay then fails instead of waiting forever).
+    drop((up, down));
+    let _ = child.wait();
+    std::process::exit(0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1377,9 +1494,11 @@ struct HttpConn {
     addr: SocketAddr,
     path: String,
     stream: Option<TcpStream>,
-    /// Received bytes; `start` is the first unread one.
+    /// Received bytes: `buf[start..end]` is what is not read yet; the rest of `buf` is room
+    /// to read into (initialized once, so a read does not zero it again).
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     req: Vec<u8>,
     session: Option<String>,
     /// Whether `initialize` has been answered (then `MCP-Protocol-Version` is sent).
@@ -1390,14 +1509,27 @@ fn http_failed<T>(msg: String) -> Result<T, HttpError> {
     Err(HttpError::Failed(msg))
 }
 
+/// How long the client waits for the next bytes of an answer.
+const HTTP_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn read_failed<T>(e: std::io::Error) -> Result<T, HttpError> {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
+    if matches!(e.kind(), WouldBlock | TimedOut) {
+        let secs = HTTP_READ_TIMEOUT.as_secs();
+        return http_failed(format!("read: nothing more of the answer within {secs} s"));
+    }
+    http_failed(format!("read: {e}"))
+}
+
 impl HttpConn {
     fn new(addr: SocketAddr, path: &str) -> HttpConn {
         HttpConn {
             addr,
             path: path.to_string(),
             stream: None,
-            buf: Vec::with_capacity(64 * KIB),
+            buf: vec![0; 16 * KIB],
             start: 0,
+            end: 0,
             req: Vec::with_capacity(KIB),
             session: None,
             initialized: false,
@@ -1416,10 +1548,10 @@ impl HttpConn {
         let stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))
             .map_err(|e| format!("connect to {}: {e}", self.addr))?;
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(15)));
+        let _ = stream.set_read_timeout(Some(HTTP_READ_TIMEOUT));
         self.stream = Some(stream);
-        self.buf.clear();
         self.start = 0;
+        self.end = 0;
         Ok(())
     }
 
@@ -1469,10 +1601,10 @@ impl HttpConn {
         }
         // The head.
         let head_end = loop {
-            if let Some(at) = memmem::find(&self.buf[self.start..], b"\r\n\r\n") {
+            if let Some(at) = memmem::find(&self.buf[self.start..self.end], b"\r\n\r\n") {
                 break self.start + at + 4;
             }
-            let got_any = self.buf.len() > self.start;
+            let got_any = self.end > self.start;
             match self.fill() {
                 Ok(0) if !got_any => return Err(HttpError::Stale),
                 Ok(0) => return http_failed("the connection closed mid-head".into()),
@@ -1480,7 +1612,7 @@ impl HttpConn {
                 Err(e) if !got_any && e.kind() == std::io::ErrorKind::ConnectionReset => {
                     return Err(HttpError::Stale)
                 }
-                Err(e) => return http_failed(format!("read: {e}")),
+                Err(e) => return read_failed(e),
             }
         };
         let head = String::from_utf8_lossy(&self.buf[self.start..head_end]).into_owned();
@@ -1531,12 +1663,12 @@ impl HttpConn {
         } else if status != 204 && status != 304 {
             // Delimited by the server closing the connection.
             loop {
-                body.extend_from_slice(&self.buf[self.start..]);
-                self.start = self.buf.len();
+                body.extend_from_slice(&self.buf[self.start..self.end]);
+                self.start = self.end;
                 match self.fill() {
                     Ok(0) => break,
                     Ok(_) => {}
-                    Err(e) => return http_failed(format!("read: {e}")),
+                    Err(e) => return read_failed(e),
                 }
             }
             close = true;
@@ -1551,29 +1683,35 @@ impl HttpConn {
         })
     }
 
-    /// Reads more bytes into `buf`.
+    /// Reads more bytes into `buf`, making room first when it is full: by moving what is
+    /// unread to the front, else by doubling it (a large body is then read in large reads).
     fn fill(&mut self) -> std::io::Result<usize> {
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
         }
-        let len = self.buf.len();
-        self.buf.resize(len + 16 * KIB, 0);
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                (self.start, self.end) = (0, self.end - self.start);
+            } else {
+                self.buf.resize(2 * self.buf.len(), 0);
+            }
+        }
         let r = self
             .stream
             .as_mut()
             .expect("connected")
-            .read(&mut self.buf[len..]);
-        self.buf.truncate(len + *r.as_ref().unwrap_or(&0));
+            .read(&mut self.buf[self.end..]);
+        self.end += *r.as_ref().unwrap_or(&0);
         r
     }
 
     fn take(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), HttpError> {
-        while self.buf.len() - self.start < n {
+        while self.end - self.start < n {
             match self.fill() {
                 Ok(0) => return http_failed("the connection closed mid-body".into()),
                 Ok(_) => {}
-                Err(e) => return http_failed(format!("read: {e}")),
+                Err(e) => return read_failed(e),
             }
         }
         out.extend_from_slice(&self.buf[self.start..self.start + n]);
@@ -1584,7 +1722,7 @@ impl HttpConn {
     /// One CRLF-terminated line, without the CRLF.
     fn take_line(&mut self) -> Result<Vec<u8>, HttpError> {
         loop {
-            if let Some(at) = memmem::find(&self.buf[self.start..], b"\r\n") {
+            if let Some(at) = memmem::find(&self.buf[self.start..self.end], b"\r\n") {
                 let line = self.buf[self.start..self.start + at].to_vec();
                 self.start += at + 2;
                 return Ok(line);
@@ -1592,7 +1730,7 @@ impl HttpConn {
             match self.fill() {
                 Ok(0) => return http_failed("the connection closed mid-chunk".into()),
                 Ok(_) => {}
-                Err(e) => return http_failed(format!("read: {e}")),
+                Err(e) => return read_failed(e),
             }
         }
     }
@@ -1734,11 +1872,12 @@ impl HttpRoute {
         }
     }
 
-    /// The tool's name on this route: gangway's tools mode prefixes the backend's name.
-    fn template(self) -> Template {
+    /// Whose tool names this route takes: gangway's tools mode prefixes the backend's
+    /// name; the peers pass the mock's own on.
+    fn names(self) -> Route {
         match self {
-            HttpRoute::Stdio | HttpRoute::Serve => Template::echo(Route::Tools, SMALL),
-            _ => Template::echo(Route::Direct, SMALL),
+            HttpRoute::Stdio | HttpRoute::Serve => Route::Tools,
+            _ => Route::Direct,
         }
     }
 }
@@ -1886,12 +2025,12 @@ impl Env {
     }
 }
 
-/// 16 B calls at 1 in flight on one keep-alive connection.
-fn http_serial(conn: &mut HttpConn, t: &Template, time: Duration) -> Result<Run, String> {
+/// Calls at 1 in flight on one keep-alive connection.
+fn http_serial(conn: &mut HttpConn, t: &Template, budget: Budget) -> Result<Run, String> {
     let mut buf = Vec::with_capacity(256);
     let mut lat = Vec::with_capacity(1 << 14);
     let start = Instant::now();
-    while start.elapsed() < time {
+    while !budget.done(lat.len() as u64, start) {
         let t0 = Instant::now();
         conn.call(t, &mut buf)?;
         lat.push(t0.elapsed().as_nanos() as u64);
@@ -1956,9 +2095,57 @@ enum Subject {
         conn: HttpConn,
         /// The connections of the throughput runs, opened on first use.
         conns: Vec<HttpConn>,
+        /// Whose tool names it takes: gangway's tools mode's, or the mock's own.
+        names: Route,
     },
     /// Not measured, and why.
     Out(String),
+}
+
+impl Leg for Subject {
+    fn template(&self, payload: usize) -> Template {
+        match self {
+            Subject::Stdio(s) => s.template(payload),
+            Subject::Http { names, .. } => Template::echo(*names, payload),
+            Subject::Out(_) => Template::echo(Route::Direct, payload),
+        }
+    }
+
+    /// An HTTP route that fails is stopped and marked out.
+    fn run(&mut self, t: &Template, depth: usize, budget: Budget) -> Option<Run> {
+        let result = match self {
+            Subject::Out(_) => return None,
+            Subject::Stdio(s) => return s.run(t, depth, budget),
+            Subject::Http { conn, conns, .. } => {
+                if depth == 1 {
+                    http_serial(conn, t, budget)
+                } else {
+                    if conns.is_empty() {
+                        *conns = (0..depth).map(|_| conn.join()).collect();
+                    }
+                    http_parallel(conns, t, budget.time)
+                }
+            }
+        };
+        match result {
+            Ok(run) => Some(run),
+            Err(e) => {
+                let out = Subject::Out(format!("failed at {depth} in flight: {e}"));
+                if let Subject::Http { server, .. } = std::mem::replace(self, out) {
+                    server.stop();
+                }
+                None
+            }
+        }
+    }
+
+    fn pids(&self) -> [i32; 2] {
+        match self {
+            Subject::Stdio(s) => s.pids(),
+            Subject::Http { server, .. } => [server.pid(), first_child(server.pid()).unwrap_or(-1)],
+            Subject::Out(_) => [-1, -1],
+        }
+    }
 }
 
 struct HttpRow {
@@ -1987,6 +2174,7 @@ impl HttpRow {
                                 server,
                                 conn,
                                 conns: Vec::new(),
+                                names: route.names(),
                             },
                             how,
                         ),
@@ -2010,39 +2198,11 @@ impl HttpRow {
         }
     }
 
-    /// One run at `depth` in flight; a route that fails is stopped and marked out.
+    /// One run of 16 B calls at `depth` in flight; a route that fails is stopped and
+    /// marked out.
     fn run(&mut self, depth: usize, time: Duration) -> Option<Run> {
-        let t = self.route.template();
-        let result = match &mut self.subject {
-            Subject::Out(_) => return None,
-            Subject::Stdio(s) => {
-                return Some(if depth == 1 {
-                    run_serial(s, &t, Budget::time(time))
-                } else {
-                    run_window(s, &t, depth, Budget::time(time))
-                });
-            }
-            Subject::Http { conn, conns, .. } => {
-                if depth == 1 {
-                    http_serial(conn, &t, time)
-                } else {
-                    if conns.is_empty() {
-                        *conns = (0..depth).map(|_| conn.join()).collect();
-                    }
-                    http_parallel(conns, &t, time)
-                }
-            }
-        };
-        match result {
-            Ok(run) => Some(run),
-            Err(e) => {
-                let out = Subject::Out(format!("failed at {depth} in flight: {e}"));
-                if let Subject::Http { server, .. } = std::mem::replace(&mut self.subject, out) {
-                    server.stop();
-                }
-                None
-            }
-        }
+        let t = self.subject.template(SMALL);
+        self.subject.run(&t, depth, Budget::time(time))
     }
 
     fn pid(&self) -> Option<i32> {
@@ -2054,12 +2214,19 @@ impl HttpRow {
     }
 
     fn stop(self) {
-        match self.subject {
+        self.subject.stop();
+    }
+}
+
+impl Subject {
+    fn stop(self) {
+        match self {
             Subject::Stdio(s) => s.stop(),
             Subject::Http {
                 server,
                 conn,
                 conns,
+                ..
             } => {
                 drop((conn, conns));
                 server.stop();
@@ -2258,7 +2425,7 @@ fn http_memory(env: &mut Env, out: &mut String, f: &mut Findings) {
         }
     };
     let pid = server.pid();
-    let t = HttpRoute::Serve.template();
+    let t = Template::echo(HttpRoute::Serve.names(), SMALL);
     let mut buf = Vec::new();
     let mut first = HttpConn::new(server.addr, server.path);
     let result = first.open_session().and_then(|()| {
@@ -2303,6 +2470,197 @@ fn http_memory(env: &mut Env, out: &mut String, f: &mut Findings) {
     drop(first);
     server.stop();
     eprintln!("  measured HTTP sessions");
+}
+
+// ---------------------------------------------------------------------------------------
+// Payload sizes: gangway against the bare relay at 16 B, 64 KiB and 1 MiB (issue 16)
+// ---------------------------------------------------------------------------------------
+
+/// The payload section's routes at 1 in flight, in the order they are spawned and listed.
+const PAYLOAD_ROUTES: [&str; 4] = [
+    "direct",
+    "bare relay (floor)",
+    "gangway tools",
+    "gangway serve (HTTP, tools)",
+];
+const PAYLOAD_SIZES: [usize; 3] = [SMALL, LARGE, HUGE];
+
+/// `--payload-only` runs just this section. First, 1 in flight with everything pinned to
+/// CPU 0: the mock directly, through the bare relay, through stdio gangway (tools mode)
+/// and through `gangway serve` (tools mode, over HTTP), at each payload size; the echo
+/// answer carries the text back, so the payload crosses each hop both ways. Added p50 is
+/// a route's p50 minus direct's. Then, unpinned, 32 in flight on fresh servers (direct,
+/// relay, stdio gangway) at 16 B and 64 KiB, and gangway's peak RSS after those runs.
+fn payload_matrix(env: &mut Env, settings: &Settings, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "### Payload sizes: echo calls, 1 in flight, everything pinned to CPU 0\n"
+    );
+    let saved = get_affinity();
+    // added[size][route]: p50 minus direct's p50, ns; NaN when not measured.
+    let mut added = [[f64::NAN; PAYLOAD_ROUTES.len()]; PAYLOAD_SIZES.len()];
+    if saved.is_none() || !set_affinity(&only_cpu(0)) {
+        let _ = writeln!(out, "Could not pin to CPU 0; not measured.\n");
+    } else {
+        // Spawned while this thread runs on CPU 0, so the servers and their mocks inherit it.
+        let mut legs: Vec<Subject> = [Route::Direct, Route::Relay, Route::Tools]
+            .into_iter()
+            .map(|r| Subject::Stdio(Server::start(env, r, 1)))
+            .collect();
+        legs.push(HttpRow::start(env, HttpRoute::Serve).subject);
+        let _ = writeln!(
+            out,
+            "| payload | route | calls | calls/s | p50 µs | p99 µs | added p50 µs | added vs relay |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        for (k, &payload) in PAYLOAD_SIZES.iter().enumerate() {
+            // 1 MiB calls take milliseconds: longer runs, for a few hundred samples.
+            let run_time = settings.run_time() * if payload == HUGE { 2 } else { 1 };
+            let mut cells = measure(&mut legs, payload, 1, settings, run_time);
+            let direct_p50 = cells[0].p(0.5);
+            for (i, cell) in cells.iter_mut().enumerate() {
+                if let Subject::Out(why) = &legs[i] {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | not measured: {} | | | | | |",
+                        size(payload),
+                        PAYLOAD_ROUTES[i],
+                        why.replace('|', "/")
+                    );
+                    continue;
+                }
+                let (p50, p99) = (cell.p(0.5), cell.p(0.99));
+                added[k][i] = p50 - direct_p50;
+                let (added_us, vs_relay) = match i {
+                    0 => ("-".to_string(), "-".to_string()),
+                    1 => (us(added[k][i]), "1.00".to_string()),
+                    _ => (us(added[k][i]), format!("{:.2}", added[k][i] / added[k][1])),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.0} | {} | {} | {added_us} | {vs_relay} |",
+                    size(payload),
+                    PAYLOAD_ROUTES[i],
+                    cell.lat.len(),
+                    cell.rate(),
+                    us(p50),
+                    us(p99),
+                );
+            }
+            eprintln!("  measured {} x 1 in flight, pinned", size(payload));
+        }
+        let _ = writeln!(out);
+        for leg in legs {
+            leg.stop();
+        }
+    }
+    if let Some(saved) = saved {
+        set_affinity(&saved);
+    }
+
+    let _ = writeln!(
+        out,
+        "### Payload sizes: echo calls, {HTTP_DEPTH} in flight, unpinned (fresh servers)\n"
+    );
+    let mut servers: Vec<Server> = [Route::Direct, Route::Relay, Route::Tools]
+        .into_iter()
+        .map(|r| Server::start(env, r, 1))
+        .collect();
+    let _ = writeln!(
+        out,
+        "| payload | route | calls/s | vs relay | p50 µs | p99 µs | CPU client / gateway / mock |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    // rates[size][route], calls/s.
+    let mut rates = [[0.0f64; 3]; 2];
+    for (k, payload) in [SMALL, LARGE].into_iter().enumerate() {
+        let mut cells = measure(
+            &mut servers,
+            payload,
+            HTTP_DEPTH,
+            settings,
+            settings.run_time(),
+        );
+        for (i, cell) in cells.iter().enumerate() {
+            rates[k][i] = cell.rate();
+        }
+        for (i, cell) in cells.iter_mut().enumerate() {
+            let gw_cpu = if i == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.0}%", cell.cpu_pct(1))
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.2} | {} | {} | {:.0}% / {gw_cpu} / {:.0}% |",
+                size(payload),
+                PAYLOAD_ROUTES[i],
+                rates[k][i],
+                rates[k][i] / rates[k][1],
+                us(cell.p(0.5)),
+                us(cell.p(0.99)),
+                cell.cpu_pct(0),
+                cell.cpu_pct(2),
+            );
+        }
+        eprintln!("  measured {} x {HTTP_DEPTH} in flight", size(payload));
+    }
+    let _ = writeln!(out);
+    // Peak RSS over the whole life of each process, which ran 16 B and then 64 KiB calls at
+    // 32 in flight (the relay is this bench binary, for reference).
+    let relay_hwm = hwm_kib(servers[1].pid());
+    let gangway_hwm = hwm_kib(servers[2].pid());
+    for s in servers {
+        s.stop();
+    }
+
+    let _ = writeln!(out, "### Payload targets\n");
+    let _ = writeln!(out, "| target | measured | result |");
+    let _ = writeln!(out, "|---|---|---|");
+    let mut row = |name: String, measured: String, ok: bool| {
+        let _ = writeln!(out, "| {name} | {measured} | {} |", verdict(ok));
+    };
+    // NaN (not measured) and a floor at or below zero both fail.
+    let within = |a: f64, b: f64, max: f64| b > 0.0 && a / b <= max;
+    for (k, max) in [1.2, 1.3, 1.3].into_iter().enumerate() {
+        let (gw, relay) = (added[k][2], added[k][1]);
+        row(
+            format!(
+                "added p50, 1 in flight, pinned, {}: gangway tools <= {max}x the bare relay's",
+                size(PAYLOAD_SIZES[k])
+            ),
+            format!("{} vs {} µs: {:.2}x", us(gw), us(relay), gw / relay),
+            within(gw, relay, max),
+        );
+    }
+    for (k, payload) in [SMALL, LARGE].into_iter().enumerate() {
+        let (gw, relay) = (rates[k][2], rates[k][1]);
+        row(
+            format!(
+                "calls/s, {HTTP_DEPTH} in flight, {}: gangway tools >= 90% of the bare relay's",
+                size(payload)
+            ),
+            format!("{gw:.0} vs {relay:.0}: {:.0}%", gw / relay * 100.0),
+            gw >= 0.9 * relay,
+        );
+    }
+    row(
+        format!("peak RSS (VmHWM) of gangway tools, 64 KiB at {HTTP_DEPTH} in flight: < 6 MiB"),
+        format!(
+            "{} MiB (the bare relay: {} MiB)",
+            kib_to_mib(gangway_hwm),
+            kib_to_mib(relay_hwm)
+        ),
+        gangway_hwm > 0 && gangway_hwm < 6 * 1024,
+    );
+    let (serve, stdio) = (added[1][3], added[1][2]);
+    row(
+        "added p50, 1 in flight, pinned, 64 KiB: gangway serve <= 1.3x stdio gangway tools"
+            .to_string(),
+        format!("{} vs {} µs: {:.2}x", us(serve), us(stdio), serve / stdio),
+        within(serve, stdio, 1.3),
+    );
+    let _ = writeln!(out);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2441,13 +2799,20 @@ fn main() {
     let started = Instant::now();
     let mut f = Findings::default();
     let mut body = String::new();
-    eprintln!(
-        "e2e: measuring (about {} s)",
-        if settings.quick { 40 } else { 110 }
-    );
     // `--http-only`: just the HTTP section (the other targets then read "not measured").
     let http_only = args.iter().any(|a| a == "--http-only");
-    if !http_only {
+    // `--payload-only`: just the payload section, with its own targets.
+    let payload_only = args.iter().any(|a| a == "--payload-only");
+    eprintln!(
+        "e2e: measuring (about {} s)",
+        match (settings.quick, payload_only) {
+            (true, true) => 25,
+            (false, true) => 60,
+            (true, false) => 55,
+            (false, false) => 170,
+        }
+    );
+    if !http_only && !payload_only {
         latency_matrix(&mut env, &settings, &mut body, &mut f);
         pinned_matrix(&mut env, &settings, &mut body, &mut f, Placement::OneCpu);
         pinned_matrix(&mut env, &settings, &mut body, &mut f, Placement::Split);
@@ -2455,9 +2820,14 @@ fn main() {
         startup(&mut env, &settings, &mut body, &mut f);
         idle(&mut env, &settings, &mut body, &mut f);
     }
-    http_matrix(&mut env, &settings, &mut body, &mut f);
-    http_pinned(&mut env, &settings, &mut body, &mut f);
-    http_memory(&mut env, &mut body, &mut f);
+    if !http_only {
+        payload_matrix(&mut env, &settings, &mut body);
+    }
+    if !payload_only {
+        http_matrix(&mut env, &settings, &mut body, &mut f);
+        http_pinned(&mut env, &settings, &mut body, &mut f);
+        http_memory(&mut env, &mut body, &mut f);
+    }
     f.musl_bytes = std::fs::metadata(&musl).ok().map(|m| m.len());
 
     let mut out = String::new();
@@ -2470,12 +2840,15 @@ fn main() {
         if settings.quick { " (--quick)" } else { "" }
     );
     out.push_str(&body);
-    let _ = writeln!(out, "### Targets\n");
-    let _ = writeln!(out, "| target | measured | result |");
-    let _ = writeln!(out, "|---|---|---|");
+    // With `--payload-only` none of these was measured (its section has its own targets).
+    if !payload_only {
+        let _ = writeln!(out, "### Targets\n");
+        let _ = writeln!(out, "| target | measured | result |");
+        let _ = writeln!(out, "|---|---|---|");
+    }
     let mut row = |name: &str, measured: String, ok: Option<bool>| {
         // With `--http-only` only the HTTP targets (all about `gangway serve`) were measured.
-        if http_only && !name.contains("gangway serve") {
+        if payload_only || (http_only && !name.contains("gangway serve")) {
             return;
         }
         let result = ok.map_or("n/a", verdict);
