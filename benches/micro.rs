@@ -127,8 +127,7 @@ fn framing(c: &mut Criterion) {
 /// `Gateway::forward` writes).
 fn forward_tools(line: &[u8], gw: u64, out: &mut Vec<u8>) {
     let msg = Message::parse(line).expect("valid request");
-    let params: CallParams<'_> =
-        serde_json::from_str(msg.params.expect("params").get()).expect("call params");
+    let params = CallParams::of(&msg).expect("call params");
     let name: String = serde_json::from_str(params.name.get()).expect("name");
     let tool = name.strip_prefix("mock__").expect("prefixed name");
     let mut new_name = Vec::with_capacity(tool.len() + 2);
@@ -149,10 +148,8 @@ fn forward_tools(line: &[u8], gw: u64, out: &mut Vec<u8>) {
 /// `Gateway::use_tool` and `forward_built` write).
 fn forward_meta(line: &[u8], gw: u64, out: &mut Vec<u8>) {
     let msg = Message::parse(line).expect("valid request");
-    let params: CallParams<'_> =
-        serde_json::from_str(msg.params.expect("params").get()).expect("call params");
-    let args: UseToolArgs<'_> =
-        serde_json::from_str(params.arguments.expect("arguments").get()).expect("use_tool args");
+    let params = CallParams::of(&msg).expect("call params");
+    let args = UseToolArgs::read(params.arguments).expect("use_tool args");
     let tool = args.server_tool.as_deref().expect("server_tool");
     let body = use_tool_params(tool, args.tool_arguments, params.meta, params.task);
     out.clear();

@@ -99,11 +99,12 @@ impl Gateway {
             return;
         };
         let to = pending.session;
-        match (
-            pending.task,
-            msg.result.and_then(tasks::task_id_and_status),
-            to,
-        ) {
+        // Read only for a task operation: an answer is not scanned again otherwise.
+        let task = match pending.task {
+            TaskOp::Create | TaskOp::Single => msg.result.and_then(tasks::task_id_and_status),
+            TaskOp::None => None,
+        };
+        match (pending.task, task, to) {
             (TaskOp::Create, Some((id, status)), Some(owner)) => {
                 let running = tasks::still_running(&status);
                 self.tasks.created(b, id, owner, running);

@@ -98,7 +98,8 @@ impl Gateway {
         let b = self.route(now, b, self.handling);
         let client_id = &msg.line[id_span.clone()];
         let len = msg.line.len();
-        let Some(gw) = self.admit(now, b, client_id, kind, msg.params, task, len) else {
+        let token = msg.progress_token();
+        let Some(gw) = self.admit(now, b, client_id, kind, token, task, len) else {
             return;
         };
         self.label(gw, msg.method.unwrap_or(""));
@@ -106,7 +107,7 @@ impl Gateway {
         let wire = self.ids.get(gw).and_then(|e| e.data.wire_token.clone());
         let token_span = wire
             .as_ref()
-            .and_then(|_| request_progress_token(msg.params))
+            .and(token)
             .and_then(|t| span_of(msg.line, t.get()));
         let mut edits: Vec<(std::ops::Range<usize>, &[u8])> = vec![(id_span, gw_text.as_bytes())];
         if let Some((span, bytes)) = &extra {
@@ -140,7 +141,7 @@ impl Gateway {
         } else {
             PendingKind::UseTool
         };
-        let Some(gw) = self.admit(now, b, id, kind, msg.params, task, len) else {
+        let Some(gw) = self.admit(now, b, id, kind, msg.progress_token(), task, len) else {
             return;
         };
         self.label(gw, method);
@@ -171,7 +172,7 @@ impl Gateway {
         b: usize,
         client_id: &[u8],
         kind: PendingKind,
-        params: Option<Raw<'_>>,
+        token: Option<Raw<'_>>,
         task: TaskOp,
         len: usize,
     ) -> Option<u64> {
@@ -189,7 +190,7 @@ impl Gateway {
         };
         match self.track(Some((Peer::Session(self.handling.0), client_id)), pending) {
             Some(gw) => {
-                if let Some(token) = request_progress_token(params) {
+                if let Some(token) = token {
                     let token = RawId::new(token.get().as_bytes());
                     // Tokens must be unique among a backend's requests in flight.
                     let wire = self

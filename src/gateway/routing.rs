@@ -66,9 +66,7 @@ impl Gateway {
     /// A client's `tools/call`: a meta-tool, or an exposed tool routed to its backend under
     /// the backend's own name; an unknown name is answered with the choices.
     pub(super) fn tools_call(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
-        let params: Option<tools::CallParams<'_>> =
-            msg.params.and_then(|p| serde_json::from_str(p.get()).ok());
-        let Some(params) = params else {
+        let Some(params) = tools::CallParams::of(msg) else {
             let text = "tools/call needs params with a string \"name\"";
             write_error(self.reply(), id, INVALID_PARAMS, text);
             return;
@@ -220,11 +218,9 @@ impl Gateway {
         id: &[u8],
         params: &tools::CallParams<'_>,
     ) {
-        let args: Result<tools::UseToolArgs<'_>, _> = match params.arguments {
-            Some(a) => serde_json::from_str(a.get()),
-            None => Ok(tools::UseToolArgs::default()),
-        };
-        let available = self.backend_names().join(", ");
+        let args = tools::UseToolArgs::read(params.arguments);
+        // Only an error names the servers.
+        let available = |gw: &Gateway| gw.backend_names().join(", ");
         let shell = self.handling_shell();
         let fail = |gw: &mut Gateway, text: String| {
             if shell {
@@ -236,15 +232,17 @@ impl Gateway {
         let args = match args {
             Ok(a) => a,
             Err(e) => {
+                let available = available(self);
                 return fail(self, format!("Error: use_tool arguments must be an object with backend_server, server_tool and tool_arguments ({e}). Available servers: {available}"));
             }
         };
         let Some(backend) = args.backend_server.as_deref() else {
+            let available = available(self);
             return fail(self, format!("Error: Missing required parameter: backend_server. Available servers: {available}"));
         };
         let found = self.backend_named(backend);
         let Some(b) = found.filter(|b| shell || self.backends[*b].config.in_meta()) else {
-            let text = self.unknown_backend(backend, &available);
+            let text = self.unknown_backend(backend, &available(self));
             return fail(self, text);
         };
         let Some(tool) = args.server_tool.as_deref() else {

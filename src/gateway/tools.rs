@@ -2,10 +2,12 @@
 //! mcpware).
 
 use super::lists::Item;
-use crate::wire::message::write_json_string;
+use crate::wire::message::{write_json_string, Message, Raw};
+use crate::wire::scan;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 /// The meta-tool that calls a tool of a backend.
 pub const USE_TOOL: &str = "use_tool";
@@ -60,17 +62,65 @@ pub fn meta_tool_definitions(backends: &[&str]) -> String {
 }
 
 /// The arguments of a `use_tool` call, borrowed.
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 pub struct UseToolArgs<'a> {
     /// Which backend.
-    #[serde(borrow, default)]
-    pub backend_server: Option<std::borrow::Cow<'a, str>>,
+    pub backend_server: Option<Cow<'a, str>>,
     /// Which of its tools.
-    #[serde(borrow, default)]
-    pub server_tool: Option<std::borrow::Cow<'a, str>>,
+    pub server_tool: Option<Cow<'a, str>>,
     /// The tool's arguments, passed on unparsed.
-    #[serde(borrow, default)]
-    pub tool_arguments: Option<&'a RawValue>,
+    pub tool_arguments: Option<Raw<'a>>,
+}
+
+impl<'a> UseToolArgs<'a> {
+    /// Reads a `use_tool` call's `arguments` (absent: all empty) as serde_json would
+    /// into a struct of these three optional members: in one fast pass when the names are
+    /// plain strings, else by serde_json itself (escapes, and the error of a bad shape).
+    ///
+    /// # Errors
+    ///
+    /// serde_json's, when `arguments` is not an object of that shape.
+    pub fn read(arguments: Option<Raw<'a>>) -> Result<UseToolArgs<'a>, serde_json::Error> {
+        const KEYS: [&[u8]; 3] = [b"backend_server", b"server_tool", b"tool_arguments"];
+        let Some(arguments) = arguments else {
+            return Ok(UseToolArgs::default());
+        };
+        // A member that is absent or null is none; a string without escapes is itself.
+        let plain = |raw: Option<&'a str>| match raw {
+            None | Some("null") => Some(None),
+            Some(text) => {
+                let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+                (!inner.contains('\\')).then_some(Some(Cow::Borrowed(inner)))
+            }
+        };
+        if let Some([backend, tool, args]) = scan::members(arguments.get(), &KEYS) {
+            if let (Some(backend_server), Some(server_tool)) = (plain(backend), plain(tool)) {
+                return Ok(UseToolArgs {
+                    backend_server,
+                    server_tool,
+                    tool_arguments: args.filter(|a| *a != "null").map(Raw::of),
+                });
+            }
+        }
+        let f = {
+            // Named as the type it reads into: serde_json's errors name it.
+            #[derive(Deserialize)]
+            struct UseToolArgs<'a> {
+                #[serde(borrow, default)]
+                backend_server: Option<Cow<'a, str>>,
+                #[serde(borrow, default)]
+                server_tool: Option<Cow<'a, str>>,
+                #[serde(borrow, default)]
+                tool_arguments: Option<&'a RawValue>,
+            }
+            serde_json::from_str::<UseToolArgs<'a>>(arguments.get())?
+        };
+        Ok(Self {
+            backend_server: f.backend_server,
+            server_tool: f.server_tool,
+            tool_arguments: f.tool_arguments.map(Raw::from),
+        })
+    }
 }
 
 /// The arguments of a `discover_backend_tools` call.
@@ -78,33 +128,44 @@ pub struct UseToolArgs<'a> {
 pub struct DiscoverArgs<'a> {
     /// One backend, or all when absent.
     #[serde(borrow, default)]
-    pub backend_server: Option<std::borrow::Cow<'a, str>>,
+    pub backend_server: Option<Cow<'a, str>>,
 }
 
-/// The `params` of a `tools/call`, borrowed.
-#[derive(Deserialize)]
+/// The `params` of a `tools/call`, raw, as serde_json would read them into a struct with
+/// a required `name` and optional others (an explicit `null` is absent, except for `name`).
+#[derive(Debug, Clone, Copy)]
 pub struct CallParams<'a> {
     /// The tool name, raw (so its span can be replaced).
-    #[serde(borrow)]
-    pub name: &'a RawValue,
+    pub name: Raw<'a>,
     /// The arguments, raw.
-    #[serde(borrow, default)]
-    pub arguments: Option<&'a RawValue>,
+    pub arguments: Option<Raw<'a>>,
     /// The request's `_meta` (progress token and friends), raw.
-    #[serde(borrow, default, rename = "_meta")]
-    pub meta: Option<&'a RawValue>,
+    pub meta: Option<Raw<'a>>,
     /// Task augmentation (`{"ttl": …}`), raw, when the caller asked for a task.
-    #[serde(borrow, default)]
-    pub task: Option<&'a RawValue>,
+    pub task: Option<Raw<'a>>,
+}
+
+impl<'a> CallParams<'a> {
+    /// The call params of `msg`, or `None` when it has no object `params` with a `name`.
+    pub fn of(msg: &Message<'a>) -> Option<CallParams<'a>> {
+        let p = msg.call_params()?;
+        let present = |r: Option<&'a str>| r.filter(|r| *r != "null").map(Raw::of);
+        Some(CallParams {
+            name: Raw::of(p.name?),
+            arguments: present(p.arguments),
+            meta: present(p.meta),
+            task: present(p.task),
+        })
+    }
 }
 
 /// The params of the `tools/call` that a `use_tool` call becomes: the backend's tool name,
 /// the caller's arguments, `_meta` and `task` passed through unparsed.
 pub fn use_tool_params(
     tool: &str,
-    arguments: Option<&RawValue>,
-    meta: Option<&RawValue>,
-    task: Option<&RawValue>,
+    arguments: Option<Raw<'_>>,
+    meta: Option<Raw<'_>>,
+    task: Option<Raw<'_>>,
 ) -> Vec<u8> {
     let mut p = Vec::with_capacity(64 + arguments.map_or(0, |a| a.get().len()));
     p.extend_from_slice(b"{\"name\":");
@@ -227,7 +288,7 @@ mod tests {
     fn use_tool_params_pass_arguments_and_meta_through() {
         let args = RawValue::from_string(r#"{"a": [1, 2]}"#.into()).unwrap();
         let meta = RawValue::from_string(r#"{"progressToken":"t"}"#.into()).unwrap();
-        let p = use_tool_params("x\"y", Some(&args), Some(&meta), None);
+        let p = use_tool_params("x\"y", Some((&*args).into()), Some((&*meta).into()), None);
         assert_eq!(
             String::from_utf8(p).unwrap(),
             r#"{"name":"x\"y","arguments":{"a": [1, 2]},"_meta":{"progressToken":"t"}}"#
@@ -263,5 +324,61 @@ mod tests {
         }]);
         let v: Value = serde_json::from_slice(&only_err).unwrap();
         assert_eq!(v["isError"], true);
+    }
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    /// `UseToolArgs::read` against serde_json reading the same struct.
+    #[test]
+    fn use_tool_arguments_read_as_serde_json_reads_them() {
+        #[derive(Deserialize, Debug)]
+        struct Oracle {
+            #[serde(default)]
+            backend_server: Option<String>,
+            #[serde(default)]
+            server_tool: Option<String>,
+            #[serde(default)]
+            tool_arguments: Option<Box<RawValue>>,
+        }
+        let cases = [
+            r#"{"backend_server":"mock","server_tool":"echo","tool_arguments":{"text":"x"}}"#,
+            r#"{"server_tool":"echo"}"#,
+            r#"{"backend_server":null,"server_tool":"e\u0063ho","tool_arguments":null}"#,
+            r#"{"backend_server":"a\"b","server_tool":"t"}"#,
+            r#"{"backend_server":5}"#,
+            r#"{"backend_server":"a","backend_server":"b"}"#,
+            r#"["mock","echo",{}]"#,
+            r#""text""#,
+            r#"{"b\u0061ckend_server":"x"}"#,
+            r#" { "backend_server" : "m" , "other" : [1, {"x": "\u12ab"}] } "#,
+        ];
+        for case in cases {
+            let ours = UseToolArgs::read(Some(Raw::of(case)));
+            let theirs: Result<Oracle, _> = serde_json::from_str(case);
+            match (ours, theirs) {
+                (Ok(o), Ok(t)) => {
+                    assert_eq!(
+                        o.backend_server.as_deref(),
+                        t.backend_server.as_deref(),
+                        "{case}"
+                    );
+                    assert_eq!(o.server_tool.as_deref(), t.server_tool.as_deref(), "{case}");
+                    assert_eq!(
+                        o.tool_arguments.map(Raw::get),
+                        t.tool_arguments.as_deref().map(RawValue::get),
+                        "{case}"
+                    );
+                }
+                (Err(o), Err(t)) => assert_eq!(
+                    o.to_string(),
+                    t.to_string().replace("struct Oracle", "struct UseToolArgs"),
+                    "{case}"
+                ),
+                (o, t) => panic!("{case}: ours {:?}, serde_json {t:?}", o.map(|_| ())),
+            }
+        }
     }
 }

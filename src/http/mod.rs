@@ -966,7 +966,7 @@ impl HttpFront {
                 Ok(m) if m.kind == Kind::Request => {
                     requests.push((
                         m.id.map(|i| i.get().as_bytes().to_vec()),
-                        token_key(message::request_progress_token(m.params)),
+                        token_key(m.progress_token()),
                     ));
                 }
                 Ok(_) => {}
@@ -1068,7 +1068,7 @@ impl HttpFront {
             if let Some(id) = msg.id {
                 s.requests.insert(id.get().as_bytes().to_vec(), stream);
             }
-            if let Some(t) = token_key(message::request_progress_token(msg.params)) {
+            if let Some(t) = token_key(msg.progress_token()) {
                 s.tokens.insert(t, stream);
             }
             if let Some(Some(conn)) = self.conns.get_mut(c) {

@@ -5,7 +5,7 @@
 //! re-encoded. `Message::parse` borrows every field it keeps from the line, so the byte
 //! offset of any field is known (`span_of`) and can be spliced (`splice`).
 
-use super::scan::{top, Refused, Top};
+use super::scan::{top, Params, Refused, Top};
 use serde::Deserialize;
 use serde_json::error::Category;
 use serde_json::value::RawValue;
@@ -69,6 +69,34 @@ pub fn serde_members(line: &[u8]) -> Result<Top<'_>, serde_json::Error> {
         params: f.params.map(RawValue::get),
         result: f.result.map(RawValue::get),
         error: f.error.map(RawValue::get),
+        params_members: f.params.and_then(|p| serde_params(p.get())),
+    })
+}
+
+/// The members of `params` (an object) routing reads, as serde_json reads them (an
+/// explicit `null` present, like the top members); `None` when it is not an object or
+/// names one of them twice.
+pub fn serde_params(params: &str) -> Option<Params<'_>> {
+    #[derive(Deserialize)]
+    struct P<'a> {
+        #[serde(borrow, default, deserialize_with = "raw")]
+        name: Option<&'a RawValue>,
+        #[serde(borrow, default, deserialize_with = "raw")]
+        arguments: Option<&'a RawValue>,
+        #[serde(borrow, default, deserialize_with = "raw", rename = "_meta")]
+        meta: Option<&'a RawValue>,
+        #[serde(borrow, default, deserialize_with = "raw")]
+        task: Option<&'a RawValue>,
+    }
+    if !params.starts_with('{') {
+        return None;
+    }
+    let p: P<'_> = serde_json::from_str(params).ok()?;
+    Some(Params {
+        name: p.name.map(RawValue::get),
+        arguments: p.arguments.map(RawValue::get),
+        meta: p.meta.map(RawValue::get),
+        task: p.task.map(RawValue::get),
     })
 }
 
@@ -79,6 +107,12 @@ pub fn serde_members(line: &[u8]) -> Result<Top<'_>, serde_json::Error> {
 pub struct Raw<'a>(&'a str);
 
 impl<'a> Raw<'a> {
+    /// `text`, which the caller read as one JSON value (a member the scanner or
+    /// serde_json found).
+    pub fn of(text: &'a str) -> Raw<'a> {
+        Raw(text)
+    }
+
     /// The JSON text.
     pub fn get(self) -> &'a str {
         self.0
@@ -125,6 +159,9 @@ pub struct Message<'a> {
     pub result: Option<Raw<'a>>,
     /// The raw `error` of an error response.
     pub error: Option<Raw<'a>>,
+    /// The members of `params` read in the same pass, when it could read them exactly
+    /// (see [`Message::call_params`]).
+    params_members: Option<Params<'a>>,
 }
 
 /// Why a line is not a usable JSON-RPC message, with the answer it deserves.
@@ -210,7 +247,25 @@ impl<'a> Message<'a> {
             params: fields.params.map(Raw),
             result: fields.result.map(Raw),
             error: fields.error.map(Raw),
+            params_members: fields.params_members,
         })
+    }
+
+    /// The members of `params` that routing reads (`name`, `arguments`, `_meta`, `task`,
+    /// raw; an explicit `null` present): from the pass that read the line, or read again
+    /// by serde_json when that pass could not (a key with escapes). `None` when `params` is
+    /// absent, not an object, or names one of them twice.
+    pub fn call_params(&self) -> Option<Params<'a>> {
+        self.params_members
+            .or_else(|| self.params.and_then(|p| serde_params(p.get())))
+    }
+
+    /// The raw `params._meta.progressToken` of a request that asks for progress.
+    pub fn progress_token(&self) -> Option<Raw<'a>> {
+        match self.params_members {
+            Some(p) => meta_progress_token(p.meta),
+            None => request_progress_token(self.params),
+        }
     }
 
     /// The byte range of the `id` value within `line`, if there is one.
@@ -313,21 +368,31 @@ pub fn excerpt(line: &[u8]) -> String {
     }
 }
 
-/// The raw `params._meta.progressToken` of a request, if it asks for progress.
+#[derive(Deserialize)]
+struct Meta<'a> {
+    #[serde(rename = "progressToken", borrow, default)]
+    token: Option<&'a RawValue>,
+}
+
+/// The raw `params._meta.progressToken` of a request, if it asks for progress (see
+/// [`Message::progress_token`], which reads only `_meta` when it can).
 pub fn request_progress_token(params: Option<Raw<'_>>) -> Option<Raw<'_>> {
     #[derive(Deserialize)]
-    struct Meta<'a> {
-        #[serde(rename = "progressToken", borrow, default)]
-        token: Option<&'a RawValue>,
-    }
-    #[derive(Deserialize)]
-    struct Params<'a> {
+    struct WithMeta<'a> {
         #[serde(rename = "_meta", borrow, default)]
         meta: Option<Meta<'a>>,
     }
-    serde_json::from_str::<Params<'_>>(params?.get())
+    serde_json::from_str::<WithMeta<'_>>(params?.get())
         .ok()?
         .meta?
+        .token
+        .map(Raw::from)
+}
+
+/// The raw `progressToken` of a request's `_meta` (its raw text; `null` or absent: none).
+fn meta_progress_token(meta: Option<&str>) -> Option<Raw<'_>> {
+    serde_json::from_str::<Option<Meta<'_>>>(meta?)
+        .ok()??
         .token
         .map(Raw::from)
 }

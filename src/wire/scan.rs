@@ -27,7 +27,27 @@ pub struct Top<'a> {
     pub result: Option<&'a str>,
     /// `error`.
     pub error: Option<&'a str>,
+    /// The members of `params` the gateway routes by, read in the same pass; `None` when
+    /// `params` is not an object, or is one this pass cannot read exactly (a key with
+    /// escapes, a member named twice: then serde_json reads `params`).
+    pub params_members: Option<Params<'a>>,
 }
+
+/// The members of a request's `params` that routing reads, raw, each `None` when absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Params<'a> {
+    /// `name` (of a tool or prompt).
+    pub name: Option<&'a str>,
+    /// `arguments`.
+    pub arguments: Option<&'a str>,
+    /// `_meta` (the progress token and friends).
+    pub meta: Option<&'a str>,
+    /// `task` (task augmentation).
+    pub task: Option<&'a str>,
+}
+
+/// The keys of [`Params`], in its order.
+const PARAMS_KEYS: [&[u8]; 4] = [b"name", b"arguments", b"_meta", b"task"];
 
 /// Nesting deeper than this is refused (serde_json refuses its own structures at 128
 /// levels; ignored values have no limit there, but this scanner keeps one so its stack
@@ -76,13 +96,31 @@ pub fn top(line: &[u8]) -> Result<Top<'_>, Refused> {
                 _ => (0, None),
             };
             let from = s.i;
-            s.value()?;
+            let mut params = None;
+            if bit == 8 && s.peek() == Some(b'{') {
+                let mut found = [None; 4];
+                if s.object_members(&PARAMS_KEYS, &mut found)? {
+                    params = Some(found);
+                }
+            } else {
+                s.value()?;
+            }
             if let Some(slot) = slot {
                 if seen & bit != 0 {
                     return Err(Refused);
                 }
                 seen |= bit;
-                *slot = Some(std::str::from_utf8(&line[from..s.i]).map_err(|_| Refused)?);
+                let raw = std::str::from_utf8(&line[from..s.i]).map_err(|_| Refused)?;
+                *slot = Some(raw);
+                if let Some(found) = params {
+                    let [name, arguments, meta, task] = within(raw, from, found);
+                    top.params_members = Some(Params {
+                        name,
+                        arguments,
+                        meta,
+                        task,
+                    });
+                }
             }
             s.ws();
             match s.next() {
@@ -98,6 +136,36 @@ pub fn top(line: &[u8]) -> Result<Top<'_>, Refused> {
     } else {
         Err(Refused)
     }
+}
+
+/// The raw values of `keys` in `object` (JSON text that must be one object, whitespace
+/// around it allowed), validated in the same pass as the rest of it; `None` when it is not
+/// one valid object, or names a key of `keys` twice, or has a key with escapes (whose
+/// meaning serde_json would have to read).
+pub fn members<'a, const N: usize>(
+    object: &'a str,
+    keys: &[&[u8]; N],
+) -> Option<[Option<&'a str>; N]> {
+    let mut s = Scanner {
+        b: object.as_bytes(),
+        i: 0,
+    };
+    s.ws();
+    let mut found = [None; N];
+    let exact = s.object_members(keys, &mut found).ok()?;
+    s.ws();
+    (exact && s.i == object.len()).then(|| within(object, 0, found))
+}
+
+/// The text of each span in `found` (offsets in the line) inside `raw`, which starts at
+/// offset `from` of the line. Spans begin and end at JSON punctuation, so they are on
+/// character boundaries; one that is not is left out.
+fn within<const N: usize>(
+    raw: &str,
+    from: usize,
+    found: [Option<(usize, usize)>; N],
+) -> [Option<&str>; N] {
+    found.map(|span| span.and_then(|(a, b)| raw.get(a.checked_sub(from)?..b.checked_sub(from)?)))
 }
 
 /// Whether `text` is exactly one JSON value (whitespace around it allowed) by the rules
@@ -232,6 +300,46 @@ impl Scanner<'_> {
                     }
                     _ => return Err(Refused),
                 }
+            }
+        }
+    }
+
+    /// Walks the object at the scanner (validating all of it) and puts where the value of
+    /// each member named in `keys` lies (start, end) in the same place of `found`. Returns
+    /// whether that reading is exact: no key with escapes, no key of `keys` twice (else
+    /// the caller asks serde_json).
+    fn object_members<const N: usize>(
+        &mut self,
+        keys: &[&[u8]; N],
+        found: &mut [Option<(usize, usize)>; N],
+    ) -> Result<bool, Refused> {
+        let mut exact = true;
+        self.eat(b'{')?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(true);
+        }
+        loop {
+            self.eat(b'"')?;
+            let start = self.i;
+            let end = self.string_end(true)?;
+            let key = &self.b[start..end];
+            exact &= !key.contains(&b'\\');
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            let from = self.i;
+            self.value()?;
+            if let Some(k) = keys.iter().position(|k| *k == key) {
+                exact &= found[k].is_none();
+                found[k] = Some((from, self.i));
+            }
+            self.ws();
+            match self.next() {
+                Some(b',') => self.ws(),
+                Some(b'}') => return Ok(exact),
+                _ => return Err(Refused),
             }
         }
     }
