@@ -15,7 +15,8 @@
 //!                                            # a minute)
 //! cargo bench --bench e2e -- --gangway PATH  # measure another gangway binary (A/B a change)
 //! cargo bench --bench e2e -- --profile meta  # 15 s of pinned 1-in-flight calls to attach a
-//!                                            # profiler to (meta, tools, direct or relay)
+//!                                            # profiler to (meta, tools, direct or relay;
+//!                                            # E2E_PROFILE_PAYLOAD=BYTES for bigger calls)
 //! ```
 //!
 //! Before measuring it builds what it drives: the mock (`cargo build --release --example
@@ -1274,7 +1275,12 @@ fn profile(env: &mut Env, route: Route) {
         eprintln!("e2e: could not pin to CPU 0; profiling unpinned");
     }
     let mut s = Server::start(env, route, 1);
-    let t = Template::echo(route, SMALL);
+    // `E2E_PROFILE_PAYLOAD=BYTES` profiles calls of that payload instead of 16 B.
+    let payload = std::env::var("E2E_PROFILE_PAYLOAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SMALL);
+    let t = Template::echo(route, payload);
     s.warm_up(&t, 1, Duration::from_millis(200));
     let gangway = if route == Route::Direct {
         None

@@ -8,11 +8,19 @@ pub struct OutBuf {
     pos: usize,
     /// Bytes written so far, ever: a peer that takes none for a while is stalled.
     written: u64,
+    /// Drains in a row that used less than half the capacity (see [`OutBuf::clear`]).
+    small_drains: u8,
 }
 
-/// Capacity kept when a drained queue had grown large, so one burst (a 16 MiB message)
-/// does not pin its memory forever.
+/// Capacity a drained queue always may keep.
 const KEEP_CAPACITY: usize = 64 * 1024;
+/// Capacity a drained queue keeps while its traffic needs it (so a run of 1 MiB messages
+/// does not map, fault in and unmap its buffer for each one); more is given back at once,
+/// so one burst (a 16 MiB message) does not pin its memory.
+const KEEP_BUSY_CAPACITY: usize = 4 * 1024 * 1024;
+/// Drains in a row that used less than half the capacity before it shrinks to
+/// [`KEEP_CAPACITY`].
+const SMALL_DRAINS: u8 = 16;
 
 impl OutBuf {
     /// The bytes not yet written.
@@ -41,7 +49,7 @@ impl OutBuf {
         self.written = self.written.wrapping_add(n as u64);
         self.pos += n;
         if self.pos == self.data.len() {
-            self.clear();
+            self.drained();
         } else if self.pos > KEEP_CAPACITY && self.pos * 2 > self.data.len() {
             // Reclaim the written front once it is the larger part, keeping appends amortised.
             self.data.drain(..self.pos);
@@ -54,12 +62,34 @@ impl OutBuf {
         self.written
     }
 
-    /// Drops everything pending (the peer is gone).
+    /// Drops everything pending (the peer is gone), giving back all but
+    /// [`KEEP_CAPACITY`].
     pub fn clear(&mut self) {
         self.data.clear();
         self.pos = 0;
+        self.small_drains = 0;
         if self.data.capacity() > KEEP_CAPACITY {
             self.data.shrink_to(KEEP_CAPACITY);
+        }
+    }
+
+    /// Everything was written: the buffer is kept for the next messages while they are
+    /// as large (up to [`KEEP_BUSY_CAPACITY`]), and shrunk after a run of small ones.
+    fn drained(&mut self) {
+        let used = self.data.len();
+        self.data.clear();
+        self.pos = 0;
+        let capacity = self.data.capacity();
+        if capacity <= KEEP_CAPACITY {
+            return;
+        }
+        if used * 2 >= capacity {
+            self.small_drains = 0;
+        } else {
+            self.small_drains = self.small_drains.saturating_add(1);
+        }
+        if capacity > KEEP_BUSY_CAPACITY || self.small_drains >= SMALL_DRAINS {
+            self.clear();
         }
     }
 }
@@ -80,6 +110,17 @@ mod tests {
         q.consume(1 << 19);
         assert_eq!(q.len(), 1 << 19);
         q.consume(1 << 19);
+        // Kept while messages are that large...
+        assert!(q.data.capacity() >= 1 << 20);
+        // ...and given back after a run of small ones.
+        for _ in 0..SMALL_DRAINS {
+            q.buf().extend_from_slice(b"small\n");
+            q.consume(6);
+        }
+        assert!(q.data.capacity() <= KEEP_CAPACITY);
+        // A burst past the busy bound is given back at once.
+        q.buf().resize(KEEP_BUSY_CAPACITY + 1, b'x');
+        q.consume(KEEP_BUSY_CAPACITY + 1);
         assert!(q.data.capacity() <= KEEP_CAPACITY);
     }
 }
