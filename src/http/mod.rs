@@ -39,6 +39,8 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 const IDLE_CONNECTION: Duration = Duration::from_secs(120);
 /// An SSE stream with nothing to say gets a comment this often, so proxies keep it.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The largest request-body buffer a connection keeps for its next request.
+const KEEP_BODY_CAPACITY: usize = 2 * 1024 * 1024;
 /// A connection whose unread output passes this is a slow reader and is cut (its session
 /// stays, and its stream can be resumed).
 const SLOW_READER_MAX: usize = 8 * 1024 * 1024;
@@ -117,6 +119,10 @@ enum State {
 #[derive(Debug)]
 struct Conn {
     input: Vec<u8>,
+    /// The buffer of the last request body, kept for the next one (up to
+    /// [`KEEP_BODY_CAPACITY`]), so a run of large requests does not map and fault in a new
+    /// buffer for each.
+    spare_body: Vec<u8>,
     out: OutBuf,
     state: State,
     /// The last request ended or the last byte was queued: for the idle and keep-alive
@@ -320,6 +326,7 @@ impl HttpFront {
     pub fn accept(&mut self, now: Instant) -> usize {
         let conn = Conn {
             input: Vec::new(),
+            spare_body: Vec::new(),
             out: OutBuf::default(),
             state: State::Head { since: None },
             last: now,
@@ -462,7 +469,7 @@ impl HttpFront {
                         Ok(Some((head, len))) => {
                             conn.input.drain(..len);
                             conn.close_after = head.close;
-                            let body = Body::new(&head, self.settings.max_body);
+                            let mut body = Body::new(&head, self.settings.max_body);
                             if body.declared_too_large() {
                                 let text = format!(
                                     "request body of {} bytes is over the limit of {} (max_message_bytes)",
@@ -476,6 +483,14 @@ impl HttpFront {
                                 let line = b"HTTP/1.1 100 Continue\r\n\r\n";
                                 conn.out.buf().extend_from_slice(line);
                             }
+                            body.data = std::mem::take(&mut conn.spare_body);
+                            // The declared length, within the bound checked above.
+                            let declared = head.content_length.unwrap_or(0);
+                            body.data.reserve(
+                                usize::try_from(declared)
+                                    .unwrap_or(0)
+                                    .min(self.settings.max_body),
+                            );
                             let since = since.unwrap_or(now);
                             conn.state = State::Body {
                                 head: Box::new(head),
@@ -515,6 +530,13 @@ impl HttpFront {
                             };
                             conn.last = now;
                             self.serve(now, c, &head, &body.data, gw);
+                            let mut spare = body.data;
+                            spare.clear();
+                            if spare.capacity() <= KEEP_BODY_CAPACITY {
+                                if let Some(Some(conn)) = self.conns.get_mut(c) {
+                                    conn.spare_body = spare;
+                                }
+                            }
                         }
                     }
                 }
@@ -1284,15 +1306,14 @@ impl HttpFront {
             let Some(end) = memchr::memrchr(b'\n', pending) else {
                 continue;
             };
-            let lines: Vec<Vec<u8>> = pending[..end]
-                .split(|&b| b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec)
-                .collect();
-            out.consume(end + 1);
-            for line in lines {
-                self.route(now, &sid, &line);
+            // Routed from the gateway's queue itself: a line is copied once, into the
+            // connection's output.
+            for line in pending[..end].split(|&b| b == b'\n') {
+                if !line.is_empty() {
+                    self.route(now, &sid, line);
+                }
             }
+            out.consume(end + 1);
         }
     }
 
