@@ -248,6 +248,9 @@ struct Runtime<'c> {
     /// The gateway session of the client.
     session: SessionId,
     signals: Signals,
+    /// The signal pipe was reported readable since it was last drained (true at first):
+    /// it is read only then, not with a syscall every loop turn.
+    signals_ready: bool,
     backends: Vec<Option<BackendIo>>,
     /// Backends reached by URL, in the slots of the backends that are remote.
     remotes: Vec<Option<Remote>>,
@@ -353,6 +356,7 @@ impl<'c> Runtime<'c> {
             front,
             session,
             signals,
+            signals_ready: true,
             docker,
             config_path: config.path.clone(),
             catalog_path: config.catalog.clone(),
@@ -442,7 +446,9 @@ impl<'c> Runtime<'c> {
         let mut events = Events::with_capacity(256);
         loop {
             let now = Instant::now();
-            self.handle_signals(now);
+            if std::mem::take(&mut self.signals_ready) {
+                self.handle_signals(now);
+            }
             self.read_client(now);
             if let Front::Serve(serve) = &mut self.front {
                 serve.read(self.poll.registry(), now, &mut self.gw);
@@ -560,7 +566,7 @@ impl<'c> Runtime<'c> {
                     }
                 }
             }
-            SIGNALS => {}
+            SIGNALS => self.signals_ready = true,
             Token(t) if t >= REMOTE_BASE => {
                 let (b, i) = ((t - REMOTE_BASE) / SLOTS, (t - REMOTE_BASE) % SLOTS);
                 let remote = if i == FAREWELL {

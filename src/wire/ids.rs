@@ -7,6 +7,29 @@
 //! an entry from the origin's own id, which `notifications/cancelled` needs.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A hasher for gateway ids: gangway hands them out in sequence, so no client chooses
+/// them and a multiply spreads them well; SipHash's keyed mixing (which `by_origin`
+/// keeps, since clients choose those keys) is not needed here.
+#[derive(Default)]
+pub struct SeqHasher(u64);
+
+impl Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
 
 /// Who sent a request that gangway forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,7 +94,7 @@ pub struct DuplicateId;
 #[derive(Debug)]
 pub struct IdTable<T> {
     next: u64,
-    entries: HashMap<u64, Entry<T>>,
+    entries: HashMap<u64, Entry<T>, BuildHasherDefault<SeqHasher>>,
     by_origin: HashMap<(Peer, RawId), u64>,
 }
 
@@ -86,7 +109,7 @@ impl<T> IdTable<T> {
     pub fn new() -> Self {
         IdTable {
             next: 1,
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             by_origin: HashMap::new(),
         }
     }
