@@ -204,6 +204,18 @@ fn serves_tools_progress_sampling_and_resources(backend: serde_json::Value) {
     assert!(gw.wait_exit(T).is_some_and(|s| s.success()));
 }
 
+/// The Python server over https with a certificate from a test CA: the server, the CA's
+/// PEM file and the directory holding them; `None` when the test should skip.
+fn https_server() -> Option<(PyServer, PathBuf, TempDir)> {
+    if !prerequisites() {
+        return None;
+    }
+    let certs = TempDir::new();
+    let (ca, cert, key) = make_certificates(&certs);
+    let server = start(Some((&cert, &key)));
+    Some((server, ca, certs))
+}
+
 #[test]
 fn python_sdk_server_over_http_serves_tools_progress_sampling_and_resources() {
     if !prerequisites() {
@@ -217,12 +229,9 @@ fn python_sdk_server_over_http_serves_tools_progress_sampling_and_resources() {
 
 #[test]
 fn python_sdk_server_over_https_with_a_ca_file_serves_tools_progress_sampling_and_resources() {
-    if !prerequisites() {
+    let Some((server, ca, _certs)) = https_server() else {
         return;
-    }
-    let certs = TempDir::new();
-    let (ca, cert, key) = make_certificates(&certs);
-    let server = start(Some((&cert, &key)));
+    };
     serves_tools_progress_sampling_and_resources(json!({
         "url": format!("https://127.0.0.1:{}/mcp", server.port),
         "ca_file": ca,
@@ -231,12 +240,9 @@ fn python_sdk_server_over_https_with_a_ca_file_serves_tools_progress_sampling_an
 
 #[test]
 fn https_trusts_the_ca_of_ssl_cert_file_as_a_platform_root() {
-    if !prerequisites() {
+    let Some((server, ca, _certs)) = https_server() else {
         return;
-    }
-    let certs = TempDir::new();
-    let (ca, cert, key) = make_certificates(&certs);
-    let server = start(Some((&cert, &key)));
+    };
     let dir = TempDir::new();
     let config = json!({"expose": "tools", "backends": {
         "py": {"url": format!("https://localhost:{}/mcp", server.port)}}});
@@ -254,12 +260,9 @@ fn https_trusts_the_ca_of_ssl_cert_file_as_a_platform_root() {
 
 #[test]
 fn gangway_serve_fronting_the_python_server_over_https_serves_an_http_client() {
-    if !prerequisites() {
+    let Some((server, ca, _certs)) = https_server() else {
         return;
-    }
-    let certs = TempDir::new();
-    let (ca, cert, key) = make_certificates(&certs);
-    let server = start(Some((&cert, &key)));
+    };
     let dir = TempDir::new();
     let config = json!({"expose": "tools", "backends": {"py": {
         "url": format!("https://127.0.0.1:{}/mcp", server.port), "ca_file": ca}}});
@@ -427,12 +430,9 @@ fn use_tool_text(gw: &mut Gangway, backend: &str) -> String {
 
 #[test]
 fn https_to_an_untrusted_ca_or_a_plain_http_port_fails_with_what_to_do() {
-    if !prerequisites() {
+    let Some((tls_server, _ca, _certs)) = https_server() else {
         return;
-    }
-    let certs = TempDir::new();
-    let (_ca, cert, key) = make_certificates(&certs);
-    let tls_server = start(Some((&cert, &key)));
+    };
     let plain_server = start(None);
     let dir = TempDir::new();
     let config = json!({"expose": "meta", "backends": {
