@@ -482,13 +482,7 @@ impl<'c> Runtime<'c> {
                     Front::Serve(serve) => serve.front.next_deadline(),
                     _ => None,
                 };
-                let remote = self
-                    .remotes
-                    .iter()
-                    .flatten()
-                    .chain(self.farewells.iter().map(|(_, r)| r))
-                    .filter_map(Remote::next_deadline)
-                    .min();
+                let remote = self.all_remotes().filter_map(Remote::next_deadline).min();
                 let next = [
                     self.gw.next_deadline(),
                     front,
@@ -529,12 +523,7 @@ impl<'c> Runtime<'c> {
         };
         let local_output = matches!(self.front, Front::Local { closed: false, .. })
             && self.gw.session_backlog(self.session) > 0;
-        let remote_work = self
-            .remotes
-            .iter()
-            .flatten()
-            .chain(self.farewells.iter().map(|(_, r)| r))
-            .any(Remote::has_ready_work);
+        let remote_work = self.all_remotes().any(Remote::has_ready_work);
         local_output
             || remote_work
             || client_readable
@@ -1049,6 +1038,14 @@ impl<'c> Runtime<'c> {
         if r.farewell(registry, b, now) {
             self.farewells.push((b, r));
         }
+    }
+
+    /// Every remote backend, running or ending its session.
+    fn all_remotes(&self) -> impl Iterator<Item = &Remote> {
+        self.remotes
+            .iter()
+            .flatten()
+            .chain(self.farewells.iter().map(|(_, r)| r))
     }
 
     /// Carries the session-ending DELETEs of stopped remote backends.

@@ -421,47 +421,42 @@ impl Remote {
         }
     }
 
-    /// Connections whose request was not written in time, or whose notification got no
-    /// answer in time.
+    /// Connections whose request was not written in time, or whose notification (or
+    /// session-ending DELETE) got no answer in time.
     fn expire(&mut self, registry: &Registry, now: Instant) {
         for i in 0..SLOTS {
             let Some(Some(c)) = self.conns.get(i) else {
                 continue;
             };
-            let late = c.head_by.is_some_and(|d| d <= now) || c.deadline.is_some_and(|d| d <= now);
-            if c.role == Role::Farewell && late {
+            let unanswered = c.head_by.is_some_and(|d| d <= now);
+            if !unanswered && !c.deadline.is_some_and(|d| d <= now) {
+                continue;
+            }
+            let role = c.role;
+            self.close(registry, i);
+            if role == Role::Farewell {
                 log::debug!(
                     "{}: no answer to the DELETE that ends the session",
                     self.url
                 );
-                self.close(registry, i);
-                continue;
-            }
-            if c.head_by.is_some_and(|d| d <= now) {
+            } else if unanswered {
                 log::warn!(
                     "{}: no answer to a notification within {} s; its connection is closed",
                     self.url,
                     ACCEPT_TIMEOUT.as_secs()
                 );
-                self.close(registry, i);
-                continue;
-            }
-            if !c.deadline.is_some_and(|d| d <= now) {
-                continue;
-            }
-            let text = format!(
-                "no connection to {} within {} s: is the host reachable, and is the backend's \"url\" right?",
-                self.url,
-                CONNECT_TIMEOUT.as_secs()
-            );
-            let role = c.role;
-            self.close(registry, i);
-            if role == Role::Listen && self.transport == Transport::Streamable {
-                log::debug!("{text} (the server's event stream)");
-                self.listen_ended(now, false, None);
             } else {
-                self.fail(text);
-                return;
+                let text = format!(
+                    "no connection to {} within {} s: is the host reachable, and is the backend's \"url\" right?",
+                    self.url,
+                    CONNECT_TIMEOUT.as_secs()
+                );
+                if role == Role::Listen && self.transport == Transport::Streamable {
+                    log::debug!("{text} (the server's event stream)");
+                    self.listen_ended(now, false, None);
+                } else {
+                    return self.fail(text);
+                }
             }
         }
     }
@@ -495,20 +490,11 @@ impl Remote {
                 out.id = None;
             }
             let head_by = out.id.is_none().then(|| now + ACCEPT_TIMEOUT);
-            let generation = self.generation;
+            let (generation, max_body) = (self.generation, self.max_body);
             if let Some(Some(c)) = self.conns.get_mut(i) {
-                c.role = Role::Post;
-                c.out = bytes;
-                c.written = 0;
-                c.reader = Some(ResponseReader::new(self.max_body));
-                c.sse = None;
-                c.sent = Some(out);
-                c.answered = false;
+                c.start(Role::Post, bytes, Some(out), max_body);
                 c.head_by = head_by;
                 c.generation = generation;
-                c.resumes = 0;
-                c.resumed_from = None;
-                c.busy = true;
             }
         }
     }
@@ -539,8 +525,7 @@ impl Remote {
             };
             let r = self.resumes.swap_remove(k);
             let path = self.url.path.clone();
-            let id = r.last_event_id.clone();
-            let Some(bytes) = self.request("GET", &path, Some(&id), b"") else {
+            let Some(bytes) = self.request("GET", &path, Some(&r.last_event_id), b"") else {
                 return;
             };
             log::debug!(
@@ -548,19 +533,12 @@ impl Remote {
                 self.url,
                 r.last_event_id
             );
+            let max_body = self.max_body;
             if let Some(Some(c)) = self.conns.get_mut(i) {
-                c.role = Role::Resume;
-                c.head_by = None;
-                c.out = bytes;
-                c.written = 0;
-                c.reader = Some(ResponseReader::new(self.max_body));
-                c.sse = None;
-                c.sent = Some(r.sent);
-                c.answered = false;
+                c.start(Role::Resume, bytes, Some(r.sent), max_body);
                 c.generation = r.generation;
                 c.resumes = r.resumes;
                 c.resumed_from = Some(r.last_event_id);
-                c.busy = true;
             }
         }
     }
@@ -580,18 +558,14 @@ impl Remote {
             Err(why) => return self.fail(why),
         };
         self.listen = Listen::Open;
-        let generation = self.generation;
-        self.conns[LISTEN] = Some(Conn {
-            role: Role::Listen,
-            out: bytes,
-            reader: Some(ResponseReader::new(self.max_body)),
-            generation,
-            busy: true,
-            ..Conn::new(stream, now)
-        });
+        let mut c = Conn::new(stream, now);
+        c.start(Role::Listen, bytes, None, self.max_body);
+        c.generation = self.generation;
+        self.conns[LISTEN] = Some(c);
     }
 
-    /// The bytes of a request to the server (`last_event_id` for a GET that resumes), or
+    /// The bytes of a request to the server (a POST of a message, a GET of an event
+    /// stream with `last_event_id` when it resumes, the DELETE that ends the session), or
     /// `None` when they cannot be written (the backend then fails).
     fn request(
         &mut self,
@@ -601,11 +575,13 @@ impl Remote {
         body: &[u8],
     ) -> Option<Vec<u8>> {
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(6 + self.headers.len());
-        if method == "POST" {
-            headers.push(("Content-Type", "application/json"));
-            headers.push(("Accept", "application/json, text/event-stream"));
-        } else {
-            headers.push(("Accept", "text/event-stream"));
+        match method {
+            "POST" => {
+                headers.push(("Content-Type", "application/json"));
+                headers.push(("Accept", "application/json, text/event-stream"));
+            }
+            "GET" => headers.push(("Accept", "text/event-stream")),
+            _ => {}
         }
         if let Some(s) = self.session.as_deref() {
             headers.push(("Mcp-Session-Id", s));
@@ -756,28 +732,9 @@ impl Remote {
 
     /// Connection `i` failed with `e` while writing or reading.
     fn broken(&mut self, registry: &Registry, i: usize, e: &io::Error, now: Instant) {
-        let Some(Some(c)) = self.conns.get(i) else {
-            return;
-        };
-        let (role, busy) = (c.role, c.busy);
-        let head = c.reader.as_ref().is_some_and(|r| r.head().is_some());
         let text = self.io_error("the connection failed:", e);
-        if self.resend(registry, i, e) {
-            return;
-        }
-        match role {
-            Role::Farewell => self.close(registry, i),
-            Role::Listen => {
-                self.close(registry, i);
-                self.listen_closed(now, Some(text));
-            }
-            Role::Post | Role::Resume if head => self.answer_cut(registry, i, now),
-            _ => {
-                self.close(registry, i);
-                if busy {
-                    self.fail(text);
-                }
-            }
+        if !self.resend(registry, i, e) {
+            self.ended(registry, i, now, Some(text));
         }
     }
 
@@ -787,35 +744,48 @@ impl Remote {
             return;
         };
         let outcome = c.reader.as_mut().map(ResponseReader::finish);
-        let head = c.reader.as_ref().is_some_and(|r| r.head().is_some());
-        let (role, busy) = (c.role, c.busy);
         if let Some(Err(ClientError::ClosedBeforeResponse)) = outcome {
             let closed = io::Error::from(io::ErrorKind::ConnectionReset);
             if self.resend(registry, i, &closed) {
                 return;
             }
         }
-        let done = matches!(outcome, Some(Ok(ReadStatus::Done)));
-        if done {
+        if let Some(Ok(ReadStatus::Done)) = outcome {
             // A body that lasts until the connection closes.
             self.response_data(i, true);
         }
+        self.ended(registry, i, now, None);
+    }
+
+    /// Connection `i` ended, broken (`error`, said as a sentence) or closed by the server
+    /// (`None`): an idle one is only closed; the server's stream is opened again (or, over
+    /// HTTP+SSE, the backend stops); an answer that had begun is resumed or fails alone; a
+    /// request with no answer begun fails the backend when the connection broke (it was
+    /// refused, say), and alone when the server closed it.
+    fn ended(&mut self, registry: &Registry, i: usize, now: Instant, error: Option<String>) {
+        let Some(Some(c)) = self.conns.get(i) else {
+            return;
+        };
+        let (role, busy) = (c.role, c.busy);
+        let head = c.reader.as_ref().is_some_and(|r| r.head().is_some());
         match role {
             _ if !busy || role == Role::Farewell => self.close(registry, i),
             Role::Listen => {
                 self.close(registry, i);
-                self.listen_closed(now, None);
+                self.listen_closed(now, error);
             }
-            Role::Post | Role::Resume if head => {
-                self.answer_cut(registry, i, now);
-            }
-            // The server went away, or refused this one request: it alone gets an
-            // error; the next request connects again (and says so if it cannot).
-            _ => self.abandon(
-                registry,
-                i,
-                "the server closed the connection before answering",
-            ),
+            Role::Post | Role::Resume if head => self.answer_cut(registry, i, now),
+            _ => match error {
+                Some(text) => {
+                    self.close(registry, i);
+                    self.fail(text);
+                }
+                None => self.abandon(
+                    registry,
+                    i,
+                    "the server closed the connection before answering",
+                ),
+            },
         }
     }
 
@@ -1092,7 +1062,14 @@ impl Remote {
     /// A message from the server, read on connection `i`, for the gateway (unless it
     /// answers gangway's own replay of `initialize`).
     fn deliver(&mut self, i: usize, line: Vec<u8>) {
-        if let Ok(m) = Message::parse(&line) {
+        // Read here only while an answer is awaited (the gateway reads every line anyway).
+        let awaited =
+            self.init_pending.is_some()
+                || self.replay_id.is_some()
+                || self.conns.get(i).and_then(Option::as_ref).is_some_and(|c| {
+                    !c.answered && c.sent.as_ref().is_some_and(|s| s.id.is_some())
+                });
+        if let Some(m) = awaited.then(|| Message::parse(&line).ok()).flatten() {
             if m.kind == Kind::Response {
                 let id = m.id.map(|id| id.get());
                 if id.is_some() && self.init_pending.as_deref() == id {
@@ -1382,31 +1359,21 @@ impl Remote {
         if self.transport != Transport::Streamable {
             return false;
         }
-        let Some(session) = self.session.clone() else {
+        if self.session.is_none() {
+            return false;
+        }
+        let path = self.url.path.clone();
+        let Some(out) = self.request("DELETE", &path, None, b"") else {
             return false;
         };
-        let mut headers: Vec<(&str, &str)> = vec![("Mcp-Session-Id", session.as_str())];
-        if let Some(v) = self.protocol_version.as_deref() {
-            headers.push(("MCP-Protocol-Version", v));
-        }
-        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let mut out = Vec::new();
-        let host = self.url.host_header();
-        if write_request(&mut out, "DELETE", &self.url.path, &host, &headers, b"").is_err() {
-            return false;
-        }
         let Ok(stream) = self.connect(registry, b, FAREWELL) else {
             return false;
         };
-        self.conns[FAREWELL] = Some(Conn {
-            role: Role::Farewell,
-            out,
-            reader: Some(ResponseReader::new(self.max_body)),
-            busy: true,
-            deadline: Some(now + FAREWELL_WAIT),
-            head_by: Some(now + FAREWELL_WAIT),
-            ..Conn::new(stream, now)
-        });
+        let mut c = Conn::new(stream, now);
+        c.start(Role::Farewell, out, None, self.max_body);
+        c.deadline = Some(now + FAREWELL_WAIT);
+        c.head_by = Some(now + FAREWELL_WAIT);
+        self.conns[FAREWELL] = Some(c);
         true
     }
 
@@ -1433,6 +1400,22 @@ impl Remote {
 }
 
 impl Conn {
+    /// Starts `request` (`role`, carrying `sent`) on this connection, with a fresh
+    /// reader of answers up to `max_body` bytes; the per-request fields start anew.
+    fn start(&mut self, role: Role, request: Vec<u8>, sent: Option<Outgoing>, max_body: usize) {
+        self.role = role;
+        self.out = request;
+        self.written = 0;
+        self.reader = Some(ResponseReader::new(max_body));
+        self.sse = None;
+        self.sent = sent;
+        self.answered = false;
+        self.head_by = None;
+        self.resumes = 0;
+        self.resumed_from = None;
+        self.busy = true;
+    }
+
     /// A new idle connection, to be made by `now + CONNECT_TIMEOUT`.
     fn new(stream: Stream, now: Instant) -> Conn {
         Conn {
