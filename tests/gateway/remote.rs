@@ -80,7 +80,7 @@ fn a_server_that_is_gone_or_wants_a_token_gets_a_clear_error() {
 /// closes a kept-alive connection, without answering, when the first `tools/call` arrives
 /// on it: as a server does when it lets an idle connection go just as a request comes.
 fn flaky_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader, Write};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -95,21 +95,7 @@ fn flaky_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
                 let mut w = stream.try_clone().expect("clone");
                 let mut r = BufReader::new(stream);
                 let mut served = 0;
-                loop {
-                    let head = read_head(&mut r);
-                    if head.is_empty() {
-                        return;
-                    }
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("Content-Length: "))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    let mut body = vec![0; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let msg: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                while let Some((_, msg)) = read_json_request(&mut r) {
                     let method = msg["method"].as_str().unwrap_or("");
                     if method == "tools/call" && served > 0 && !dropped.swap(true, Ordering::SeqCst)
                     {
@@ -129,18 +115,11 @@ fn flaky_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
                             json!({"content": [{"type": "text", "text": "answered"}]})
                         }
                         _ => {
-                            let _ =
-                                w.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
+                            let _ = w.write_all(ACCEPTED);
                             continue;
                         }
                     };
-                    let out =
-                        json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}).to_string();
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: s1\r\nContent-Length: {}\r\n\r\n{out}",
-                        out.len()
-                    );
-                    if w.write_all(resp.as_bytes()).is_err() {
+                    if !write_json_result(&mut w, &msg["id"], result) {
                         return;
                     }
                     let _ = r.fill_buf();
@@ -179,19 +158,33 @@ fn opened_session(served: &Served, mark: usize) -> String {
     id.to_string()
 }
 
+/// `gangway serve` B in `inner_dir` with `m` as its one backend, and `gangway serve` A
+/// whose one backend `b` is B by URL, with `scope` when given: (A, B, A's directory).
+fn two_serves(
+    inner_dir: &TempDir,
+    m: serde_json::Value,
+    scope: Option<&str>,
+) -> (Served, Served, TempDir) {
+    let inner = json!({"expose": "tools", "backends": {"m": m}});
+    let b = Served::start(inner_dir, &inner, &[]);
+    let outer_dir = TempDir::new();
+    let mut entry = json!({"url": format!("http://{}/mcp", b.addr)});
+    if let Some(scope) = scope {
+        entry["scope"] = json!(scope);
+    }
+    let outer = json!({"expose": "tools", "backends": {"b": entry}});
+    let a = Served::start(&outer_dir, &outer, &[]);
+    (a, b, outer_dir)
+}
+
 /// HTTP client -> `gangway serve` A -> (by URL) `gangway serve` B -> the mock: a call and a
 /// call with progress arrive, and the client's DELETE at A ends A's session at B.
 #[test]
 fn an_http_client_reaches_a_mock_through_two_gangway_serves_and_its_delete_ends_both_sessions() {
     let inner_dir = TempDir::new();
-    let inner = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
-    let b = Served::start(&inner_dir, &inner, &[]);
-    let outer_dir = TempDir::new();
     // A session-scoped backend is A's own connection to B for this client, ended with it; a
     // shared one outlives the client (see the next test).
-    let outer = json!({"expose": "tools", "backends": {
-        "b": {"url": format!("http://{}/mcp", b.addr), "scope": "session"}}});
-    let a = Served::start(&outer_dir, &outer, &[]);
+    let (a, b, _outer_dir) = two_serves(&inner_dir, mock("m", &[]), Some("session"));
     let sid = a.session();
     let mark = b.gw.stderr_len();
     assert_eq!(
@@ -236,12 +229,7 @@ fn an_http_client_reaches_a_mock_through_two_gangway_serves_and_its_delete_ends_
 #[test]
 fn a_shared_url_backend_outlives_a_client_session_and_ends_when_gangway_stops() {
     let inner_dir = TempDir::new();
-    let inner = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
-    let b = Served::start(&inner_dir, &inner, &[]);
-    let outer_dir = TempDir::new();
-    let outer = json!({"expose": "tools", "backends": {
-        "b": {"url": format!("http://{}/mcp", b.addr)}}});
-    let mut a = Served::start(&outer_dir, &outer, &[]);
+    let (mut a, b, _outer_dir) = two_serves(&inner_dir, mock("m", &[]), None);
     let first = a.session();
     let mark = b.gw.stderr_len();
     let pid = a.call_with(&first, "b__m__pid", json!({}));
@@ -477,12 +465,7 @@ fn a_claude_code_mcp_json_with_its_token_variable_unset_disables_only_that_serve
 #[test]
 fn a_backends_question_crosses_two_gangway_serves_to_the_http_client_and_back() {
     let inner_dir = TempDir::new();
-    let inner = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
-    let b = Served::start(&inner_dir, &inner, &[]);
-    let outer_dir = TempDir::new();
-    let outer = json!({"expose": "tools", "backends": {
-        "b": {"url": format!("http://{}/mcp", b.addr)}}});
-    let a = Served::start(&outer_dir, &outer, &[]);
+    let (a, _b, _outer_dir) = two_serves(&inner_dir, mock("m", &[]), None);
     let sid = a.session_declaring(&[], json!({"sampling": {}}));
     let call = json!({"jsonrpc": "2.0", "id": "q", "method": "tools/call", "params": {
         "name": "b__m__ask", "arguments": {"method": "sampling/createMessage",
@@ -505,12 +488,7 @@ fn a_backends_question_crosses_two_gangway_serves_to_the_http_client_and_back() 
 fn a_cancellation_crosses_two_gangway_serves_to_the_backend() {
     let inner_dir = TempDir::new();
     let record = inner_dir.join("record.jsonl");
-    let inner = json!({"expose": "tools", "backends": {"m": recording_mock("m", &record, &[])}});
-    let b = Served::start(&inner_dir, &inner, &[]);
-    let outer_dir = TempDir::new();
-    let outer = json!({"expose": "tools", "backends": {
-        "b": {"url": format!("http://{}/mcp", b.addr)}}});
-    let a = Served::start(&outer_dir, &outer, &[]);
+    let (a, _b, _outer_dir) = two_serves(&inner_dir, recording_mock("m", &record, &[]), None);
     let sid = a.session();
     let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
         "name": "b__m__slow", "arguments": {"ms": 5000, "text": "late"}}});

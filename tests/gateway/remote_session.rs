@@ -76,25 +76,15 @@ fn cutting_server() -> (String, Resumed) {
             std::thread::spawn(move || {
                 let mut w = stream.try_clone().expect("clone");
                 let mut r = BufReader::new(stream);
-                loop {
-                    let head = read_head(&mut r);
-                    if head.is_empty() {
-                        return;
-                    }
-                    let header = |name: &str| {
-                        head.lines().find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-                        })
-                    };
+                while let Some((head, msg)) = read_json_request(&mut r) {
                     if head.starts_with("GET") {
-                        let Some(last) = header("Last-Event-ID") else {
+                        let Some(last) = header_in(&head, "Last-Event-ID") else {
                             let _ = w.write_all(
                                 b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n",
                             );
                             continue;
                         };
-                        seen.resumed.lock().expect("lock").push(last);
+                        seen.resumed.lock().expect("lock").push(last.to_string());
                         let id = cut_id.lock().expect("lock").clone();
                         let answer = json!({"jsonrpc": "2.0", "id": id, "result": {
                             "content": [{"type": "text", "text": "resumed answer"}]}});
@@ -108,14 +98,6 @@ fn cutting_server() -> (String, Resumed) {
                         );
                         continue;
                     }
-                    let len: usize = header("Content-Length")
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    let mut body = vec![0; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let msg: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                     let result = match msg["method"].as_str().unwrap_or("") {
                         "initialize" => {
                             json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
@@ -157,18 +139,11 @@ fn cutting_server() -> (String, Resumed) {
                             return; // the stream is cut: no last chunk, connection closed
                         }
                         _ => {
-                            let _ =
-                                w.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
+                            let _ = w.write_all(ACCEPTED);
                             continue;
                         }
                     };
-                    let out =
-                        json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}).to_string();
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: s1\r\nContent-Length: {}\r\n\r\n{out}",
-                        out.len()
-                    );
-                    if w.write_all(resp.as_bytes()).is_err() {
+                    if !write_json_result(&mut w, &msg["id"], result) {
                         return;
                     }
                 }

@@ -412,13 +412,8 @@ fn sighup_applies_new_tokens_to_the_next_request() {
 /// Reads one HTTP response with a `Content-Length` body from `r`: (head, body).
 fn read_sized_response(r: &mut impl std::io::BufRead) -> (String, String) {
     let head = read_head(r);
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
+    let len: usize = header_in(&head, "Content-Length")
+        .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no Content-Length in {head}"));
     let mut body = vec![0; len];
     r.read_exact(&mut body).expect("read the body");

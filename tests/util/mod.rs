@@ -814,6 +814,41 @@ pub fn read_head(r: &mut impl BufRead) -> String {
     }
 }
 
+/// The value of header `name` (any case) in an HTTP head, trimmed.
+pub fn header_in<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// For a fake server: one request with a `Content-Length` body (or none) from `r`, as its
+/// head and its body read as JSON (`Null` when it is not); `None` at the connection's end.
+pub fn read_json_request(r: &mut impl BufRead) -> Option<(String, Value)> {
+    let head = read_head(r);
+    if head.is_empty() {
+        return None;
+    }
+    let len = header_in(&head, "Content-Length").map_or(Some(0), |v| v.parse().ok())?;
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some((head, serde_json::from_slice(&body).unwrap_or_default()))
+}
+
+/// For a fake server: a 202 with no body (the answer to a notification).
+pub const ACCEPTED: &[u8] = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n";
+
+/// For a fake server: writes a 200 JSON answer to request `id` with `result`, in session
+/// `s1`; false when the connection is gone.
+pub fn write_json_result(w: &mut impl Write, id: &Value, result: Value) -> bool {
+    let out = json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string();
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: s1\r\nContent-Length: {}\r\n\r\n{out}",
+        out.len()
+    );
+    w.write_all(resp.as_bytes()).is_ok()
+}
+
 /// The `Mcp-Session-Id` a response head carries.
 pub fn session_id_in(head: &str) -> String {
     head.lines()
@@ -996,12 +1031,7 @@ impl HttpStream {
     }
 
     fn content_length(&mut self) -> Option<usize> {
-        self.head().lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())
-                .flatten()
-        })
+        header_in(&self.head(), "Content-Length").and_then(|v| v.parse().ok())
     }
 
     /// Reads more of the body into `pending`; false at its end.
