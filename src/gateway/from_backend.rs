@@ -463,16 +463,13 @@ pub(super) fn error_message(err: Raw<'_>) -> String {
 }
 
 /// How a backend's answer ends its request, for the metrics: an error, a tool result with
-/// `isError: true` (found with a memchr-speed search, the result is not parsed), or a
-/// result.
+/// `isError: true` (a member the pass that read the line found), or a result.
 fn outcome_of(msg: &Message<'_>) -> Outcome {
-    match (msg.error, msg.result) {
-        (Some(_), _) => Outcome::Error,
-        (None, Some(r))
-            if memchr::memmem::find(r.get().as_bytes(), b"\"isError\":true").is_some() =>
-        {
-            Outcome::ToolError
-        }
-        _ => Outcome::Ok,
+    if msg.error.is_some() {
+        Outcome::Error
+    } else if msg.is_tool_error() {
+        Outcome::ToolError
+    } else {
+        Outcome::Ok
     }
 }

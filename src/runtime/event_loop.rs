@@ -94,6 +94,10 @@ struct BackendIo {
     stdin_writable: bool,
     stdout_readable: bool,
     stderr_readable: bool,
+    /// Whether epoll reported the pipe's writer gone (or an error): read it to EOF then,
+    /// past short reads.
+    stdout_closed: bool,
+    stderr_closed: bool,
 }
 
 /// Runs gangway on this process's stdin/stdout until the client leaves or a signal stops
@@ -500,11 +504,7 @@ impl<'c> Runtime<'c> {
                 Err(e) => return Err(RunError::Poll(e)),
             }
             for ev in events.iter() {
-                self.mark_ready(
-                    ev.token(),
-                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
-                    ev.is_writable() || ev.is_write_closed() || ev.is_error(),
-                );
+                self.mark_ready(ev);
             }
         }
     }
@@ -534,7 +534,12 @@ impl<'c> Runtime<'c> {
                 .any(|io| io.stderr_readable || (io.stdout_readable && !backend_paused))
     }
 
-    fn mark_ready(&mut self, token: Token, readable: bool, writable: bool) {
+    fn mark_ready(&mut self, ev: &mio::event::Event) {
+        let token = ev.token();
+        // A pipe whose writer is gone: read it to the end, even past a short read.
+        let closed = ev.is_read_closed() || ev.is_error();
+        let readable = ev.is_readable() || closed;
+        let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
         if let Front::Serve(serve) = &mut self.front {
             if serve.mark_ready(token, readable, writable) {
                 return;
@@ -550,6 +555,7 @@ impl<'c> Runtime<'c> {
                 {
                     if token == STDIN {
                         client_in.readable |= readable;
+                        client_in.closed |= closed;
                     } else {
                         client_out.writable |= writable;
                     }
@@ -575,8 +581,14 @@ impl<'c> Runtime<'c> {
                 if let Some(Some(io)) = self.backends.get_mut(b) {
                     match (t - BACKEND_BASE) % 3 {
                         0 => io.stdin_writable |= writable,
-                        1 => io.stdout_readable |= readable,
-                        _ => io.stderr_readable |= readable,
+                        1 => {
+                            io.stdout_readable |= readable;
+                            io.stdout_closed |= closed;
+                        }
+                        _ => {
+                            io.stderr_readable |= readable;
+                            io.stderr_closed |= closed;
+                        }
                     }
                 }
             }
@@ -656,6 +668,8 @@ impl<'c> Runtime<'c> {
             if let Some(io) = self.backends[b].as_mut() {
                 io.stdout_readable = true;
                 io.stderr_readable = true;
+                io.stdout_closed = true;
+                io.stderr_closed = true;
             }
             self.read_backend_pipes(now, b, true, EXIT_DRAIN_READS);
             if let Some(io) = self.backends[b].as_ref() {
@@ -708,7 +722,15 @@ impl<'c> Runtime<'c> {
                     self.gw.on_client_eof(now, from_file);
                     return;
                 }
-                Ok(_) => self.client_frames(now, false),
+                Ok(_) => {
+                    // A short read emptied a pipe or socket (see `drain`); a file is
+                    // read until EOF.
+                    let drained = in_framer.read_was_short() && client_in.pollable;
+                    if drained && !client_in.closed {
+                        client_in.readable = false;
+                    }
+                    self.client_frames(now, false);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     client_in.readable = false;
                     return;
@@ -802,6 +824,7 @@ impl<'c> Runtime<'c> {
                 io.stderr.as_mut(),
                 &mut io.err_framer,
                 max_reads,
+                io.stderr_closed,
                 |f, frame| stderr_frame(gw, b, f, frame),
             );
             io.stderr_readable = matches!(outcome, Drain::Capped);
@@ -817,6 +840,7 @@ impl<'c> Runtime<'c> {
                 io.stdout.as_mut(),
                 &mut io.out_framer,
                 max_reads,
+                io.stdout_closed,
                 |f, frame| backend_frame(gw, now, b, f, frame, max_line),
             );
             io.stdout_readable = matches!(outcome, Drain::Capped);
@@ -968,6 +992,8 @@ impl<'c> Runtime<'c> {
             stdin_writable: true,
             stdout_readable: true,
             stderr_readable: true,
+            stdout_closed: false,
+            stderr_closed: false,
         });
         let container = launch.container.map(|c| c.name);
         self.gw.on_spawned(b, pid, container);
@@ -1218,11 +1244,7 @@ impl<'c> Runtime<'c> {
                 Err(_) => return,
             }
             for ev in events.iter() {
-                self.mark_ready(
-                    ev.token(),
-                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
-                    ev.is_writable() || ev.is_write_closed() || ev.is_error(),
-                );
+                self.mark_ready(ev);
             }
         }
     }
@@ -1613,13 +1635,19 @@ enum Drain {
     Failed(io::Error),
 }
 
-/// Reads `pipe` into `framer` until it would block, closes, fails or `max_reads` reads
+/// Reads `pipe` into `framer` until it is drained, closes, fails or `max_reads` reads
 /// were made, handing every complete frame to `on_frame`. A pipe already closed (`None`)
 /// has nothing to read.
+///
+/// A read that got less than it asked for emptied the pipe, so it counts as drained
+/// (saving the read that would only say `WouldBlock`): any later write to an empty pipe
+/// raises a new edge. Not when `closed` (epoll said the writer is gone, or it exited):
+/// then the pipe is read to its end, since no further edge would come to report it.
 fn drain(
     pipe: Option<&mut Receiver>,
     framer: &mut LineFramer,
     max_reads: usize,
+    closed: bool,
     mut on_frame: impl FnMut(&LineFramer, Frame),
 ) -> Drain {
     let Some(pipe) = pipe else {
@@ -1636,6 +1664,9 @@ fn drain(
                         on_frame(framer, frame);
                     }
                     return Drain::Eof;
+                }
+                if framer.read_was_short() && !closed {
+                    return Drain::WouldBlock;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drain::WouldBlock,

@@ -46,6 +46,8 @@ pub struct ClientIn {
     pub readable: bool,
     /// Whether stdin is watched by epoll (false for a regular file).
     pub pollable: bool,
+    /// Whether epoll reported the writer gone: read to EOF then, past short reads.
+    pub closed: bool,
     open: bool,
     original: Option<OFlag>,
 }
@@ -57,6 +59,7 @@ impl ClientIn {
         Ok(ClientIn {
             readable: true,
             pollable,
+            closed: false,
             open: true,
             original,
         })

@@ -120,6 +120,8 @@ pub struct LineFramer {
     /// order. Usually empty or one entry; longer only if the caller lets
     /// several long lines pass without taking frames.
     oversize: VecDeque<(usize, usize)>,
+    /// Whether the last `read_from` got some bytes but fewer than it asked for.
+    short: bool,
 }
 
 impl LineFramer {
@@ -138,6 +140,7 @@ impl LineFramer {
             cap: max_line.saturating_add(READ_CHUNK).max(INITIAL_CAPACITY),
             discarding: None,
             oversize: VecDeque::new(),
+            short: false,
         }
     }
 
@@ -170,10 +173,21 @@ impl LineFramer {
         // A reader claiming more than the slice it was given is broken;
         // believing it would mean indexing past the buffer.
         let n = n.min(stop - start);
+        self.short = n > 0 && n < stop - start;
         if n > 0 {
             self.commit(n);
         }
         Ok(n)
+    }
+
+    /// Whether the last [`read_from`](Self::read_from) took some bytes but fewer than it
+    /// asked for. From a pipe or a stream socket that means it took everything the source
+    /// held at that moment, so a caller with edge-triggered readiness may wait for the
+    /// next edge instead of reading again to hear `WouldBlock`; not at a file, nor after
+    /// the writer closed (no edge reports the end then; read until `Ok(0)`).
+    #[must_use]
+    pub fn read_was_short(&self) -> bool {
+        self.short
     }
 
     /// Appends `bytes` as if they had been read, for tests, fuzzing and

@@ -5,7 +5,7 @@
 //! re-encoded. `Message::parse` borrows every field it keeps from the line, so the byte
 //! offset of any field is known (`span_of`) and can be spliced (`splice`).
 
-use super::scan::{top, Params, Refused, Top};
+use super::scan::{top, Params, Refused, ResultMembers, Top};
 use serde::Deserialize;
 use serde_json::error::Category;
 use serde_json::value::RawValue;
@@ -70,6 +70,24 @@ pub fn serde_members(line: &[u8]) -> Result<Top<'_>, serde_json::Error> {
         result: f.result.map(RawValue::get),
         error: f.error.map(RawValue::get),
         params_members: f.params.and_then(|p| serde_params(p.get())),
+        result_members: f.result.and_then(|r| serde_result(r.get())),
+    })
+}
+
+/// The members of `result` (an object) the gateway reads, as serde_json reads them;
+/// `None` when it is not an object or names one of them twice.
+pub fn serde_result(result: &str) -> Option<ResultMembers<'_>> {
+    #[derive(Deserialize)]
+    struct R<'a> {
+        #[serde(borrow, default, deserialize_with = "raw", rename = "isError")]
+        is_error: Option<&'a RawValue>,
+    }
+    if !result.starts_with('{') {
+        return None;
+    }
+    let r: R<'_> = serde_json::from_str(result).ok()?;
+    Some(ResultMembers {
+        is_error: r.is_error.map(RawValue::get),
     })
 }
 
@@ -162,6 +180,8 @@ pub struct Message<'a> {
     /// The members of `params` read in the same pass, when it could read them exactly
     /// (see [`Message::call_params`]).
     params_members: Option<Params<'a>>,
+    /// The members of `result` read in the same pass (see [`Message::is_tool_error`]).
+    result_members: Option<ResultMembers<'a>>,
 }
 
 /// Why a line is not a usable JSON-RPC message, with the answer it deserves.
@@ -248,7 +268,18 @@ impl<'a> Message<'a> {
             result: fields.result.map(Raw),
             error: fields.error.map(Raw),
             params_members: fields.params_members,
+            result_members: fields.result_members,
         })
+    }
+
+    /// Whether this is a result with `"isError": true` (a tool call that failed as a
+    /// tool), read from the pass that read the line, or by serde_json when that pass could
+    /// not read `result` exactly.
+    pub fn is_tool_error(&self) -> bool {
+        let members = self
+            .result_members
+            .or_else(|| self.result.and_then(|r| serde_result(r.get())));
+        members.and_then(|m| m.is_error) == Some("true")
     }
 
     /// The members of `params` that routing reads (`name`, `arguments`, `_meta`, `task`,
@@ -429,6 +460,32 @@ mod tests {
         assert_eq!(m.id.unwrap().get(), "\"a\"");
         let m = parse(r#"{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"x"}}"#).unwrap();
         assert_eq!(m.kind, Kind::Response);
+    }
+
+    #[test]
+    fn a_tool_error_is_the_result_member_not_text_that_looks_like_it() {
+        let error = |s: &str| parse(s).unwrap().is_tool_error();
+        assert!(error(
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true}}"#
+        ));
+        assert!(error(
+            r#"{"jsonrpc":"2.0","id":1,"result":{ "isError" : true }}"#
+        ));
+        // Read by serde_json when the pass leaves it (a key with escapes).
+        assert!(error(
+            r#"{"jsonrpc":"2.0","id":1,"result":{"is\u0045rror":true}}"#
+        ));
+        assert!(!error(
+            r#"{"jsonrpc":"2.0","id":1,"result":{"isError":false}}"#
+        ));
+        // A text that quotes a failed result is not one.
+        assert!(!error(
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\"isError\":true}"}]}}"#
+        ));
+        assert!(!error(
+            r#"{"jsonrpc":"2.0","id":1,"result":{"a":{"isError":true}}}"#
+        ));
+        assert!(!error(r#"{"jsonrpc":"2.0","id":1,"result":[true]}"#));
     }
 
     #[test]

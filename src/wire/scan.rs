@@ -31,6 +31,16 @@ pub struct Top<'a> {
     /// `params` is not an object, or is one this pass cannot read exactly (a key with
     /// escapes, a member named twice: then serde_json reads `params`).
     pub params_members: Option<Params<'a>>,
+    /// The members of `result` the gateway reads, in the same pass; `None` when `result`
+    /// is not an object, or one this pass cannot read exactly (as for `params_members`).
+    pub result_members: Option<ResultMembers<'a>>,
+}
+
+/// The members of a result that the gateway reads, raw, each `None` when absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResultMembers<'a> {
+    /// `isError` (of a tool result).
+    pub is_error: Option<&'a str>,
 }
 
 /// The members of a request's `params` that routing reads, raw, each `None` when absent.
@@ -48,6 +58,9 @@ pub struct Params<'a> {
 
 /// The keys of [`Params`], in its order.
 const PARAMS_KEYS: [&[u8]; 4] = [b"name", b"arguments", b"_meta", b"task"];
+
+/// The keys of [`ResultMembers`], in its order.
+const RESULT_KEYS: [&[u8]; 1] = [b"isError"];
 
 /// Nesting deeper than this is refused (serde_json refuses its own structures at 128
 /// levels; ignored values have no limit there, but this scanner keeps one so its stack
@@ -67,7 +80,7 @@ pub struct Refused;
 /// twice, a key with escapes, nesting deeper than 1024, or a captured member that is not
 /// UTF-8.
 pub fn top(line: &[u8]) -> Result<Top<'_>, Refused> {
-    let mut s = Scanner { b: line, i: 0 };
+    let mut s = Scanner::new(line);
     let mut top = Top::default();
     let mut seen = 0u8;
     s.ws();
@@ -96,21 +109,30 @@ pub fn top(line: &[u8]) -> Result<Top<'_>, Refused> {
                 _ => (0, None),
             };
             let from = s.i;
+            s.high = 0;
             let mut params = None;
-            if bit == 8 && s.peek() == Some(b'{') {
-                let mut found = [None; 4];
-                if s.object_members(&PARAMS_KEYS, &mut found)? {
-                    params = Some(found);
+            let mut result = None;
+            match (bit, s.peek()) {
+                (8, Some(b'{')) => {
+                    let mut found = [None; 4];
+                    if s.object_members(&PARAMS_KEYS, &mut found)? {
+                        params = Some(found);
+                    }
                 }
-            } else {
-                s.value()?;
+                (16, Some(b'{')) => {
+                    let mut found = [None; 1];
+                    if s.object_members(&RESULT_KEYS, &mut found)? {
+                        result = Some(found);
+                    }
+                }
+                _ => s.value()?,
             }
             if let Some(slot) = slot {
                 if seen & bit != 0 {
                     return Err(Refused);
                 }
                 seen |= bit;
-                let raw = std::str::from_utf8(&line[from..s.i]).map_err(|_| Refused)?;
+                let raw = s.text_since(from)?;
                 *slot = Some(raw);
                 if let Some(found) = params {
                     let [name, arguments, meta, task] = within(raw, from, found);
@@ -120,6 +142,10 @@ pub fn top(line: &[u8]) -> Result<Top<'_>, Refused> {
                         meta,
                         task,
                     });
+                }
+                if let Some(found) = result {
+                    let [is_error] = within(raw, from, found);
+                    top.result_members = Some(ResultMembers { is_error });
                 }
             }
             s.ws();
@@ -146,10 +172,7 @@ pub fn members<'a, const N: usize>(
     object: &'a str,
     keys: &[&[u8]; N],
 ) -> Option<[Option<&'a str>; N]> {
-    let mut s = Scanner {
-        b: object.as_bytes(),
-        i: 0,
-    };
+    let mut s = Scanner::new(object.as_bytes());
     s.ws();
     let mut found = [None; N];
     let exact = s.object_members(keys, &mut found).ok()?;
@@ -171,7 +194,7 @@ fn within<const N: usize>(
 /// Whether `text` is exactly one JSON value (whitespace around it allowed) by the rules
 /// serde_json applies to a value it skips. For tests and the fuzz target.
 pub fn is_value(text: &[u8]) -> bool {
-    let mut s = Scanner { b: text, i: 0 };
+    let mut s = Scanner::new(text);
     s.ws();
     s.value().is_ok() && {
         s.ws();
@@ -182,9 +205,31 @@ pub fn is_value(text: &[u8]) -> bool {
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    /// Every string byte passed over, or-ed: bit 7 clear means all of them were ASCII.
+    /// Every other byte the scanner accepts is a specific ASCII byte, so a span scanned
+    /// with bit 7 clear is ASCII throughout.
+    high: u8,
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Scanner { b, i: 0, high: 0 }
+    }
+
+    /// The text of `self.b[from..self.i]`, a span scanned since `self.high` was cleared:
+    /// checked as UTF-8 only if it holds bytes that are not ASCII.
+    fn text_since(&self, from: usize) -> Result<&'a str, Refused> {
+        let bytes = &self.b[from..self.i];
+        if self.high & 0x80 != 0 {
+            return std::str::from_utf8(bytes).map_err(|_| Refused);
+        }
+        debug_assert!(bytes.is_ascii());
+        // SAFETY: bit 7 of `high` is clear, so every string byte in the span was ASCII
+        // (see `high`), and every other byte the scanner accepted is ASCII punctuation, a
+        // literal or a digit: the span is ASCII, hence UTF-8. The fuzz target (built with
+        // debug assertions) checks the assertion above on every input it tries.
+        Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
+    }
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -214,7 +259,7 @@ impl Scanner<'_> {
     /// string it skips (`\u` takes any four hex digits); `escapes` false refuses any.
     fn string_end(&mut self, escapes: bool) -> Result<usize, Refused> {
         loop {
-            self.i = special(self.b, self.i);
+            self.i = special(self.b, self.i, &mut self.high);
             match self.next() {
                 Some(b'"') => return Ok(self.i - 1),
                 Some(b'\\') if escapes => match self.next() {
@@ -404,24 +449,30 @@ impl Scanner<'_> {
 
 /// The index of the first byte at or after `from` that ends a plain run inside a string
 /// (a quote, a backslash or a control character), or `b.len()`.
-fn special(b: &[u8], from: usize) -> usize {
+/// `high` is or-ed with every byte passed over, so bit 7 says whether any was not ASCII.
+fn special(b: &[u8], from: usize, high: &mut u8) -> usize {
     const BLOCK: usize = 64;
     let ends = |c: u8| c < 0x20 || c == b'"' || c == b'\\';
     let mut i = from;
     while let Some(block) = b.get(i..i + BLOCK) {
         // No early exit inside the block: one plain fold over a fixed size vectorizes.
-        let hit = block.iter().fold(0u8, |acc, &c| {
-            acc | u8::from(c < 0x20) | u8::from(c == b'"') | u8::from(c == b'\\')
+        let (hit, any) = block.iter().fold((0u8, 0u8), |(acc, any), &c| {
+            (
+                acc | u8::from(c < 0x20) | u8::from(c == b'"') | u8::from(c == b'\\'),
+                any | c,
+            )
         });
         if hit != 0 {
             break;
         }
+        *high |= any;
         i += BLOCK;
     }
     while let Some(&c) = b.get(i) {
         if ends(c) {
             return i;
         }
+        *high |= c;
         i += 1;
     }
     i
