@@ -150,30 +150,25 @@ struct Created<'a> {
 }
 
 #[derive(Deserialize)]
-struct WithMeta<'a> {
-    #[serde(rename = "_meta", borrow)]
-    meta: MetaRelated<'a>,
-}
-
-#[derive(Deserialize)]
 struct MetaRelated<'a> {
     #[serde(rename = "io.modelcontextprotocol/related-task", borrow)]
     related: HasTaskId<'a>,
 }
 
-/// Whether a line may mention a task at all (a fast byte search that keeps JSON parsing
-/// off the hot path for ordinary messages).
-pub fn may_mention_tasks(line: &[u8]) -> bool {
-    memchr::memmem::find(line, b"taskId").is_some()
+/// Whether some JSON text may mention a task at all (a fast byte search that keeps JSON
+/// parsing off the hot path for ordinary messages).
+pub fn may_mention_tasks(text: &[u8]) -> bool {
+    memchr::memmem::find(text, b"taskId").is_some()
 }
 
 /// The spans of the task ids in `msg` (from a backend) that must be shown to the client
 /// with the backend's prefix. Each span covers a JSON string value, quotes included.
+///
+/// Only the members that can carry one are searched (the `_meta` of params and of a
+/// result, found by the pass that read the line; a task answer's result; a task status
+/// notification's params), so a large payload is not searched again.
 pub fn backend_task_id_spans(msg: &Message<'_>, op: TaskOp) -> Vec<Range<usize>> {
     let mut spans = Vec::new();
-    if !may_mention_tasks(msg.line) {
-        return spans;
-    }
     let mut push = |raw: &RawValue| {
         if raw.get().starts_with('"') {
             if let Some(span) = span_of(msg.line, raw.get()) {
@@ -181,12 +176,18 @@ pub fn backend_task_id_spans(msg: &Message<'_>, op: TaskOp) -> Vec<Range<usize>>
             }
         }
     };
-    for part in [msg.params, msg.result].into_iter().flatten() {
-        if let Ok(w) = serde_json::from_str::<WithMeta<'_>>(part.get()) {
-            push(w.meta.related.task_id);
+    let metas = [
+        msg.call_params().and_then(|p| p.meta),
+        msg.result_members().and_then(|r| r.meta),
+    ];
+    for meta in metas.into_iter().flatten() {
+        if may_mention_tasks(meta.as_bytes()) {
+            if let Ok(m) = serde_json::from_str::<MetaRelated<'_>>(meta) {
+                push(m.related.task_id);
+            }
         }
     }
-    if let Some(result) = msg.result {
+    if let Some(result) = msg.result.filter(|r| may_mention_tasks(r.get().as_bytes())) {
         match op {
             TaskOp::Create => {
                 if let Ok(c) = serde_json::from_str::<Created<'_>>(result.get()) {
@@ -204,6 +205,7 @@ pub fn backend_task_id_spans(msg: &Message<'_>, op: TaskOp) -> Vec<Range<usize>>
     if msg.method == Some("notifications/tasks/status") {
         if let Some(t) = msg
             .params
+            .filter(|p| may_mention_tasks(p.get().as_bytes()))
             .and_then(|p| serde_json::from_str::<HasTaskId<'_>>(p.get()).ok())
         {
             push(t.task_id);

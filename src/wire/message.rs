@@ -81,6 +81,8 @@ pub fn serde_result(result: &str) -> Option<ResultMembers<'_>> {
     struct R<'a> {
         #[serde(borrow, default, deserialize_with = "raw", rename = "isError")]
         is_error: Option<&'a RawValue>,
+        #[serde(borrow, default, deserialize_with = "raw", rename = "_meta")]
+        meta: Option<&'a RawValue>,
     }
     if !result.starts_with('{') {
         return None;
@@ -88,6 +90,7 @@ pub fn serde_result(result: &str) -> Option<ResultMembers<'_>> {
     let r: R<'_> = serde_json::from_str(result).ok()?;
     Some(ResultMembers {
         is_error: r.is_error.map(RawValue::get),
+        meta: r.meta.map(RawValue::get),
     })
 }
 
@@ -276,10 +279,15 @@ impl<'a> Message<'a> {
     /// tool), read from the pass that read the line, or by serde_json when that pass could
     /// not read `result` exactly.
     pub fn is_tool_error(&self) -> bool {
-        let members = self
-            .result_members
-            .or_else(|| self.result.and_then(|r| serde_result(r.get())));
-        members.and_then(|m| m.is_error) == Some("true")
+        self.result_members().and_then(|m| m.is_error) == Some("true")
+    }
+
+    /// The members of `result` the gateway reads (`isError`, `_meta`, raw): from the pass
+    /// that read the line, or read again by serde_json when that pass could not. `None`
+    /// when `result` is absent, not an object, or names one of them twice.
+    pub fn result_members(&self) -> Option<ResultMembers<'a>> {
+        self.result_members
+            .or_else(|| self.result.and_then(|r| serde_result(r.get())))
     }
 
     /// The members of `params` that routing reads (`name`, `arguments`, `_meta`, `task`,

@@ -41,6 +41,8 @@ pub struct Top<'a> {
 pub struct ResultMembers<'a> {
     /// `isError` (of a tool result).
     pub is_error: Option<&'a str>,
+    /// `_meta` (a related task, for one).
+    pub meta: Option<&'a str>,
 }
 
 /// The members of a request's `params` that routing reads, raw, each `None` when absent.
@@ -60,7 +62,7 @@ pub struct Params<'a> {
 const PARAMS_KEYS: [&[u8]; 4] = [b"name", b"arguments", b"_meta", b"task"];
 
 /// The keys of [`ResultMembers`], in its order.
-const RESULT_KEYS: [&[u8]; 1] = [b"isError"];
+const RESULT_KEYS: [&[u8]; 2] = [b"isError", b"_meta"];
 
 /// Nesting deeper than this is refused (serde_json refuses its own structures at 128
 /// levels; ignored values have no limit there, but this scanner keeps one so its stack
@@ -120,7 +122,7 @@ pub fn top(line: &[u8]) -> Result<Top<'_>, Refused> {
                     }
                 }
                 (16, Some(b'{')) => {
-                    let mut found = [None; 1];
+                    let mut found = [None; 2];
                     if s.object_members(&RESULT_KEYS, &mut found)? {
                         result = Some(found);
                     }
@@ -144,8 +146,8 @@ pub fn top(line: &[u8]) -> Result<Top<'_>, Refused> {
                     });
                 }
                 if let Some(found) = result {
-                    let [is_error] = within(raw, from, found);
-                    top.result_members = Some(ResultMembers { is_error });
+                    let [is_error, meta] = within(raw, from, found);
+                    top.result_members = Some(ResultMembers { is_error, meta });
                 }
             }
             s.ws();
