@@ -615,6 +615,35 @@ mod tests {
     }
 
     #[test]
+    fn the_avx2_and_baseline_block_skips_agree() {
+        // Every stop byte at every offset of a few blocks, with and without a high byte.
+        for len in [0, 63, 64, 65, 200] {
+            for stop in [None, Some(b'"'), Some(b'\\'), Some(0x1f)] {
+                for at in 0..len {
+                    let mut text = vec![b'a'; len];
+                    text[at / 2] = 0xc3;
+                    if let Some(c) = stop {
+                        text[at] = c;
+                    }
+                    let (mut h1, mut h2) = (0, 0);
+                    let plain = blocks(&text, 0, &mut h1);
+                    #[cfg(target_arch = "x86_64")]
+                    if std::is_x86_feature_detected!("avx2") {
+                        // SAFETY: checked just above.
+                        assert_eq!(unsafe { blocks_avx2(&text, 0, &mut h2) }, plain);
+                        assert_eq!(h1 & 0x80, h2 & 0x80);
+                    }
+                    let end = plain_run_end(&text, plain, &mut h1);
+                    assert_eq!(special(&text, 0, &mut h2), end);
+                    assert_eq!(end, stop.map_or(len, |_| at));
+                    // The high byte counts when it comes before the stop.
+                    assert_eq!(h1 & 0x80 != 0, at / 2 < end);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn deep_nesting_is_bounded() {
         let deep = format!("{{\"params\":{}{}}}", "[".repeat(2000), "]".repeat(2000));
         assert_eq!(top(deep.as_bytes()), Err(Refused));
