@@ -1,13 +1,14 @@
 //! Backpressure toward backends: how many bytes of requests wait for each backend, and
 //! whether one that is behind is still reading (then client input pauses) or stalled
-//! (then further requests to it are refused). See [`BACKEND_IN_BOUND`].
+//! (then, past [`BACKEND_IN_BOUND`], further requests to it are refused). See
+//! [`BACKEND_IN_PAUSE`].
 
 use super::{Gateway, Timer};
-use super::{BACKEND_IN_BOUND, BACKEND_IN_MAX, BACKEND_STALL};
+use super::{BACKEND_IN_BOUND, BACKEND_IN_MAX, BACKEND_IN_PAUSE, BACKEND_STALL};
 use crate::timer::{TimerHandle, TimerWheel};
 use std::time::Instant;
 
-/// How a backend more than [`BACKEND_IN_BOUND`] behind takes its input: how much of it had
+/// How a backend more than [`BACKEND_IN_PAUSE`] behind takes its input: how much of it had
 /// been written when that was last seen to change, and when, with the wakeup for when it
 /// would count as stalled. Empty while it is not behind (or not ready).
 #[derive(Debug, Default)]
@@ -52,7 +53,7 @@ impl InputWatch {
 }
 
 impl Gateway {
-    /// Notes, for each backend more than [`BACKEND_IN_BOUND`] behind, when it last took
+    /// Notes, for each backend more than [`BACKEND_IN_PAUSE`] behind, when it last took
     /// some of its input (a wakeup is set for when it would count as stalled); forgets it
     /// for those that caught up.
     pub(super) fn watch_inputs(&mut self, now: Instant) {
@@ -61,10 +62,11 @@ impl Gateway {
         }
     }
 
-    /// [`Gateway::watch_inputs`] for backend `b`.
-    fn watch_input(&mut self, now: Instant, b: usize) {
+    /// [`Gateway::watch_inputs`] for backend `b`: also called as requests are written to
+    /// it, so client input pauses within the read that put it behind.
+    pub(super) fn watch_input(&mut self, now: Instant, b: usize) {
         let written = self.out.backends[b].written();
-        let behind = self.waiting_input(b) > BACKEND_IN_BOUND;
+        let behind = self.waiting_input(b) > BACKEND_IN_PAUSE;
         let be = &mut self.backends[b];
         if !behind || !be.lifecycle.is_ready() {
             be.input.forget();

@@ -71,12 +71,17 @@ pub const EXIT_DEADLINE: Duration = Duration::from_millis(4400);
 const LIST_CHANGED_DELAY: Duration = Duration::from_millis(50);
 /// Client input is not read while this many bytes wait to be written to the client, so a
 /// client that stops reading cannot grow gangway's memory (whatever produced the output).
-pub const CLIENT_OUT_BOUND: usize = 4 * 1024 * 1024;
+/// Sixteen pipes' worth: enough to keep a fast client busy.
+pub const CLIENT_OUT_BOUND: usize = 1024 * 1024;
+/// Past this many bytes of requests waiting for one ready backend (written but not yet
+/// read from its stdin), client input is paused while the backend keeps reading
+/// (backpressure on a busy but healthy server): the requests wait in the client, not in
+/// gangway's memory. Sixteen pipes' worth, so the backend never waits for gangway.
+pub const BACKEND_IN_PAUSE: usize = 1024 * 1024;
 /// Bytes of requests that may wait for one backend (queued behind its start, or written
-/// but not yet read from its stdin). Past it, client input is paused while the backend
-/// keeps reading (backpressure on a busy but healthy server); a backend that took none of
-/// its input for [`BACKEND_STALL`], or is still starting, pauses nobody and has further
-/// requests refused with an error. One message always fits.
+/// but not yet read from its stdin) before any is refused: past it, a backend that took
+/// none of its input for [`BACKEND_STALL`] (it pauses nobody then), or is still starting,
+/// has further requests refused with an error. One message always fits.
 pub const BACKEND_IN_BOUND: usize = 8 * 1024 * 1024;
 /// However a backend reads, at most this much waits for it; beyond it requests are
 /// refused (what one turn of client input can add past [`BACKEND_IN_BOUND`]).
@@ -312,7 +317,7 @@ impl Gateway {
     /// Whether the runtime should read session `s`'s client input at `now`: it is wanted,
     /// the output for that client is under [`CLIENT_OUT_BOUND`] (a client that does not
     /// read its answers is not sent more work), and no backend that is still reading is
-    /// more than [`BACKEND_IN_BOUND`] behind. A backend that stopped reading (none of its
+    /// more than [`BACKEND_IN_PAUSE`] behind. A backend that stopped reading (none of its
     /// input taken for [`BACKEND_STALL`]) pauses nobody: requests for it are refused.
     pub fn accepts_client_input(&self, now: Instant, s: SessionId) -> bool {
         self.wants_client_input()

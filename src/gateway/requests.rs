@@ -233,6 +233,7 @@ impl Gateway {
     /// Request `gw` was written to backend `b` at `now`: its timeout starts (the
     /// `startup_timeout` for `initialize`, the backend's `timeout` otherwise).
     pub(super) fn mark_sent(&mut self, now: Instant, b: usize, gw: u64) {
+        self.watch_input(now, b);
         let config = &self.backends[b].config;
         let (timeout, startup) = (config.timeout, config.startup_timeout);
         self.backends[b].lifecycle.touch(now);

@@ -31,8 +31,8 @@ const SIGNALS: Token = Token(2);
 const BACKEND_BASE: usize = 16;
 
 /// Reading from backends pauses while this much output waits for the client, so memory
-/// stays bounded when the client stops reading.
-const CLIENT_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// stays bounded when the client stops reading (the rest waits in the backends' pipes).
+const CLIENT_HIGH_WATER: usize = crate::gateway::CLIENT_OUT_BOUND;
 /// At most this many reads from one source per loop turn, so one busy pipe cannot starve
 /// the others; a source cut short stays marked readable.
 const READS_PER_TURN: usize = 16;
@@ -671,7 +671,7 @@ impl<'c> Runtime<'c> {
                 io.stdout_closed = true;
                 io.stderr_closed = true;
             }
-            self.read_backend_pipes(now, b, true, EXIT_DRAIN_READS);
+            self.read_backend_pipes(now, b, true, EXIT_DRAIN_READS, true);
             if let Some(io) = self.backends[b].as_ref() {
                 if io.stdout_readable || io.stderr_readable {
                     log::warn!(
@@ -787,7 +787,7 @@ impl<'c> Runtime<'c> {
             return self.drive_remote(now, b);
         }
         let paused = self.client_paused_backends();
-        self.read_backend_pipes(now, b, !paused, READS_PER_TURN);
+        self.read_backend_pipes(now, b, !paused, READS_PER_TURN, false);
     }
 
     /// Kills what backend `b`'s process left behind: its process group, and every process
@@ -812,6 +812,7 @@ impl<'c> Runtime<'c> {
         b: usize,
         stdout_allowed: bool,
         max_reads: usize,
+        exited: bool,
     ) {
         let Some(io) = self.backends[b].as_mut() else {
             return;
@@ -825,7 +826,10 @@ impl<'c> Runtime<'c> {
                 &mut io.err_framer,
                 max_reads,
                 io.stderr_closed,
-                |f, frame| stderr_frame(gw, b, f, frame),
+                |f, frame| {
+                    stderr_frame(gw, b, f, frame);
+                    true
+                },
             );
             io.stderr_readable = matches!(outcome, Drain::Capped);
             if matches!(outcome, Drain::Eof) {
@@ -835,13 +839,26 @@ impl<'c> Runtime<'c> {
             }
         }
         if stdout_allowed && io.stdout_readable {
-            let (gw, max_line) = (&mut self.gw, self.max_line);
+            let (gw, max_line, session) = (&mut self.gw, self.max_line, self.session);
+            // After an exit its last words are read whatever waits for the client.
+            let unbounded = exited
+                || !matches!(
+                    self.front,
+                    Front::Stdio {
+                        client_gone: false,
+                        ..
+                    }
+                );
             let outcome = drain(
                 io.stdout.as_mut(),
                 &mut io.out_framer,
                 max_reads,
                 io.stdout_closed,
-                |f, frame| backend_frame(gw, now, b, f, frame, max_line),
+                |f, frame| {
+                    backend_frame(gw, now, b, f, frame, max_line);
+                    // Stop at the client's high water within the turn, not after it.
+                    unbounded || gw.session_backlog(session) <= CLIENT_HIGH_WATER
+                },
             );
             io.stdout_readable = matches!(outcome, Drain::Capped);
             match outcome {
@@ -1636,7 +1653,8 @@ enum Drain {
 }
 
 /// Reads `pipe` into `framer` until it is drained, closes, fails or `max_reads` reads
-/// were made, handing every complete frame to `on_frame`. A pipe already closed (`None`)
+/// were made, handing every complete frame to `on_frame`, which says whether to read on
+/// (false: stop after this read's frames, as if capped). A pipe already closed (`None`)
 /// has nothing to read.
 ///
 /// A read that got less than it asked for emptied the pipe, so it counts as drained
@@ -1648,7 +1666,7 @@ fn drain(
     framer: &mut LineFramer,
     max_reads: usize,
     closed: bool,
-    mut on_frame: impl FnMut(&LineFramer, Frame),
+    mut on_frame: impl FnMut(&LineFramer, Frame) -> bool,
 ) -> Drain {
     let Some(pipe) = pipe else {
         return Drain::WouldBlock;
@@ -1656,17 +1674,21 @@ fn drain(
     for _ in 0..max_reads {
         match framer.read_from(pipe) {
             Ok(n) => {
+                let mut more = true;
                 while let Some(frame) = framer.next_frame() {
-                    on_frame(framer, frame);
+                    more &= on_frame(framer, frame);
                 }
                 if n == 0 {
                     if let Some(frame) = framer.finish() {
-                        on_frame(framer, frame);
+                        let _ = on_frame(framer, frame);
                     }
                     return Drain::Eof;
                 }
                 if framer.read_was_short() && !closed {
                     return Drain::WouldBlock;
+                }
+                if !more {
+                    return Drain::Capped;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drain::WouldBlock,
