@@ -26,6 +26,7 @@ use crate::gateway::{Gateway, SessionId};
 use crate::wire::message::{self, Kind, Message, Raw};
 use head::{Body, BodyStatus, Head, HeadError};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -977,7 +978,8 @@ impl HttpFront {
                 return;
             }
         };
-        let lines: Vec<Vec<u8>> = items.iter().map(|i| one_line(i.get().as_bytes())).collect();
+        let lines: Vec<Cow<'_, [u8]>> =
+            items.iter().map(|i| one_line(i.get().as_bytes())).collect();
         let mut requests = Vec::new();
         for line in &lines {
             match Message::parse(line) {
@@ -1635,12 +1637,18 @@ fn percent_decode(s: &str) -> String {
 
 /// A request body as the one line the gateway frames: JSON needs no newline outside
 /// strings and can have none inside one, so a pretty-printed body loses only whitespace.
-fn one_line(body: &[u8]) -> Vec<u8> {
-    body.trim_ascii()
-        .iter()
-        .copied()
-        .filter(|&b| b != b'\n' && b != b'\r')
-        .collect()
+fn one_line(body: &[u8]) -> Cow<'_, [u8]> {
+    let body = body.trim_ascii();
+    if memchr::memchr2(b'\n', b'\r', body).is_none() {
+        // The usual body, already one line: borrowed, not copied byte by byte.
+        return Cow::Borrowed(body);
+    }
+    Cow::Owned(
+        body.iter()
+            .copied()
+            .filter(|&b| b != b'\n' && b != b'\r')
+            .collect(),
+    )
 }
 
 /// Ends a chunked response.
