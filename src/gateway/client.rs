@@ -30,10 +30,7 @@ impl Gateway {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        // A deferred request was accepted before shutdown began, so it still gets its
-        // answer (its backend is then unavailable, which says why).
-        if matches!(self.life, Life::ShuttingDown | Life::Exited) && !self.retrying {
-            debug!("client line ignored: gangway is shutting down");
+        if self.ignoring_client() {
             return;
         }
         let msg = match Message::parse(line) {
@@ -49,10 +46,32 @@ impl Gateway {
                 return;
             }
         };
+        self.dispatch(now, &msg);
+    }
+
+    /// [`Gateway::client_line`] for a line its front has parsed already.
+    pub(super) fn client_message(&mut self, now: Instant, msg: &Message<'_>) {
+        if !self.ignoring_client() {
+            self.dispatch(now, msg);
+        }
+    }
+
+    /// Whether client messages are dropped: once shutting down. A deferred request was
+    /// accepted before shutdown began, so it still gets its answer (its backend is then
+    /// unavailable, which says why).
+    fn ignoring_client(&self) -> bool {
+        let ignoring = matches!(self.life, Life::ShuttingDown | Life::Exited) && !self.retrying;
+        if ignoring {
+            debug!("client line ignored: gangway is shutting down");
+        }
+        ignoring
+    }
+
+    fn dispatch(&mut self, now: Instant, msg: &Message<'_>) {
         match msg.kind {
-            Kind::Request => self.client_request(now, &msg),
-            Kind::Notification => self.client_notification(now, &msg),
-            Kind::Response => self.client_response(now, &msg),
+            Kind::Request => self.client_request(now, msg),
+            Kind::Notification => self.client_notification(now, msg),
+            Kind::Response => self.client_response(now, msg),
         }
     }
 

@@ -47,7 +47,7 @@ use crate::catalog::Catalog;
 use crate::config::{BackendConfig, Config, Expose};
 use crate::timer::TimerWheel;
 use crate::wire::ids::{IdTable, RawId};
-use crate::wire::message::{write_error, write_request, INVALID_REQUEST};
+use crate::wire::message::{write_error, write_request, Message, INVALID_REQUEST};
 use aggregate::Aggregate;
 use backend::Backend;
 use lifecycle::Wakeup;
@@ -370,6 +370,14 @@ impl Gateway {
     pub fn on_client_line(&mut self, now: Instant, s: SessionId, line: &[u8]) {
         self.handling = s;
         self.client_line(now, line);
+        self.settle(now);
+    }
+
+    /// [`Gateway::on_client_line`] for a message the front has parsed already (`gangway
+    /// serve` reads each request to route its answer), so it is not scanned twice.
+    pub fn on_client_message(&mut self, now: Instant, s: SessionId, msg: &Message<'_>) {
+        self.handling = s;
+        self.client_message(now, msg);
         self.settle(now);
     }
 

@@ -1101,9 +1101,9 @@ impl HttpFront {
                     stream,
                 };
             }
-            gw.on_client_line(now, s.gw, line);
+            gw.on_client_message(now, s.gw, &msg);
         } else {
-            gw.on_client_line(now, s.gw, line);
+            gw.on_client_message(now, s.gw, &msg);
             self.respond(c, 202, &[("Mcp-Session-Id", &sid)], "", b"");
         }
     }
