@@ -163,7 +163,7 @@ impl Gateway {
                 Some(e) => std::slice::from_ref(e),
                 None => &[],
             };
-            splice(self.out_to(to), msg.line, edits);
+            self.queue_to(to).splice(msg.line, edits);
             return;
         }
         let prefix = format!("{}{}", self.backends[b].name(), tasks::TASK_SEPARATOR);
@@ -174,7 +174,7 @@ impl Gateway {
                 .map(|s| (tasks::prefix_edit(s), prefix.as_bytes())),
         );
         edits.sort_by_key(|(r, _)| r.start);
-        splice(self.out_to(to), msg.line, &edits);
+        self.queue_to(to).splice(msg.line, &edits);
     }
 
     fn backend_request(&mut self, now: Instant, b: usize, msg: &Message<'_>) {
@@ -341,7 +341,8 @@ impl Gateway {
                 };
                 let Some(to) = pending.session else { return };
                 let gw_text = IdText::new(gw);
-                splice(self.out_to(to), msg.line, &[(span, gw_text.as_bytes())]);
+                self.queue_to(to)
+                    .splice(msg.line, &[(span, gw_text.as_bytes())]);
             }
             _ => self.pass_to_client(b, msg),
         }

@@ -117,7 +117,7 @@ impl Gateway {
             edits.push((span, wire.as_bytes()));
         }
         edits.sort_by_key(|(r, _)| r.start);
-        self.send(now, b, gw, |out| splice(out, msg.line, &edits));
+        self.send_spliced(now, b, gw, msg.line, &edits);
     }
 
     /// Sends gangway-built params to backend `b` on behalf of a client request (use_tool).
@@ -227,6 +227,24 @@ impl Gateway {
             if self.backends[b].lifecycle.phase() == Phase::Stopped {
                 self.start(now, b);
             }
+        }
+    }
+
+    /// [`Gateway::send`] of `line` with `edits` applied: to a ready backend through
+    /// [`OutBuf::splice`], which may write it straight through.
+    fn send_spliced(
+        &mut self,
+        now: Instant,
+        b: usize,
+        gw: u64,
+        line: &[u8],
+        edits: &[(std::ops::Range<usize>, &[u8])],
+    ) {
+        if self.backends[b].lifecycle.is_ready() {
+            self.out.backends[b].splice(line, edits);
+            self.mark_sent(now, b, gw);
+        } else {
+            self.send(now, b, gw, |out| splice(out, line, edits));
         }
     }
 

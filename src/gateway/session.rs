@@ -189,11 +189,17 @@ impl Gateway {
 
     /// The output of session `s`, or a sink when it has ended.
     pub(super) fn out_to(&mut self, s: SessionId) -> &mut Vec<u8> {
+        self.queue_to(s).buf()
+    }
+
+    /// The output queue of session `s`, or a sink when it has ended (for
+    /// [`OutBuf::splice`], which may write a forwarded line straight through).
+    pub(super) fn queue_to(&mut self, s: SessionId) -> &mut OutBuf {
         match self.sessions.get_mut(&s) {
-            Some(c) => c.out.buf(),
+            Some(c) => &mut c.out,
             None => {
                 self.void.clear();
-                self.void.buf()
+                &mut self.void
             }
         }
     }

@@ -11,7 +11,7 @@ use super::stdio::{ClientIn, ClientOut};
 use crate::catalog::Catalog;
 use crate::config::{self, Config};
 use crate::docker::{self, Container, Instance};
-use crate::gateway::{Action, Gateway, SessionId, StopSignal};
+use crate::gateway::{Action, Gateway, OutBuf, SessionId, StopSignal};
 use crate::wire::frame::{Frame, LineFramer};
 use mio::unix::pipe::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Token};
@@ -20,6 +20,7 @@ use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -729,7 +730,9 @@ impl<'c> Runtime<'c> {
                     if drained && !client_in.closed {
                         client_in.readable = false;
                     }
+                    self.arm_backends();
                     self.client_frames(now, false);
+                    self.disarm_backends();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     client_in.readable = false;
@@ -741,6 +744,36 @@ impl<'c> Runtime<'c> {
                     client_in.close(self.poll.registry());
                     self.gw.on_client_eof(now, false);
                     return;
+                }
+            }
+        }
+    }
+
+    /// Lets the gateway write a request straight to each backend whose stdin is writable
+    /// while it handles the lines of one read (see `OutBuf::arm`).
+    fn arm_backends(&mut self) {
+        for (b, io) in self.backends.iter().enumerate() {
+            let Some((pipe, q)) = io
+                .as_ref()
+                .filter(|io| io.stdin_writable)
+                .and_then(|io| io.stdin.as_ref())
+                .zip(self.gw.out.backends.get_mut(b))
+            else {
+                continue;
+            };
+            // SAFETY: the queue is backend `b`'s stdin's, and `disarm_backends` runs before
+            // anything can close that pipe: the gateway only decides while it handles lines,
+            // and what it decides is carried out afterwards.
+            unsafe { q.arm(pipe.as_raw_fd()) };
+        }
+    }
+
+    /// Ends `arm_backends`: a backend a write found full is written again on its edge.
+    fn disarm_backends(&mut self) {
+        for (b, q) in self.gw.out.backends.iter_mut().enumerate() {
+            if q.disarm() {
+                if let Some(Some(io)) = self.backends.get_mut(b) {
+                    io.stdin_writable = false;
                 }
             }
         }
@@ -839,6 +872,16 @@ impl<'c> Runtime<'c> {
             }
         }
         if stdout_allowed && io.stdout_readable {
+            // While the client's stdout is writable the gateway may write answers straight
+            // to it (see `OutBuf::arm`).
+            let direct = matches!(
+                &self.front,
+                Front::Stdio { client_out, client_gone: false, .. } if client_out.writable
+            );
+            if let Some(q) = self.gw.session_out(self.session).filter(|_| direct) {
+                // SAFETY: stdout is the stdio front's client output and is never closed.
+                unsafe { q.arm(io::stdout().as_raw_fd()) };
+            }
             let (gw, max_line, session) = (&mut self.gw, self.max_line, self.session);
             // After an exit its last words are read whatever waits for the client.
             let unbounded = exited
@@ -860,6 +903,13 @@ impl<'c> Runtime<'c> {
                     unbounded || gw.session_backlog(session) <= CLIENT_HIGH_WATER
                 },
             );
+            let blocked = self
+                .gw
+                .session_out(self.session)
+                .is_some_and(OutBuf::disarm);
+            if let Front::Stdio { client_out, .. } = &mut self.front {
+                client_out.writable &= !blocked;
+            }
             io.stdout_readable = matches!(outcome, Drain::Capped);
             match outcome {
                 Drain::Eof => {
