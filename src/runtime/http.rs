@@ -31,6 +31,9 @@ pub struct Serve {
     listener: Option<TcpListener>,
     listener_ready: bool,
     socks: Vec<Option<Socket>>,
+    /// What one read takes, before it goes to its connection's input: made once (a
+    /// buffer on the stack would be zeroed for every read).
+    scratch: Vec<u8>,
     /// The HTTP front.
     pub front: HttpFront,
 }
@@ -47,6 +50,7 @@ impl Serve {
             listener: Some(listener),
             listener_ready: true,
             socks: Vec::new(),
+            scratch: vec![0; 64 * 1024],
             front,
         })
     }
@@ -79,7 +83,7 @@ impl Serve {
     /// Accepts new connections and reads what arrived on every readable one.
     pub fn read(&mut self, registry: &Registry, now: Instant, gw: &mut Gateway) {
         self.accept(registry, now);
-        let mut buf = [0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.scratch);
         for c in 0..self.socks.len() {
             for _ in 0..READS_PER_TURN {
                 let Some(Some(s)) = self.socks.get_mut(c) else {
@@ -114,6 +118,7 @@ impl Serve {
                 }
             }
         }
+        self.scratch = buf;
     }
 
     fn accept(&mut self, registry: &Registry, now: Instant) {
