@@ -71,13 +71,13 @@ pub const EXIT_DEADLINE: Duration = Duration::from_millis(4400);
 const LIST_CHANGED_DELAY: Duration = Duration::from_millis(50);
 /// Client input is not read while this many bytes wait to be written to the client, so a
 /// client that stops reading cannot grow gangway's memory (whatever produced the output).
-/// Sixteen pipes' worth: enough to keep a fast client busy.
-pub const CLIENT_OUT_BOUND: usize = 1024 * 1024;
+/// Eight pipes' worth: enough to keep a fast client busy.
+pub const CLIENT_OUT_BOUND: usize = 512 * 1024;
 /// Past this many bytes of requests waiting for one ready backend (written but not yet
 /// read from its stdin), client input is paused while the backend keeps reading
 /// (backpressure on a busy but healthy server): the requests wait in the client, not in
-/// gangway's memory. Sixteen pipes' worth, so the backend never waits for gangway.
-pub const BACKEND_IN_PAUSE: usize = 1024 * 1024;
+/// gangway's memory. Eight pipes' worth, so the backend never waits for gangway.
+pub const BACKEND_IN_PAUSE: usize = 512 * 1024;
 /// Bytes of requests that may wait for one backend (queued behind its start, or written
 /// but not yet read from its stdin) before any is refused: past it, a backend that took
 /// none of its input for [`BACKEND_STALL`] (it pauses nobody then), or is still starting,

@@ -3546,18 +3546,18 @@ fn a_session_scoped_backend_runs_one_process_per_session_and_stops_with_it() {
 }
 
 #[test]
-fn client_input_pauses_as_soon_as_a_reading_backend_is_a_mib_behind() {
+fn client_input_pauses_as_soon_as_a_reading_backend_is_past_its_pause_bound() {
     let mut h = Harness::new("tools");
     h.warm(ALPHA);
     let half = |id: i64| {
         call(
             json!(id),
             "alpha__echo",
-            json!({"text": "x".repeat(600 * 1024)}),
+            json!({"text": "x".repeat(BACKEND_IN_PAUSE * 3 / 5)}),
         )
     };
     h.send(half(1));
-    assert!(h.gw.accepts_client_input(h.now, h.s), "600 KiB behind");
+    assert!(h.gw.accepts_client_input(h.now, h.s), "three fifths behind");
     // The write that puts it past the pause bound pauses the client at once, within the
     // same turn of reads, not at the next timer.
     h.send(half(2));
@@ -3565,7 +3565,7 @@ fn client_input_pauses_as_soon_as_a_reading_backend_is_a_mib_behind() {
     assert!(!h.gw.accepts_client_input(h.now, h.s));
     assert!(h.client_out().is_empty(), "paused, not refused");
     // It reads: the client goes on once it is under the bound again.
-    h.gw.out.backends[ALPHA].consume(600 * 1024);
+    h.gw.out.backends[ALPHA].consume(BACKEND_IN_PAUSE * 3 / 5);
     h.advance(0);
     assert!(h.gw.accepts_client_input(h.now, h.s));
     h.check_settled = false;
