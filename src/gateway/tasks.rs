@@ -187,7 +187,11 @@ pub fn backend_task_id_spans(msg: &Message<'_>, op: TaskOp) -> Vec<Range<usize>>
             }
         }
     }
-    if let Some(result) = msg.result.filter(|r| may_mention_tasks(r.get().as_bytes())) {
+    let task_answer = op != TaskOp::None;
+    if let Some(result) = msg
+        .result
+        .filter(|r| task_answer && may_mention_tasks(r.get().as_bytes()))
+    {
         match op {
             TaskOp::Create => {
                 if let Ok(c) = serde_json::from_str::<Created<'_>>(result.get()) {

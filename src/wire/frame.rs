@@ -122,6 +122,9 @@ pub struct LineFramer {
     oversize: VecDeque<(usize, usize)>,
     /// Whether the last `read_from` got some bytes but fewer than it asked for.
     short: bool,
+    /// Where the first `'\n'` at or after `pos` is, when a commit found it: then taking a
+    /// long line does not search it for its end a second time.
+    first_nl: Option<usize>,
 }
 
 impl LineFramer {
@@ -141,6 +144,7 @@ impl LineFramer {
             discarding: None,
             oversize: VecDeque::new(),
             short: false,
+            first_nl: None,
         }
     }
 
@@ -239,7 +243,10 @@ impl LineFramer {
         let start = self.pos;
         // `pos..tail` holds whole lines, so there is a newline; `?` only
         // spares a panic should that invariant ever break.
-        let nl = start + memchr(b'\n', &self.buf[start..self.tail])?;
+        let nl = match self.first_nl.take() {
+            Some(nl) if (start..self.tail).contains(&nl) && self.buf[nl] == b'\n' => nl,
+            _ => start + memchr(b'\n', &self.buf[start..self.tail])?,
+        };
         self.pos = nl + 1;
         if let Some(&(at, len)) = self.oversize.front() {
             if at == nl {
@@ -270,6 +277,7 @@ impl LineFramer {
         let frame = self.classify(self.tail, self.end);
         self.tail = self.end;
         self.pos = self.end;
+        self.first_nl = None;
         Some(frame)
     }
 
@@ -298,6 +306,7 @@ impl LineFramer {
         self.buf.copy_within(shift..self.end, 0);
         self.pos = 0;
         self.tail -= shift;
+        self.first_nl = self.first_nl.map(|nl| nl.saturating_sub(shift));
         self.end -= shift;
         for mark in &mut self.oversize {
             mark.0 = mark.0.saturating_sub(shift);
@@ -352,6 +361,11 @@ impl LineFramer {
         }
         let new_end = self.end + n;
         if let Some(i) = memrchr(b'\n', &self.buf[self.end..new_end]) {
+            if self.pos == self.tail {
+                // No whole line was waiting, and `tail..end` has no newline: the first one
+                // after `pos` is among these bytes.
+                self.first_nl = memchr(b'\n', &self.buf[self.end..new_end]).map(|j| self.end + j);
+            }
             self.tail = self.end + i + 1;
         }
         self.end = new_end;
