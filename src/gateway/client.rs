@@ -89,6 +89,9 @@ impl Gateway {
             write_error(self.reply(), id, RATE_LIMITED, &text);
             return;
         }
+        if self.modern_request(msg, id) {
+            return;
+        }
         match method {
             "initialize" => self.initialize(id, msg.params),
             "ping" => write_result(self.reply(), id, b"{}"),
@@ -193,7 +196,7 @@ impl Gateway {
         .into_bytes();
     }
 
-    fn instructions(&self) -> String {
+    pub(super) fn instructions(&self) -> String {
         let mut s = format!("gangway fronts {} MCP server(s):\n", self.order.len());
         for &b in &self.order {
             let be = &self.backends[b];

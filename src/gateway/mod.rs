@@ -30,6 +30,7 @@ mod containers;
 mod from_backend;
 pub mod lifecycle;
 pub mod lists;
+pub mod modern;
 pub mod naming;
 pub mod outbox;
 mod processes;
@@ -468,6 +469,7 @@ impl Gateway {
             self.client_line(now, &line);
             self.retrying = false;
         }
+        self.flush_modern();
         if self.life == Life::Draining && self.client_requests_pending() == 0 {
             info!("requests in flight answered; shutting down");
             self.shutdown(now);

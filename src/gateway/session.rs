@@ -79,6 +79,8 @@ pub struct Session {
     pub client: Option<String>,
     /// The protocol version agreed in `initialize`.
     pub version: Option<&'static str>,
+    /// Set when the client speaks revision 2026-07-28 (see `modern`).
+    pub modern: Option<Box<super::modern::Modern>>,
 }
 
 impl Session {
@@ -196,7 +198,10 @@ impl Gateway {
     /// [`OutBuf::splice`], which may write a forwarded line straight through).
     pub(super) fn queue_to(&mut self, s: SessionId) -> &mut OutBuf {
         match self.sessions.get_mut(&s) {
-            Some(c) => &mut c.out,
+            Some(c) => match c.modern.as_mut() {
+                Some(m) => &mut m.staged,
+                None => &mut c.out,
+            },
             None => {
                 self.void.clear();
                 &mut self.void
@@ -254,7 +259,7 @@ impl Gateway {
         let able = |s: &SessionId| {
             self.sessions
                 .get(s)
-                .is_some_and(|c| cap.map_or(true, |cap| c.declares(cap)))
+                .is_some_and(|c| c.modern.is_none() && cap.map_or(true, |cap| c.declares(cap)))
         };
         if let Some((_, s)) = self.backends[b].instance_of {
             return Some(s).filter(able);

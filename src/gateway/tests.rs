@@ -3809,3 +3809,38 @@ fn a_warm_session_scoped_backend_keeps_spares_and_hands_one_to_a_new_session() {
         h.finish_init(i);
     }
 }
+
+#[test]
+fn a_modern_client_is_answered_in_the_2026_07_28_shape() {
+    let mut h = Harness::new("tools");
+    h.warm(ALPHA);
+    let meta = |v: &str| json!({"io.modelcontextprotocol/protocolVersion": v, "io.modelcontextprotocol/clientCapabilities": {}});
+    // A version gangway does not speak: the revision's error with what it does speak.
+    h.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta("2099-01-01")}}));
+    let e = h.client_one();
+    assert_eq!(e["error"]["code"], -32022);
+    assert_eq!(
+        e["error"]["data"],
+        json!({"supported": ["2026-07-28"], "requested": "2099-01-01"})
+    );
+    // The session is modern now: discover is answered, the handshake and ping are not.
+    h.send(json!({"jsonrpc": "2.0", "id": 2, "method": "server/discover", "params": {"_meta": meta("2026-07-28")}}));
+    let d = h.client_one();
+    assert_eq!(d["result"]["supportedVersions"], json!(["2026-07-28"]));
+    assert_eq!(d["result"]["resultType"], "complete");
+    assert_eq!(d["result"]["cacheScope"], "private");
+    h.send(json!({"jsonrpc": "2.0", "id": 3, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}}));
+    assert_eq!(h.client_one()["error"]["code"], -32022);
+    h.send(json!({"jsonrpc": "2.0", "id": 4, "method": "ping", "params": {"_meta": meta("2026-07-28")}}));
+    assert_eq!(h.client_one()["error"]["code"], -32601);
+    h.send(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}));
+    assert_eq!(h.client_one()["error"]["code"], -32602);
+    // A backend's result gets its resultType on the way.
+    h.send(json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {}, "_meta": meta("2026-07-28")}}));
+    let sent = h.backend_one(ALPHA, "tools/call");
+    h.reply(ALPHA, &sent, r#"{"content":[]}"#);
+    let r = h.client_one();
+    assert_eq!(r["id"], 6);
+    assert_eq!(r["result"]["resultType"], "complete");
+    assert_eq!(r["result"]["content"], json!([]));
+}

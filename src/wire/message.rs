@@ -83,6 +83,8 @@ pub fn serde_result(result: &str) -> Option<ResultMembers<'_>> {
         is_error: Option<&'a RawValue>,
         #[serde(borrow, default, deserialize_with = "raw", rename = "_meta")]
         meta: Option<&'a RawValue>,
+        #[serde(borrow, default, deserialize_with = "raw", rename = "resultType")]
+        result_type: Option<&'a RawValue>,
     }
     if !result.starts_with('{') {
         return None;
@@ -91,6 +93,7 @@ pub fn serde_result(result: &str) -> Option<ResultMembers<'_>> {
     Some(ResultMembers {
         is_error: r.is_error.map(RawValue::get),
         meta: r.meta.map(RawValue::get),
+        result_type: r.result_type.map(RawValue::get),
     })
 }
 

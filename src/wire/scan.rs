@@ -43,6 +43,8 @@ pub struct ResultMembers<'a> {
     pub is_error: Option<&'a str>,
     /// `_meta` (a related task, for one).
     pub meta: Option<&'a str>,
+    /// `resultType` (a 2026-07-28 result).
+    pub result_type: Option<&'a str>,
 }
 
 /// The members of a request's `params` that routing reads, raw, each `None` when absent.
@@ -62,7 +64,7 @@ pub struct Params<'a> {
 const PARAMS_KEYS: [&[u8]; 4] = [b"name", b"arguments", b"_meta", b"task"];
 
 /// The keys of [`ResultMembers`], in its order.
-const RESULT_KEYS: [&[u8]; 2] = [b"isError", b"_meta"];
+const RESULT_KEYS: [&[u8]; 3] = [b"isError", b"_meta", b"resultType"];
 
 /// Nesting deeper than this is refused (serde_json refuses its own structures at 128
 /// levels; ignored values have no limit there, but this scanner keeps one so its stack
@@ -122,7 +124,7 @@ pub fn top(line: &[u8]) -> Result<Top<'_>, Refused> {
                     }
                 }
                 (16, Some(b'{')) => {
-                    let mut found = [None; 2];
+                    let mut found = [None; 3];
                     if s.object_members(&RESULT_KEYS, &mut found)? {
                         result = Some(found);
                     }
@@ -146,8 +148,12 @@ pub fn top(line: &[u8]) -> Result<Top<'_>, Refused> {
                     });
                 }
                 if let Some(found) = result {
-                    let [is_error, meta] = within(raw, from, found);
-                    top.result_members = Some(ResultMembers { is_error, meta });
+                    let [is_error, meta, result_type] = within(raw, from, found);
+                    top.result_members = Some(ResultMembers {
+                        is_error,
+                        meta,
+                        result_type,
+                    });
                 }
             }
             s.ws();

@@ -254,3 +254,38 @@ mod sse {
         );
     }
 }
+
+/// Runs `tests/peers/modern_client.py` with the SDK's client in `mode` (pinned to the
+/// 2026-07-28 revision, or `auto`) against gangway over stdio fronting server-everything in
+/// tools mode: the client must end up speaking 2026-07-28 (no `initialize`), list tools,
+/// call `everything__echo` and read a resource, each result in the revision's shape (the
+/// SDK validates them strictly).
+fn modern(mode: &str) {
+    let Some(peers) = peers() else { return };
+    let scratch = Scratch::new(&format!("modern-{mode}"));
+    let config_path = scratch.write_config(&config(&peers, Setup::EverythingAndTime("tools")));
+    let mut cmd = Command::new("python3");
+    cmd.arg(peers.root.join("tests/peers/modern_client.py"))
+        .arg(mode)
+        .arg(env!("CARGO_BIN_EXE_gangway"))
+        .arg(&config_path)
+        .env("PYTHONPATH", peers.python_path())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let ran = run_bounded(cmd, b"", DEADLINE);
+    let passed = ran.success() && ran.stdout.lines().any(|l| l == format!("ok {mode}"));
+    assert!(
+        passed,
+        "the modern client ({mode}) failed: {}",
+        ran.report()
+    );
+}
+
+#[test]
+fn a_client_pinned_to_2026_07_28_lists_calls_and_reads_over_stdio() {
+    modern("2026-07-28");
+}
+
+#[test]
+fn an_auto_client_probes_and_adopts_2026_07_28_over_stdio() {
+    modern("auto");
+}

@@ -1,0 +1,319 @@
+//! MCP revision 2026-07-28 ("modern") toward a client, over stdio: no `initialize`, a
+//! `server/discover`, the version and capabilities on every request's `_meta`, and a
+//! `resultType` on every result. Backends stay on the handshake era; this module
+//! translates at the edge.
+//!
+//! A session's first request decides its era, as the SDK's dual-era servers do: one that
+//! carries `_meta["io.modelcontextprotocol/protocolVersion"]` and is not `initialize` makes
+//! it modern for good. A modern session's output is staged and rewritten line by line
+//! ([`modernize`]) before it reaches the client. What is not done yet (said in the
+//! README): server->client requests (refused to the backend, as for a client without the
+//! capability), `subscriptions/listen` (list changes and resource updates are not sent),
+//! and modern clients on `gangway serve`.
+
+use super::outbox::OutBuf;
+use super::{Gateway, SUPPORTED_PROTOCOL_VERSIONS};
+use crate::wire::message::{
+    span_of, splice, write_result, Kind, Message, INVALID_PARAMS, METHOD_NOT_FOUND,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+
+/// The modern revision gangway speaks toward clients.
+pub const MODERN_VERSION: &str = "2026-07-28";
+/// The `_meta` key of the protocol version on a modern request.
+const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+/// The `_meta` key of the client's capabilities on a modern request.
+const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
+/// The revision's error code for a protocol version the server does not speak.
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// Methods the revision removed (answered "method not found", as SDK servers do), and
+/// those gangway does not serve to modern clients yet.
+const REMOVED: [&str; 8] = [
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "tasks/get",
+    "tasks/result",
+    "tasks/cancel",
+    "tasks/list",
+];
+/// Methods whose results are cacheable, so carry `ttlMs` and `cacheScope`.
+const CACHEABLE: [&str; 5] = [
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+/// Notifications a modern client hears only inside `subscriptions/listen`, which gangway
+/// does not serve yet: not sent. (`notifications/message` needs a `logLevel` it did not ask
+/// for either.)
+const NOT_SENT: [&str; 5] = [
+    "notifications/tools/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/resources/list_changed",
+    "notifications/resources/updated",
+    "notifications/message",
+];
+
+/// A modern session's state: the output waiting to be rewritten, and which of its
+/// requests expect a cacheable result.
+#[derive(Debug, Default)]
+pub struct Modern {
+    /// What the gateway wrote for this client, before [`modernize`].
+    pub staged: OutBuf,
+    /// Raw ids of its requests in flight whose result is cacheable.
+    cacheable: HashMap<Vec<u8>, ()>,
+}
+
+/// The envelope keys of a request's `params._meta`.
+#[derive(Deserialize, Default)]
+struct Envelope<'a> {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
+    version: Option<&'a RawValue>,
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities", borrow, default)]
+    capabilities: Option<&'a RawValue>,
+    #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow, default)]
+    client_info: Option<&'a RawValue>,
+}
+
+impl<'a> Envelope<'a> {
+    fn of(msg: &Message<'a>) -> Envelope<'a> {
+        msg.call_params()
+            .and_then(|p| p.meta)
+            .filter(|m| m.contains(VERSION_KEY))
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Gateway {
+    /// Handles what the 2026-07-28 revision changes about client request `msg` (id `id`):
+    /// returns true when it was answered here, false when the usual dispatch goes on.
+    pub(super) fn modern_request(&mut self, msg: &Message<'_>, id: &[u8]) -> bool {
+        let method = msg.method.unwrap_or("");
+        let envelope = Envelope::of(msg);
+        let Some(c) = self.sessions.get_mut(&self.handling) else {
+            return false;
+        };
+        if c.modern.is_none() {
+            if c.version.is_some() || method == "initialize" || envelope.version.is_none() {
+                return false;
+            }
+            c.modern = Some(Box::default());
+            // Backends are started with the handshake; no server->client request can reach
+            // this client yet, so none is offered to them on its behalf.
+            let info = envelope.client_info;
+            c.version = Some(SUPPORTED_PROTOCOL_VERSIONS[0]);
+            c.client = info.map(client_label);
+            self.set_client_init(SUPPORTED_PROTOCOL_VERSIONS[0], None, info);
+        }
+        let requested = envelope
+            .version
+            .and_then(|v| serde_json::from_str::<String>(v.get()).ok());
+        let answer = match (requested.as_deref(), envelope.capabilities) {
+            _ if method == "initialize" => {
+                let asked = msg
+                    .params
+                    .and_then(|p| serde_json::from_str::<InitVersion>(p.get()).ok())
+                    .and_then(|i| i.protocol_version)
+                    .unwrap_or_default();
+                Some(unsupported(id, &asked, "connection is serving the 2026-07-28 protocol; the initialize handshake is not accepted"))
+            }
+            (None, _) => Some(error(id, INVALID_PARAMS, &format!("params._meta must be an object carrying the required '{VERSION_KEY}' and '{CAPABILITIES_KEY}' envelope keys"), None)),
+            (Some(v), _) if v != MODERN_VERSION => Some(unsupported(id, v, "Unsupported protocol version")),
+            (Some(_), None) => Some(error(id, INVALID_PARAMS, &format!("params._meta is missing the required envelope key(s): {CAPABILITIES_KEY}"), None)),
+            _ if REMOVED.contains(&method) || method == "subscriptions/listen" => Some(error(
+                id,
+                METHOD_NOT_FOUND,
+                "Method not found",
+                Some(method),
+            )),
+            _ if method == "server/discover" => Some(self.server_discover(id)),
+            _ => None,
+        };
+        if let Some(line) = answer {
+            self.reply().extend_from_slice(&line);
+            return true;
+        }
+        if CACHEABLE.contains(&method) {
+            if let Some(m) = self
+                .sessions
+                .get_mut(&self.handling)
+                .and_then(|c| c.modern.as_mut())
+            {
+                m.cacheable.insert(id.to_vec(), ());
+            }
+        }
+        false
+    }
+
+    /// The answer to `server/discover`.
+    fn server_discover(&self, id: &[u8]) -> Vec<u8> {
+        let result = serde_json::json!({
+            "supportedVersions": [MODERN_VERSION],
+            "capabilities": {"tools": {}, "prompts": {}, "resources": {}, "completions": {}},
+            "instructions": self.instructions(),
+            "resultType": "complete",
+            "ttlMs": 0,
+            "cacheScope": "private",
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "gangway", "version": env!("CARGO_PKG_VERSION")}},
+        });
+        let mut out = Vec::new();
+        write_result(&mut out, id, result.to_string().as_bytes());
+        out
+    }
+
+    /// Rewrites what the gateway wrote for each modern session into its output (after
+    /// every event).
+    pub(super) fn flush_modern(&mut self) {
+        for c in self.sessions.values_mut() {
+            let Some(m) = c.modern.as_mut() else {
+                continue;
+            };
+            let pending = m.staged.pending();
+            let mut start = 0;
+            for nl in memchr::memchr_iter(b'\n', pending) {
+                let line = &pending[start..nl];
+                start = nl + 1;
+                modernize(line, &mut m.cacheable, c.out.buf());
+            }
+            m.staged.consume(start);
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct InitVersion {
+    #[serde(rename = "protocolVersion", default)]
+    protocol_version: Option<String>,
+}
+
+/// "name version" of a clientInfo, each cut to 64 characters.
+fn client_label(info: &RawValue) -> String {
+    let v: serde_json::Value = serde_json::from_str(info.get()).unwrap_or_default();
+    let field = |k: &str| {
+        v[k].as_str()
+            .unwrap_or("")
+            .chars()
+            .take(64)
+            .collect::<String>()
+    };
+    format!("{} {}", field("name"), field("version"))
+        .trim()
+        .to_string()
+}
+
+/// A JSON-RPC error line, with `data` when given.
+fn error(id: &[u8], code: i64, message: &str, data: Option<&str>) -> Vec<u8> {
+    let mut e = serde_json::json!({"code": code, "message": message});
+    if let Some(d) = data {
+        e["data"] = d.into();
+    }
+    let id: serde_json::Value = serde_json::from_slice(id).unwrap_or_default();
+    let mut line = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": e}).to_string();
+    line.push('\n');
+    line.into_bytes()
+}
+
+/// The revision's `UnsupportedProtocolVersion` error, naming what gangway speaks.
+fn unsupported(id: &[u8], requested: &str, message: &str) -> Vec<u8> {
+    let id: serde_json::Value = serde_json::from_slice(id).unwrap_or_default();
+    let mut line = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {
+            "code": UNSUPPORTED_PROTOCOL_VERSION,
+            "message": message,
+            "data": {"supported": [MODERN_VERSION], "requested": requested},
+        },
+    })
+    .to_string();
+    line.push('\n');
+    line.into_bytes()
+}
+
+/// Appends `line` to `out` as a modern client must see it: a result gets `resultType`
+/// (and `ttlMs` and `cacheScope` when its request is in `cacheable`) unless it has one;
+/// notifications only heard inside `subscriptions/listen` are left out; the rest as is.
+pub fn modernize(line: &[u8], cacheable: &mut HashMap<Vec<u8>, ()>, out: &mut Vec<u8>) {
+    let Ok(msg) = Message::parse(line) else {
+        return splice(out, line, &[]);
+    };
+    match msg.kind {
+        Kind::Notification if NOT_SENT.contains(&msg.method.unwrap_or("")) => {}
+        Kind::Response => {
+            let key = msg
+                .id
+                .map(|i| i.get().as_bytes().to_vec())
+                .unwrap_or_default();
+            let cache = cacheable.remove(&key).is_some();
+            let typed = msg
+                .result_members()
+                .is_some_and(|r| r.result_type.is_some());
+            let at = msg
+                .result
+                .filter(|r| r.get().starts_with('{') && !typed)
+                .and_then(|r| span_of(line, r.get()))
+                .map(|span| span.start + 1);
+            let Some(at) = at else {
+                return splice(out, line, &[]);
+            };
+            let empty = line[at..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+            let mut fields = String::from("\"resultType\":\"complete\"");
+            if cache {
+                fields.push_str(",\"ttlMs\":0,\"cacheScope\":\"private\"");
+            }
+            if !empty {
+                fields.push(',');
+            }
+            splice(out, line, &[(at..at, fields.as_bytes())]);
+        }
+        _ => splice(out, line, &[]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(line: &str, cacheable: &[&str]) -> String {
+        let mut ids: HashMap<Vec<u8>, ()> = cacheable
+            .iter()
+            .map(|i| (i.as_bytes().to_vec(), ()))
+            .collect();
+        let mut out = Vec::new();
+        modernize(line.as_bytes(), &mut ids, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn results_get_a_result_type_and_cacheable_ones_their_hints() {
+        assert_eq!(
+            run(r#"{"jsonrpc":"2.0","id":3,"result":{"content":[]}}"#, &[]),
+            "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"resultType\":\"complete\",\"content\":[]}}\n"
+        );
+        assert_eq!(
+            run(r#"{"jsonrpc":"2.0","id":"a","result":{ }}"#, &["\"a\""]),
+            "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"result\":{\"resultType\":\"complete\",\"ttlMs\":0,\"cacheScope\":\"private\" }}\n"
+        );
+        // Already modern: as is.
+        let typed = r#"{"jsonrpc":"2.0","id":3,"result":{"resultType":"input_required"}}"#;
+        assert_eq!(run(typed, &[]), format!("{typed}\n"));
+        // Errors and progress pass; list changes wait for subscriptions/listen.
+        let err = r#"{"jsonrpc":"2.0","id":3,"error":{"code":1,"message":"x"}}"#;
+        assert_eq!(run(err, &[]), format!("{err}\n"));
+        let progress = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#;
+        assert_eq!(run(progress, &[]), format!("{progress}\n"));
+        assert_eq!(
+            run(
+                r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+                &[]
+            ),
+            ""
+        );
+    }
+}

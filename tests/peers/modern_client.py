@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""The official MCP Python SDK as a 2026-07-28 ("modern") client of gangway over stdio.
+
+Usage: python3 tests/peers/modern_client.py MODE GANGWAY_BIN CONFIG_PATH
+
+MODE is `2026-07-28` (a pinned modern client: no `initialize`, no probe) or `auto` (probes
+`server/discover` first and adopts the modern revision when it is answered). gangway fronts
+server-everything as backend `everything` in tools mode. The script lists tools, calls the
+echo tool, reads a resource and checks that the session is modern, then prints `ok MODE`
+(exit 0), or the failure (exit 1). Every wait is bounded.
+
+Needs the SDK on PYTHONPATH (`.peers/py`, installed by `.ci/run`).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+try:
+    import anyio
+    import mcp_types as types
+    from mcp import Client, StdioServerParameters
+except ImportError as e:  # pragma: no cover - reported to the Rust test
+    print(f"FAIL import: the MCP Python SDK is not importable ({e}); run .ci/run, which installs it into .peers/py")
+    sys.exit(1)
+
+TIMEOUT = 40.0
+
+
+async def scenario(mode: str, gangway: str, config: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        await steps(mode, gangway, config)
+
+
+async def steps(mode: str, gangway: str, config: str) -> None:
+    target = StdioServerParameters(command=gangway, args=["--config", config])
+    async with Client(
+        target,
+        mode=mode,
+        client_info=types.Implementation(name="modern-probe", version="1.0"),
+        cache=None,
+        read_timeout_seconds=30,
+    ) as c:
+        assert c.protocol_version == "2026-07-28", f"negotiated {c.protocol_version}"
+        tools = await c.list_tools()
+        names = [t.name for t in tools.tools]
+        assert "everything__echo" in names, f"tools: {names}"
+        r = await c.call_tool("everything__echo", {"message": "hi modern"})
+        text = " ".join(getattr(x, "text", "") for x in r.content)
+        assert "hi modern" in text, f"echo answered {r}"
+        resources = await c.list_resources()
+        assert resources.resources, "no resources listed"
+        uri = resources.resources[0].uri
+        read = await c.read_resource(uri)
+        assert read.contents, f"reading {uri} gave nothing"
+
+
+def main() -> int:
+    mode, gangway, config = sys.argv[1:4]
+    try:
+        anyio.run(scenario, mode, gangway, config)
+    except BaseException:  # noqa: BLE001 - reported to the Rust test
+        traceback.print_exc()
+        print(f"FAIL {mode}")
+        return 1
+    print(f"ok {mode}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
