@@ -5,7 +5,8 @@
 //!
 //! A session's first request decides its era, as the SDK's dual-era servers do: one that
 //! carries `_meta["io.modelcontextprotocol/protocolVersion"]` and is not `initialize` makes
-//! it modern for good. A modern session's output is staged and rewritten line by line
+//! it modern for good; any other makes it a handshake-era session for good (where a request
+//! carrying the envelope is refused). A modern session's output is staged and rewritten line by line
 //! ([`modernize`]) before it reaches the client. What is not done yet (said in the
 //! README): server->client requests (refused to the backend, as for a client without the
 //! capability), `subscriptions/listen` (list changes and resource updates are not sent),
@@ -100,8 +101,20 @@ impl Gateway {
             return false;
         };
         if c.modern.is_none() {
-            if c.version.is_some() || method == "initialize" || envelope.version.is_none() {
-                return false;
+            let modern = !c.handshake
+                && c.version.is_none()
+                && method != "initialize"
+                && envelope.version.is_some();
+            if !modern {
+                c.handshake = true;
+                if envelope.version.is_none() {
+                    return false;
+                }
+                // As the SDK's dual-era servers answer it.
+                let text = "this connection serves the handshake protocol era; requests carrying the 2026-07-28 envelope are not accepted on it";
+                let line = error(id, crate::wire::message::INVALID_REQUEST, text, None);
+                self.reply().extend_from_slice(&line);
+                return true;
             }
             c.modern = Some(Box::default());
             // Backends are started with the handshake; no server->client request can reach

@@ -81,6 +81,8 @@ pub struct Session {
     pub version: Option<&'static str>,
     /// Set when the client speaks revision 2026-07-28 (see `modern`).
     pub modern: Option<Box<super::modern::Modern>>,
+    /// Its first request was of the handshake era: it stays there (see `modern`).
+    pub handshake: bool,
 }
 
 impl Session {

@@ -3813,7 +3813,6 @@ fn a_warm_session_scoped_backend_keeps_spares_and_hands_one_to_a_new_session() {
 #[test]
 fn a_modern_client_is_answered_in_the_2026_07_28_shape() {
     let mut h = Harness::new("tools");
-    h.warm(ALPHA);
     let meta = |v: &str| json!({"io.modelcontextprotocol/protocolVersion": v, "io.modelcontextprotocol/clientCapabilities": {}});
     // A version gangway does not speak: the revision's error with what it does speak.
     h.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta("2099-01-01")}}));
@@ -3837,10 +3836,18 @@ fn a_modern_client_is_answered_in_the_2026_07_28_shape() {
     assert_eq!(h.client_one()["error"]["code"], -32602);
     // A backend's result gets its resultType on the way.
     h.send(json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {}, "_meta": meta("2026-07-28")}}));
-    let sent = h.backend_one(ALPHA, "tools/call");
-    h.reply(ALPHA, &sent, r#"{"content":[]}"#);
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    let sent = h.finish_init(ALPHA);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    h.reply(ALPHA, &sent[0], r#"{"content":[]}"#);
     let r = h.client_one();
     assert_eq!(r["id"], 6);
     assert_eq!(r["result"]["resultType"], "complete");
     assert_eq!(r["result"]["content"], json!([]));
+    // A session whose first request was of the handshake era stays there.
+    let mut h = Harness::new("tools");
+    h.send(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}));
+    assert_eq!(h.client_one()["result"], json!({}));
+    h.send(json!({"jsonrpc": "2.0", "id": 2, "method": "server/discover", "params": {"_meta": meta("2026-07-28")}}));
+    assert_eq!(h.client_one()["error"]["code"], -32600);
 }

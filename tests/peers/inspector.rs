@@ -1,5 +1,6 @@
 //! The MCP Inspector's CLI (npm `@modelcontextprotocol/inspector`, installed into `.peers` by
-//! `.ci/run`) lists and calls tools through `gangway serve` with `--transport http`.
+//! `.ci/run`) lists and calls tools through `gangway serve` with `--transport http`, and
+//! through a stdio gangway in revision 2026-07-28 (`--protocol-era modern`).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -19,9 +20,14 @@ fn inspector() -> Option<PathBuf> {
 }
 
 fn run(bin: &PathBuf, url: &str, args: &[&str]) -> Value {
-    let out = Command::new(bin)
-        .args(["--cli", url, "--transport", "http"])
-        .args(args)
+    let mut cmd = Command::new(bin);
+    cmd.args(["--cli", url, "--transport", "http"]).args(args);
+    run_cli(cmd, args)
+}
+
+/// Runs the Inspector as `cmd`, expecting success and JSON on stdout.
+fn run_cli(mut cmd: Command, args: &[&str]) -> Value {
+    let out = cmd
         .stdin(Stdio::null())
         .output()
         .expect("run the MCP Inspector");
@@ -63,4 +69,55 @@ fn the_inspector_cli_lists_and_calls_tools_over_http() {
         ],
     );
     assert!(called.to_string().contains("hello inspector"), "{called}");
+}
+
+#[test]
+fn the_inspector_cli_speaks_2026_07_28_to_a_stdio_gangway() {
+    let Some(bin) = inspector() else { return };
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    let config = dir.write_config("gangway.json", &config);
+    let gangway = env!("CARGO_BIN_EXE_gangway");
+    let modern = |args: &[&str], target: &[&str]| {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--cli", "--protocol-era", "modern"])
+            .args(args)
+            .arg("--")
+            .args(target);
+        cmd
+    };
+    let through = [gangway, "--config", config.to_str().expect("a UTF-8 path")];
+    // The pinned era has no fallback: a handshake-only server (the mock itself) fails it.
+    let mock = mock_path();
+    let direct = modern(
+        &["--method", "tools/list"],
+        &[mock.to_str().expect("a UTF-8 path")],
+    )
+    .stdin(Stdio::null())
+    .output()
+    .expect("run the MCP Inspector");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&direct.stdout),
+        String::from_utf8_lossy(&direct.stderr)
+    );
+    assert!(
+        said.contains("no fallback"),
+        "the mock passed a modern-only client: {said}"
+    );
+    let listed = run_cli(
+        modern(&["--method", "tools/list"], &through),
+        &["tools/list"],
+    );
+    assert!(listed.to_string().contains("m__echo"), "{listed}");
+    let args = [
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "m__echo",
+        "--tool-arg",
+        "text=hello modern",
+    ];
+    let called = run_cli(modern(&args, &through), &args);
+    assert!(called.to_string().contains("hello modern"), "{called}");
 }

@@ -6,7 +6,7 @@ Usage: python3 tests/peers/modern_client.py MODE GANGWAY_BIN CONFIG_PATH
 MODE is `2026-07-28` (a pinned modern client: no `initialize`, no probe) or `auto` (probes
 `server/discover` first and adopts the modern revision when it is answered). gangway fronts
 server-everything as backend `everything` in tools mode. The script lists tools, calls the
-echo tool, reads a resource and checks that the session is modern, then prints `ok MODE`
+echo tool, runs an operation with progress, reads a resource and checks that the session is modern, then prints `ok MODE`
 (exit 0), or the failure (exit 1). Every wait is bounded.
 
 Needs the SDK on PYTHONPATH (`.peers/py`, installed by `.ci/run`).
@@ -49,6 +49,19 @@ async def steps(mode: str, gangway: str, config: str) -> None:
         r = await c.call_tool("everything__echo", {"message": "hi modern"})
         text = " ".join(getattr(x, "text", "") for x in r.content)
         assert "hi modern" in text, f"echo answered {r}"
+        # Progress: the client's token reaches the backend and its progress comes back.
+        steps: list[float] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            steps.append(progress)
+
+        r = await c.call_tool(
+            "everything__trigger-long-running-operation",
+            {"duration": 0.3, "steps": 3},
+            progress_callback=on_progress,
+        )
+        assert not r.is_error, f"long-running operation failed: {r}"
+        assert steps, "no progress reached the client"
         resources = await c.list_resources()
         assert resources.resources, "no resources listed"
         uri = resources.resources[0].uri
