@@ -320,6 +320,8 @@ impl Gateway {
                     }
                 } else if self.cancel_aggregate(raw) {
                     debug!("client cancelled a list request; its answer will not be sent");
+                } else if self.end_listen(raw) {
+                    debug!("client ended a subscriptions/listen");
                 } else {
                     debug!("client cancelled a request gangway no longer tracks; ignored");
                 }

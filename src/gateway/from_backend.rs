@@ -324,7 +324,7 @@ impl Gateway {
                 let only = self.backends[b].instance_of.map(|(_, s)| s);
                 for (s, c) in self.sessions.iter_mut() {
                     if only.map_or(true, |o| o == *s) && c.wants_log(level) {
-                        c.out.buf().extend_from_slice(&line);
+                        c.queue().buf().extend_from_slice(&line);
                     }
                 }
             }

@@ -551,7 +551,7 @@ impl Gateway {
                     self.list_changed_armed[kind.index()] = false;
                     if self.life == Life::Running {
                         for c in self.sessions.values_mut() {
-                            write_request(c.out.buf(), None, kind.list_changed(), None);
+                            write_request(c.queue().buf(), None, kind.list_changed(), None);
                         }
                     }
                 }

@@ -7,10 +7,10 @@
 //! carries `_meta["io.modelcontextprotocol/protocolVersion"]` and is not `initialize` makes
 //! it modern for good; any other makes it a handshake-era session for good (where a request
 //! carrying the envelope is refused). A modern session's output is staged and rewritten line by line
-//! ([`modernize`]) before it reaches the client. What is not done yet (said in the
-//! README): server->client requests (refused to the backend, as for a client without the
-//! capability), `subscriptions/listen` (list changes and resource updates are not sent),
-//! and modern clients on `gangway serve`.
+//! (`modernize`) before it reaches the client; `subscriptions/listen` carries the list
+//! changes. What is not done yet (said in the README): server->client requests (refused to
+//! the backend, as for a client without the capability), resource subscriptions inside a
+//! listen, and modern clients on `gangway serve`.
 
 use super::outbox::OutBuf;
 use super::{Gateway, SUPPORTED_PROTOCOL_VERSIONS};
@@ -60,15 +60,52 @@ const NOT_SENT: [&str; 5] = [
     "notifications/message",
 ];
 
-/// A modern session's state: the output waiting to be rewritten, and which of its
-/// requests expect a cacheable result.
+/// A modern session's state: the output waiting to be rewritten, which of its requests
+/// expect a cacheable result, and its open `subscriptions/listen` streams.
 #[derive(Debug, Default)]
 pub struct Modern {
     /// What the gateway wrote for this client, before [`modernize`].
     pub staged: OutBuf,
     /// Raw ids of its requests in flight whose result is cacheable.
     cacheable: HashMap<Vec<u8>, ()>,
+    /// Its open listens, oldest first (at most [`LISTENS_MAX`]).
+    listens: Vec<Listen>,
 }
+
+/// One open `subscriptions/listen`: its raw request id and the list changes it asked for.
+#[derive(Debug)]
+struct Listen {
+    id: Vec<u8>,
+    filter: Filter,
+}
+
+/// The kinds of notification a listen asks for (`resourceSubscriptions` are not honored
+/// yet: the acknowledgement leaves them out, which tells the client so).
+#[derive(Debug, Default, Deserialize)]
+struct Filter {
+    #[serde(rename = "toolsListChanged", default)]
+    tools: bool,
+    #[serde(rename = "promptsListChanged", default)]
+    prompts: bool,
+    #[serde(rename = "resourcesListChanged", default)]
+    resources: bool,
+}
+
+impl Filter {
+    fn wants(&self, method: &str) -> bool {
+        match method {
+            "notifications/tools/list_changed" => self.tools,
+            "notifications/prompts/list_changed" => self.prompts,
+            "notifications/resources/list_changed" => self.resources,
+            _ => false,
+        }
+    }
+}
+
+/// Listens one session may keep open; a new one past it ends the oldest.
+const LISTENS_MAX: usize = 16;
+/// The `_meta` key naming the listen a notification belongs to.
+const SUBSCRIPTION_KEY: &str = "io.modelcontextprotocol/subscriptionId";
 
 /// The envelope keys of a request's `params._meta`.
 #[derive(Deserialize, Default)]
@@ -139,7 +176,11 @@ impl Gateway {
             (None, _) => Some(error(id, INVALID_PARAMS, &format!("params._meta must be an object carrying the required '{VERSION_KEY}' and '{CAPABILITIES_KEY}' envelope keys"), None)),
             (Some(v), _) if v != MODERN_VERSION => Some(unsupported(id, v, "Unsupported protocol version")),
             (Some(_), None) => Some(error(id, INVALID_PARAMS, &format!("params._meta is missing the required envelope key(s): {CAPABILITIES_KEY}"), None)),
-            _ if REMOVED.contains(&method) || method == "subscriptions/listen" => Some(error(
+            _ if method == "subscriptions/listen" => {
+                self.listen(msg, id);
+                return true;
+            }
+            _ if REMOVED.contains(&method) => Some(error(
                 id,
                 METHOD_NOT_FOUND,
                 "Method not found",
@@ -164,11 +205,82 @@ impl Gateway {
         false
     }
 
+    /// Opens a `subscriptions/listen` (request `id`): acknowledged with what is honored;
+    /// it then carries the list changes it asked for until the client cancels it.
+    fn listen(&mut self, msg: &Message<'_>, id: &[u8]) {
+        #[derive(Deserialize, Default)]
+        struct P {
+            #[serde(default)]
+            notifications: Filter,
+        }
+        let filter = msg
+            .params
+            .and_then(|p| serde_json::from_str::<P>(p.get()).ok())
+            .unwrap_or_default()
+            .notifications;
+        let mut honored = serde_json::Map::new();
+        for (key, on) in [
+            ("toolsListChanged", filter.tools),
+            ("promptsListChanged", filter.prompts),
+            ("resourcesListChanged", filter.resources),
+        ] {
+            if on {
+                honored.insert(key.into(), true.into());
+            }
+        }
+        let sid: serde_json::Value = serde_json::from_slice(id).unwrap_or_default();
+        let ack = serde_json::json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/subscriptions/acknowledged",
+            "params": {"notifications": honored, "_meta": {SUBSCRIPTION_KEY: sid}},
+        });
+        let Some(c) = self.sessions.get_mut(&self.handling) else {
+            return;
+        };
+        let Some(m) = c.modern.as_mut() else {
+            return;
+        };
+        if m.listens.len() >= LISTENS_MAX {
+            let oldest = m.listens.remove(0);
+            let result = format!(
+                "{{\"resultType\":\"complete\",\"_meta\":{{\"{SUBSCRIPTION_KEY}\":{}}}}}",
+                String::from_utf8_lossy(&oldest.id)
+            );
+            write_result(c.out.buf(), &oldest.id, result.as_bytes());
+        }
+        m.listens.push(Listen {
+            id: id.to_vec(),
+            filter,
+        });
+        c.out.buf().extend_from_slice(ack.to_string().as_bytes());
+        c.out.buf().push(b'\n');
+    }
+
+    /// Ends the listen of the session being handled whose request id is `raw` (the client
+    /// cancelled it); false when there is none.
+    pub(super) fn end_listen(&mut self, raw: &[u8]) -> bool {
+        let Some(m) = self
+            .sessions
+            .get_mut(&self.handling)
+            .and_then(|c| c.modern.as_mut())
+        else {
+            return false;
+        };
+        let before = m.listens.len();
+        m.listens.retain(|l| l.id != raw);
+        m.listens.len() < before
+    }
+
     /// The answer to `server/discover`.
     fn server_discover(&self, id: &[u8]) -> Vec<u8> {
         let result = serde_json::json!({
             "supportedVersions": [MODERN_VERSION],
-            "capabilities": {"tools": {}, "prompts": {}, "resources": {}, "completions": {}},
+            "capabilities": {
+                "tools": {"listChanged": true},
+                "prompts": {"listChanged": true},
+                "resources": {"listChanged": true},
+                "completions": {},
+            },
             "instructions": self.instructions(),
             "resultType": "complete",
             "ttlMs": 0,
@@ -187,13 +299,15 @@ impl Gateway {
             let Some(m) = c.modern.as_mut() else {
                 continue;
             };
-            let pending = m.staged.pending();
+            let staged = std::mem::take(&mut m.staged);
+            let pending = staged.pending();
             let mut start = 0;
             for nl in memchr::memchr_iter(b'\n', pending) {
                 let line = &pending[start..nl];
                 start = nl + 1;
-                modernize(line, &mut m.cacheable, c.out.buf());
+                modernize(line, m, c.out.buf());
             }
+            m.staged = staged;
             m.staged.consume(start);
         }
     }
@@ -250,20 +364,30 @@ fn unsupported(id: &[u8], requested: &str, message: &str) -> Vec<u8> {
 }
 
 /// Appends `line` to `out` as a modern client must see it: a result gets `resultType`
-/// (and `ttlMs` and `cacheScope` when its request is in `cacheable`) unless it has one;
-/// notifications only heard inside `subscriptions/listen` are left out; the rest as is.
-pub fn modernize(line: &[u8], cacheable: &mut HashMap<Vec<u8>, ()>, out: &mut Vec<u8>) {
+/// (and `ttlMs` and `cacheScope` when its request expects a cacheable one) unless it has
+/// one; a list change goes once to each listen that asked for it, under its id; other
+/// notifications only heard inside a listen are left out; the rest as is.
+fn modernize(line: &[u8], m: &mut Modern, out: &mut Vec<u8>) {
     let Ok(msg) = Message::parse(line) else {
         return splice(out, line, &[]);
     };
+    let method = msg.method.unwrap_or("");
     match msg.kind {
-        Kind::Notification if NOT_SENT.contains(&msg.method.unwrap_or("")) => {}
+        Kind::Notification if NOT_SENT.contains(&method) => {
+            for l in m.listens.iter().filter(|l| l.filter.wants(method)) {
+                let id = String::from_utf8_lossy(&l.id);
+                let note = format!(
+                    "{{\"jsonrpc\":\"2.0\",\"method\":\"{method}\",\"params\":{{\"_meta\":{{\"{SUBSCRIPTION_KEY}\":{id}}}}}}}\n"
+                );
+                out.extend_from_slice(note.as_bytes());
+            }
+        }
         Kind::Response => {
             let key = msg
                 .id
                 .map(|i| i.get().as_bytes().to_vec())
                 .unwrap_or_default();
-            let cache = cacheable.remove(&key).is_some();
+            let cache = m.cacheable.remove(&key).is_some();
             let typed = msg
                 .result_members()
                 .is_some_and(|r| r.result_type.is_some());
@@ -294,12 +418,15 @@ mod tests {
     use super::*;
 
     fn run(line: &str, cacheable: &[&str]) -> String {
-        let mut ids: HashMap<Vec<u8>, ()> = cacheable
-            .iter()
-            .map(|i| (i.as_bytes().to_vec(), ()))
-            .collect();
+        let mut m = Modern {
+            cacheable: cacheable
+                .iter()
+                .map(|i| (i.as_bytes().to_vec(), ()))
+                .collect(),
+            ..Modern::default()
+        };
         let mut out = Vec::new();
-        modernize(line.as_bytes(), &mut ids, &mut out);
+        modernize(line.as_bytes(), &mut m, &mut out);
         String::from_utf8(out).unwrap()
     }
 

@@ -86,6 +86,15 @@ pub struct Session {
 }
 
 impl Session {
+    /// The queue the gateway writes this client's output to: for a modern client, the
+    /// one its lines are rewritten from (see `modern`).
+    pub fn queue(&mut self) -> &mut OutBuf {
+        match self.modern.as_mut() {
+            Some(m) => &mut m.staged,
+            None => &mut self.out,
+        }
+    }
+
     /// Whether the client declared `capability` (`sampling`, `roots`, …).
     pub fn declares(&self, capability: &str) -> bool {
         self.caps.get(capability).is_some()
@@ -200,10 +209,7 @@ impl Gateway {
     /// [`OutBuf::splice`], which may write a forwarded line straight through).
     pub(super) fn queue_to(&mut self, s: SessionId) -> &mut OutBuf {
         match self.sessions.get_mut(&s) {
-            Some(c) => match c.modern.as_mut() {
-                Some(m) => &mut m.staged,
-                None => &mut c.out,
-            },
+            Some(c) => c.queue(),
             None => {
                 self.void.clear();
                 &mut self.void

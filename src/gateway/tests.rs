@@ -3851,3 +3851,43 @@ fn a_modern_client_is_answered_in_the_2026_07_28_shape() {
     h.send(json!({"jsonrpc": "2.0", "id": 2, "method": "server/discover", "params": {"_meta": meta("2026-07-28")}}));
     assert_eq!(h.client_one()["error"]["code"], -32600);
 }
+
+#[test]
+fn a_modern_listen_carries_the_list_changes_it_asked_for_until_cancelled() {
+    let mut h = Harness::new("tools");
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    h.send(json!({"jsonrpc": "2.0", "id": "listen-1", "method": "subscriptions/listen",
+        "params": {"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["x:/y"]}, "_meta": meta}}));
+    let ack = h.client_one();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    // Honored: the tool list changes; resource subscriptions are not (yet), so left out.
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true})
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "listen-1"
+    );
+    h.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}}));
+    h.actions();
+    let a = h.finish_init(ALPHA);
+    let b = h.finish_init(BETA);
+    h.reply(ALPHA, &a[0], &tools_page(&["echo"], None));
+    h.reply(BETA, &b[0], &tools_page(&["fetch"], None));
+    assert_eq!(h.client_one()["result"]["resultType"], "complete");
+    let change = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
+    h.backend(ALPHA, change);
+    h.advance(50);
+    assert_eq!(
+        h.client_lines(),
+        vec![
+            r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":"listen-1"}}}"#
+        ]
+    );
+    // Cancelled: the listen ends, and list changes are not sent outside one.
+    h.send(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "listen-1"}}));
+    h.backend(ALPHA, change);
+    h.advance(50);
+    assert!(h.client_lines().is_empty());
+}

@@ -6,7 +6,8 @@ Usage: python3 tests/peers/modern_client.py MODE GANGWAY_BIN CONFIG_PATH
 MODE is `2026-07-28` (a pinned modern client: no `initialize`, no probe) or `auto` (probes
 `server/discover` first and adopts the modern revision when it is answered). gangway fronts
 server-everything as backend `everything` in tools mode. The script lists tools, calls the
-echo tool, runs an operation with progress, reads a resource and checks that the session is modern, then prints `ok MODE`
+echo tool, runs an operation with progress, opens a `subscriptions/listen`, reads a resource
+and checks that the session is modern, then prints `ok MODE`
 (exit 0), or the failure (exit 1). Every wait is bounded.
 
 Needs the SDK on PYTHONPATH (`.peers/py`, installed by `.ci/run`).
@@ -62,6 +63,10 @@ async def steps(mode: str, gangway: str, config: str) -> None:
         )
         assert not r.is_error, f"long-running operation failed: {r}"
         assert steps, "no progress reached the client"
+        # A listen is acknowledged with what gangway honors: the list changes.
+        async with c.listen(tools_list_changed=True, prompts_list_changed=True) as sub:
+            honored = sub.honored
+            assert honored.tools_list_changed and honored.prompts_list_changed, f"honored {honored}"
         resources = await c.list_resources()
         assert resources.resources, "no resources listed"
         uri = resources.resources[0].uri
