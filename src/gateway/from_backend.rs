@@ -181,6 +181,9 @@ impl Gateway {
         let Some(raw) = msg.id.map(|i| i.get().as_bytes()) else {
             return;
         };
+        if self.modern_ask(b, msg) {
+            return;
+        }
         let method = msg.method.unwrap_or("");
         let target = self.client_for(b, method);
         let refusal = if self.life != Life::Running {

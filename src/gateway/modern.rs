@@ -8,9 +8,10 @@
 //! it modern for good; any other makes it a handshake-era session for good (where a request
 //! carrying the envelope is refused). A modern session's output is staged and rewritten line by line
 //! (`modernize`) before it reaches the client; `subscriptions/listen` carries the list
-//! changes. What is not done yet (said in the README): server->client requests (refused to
-//! the backend, as for a client without the capability), resource subscriptions inside a
-//! listen, and modern clients on `gangway serve`.
+//! changes; a backend's request to the client during a modern call goes out inside an
+//! `InputRequiredResult` and its answer comes back in the call's retry (`modern_ask`,
+//! `modern_retry`). What is not done yet (said in the README): resource subscriptions
+//! inside a listen, and modern clients on `gangway serve`.
 
 use super::outbox::OutBuf;
 use super::{Gateway, SUPPORTED_PROTOCOL_VERSIONS};
@@ -70,7 +71,25 @@ pub struct Modern {
     cacheable: HashMap<Vec<u8>, ()>,
     /// Its open listens, oldest first (at most [`LISTENS_MAX`]).
     listens: Vec<Listen>,
+    /// Backend requests sent to it inside an `InputRequiredResult`, by `requestState`.
+    asks: HashMap<String, Ask>,
 }
+
+/// A backend's request to the client, handed to a modern client inside an
+/// `InputRequiredResult` answering its call: the answer comes in the call's retry.
+#[derive(Debug)]
+struct Ask {
+    /// The gateway id of the client's call at the backend (still in flight there).
+    gw: u64,
+    backend: usize,
+    /// The backend's own id of its request, raw.
+    backend_id: Vec<u8>,
+}
+
+/// Asks one session may have waiting for a retry.
+const ASKS_MAX: usize = 64;
+/// The key of the one input request in an `InputRequiredResult` gangway makes.
+const ASK_KEY: &str = "gangway";
 
 /// One open `subscriptions/listen`: its raw request id and the list changes it asked for.
 #[derive(Debug)]
@@ -154,12 +173,12 @@ impl Gateway {
                 return true;
             }
             c.modern = Some(Box::default());
-            // Backends are started with the handshake; no server->client request can reach
-            // this client yet, so none is offered to them on its behalf.
+            // Backends are started with the handshake, declaring what this client declares:
+            // their requests reach it inside `InputRequiredResult`s (`modern_ask`).
             let info = envelope.client_info;
             c.version = Some(SUPPORTED_PROTOCOL_VERSIONS[0]);
             c.client = info.map(client_label);
-            self.set_client_init(SUPPORTED_PROTOCOL_VERSIONS[0], None, info);
+            self.set_client_init(SUPPORTED_PROTOCOL_VERSIONS[0], envelope.capabilities, info);
         }
         let requested = envelope
             .version
@@ -187,6 +206,7 @@ impl Gateway {
                 Some(method),
             )),
             _ if method == "server/discover" => Some(self.server_discover(id)),
+            _ if self.modern_retry(msg, id) => return true,
             _ => None,
         };
         if let Some(line) = answer {
@@ -269,6 +289,141 @@ impl Gateway {
         let before = m.listens.len();
         m.listens.retain(|l| l.id != raw);
         m.listens.len() < before
+    }
+
+    /// A backend's request `msg` to a client (sampling, elicitation, roots) while a modern
+    /// client's call is in flight at backend `b`: that call is answered with an
+    /// `InputRequiredResult` carrying the request, and stays in flight at the backend until
+    /// the client's retry brings the answer ([`Gateway::modern_retry`]). False when no
+    /// modern client's call waits at `b` (the request then goes the usual way).
+    pub(super) fn modern_ask(&mut self, b: usize, msg: &Message<'_>) -> bool {
+        let (Some(id), Some(method)) = (msg.id, msg.method) else {
+            return false;
+        };
+        if !matches!(
+            method,
+            "sampling/createMessage" | "elicitation/create" | "roots/list"
+        ) {
+            return false;
+        }
+        let sessions = &self.sessions;
+        let waiting = self.ids.ids_where(|e| {
+            e.data.backend == b
+                && e.data.sent
+                && e.data.kind != super::requests::PendingKind::ToClient
+                && e.data
+                    .session
+                    .is_some_and(|s| sessions.get(&s).is_some_and(|c| c.modern.is_some()))
+                && e.origin
+                    .as_ref()
+                    .is_some_and(|(_, raw)| !raw.as_bytes().starts_with(b"\"input-required:"))
+        });
+        let Some(&gw) = waiting.first() else {
+            return false;
+        };
+        let Some((peer, client_id, s)) = self.ids.get(gw).and_then(|e| {
+            let (peer, raw) = e.origin.as_ref()?;
+            Some((*peer, raw.as_bytes().to_vec(), e.data.session?))
+        }) else {
+            return false;
+        };
+        let Some(m) = self.sessions.get_mut(&s).and_then(|c| c.modern.as_mut()) else {
+            return false;
+        };
+        if m.asks.len() >= ASKS_MAX {
+            return false;
+        }
+        let mut nonce = [0u8; 16];
+        if getrandom::fill(&mut nonce).is_err() {
+            return false;
+        }
+        let token: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let placeholder = format!("\"input-required:{token}\"");
+        if self.ids.rekey(gw, (peer, placeholder.as_bytes())).is_err() {
+            return false;
+        }
+        m.asks.insert(
+            token.clone(),
+            Ask {
+                gw,
+                backend: b,
+                backend_id: id.get().as_bytes().to_vec(),
+            },
+        );
+        let params = msg.params.map_or("{}", |p| p.get());
+        let result = format!(
+            "{{\"resultType\":\"input_required\",\"inputRequests\":{{\"{ASK_KEY}\":{{\"method\":\"{method}\",\"params\":{params}}}}},\"requestState\":\"{token}\"}}"
+        );
+        let c = self
+            .sessions
+            .get_mut(&s)
+            .map(super::session::Session::queue);
+        if let Some(q) = c {
+            write_result(q.buf(), &client_id, result.as_bytes());
+        }
+        true
+    }
+
+    /// A modern client's retry of a call answered with an `InputRequiredResult`: its
+    /// `inputResponses` answer the backend's request, and the call (still in flight at the
+    /// backend) is from now on this request's. True when `msg` was such a retry (handled
+    /// here); an unknown `requestState` is refused.
+    fn modern_retry(&mut self, msg: &Message<'_>, id: &[u8]) -> bool {
+        #[derive(Deserialize)]
+        struct Retry<'a> {
+            #[serde(rename = "requestState")]
+            state: String,
+            #[serde(rename = "inputResponses", borrow, default)]
+            responses: Option<HashMap<String, &'a RawValue>>,
+        }
+        let Some(retry) = msg
+            .params
+            .filter(|p| p.get().contains("\"requestState\""))
+            .and_then(|p| serde_json::from_str::<Retry<'_>>(p.get()).ok())
+        else {
+            return false;
+        };
+        let s = self.handling;
+        let ask = self
+            .sessions
+            .get_mut(&s)
+            .and_then(|c| c.modern.as_mut())
+            .and_then(|m| m.asks.remove(&retry.state));
+        let Some(ask) = ask else {
+            let line = error(
+                id,
+                INVALID_PARAMS,
+                "unknown or already used requestState",
+                None,
+            );
+            self.reply().extend_from_slice(&line);
+            return true;
+        };
+        let answer = retry.responses.as_ref().and_then(|r| r.get(ASK_KEY));
+        let out = self.out.backends[ask.backend].buf();
+        match answer {
+            Some(result) => write_result(out, &ask.backend_id, result.get().as_bytes()),
+            None => crate::wire::message::write_error(
+                out,
+                &ask.backend_id,
+                crate::wire::message::INTERNAL_ERROR,
+                "the client's retry carried no answer to this request",
+            ),
+        }
+        if self
+            .ids
+            .rekey(ask.gw, (crate::wire::ids::Peer::Session(s.0), id))
+            .is_err()
+        {
+            let line = error(
+                id,
+                crate::wire::message::INVALID_REQUEST,
+                "this id is already used by a request in flight",
+                None,
+            );
+            self.reply().extend_from_slice(&line);
+        }
+        true
     }
 
     /// The answer to `server/discover`.

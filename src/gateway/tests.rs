@@ -3891,3 +3891,48 @@ fn a_modern_listen_carries_the_list_changes_it_asked_for_until_cancelled() {
     h.advance(50);
     assert!(h.client_lines().is_empty());
 }
+
+#[test]
+fn a_backend_ask_during_a_modern_call_travels_in_an_input_required_result() {
+    let mut h = Harness::new("tools");
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}});
+    h.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {}, "_meta": meta}}));
+    assert_eq!(h.actions(), vec![Action::Spawn(ALPHA)]);
+    let sent = h.finish_init(ALPHA);
+    let call = &sent[0];
+    // The backend asks the client during the call: the call is answered with the ask.
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{"messages":[],"maxTokens":5}}"#);
+    let asked = h.client_one();
+    assert_eq!(asked["id"], 1);
+    let result = &asked["result"];
+    assert_eq!(result["resultType"], "input_required");
+    assert_eq!(
+        result["inputRequests"]["gangway"]["method"],
+        "sampling/createMessage"
+    );
+    assert_eq!(result["inputRequests"]["gangway"]["params"]["maxTokens"], 5);
+    let state = result["requestState"]
+        .as_str()
+        .expect("a requestState")
+        .to_string();
+    assert!(h.backend_out(ALPHA).is_empty(), "the backend waits");
+    // A retry with a state gangway never gave is refused.
+    h.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {}, "requestState": "forged", "_meta": meta}}));
+    assert_eq!(h.client_one()["error"]["code"], -32602);
+    // The retry brings the answer to the backend, under the backend's own id...
+    h.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {},
+        "inputResponses": {"gangway": {"role": "assistant", "content": {"type": "text", "text": "yo"}, "model": "m"}},
+        "requestState": state, "_meta": meta}}));
+    let answer = h.backend_out(ALPHA);
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert_eq!(answer[0]["id"], 0);
+    assert_eq!(answer[0]["result"]["content"]["text"], "yo");
+    // ...and the call's result answers the retry.
+    h.reply(ALPHA, call, r#"{"content":[]}"#);
+    let done = h.client_one();
+    assert_eq!(done["id"], 3);
+    assert_eq!(done["result"]["resultType"], "complete");
+    // A state is used once.
+    h.send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {}, "requestState": state, "_meta": meta}}));
+    assert_eq!(h.client_one()["error"]["code"], -32602);
+}

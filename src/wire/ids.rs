@@ -152,6 +152,25 @@ impl<T> IdTable<T> {
         Some(entry)
     }
 
+    /// Gives tracked request `id` a new origin (its client will know it by another id from
+    /// now on). Fails, changing nothing, when that origin already has a request in flight
+    /// with that id, or `id` is not tracked.
+    pub fn rekey(&mut self, id: u64, origin: (Peer, &[u8])) -> Result<(), DuplicateId> {
+        let key = (origin.0, RawId::new(origin.1));
+        if self.by_origin.contains_key(&key) || !self.entries.contains_key(&id) {
+            return Err(DuplicateId);
+        }
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return Err(DuplicateId);
+        };
+        if let Some(old) = entry.origin.take() {
+            self.by_origin.remove(&old);
+        }
+        self.by_origin.insert(key.clone(), id);
+        entry.origin = Some(key);
+        Ok(())
+    }
+
     /// The gateway id of the request `peer` sent with id `raw`, if it is still tracked.
     pub fn find(&self, peer: Peer, raw: &[u8]) -> Option<u64> {
         self.by_origin.get(&(peer, RawId::new(raw))).copied()
@@ -226,6 +245,26 @@ pub fn parse_gateway_id(raw: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rekeyed_request_is_found_by_its_new_origin_only() {
+        let mut t: IdTable<()> = IdTable::new();
+        let a = t.insert(Some((Peer::Session(0), b"1")), ()).unwrap();
+        let b = t.insert(Some((Peer::Session(0), b"2")), ()).unwrap();
+        assert_eq!(t.rekey(a, (Peer::Session(0), b"2")), Err(DuplicateId));
+        assert_eq!(
+            t.find(Peer::Session(0), b"1"),
+            Some(a),
+            "unchanged on failure"
+        );
+        t.rekey(a, (Peer::Session(0), b"3")).unwrap();
+        assert_eq!(t.find(Peer::Session(0), b"1"), None);
+        assert_eq!(t.find(Peer::Session(0), b"3"), Some(a));
+        assert_eq!(t.find(Peer::Session(0), b"2"), Some(b));
+        assert_eq!(t.rekey(99, (Peer::Session(0), b"4")), Err(DuplicateId));
+        t.remove(a);
+        assert_eq!(t.find(Peer::Session(0), b"3"), None);
+    }
 
     #[test]
     fn maps_back_to_origin_bytes() {

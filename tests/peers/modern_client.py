@@ -6,8 +6,9 @@ Usage: python3 tests/peers/modern_client.py MODE GANGWAY_BIN CONFIG_PATH
 MODE is `2026-07-28` (a pinned modern client: no `initialize`, no probe) or `auto` (probes
 `server/discover` first and adopts the modern revision when it is answered). gangway fronts
 server-everything as backend `everything` in tools mode. The script lists tools, calls the
-echo tool, runs an operation with progress, opens a `subscriptions/listen`, reads a resource
-and checks that the session is modern, then prints `ok MODE`
+echo tool, runs an operation with progress, opens a `subscriptions/listen`, answers the
+backend's sampling and elicitation requests through the multi round-trip flow, reads a
+resource and checks that the session is modern, then prints `ok MODE`
 (exit 0), or the failure (exit 1). Every wait is bounded.
 
 Needs the SDK on PYTHONPATH (`.peers/py`, installed by `.ci/run`).
@@ -27,6 +28,23 @@ except ImportError as e:  # pragma: no cover - reported to the Rust test
     sys.exit(1)
 
 TIMEOUT = 40.0
+ELICITED = {"name": "Ada Lovelace", "check": True, "email": "ada@example.com", "integer": 7}
+asked: list[str] = []
+
+
+async def on_sampling(context, params):
+    asked.append("sampling")
+    prompt = " ".join(getattr(b, "text", "") for m in params.messages for b in m.content_as_list)
+    return types.CreateMessageResult(
+        role="assistant",
+        content=types.TextContent(type="text", text=f"sampled: {prompt}"),
+        model="gangway-test-model",
+    )
+
+
+async def on_elicitation(context, params):
+    asked.append("elicitation")
+    return types.ElicitResult(action="accept", content=dict(ELICITED))
 
 
 async def scenario(mode: str, gangway: str, config: str) -> None:
@@ -40,6 +58,8 @@ async def steps(mode: str, gangway: str, config: str) -> None:
         target,
         mode=mode,
         client_info=types.Implementation(name="modern-probe", version="1.0"),
+        sampling_callback=on_sampling,
+        elicitation_callback=on_elicitation,
         cache=None,
         read_timeout_seconds=30,
     ) as c:
@@ -67,6 +87,15 @@ async def steps(mode: str, gangway: str, config: str) -> None:
         async with c.listen(tools_list_changed=True, prompts_list_changed=True) as sub:
             honored = sub.honored
             assert honored.tools_list_changed and honored.prompts_list_changed, f"honored {honored}"
+        # The backend asks the client during a call: the ask comes back inside an
+        # InputRequiredResult, the SDK answers it and retries, the backend gets the answer.
+        r = await c.call_tool("everything__trigger-sampling-request", {"prompt": "what does a gateway do?", "maxTokens": 40})
+        text = " ".join(getattr(x, "text", "") for x in r.content)
+        assert "what does a gateway do?" in text and "gangway-test-model" in text, f"sampling answered {r}"
+        r = await c.call_tool("everything__trigger-elicitation-request", {})
+        text = " ".join(getattr(x, "text", "") for x in r.content)
+        assert "Ada Lovelace" in text, f"elicitation answered {r}"
+        assert asked == ["sampling", "elicitation"], f"callbacks: {asked}"
         resources = await c.list_resources()
         assert resources.resources, "no resources listed"
         uri = resources.resources[0].uri
