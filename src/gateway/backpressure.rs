@@ -77,7 +77,7 @@ impl Gateway {
 
     /// Bytes of requests waiting for backend `b`: queued behind its start, or written to
     /// its stdin's queue and not yet taken.
-    fn waiting_input(&self, b: usize) -> usize {
+    pub(super) fn waiting_input(&self, b: usize) -> usize {
         let queued: usize = self.backends[b].queue.iter().map(|q| q.bytes.len()).sum();
         self.out.backends[b].len() + queued
     }

@@ -138,21 +138,7 @@ impl Gateway {
             .copied()
             .unwrap_or(SUPPORTED_PROTOCOL_VERSIONS[0]);
         self.set_client_init(version, init.capabilities, init.client_info);
-        let client = init
-            .client_info
-            .and_then(|i| serde_json::from_str::<serde_json::Value>(i.get()).ok())
-            .map(|i| {
-                let field = |k: &str| {
-                    i[k].as_str()
-                        .unwrap_or("")
-                        .chars()
-                        .take(64)
-                        .collect::<String>()
-                };
-                format!("{} {}", field("name"), field("version"))
-                    .trim()
-                    .to_string()
-            });
+        let client = init.client_info.map(super::modern::client_label);
         if let Some(c) = self.sessions.get_mut(&self.handling) {
             c.client = client;
             c.version = Some(version);
@@ -305,6 +291,7 @@ impl Gateway {
                     return;
                 };
                 let raw = &msg.line[span.clone()];
+                self.forget_cacheable(raw);
                 if let Some(gw) = self.ids.find(Peer::Session(self.handling.0), raw) {
                     let Some((_, pending)) = self.untrack(now, gw, Outcome::Cancelled) else {
                         return;

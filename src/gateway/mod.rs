@@ -326,10 +326,12 @@ impl Gateway {
                 .sessions
                 .get(&s)
                 .is_some_and(|c| c.out.len() <= CLIENT_OUT_BOUND)
-            && !self
-                .backends
-                .iter()
-                .any(|be| be.lifecycle.is_ready() && be.input.reading(now))
+            && !(0..self.backends.len()).any(|b| {
+                let be = &self.backends[b];
+                be.lifecycle.is_ready()
+                    && be.input.reading(now)
+                    && self.waiting_input(b) > BACKEND_IN_PAUSE
+            })
     }
 
     /// Opens a session for one of gangway's shell commands (`check`, `tools`, `call`),
@@ -469,7 +471,6 @@ impl Gateway {
             self.client_line(now, &line);
             self.retrying = false;
         }
-        self.flush_modern();
         if self.life == Life::Draining && self.client_requests_pending() == 0 {
             info!("requests in flight answered; shutting down");
             self.shutdown(now);
@@ -479,6 +480,7 @@ impl Gateway {
         if self.life == Life::ShuttingDown && !self.backends.iter().any(running) {
             self.exit();
         }
+        self.flush_modern();
     }
 
     fn client_eof(&mut self, now: Instant, wait_for_answers: bool) {

@@ -20,7 +20,7 @@ use crate::wire::message::{
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The modern revision gangway speaks toward clients.
 pub const MODERN_VERSION: &str = "2026-07-28";
@@ -67,8 +67,9 @@ const NOT_SENT: [&str; 5] = [
 pub struct Modern {
     /// What the gateway wrote for this client, before [`modernize`].
     pub staged: OutBuf,
-    /// Raw ids of its requests in flight whose result is cacheable.
-    cacheable: HashMap<Vec<u8>, ()>,
+    /// Raw ids of its requests in flight whose result is cacheable (an id leaves when its
+    /// answer passes or the client cancels it).
+    cacheable: HashSet<Vec<u8>>,
     /// Its open listens, oldest first (at most [`LISTENS_MAX`]).
     listens: Vec<Listen>,
     /// Backend requests sent to it inside an `InputRequiredResult`, by `requestState`.
@@ -84,10 +85,16 @@ struct Ask {
     backend: usize,
     /// The backend's own id of its request, raw.
     backend_id: Vec<u8>,
+    /// The call's answer (its `result` or `error` member, raw), when the backend gave it
+    /// before the client retried: the retry gets it.
+    ended: Option<(bool, Vec<u8>)>,
 }
 
 /// Asks one session may have waiting for a retry.
 const ASKS_MAX: usize = 64;
+/// How a suspended call's id starts (then its `requestState`, then `"`): the id it has
+/// in the id table while its client answers an input request.
+const PLACEHOLDER: &[u8] = b"\"input-required:";
 /// The key of the one input request in an `InputRequiredResult` gangway makes.
 const ASK_KEY: &str = "gangway";
 
@@ -219,7 +226,7 @@ impl Gateway {
                 .get_mut(&self.handling)
                 .and_then(|c| c.modern.as_mut())
             {
-                m.cacheable.insert(id.to_vec(), ());
+                m.cacheable.insert(id.to_vec());
             }
         }
         false
@@ -248,12 +255,11 @@ impl Gateway {
                 honored.insert(key.into(), true.into());
             }
         }
-        let sid: serde_json::Value = serde_json::from_slice(id).unwrap_or_default();
-        let ack = serde_json::json!({
-            "jsonrpc": "2.0",
-            "method": "notifications/subscriptions/acknowledged",
-            "params": {"notifications": honored, "_meta": {SUBSCRIPTION_KEY: sid}},
-        });
+        let ack = format!(
+            "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/subscriptions/acknowledged\",\"params\":{{\"notifications\":{},\"_meta\":{{\"{SUBSCRIPTION_KEY}\":{}}}}}}}\n",
+            serde_json::Value::Object(honored),
+            String::from_utf8_lossy(id)
+        );
         let Some(c) = self.sessions.get_mut(&self.handling) else {
             return;
         };
@@ -266,14 +272,25 @@ impl Gateway {
                 "{{\"resultType\":\"complete\",\"_meta\":{{\"{SUBSCRIPTION_KEY}\":{}}}}}",
                 String::from_utf8_lossy(&oldest.id)
             );
-            write_result(c.out.buf(), &oldest.id, result.as_bytes());
+            write_result(m.staged.buf(), &oldest.id, result.as_bytes());
         }
         m.listens.push(Listen {
             id: id.to_vec(),
             filter,
         });
-        c.out.buf().extend_from_slice(ack.to_string().as_bytes());
-        c.out.buf().push(b'\n');
+        m.staged.buf().extend_from_slice(ack.as_bytes());
+    }
+
+    /// Forgets that the client's request `raw` expects a cacheable result (it cancelled
+    /// it: no answer will pass).
+    pub(super) fn forget_cacheable(&mut self, raw: &[u8]) {
+        if let Some(m) = self
+            .sessions
+            .get_mut(&self.handling)
+            .and_then(|c| c.modern.as_mut())
+        {
+            m.cacheable.remove(raw);
+        }
     }
 
     /// Ends the listen of the session being handled whose request id is `raw` (the client
@@ -311,12 +328,16 @@ impl Gateway {
             e.data.backend == b
                 && e.data.sent
                 && e.data.kind != super::requests::PendingKind::ToClient
+                && matches!(
+                    e.data.method,
+                    "tools/call" | "prompts/get" | "resources/read"
+                )
                 && e.data
                     .session
                     .is_some_and(|s| sessions.get(&s).is_some_and(|c| c.modern.is_some()))
                 && e.origin
                     .as_ref()
-                    .is_some_and(|(_, raw)| !raw.as_bytes().starts_with(b"\"input-required:"))
+                    .is_some_and(|(_, raw)| !raw.as_bytes().starts_with(PLACEHOLDER))
         });
         let Some(&gw) = waiting.first() else {
             return false;
@@ -331,14 +352,19 @@ impl Gateway {
             return false;
         };
         if m.asks.len() >= ASKS_MAX {
-            return false;
+            // Asks whose retry never came, of calls that have ended, make room.
+            let ids = &self.ids;
+            m.asks.retain(|_, a| ids.get(a.gw).is_some());
+            if m.asks.len() >= ASKS_MAX {
+                return false;
+            }
         }
         let mut nonce = [0u8; 16];
         if getrandom::fill(&mut nonce).is_err() {
             return false;
         }
         let token: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-        let placeholder = format!("\"input-required:{token}\"");
+        let placeholder = format!("{}{token}\"", String::from_utf8_lossy(PLACEHOLDER));
         if self.ids.rekey(gw, (peer, placeholder.as_bytes())).is_err() {
             return false;
         }
@@ -348,6 +374,7 @@ impl Gateway {
                 gw,
                 backend: b,
                 backend_id: id.get().as_bytes().to_vec(),
+                ended: None,
             },
         );
         let params = msg.params.map_or("{}", |p| p.get());
@@ -384,12 +411,10 @@ impl Gateway {
             return false;
         };
         let s = self.handling;
-        let ask = self
-            .sessions
-            .get_mut(&s)
-            .and_then(|c| c.modern.as_mut())
-            .and_then(|m| m.asks.remove(&retry.state));
-        let Some(ask) = ask else {
+        let Some(m) = self.sessions.get_mut(&s).and_then(|c| c.modern.as_mut()) else {
+            return false;
+        };
+        let Some(ask) = m.asks.remove(&retry.state) else {
             let line = error(
                 id,
                 INVALID_PARAMS,
@@ -399,6 +424,36 @@ impl Gateway {
             self.reply().extend_from_slice(&line);
             return true;
         };
+        if let Some((failed, raw)) = &ask.ended {
+            // The backend answered the call before this retry: that answer is the retry's.
+            let member = if *failed { "error" } else { "result" };
+            let line = format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{},\"{member}\":{}}}\n",
+                String::from_utf8_lossy(id),
+                String::from_utf8_lossy(raw)
+            );
+            self.reply().extend_from_slice(line.as_bytes());
+            return true;
+        }
+        let peer = crate::wire::ids::Peer::Session(s.0);
+        let gone = self.ids.get(ask.gw).is_none();
+        if gone || self.ids.rekey(ask.gw, (peer, id)).is_err() {
+            // The call is gone (cancelled, or timed out), or the retry's id is taken by
+            // another request in flight: nothing is sent; a taken id may retry again.
+            let text = if gone {
+                "the call this retry continues has already ended at its backend; call again"
+            } else {
+                "this id is already used by a request in flight"
+            };
+            if !gone {
+                if let Some(m) = self.sessions.get_mut(&s).and_then(|c| c.modern.as_mut()) {
+                    m.asks.insert(retry.state, ask);
+                }
+            }
+            let line = error(id, crate::wire::message::INVALID_REQUEST, text, None);
+            self.reply().extend_from_slice(&line);
+            return true;
+        }
         let answer = retry.responses.as_ref().and_then(|r| r.get(ASK_KEY));
         let out = self.out.backends[ask.backend].buf();
         match answer {
@@ -409,19 +464,6 @@ impl Gateway {
                 crate::wire::message::INTERNAL_ERROR,
                 "the client's retry carried no answer to this request",
             ),
-        }
-        if self
-            .ids
-            .rekey(ask.gw, (crate::wire::ids::Peer::Session(s.0), id))
-            .is_err()
-        {
-            let line = error(
-                id,
-                crate::wire::message::INVALID_REQUEST,
-                "this id is already used by a request in flight",
-                None,
-            );
-            self.reply().extend_from_slice(&line);
         }
         true
     }
@@ -475,7 +517,7 @@ struct InitVersion {
 }
 
 /// "name version" of a clientInfo, each cut to 64 characters.
-fn client_label(info: &RawValue) -> String {
+pub(super) fn client_label(info: &RawValue) -> String {
     let v: serde_json::Value = serde_json::from_str(info.get()).unwrap_or_default();
     let field = |k: &str| {
         v[k].as_str()
@@ -489,33 +531,33 @@ fn client_label(info: &RawValue) -> String {
         .to_string()
 }
 
-/// A JSON-RPC error line, with `data` when given.
+/// A JSON-RPC error line, with `data` when given; `id` is written as it came (raw).
 fn error(id: &[u8], code: i64, message: &str, data: Option<&str>) -> Vec<u8> {
     let mut e = serde_json::json!({"code": code, "message": message});
     if let Some(d) = data {
         e["data"] = d.into();
     }
-    let id: serde_json::Value = serde_json::from_slice(id).unwrap_or_default();
-    let mut line = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": e}).to_string();
-    line.push('\n');
-    line.into_bytes()
+    error_line(id, &e)
 }
 
 /// The revision's `UnsupportedProtocolVersion` error, naming what gangway speaks.
 fn unsupported(id: &[u8], requested: &str, message: &str) -> Vec<u8> {
-    let id: serde_json::Value = serde_json::from_slice(id).unwrap_or_default();
-    let mut line = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": {
-            "code": UNSUPPORTED_PROTOCOL_VERSION,
-            "message": message,
-            "data": {"supported": [MODERN_VERSION], "requested": requested},
-        },
-    })
-    .to_string();
-    line.push('\n');
-    line.into_bytes()
+    let e = serde_json::json!({
+        "code": UNSUPPORTED_PROTOCOL_VERSION,
+        "message": message,
+        "data": {"supported": [MODERN_VERSION], "requested": requested},
+    });
+    error_line(id, &e)
+}
+
+/// `{"jsonrpc":"2.0","id":ID,"error":ERROR}` and a newline, the id raw.
+fn error_line(id: &[u8], error: &serde_json::Value) -> Vec<u8> {
+    let mut line = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
+    line.extend_from_slice(id);
+    line.extend_from_slice(b",\"error\":");
+    line.extend_from_slice(error.to_string().as_bytes());
+    line.extend_from_slice(b"}\n");
+    line
 }
 
 /// Appends `line` to `out` as a modern client must see it: a result gets `resultType`
@@ -542,7 +584,23 @@ fn modernize(line: &[u8], m: &mut Modern, out: &mut Vec<u8>) {
                 .id
                 .map(|i| i.get().as_bytes().to_vec())
                 .unwrap_or_default();
-            let cache = m.cacheable.remove(&key).is_some();
+            if let Some(token) = key
+                .strip_prefix(PLACEHOLDER)
+                .and_then(|t| t.strip_suffix(b"\""))
+            {
+                // The backend answered a call while its client had an input request of it
+                // to answer: kept for the retry (the client never used this id).
+                let token = String::from_utf8_lossy(token).into_owned();
+                if let Some(ask) = m.asks.get_mut(&token) {
+                    ask.ended = match (msg.result, msg.error) {
+                        (Some(r), _) => Some((false, r.get().as_bytes().to_vec())),
+                        (None, Some(e)) => Some((true, e.get().as_bytes().to_vec())),
+                        (None, None) => None,
+                    };
+                }
+                return;
+            }
+            let cache = m.cacheable.remove(&key);
             let typed = msg
                 .result_members()
                 .is_some_and(|r| r.result_type.is_some());
@@ -574,10 +632,7 @@ mod tests {
 
     fn run(line: &str, cacheable: &[&str]) -> String {
         let mut m = Modern {
-            cacheable: cacheable
-                .iter()
-                .map(|i| (i.as_bytes().to_vec(), ()))
-                .collect(),
+            cacheable: cacheable.iter().map(|i| i.as_bytes().to_vec()).collect(),
             ..Modern::default()
         };
         let mut out = Vec::new();

@@ -128,16 +128,14 @@ impl OutBuf {
             }
         };
         self.written = self.written.wrapping_add(taken as u64);
-        // A short write means the destination is full.
-        self.blocked |= taken > 0;
+        let wrote = taken > 0;
         for piece in pieces {
             let skip = taken.min(piece.len());
             taken -= skip;
             self.data.extend_from_slice(&piece[skip..]);
         }
-        if self.is_empty() {
-            self.blocked = false;
-        }
+        // A short write means the destination is full.
+        self.blocked |= wrote && !self.is_empty();
     }
 
     /// How many bytes were written (consumed) since the queue was made; it only grows.

@@ -3935,4 +3935,32 @@ fn a_backend_ask_during_a_modern_call_travels_in_an_input_required_result() {
     // A state is used once.
     h.send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {}, "requestState": state, "_meta": meta}}));
     assert_eq!(h.client_one()["error"]["code"], -32602);
+    // A backend that answers the call before the retry: its answer waits for the retry.
+    h.send(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {}, "_meta": meta}}));
+    let call = h.backend_one(ALPHA, "tools/call");
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{}}"#,
+    );
+    let state = h.client_one()["result"]["requestState"]
+        .as_str()
+        .expect("a requestState")
+        .to_string();
+    h.reply(
+        ALPHA,
+        &call,
+        r#"{"content":[{"type":"text","text":"gave up"}]}"#,
+    );
+    assert!(
+        h.client_lines().is_empty(),
+        "no answer under an id the client never used"
+    );
+    h.send(json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {}, "inputResponses": {}, "requestState": state, "_meta": meta}}));
+    let done = h.client_one();
+    assert_eq!(done["id"], 6);
+    assert_eq!(done["result"]["content"][0]["text"], "gave up");
+    assert!(
+        h.backend_out(ALPHA).is_empty(),
+        "nothing waits at the backend"
+    );
 }

@@ -725,8 +725,8 @@ impl<'c> Runtime<'c> {
                 }
                 Ok(_) => {
                     // A short read emptied a pipe or socket (see `drain`); a file is
-                    // read until EOF.
-                    let drained = in_framer.read_was_short() && client_in.pollable;
+                    // read until EOF, a terminal until it would block.
+                    let drained = in_framer.read_was_short() && client_in.stream;
                     if drained && !client_in.closed {
                         client_in.readable = false;
                     }

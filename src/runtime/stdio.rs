@@ -48,6 +48,9 @@ pub struct ClientIn {
     pub pollable: bool,
     /// Whether epoll reported the writer gone: read to EOF then, past short reads.
     pub closed: bool,
+    /// Whether stdin is a pipe or a socket, where a short read means it was emptied (a
+    /// terminal returns one line per read however much is waiting).
+    pub stream: bool,
     open: bool,
     original: Option<OFlag>,
 }
@@ -60,6 +63,7 @@ impl ClientIn {
             readable: true,
             pollable,
             closed: false,
+            stream: is_pipe_or_socket(io::stdin().as_fd()),
             open: true,
             original,
         })
@@ -90,6 +94,15 @@ impl Drop for ClientIn {
 }
 
 struct StdinReader;
+
+/// Whether `fd` is a pipe (FIFO) or a socket.
+fn is_pipe_or_socket(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use nix::sys::stat::{fstat, SFlag};
+    fstat(fd).is_ok_and(|st| {
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        kind == SFlag::S_IFIFO || kind == SFlag::S_IFSOCK
+    })
+}
 
 impl io::Read for StdinReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
