@@ -10,8 +10,9 @@
 //! (`modernize`) before it reaches the client; `subscriptions/listen` carries the list
 //! changes; a backend's request to the client during a modern call goes out inside an
 //! `InputRequiredResult` and its answer comes back in the call's retry (`modern_ask`,
-//! `modern_retry`). What is not done yet (said in the README): resource subscriptions
-//! inside a listen, and modern clients on `gangway serve`.
+//! `modern_retry`). Over `gangway serve` each modern request is a session of its own
+//! (`HttpFront::post_modern`). What is not done yet (said in the README): resource
+//! subscriptions inside a listen, and multi round-trip requests and listens over HTTP.
 
 use super::outbox::OutBuf;
 use super::{Gateway, SUPPORTED_PROTOCOL_VERSIONS};

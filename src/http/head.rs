@@ -37,6 +37,10 @@ pub struct Head {
     pub session_id: Option<String>,
     /// `MCP-Protocol-Version`.
     pub protocol_version: Option<String>,
+    /// `Mcp-Method` (revision 2026-07-28: the body's method).
+    pub mcp_method: Option<String>,
+    /// `Mcp-Name` (revision 2026-07-28: the body's tool or prompt name, or resource URI).
+    pub mcp_name: Option<String>,
     /// `Last-Event-ID`.
     pub last_event_id: Option<String>,
 }
@@ -142,6 +146,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
             "authorization" => head.authorization = Some(value.to_string()),
             "mcp-session-id" => head.session_id = Some(value.to_string()),
             "mcp-protocol-version" => head.protocol_version = Some(value.to_string()),
+            "mcp-method" => head.mcp_method = Some(value.to_string()),
+            "mcp-name" => head.mcp_name = Some(value.to_string()),
             "last-event-id" => head.last_event_id = Some(value.to_string()),
             _ => {}
         }

@@ -174,12 +174,18 @@ struct Session {
     last: Instant,
     /// Events dropped for want of a reader, reported once per run of drops.
     dropped: u64,
+    /// Serves one request of a revision 2026-07-28 client: no session id is given out,
+    /// and the session ends with the request's answer, or with its connection (which
+    /// cancels the request).
+    modern: bool,
 }
 
 /// The HTTP front: connections and the sessions they serve.
 #[derive(Debug)]
 pub struct HttpFront {
     settings: Settings,
+    /// Revision 2026-07-28 sessions whose request was answered: ended after the pump.
+    ending: Vec<String>,
     conns: Vec<Option<Conn>>,
     open_conns: usize,
     sessions: HashMap<String, Session>,
@@ -298,6 +304,7 @@ impl HttpFront {
     /// A front with `settings` and no connection.
     pub fn new(settings: Settings) -> HttpFront {
         HttpFront {
+            ending: Vec::new(),
             settings,
             conns: Vec::new(),
             open_conns: 0,
@@ -427,7 +434,8 @@ impl HttpFront {
                         st.conn = None;
                         st.last = Some(now);
                     }
-                    s.legacy
+                    // A 2026-07-28 request is cancelled by closing its stream.
+                    s.legacy || s.modern
                 }
                 None => false,
             };
@@ -1055,6 +1063,18 @@ impl HttpFront {
                 return;
             }
         };
+        let modern_header = head
+            .protocol_version
+            .as_deref()
+            .is_some_and(|v| !VERSIONS.contains(&v));
+        let enveloped = head.session_id.is_none()
+            && msg
+                .call_params()
+                .and_then(|p| p.meta)
+                .is_some_and(|m| m.contains("\"io.modelcontextprotocol/protocolVersion\""));
+        if head.session_id.is_none() && (modern_header || enveloped) {
+            return self.post_modern(now, c, head, &msg, gw);
+        }
         if self.ready.stopping && msg.kind == Kind::Request {
             let text = "gangway is shutting down; try again (a load balancer sends you to another instance)";
             self.reject(c, 503, text, &[("Retry-After", "1")]);
@@ -1106,6 +1126,104 @@ impl HttpFront {
             gw.on_client_message(now, s.gw, &msg);
             self.respond(c, 202, &[("Mcp-Session-Id", &sid)], "", b"");
         }
+    }
+
+    /// A request of a revision 2026-07-28 client: its headers checked against its body,
+    /// then served in a session of its own that ends with its answer.
+    fn post_modern(
+        &mut self,
+        now: Instant,
+        c: usize,
+        head: &Head,
+        msg: &Message<'_>,
+        gw: &mut Gateway,
+    ) {
+        if msg.kind != Kind::Request {
+            // Notifications carry nothing gangway acts on without a session.
+            self.respond(c, 202, &[], "", b"");
+            return;
+        }
+        let method = msg.method.unwrap_or("");
+        let name = match method {
+            "tools/call" | "prompts/get" => Some("name"),
+            "resources/read" => Some("uri"),
+            _ => None,
+        };
+        let body_name = name.and_then(|key| {
+            let p = msg.params?;
+            let v: serde_json::Value = serde_json::from_str(p.get()).ok()?;
+            v.get(key)?.as_str().map(str::to_string)
+        });
+        let body_version = msg
+            .call_params()
+            .and_then(|p| p.meta)
+            .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+            .and_then(|m| {
+                m.get("io.modelcontextprotocol/protocolVersion")?
+                    .as_str()
+                    .map(str::to_string)
+            });
+        let id = msg.id.map_or("null", |i| i.get());
+        if body_version.is_none() {
+            let text = "params._meta must be an object carrying the required 'io.modelcontextprotocol/protocolVersion' and 'io.modelcontextprotocol/clientCapabilities' envelope keys";
+            let body = format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{{\"code\":-32602,\"message\":{}}}}}",
+                serde_json::Value::from(text)
+            );
+            self.respond(c, 400, &[], "application/json", body.as_bytes());
+            return;
+        }
+        let mismatch = if head.protocol_version != body_version {
+            Some("mcp-protocol-version header does not match the request envelope's protocol version")
+        } else if head.mcp_method.as_deref() != Some(method) {
+            Some("mcp-method header does not match the request body's method")
+        } else if name.is_some() && head.mcp_name != body_name {
+            Some("mcp-name header does not match the request body's name")
+        } else {
+            None
+        };
+        if let Some(text) = mismatch {
+            let body = format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{{\"code\":-32020,\"message\":{}}}}}",
+                serde_json::Value::from(text)
+            );
+            self.respond(c, 400, &[], "application/json", body.as_bytes());
+            return;
+        }
+        let Some(sid) = self.open_session(now, c, gw, false) else {
+            return;
+        };
+        if !self.within_rate(now, c, head, &sid) {
+            self.end_session(now, &sid, gw);
+            return;
+        }
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        s.modern = true;
+        let stream = s.next_stream;
+        s.next_stream += 1;
+        s.streams.insert(
+            stream,
+            Stream {
+                conn: Some(c),
+                open: 1,
+                ..Stream::default()
+            },
+        );
+        if let Some(id) = msg.id {
+            s.requests.insert(id.get().as_bytes().to_vec(), stream);
+        }
+        if let Some(t) = token_key(msg.progress_token()) {
+            s.tokens.insert(t, stream);
+        }
+        if let Some(Some(conn)) = self.conns.get_mut(c) {
+            conn.state = State::Waiting {
+                session: sid.clone(),
+                stream,
+            };
+        }
+        gw.on_client_message(now, s.gw, msg);
     }
 
     fn get(&mut self, now: Instant, c: usize, head: &Head) {
@@ -1262,8 +1380,14 @@ impl HttpFront {
             session: sid.to_string(),
             stream,
         };
+        let modern = self.sessions.get(sid).is_some_and(|s| s.modern);
+        let session_header = if modern {
+            String::new()
+        } else {
+            format!("Mcp-Session-Id: {sid}\r\n")
+        };
         let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nMcp-Session-Id: {sid}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n{session_header}Transfer-Encoding: chunked\r\n\r\n"
         );
         let out = conn.out.buf();
         out.extend_from_slice(head.as_bytes());
@@ -1319,6 +1443,9 @@ impl HttpFront {
                 }
             }
             out.consume(end + 1);
+        }
+        for sid in std::mem::take(&mut self.ending) {
+            self.end_session(now, &sid, gw);
         }
     }
 
@@ -1377,6 +1504,13 @@ impl HttpFront {
                         conn.last = now;
                     }
                     let sid = sid.to_string();
+                    if s.modern {
+                        // The revision's statuses for errors; the session ends with it.
+                        let status = modern_status(line);
+                        self.ending.push(sid);
+                        self.respond(c, status, &[], "application/json", line);
+                        return;
+                    }
                     self.respond(
                         c,
                         200,
@@ -1407,6 +1541,9 @@ impl HttpFront {
                     st.last = Some(now);
                 }
                 s.drop_unclaimed(now);
+                if s.modern {
+                    self.ending.push(sid.to_string());
+                }
             }
             self.flush_stream(now, sid, stream);
         }
@@ -1638,6 +1775,26 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The status of a revision 2026-07-28 answer: 404 for an unknown method, 400 for the
+/// errors of a request that could not be served as sent, else 200.
+fn modern_status(line: &[u8]) -> u16 {
+    #[derive(serde::Deserialize)]
+    struct E {
+        code: i64,
+    }
+    #[derive(serde::Deserialize)]
+    struct A {
+        error: Option<E>,
+    }
+    match serde_json::from_slice::<A>(line).ok().and_then(|a| a.error) {
+        Some(E { code: -32601 }) => 404,
+        Some(E {
+            code: -32700 | -32600 | -32602 | -32020 | -32021 | -32022,
+        }) => 400,
+        _ => 200,
+    }
+}
+
 /// A request body as the one line the gateway frames: JSON needs no newline outside
 /// strings and can have none inside one, so a pretty-printed body loses only whitespace.
 fn one_line(body: &[u8]) -> Cow<'_, [u8]> {
@@ -1683,6 +1840,7 @@ impl Session {
             tokens: HashMap::new(),
             last: now,
             dropped: 0,
+            modern: false,
         }
     }
 

@@ -581,3 +581,36 @@ fn probes_answer_without_credentials_and_head_gets_no_body() {
     assert_eq!(status(&stopping), 503);
     assert!(stopping.contains("shutting down"), "{stopping}");
 }
+
+#[test]
+fn a_2026_07_28_request_is_checked_against_its_headers_and_gets_no_session() {
+    let mut t = T::new(settings());
+    let c = t.conn();
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let discover =
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{{{meta}}}}}"#);
+    let right = "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: server/discover\r\n";
+    let ok = t.post(c, right, &discover);
+    assert_eq!(status(&ok), 200, "{ok}");
+    assert!(!ok.contains("Mcp-Session-Id"), "{ok}");
+    assert!(ok.contains(r#""supportedVersions":["2026-07-28"]"#), "{ok}");
+    // Headers that say something else than the body: 400 with the revision's code.
+    let wrong = "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/list\r\n";
+    let bad = t.post(c, wrong, &discover);
+    assert_eq!(status(&bad), 400, "{bad}");
+    assert!(bad.contains("-32020"), "{bad}");
+    // No envelope under a modern header: 400; a removed method: 404.
+    let bare = t.post(
+        c,
+        right,
+        r#"{"jsonrpc":"2.0","id":2,"method":"server/discover"}"#,
+    );
+    assert_eq!(status(&bare), 400, "{bare}");
+    let ping = format!(r#"{{"jsonrpc":"2.0","id":3,"method":"ping","params":{{{meta}}}}}"#);
+    let gone = t.post(
+        c,
+        "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: ping\r\n",
+        &ping,
+    );
+    assert_eq!(status(&gone), 404, "{gone}");
+}

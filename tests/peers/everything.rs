@@ -260,10 +260,11 @@ mod sse {
 /// tools mode: the client must end up speaking 2026-07-28 (no `initialize`), list tools,
 /// call `everything__echo` and read a resource, each result in the revision's shape (the
 /// SDK validates them strictly).
-fn modern(mode: &str) {
+fn modern(mode: &str, http: bool) {
     let Some(peers) = peers() else { return };
-    let scratch = Scratch::new(&format!("modern-{mode}"));
-    let config_path = scratch.write_config(&config(&peers, Setup::EverythingAndTime("tools")));
+    let scratch = Scratch::new(&format!("modern-{mode}-{http}"));
+    let config = config(&peers, Setup::EverythingAndTime("tools"));
+    let config_path = scratch.write_config(&config);
     let mut cmd = Command::new("python3");
     cmd.arg(peers.root.join("tests/peers/modern_client.py"))
         .arg(mode)
@@ -271,6 +272,12 @@ fn modern(mode: &str) {
         .arg(&config_path)
         .env("PYTHONPATH", peers.python_path())
         .env("PYTHONDONTWRITEBYTECODE", "1");
+    // Over HTTP: one `gangway serve` the client reaches by URL.
+    let dir = crate::util::TempDir::new();
+    let served = http.then(|| crate::util::Served::start(&dir, &config, &[]));
+    if let Some(s) = &served {
+        cmd.arg(format!("http://{}/mcp", s.addr));
+    }
     let ran = run_bounded(cmd, b"", DEADLINE);
     let passed = ran.success() && ran.stdout.lines().any(|l| l == format!("ok {mode}"));
     assert!(
@@ -282,10 +289,20 @@ fn modern(mode: &str) {
 
 #[test]
 fn a_client_pinned_to_2026_07_28_lists_calls_and_reads_over_stdio() {
-    modern("2026-07-28");
+    modern("2026-07-28", false);
 }
 
 #[test]
 fn an_auto_client_probes_and_adopts_2026_07_28_over_stdio() {
-    modern("auto");
+    modern("auto", false);
+}
+
+#[test]
+fn a_client_pinned_to_2026_07_28_lists_calls_and_reads_over_http() {
+    modern("2026-07-28", true);
+}
+
+#[test]
+fn an_auto_client_probes_and_adopts_2026_07_28_over_http() {
+    modern("auto", true);
 }

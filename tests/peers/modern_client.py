@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """The official MCP Python SDK as a 2026-07-28 ("modern") client of gangway over stdio.
 
-Usage: python3 tests/peers/modern_client.py MODE GANGWAY_BIN CONFIG_PATH
+Usage: python3 tests/peers/modern_client.py MODE GANGWAY_BIN CONFIG_PATH [URL]
+
+With URL (a running `gangway serve`'s `/mcp`), the client speaks Streamable HTTP to it instead
+of starting gangway over stdio, and the steps gangway does not serve over HTTP yet (the
+multi round-trip requests and `subscriptions/listen`) are left out.
 
 MODE is `2026-07-28` (a pinned modern client: no `initialize`, no probe) or `auto` (probes
 `server/discover` first and adopts the modern revision when it is answered). gangway fronts
@@ -47,13 +51,13 @@ async def on_elicitation(context, params):
     return types.ElicitResult(action="accept", content=dict(ELICITED))
 
 
-async def scenario(mode: str, gangway: str, config: str) -> None:
+async def scenario(mode: str, gangway: str, config: str, url: str | None) -> None:
     with anyio.fail_after(TIMEOUT):
-        await steps(mode, gangway, config)
+        await steps(mode, gangway, config, url)
 
 
-async def steps(mode: str, gangway: str, config: str) -> None:
-    target = StdioServerParameters(command=gangway, args=["--config", config])
+async def steps(mode: str, gangway: str, config: str, url: str | None) -> None:
+    target = url or StdioServerParameters(command=gangway, args=["--config", config])
     async with Client(
         target,
         mode=mode,
@@ -83,6 +87,8 @@ async def steps(mode: str, gangway: str, config: str) -> None:
         )
         assert not r.is_error, f"long-running operation failed: {r}"
         assert steps, "no progress reached the client"
+        if url is not None:
+            return await read_a_resource(c)
         # A listen is acknowledged with what gangway honors: the list changes.
         async with c.listen(tools_list_changed=True, prompts_list_changed=True) as sub:
             honored = sub.honored
@@ -96,17 +102,22 @@ async def steps(mode: str, gangway: str, config: str) -> None:
         text = " ".join(getattr(x, "text", "") for x in r.content)
         assert "Ada Lovelace" in text, f"elicitation answered {r}"
         assert asked == ["sampling", "elicitation"], f"callbacks: {asked}"
-        resources = await c.list_resources()
-        assert resources.resources, "no resources listed"
-        uri = resources.resources[0].uri
-        read = await c.read_resource(uri)
-        assert read.contents, f"reading {uri} gave nothing"
+        await read_a_resource(c)
+
+
+async def read_a_resource(c) -> None:
+    resources = await c.list_resources()
+    assert resources.resources, "no resources listed"
+    uri = resources.resources[0].uri
+    read = await c.read_resource(uri)
+    assert read.contents, f"reading {uri} gave nothing"
 
 
 def main() -> int:
     mode, gangway, config = sys.argv[1:4]
+    url = sys.argv[4] if len(sys.argv) > 4 else None
     try:
-        anyio.run(scenario, mode, gangway, config)
+        anyio.run(scenario, mode, gangway, config, url)
     except BaseException:  # noqa: BLE001 - reported to the Rust test
         traceback.print_exc()
         print(f"FAIL {mode}")
