@@ -410,6 +410,25 @@ impl HttpFront {
 
     /// The peer closed its sending side of `c`.
     pub fn on_eof(&mut self, now: Instant, c: usize, gw: &mut Gateway) {
+        // A 2026-07-28 request is cancelled by closing its stream: its session ends now.
+        let modern = match self.conns.get(c) {
+            Some(Some(Conn {
+                state: State::Waiting { session, .. } | State::Streaming { session, .. },
+                ..
+            })) => self
+                .sessions
+                .get(session)
+                .is_some_and(|s| s.modern)
+                .then(|| session.clone()),
+            _ => None,
+        };
+        if let Some(sid) = modern {
+            self.end_session(now, &sid, gw);
+            if let Some(Some(conn)) = self.conns.get_mut(c) {
+                conn.state = State::Closing;
+            }
+            return;
+        }
         if let Some(Some(conn)) = self.conns.get_mut(c) {
             conn.eof = true;
         }

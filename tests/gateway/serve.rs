@@ -450,3 +450,34 @@ fn calls_of_several_mib_follow_each_other_on_one_connection() {
         assert_eq!(ok_text(&answer).len(), text.len(), "call {i}");
     }
 }
+
+/// A 2026-07-28 request over HTTP is cancelled by closing its connection: the backend
+/// hears `notifications/cancelled` (the mock logs it), and no session is left behind.
+#[test]
+fn closing_a_2026_07_28_request_s_connection_cancels_it_at_the_backend() {
+    let dir = TempDir::new();
+    let record = dir.join("m.jsonl");
+    let config = json!({"expose": "tools", "backends": {"m": recording_mock("m", &record, &[])}});
+    let served = Served::start(&dir, &config, &[]);
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "m__slow", "arguments": {"ms": 30_000},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: x\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: m__slow\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut conn = TcpStream::connect(&served.addr).expect("connect");
+    conn.write_all(request.as_bytes()).expect("send");
+    // Once the call has reached the backend, the connection goes.
+    let reached = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&record).is_ok_and(|r| r.contains("\"tools/call\""))
+    });
+    assert!(reached, "the call never reached the backend");
+    drop(conn);
+    let said = served
+        .gw
+        .wait_stderr("cancelled request", Duration::from_secs(10));
+    assert!(said.contains("cancelled request"), "{said}");
+    served.gw.wait_stderr("ended", Duration::from_secs(10));
+}
