@@ -1091,13 +1091,13 @@ impl HttpFront {
                 .call_params()
                 .and_then(|p| p.meta)
                 .is_some_and(|m| m.contains("\"io.modelcontextprotocol/protocolVersion\""));
-        if head.session_id.is_none() && (modern_header || enveloped) {
-            return self.post_modern(now, c, head, &msg, gw);
-        }
         if self.ready.stopping && msg.kind == Kind::Request {
             let text = "gangway is shutting down; try again (a load balancer sends you to another instance)";
             self.reject(c, 503, text, &[("Retry-After", "1")]);
             return;
+        }
+        if head.session_id.is_none() && (modern_header || enveloped) {
+            return self.post_modern(now, c, head, &msg, gw);
         }
         let initialize = msg.kind == Kind::Request && msg.method == Some("initialize");
         let sid = if initialize && head.session_id.is_none() {
@@ -1118,29 +1118,7 @@ impl HttpFront {
             return;
         };
         if msg.kind == Kind::Request {
-            let stream = s.next_stream;
-            s.next_stream += 1;
-            s.streams.insert(
-                stream,
-                Stream {
-                    conn: Some(c),
-                    open: 1,
-                    ..Stream::default()
-                },
-            );
-            if let Some(id) = msg.id {
-                s.requests.insert(id.get().as_bytes().to_vec(), stream);
-            }
-            if let Some(t) = token_key(msg.progress_token()) {
-                s.tokens.insert(t, stream);
-            }
-            if let Some(Some(conn)) = self.conns.get_mut(c) {
-                conn.state = State::Waiting {
-                    session: sid.clone(),
-                    stream,
-                };
-            }
-            gw.on_client_message(now, s.gw, &msg);
+            self.serve_request(now, c, &sid, &msg, gw);
         } else {
             gw.on_client_message(now, s.gw, &msg);
             self.respond(c, 202, &[("Mcp-Session-Id", &sid)], "", b"");
@@ -1216,10 +1194,25 @@ impl HttpFront {
             self.end_session(now, &sid, gw);
             return;
         }
-        let Some(s) = self.sessions.get_mut(&sid) else {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.modern = true;
+        }
+        self.serve_request(now, c, &sid, msg, gw);
+    }
+
+    /// Request `msg` of session `sid`, which arrived on `c`: a stream of its own waits
+    /// for its answer there, and the gateway takes it.
+    fn serve_request(
+        &mut self,
+        now: Instant,
+        c: usize,
+        sid: &str,
+        msg: &Message<'_>,
+        gw: &mut Gateway,
+    ) {
+        let Some(s) = self.sessions.get_mut(sid) else {
             return;
         };
-        s.modern = true;
         let stream = s.next_stream;
         s.next_stream += 1;
         s.streams.insert(
@@ -1238,7 +1231,7 @@ impl HttpFront {
         }
         if let Some(Some(conn)) = self.conns.get_mut(c) {
             conn.state = State::Waiting {
-                session: sid.clone(),
+                session: sid.to_string(),
                 stream,
             };
         }
