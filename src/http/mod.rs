@@ -1146,10 +1146,16 @@ impl HttpFront {
             "resources/read" => Some("uri"),
             _ => None,
         };
+        // The name from the pass that read the line (the URI by one more scan of params),
+        // not from a tree of params, whose arguments can be megabytes.
         let body_name = name.and_then(|key| {
-            let p = msg.params?;
-            let v: serde_json::Value = serde_json::from_str(p.get()).ok()?;
-            v.get(key)?.as_str().map(str::to_string)
+            let raw = if key == "name" {
+                msg.call_params()?.name?
+            } else {
+                let [uri] = crate::wire::scan::members(msg.params?.get(), &[b"uri"])?;
+                uri?
+            };
+            serde_json::from_str::<String>(raw).ok()
         });
         let body_version = msg
             .call_params()
