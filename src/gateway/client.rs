@@ -89,7 +89,7 @@ impl Gateway {
             write_error(self.reply(), id, RATE_LIMITED, &text);
             return;
         }
-        if self.modern_request(msg, id) {
+        if self.modern_request(now, msg, id) {
             return;
         }
         match method {
@@ -307,7 +307,7 @@ impl Gateway {
                     }
                 } else if self.cancel_aggregate(raw) {
                     debug!("client cancelled a list request; its answer will not be sent");
-                } else if self.end_listen(raw) {
+                } else if self.end_listen(now, raw) {
                     debug!("client ended a subscriptions/listen");
                 } else {
                     debug!("client cancelled a request gangway no longer tracks; ignored");
@@ -369,12 +369,18 @@ impl Gateway {
             write_error(self.reply(), id, INVALID_PARAMS, text);
             return;
         };
+        self.set_session_log_level(now, Some(rank));
+        write_result(self.reply(), id, b"{}");
+    }
+
+    /// Sets the log level of the session being handled (`None`: none asked for). Backends
+    /// are shared: each runs at the most verbose level any session asked for, and each
+    /// session hears only what its own level admits.
+    pub(super) fn set_session_log_level(&mut self, now: Instant, rank: Option<u8>) {
         let before = self.backend_log_params();
         if let Some(c) = self.sessions.get_mut(&self.handling) {
-            c.log_level = Some(rank);
+            c.log_level = rank;
         }
-        // Backends are shared: each runs at the most verbose level any session asked for,
-        // and each session hears only what its own level admits.
         if let Some(level) = self
             .backend_log_params()
             .filter(|l| Some(l) != before.as_ref())
@@ -387,6 +393,5 @@ impl Gateway {
                 }
             }
         }
-        write_result(self.reply(), id, b"{}");
     }
 }

@@ -181,13 +181,18 @@ impl Gateway {
         let Some(raw) = msg.id.map(|i| i.get().as_bytes()) else {
             return;
         };
-        if self.modern_ask(b, msg) {
+        if self.modern_ask(now, b, msg) {
             return;
         }
         let method = msg.method.unwrap_or("");
         let target = self.client_for(b, method);
         let refusal = if self.life != Life::Running {
             Some("the client is gone (gangway is shutting down)".to_string())
+        } else if target.is_none() && self.modern_suspended_at(b) {
+            Some(format!(
+                "the 2026-07-28 client's call is already waiting for its answer to an earlier request of backend '{}'; {method} is refused until the client retries (it answers one round at a time)",
+                self.backends[b].name()
+            ))
         } else if target.is_none() {
             Some(format!(
                 "no client connected to gangway declared the capability needed for {method}"

@@ -142,6 +142,9 @@ pub struct Outbox {
 #[derive(Debug, Clone, Copy)]
 enum Timer {
     Request(u64),
+    /// The retry of the call with this gateway id, suspended for its 2026-07-28 client's
+    /// answer to a backend's request, is due.
+    Ask(u64),
     /// A step of backend `.0`'s life: start progress, idle check or stop ladder.
     Backend(usize, Wakeup),
     ListChanged(ListKind),
@@ -216,6 +219,8 @@ pub struct Gateway {
     list_changed_armed: [bool; LIST_KINDS.len()],
     /// Progress tokens of requests in flight: (backend, token) -> gateway id.
     progress: HashMap<(usize, RawId), u64>,
+    /// Backends' requests waiting for 2026-07-28 clients' retries, by `requestState`.
+    asks: HashMap<String, modern::Ask>,
     /// Set while a request deferred until lists were fetched is processed again, so it is
     /// not deferred twice.
     retrying: bool,
@@ -272,6 +277,7 @@ impl Gateway {
             void: OutBuf::default(),
             list_changed_armed: [false; LIST_KINDS.len()],
             progress: HashMap::new(),
+            asks: HashMap::new(),
             retrying: false,
             deferred: Vec::new(),
             life: Life::Running,
@@ -545,6 +551,7 @@ impl Gateway {
         while let Some(t) = self.timers.poll(now) {
             match t {
                 Timer::Request(gw) => self.request_timed_out(now, gw),
+                Timer::Ask(gw) => self.ask_expired(now, gw),
                 Timer::Backend(b, w) => self.backend_wakeup(now, b, w),
                 Timer::ListWait(agg) => self.list_wait_over(agg),
                 Timer::InputStall => {}

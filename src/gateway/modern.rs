@@ -15,13 +15,20 @@
 //! subscriptions inside a listen, and multi round-trip requests and listens over HTTP.
 
 use super::outbox::OutBuf;
-use super::{Gateway, SUPPORTED_PROTOCOL_VERSIONS};
+use super::requests::PendingKind;
+use super::stats::Outcome;
+use super::{after, Gateway, SessionId, Timer, SUPPORTED_PROTOCOL_VERSIONS};
+use crate::timer::TimerHandle;
+use crate::wire::ids::{Peer, RawId};
 use crate::wire::message::{
-    span_of, splice, write_result, Kind, Message, INVALID_PARAMS, METHOD_NOT_FOUND,
+    span_of, splice, write_error, write_result, Kind, Message, BACKEND_ERROR, INVALID_PARAMS,
+    METHOD_NOT_FOUND, REQUEST_TIMEOUT,
 };
+use log::warn;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 /// The modern revision gangway speaks toward clients.
 pub const MODERN_VERSION: &str = "2026-07-28";
@@ -51,15 +58,13 @@ const CACHEABLE: [&str; 5] = [
     "resources/templates/list",
     "resources/read",
 ];
-/// Notifications a modern client hears only inside `subscriptions/listen`, which gangway
-/// does not serve yet: not sent. (`notifications/message` needs a `logLevel` it did not ask
-/// for either.)
-const NOT_SENT: [&str; 5] = [
+/// Notifications a modern client hears only inside a `subscriptions/listen`: sent to each
+/// listen that asked for them, else not at all.
+const NOT_SENT: [&str; 4] = [
     "notifications/tools/list_changed",
     "notifications/prompts/list_changed",
     "notifications/resources/list_changed",
     "notifications/resources/updated",
-    "notifications/message",
 ];
 
 /// A modern session's state: the output waiting to be rewritten, which of its requests
@@ -73,19 +78,27 @@ pub struct Modern {
     cacheable: HashSet<Vec<u8>>,
     /// Its open listens, oldest first (at most [`LISTENS_MAX`]).
     listens: Vec<Listen>,
-    /// Backend requests sent to it inside an `InputRequiredResult`, by `requestState`.
-    asks: HashMap<String, Ask>,
 }
 
 /// A backend's request to the client, handed to a modern client inside an
-/// `InputRequiredResult` answering its call: the answer comes in the call's retry.
+/// `InputRequiredResult` answering its call: the answer comes in the call's retry, which
+/// may come in another session (over `gangway serve`, each request is a session of its
+/// own), so asks are the gateway's, by `requestState`.
 #[derive(Debug)]
-struct Ask {
-    /// The gateway id of the client's call at the backend (still in flight there).
+pub(super) struct Ask {
+    /// The gateway id of the client's call at the backend (still in flight there until
+    /// `ended`).
     gw: u64,
     backend: usize,
     /// The backend's own id of its request, raw.
     backend_id: Vec<u8>,
+    /// The session the suspended call belongs to (the one its answer would go to).
+    session: SessionId,
+    /// The call's method (a metrics label: `tools/call`, `prompts/get`, `resources/read`).
+    method: &'static str,
+    /// When the client's retry is due (the backend's `client_request_timeout`): then the
+    /// backend's request gets a timeout error and the call is cancelled.
+    timer: Option<TimerHandle>,
     /// The call's answer (its `result` or `error` member, raw), when the backend gave it
     /// before the client retried: the retry gets it.
     ended: Option<(bool, Vec<u8>)>,
@@ -93,6 +106,8 @@ struct Ask {
 
 /// Asks one session may have waiting for a retry.
 const ASKS_MAX: usize = 64;
+/// Asks the gateway keeps in all (each session's are also bounded by [`ASKS_MAX`]).
+const ASKS_TOTAL: usize = 4096;
 /// How a suspended call's id starts (then its `requestState`, then `"`): the id it has
 /// in the id table while its client answers an input request.
 const PLACEHOLDER: &[u8] = b"\"input-required:";
@@ -106,8 +121,9 @@ struct Listen {
     filter: Filter,
 }
 
-/// The kinds of notification a listen asks for (`resourceSubscriptions` are not honored
-/// yet: the acknowledgement leaves them out, which tells the client so).
+/// The kinds of notification a listen asks for, and the resources whose updates it
+/// wants (those a backend is known to own: the acknowledgement names them, which tells
+/// the client the others are not honored).
 #[derive(Debug, Default, Deserialize)]
 struct Filter {
     #[serde(rename = "toolsListChanged", default)]
@@ -116,18 +132,28 @@ struct Filter {
     prompts: bool,
     #[serde(rename = "resourcesListChanged", default)]
     resources: bool,
+    #[serde(rename = "resourceSubscriptions", default)]
+    uris: Vec<String>,
 }
 
 impl Filter {
-    fn wants(&self, method: &str) -> bool {
+    /// Whether this listen carries notification `method` (about resource `uri`, for
+    /// `notifications/resources/updated`: one it subscribed to).
+    fn wants(&self, method: &str, uri: Option<&str>) -> bool {
         match method {
             "notifications/tools/list_changed" => self.tools,
             "notifications/prompts/list_changed" => self.prompts,
             "notifications/resources/list_changed" => self.resources,
+            "notifications/resources/updated" => {
+                uri.is_some_and(|u| self.uris.iter().any(|s| s == u))
+            }
             _ => false,
         }
     }
 }
+
+/// Resources one listen may subscribe to.
+const LISTEN_URIS_MAX: usize = 64;
 
 /// Listens one session may keep open; a new one past it ends the oldest.
 const LISTENS_MAX: usize = 16;
@@ -143,6 +169,8 @@ struct Envelope<'a> {
     capabilities: Option<&'a RawValue>,
     #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow, default)]
     client_info: Option<&'a RawValue>,
+    #[serde(rename = "io.modelcontextprotocol/logLevel", borrow, default)]
+    log_level: Option<&'a str>,
 }
 
 impl<'a> Envelope<'a> {
@@ -158,7 +186,7 @@ impl<'a> Envelope<'a> {
 impl Gateway {
     /// Handles what the 2026-07-28 revision changes about client request `msg` (id `id`):
     /// returns true when it was answered here, false when the usual dispatch goes on.
-    pub(super) fn modern_request(&mut self, msg: &Message<'_>, id: &[u8]) -> bool {
+    pub(super) fn modern_request(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) -> bool {
         let method = msg.method.unwrap_or("");
         let envelope = Envelope::of(msg);
         let Some(c) = self.sessions.get_mut(&self.handling) else {
@@ -191,7 +219,7 @@ impl Gateway {
         let requested = envelope
             .version
             .and_then(|v| serde_json::from_str::<String>(v.get()).ok());
-        let answer = match (requested.as_deref(), envelope.capabilities) {
+        let refused = match (requested.as_deref(), envelope.capabilities) {
             _ if method == "initialize" => {
                 let asked = msg
                     .params
@@ -203,8 +231,20 @@ impl Gateway {
             (None, _) => Some(error(id, INVALID_PARAMS, &format!("params._meta must be an object carrying the required '{VERSION_KEY}' and '{CAPABILITIES_KEY}' envelope keys"), None)),
             (Some(v), _) if v != MODERN_VERSION => Some(unsupported(id, v, "Unsupported protocol version")),
             (Some(_), None) => Some(error(id, INVALID_PARAMS, &format!("params._meta is missing the required envelope key(s): {CAPABILITIES_KEY}"), None)),
-            _ if method == "subscriptions/listen" => {
-                self.listen(msg, id);
+            _ => None,
+        };
+        if let Some(line) = refused {
+            self.reply().extend_from_slice(&line);
+            return true;
+        }
+        // Log messages are asked for per request: absent, none are sent.
+        let level = envelope.log_level.and_then(super::session::level_rank);
+        if self.sessions.get(&self.handling).and_then(|c| c.log_level) != level {
+            self.set_session_log_level(now, level);
+        }
+        let answer = match method {
+            "subscriptions/listen" => {
+                self.listen(now, msg, id);
                 return true;
             }
             _ if REMOVED.contains(&method) => Some(error(
@@ -213,8 +253,8 @@ impl Gateway {
                 "Method not found",
                 Some(method),
             )),
-            _ if method == "server/discover" => Some(self.server_discover(id)),
-            _ if self.modern_retry(msg, id) => return true,
+            "server/discover" => Some(self.server_discover(id)),
+            _ if self.modern_retry(now, msg, id) => return true,
             _ => None,
         };
         if let Some(line) = answer {
@@ -234,18 +274,28 @@ impl Gateway {
     }
 
     /// Opens a `subscriptions/listen` (request `id`): acknowledged with what is honored;
-    /// it then carries the list changes it asked for until the client cancels it.
-    fn listen(&mut self, msg: &Message<'_>, id: &[u8]) {
+    /// it then carries the list changes and resource updates it asked for until the
+    /// client cancels it. A resource is honored when a backend is known to own it (lists
+    /// it, or has a template that matches it): that backend is subscribed to it, as
+    /// `resources/subscribe` did, shared with other sessions.
+    fn listen(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) {
         #[derive(Deserialize, Default)]
         struct P {
             #[serde(default)]
             notifications: Filter,
         }
-        let filter = msg
+        let mut filter = msg
             .params
             .and_then(|p| serde_json::from_str::<P>(p.get()).ok())
             .unwrap_or_default()
             .notifications;
+        let s = self.handling;
+        let mut uris = std::mem::take(&mut filter.uris);
+        uris.sort_unstable();
+        uris.dedup();
+        uris.truncate(LISTEN_URIS_MAX);
+        uris.retain(|uri| self.subscribe_for(now, s, uri));
+        filter.uris = uris;
         let mut honored = serde_json::Map::new();
         for (key, on) in [
             ("toolsListChanged", filter.tools),
@@ -255,6 +305,9 @@ impl Gateway {
             if on {
                 honored.insert(key.into(), true.into());
             }
+        }
+        if !filter.uris.is_empty() {
+            honored.insert("resourceSubscriptions".into(), filter.uris.clone().into());
         }
         let ack = format!(
             "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/subscriptions/acknowledged\",\"params\":{{\"notifications\":{},\"_meta\":{{\"{SUBSCRIPTION_KEY}\":{}}}}}}}\n",
@@ -267,8 +320,8 @@ impl Gateway {
         let Some(m) = c.modern.as_mut() else {
             return;
         };
-        if m.listens.len() >= LISTENS_MAX {
-            let oldest = m.listens.remove(0);
+        let evicted = (m.listens.len() >= LISTENS_MAX).then(|| m.listens.remove(0));
+        if let Some(oldest) = &evicted {
             let result = format!(
                 "{{\"resultType\":\"complete\",\"_meta\":{{\"{SUBSCRIPTION_KEY}\":{}}}}}",
                 String::from_utf8_lossy(&oldest.id)
@@ -280,6 +333,27 @@ impl Gateway {
             filter,
         });
         m.staged.buf().extend_from_slice(ack.as_bytes());
+        if let Some(oldest) = evicted {
+            self.release_listen(now, s, oldest);
+        }
+    }
+
+    /// Withdraws what listen `l` of session `s` subscribed to and no other listen of it
+    /// holds (the backend's subscription ends when no session holds it).
+    fn release_listen(&mut self, now: Instant, s: SessionId, l: Listen) {
+        for uri in l.filter.uris {
+            let Some(c) = self.sessions.get_mut(&s) else {
+                return;
+            };
+            let kept = c
+                .modern
+                .as_ref()
+                .is_some_and(|m| m.listens.iter().any(|o| o.filter.uris.contains(&uri)));
+            if !kept {
+                c.subscriptions.remove(&uri);
+                self.unsubscribe_unused(now, &uri);
+            }
+        }
     }
 
     /// Forgets that the client's request `raw` expects a cacheable result (it cancelled
@@ -296,25 +370,27 @@ impl Gateway {
 
     /// Ends the listen of the session being handled whose request id is `raw` (the client
     /// cancelled it); false when there is none.
-    pub(super) fn end_listen(&mut self, raw: &[u8]) -> bool {
-        let Some(m) = self
-            .sessions
-            .get_mut(&self.handling)
-            .and_then(|c| c.modern.as_mut())
-        else {
+    pub(super) fn end_listen(&mut self, now: Instant, raw: &[u8]) -> bool {
+        let s = self.handling;
+        let Some(m) = self.sessions.get_mut(&s).and_then(|c| c.modern.as_mut()) else {
             return false;
         };
-        let before = m.listens.len();
-        m.listens.retain(|l| l.id != raw);
-        m.listens.len() < before
+        let Some(at) = m.listens.iter().position(|l| l.id == raw) else {
+            return false;
+        };
+        let l = m.listens.remove(at);
+        self.release_listen(now, s, l);
+        true
     }
 
     /// A backend's request `msg` to a client (sampling, elicitation, roots) while a modern
     /// client's call is in flight at backend `b`: that call is answered with an
     /// `InputRequiredResult` carrying the request, and stays in flight at the backend until
-    /// the client's retry brings the answer ([`Gateway::modern_retry`]). False when no
-    /// modern client's call waits at `b` (the request then goes the usual way).
-    pub(super) fn modern_ask(&mut self, b: usize, msg: &Message<'_>) -> bool {
+    /// the client's retry brings the answer ([`Gateway::modern_retry`]). While it waits,
+    /// the call's own timeout is paused: the client has the backend's
+    /// `client_request_timeout` to retry (a person may be answering). False when no modern
+    /// client's call waits at `b` (the request then goes the usual way).
+    pub(super) fn modern_ask(&mut self, now: Instant, b: usize, msg: &Message<'_>) -> bool {
         let (Some(id), Some(method)) = (msg.id, msg.method) else {
             return false;
         };
@@ -328,7 +404,7 @@ impl Gateway {
         let waiting = self.ids.ids_where(|e| {
             e.data.backend == b
                 && e.data.sent
-                && e.data.kind != super::requests::PendingKind::ToClient
+                && e.data.kind != PendingKind::ToClient
                 && matches!(
                     e.data.method,
                     "tools/call" | "prompts/get" | "resources/read"
@@ -343,38 +419,54 @@ impl Gateway {
         let Some(&gw) = waiting.first() else {
             return false;
         };
-        let Some((peer, client_id, s)) = self.ids.get(gw).and_then(|e| {
+        let Some((peer, client_id, s, call)) = self.ids.get(gw).and_then(|e| {
             let (peer, raw) = e.origin.as_ref()?;
-            Some((*peer, raw.as_bytes().to_vec(), e.data.session?))
+            Some((
+                *peer,
+                raw.as_bytes().to_vec(),
+                e.data.session?,
+                e.data.method,
+            ))
         }) else {
             return false;
         };
-        let Some(m) = self.sessions.get_mut(&s).and_then(|c| c.modern.as_mut()) else {
-            return false;
-        };
-        if m.asks.len() >= ASKS_MAX {
-            // Asks whose retry never came, of calls that have ended, make room.
-            let ids = &self.ids;
-            m.asks.retain(|_, a| ids.get(a.gw).is_some());
-            if m.asks.len() >= ASKS_MAX {
-                return false;
-            }
+        let raw = id.get().as_bytes();
+        let mine = self.asks.values().filter(|a| a.session == s).count();
+        if mine >= ASKS_MAX || self.asks.len() >= ASKS_TOTAL {
+            let text = format!(
+                "gangway: {} input requests already wait for 2026-07-28 clients' retries ({ASKS_MAX} per client); {method} refused",
+                mine.max(self.asks.len())
+            );
+            warn!("{text}");
+            write_error(self.out.backends[b].buf(), raw, BACKEND_ERROR, &text);
+            return true;
         }
         let mut nonce = [0u8; 16];
         if getrandom::fill(&mut nonce).is_err() {
-            return false;
+            let text = "gangway: no randomness for a requestState; the request is refused";
+            write_error(self.out.backends[b].buf(), raw, BACKEND_ERROR, text);
+            return true;
         }
         let token: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let placeholder = format!("{}{token}\"", String::from_utf8_lossy(PLACEHOLDER));
         if self.ids.rekey(gw, (peer, placeholder.as_bytes())).is_err() {
             return false;
         }
-        m.asks.insert(
+        // The call's timeout pauses while its client answers; the ask's runs instead.
+        if let Some(t) = self.ids.get_mut(gw).and_then(|e| e.data.timer.take()) {
+            self.timers.cancel(t);
+        }
+        let limit = self.backends[b].config.client_request_timeout;
+        let timer = self.timers.insert(after(now, limit), Timer::Ask(gw));
+        self.asks.insert(
             token.clone(),
             Ask {
                 gw,
                 backend: b,
-                backend_id: id.get().as_bytes().to_vec(),
+                backend_id: raw.to_vec(),
+                session: s,
+                method: call,
+                timer: Some(timer),
                 ended: None,
             },
         );
@@ -382,21 +474,91 @@ impl Gateway {
         let result = format!(
             "{{\"resultType\":\"input_required\",\"inputRequests\":{{\"{ASK_KEY}\":{{\"method\":\"{method}\",\"params\":{params}}}}},\"requestState\":\"{token}\"}}"
         );
-        let c = self
-            .sessions
-            .get_mut(&s)
-            .map(super::session::Session::queue);
-        if let Some(q) = c {
-            write_result(q.buf(), &client_id, result.as_bytes());
+        if let Some(c) = self.sessions.get_mut(&s) {
+            write_result(c.queue().buf(), &client_id, result.as_bytes());
         }
         true
     }
 
+    /// Whether a modern client's call at backend `b` waits for its client's answer to an
+    /// earlier request of `b` (a second one during it cannot reach that client).
+    pub(super) fn modern_suspended_at(&self, b: usize) -> bool {
+        self.asks
+            .values()
+            .any(|a| a.backend == b && a.ended.is_none())
+    }
+
+    /// Whether session `s` has a call suspended for its client's retry (a front keeps such
+    /// a session open after its answer, until [`Gateway::waits_for_retry`] is false: the
+    /// retry came, in whichever session, or the ask expired).
+    pub fn waits_for_retry(&self, s: SessionId) -> bool {
+        self.asks
+            .values()
+            .any(|a| a.session == s && a.ended.is_none())
+    }
+
+    /// The retry of ask `gw` did not come within the backend's `client_request_timeout`:
+    /// the backend's request gets a timeout error and the call is cancelled (an answer
+    /// the backend gave already is dropped).
+    pub(super) fn ask_expired(&mut self, now: Instant, gw: u64) {
+        let Some(state) = self
+            .asks
+            .iter()
+            .find(|(_, a)| a.gw == gw)
+            .map(|(state, _)| state.clone())
+        else {
+            return;
+        };
+        let Some(ask) = self.asks.remove(&state) else {
+            return;
+        };
+        if ask.ended.is_some() {
+            return;
+        }
+        let b = ask.backend;
+        let name = self.backends[b].name().to_string();
+        let secs = self.backends[b].config.client_request_timeout.as_secs_f64();
+        let text = format!(
+            "the 2026-07-28 client did not retry its call with the answer to backend '{name}''s request within {secs} s (\"client_request_timeout\" in gangway's config); the request and the call were cancelled"
+        );
+        warn!("{text}");
+        let raw = RawId::new(&ask.backend_id);
+        self.refuse_backend_request(b, Some(raw), REQUEST_TIMEOUT, &format!("gangway: {text}"));
+        if let Some((_, pending)) = self.untrack(now, gw, Outcome::Timeout) {
+            if pending.sent {
+                self.cancel_to_backend(b, gw, "the client did not retry in time");
+            }
+        }
+    }
+
+    /// Session `s` ended: the backend requests its suspended calls carried get an error
+    /// (the calls themselves are cancelled with the session's other requests).
+    pub(super) fn drop_asks_of(&mut self, s: SessionId) {
+        let states: Vec<String> = self
+            .asks
+            .iter()
+            .filter(|(_, a)| a.session == s && a.ended.is_none())
+            .map(|(state, _)| state.clone())
+            .collect();
+        for state in states {
+            let Some(ask) = self.asks.remove(&state) else {
+                continue;
+            };
+            if let Some(t) = ask.timer {
+                self.timers.cancel(t);
+            }
+            let raw = RawId::new(&ask.backend_id);
+            let text = "gangway: the client's session ended before it answered";
+            self.refuse_backend_request(ask.backend, Some(raw), BACKEND_ERROR, text);
+        }
+    }
+
     /// A modern client's retry of a call answered with an `InputRequiredResult`: its
     /// `inputResponses` answer the backend's request, and the call (still in flight at the
-    /// backend) is from now on this request's. True when `msg` was such a retry (handled
-    /// here); an unknown `requestState` is refused.
-    fn modern_retry(&mut self, msg: &Message<'_>, id: &[u8]) -> bool {
+    /// backend) is from now on this request's, in this session, with its timeout running
+    /// again. True when `msg` was such a retry (handled here); an unknown `requestState`,
+    /// or one of another method's call, is refused.
+    fn modern_retry(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) -> bool {
         #[derive(Deserialize)]
         struct Retry<'a> {
             #[serde(rename = "requestState")]
@@ -412,21 +574,27 @@ impl Gateway {
             return false;
         };
         let s = self.handling;
-        let Some(m) = self.sessions.get_mut(&s).and_then(|c| c.modern.as_mut()) else {
-            return false;
+        let method = msg.method.unwrap_or("");
+        let ask = match self.asks.remove(&retry.state) {
+            Some(ask) if ask.method == method => ask,
+            other => {
+                // One of another method's call stays for its own retry.
+                if let Some(ask) = other {
+                    self.asks.insert(retry.state, ask);
+                }
+                let text = "unknown or already used requestState: a retry repeats the call it continues, with the requestState gangway gave, once (behind a load balancer, it must reach the gangway instance that answered the call)";
+                let line = error(id, INVALID_PARAMS, text, None);
+                self.reply().extend_from_slice(&line);
+                return true;
+            }
         };
-        let Some(ask) = m.asks.remove(&retry.state) else {
-            let line = error(
-                id,
-                INVALID_PARAMS,
-                "unknown or already used requestState",
-                None,
-            );
-            self.reply().extend_from_slice(&line);
-            return true;
-        };
+        let cacheable = CACHEABLE.contains(&method);
         if let Some((failed, raw)) = &ask.ended {
             // The backend answered the call before this retry: that answer is the retry's.
+            if let Some(t) = ask.timer {
+                self.timers.cancel(t);
+            }
+            self.note_cacheable(s, id, cacheable);
             let member = if *failed { "error" } else { "result" };
             let line = format!(
                 "{{\"jsonrpc\":\"2.0\",\"id\":{},\"{member}\":{}}}\n",
@@ -436,30 +604,46 @@ impl Gateway {
             self.reply().extend_from_slice(line.as_bytes());
             return true;
         }
-        let peer = crate::wire::ids::Peer::Session(s.0);
+        let peer = Peer::Session(s.0);
         let gone = self.ids.get(ask.gw).is_none();
         if gone || self.ids.rekey(ask.gw, (peer, id)).is_err() {
-            // The call is gone (cancelled, or timed out), or the retry's id is taken by
-            // another request in flight: nothing is sent; a taken id may retry again.
+            // The call is gone, or the retry's id is taken by another request in flight:
+            // nothing is sent; a taken id may retry again.
             let text = if gone {
                 "the call this retry continues has already ended at its backend; call again"
             } else {
                 "this id is already used by a request in flight"
             };
-            if !gone {
-                if let Some(m) = self.sessions.get_mut(&s).and_then(|c| c.modern.as_mut()) {
-                    m.asks.insert(retry.state, ask);
+            if gone {
+                if let Some(t) = ask.timer {
+                    self.timers.cancel(t);
                 }
+            } else {
+                self.asks.insert(retry.state, ask);
             }
             let line = error(id, crate::wire::message::INVALID_REQUEST, text, None);
             self.reply().extend_from_slice(&line);
             return true;
         }
+        if let Some(t) = ask.timer {
+            self.timers.cancel(t);
+        }
+        // The call is this session's now (over HTTP, the session the retry came in), and
+        // its timeout starts again.
+        let timeout = self.backends[ask.backend].config.timeout;
+        let timer = self
+            .timers
+            .insert(after(now, timeout), Timer::Request(ask.gw));
+        if let Some(e) = self.ids.get_mut(ask.gw) {
+            e.data.session = Some(s);
+            e.data.timer = Some(timer);
+        }
+        self.note_cacheable(s, id, cacheable);
         let answer = retry.responses.as_ref().and_then(|r| r.get(ASK_KEY));
         let out = self.out.backends[ask.backend].buf();
         match answer {
             Some(result) => write_result(out, &ask.backend_id, result.get().as_bytes()),
-            None => crate::wire::message::write_error(
+            None => write_error(
                 out,
                 &ask.backend_id,
                 crate::wire::message::INTERNAL_ERROR,
@@ -467,6 +651,16 @@ impl Gateway {
             ),
         }
         true
+    }
+
+    /// Notes that session `s`'s request `id` expects a cacheable result when `cacheable`.
+    fn note_cacheable(&mut self, s: SessionId, id: &[u8], cacheable: bool) {
+        if !cacheable {
+            return;
+        }
+        if let Some(m) = self.sessions.get_mut(&s).and_then(|c| c.modern.as_mut()) {
+            m.cacheable.insert(id.to_vec());
+        }
     }
 
     /// The answer to `server/discover`.
@@ -493,6 +687,7 @@ impl Gateway {
     /// Rewrites what the gateway wrote for each modern session into its output (after
     /// every event).
     pub(super) fn flush_modern(&mut self) {
+        let asks = &mut self.asks;
         for c in self.sessions.values_mut() {
             let Some(m) = c.modern.as_mut() else {
                 continue;
@@ -503,7 +698,7 @@ impl Gateway {
             for nl in memchr::memchr_iter(b'\n', pending) {
                 let line = &pending[start..nl];
                 start = nl + 1;
-                modernize(line, m, c.out.buf());
+                modernize(line, m, asks, c.out.buf());
             }
             m.staged = staged;
             m.staged.consume(start);
@@ -565,17 +760,37 @@ fn error_line(id: &[u8], error: &serde_json::Value) -> Vec<u8> {
 /// (and `ttlMs` and `cacheScope` when its request expects a cacheable one) unless it has
 /// one; a list change goes once to each listen that asked for it, under its id; other
 /// notifications only heard inside a listen are left out; the rest as is.
-fn modernize(line: &[u8], m: &mut Modern, out: &mut Vec<u8>) {
+fn modernize(line: &[u8], m: &mut Modern, asks: &mut HashMap<String, Ask>, out: &mut Vec<u8>) {
     let Ok(msg) = Message::parse(line) else {
         return splice(out, line, &[]);
     };
     let method = msg.method.unwrap_or("");
     match msg.kind {
         Kind::Notification if NOT_SENT.contains(&method) => {
-            for l in m.listens.iter().filter(|l| l.filter.wants(method)) {
+            #[derive(Deserialize)]
+            struct Updated<'a> {
+                #[serde(borrow)]
+                uri: std::borrow::Cow<'a, str>,
+            }
+            let uri = (method == "notifications/resources/updated")
+                .then(|| {
+                    msg.params
+                        .and_then(|p| serde_json::from_str::<Updated<'_>>(p.get()).ok())
+                })
+                .flatten()
+                .map(|u| u.uri);
+            let mut about = String::new();
+            if let Some(u) = &uri {
+                about = format!("\"uri\":{},", serde_json::Value::from(u.as_ref()));
+            }
+            for l in m
+                .listens
+                .iter()
+                .filter(|l| l.filter.wants(method, uri.as_deref()))
+            {
                 let id = String::from_utf8_lossy(&l.id);
                 let note = format!(
-                    "{{\"jsonrpc\":\"2.0\",\"method\":\"{method}\",\"params\":{{\"_meta\":{{\"{SUBSCRIPTION_KEY}\":{id}}}}}}}\n"
+                    "{{\"jsonrpc\":\"2.0\",\"method\":\"{method}\",\"params\":{{{about}\"_meta\":{{\"{SUBSCRIPTION_KEY}\":{id}}}}}}}\n"
                 );
                 out.extend_from_slice(note.as_bytes());
             }
@@ -592,7 +807,7 @@ fn modernize(line: &[u8], m: &mut Modern, out: &mut Vec<u8>) {
                 // The backend answered a call while its client had an input request of it
                 // to answer: kept for the retry (the client never used this id).
                 let token = String::from_utf8_lossy(token).into_owned();
-                if let Some(ask) = m.asks.get_mut(&token) {
+                if let Some(ask) = asks.get_mut(&token) {
                     ask.ended = match (msg.result, msg.error) {
                         (Some(r), _) => Some((false, r.get().as_bytes().to_vec())),
                         (None, Some(e)) => Some((true, e.get().as_bytes().to_vec())),
@@ -637,7 +852,7 @@ mod tests {
             ..Modern::default()
         };
         let mut out = Vec::new();
-        modernize(line.as_bytes(), &mut m, &mut out);
+        modernize(line.as_bytes(), &mut m, &mut HashMap::new(), &mut out);
         String::from_utf8(out).unwrap()
     }
 

@@ -57,6 +57,14 @@ pub fn params_level(params: Option<Raw<'_>>) -> Option<u8> {
     level_rank(p.level)
 }
 
+/// `{"uri":URI}`.
+fn uri_params(uri: &str) -> Vec<u8> {
+    let mut params = b"{\"uri\":".to_vec();
+    message::write_json_string(&mut params, uri);
+    params.push(b'}');
+    params
+}
+
 /// One client's state.
 #[derive(Debug, Default)]
 pub struct Session {
@@ -65,7 +73,8 @@ pub struct Session {
     /// The capabilities the client declared in `initialize` (null before).
     pub caps: serde_json::Value,
     /// The least severe level of `notifications/message` it asked for with
-    /// `logging/setLevel` (a rank of [`level_rank`]); `None`: every message.
+    /// `logging/setLevel`, or a 2026-07-28 client with its last request's `_meta` (a rank
+    /// of [`level_rank`]); `None`: every message (none for a 2026-07-28 client).
     pub log_level: Option<u8>,
     /// The resource URIs it subscribed to (`resources/subscribe`).
     pub subscriptions: std::collections::BTreeSet<String>,
@@ -100,9 +109,12 @@ impl Session {
         self.caps.get(capability).is_some()
     }
 
-    /// Whether a log message of rank `level` (unknown: always) is for this client.
+    /// Whether a log message of rank `level` (unknown: always) is for this client. A
+    /// 2026-07-28 client hears log messages only when its last request asked for them
+    /// (`_meta` `io.modelcontextprotocol/logLevel`).
     pub fn wants_log(&self, level: Option<u8>) -> bool {
         match (self.log_level, level) {
+            (None, _) if self.modern.is_some() => false,
             (Some(min), Some(level)) => level >= min,
             _ => true,
         }
@@ -148,6 +160,7 @@ impl Gateway {
             self.retire(now, i);
         }
         let reason = "the client's session ended";
+        self.drop_asks_of(s);
         for gw in self.ids.ids_where(|e| e.data.session == Some(s)) {
             let Some((origin, pending)) = self.untrack(now, gw, Outcome::Cancelled) else {
                 continue;
@@ -167,19 +180,39 @@ impl Gateway {
         self.tasks.forget_session(s);
         self.deferred.retain(|(of, _)| *of != s);
         for uri in gone.subscriptions {
-            if self.subscribers(&uri).next().is_some() {
-                continue;
-            }
-            if let Some(b) = self.resource_owner(&uri) {
-                if self.backends[b].lifecycle.is_ready() {
-                    let mut params = b"{\"uri\":".to_vec();
-                    message::write_json_string(&mut params, &uri);
-                    params.push(b'}');
-                    self.send_internal(now, b, "resources/unsubscribe", &params);
-                }
-            }
+            self.unsubscribe_unused(now, &uri);
         }
         self.settle(now);
+    }
+
+    /// Withdraws the backend subscription to `uri` when no session holds it any more.
+    pub(super) fn unsubscribe_unused(&mut self, now: Instant, uri: &str) {
+        if self.subscribers(uri).next().is_some() {
+            return;
+        }
+        if let Some(b) = self.resource_owner(uri) {
+            if self.backends[b].lifecycle.is_ready() {
+                self.send_internal(now, b, "resources/unsubscribe", &uri_params(uri));
+            }
+        }
+    }
+
+    /// Subscribes session `s` to `uri` on a `subscriptions/listen`'s behalf: the backend
+    /// that owns it is asked unless another session already holds that subscription.
+    /// False when no backend is known to own `uri` (nothing is asked).
+    pub(super) fn subscribe_for(&mut self, now: Instant, s: SessionId, uri: &str) -> bool {
+        let Some(b) = self.resource_owner(uri) else {
+            return false;
+        };
+        let shared = self.subscribers(uri).any(|o| o != s);
+        let new = self
+            .sessions
+            .get_mut(&s)
+            .is_some_and(|c| c.subscriptions.insert(uri.to_string()));
+        if new && !shared {
+            self.send_internal(now, b, "resources/subscribe", &uri_params(uri));
+        }
+        true
     }
 
     /// The sessions subscribed to `uri`.

@@ -3860,7 +3860,7 @@ fn a_modern_listen_carries_the_list_changes_it_asked_for_until_cancelled() {
         "params": {"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["x:/y"]}, "_meta": meta}}));
     let ack = h.client_one();
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
-    // Honored: the tool list changes; resource subscriptions are not (yet), so left out.
+    // Honored: the tool list changes; no backend is known to own x:/y, so it is left out.
     assert_eq!(
         ack["params"]["notifications"],
         json!({"toolsListChanged": true})
@@ -3963,4 +3963,263 @@ fn a_backend_ask_during_a_modern_call_travels_in_an_input_required_result() {
         h.backend_out(ALPHA).is_empty(),
         "nothing waits at the backend"
     );
+}
+
+/// A modern session's first request (`_meta` carries the 2026-07-28 envelope): over HTTP
+/// each request is a session of its own.
+fn modern_call(id: Value, tool: &str, extra: Value) -> Value {
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}});
+    let mut params = json!({"name": tool, "arguments": {}, "_meta": meta});
+    if let (Some(p), Some(e)) = (params.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
+}
+
+#[test]
+fn a_modern_retry_in_another_session_takes_the_suspended_call_over() {
+    let mut h = Harness::new("tools");
+    let a = h.s;
+    h.send(modern_call(
+        json!(1),
+        "alpha__echo",
+        json!({"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}, "progressToken": "p"}}),
+    ));
+    h.actions();
+    let call = h.finish_init(ALPHA).remove(0);
+    assert!(!h.gw.waits_for_retry(a));
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}"#,
+    );
+    let state = h.client_one()["result"]["requestState"]
+        .as_str()
+        .expect("a requestState")
+        .to_string();
+    assert!(h.gw.waits_for_retry(a), "the call waits for its retry");
+    // The call's own timeout (5 s) is paused while the client answers.
+    h.advance(6_000);
+    assert!(h.client_lines().is_empty());
+    assert!(h.backend_out(ALPHA).is_empty());
+    // The retry comes in another session (another HTTP request): a state names the
+    // call of its method only.
+    let b = h.gw.open_session();
+    h.send_as(b, json!({"jsonrpc": "2.0", "id": 1, "method": "prompts/get", "params": {"name": "x", "requestState": state,
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}));
+    assert_eq!(h.out_of(b)[0]["error"]["code"], -32602);
+    h.send_as(b, modern_call(json!(7), "alpha__echo", json!({"requestState": state,
+        "inputResponses": {"gangway": {"role": "assistant", "content": {"type": "text", "text": "yo"}, "model": "m"}}})));
+    let answer = h.backend_one_any(ALPHA);
+    assert_eq!(answer["id"], "s1");
+    assert_eq!(answer["result"]["model"], "m");
+    assert!(!h.gw.waits_for_retry(a), "the call is b's now");
+    // Progress and the answer go to b, under its id.
+    let progress = format!(
+        r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":{},"progress":1}}}}"#,
+        call["params"]["_meta"]["progressToken"]
+    );
+    h.backend(ALPHA, &progress);
+    h.reply(ALPHA, &call, r#"{"content":[]}"#);
+    let out = h.out_of(b);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert_eq!(out[0]["params"]["progressToken"], "p");
+    assert_eq!(out[1]["id"], 7);
+    assert_eq!(out[1]["result"]["resultType"], "complete");
+    assert!(h.client_lines().is_empty(), "a hears nothing more");
+}
+
+#[test]
+fn a_retried_call_times_out_again_and_an_unretried_ask_expires() {
+    let mut h = Harness::new("tools");
+    h.send(modern_call(json!(1), "alpha__echo", json!({})));
+    h.actions();
+    let call = h.finish_init(ALPHA).remove(0);
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":0,"method":"elicitation/create","params":{}}"#,
+    );
+    let state = h.client_one()["result"]["requestState"]
+        .as_str()
+        .expect("a requestState")
+        .to_string();
+    // A second request of the backend during the suspended call is refused, saying why.
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{}}"#,
+    );
+    let refused = h.backend_one_any(ALPHA);
+    assert_eq!(refused["id"], 1);
+    let text = refused["error"]["message"].as_str().unwrap_or("");
+    assert!(text.contains("one round at a time"), "{text}");
+    // After the retry, the call's timeout runs again.
+    h.send(modern_call(
+        json!(2),
+        "alpha__echo",
+        json!({"requestState": state, "inputResponses": {"gangway": {"action": "decline"}}}),
+    ));
+    assert_eq!(h.backend_one_any(ALPHA)["result"]["action"], "decline");
+    h.advance(5_100);
+    let timed_out = h.client_one();
+    assert_eq!(timed_out["id"], 2);
+    assert_eq!(timed_out["error"]["code"], -32001);
+    let cancel = h.backend_one(ALPHA, "notifications/cancelled");
+    assert_eq!(cancel["params"]["requestId"], call["id"]);
+    // A call whose client never retries: after client_request_timeout (600 s) the
+    // backend's request gets a timeout error and the call is cancelled.
+    h.send(modern_call(json!(3), "alpha__echo", json!({})));
+    let call = h.backend_one(ALPHA, "tools/call");
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":2,"method":"roots/list"}"#);
+    let state = h.client_one()["result"]["requestState"]
+        .as_str()
+        .expect("a requestState")
+        .to_string();
+    h.advance(599_000);
+    assert!(h.backend_out(ALPHA).is_empty(), "still waiting");
+    h.advance(1_100);
+    let out = h.backend_out(ALPHA);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert_eq!(out[0]["id"], 2);
+    assert_eq!(out[0]["error"]["code"], -32001);
+    assert!(out[0]["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("did not retry")));
+    assert_eq!(out[1]["method"], "notifications/cancelled");
+    assert_eq!(out[1]["params"]["requestId"], call["id"]);
+    assert!(h.client_lines().is_empty());
+    h.send(modern_call(
+        json!(4),
+        "alpha__echo",
+        json!({"requestState": state, "inputResponses": {}}),
+    ));
+    assert_eq!(h.client_one()["error"]["code"], -32602);
+}
+
+#[test]
+fn a_session_that_ends_answers_its_suspended_calls_backend_requests() {
+    let mut h = Harness::new("tools");
+    let a = h.s;
+    h.send(modern_call(json!(1), "alpha__echo", json!({})));
+    h.actions();
+    let call = h.finish_init(ALPHA).remove(0);
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{}}"#,
+    );
+    assert_eq!(h.client_one()["result"]["resultType"], "input_required");
+    h.gw.close_session(h.now, a);
+    let out = h.backend_out(ALPHA);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert_eq!(out[0]["id"], 9);
+    assert!(out[0]["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("session ended")));
+    assert_eq!(out[1]["method"], "notifications/cancelled");
+    assert_eq!(out[1]["params"]["requestId"], call["id"]);
+    assert!(!h.gw.waits_for_retry(a));
+}
+
+#[test]
+fn a_modern_listen_subscribes_to_resources_and_carries_their_updates() {
+    let mut h = Harness::new("tools");
+    let handshake = second_session(&mut h, json!({}));
+    h.warm(ALPHA);
+    // h.s is a handshake-era session now; the modern client is another.
+    let m = h.gw.open_session();
+    know_resources(&mut h, ALPHA, &["mem://a", "mem://b"]);
+    know_resources(&mut h, BETA, &[]);
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let listen = |id: &str, uris: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen",
+        "params": {"notifications": {"resourceSubscriptions": uris}, "_meta": meta}})
+    };
+    h.send_as(
+        m,
+        listen("listen-1", json!(["mem://a", "nobody://owns-this"])),
+    );
+    let ack = h.out_of(m).remove(0);
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"resourceSubscriptions": ["mem://a"]}),
+        "only what a backend owns is honored"
+    );
+    let sub = h.backend_one(ALPHA, "resources/subscribe");
+    assert_eq!(sub["params"]["uri"], "mem://a");
+    h.reply(ALPHA, &sub, "{}");
+    assert!(h.out_of(m).is_empty(), "gangway's own answer");
+    // A second listen of the same resource shares the subscription.
+    h.send_as(m, listen("listen-2", json!(["mem://a"])));
+    assert_eq!(h.out_of(m).len(), 1);
+    assert!(h.backend_out(ALPHA).is_empty());
+    // An update goes to each listen with its id; a handshake session that did not
+    // subscribe hears nothing.
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"mem://a"}}"#);
+    let out = h.out_of(m);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert_eq!(out[0]["params"]["uri"], "mem://a");
+    assert_eq!(
+        out[0]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "listen-1"
+    );
+    assert_eq!(
+        out[1]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "listen-2"
+    );
+    assert!(h.out_of(handshake).is_empty());
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"mem://b"}}"#);
+    assert!(h.out_of(m).is_empty(), "not subscribed");
+    // The backend's subscription ends with the last listen that holds it.
+    h.send_as(m, json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "listen-1"}}));
+    assert!(h.backend_out(ALPHA).is_empty());
+    h.send_as(m, json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "listen-2"}}));
+    let unsub = h.backend_one(ALPHA, "resources/unsubscribe");
+    assert_eq!(unsub["params"]["uri"], "mem://a");
+    h.reply(ALPHA, &unsub, "{}");
+}
+
+#[test]
+fn a_modern_client_hears_log_messages_only_at_the_level_its_request_asked_for() {
+    let mut h = Harness::new("tools");
+    // Alpha runs, declaring logging.
+    h.send(call(json!(1), "alpha__echo", json!({})));
+    h.actions();
+    let out = h.backend_out(ALPHA);
+    let caps = r#"{"protocolVersion":"2025-11-25","capabilities":{"logging":{},"tools":{}},"serverInfo":{"name":"m","version":"1"}}"#;
+    h.reply(ALPHA, &out[0], caps);
+    let sent = h.backend_out(ALPHA);
+    h.reply(ALPHA, &sent[1], r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 1);
+    let m = h.gw.open_session();
+    let log = |level: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"{level}","data":"x"}}}}"#
+        )
+    };
+    let discover = |meta: Value| json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}});
+    let envelope = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    h.send_as(m, discover(envelope.clone()));
+    h.out_of(m).remove(0);
+    // No logLevel: no log messages at all.
+    h.backend(ALPHA, &log("emergency"));
+    assert!(h.out_of(m).is_empty());
+    // logLevel warning: that level and above; the backend is asked to log that much.
+    let mut with_level = envelope.clone();
+    with_level["io.modelcontextprotocol/logLevel"] = json!("warning");
+    h.send_as(m, discover(with_level));
+    h.out_of(m).remove(0);
+    let set = h.backend_one(ALPHA, "logging/setLevel");
+    assert_eq!(set["params"]["level"], "warning");
+    h.reply(ALPHA, &set, "{}");
+    h.backend(ALPHA, &log("info"));
+    h.backend(ALPHA, &log("error"));
+    let out = h.out_of(m);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0]["params"]["level"], "error");
+    // The next request without it turns them off again.
+    h.send_as(m, discover(envelope));
+    h.out_of(m).remove(0);
+    h.backend(ALPHA, &log("error"));
+    assert!(h.out_of(m).is_empty());
 }
