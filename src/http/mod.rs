@@ -178,14 +178,23 @@ struct Session {
     /// and the session ends with the request's answer, or with its connection (which
     /// cancels the request).
     modern: bool,
+    /// A modern session answered with an `InputRequiredResult`: its call stays in flight
+    /// at the backend for the client's retry (in another request), so the session stays
+    /// until the gateway no longer waits for it (`Gateway::waits_for_retry`); it has no
+    /// client, and what the gateway writes for it is dropped.
+    held: bool,
 }
 
 /// The HTTP front: connections and the sessions they serve.
 #[derive(Debug)]
 pub struct HttpFront {
     settings: Settings,
-    /// Revision 2026-07-28 sessions whose request was answered: ended after the pump.
+    /// Revision 2026-07-28 sessions whose request was answered: ended after the pump
+    /// (or held, while a call of theirs waits for its retry).
     ending: Vec<String>,
+    /// Revision 2026-07-28 sessions held for a retry (see `Session::held`), at most
+    /// `max_sessions` (they count as sessions).
+    held: Vec<String>,
     conns: Vec<Option<Conn>>,
     open_conns: usize,
     sessions: HashMap<String, Session>,
@@ -305,6 +314,7 @@ impl HttpFront {
     pub fn new(settings: Settings) -> HttpFront {
         HttpFront {
             ending: Vec::new(),
+            held: Vec::new(),
             settings,
             conns: Vec::new(),
             open_conns: 0,
@@ -1101,7 +1111,7 @@ impl HttpFront {
         }
         let initialize = msg.kind == Kind::Request && msg.method == Some("initialize");
         let sid = if initialize && head.session_id.is_none() {
-            match self.open_session(now, c, gw, false) {
+            match self.open_session(now, c, gw, false, false) {
                 Some(id) => id,
                 None => return,
             }
@@ -1193,15 +1203,12 @@ impl HttpFront {
             self.respond(c, 400, &[], "application/json", body.as_bytes());
             return;
         }
-        let Some(sid) = self.open_session(now, c, gw, false) else {
+        let Some(sid) = self.open_session(now, c, gw, false, true) else {
             return;
         };
         if !self.within_rate(now, c, head, &sid) {
             self.end_session(now, &sid, gw);
             return;
-        }
-        if let Some(s) = self.sessions.get_mut(&sid) {
-            s.modern = true;
         }
         self.serve_request(now, c, &sid, msg, gw);
     }
@@ -1244,7 +1251,25 @@ impl HttpFront {
         gw.on_client_message(now, s.gw, msg);
     }
 
+    /// Whether `head` is a 2026-07-28 client's (its `MCP-Protocol-Version` is not a
+    /// handshake revision), which only POSTs: a GET or DELETE of one gets 405.
+    fn modern_only_posts(&mut self, c: usize, head: &Head) -> bool {
+        let modern = head.session_id.is_none()
+            && head
+                .protocol_version
+                .as_deref()
+                .is_some_and(|v| !VERSIONS.contains(&v));
+        if modern {
+            let text = "revision 2026-07-28 has no GET stream and no sessions to DELETE: send each request as a POST (list changes come through subscriptions/listen)";
+            self.reject(c, 405, text, &[("Allow", "POST")]);
+        }
+        modern
+    }
+
     fn get(&mut self, now: Instant, c: usize, head: &Head) {
+        if self.modern_only_posts(c, head) {
+            return;
+        }
         if !head.accepts("text/event-stream") {
             self.reject(c, 406, "Accept must list text/event-stream", &[]);
             return;
@@ -1294,6 +1319,9 @@ impl HttpFront {
     }
 
     fn delete(&mut self, now: Instant, c: usize, head: &Head, gw: &mut Gateway) {
+        if self.modern_only_posts(c, head) {
+            return;
+        }
         let Some(sid) = self.session_of(now, c, head) else {
             return;
         };
@@ -1301,14 +1329,16 @@ impl HttpFront {
         self.respond(c, 200, &[], "", b"");
     }
 
-    /// Opens a session (a `legacy` HTTP+SSE one, or Streamable HTTP) with a fresh id;
-    /// answers 503 on `c` and returns `None` when `max_sessions` are open.
+    /// Opens a session (a `legacy` HTTP+SSE one, a `modern` one for one 2026-07-28
+    /// request, or a Streamable HTTP one) with a fresh id; answers 503 on `c` and returns
+    /// `None` when `max_sessions` are open.
     fn open_session(
         &mut self,
         now: Instant,
         c: usize,
         gw: &mut Gateway,
         legacy: bool,
+        modern: bool,
     ) -> Option<String> {
         if self.sessions.len() >= self.settings.max_sessions {
             let text = format!(
@@ -1325,14 +1355,17 @@ impl HttpFront {
         let gs = gw.open_session();
         // The front limits its clients per token itself.
         gw.exempt_from_rate_limit(gs);
-        self.sessions
-            .insert(id.clone(), Session::new(gs, legacy, now));
-        let kind = if legacy {
-            "legacy SSE session"
+        let mut session = Session::new(gs, legacy, now);
+        session.modern = modern;
+        self.sessions.insert(id.clone(), session);
+        if legacy {
+            log::info!("HTTP: legacy SSE session {} opened", short(&id));
+        } else if modern {
+            // One per request: logged at debug level only.
+            log::debug!("HTTP: 2026-07-28 request session {} opened", short(&id));
         } else {
-            "session"
-        };
-        log::info!("HTTP: {kind} {} opened", short(&id));
+            log::info!("HTTP: session {} opened", short(&id));
+        }
         Some(id)
     }
 
@@ -1341,7 +1374,7 @@ impl HttpFront {
             self.reject(c, 406, "Accept must list text/event-stream", &[]);
             return;
         }
-        let Some(id) = self.open_session(now, c, gw, true) else {
+        let Some(id) = self.open_session(now, c, gw, true, false) else {
             return;
         };
         if let Some(s) = self.sessions.get_mut(&id) {
@@ -1417,6 +1450,9 @@ impl HttpFront {
         let Some(s) = self.sessions.remove(sid) else {
             return;
         };
+        if s.held {
+            self.held.retain(|h| h != sid);
+        }
         self.buckets.remove(&format!("s{sid}"));
         gw.close_session(now, s.gw);
         for st in s.streams.values() {
@@ -1427,7 +1463,11 @@ impl HttpFront {
                 conn.state = State::Closing;
             }
         }
-        log::info!("HTTP: session {} ended", short(sid));
+        if s.modern {
+            log::debug!("HTTP: 2026-07-28 request session {} ended", short(sid));
+        } else {
+            log::info!("HTTP: session {} ended", short(sid));
+        }
     }
 
     /// Takes every complete line the gateway wrote for the front's sessions and routes
@@ -1440,12 +1480,17 @@ impl HttpFront {
             .map(|(id, _)| id.clone())
             .collect();
         for sid in ids {
-            let Some(gs) = self.sessions.get(&sid).map(|s| s.gw) else {
+            let Some((gs, held)) = self.sessions.get(&sid).map(|s| (s.gw, s.held)) else {
                 continue;
             };
             let Some(out) = gw.session_out(gs) else {
                 continue;
             };
+            if held {
+                // No client reads it: its call's progress, before the retry takes it.
+                out.clear();
+                continue;
+            }
             let pending = out.pending();
             let Some(end) = memchr::memrchr(b'\n', pending) else {
                 continue;
@@ -1463,6 +1508,26 @@ impl HttpFront {
             out.consume(end + 1);
         }
         for sid in std::mem::take(&mut self.ending) {
+            let gs = self.sessions.get(&sid).map(|s| s.gw);
+            if gs.is_some_and(|gs| gw.waits_for_retry(gs)) {
+                if let Some(s) = self.sessions.get_mut(&sid) {
+                    s.held = true;
+                    self.held.push(sid);
+                }
+                continue;
+            }
+            self.end_session(now, &sid, gw);
+        }
+        // A held session ends once its call was retried (in another session) or its ask
+        // expired.
+        let mut i = 0;
+        while i < self.held.len() {
+            let gs = self.sessions.get(&self.held[i]).map(|s| s.gw);
+            if gs.is_some_and(|gs| gw.waits_for_retry(gs)) {
+                i += 1;
+                continue;
+            }
+            let sid = self.held.swap_remove(i);
             self.end_session(now, &sid, gw);
         }
     }
@@ -1486,6 +1551,10 @@ impl HttpFront {
                     None => (0, false),
                 }
             }
+            // A 2026-07-28 request's session has one stream, its answer's: what comes
+            // before the answer goes there (progress under the token the call was made
+            // with, a listen's notifications).
+            Ok(_) if s.modern => (s.newest_open_post().unwrap_or(0), false),
             Ok(m) if m.method == Some("notifications/progress") => {
                 let st = token_key(message::notification_progress_token(m.params))
                     .and_then(|t| s.tokens.get(&t).copied());
@@ -1677,7 +1746,8 @@ impl HttpFront {
         let sessions = self
             .sessions
             .values()
-            .filter(|s| !s.streams.values().any(|st| st.conn.is_some()))
+            // A held session waits for the gateway instead (its ask's expiry).
+            .filter(|s| !s.held && !s.streams.values().any(|st| st.conn.is_some()))
             .map(|s| s.last + self.settings.session_timeout);
         let unclaimed = self
             .sessions
@@ -1717,7 +1787,8 @@ impl HttpFront {
             .sessions
             .iter()
             .filter(|(_, s)| {
-                !s.streams.values().any(|st| st.conn.is_some())
+                !s.held
+                    && !s.streams.values().any(|st| st.conn.is_some())
                     && now >= s.last + self.settings.session_timeout
             })
             .map(|(id, _)| id.clone())
@@ -1859,6 +1930,7 @@ impl Session {
             last: now,
             dropped: 0,
             modern: false,
+            held: false,
         }
     }
 

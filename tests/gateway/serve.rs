@@ -479,5 +479,78 @@ fn closing_a_2026_07_28_request_s_connection_cancels_it_at_the_backend() {
         .gw
         .wait_stderr("cancelled request", Duration::from_secs(10));
     assert!(said.contains("cancelled request"), "{said}");
-    served.gw.wait_stderr("ended", Duration::from_secs(10));
+}
+
+/// The headers of a 2026-07-28 `tools/call` of `tool` (`Mcp-Name`).
+fn modern_headers(tool: &str) -> [(&str, &str); 3] {
+    [
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", tool),
+    ]
+}
+
+/// A 2026-07-28 `tools/call` body of `tool` with `params` added.
+fn modern_call(id: i64, tool: &str, params: Value) -> String {
+    let mut body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": tool, "arguments": {"method": "sampling/createMessage", "params": {"maxTokens": 5}},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}}});
+    if let (Some(p), Some(extra)) = (body["params"].as_object_mut(), params.as_object()) {
+        p.extend(extra.clone());
+    }
+    body.to_string()
+}
+
+/// Over HTTP, a backend's request during a 2026-07-28 call answers the call's POST with an
+/// `InputRequiredResult`; the call stays in flight at the backend for the retry, which
+/// comes as another POST. A client that never retries: after `client_request_timeout` the
+/// backend's request gets a timeout error, the call is cancelled at the backend, and a
+/// late retry is refused. GET and DELETE do not exist for such a client (405).
+#[test]
+fn a_2026_07_28_call_s_ask_outlives_its_post_until_the_retry_is_due() {
+    let dir = TempDir::new();
+    let record = dir.join("m.jsonl");
+    let mut mock = recording_mock("m", &record, &[]);
+    mock["client_request_timeout"] = json!(1);
+    let config = json!({"expose": "tools", "backends": {"m": mock}});
+    let served = Served::start(&dir, &config, &[]);
+    let headers = modern_headers("m__ask");
+    let (status, head, body) =
+        served.request("POST", &headers, &modern_call(1, "m__ask", json!({})));
+    assert_eq!(status, 200, "{head}{body}");
+    assert!(!head.contains("Mcp-Session-Id"), "{head}");
+    let answer: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(answer["result"]["resultType"], "input_required", "{body}");
+    let state = answer["result"]["requestState"]
+        .as_str()
+        .expect("a requestState")
+        .to_string();
+    // The POST is over, the call is not: only the ask's expiry ends it.
+    let expired = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&record).is_ok_and(|r| r.contains("did not retry"))
+    });
+    assert!(expired, "the backend's request never got its timeout error");
+    let cancelled = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&record).is_ok_and(|r| r.contains("notifications/cancelled"))
+    });
+    assert!(cancelled, "the call was not cancelled at the backend");
+    let retry = modern_call(
+        2,
+        "m__ask",
+        json!({"requestState": state, "inputResponses": {"gangway": {"role": "assistant",
+            "content": {"type": "text", "text": "late"}, "model": "m"}}}),
+    );
+    let (status, _, body) = served.request("POST", &headers, &retry);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("-32602") && body.contains("requestState"),
+        "{body}"
+    );
+    for method in ["GET", "DELETE"] {
+        let (status, head, _) =
+            served.request(method, &[("MCP-Protocol-Version", "2026-07-28")], "");
+        assert_eq!(status, 405, "{method}: {head}");
+        assert!(head.contains("Allow: POST"), "{head}");
+    }
 }

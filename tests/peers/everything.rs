@@ -256,14 +256,16 @@ mod sse {
 }
 
 /// Runs `tests/peers/modern_client.py` with the SDK's client in `mode` (pinned to the
-/// 2026-07-28 revision, or `auto`) against gangway over stdio fronting server-everything in
-/// tools mode: the client must end up speaking 2026-07-28 (no `initialize`), list tools,
-/// call `everything__echo` and read a resource, each result in the revision's shape (the
-/// SDK validates them strictly).
+/// 2026-07-28 revision, or `auto`) against gangway fronting server-everything with
+/// `expose: both`, over stdio or (`http`) a `gangway serve`: the client must end up
+/// speaking 2026-07-28 (no `initialize`), call tools both ways, get progress, answer
+/// sampling and elicitation through the multi round-trip flow, hear a resource update on a
+/// listen, (over HTTP) cancel a call by closing its request, and read a resource, each
+/// result in the revision's shape (the SDK validates them strictly).
 fn modern(mode: &str, http: bool) {
     let Some(peers) = peers() else { return };
     let scratch = Scratch::new(&format!("modern-{mode}-{http}"));
-    let config = config(&peers, Setup::EverythingAndTime("tools"));
+    let config = config(&peers, Setup::EverythingAndTime("both"));
     let config_path = scratch.write_config(&config);
     let mut cmd = Command::new("python3");
     cmd.arg(peers.root.join("tests/peers/modern_client.py"))
@@ -288,21 +290,21 @@ fn modern(mode: &str, http: bool) {
 }
 
 #[test]
-fn a_client_pinned_to_2026_07_28_lists_calls_and_reads_over_stdio() {
+fn a_client_pinned_to_2026_07_28_gets_every_feature_over_stdio() {
     modern("2026-07-28", false);
 }
 
 #[test]
-fn an_auto_client_probes_and_adopts_2026_07_28_over_stdio() {
+fn an_auto_client_adopts_2026_07_28_and_gets_every_feature_over_stdio() {
     modern("auto", false);
 }
 
 #[test]
-fn a_client_pinned_to_2026_07_28_lists_calls_and_reads_over_http() {
+fn a_client_pinned_to_2026_07_28_gets_every_feature_over_http() {
     modern("2026-07-28", true);
 }
 
 #[test]
-fn an_auto_client_probes_and_adopts_2026_07_28_over_http() {
+fn an_auto_client_adopts_2026_07_28_and_gets_every_feature_over_http() {
     modern("auto", true);
 }
