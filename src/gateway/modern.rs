@@ -419,6 +419,8 @@ impl Gateway {
         let Some(&gw) = waiting.first() else {
             return false;
         };
+        // Its request names no call: the call that has waited longest gets it.
+        self.warn_shared_ask(b, method);
         let Some((peer, client_id, s, call)) = self.ids.get(gw).and_then(|e| {
             let (peer, raw) = e.origin.as_ref()?;
             Some((

@@ -121,3 +121,43 @@ fn the_inspector_cli_speaks_2026_07_28_to_a_stdio_gangway() {
     let called = run_cli(modern(&args, &through), &args);
     assert!(called.to_string().contains("hello modern"), "{called}");
 }
+
+/// The Inspector pinned to the modern era (`--protocol-era modern`) over Streamable HTTP:
+/// `gangway serve` answers it per request, without a session, and the listing and the
+/// call come back in the revision's shape.
+#[test]
+fn the_inspector_cli_speaks_2026_07_28_to_gangway_serve() {
+    let Some(bin) = inspector() else { return };
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    let served = Served::start(&dir, &config, &[]);
+    let url = format!("http://{}/mcp", served.addr);
+    let modern = |args: &[&str]| {
+        let mut cmd = Command::new(&bin);
+        cmd.args([
+            "--cli",
+            &url,
+            "--transport",
+            "http",
+            "--protocol-era",
+            "modern",
+        ])
+        .args(args);
+        cmd
+    };
+    let listed = run_cli(modern(&["--method", "tools/list"]), &["tools/list"]);
+    assert!(listed.to_string().contains("m__echo"), "{listed}");
+    let args = [
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "m__echo",
+        "--tool-arg",
+        "text=hello modern http",
+    ];
+    let called = run_cli(modern(&args), &args);
+    assert!(called.to_string().contains("hello modern http"), "{called}");
+    // Served as 2026-07-28: no session was opened for it.
+    let said = served.gw.stderr().join("\n");
+    assert!(!said.contains("HTTP: session"), "{said}");
+}

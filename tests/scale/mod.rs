@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 /// Sessions the script opens at once.
 const SESSIONS: usize = 20;
+/// 2026-07-28 clients the modern script runs at once (3 calls each).
+const MODERN_CLIENTS: usize = 8;
 /// The script bounds itself (60 s); this only catches a hung interpreter.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -151,26 +153,12 @@ fn haproxy_command(bin: &Path, args: &[&str], gangways: [&str; 2], listen: &str)
     cmd
 }
 
-/// A session id as gangway's log shows it (its first 8 characters).
-fn short(sid: &Value) -> String {
-    sid.as_str()
-        .expect("a session id")
-        .chars()
-        .take(8)
-        .collect()
-}
-
-#[test]
-fn sessions_stick_to_their_instance_behind_haproxy_and_move_on_when_it_stops() {
-    let Some((haproxy_bin, sdk)) = tools() else {
-        return;
-    };
-    let started = Instant::now();
-    let mut one = Instance::start();
-    let mut two = Instance::start();
+/// HAProxy running the shipped config in front of `gangways`, once it answers `/readyz`;
+/// with the address it listens on. The config is checked with `haproxy -c` first.
+fn balancer(bin: &Path, gangways: [&str; 2]) -> (Haproxy, String) {
     let listen = format!("127.0.0.1:{}", free_port());
 
-    let check = haproxy_command(&haproxy_bin, &["-c"], [&one.addr, &two.addr], &listen)
+    let check = haproxy_command(bin, &["-c"], gangways, &listen)
         .output()
         .expect("run haproxy -c");
     assert!(
@@ -179,7 +167,7 @@ fn sessions_stick_to_their_instance_behind_haproxy_and_move_on_when_it_stops() {
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
-    let mut cmd = haproxy_command(&haproxy_bin, &["-db"], [&one.addr, &two.addr], &listen);
+    let mut cmd = haproxy_command(bin, &["-db"], gangways, &listen);
     cmd.process_group(0);
     let haproxy = Haproxy(Gangway::spawn(cmd));
     // Up once it answers; each probe is a fresh connection.
@@ -198,6 +186,27 @@ fn sessions_stick_to_their_instance_behind_haproxy_and_move_on_when_it_stops() {
         (200, "ready"),
         "/readyz through HAProxy"
     );
+    (haproxy, listen)
+}
+
+/// A session id as gangway's log shows it (its first 8 characters).
+fn short(sid: &Value) -> String {
+    sid.as_str()
+        .expect("a session id")
+        .chars()
+        .take(8)
+        .collect()
+}
+
+#[test]
+fn sessions_stick_to_their_instance_behind_haproxy_and_move_on_when_it_stops() {
+    let Some((haproxy_bin, sdk)) = tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let mut one = Instance::start();
+    let mut two = Instance::start();
+    let (haproxy, listen) = balancer(&haproxy_bin, [&one.addr, &two.addr]);
 
     // Many SDK sessions at once, each with a few calls.
     let mut cmd = Command::new("python3");
@@ -350,4 +359,51 @@ fn the_readmes_haproxy_lines_match_the_shipped_config() {
         }
     }
     assert_eq!(vars, 3, "GANGWAY_1, GANGWAY_2 and HAPROXY_LISTEN: {block}");
+}
+
+/// Clients pinned to revision 2026-07-28 through the shipped config: their requests carry
+/// no session, and every call here is completed by a retry (the backend asks the client
+/// during it), which HAProxy must send to the instance that holds the call. With plain
+/// round robin, about every other retry would reach the wrong instance and fail.
+#[test]
+fn a_2026_07_28_retry_reaches_the_instance_holding_its_call_behind_haproxy() {
+    let Some((haproxy_bin, sdk)) = tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let mut one = Instance::start();
+    let mut two = Instance::start();
+    let (haproxy, listen) = balancer(&haproxy_bin, [&one.addr, &two.addr]);
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("tests/scale/modern.py"))
+        .arg(format!("http://{listen}/mcp"))
+        .arg(MODERN_CLIENTS.to_string())
+        .env("PYTHONPATH", &sdk)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut script = Gangway::spawn(cmd);
+    let report = script.recv(SCRIPT_DEADLINE);
+    if report.get("fail").is_some() {
+        script.fail(&format!(
+            "the 2026-07-28 clients through HAProxy failed: {report}\n--- HAProxy:\n{}",
+            haproxy.0.stderr().join("\n")
+        ));
+    }
+    assert_eq!(report["ok"], MODERN_CLIENTS * 3, "{report}");
+    assert!(
+        script.wait_exit(T).is_some_and(|s| s.success()),
+        "the script ends cleanly: {:?}",
+        script.stderr()
+    );
+    // No handshake session was opened for them on either instance.
+    assert!(one.opened().is_empty() && two.opened().is_empty());
+    one.stop();
+    two.stop();
+    eprintln!(
+        "{MODERN_CLIENTS} 2026-07-28 clients, {} calls each completed by a retry, through HAProxy in {:.1?}",
+        3,
+        started.elapsed()
+    );
 }
