@@ -20,6 +20,7 @@ use super::stats::Outcome;
 use super::{after, Gateway, SessionId, Timer, SUPPORTED_PROTOCOL_VERSIONS};
 use crate::timer::TimerHandle;
 use crate::wire::ids::{Peer, RawId};
+use crate::wire::lists::{ListKind, LIST_KINDS};
 use crate::wire::message::{
     span_of, splice, write_error, write_result, Kind, Message, BACKEND_ERROR, INVALID_PARAMS,
     METHOD_NOT_FOUND, REQUEST_TIMEOUT,
@@ -27,7 +28,7 @@ use crate::wire::message::{
 use log::warn;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// The modern revision gangway speaks toward clients.
@@ -50,6 +51,16 @@ const REMOVED: [&str; 8] = [
     "tasks/cancel",
     "tasks/list",
 ];
+/// How long a list answer is good for when every backend's list is known (`ttlMs`): a
+/// client that keeps a listen hears of a change at once; one that does not re-asks after
+/// this long.
+const LIST_TTL_MS: u64 = 60_000;
+
+/// The list `method` asks for, if it is a list method.
+fn list_of(method: &str) -> Option<ListKind> {
+    LIST_KINDS.into_iter().find(|k| k.method() == method)
+}
+
 /// Methods whose results are cacheable, so carry `ttlMs` and `cacheScope`.
 const CACHEABLE: [&str; 5] = [
     "tools/list",
@@ -73,9 +84,10 @@ const NOT_SENT: [&str; 4] = [
 pub struct Modern {
     /// What the gateway wrote for this client, before [`modernize`].
     pub staged: OutBuf,
-    /// Raw ids of its requests in flight whose result is cacheable (an id leaves when its
-    /// answer passes or the client cancels it).
-    cacheable: HashSet<Vec<u8>>,
+    /// Raw ids of its requests in flight whose result is cacheable, with the list each asks
+    /// for (`None`: `resources/read`); an id leaves when its answer passes or the client
+    /// cancels it.
+    cacheable: HashMap<Vec<u8>, Option<ListKind>>,
     /// Its open listens, oldest first (at most [`LISTENS_MAX`]).
     listens: Vec<Listen>,
 }
@@ -267,7 +279,7 @@ impl Gateway {
                 .get_mut(&self.handling)
                 .and_then(|c| c.modern.as_mut())
             {
-                m.cacheable.insert(id.to_vec());
+                m.cacheable.insert(id.to_vec(), list_of(method));
             }
         }
         false
@@ -596,7 +608,7 @@ impl Gateway {
             if let Some(t) = ask.timer {
                 self.timers.cancel(t);
             }
-            self.note_cacheable(s, id, cacheable);
+            self.note_cacheable(s, id, method, cacheable);
             let member = if *failed { "error" } else { "result" };
             let line = format!(
                 "{{\"jsonrpc\":\"2.0\",\"id\":{},\"{member}\":{}}}\n",
@@ -640,7 +652,7 @@ impl Gateway {
             e.data.session = Some(s);
             e.data.timer = Some(timer);
         }
-        self.note_cacheable(s, id, cacheable);
+        self.note_cacheable(s, id, method, cacheable);
         let answer = retry.responses.as_ref().and_then(|r| r.get(ASK_KEY));
         let out = self.out.backends[ask.backend].buf();
         match answer {
@@ -655,13 +667,31 @@ impl Gateway {
         true
     }
 
-    /// Notes that session `s`'s request `id` expects a cacheable result when `cacheable`.
-    fn note_cacheable(&mut self, s: SessionId, id: &[u8], cacheable: bool) {
+    /// Notes that session `s`'s request `id` (of `method`) expects a cacheable result when
+    /// `cacheable`.
+    fn note_cacheable(&mut self, s: SessionId, id: &[u8], method: &str, cacheable: bool) {
         if !cacheable {
             return;
         }
         if let Some(m) = self.sessions.get_mut(&s).and_then(|c| c.modern.as_mut()) {
-            m.cacheable.insert(id.to_vec());
+            m.cacheable.insert(id.to_vec(), list_of(method));
+        }
+    }
+
+    /// How long a client may reuse gangway's list of `kind` (`ttlMs`): [`LIST_TTL_MS`]
+    /// when every backend whose entries it holds has its list known (fetched, or from the
+    /// catalog: a change then reaches listens as a list change), 0 while one is still
+    /// being fetched or unknown (the answer left it out or may be stale).
+    fn list_ttl(&self, kind: ListKind) -> u64 {
+        let complete = self.order.iter().all(|&b| {
+            let be = &self.backends[b];
+            let listed = kind != ListKind::Tools || super::routing::has_direct_tools(&be.config);
+            !listed || matches!(be.list(kind), super::backend::ListState::Known(_))
+        });
+        if complete {
+            LIST_TTL_MS
+        } else {
+            0
         }
     }
 
@@ -689,6 +719,7 @@ impl Gateway {
     /// Rewrites what the gateway wrote for each modern session into its output (after
     /// every event).
     pub(super) fn flush_modern(&mut self) {
+        let ttls = LIST_KINDS.map(|k| self.list_ttl(k));
         let asks = &mut self.asks;
         for c in self.sessions.values_mut() {
             let Some(m) = c.modern.as_mut() else {
@@ -700,7 +731,7 @@ impl Gateway {
             for nl in memchr::memchr_iter(b'\n', pending) {
                 let line = &pending[start..nl];
                 start = nl + 1;
-                modernize(line, m, asks, c.out.buf());
+                modernize(line, m, asks, &ttls, c.out.buf());
             }
             m.staged = staged;
             m.staged.consume(start);
@@ -731,11 +762,15 @@ pub(super) fn client_label(info: &RawValue) -> String {
 
 /// A JSON-RPC error line, with `data` when given; `id` is written as it came (raw).
 fn error(id: &[u8], code: i64, message: &str, data: Option<&str>) -> Vec<u8> {
-    let mut e = serde_json::json!({"code": code, "message": message});
-    if let Some(d) = data {
-        e["data"] = d.into();
-    }
-    error_line(id, &e)
+    let Some(d) = data else {
+        let mut line = Vec::new();
+        write_error(&mut line, id, code, message);
+        return line;
+    };
+    error_line(
+        id,
+        &serde_json::json!({"code": code, "message": message, "data": d}),
+    )
 }
 
 /// The revision's `UnsupportedProtocolVersion` error, naming what gangway speaks.
@@ -762,7 +797,13 @@ fn error_line(id: &[u8], error: &serde_json::Value) -> Vec<u8> {
 /// (and `ttlMs` and `cacheScope` when its request expects a cacheable one) unless it has
 /// one; a list change goes once to each listen that asked for it, under its id; other
 /// notifications only heard inside a listen are left out; the rest as is.
-fn modernize(line: &[u8], m: &mut Modern, asks: &mut HashMap<String, Ask>, out: &mut Vec<u8>) {
+fn modernize(
+    line: &[u8],
+    m: &mut Modern,
+    asks: &mut HashMap<String, Ask>,
+    ttls: &[u64; LIST_KINDS.len()],
+    out: &mut Vec<u8>,
+) {
     let Ok(msg) = Message::parse(line) else {
         return splice(out, line, &[]);
     };
@@ -832,8 +873,9 @@ fn modernize(line: &[u8], m: &mut Modern, asks: &mut HashMap<String, Ask>, out: 
             };
             let empty = line[at..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
             let mut fields = String::from("\"resultType\":\"complete\"");
-            if cache {
-                fields.push_str(",\"ttlMs\":0,\"cacheScope\":\"private\"");
+            if let Some(list) = cache {
+                let ttl = list.map_or(0, |k| ttls[k.index()]);
+                fields.push_str(&format!(",\"ttlMs\":{ttl},\"cacheScope\":\"private\""));
             }
             if !empty {
                 fields.push(',');
@@ -850,11 +892,20 @@ mod tests {
 
     fn run(line: &str, cacheable: &[&str]) -> String {
         let mut m = Modern {
-            cacheable: cacheable.iter().map(|i| i.as_bytes().to_vec()).collect(),
+            cacheable: cacheable
+                .iter()
+                .map(|i| (i.as_bytes().to_vec(), Some(ListKind::Tools)))
+                .collect(),
             ..Modern::default()
         };
         let mut out = Vec::new();
-        modernize(line.as_bytes(), &mut m, &mut HashMap::new(), &mut out);
+        modernize(
+            line.as_bytes(),
+            &mut m,
+            &mut HashMap::new(),
+            &[0; 4],
+            &mut out,
+        );
         String::from_utf8(out).unwrap()
     }
 

@@ -3875,7 +3875,11 @@ fn a_modern_listen_carries_the_list_changes_it_asked_for_until_cancelled() {
     let b = h.finish_init(BETA);
     h.reply(ALPHA, &a[0], &tools_page(&["echo"], None));
     h.reply(BETA, &b[0], &tools_page(&["fetch"], None));
-    assert_eq!(h.client_one()["result"]["resultType"], "complete");
+    let listed = h.client_one();
+    assert_eq!(listed["result"]["resultType"], "complete");
+    // Every backend's list is known: the client may keep it a minute.
+    assert_eq!(listed["result"]["ttlMs"], 60_000);
+    assert_eq!(listed["result"]["cacheScope"], "private");
     let change = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
     h.backend(ALPHA, change);
     h.advance(50);
@@ -3885,6 +3889,16 @@ fn a_modern_listen_carries_the_list_changes_it_asked_for_until_cancelled() {
             r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":"listen-1"}}}"#
         ]
     );
+    // Alpha's list is unknown since its change: a list without it is not to be kept.
+    h.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": meta}}));
+    let again = h.backend_one(ALPHA, "tools/list");
+    h.advance(5_100);
+    let partial = h.client_one();
+    assert_eq!(partial["id"], 2);
+    assert_eq!(partial["result"]["ttlMs"], 0, "{partial}");
+    h.reply(ALPHA, &again, &tools_page(&["echo"], None));
+    h.advance(50);
+    h.client_lines();
     // Cancelled: the listen ends, and list changes are not sent outside one.
     h.send(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "listen-1"}}));
     h.backend(ALPHA, change);
