@@ -1,4 +1,4 @@
-//! MCP revision 2026-07-28 ("modern") toward a client, over stdio: no `initialize`, a
+//! MCP revision 2026-07-28 ("modern") toward a client: no `initialize`, a
 //! `server/discover`, the version and capabilities on every request's `_meta`, and a
 //! `resultType` on every result. Backends stay on the handshake era; this module
 //! translates at the edge.
@@ -6,13 +6,14 @@
 //! A session's first request decides its era, as the SDK's dual-era servers do: one that
 //! carries `_meta["io.modelcontextprotocol/protocolVersion"]` and is not `initialize` makes
 //! it modern for good; any other makes it a handshake-era session for good (where a request
-//! carrying the envelope is refused). A modern session's output is staged and rewritten line by line
-//! (`modernize`) before it reaches the client; `subscriptions/listen` carries the list
-//! changes; a backend's request to the client during a modern call goes out inside an
-//! `InputRequiredResult` and its answer comes back in the call's retry (`modern_ask`,
-//! `modern_retry`). Over `gangway serve` each modern request is a session of its own
-//! (`HttpFront::post_modern`). What is not done yet (said in the README): resource
-//! subscriptions inside a listen, and multi round-trip requests and listens over HTTP.
+//! carrying the envelope is refused). A modern session's output is staged and rewritten
+//! line by line (`modernize`) before it reaches the client; `subscriptions/listen` carries
+//! the list changes and the updates of the resources it subscribed to; log messages follow
+//! each request's `logLevel`. A backend's request to the client during a modern call goes
+//! out inside an `InputRequiredResult` and its answer comes back in the call's retry
+//! (`modern_ask`, `modern_retry`); asks are the gateway's, not a session's, because over
+//! `gangway serve` each modern request is a session of its own (`HttpFront::post_modern`)
+//! and the retry comes in another one.
 
 use super::outbox::OutBuf;
 use super::requests::PendingKind;
