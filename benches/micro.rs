@@ -44,6 +44,37 @@ fn client_call(meta: bool, payload: usize) -> Vec<u8> {
     format!(r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{params}}}"#).into_bytes()
 }
 
+/// The `_meta` a revision 2026-07-28 client puts on every request.
+const ENVELOPE: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+
+/// A 2026-07-28 client's `tools/call` of `mock__echo` (tools mode, the envelope after the
+/// arguments, as the Python SDK writes it).
+fn modern_call(payload: usize) -> Vec<u8> {
+    let text = "x".repeat(payload);
+    format!(r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"mock__echo","arguments":{{"text":"{text}"}},{ENVELOPE}}}}}"#).into_bytes()
+}
+
+/// How the bench client speaks to the gateway.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// `use_tool` after the handshake.
+    Meta,
+    /// `mock__echo` after the handshake.
+    Tools,
+    /// `mock__echo` as a revision 2026-07-28 client (no handshake; answers rewritten).
+    Modern,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Meta => "meta",
+            Mode::Tools => "tools",
+            Mode::Modern => "modern",
+        }
+    }
+}
+
 /// The mock's answer to an echo, in its key order (`id` last). The id is followed by
 /// blanks so that a benchmark can overwrite it in place with any gateway id.
 fn backend_answer(payload: usize) -> (Vec<u8>, usize) {
@@ -240,7 +271,8 @@ const TOOLS_RESULT: &str =
     r#"{"tools":[{"name":"echo","description":"Echoes","inputSchema":{"type":"object"}}]}"#;
 
 impl Rig {
-    fn new(meta: bool, payload: usize) -> Rig {
+    fn new(mode: Mode, payload: usize) -> Rig {
+        let meta = mode == Mode::Meta;
         let config = serde_json::json!({
             "expose": if meta { "meta" } else { "tools" },
             "backends": {"mock": {"command": "mock_server"}},
@@ -254,17 +286,27 @@ impl Rig {
             gw: Gateway::new(&config, now, 1_700_000_000),
             s: SessionId(0),
             now,
-            call: client_call(meta, payload),
+            call: match mode {
+                Mode::Modern => modern_call(payload),
+                _ => client_call(meta, payload),
+            },
             answer,
             answer_id_at,
         };
         rig.s = rig.gw.open_session();
-        rig.client(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}"#);
-        rig.client(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        if !meta {
-            rig.client(br#"{"jsonrpc":"2.0","id":"l","method":"tools/list"}"#);
-            rig.serve_backend();
+        if mode == Mode::Modern {
+            let list = format!(
+                r#"{{"jsonrpc":"2.0","id":"l","method":"tools/list","params":{{{ENVELOPE}}}}}"#
+            );
+            rig.client(list.as_bytes());
+        } else {
+            rig.client(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}"#);
+            rig.client(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+            if !meta {
+                rig.client(br#"{"jsonrpc":"2.0","id":"l","method":"tools/list"}"#);
+            }
         }
+        rig.serve_backend();
         // The first call starts the backend; answer whatever gangway asks on the way.
         let call = rig.call.clone();
         rig.client(&call);
@@ -345,11 +387,11 @@ fn gateway(c: &mut Criterion) {
     let mut group = c.benchmark_group("gateway");
     group.throughput(Throughput::Elements(1));
     for (label, payload) in PAYLOADS {
-        for meta in [true, false] {
-            let mut rig = Rig::new(meta, payload);
+        for mode in [Mode::Meta, Mode::Tools, Mode::Modern] {
+            let mut rig = Rig::new(mode, payload);
             let expected = rig.round_trip();
             assert!(expected > payload, "the client must get the echo back");
-            let mode = if meta { "meta" } else { "tools" };
+            let mode = mode.label();
             group.bench_function(format!("call_{mode}_{label}"), |b| {
                 b.iter(|| rig.round_trip())
             });

@@ -188,11 +188,6 @@ impl Gateway {
         let target = self.client_for(b, method);
         let refusal = if self.life != Life::Running {
             Some("the client is gone (gangway is shutting down)".to_string())
-        } else if target.is_none() && self.modern_suspended_at(b) {
-            Some(format!(
-                "the 2026-07-28 client's call is already waiting for its answer to an earlier request of backend '{}'; {method} is refused until the client retries (it answers one round at a time)",
-                self.backends[b].name()
-            ))
         } else if target.is_none() {
             Some(format!(
                 "no client connected to gangway declared the capability needed for {method}"

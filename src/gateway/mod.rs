@@ -22,6 +22,7 @@
 //! - tasks: `tasks.rs`; config reloads: `reload.rs`; output queues: `outbox.rs`.
 
 mod aggregate;
+mod asks;
 pub mod backend;
 mod backpressure;
 mod cached;
@@ -220,7 +221,7 @@ pub struct Gateway {
     /// Progress tokens of requests in flight: (backend, token) -> gateway id.
     progress: HashMap<(usize, RawId), u64>,
     /// Backends' requests waiting for 2026-07-28 clients' retries, by `requestState`.
-    asks: HashMap<String, modern::Ask>,
+    asks: asks::Asks,
     /// Set while a request deferred until lists were fetched is processed again, so it is
     /// not deferred twice.
     retrying: bool,
@@ -277,7 +278,7 @@ impl Gateway {
             void: OutBuf::default(),
             list_changed_armed: [false; LIST_KINDS.len()],
             progress: HashMap::new(),
-            asks: HashMap::new(),
+            asks: asks::Asks::default(),
             retrying: false,
             deferred: Vec::new(),
             life: Life::Running,
@@ -500,6 +501,8 @@ impl Gateway {
         if self.life != Life::Running {
             return;
         }
+        // No retry can come now.
+        self.end_all_asks(now);
         if self.client_requests_pending() == 0 {
             info!("{why}; shutting down");
             self.shutdown(now);

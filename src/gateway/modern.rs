@@ -15,18 +15,13 @@
 //! `gangway serve` each modern request is a session of its own (`HttpFront::post_modern`)
 //! and the retry comes in another one.
 
+use super::asks::{placeholder_state, Asks};
 use super::outbox::OutBuf;
-use super::requests::PendingKind;
-use super::stats::Outcome;
-use super::{after, Gateway, SessionId, Timer, SUPPORTED_PROTOCOL_VERSIONS};
-use crate::timer::TimerHandle;
-use crate::wire::ids::{Peer, RawId};
+use super::{Gateway, SessionId, SUPPORTED_PROTOCOL_VERSIONS};
 use crate::wire::lists::{ListKind, LIST_KINDS};
 use crate::wire::message::{
-    span_of, splice, write_error, write_result, Kind, Message, BACKEND_ERROR, INVALID_PARAMS,
-    METHOD_NOT_FOUND, REQUEST_TIMEOUT,
+    span_of, splice, write_error, write_result, Kind, Message, INVALID_PARAMS, METHOD_NOT_FOUND,
 };
-use log::warn;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -36,6 +31,8 @@ use std::time::Instant;
 pub const MODERN_VERSION: &str = "2026-07-28";
 /// The `_meta` key of the protocol version on a modern request.
 const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+/// The `_meta` key of the log level a modern request asks for (none: no log messages).
+const LOG_LEVEL_KEY: &str = "io.modelcontextprotocol/logLevel";
 /// The `_meta` key of the client's capabilities on a modern request.
 const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 /// The revision's error code for a protocol version the server does not speak.
@@ -60,6 +57,11 @@ const LIST_TTL_MS: u64 = 60_000;
 /// The list `method` asks for, if it is a list method.
 fn list_of(method: &str) -> Option<ListKind> {
     LIST_KINDS.into_iter().find(|k| k.method() == method)
+}
+
+/// Whether `method`'s results are cacheable (carry `ttlMs` and `cacheScope`).
+pub(super) fn is_cacheable(method: &str) -> bool {
+    CACHEABLE.contains(&method)
 }
 
 /// Methods whose results are cacheable, so carry `ttlMs` and `cacheScope`.
@@ -93,41 +95,8 @@ pub struct Modern {
     listens: Vec<Listen>,
 }
 
-/// A backend's request to the client, handed to a modern client inside an
-/// `InputRequiredResult` answering its call: the answer comes in the call's retry, which
-/// may come in another session (over `gangway serve`, each request is a session of its
-/// own), so asks are the gateway's, by `requestState`.
-#[derive(Debug)]
-pub(super) struct Ask {
-    /// The gateway id of the client's call at the backend (still in flight there until
-    /// `ended`).
-    gw: u64,
-    backend: usize,
-    /// The backend's own id of its request, raw.
-    backend_id: Vec<u8>,
-    /// The session the suspended call belongs to (the one its answer would go to).
-    session: SessionId,
-    /// The call's method (a metrics label: `tools/call`, `prompts/get`, `resources/read`).
-    method: &'static str,
-    /// When the client's retry is due (the backend's `client_request_timeout`): then the
-    /// backend's request gets a timeout error and the call is cancelled.
-    timer: Option<TimerHandle>,
-    /// The call's answer (its `result` or `error` member, raw), when the backend gave it
-    /// before the client retried: the retry gets it.
-    ended: Option<(bool, Vec<u8>)>,
-}
-
-/// Asks one session may have waiting for a retry.
-const ASKS_MAX: usize = 64;
-/// Asks the gateway keeps in all (each session's are also bounded by [`ASKS_MAX`]).
-const ASKS_TOTAL: usize = 4096;
-/// How a suspended call's id starts (then its `requestState`, then `"`): the id it has
-/// in the id table while its client answers an input request.
-const PLACEHOLDER: &[u8] = b"\"input-required:";
-/// The key of the one input request in an `InputRequiredResult` gangway makes.
-const ASK_KEY: &str = "gangway";
-
-/// One open `subscriptions/listen`: its raw request id and the list changes it asked for.
+/// One open `subscriptions/listen`: its raw request id, and the list changes and resource
+/// updates it asked for (and gangway honored).
 #[derive(Debug)]
 struct Listen {
     id: Vec<u8>,
@@ -183,7 +152,7 @@ struct Envelope<'a> {
     #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow, default)]
     client_info: Option<&'a RawValue>,
     #[serde(rename = "io.modelcontextprotocol/logLevel", borrow, default)]
-    log_level: Option<&'a str>,
+    log_level: Option<&'a RawValue>,
 }
 
 impl<'a> Envelope<'a> {
@@ -251,7 +220,20 @@ impl Gateway {
             return true;
         }
         // Log messages are asked for per request: absent, none are sent.
-        let level = envelope.log_level.and_then(super::session::level_rank);
+        let level = match envelope.log_level {
+            None => None,
+            Some(raw) => {
+                let rank = serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get())
+                    .ok()
+                    .and_then(|l| super::session::level_rank(&l));
+                if rank.is_none() {
+                    let text = format!("params._meta[\"{LOG_LEVEL_KEY}\"] must be one of the strings debug, info, notice, warning, error, critical, alert, emergency (or left out: no log messages)");
+                    write_error(self.reply(), id, INVALID_PARAMS, &text);
+                    return true;
+                }
+                rank
+            }
+        };
         if self.sessions.get(&self.handling).and_then(|c| c.log_level) != level {
             self.set_session_log_level(now, level);
         }
@@ -364,7 +346,7 @@ impl Gateway {
                 .is_some_and(|m| m.listens.iter().any(|o| o.filter.uris.contains(&uri)));
             if !kept {
                 c.subscriptions.remove(&uri);
-                self.unsubscribe_unused(now, &uri);
+                self.unsubscribe_unused(now, s, &uri);
             }
         }
     }
@@ -396,281 +378,15 @@ impl Gateway {
         true
     }
 
-    /// A backend's request `msg` to a client (sampling, elicitation, roots) while a modern
-    /// client's call is in flight at backend `b`: that call is answered with an
-    /// `InputRequiredResult` carrying the request, and stays in flight at the backend until
-    /// the client's retry brings the answer ([`Gateway::modern_retry`]). While it waits,
-    /// the call's own timeout is paused: the client has the backend's
-    /// `client_request_timeout` to retry (a person may be answering). False when no modern
-    /// client's call waits at `b` (the request then goes the usual way).
-    pub(super) fn modern_ask(&mut self, now: Instant, b: usize, msg: &Message<'_>) -> bool {
-        let (Some(id), Some(method)) = (msg.id, msg.method) else {
-            return false;
-        };
-        if !matches!(
-            method,
-            "sampling/createMessage" | "elicitation/create" | "roots/list"
-        ) {
-            return false;
-        }
-        let sessions = &self.sessions;
-        let waiting = self.ids.ids_where(|e| {
-            e.data.backend == b
-                && e.data.sent
-                && e.data.kind != PendingKind::ToClient
-                && matches!(
-                    e.data.method,
-                    "tools/call" | "prompts/get" | "resources/read"
-                )
-                && e.data
-                    .session
-                    .is_some_and(|s| sessions.get(&s).is_some_and(|c| c.modern.is_some()))
-                && e.origin
-                    .as_ref()
-                    .is_some_and(|(_, raw)| !raw.as_bytes().starts_with(PLACEHOLDER))
-        });
-        let Some(&gw) = waiting.first() else {
-            return false;
-        };
-        // Its request names no call: the call that has waited longest gets it.
-        self.warn_shared_ask(b, method);
-        let Some((peer, client_id, s, call)) = self.ids.get(gw).and_then(|e| {
-            let (peer, raw) = e.origin.as_ref()?;
-            Some((
-                *peer,
-                raw.as_bytes().to_vec(),
-                e.data.session?,
-                e.data.method,
-            ))
-        }) else {
-            return false;
-        };
-        let raw = id.get().as_bytes();
-        let mine = self.asks.values().filter(|a| a.session == s).count();
-        if mine >= ASKS_MAX || self.asks.len() >= ASKS_TOTAL {
-            let text = format!(
-                "gangway: {} input requests already wait for 2026-07-28 clients' retries ({ASKS_MAX} per client); {method} refused",
-                mine.max(self.asks.len())
-            );
-            warn!("{text}");
-            write_error(self.out.backends[b].buf(), raw, BACKEND_ERROR, &text);
-            return true;
-        }
-        let mut nonce = [0u8; 16];
-        if getrandom::fill(&mut nonce).is_err() {
-            let text = "gangway: no randomness for a requestState; the request is refused";
-            write_error(self.out.backends[b].buf(), raw, BACKEND_ERROR, text);
-            return true;
-        }
-        let token: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-        let placeholder = format!("{}{token}\"", String::from_utf8_lossy(PLACEHOLDER));
-        if self.ids.rekey(gw, (peer, placeholder.as_bytes())).is_err() {
-            return false;
-        }
-        // The call's timeout pauses while its client answers; the ask's runs instead.
-        if let Some(t) = self.ids.get_mut(gw).and_then(|e| e.data.timer.take()) {
-            self.timers.cancel(t);
-        }
-        let limit = self.backends[b].config.client_request_timeout;
-        let timer = self.timers.insert(after(now, limit), Timer::Ask(gw));
-        self.asks.insert(
-            token.clone(),
-            Ask {
-                gw,
-                backend: b,
-                backend_id: raw.to_vec(),
-                session: s,
-                method: call,
-                timer: Some(timer),
-                ended: None,
-            },
-        );
-        let params = msg.params.map_or("{}", |p| p.get());
-        let result = format!(
-            "{{\"resultType\":\"input_required\",\"inputRequests\":{{\"{ASK_KEY}\":{{\"method\":\"{method}\",\"params\":{params}}}}},\"requestState\":\"{token}\"}}"
-        );
-        if let Some(c) = self.sessions.get_mut(&s) {
-            write_result(c.queue().buf(), &client_id, result.as_bytes());
-        }
-        true
-    }
-
-    /// Whether a modern client's call at backend `b` waits for its client's answer to an
-    /// earlier request of `b` (a second one during it cannot reach that client).
-    pub(super) fn modern_suspended_at(&self, b: usize) -> bool {
-        self.asks
-            .values()
-            .any(|a| a.backend == b && a.ended.is_none())
-    }
-
-    /// Whether session `s` has a call suspended for its client's retry (a front keeps such
-    /// a session open after its answer, until [`Gateway::waits_for_retry`] is false: the
-    /// retry came, in whichever session, or the ask expired).
-    pub fn waits_for_retry(&self, s: SessionId) -> bool {
-        self.asks
-            .values()
-            .any(|a| a.session == s && a.ended.is_none())
-    }
-
-    /// The retry of ask `gw` did not come within the backend's `client_request_timeout`:
-    /// the backend's request gets a timeout error and the call is cancelled (an answer
-    /// the backend gave already is dropped).
-    pub(super) fn ask_expired(&mut self, now: Instant, gw: u64) {
-        let Some(state) = self
-            .asks
-            .iter()
-            .find(|(_, a)| a.gw == gw)
-            .map(|(state, _)| state.clone())
-        else {
-            return;
-        };
-        let Some(ask) = self.asks.remove(&state) else {
-            return;
-        };
-        if ask.ended.is_some() {
-            return;
-        }
-        let b = ask.backend;
-        let name = self.backends[b].name().to_string();
-        let secs = self.backends[b].config.client_request_timeout.as_secs_f64();
-        let text = format!(
-            "the 2026-07-28 client did not retry its call with the answer to backend '{name}''s request within {secs} s (\"client_request_timeout\" in gangway's config); the request and the call were cancelled"
-        );
-        warn!("{text}");
-        let raw = RawId::new(&ask.backend_id);
-        self.refuse_backend_request(b, Some(raw), REQUEST_TIMEOUT, &format!("gangway: {text}"));
-        if let Some((_, pending)) = self.untrack(now, gw, Outcome::Timeout) {
-            if pending.sent {
-                self.cancel_to_backend(b, gw, "the client did not retry in time");
-            }
-        }
-    }
-
-    /// Session `s` ended: the backend requests its suspended calls carried get an error
-    /// (the calls themselves are cancelled with the session's other requests).
-    pub(super) fn drop_asks_of(&mut self, s: SessionId) {
-        let states: Vec<String> = self
-            .asks
-            .iter()
-            .filter(|(_, a)| a.session == s && a.ended.is_none())
-            .map(|(state, _)| state.clone())
-            .collect();
-        for state in states {
-            let Some(ask) = self.asks.remove(&state) else {
-                continue;
-            };
-            if let Some(t) = ask.timer {
-                self.timers.cancel(t);
-            }
-            let raw = RawId::new(&ask.backend_id);
-            let text = "gangway: the client's session ended before it answered";
-            self.refuse_backend_request(ask.backend, Some(raw), BACKEND_ERROR, text);
-        }
-    }
-
-    /// A modern client's retry of a call answered with an `InputRequiredResult`: its
-    /// `inputResponses` answer the backend's request, and the call (still in flight at the
-    /// backend) is from now on this request's, in this session, with its timeout running
-    /// again. True when `msg` was such a retry (handled here); an unknown `requestState`,
-    /// or one of another method's call, is refused.
-    fn modern_retry(&mut self, now: Instant, msg: &Message<'_>, id: &[u8]) -> bool {
-        #[derive(Deserialize)]
-        struct Retry<'a> {
-            #[serde(rename = "requestState")]
-            state: String,
-            #[serde(rename = "inputResponses", borrow, default)]
-            responses: Option<HashMap<String, &'a RawValue>>,
-        }
-        let Some(retry) = msg
-            .params
-            .filter(|p| p.get().contains("\"requestState\""))
-            .and_then(|p| serde_json::from_str::<Retry<'_>>(p.get()).ok())
-        else {
-            return false;
-        };
-        let s = self.handling;
-        let method = msg.method.unwrap_or("");
-        let ask = match self.asks.remove(&retry.state) {
-            Some(ask) if ask.method == method => ask,
-            other => {
-                // One of another method's call stays for its own retry.
-                if let Some(ask) = other {
-                    self.asks.insert(retry.state, ask);
-                }
-                let text = "unknown or already used requestState: a retry repeats the call it continues, with the requestState gangway gave, once (behind a load balancer, it must reach the gangway instance that answered the call)";
-                let line = error(id, INVALID_PARAMS, text, None);
-                self.reply().extend_from_slice(&line);
-                return true;
-            }
-        };
-        let cacheable = CACHEABLE.contains(&method);
-        if let Some((failed, raw)) = &ask.ended {
-            // The backend answered the call before this retry: that answer is the retry's.
-            if let Some(t) = ask.timer {
-                self.timers.cancel(t);
-            }
-            self.note_cacheable(s, id, method, cacheable);
-            let member = if *failed { "error" } else { "result" };
-            let line = format!(
-                "{{\"jsonrpc\":\"2.0\",\"id\":{},\"{member}\":{}}}\n",
-                String::from_utf8_lossy(id),
-                String::from_utf8_lossy(raw)
-            );
-            self.reply().extend_from_slice(line.as_bytes());
-            return true;
-        }
-        let peer = Peer::Session(s.0);
-        let gone = self.ids.get(ask.gw).is_none();
-        if gone || self.ids.rekey(ask.gw, (peer, id)).is_err() {
-            // The call is gone, or the retry's id is taken by another request in flight:
-            // nothing is sent; a taken id may retry again.
-            let text = if gone {
-                "the call this retry continues has already ended at its backend; call again"
-            } else {
-                "this id is already used by a request in flight"
-            };
-            if gone {
-                if let Some(t) = ask.timer {
-                    self.timers.cancel(t);
-                }
-            } else {
-                self.asks.insert(retry.state, ask);
-            }
-            let line = error(id, crate::wire::message::INVALID_REQUEST, text, None);
-            self.reply().extend_from_slice(&line);
-            return true;
-        }
-        if let Some(t) = ask.timer {
-            self.timers.cancel(t);
-        }
-        // The call is this session's now (over HTTP, the session the retry came in), and
-        // its timeout starts again.
-        let timeout = self.backends[ask.backend].config.timeout;
-        let timer = self
-            .timers
-            .insert(after(now, timeout), Timer::Request(ask.gw));
-        if let Some(e) = self.ids.get_mut(ask.gw) {
-            e.data.session = Some(s);
-            e.data.timer = Some(timer);
-        }
-        self.note_cacheable(s, id, method, cacheable);
-        let answer = retry.responses.as_ref().and_then(|r| r.get(ASK_KEY));
-        let out = self.out.backends[ask.backend].buf();
-        match answer {
-            Some(result) => write_result(out, &ask.backend_id, result.get().as_bytes()),
-            None => write_error(
-                out,
-                &ask.backend_id,
-                crate::wire::message::INTERNAL_ERROR,
-                "the client's retry carried no answer to this request",
-            ),
-        }
-        true
-    }
-
     /// Notes that session `s`'s request `id` (of `method`) expects a cacheable result when
     /// `cacheable`.
-    fn note_cacheable(&mut self, s: SessionId, id: &[u8], method: &str, cacheable: bool) {
+    pub(super) fn note_cacheable(
+        &mut self,
+        s: SessionId,
+        id: &[u8],
+        method: &str,
+        cacheable: bool,
+    ) {
         if !cacheable {
             return;
         }
@@ -720,7 +436,15 @@ impl Gateway {
     /// Rewrites what the gateway wrote for each modern session into its output (after
     /// every event).
     pub(super) fn flush_modern(&mut self) {
+        if !self
+            .sessions
+            .values()
+            .any(|c| c.modern.as_ref().is_some_and(|m| !m.staged.is_empty()))
+        {
+            return;
+        }
         let ttls = LIST_KINDS.map(|k| self.list_ttl(k));
+        let mut released = Vec::new();
         let asks = &mut self.asks;
         for c in self.sessions.values_mut() {
             let Some(m) = c.modern.as_mut() else {
@@ -732,11 +456,12 @@ impl Gateway {
             for nl in memchr::memchr_iter(b'\n', pending) {
                 let line = &pending[start..nl];
                 start = nl + 1;
-                modernize(line, m, asks, &ttls, c.out.buf());
+                modernize(line, m, asks, &ttls, &mut released, c.out.buf());
             }
             m.staged = staged;
             m.staged.consume(start);
         }
+        self.release_asks(released);
     }
 }
 
@@ -801,8 +526,9 @@ fn error_line(id: &[u8], error: &serde_json::Value) -> Vec<u8> {
 fn modernize(
     line: &[u8],
     m: &mut Modern,
-    asks: &mut HashMap<String, Ask>,
+    asks: &mut Asks,
     ttls: &[u64; LIST_KINDS.len()],
+    released: &mut Vec<(usize, Vec<u8>)>,
     out: &mut Vec<u8>,
 ) {
     let Ok(msg) = Message::parse(line) else {
@@ -844,21 +570,18 @@ fn modernize(
                 .id
                 .map(|i| i.get().as_bytes().to_vec())
                 .unwrap_or_default();
-            if let Some(token) = key
-                .strip_prefix(PLACEHOLDER)
-                .and_then(|t| t.strip_suffix(b"\""))
-            {
-                // The backend answered a call while its client had an input request of it
-                // to answer: kept for the retry (the client never used this id).
-                let token = String::from_utf8_lossy(token).into_owned();
-                if let Some(ask) = asks.get_mut(&token) {
-                    ask.ended = match (msg.result, msg.error) {
-                        (Some(r), _) => Some((false, r.get().as_bytes().to_vec())),
-                        (None, Some(e)) => Some((true, e.get().as_bytes().to_vec())),
-                        (None, None) => None,
-                    };
+            if let Some(state) = placeholder_state(&key) {
+                // A call answered while its client had an input request of it to answer:
+                // kept for the retry (the client never used this id).
+                let answer = match (msg.result, msg.error) {
+                    (Some(r), _) => (false, r.get().as_bytes().to_vec()),
+                    (None, Some(e)) => (true, e.get().as_bytes().to_vec()),
+                    (None, None) => (true, b"{\"code\":-32603,\"message\":\"an answer with neither result nor error\"}".to_vec()),
+                };
+                if let Some(backend_request) = asks.end(state, answer) {
+                    released.extend(backend_request);
+                    return;
                 }
-                return;
             }
             let cache = m.cacheable.remove(&key);
             let typed = msg
@@ -903,8 +626,9 @@ mod tests {
         modernize(
             line.as_bytes(),
             &mut m,
-            &mut HashMap::new(),
+            &mut Asks::default(),
             &[0; 4],
+            &mut Vec::new(),
             &mut out,
         );
         String::from_utf8(out).unwrap()

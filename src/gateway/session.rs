@@ -180,39 +180,86 @@ impl Gateway {
         self.tasks.forget_session(s);
         self.deferred.retain(|(of, _)| *of != s);
         for uri in gone.subscriptions {
-            self.unsubscribe_unused(now, &uri);
+            self.unsubscribe_unused(now, s, &uri);
         }
         self.settle(now);
     }
 
-    /// Withdraws the backend subscription to `uri` when no session holds it any more.
-    pub(super) fn unsubscribe_unused(&mut self, now: Instant, uri: &str) {
-        if self.subscribers(uri).next().is_some() {
+    /// Withdraws session `s`'s part of the backend subscription to `uri` (it holds it no
+    /// more): a shared backend is unsubscribed when no session holds it any more, the
+    /// session's own process of a `"scope": "session"` backend at once.
+    pub(super) fn unsubscribe_unused(&mut self, now: Instant, s: SessionId, uri: &str) {
+        let Some(b) = self.resource_owner(uri) else {
             return;
-        }
-        if let Some(b) = self.resource_owner(uri) {
-            if self.backends[b].lifecycle.is_ready() {
-                self.send_internal(now, b, "resources/unsubscribe", &uri_params(uri));
+        };
+        let target = if self.backends[b].config.scope == Scope::Session {
+            match self.instances.get(&(b, s)) {
+                Some(&i) => i,
+                None => return,
             }
+        } else if self.subscribers(uri).next().is_some() {
+            return;
+        } else {
+            b
+        };
+        if self.backends[target].lifecycle.is_ready() {
+            self.send_internal(now, target, "resources/unsubscribe", &uri_params(uri));
         }
     }
 
     /// Subscribes session `s` to `uri` on a `subscriptions/listen`'s behalf: the backend
-    /// that owns it is asked unless another session already holds that subscription.
-    /// False when no backend is known to own `uri` (nothing is asked).
+    /// that owns it (the session's own process of a `"scope": "session"` one) is asked,
+    /// unless another session already holds that subscription of a shared backend. False,
+    /// asking nothing, when no backend is known to own `uri` or its owner did not declare
+    /// `resources.subscribe` (one not started yet is asked once it runs).
     pub(super) fn subscribe_for(&mut self, now: Instant, s: SessionId, uri: &str) -> bool {
         let Some(b) = self.resource_owner(uri) else {
             return false;
         };
-        let shared = self.subscribers(uri).any(|o| o != s);
+        let own = self.backends[b].config.scope == Scope::Session;
+        let known = if own {
+            self.instances.get(&(b, s)).copied().unwrap_or(b)
+        } else {
+            b
+        };
+        if !self.subscribable(known) {
+            return false;
+        }
+        let shared = !own && self.subscribers(uri).any(|o| o != s);
         let new = self
             .sessions
             .get_mut(&s)
             .is_some_and(|c| c.subscriptions.insert(uri.to_string()));
         if new && !shared {
-            self.send_internal(now, b, "resources/subscribe", &uri_params(uri));
+            let target = if own { self.route(now, b, s) } else { b };
+            self.send_internal(now, target, "resources/subscribe", &uri_params(uri));
         }
         true
+    }
+
+    /// Whether backend `b` takes `resources/subscribe`: it declared
+    /// `capabilities.resources.subscribe`, or it has not said yet (not started).
+    fn subscribable(&self, b: usize) -> bool {
+        #[derive(serde::Deserialize, Default)]
+        struct Resources {
+            #[serde(default)]
+            subscribe: bool,
+        }
+        #[derive(serde::Deserialize, Default)]
+        struct Caps {
+            #[serde(default)]
+            resources: Option<Resources>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Init {
+            #[serde(default)]
+            capabilities: Caps,
+        }
+        match &self.backends[b].init_result {
+            None => true,
+            Some(r) => serde_json::from_str::<Init>(r.get())
+                .is_ok_and(|i| i.capabilities.resources.is_some_and(|r| r.subscribe)),
+        }
     }
 
     /// The sessions subscribed to `uri`.

@@ -3969,6 +3969,12 @@ fn a_backend_ask_during_a_modern_call_travels_in_an_input_required_result() {
         h.client_lines().is_empty(),
         "no answer under an id the client never used"
     );
+    // The backend's request will not be answered by the client now: it hears so.
+    let released = h.backend_one_any(ALPHA);
+    assert_eq!(released["id"], 1);
+    assert!(released["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("ended before the client answered")));
     h.send(json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {}, "inputResponses": {}, "requestState": state, "_meta": meta}}));
     let done = h.client_one();
     assert_eq!(done["id"], 6);
@@ -4025,12 +4031,14 @@ fn a_modern_retry_in_another_session_takes_the_suspended_call_over() {
         "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}));
     assert_eq!(h.out_of(b)[0]["error"]["code"], -32602);
     h.send_as(b, modern_call(json!(7), "alpha__echo", json!({"requestState": state,
-        "inputResponses": {"gangway": {"role": "assistant", "content": {"type": "text", "text": "yo"}, "model": "m"}}})));
+        "inputResponses": {"gangway": {"role": "assistant", "content": {"type": "text", "text": "yo"}, "model": "m"}},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}, "progressToken": 7}})));
     let answer = h.backend_one_any(ALPHA);
     assert_eq!(answer["id"], "s1");
     assert_eq!(answer["result"]["model"], "m");
     assert!(!h.gw.waits_for_retry(a), "the call is b's now");
-    // Progress and the answer go to b, under its id.
+    // Progress and the answer go to b, under its id and its own progress token.
     let progress = format!(
         r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":{},"progress":1}}}}"#,
         call["params"]["_meta"]["progressToken"]
@@ -4039,7 +4047,7 @@ fn a_modern_retry_in_another_session_takes_the_suspended_call_over() {
     h.reply(ALPHA, &call, r#"{"content":[]}"#);
     let out = h.out_of(b);
     assert_eq!(out.len(), 2, "{out:#?}");
-    assert_eq!(out[0]["params"]["progressToken"], "p");
+    assert_eq!(out[0]["params"]["progressToken"], 7);
     assert_eq!(out[1]["id"], 7);
     assert_eq!(out[1]["result"]["resultType"], "complete");
     assert!(h.client_lines().is_empty(), "a hears nothing more");
@@ -4140,10 +4148,14 @@ fn a_modern_listen_subscribes_to_resources_and_carries_their_updates() {
     let mut h = Harness::new("tools");
     let handshake = second_session(&mut h, json!({}));
     h.warm(ALPHA);
+    // Alpha takes subscriptions; beta did not say it does.
+    let caps = r#"{"protocolVersion":"2025-11-25","capabilities":{"resources":{"subscribe":true}},"serverInfo":{"name":"a","version":"1"}}"#;
+    h.gw.backends[ALPHA].init_result = RawValue::from_string(caps.to_string()).ok();
+    h.warm(BETA);
     // h.s is a handshake-era session now; the modern client is another.
     let m = h.gw.open_session();
     know_resources(&mut h, ALPHA, &["mem://a", "mem://b"]);
-    know_resources(&mut h, BETA, &[]);
+    know_resources(&mut h, BETA, &["mem://beta"]);
     let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
     let listen = |id: &str, uris: Value| {
         json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen",
@@ -4151,13 +4163,16 @@ fn a_modern_listen_subscribes_to_resources_and_carries_their_updates() {
     };
     h.send_as(
         m,
-        listen("listen-1", json!(["mem://a", "nobody://owns-this"])),
+        listen(
+            "listen-1",
+            json!(["mem://a", "nobody://owns-this", "mem://beta"]),
+        ),
     );
     let ack = h.out_of(m).remove(0);
     assert_eq!(
         ack["params"]["notifications"],
         json!({"resourceSubscriptions": ["mem://a"]}),
-        "only what a backend owns is honored"
+        "only what a backend that takes subscriptions owns is honored"
     );
     let sub = h.backend_one(ALPHA, "resources/subscribe");
     assert_eq!(sub["params"]["uri"], "mem://a");
@@ -4236,4 +4251,87 @@ fn a_modern_client_hears_log_messages_only_at_the_level_its_request_asked_for() 
     h.out_of(m).remove(0);
     h.backend(ALPHA, &log("error"));
     assert!(h.out_of(m).is_empty());
+}
+
+#[test]
+fn a_second_backend_request_during_a_suspended_modern_call_reaches_no_other_client() {
+    let mut h = Harness::new("tools");
+    // A handshake client that can sample, and a modern one whose call asks first.
+    h.initialize("2025-06-18", json!({"sampling": {}}));
+    let m = h.gw.open_session();
+    h.send_as(m, modern_call(json!(1), "alpha__echo", json!({})));
+    h.actions();
+    h.finish_init(ALPHA);
+    h.send(call(json!(2), "alpha__echo", json!({})));
+    h.backend_one(ALPHA, "tools/call");
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{}}"#,
+    );
+    assert_eq!(h.out_of(m)[0]["result"]["resultType"], "input_required");
+    // The modern call is still the one the backend has served longest: its second
+    // request is refused, not handed to the handshake client.
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{}}"#,
+    );
+    assert!(h.client_lines().is_empty(), "the other client is not asked");
+    let refused = h.backend_one_any(ALPHA);
+    assert_eq!(refused["id"], 1);
+    assert_eq!(refused["error"]["code"], -32000);
+    h.check_settled = false;
+}
+
+#[test]
+fn a_bad_log_level_is_refused_and_leaves_the_session_modern() {
+    let mut h = Harness::new("tools");
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {},
+                      "io.modelcontextprotocol/logLevel": 3});
+    h.send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}}),
+    );
+    let refused = h.client_one();
+    assert_eq!(refused["error"]["code"], -32602);
+    assert!(refused["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("logLevel")));
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {},
+                      "io.modelcontextprotocol/logLevel": "info"});
+    h.send(
+        json!({"jsonrpc": "2.0", "id": 2, "method": "server/discover", "params": {"_meta": meta}}),
+    );
+    assert_eq!(
+        h.client_one()["result"]["supportedVersions"][0],
+        "2026-07-28"
+    );
+}
+
+#[test]
+fn stopping_ends_every_ask_at_once() {
+    let mut h = Harness::new("tools");
+    h.send(modern_call(json!(1), "alpha__echo", json!({})));
+    h.actions();
+    let call = h.finish_init(ALPHA).remove(0);
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":4,"method":"elicitation/create","params":{}}"#,
+    );
+    assert_eq!(h.client_one()["result"]["resultType"], "input_required");
+    // No retry can come once gangway stops: the ask does not hold the drain up.
+    h.gw.on_drain(h.now, Duration::from_secs(10));
+    let out = h.backend_out(ALPHA);
+    assert_eq!(out[0]["id"], 4, "{out:#?}");
+    assert!(out[0]["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("shutting down")));
+    assert_eq!(out[1]["method"], "notifications/cancelled");
+    assert_eq!(out[1]["params"]["requestId"], call["id"]);
+    assert_eq!(
+        h.gw.client_requests_pending(),
+        0,
+        "nothing holds the drain up"
+    );
+    assert!(!h.gw.waits_for_retry(h.s));
 }

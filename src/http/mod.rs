@@ -192,8 +192,9 @@ pub struct HttpFront {
     /// Revision 2026-07-28 sessions whose request was answered: ended after the pump
     /// (or held, while a call of theirs waits for its retry).
     ending: Vec<String>,
-    /// Revision 2026-07-28 sessions held for a retry (see `Session::held`), at most
-    /// `max_sessions` (they count as sessions).
+    /// Revision 2026-07-28 sessions held for a retry (see `Session::held`). They do not
+    /// count toward `max_sessions` (a client that never retries must not lock others
+    /// out); each holds an ask, which the gateway bounds.
     held: Vec<String>,
     conns: Vec<Option<Conn>>,
     open_conns: usize,
@@ -1340,11 +1341,10 @@ impl HttpFront {
         legacy: bool,
         modern: bool,
     ) -> Option<String> {
-        if self.sessions.len() >= self.settings.max_sessions {
-            let text = format!(
-                "{} sessions are open (http.max_sessions); try again later",
-                self.sessions.len()
-            );
+        // Held sessions have no client; the gateway bounds them (its asks).
+        let open = self.sessions.len().saturating_sub(self.held.len());
+        if open >= self.settings.max_sessions {
+            let text = format!("{open} sessions are open (http.max_sessions); try again later");
             self.reject(c, 503, &text, &[]);
             return None;
         }

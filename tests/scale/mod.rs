@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// Sessions the script opens at once.
 const SESSIONS: usize = 20;
-/// 2026-07-28 clients the modern script runs at once (3 calls each).
+/// 2026-07-28 clients the modern script runs, one after the other (3 calls each).
 const MODERN_CLIENTS: usize = 8;
 /// The script bounds itself (60 s); this only catches a hung interpreter.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(90);
@@ -359,6 +359,21 @@ fn the_readmes_haproxy_lines_match_the_shipped_config() {
         }
     }
     assert_eq!(vars, 3, "GANGWAY_1, GANGWAY_2 and HAPROXY_LISTEN: {block}");
+    // The config tells 2026-07-28 requests apart by the handshake revisions gangway
+    // serves: its list must be gangway's.
+    let acl = cfg
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("acl handshake req.hdr(mcp-protocol-version) -m str ")
+        })
+        .expect("the config's handshake ACL");
+    let listed: Vec<&str> = acl.split_whitespace().collect();
+    assert_eq!(
+        listed,
+        gangway::http::VERSIONS,
+        "dist/haproxy/haproxy.cfg's handshake revisions"
+    );
 }
 
 /// Clients pinned to revision 2026-07-28 through the shipped config: their requests carry
