@@ -353,12 +353,13 @@ impl Gateway {
         if !ASKING_CALLS.contains(&method) {
             return false;
         }
+        // Read in the pass that read the line: no second look at the call's arguments
+        // unless it is a retry.
+        if msg.call_params().and_then(|p| p.request_state).is_none() {
+            return false;
+        }
         let Some(retry) = msg
             .params
-            .filter(|p| {
-                crate::wire::scan::members(p.get(), &[b"requestState"])
-                    .is_some_and(|[state]| state.is_some())
-            })
             .and_then(|p| serde_json::from_str::<Retry<'_>>(p.get()).ok())
         else {
             return false;

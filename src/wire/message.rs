@@ -111,6 +111,8 @@ pub fn serde_params(params: &str) -> Option<Params<'_>> {
         meta: Option<&'a RawValue>,
         #[serde(borrow, default, deserialize_with = "raw")]
         task: Option<&'a RawValue>,
+        #[serde(borrow, default, deserialize_with = "raw", rename = "requestState")]
+        request_state: Option<&'a RawValue>,
     }
     if !params.starts_with('{') {
         return None;
@@ -121,6 +123,7 @@ pub fn serde_params(params: &str) -> Option<Params<'_>> {
         arguments: p.arguments.map(RawValue::get),
         meta: p.meta.map(RawValue::get),
         task: p.task.map(RawValue::get),
+        request_state: p.request_state.map(RawValue::get),
     })
 }
 

@@ -58,10 +58,12 @@ pub struct Params<'a> {
     pub meta: Option<&'a str>,
     /// `task` (task augmentation).
     pub task: Option<&'a str>,
+    /// `requestState` (a revision 2026-07-28 retry).
+    pub request_state: Option<&'a str>,
 }
 
 /// The keys of [`Params`], in its order.
-const PARAMS_KEYS: [&[u8]; 4] = [b"name", b"arguments", b"_meta", b"task"];
+const PARAMS_KEYS: [&[u8]; 5] = [b"name", b"arguments", b"_meta", b"task", b"requestState"];
 
 /// The keys of [`ResultMembers`], in its order.
 const RESULT_KEYS: [&[u8]; 3] = [b"isError", b"_meta", b"resultType"];
@@ -118,7 +120,7 @@ pub fn top(line: &[u8]) -> Result<Top<'_>, Refused> {
             let mut result = None;
             match (bit, s.peek()) {
                 (8, Some(b'{')) => {
-                    let mut found = [None; 4];
+                    let mut found = [None; PARAMS_KEYS.len()];
                     if s.object_members(&PARAMS_KEYS, &mut found)? {
                         params = Some(found);
                     }
@@ -139,12 +141,13 @@ pub fn top(line: &[u8]) -> Result<Top<'_>, Refused> {
                 let raw = s.text_since(from)?;
                 *slot = Some(raw);
                 if let Some(found) = params {
-                    let [name, arguments, meta, task] = within(raw, from, found);
+                    let [name, arguments, meta, task, request_state] = within(raw, from, found);
                     top.params_members = Some(Params {
                         name,
                         arguments,
                         meta,
                         task,
+                        request_state,
                     });
                 }
                 if let Some(found) = result {

@@ -54,12 +54,19 @@ fn check_scanner(line: &[u8]) {
     }
     // `members` on any text: what it finds, serde_json finds.
     if let Ok(text) = std::str::from_utf8(line) {
-        if let Some(found) = members(text, &[b"name", b"arguments", b"_meta", b"task"]) {
+        let keys: [&[u8]; 5] = [b"name", b"arguments", b"_meta", b"task", b"requestState"];
+        if let Some(found) = members(text, &keys) {
             let theirs = gangway::wire::message::serde_params(text.trim_start())
                 .expect("serde_json reads an object members() read");
             assert_eq!(
                 found,
-                [theirs.name, theirs.arguments, theirs.meta, theirs.task],
+                [
+                    theirs.name,
+                    theirs.arguments,
+                    theirs.meta,
+                    theirs.task,
+                    theirs.request_state
+                ],
                 "members of {text}"
             );
         }
