@@ -10,7 +10,7 @@ MODE is `2026-07-28` (a pinned modern client: no `initialize`, no probe) or `aut
 `server/discover` first and adopts the modern revision when it is answered). gangway fronts
 server-everything as backend `everything` with `expose: both` (the meta-tools and every
 tool by its prefixed name). The script, each wait bounded:
-- checks that the revision in effect is 2026-07-28;
+- checks that the revision in effect is 2026-07-28, and what `server/discover` says;
 - lists tools and calls echo by its prefixed name and through `use_tool`;
 - runs an operation with progress;
 - answers the backend's sampling and elicitation requests through the multi round-trip
@@ -81,6 +81,11 @@ async def steps(mode: str, gangway: str, config: str, url: str | None) -> None:
         read_timeout_seconds=30,
     ) as c:
         assert c.protocol_version == "2026-07-28", f"negotiated {c.protocol_version}"
+        # server/discover, sent as the auto client's probe is (a pinned client never sends it).
+        found = await c.session.send_discover("2026-07-28")
+        assert found["supportedVersions"] == ["2026-07-28"], f"discover: {found}"
+        assert "tools" in found["capabilities"] and "everything" in found.get("instructions", ""), f"discover: {found}"
+        assert found["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "gangway", f"discover: {found}"
         tools = await c.list_tools()
         names = [t.name for t in tools.tools]
         assert "everything__echo" in names and "use_tool" in names, f"tools: {names}"
