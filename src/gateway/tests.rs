@@ -340,6 +340,18 @@ impl Harness {
         assert_eq!(self.client_one()["id"], "warm");
     }
 
+    /// Backend `b` sends `line`, a request to the client during a 2026-07-28 client's
+    /// call, which is answered with an `InputRequiredResult`; returns its `requestState`.
+    fn asked(&mut self, b: usize, line: &str) -> String {
+        self.backend(b, line);
+        let answer = self.client_one();
+        assert_eq!(answer["result"]["resultType"], "input_required", "{answer}");
+        answer["result"]["requestState"]
+            .as_str()
+            .expect("a requestState")
+            .to_string()
+    }
+
     /// A ping must still be answered.
     fn assert_serving(&mut self) {
         self.client(r#"{"jsonrpc":"2.0","id":"still-there","method":"ping"}"#);
@@ -3952,14 +3964,10 @@ fn a_backend_ask_during_a_modern_call_travels_in_an_input_required_result() {
     // A backend that answers the call before the retry: its answer waits for the retry.
     h.send(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {}, "_meta": meta}}));
     let call = h.backend_one(ALPHA, "tools/call");
-    h.backend(
+    let state = h.asked(
         ALPHA,
         r#"{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{}}"#,
     );
-    let state = h.client_one()["result"]["requestState"]
-        .as_str()
-        .expect("a requestState")
-        .to_string();
     h.reply(
         ALPHA,
         &call,
@@ -4011,14 +4019,10 @@ fn a_modern_retry_in_another_session_takes_the_suspended_call_over() {
     h.actions();
     let call = h.finish_init(ALPHA).remove(0);
     assert!(!h.gw.waits_for_retry(a));
-    h.backend(
+    let state = h.asked(
         ALPHA,
         r#"{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}"#,
     );
-    let state = h.client_one()["result"]["requestState"]
-        .as_str()
-        .expect("a requestState")
-        .to_string();
     assert!(h.gw.waits_for_retry(a), "the call waits for its retry");
     // The call's own timeout (5 s) is paused while the client answers.
     h.advance(6_000);
@@ -4059,14 +4063,10 @@ fn a_retried_call_times_out_again_and_an_unretried_ask_expires() {
     h.send(modern_call(json!(1), "alpha__echo", json!({})));
     h.actions();
     let call = h.finish_init(ALPHA).remove(0);
-    h.backend(
+    let state = h.asked(
         ALPHA,
         r#"{"jsonrpc":"2.0","id":0,"method":"elicitation/create","params":{}}"#,
     );
-    let state = h.client_one()["result"]["requestState"]
-        .as_str()
-        .expect("a requestState")
-        .to_string();
     // A second request of the backend during the suspended call is refused, saying why.
     h.backend(
         ALPHA,
@@ -4093,11 +4093,7 @@ fn a_retried_call_times_out_again_and_an_unretried_ask_expires() {
     // backend's request gets a timeout error and the call is cancelled.
     h.send(modern_call(json!(3), "alpha__echo", json!({})));
     let call = h.backend_one(ALPHA, "tools/call");
-    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":2,"method":"roots/list"}"#);
-    let state = h.client_one()["result"]["requestState"]
-        .as_str()
-        .expect("a requestState")
-        .to_string();
+    let state = h.asked(ALPHA, r#"{"jsonrpc":"2.0","id":2,"method":"roots/list"}"#);
     h.advance(599_000);
     assert!(h.backend_out(ALPHA).is_empty(), "still waiting");
     h.advance(1_100);

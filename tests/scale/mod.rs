@@ -189,6 +189,63 @@ fn balancer(bin: &Path, gangways: [&str; 2]) -> (Haproxy, String) {
     (haproxy, listen)
 }
 
+/// Two instances behind HAProxy running the shipped config, and the SDK to drive them.
+struct Stage {
+    one: Instance,
+    two: Instance,
+    haproxy: Haproxy,
+    /// Where HAProxy listens.
+    listen: String,
+    /// The SDK's directory (`PYTHONPATH`).
+    sdk: PathBuf,
+}
+
+impl Stage {
+    /// The stage, once HAProxy answers; `None` (after saying why) when the test is to be
+    /// skipped (see [`tools`]).
+    fn set() -> Option<Stage> {
+        let (haproxy_bin, sdk) = tools()?;
+        let one = Instance::start();
+        let two = Instance::start();
+        let (haproxy, listen) = balancer(&haproxy_bin, [&one.addr, &two.addr]);
+        Some(Stage {
+            one,
+            two,
+            haproxy,
+            listen,
+            sdk,
+        })
+    }
+}
+
+/// Runs the SDK script `tests/scale/NAME` against HAProxy at `listen` with `count` clients;
+/// its JSON lines are read as they come, and it reads lines from the test.
+fn sdk_script(sdk: &Path, name: &str, listen: &str, count: usize) -> Gangway {
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("tests/scale").join(name))
+        .arg(format!("http://{listen}/mcp"))
+        .arg(count.to_string())
+        .env("PYTHONPATH", sdk)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Gangway::spawn(cmd)
+}
+
+/// The script's next report; when it says it failed, the test fails with it, saying
+/// `what` failed, with HAProxy's log.
+fn report_of(script: &mut Gangway, haproxy: &Haproxy, what: &str) -> Value {
+    let report = script.recv(SCRIPT_DEADLINE);
+    if report.get("fail").is_some() {
+        script.fail(&format!(
+            "{what} failed: {report}\n--- HAProxy:\n{}",
+            haproxy.0.stderr().join("\n")
+        ));
+    }
+    report
+}
+
 /// A session id as gangway's log shows it (its first 8 characters).
 fn short(sid: &Value) -> String {
     sid.as_str()
@@ -200,32 +257,21 @@ fn short(sid: &Value) -> String {
 
 #[test]
 fn sessions_stick_to_their_instance_behind_haproxy_and_move_on_when_it_stops() {
-    let Some((haproxy_bin, sdk)) = tools() else {
+    let started = Instant::now();
+    let Some(Stage {
+        mut one,
+        mut two,
+        haproxy,
+        listen,
+        sdk,
+    }) = Stage::set()
+    else {
         return;
     };
-    let started = Instant::now();
-    let mut one = Instance::start();
-    let mut two = Instance::start();
-    let (haproxy, listen) = balancer(&haproxy_bin, [&one.addr, &two.addr]);
 
     // Many SDK sessions at once, each with a few calls.
-    let mut cmd = Command::new("python3");
-    cmd.arg(root().join("tests/scale/sessions.py"))
-        .arg(format!("http://{listen}/mcp"))
-        .arg(SESSIONS.to_string())
-        .env("PYTHONPATH", &sdk)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut script = Gangway::spawn(cmd);
-    let report = script.recv(SCRIPT_DEADLINE);
-    if report.get("fail").is_some() {
-        script.fail(&format!(
-            "the SDK sessions through HAProxy failed: {report}\n--- HAProxy:\n{}",
-            haproxy.0.stderr().join("\n")
-        ));
-    }
+    let mut script = sdk_script(&sdk, "sessions.py", &listen, SESSIONS);
+    let report = report_of(&mut script, &haproxy, "the SDK sessions through HAProxy");
     let opened = report["opened"].as_array().expect("the opened sessions");
     assert_eq!(opened.len(), SESSIONS, "{report}");
     let sids: HashSet<&str> = opened.iter().filter_map(|s| s["sid"].as_str()).collect();
@@ -266,14 +312,12 @@ fn sessions_stick_to_their_instance_behind_haproxy_and_move_on_when_it_stops() {
     haproxy.0.wait_stderr("Server gangways/gangway1 is DOWN", T);
     let stopped_at = Instant::now();
     script.send_raw("continue");
-    let report = script.recv(SCRIPT_DEADLINE);
+    let report = report_of(
+        &mut script,
+        &haproxy,
+        "the SDK sessions through HAProxy, after the stop,",
+    );
     let moved_on = stopped_at.elapsed();
-    if report.get("fail").is_some() {
-        script.fail(&format!(
-            "the SDK sessions through HAProxy failed after the stop: {report}\n--- HAProxy:\n{}",
-            haproxy.0.stderr().join("\n")
-        ));
-    }
     let after = report["after"]
         .as_array()
         .expect("the sessions after the stop");
@@ -382,30 +426,23 @@ fn the_readmes_haproxy_lines_match_the_shipped_config() {
 /// round robin, about every other retry would reach the wrong instance and fail.
 #[test]
 fn a_2026_07_28_retry_reaches_the_instance_holding_its_call_behind_haproxy() {
-    let Some((haproxy_bin, sdk)) = tools() else {
+    let started = Instant::now();
+    let Some(Stage {
+        mut one,
+        mut two,
+        haproxy,
+        listen,
+        sdk,
+    }) = Stage::set()
+    else {
         return;
     };
-    let started = Instant::now();
-    let mut one = Instance::start();
-    let mut two = Instance::start();
-    let (haproxy, listen) = balancer(&haproxy_bin, [&one.addr, &two.addr]);
-    let mut cmd = Command::new("python3");
-    cmd.arg(root().join("tests/scale/modern.py"))
-        .arg(format!("http://{listen}/mcp"))
-        .arg(MODERN_CLIENTS.to_string())
-        .env("PYTHONPATH", &sdk)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut script = Gangway::spawn(cmd);
-    let report = script.recv(SCRIPT_DEADLINE);
-    if report.get("fail").is_some() {
-        script.fail(&format!(
-            "the 2026-07-28 clients through HAProxy failed: {report}\n--- HAProxy:\n{}",
-            haproxy.0.stderr().join("\n")
-        ));
-    }
+    let mut script = sdk_script(&sdk, "modern.py", &listen, MODERN_CLIENTS);
+    let report = report_of(
+        &mut script,
+        &haproxy,
+        "the 2026-07-28 clients through HAProxy",
+    );
     assert_eq!(report["ok"], MODERN_CLIENTS * 3, "{report}");
     assert!(
         script.wait_exit(T).is_some_and(|s| s.success()),
