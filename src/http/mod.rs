@@ -1552,8 +1552,8 @@ impl HttpFront {
                 }
             }
             // A 2026-07-28 request's session has one stream, its answer's: what comes
-            // before the answer goes there (progress under the token the call was made
-            // with, a listen's notifications).
+            // before the answer goes there (progress, whatever its token; a listen's
+            // notifications).
             Ok(_) if s.modern => (s.newest_open_post().unwrap_or(0), false),
             Ok(m) if m.method == Some("notifications/progress") => {
                 let st = token_key(message::notification_progress_token(m.params))
