@@ -9,7 +9,7 @@
 
 use super::requests::PendingKind;
 use super::stats::Outcome;
-use super::{after, Gateway, SessionId, Timer};
+use super::{after, Gateway, Life, SessionId, Timer};
 use crate::timer::TimerHandle;
 use crate::wire::ids::{Peer, RawId};
 use crate::wire::message::{
@@ -24,8 +24,14 @@ use std::time::Instant;
 
 /// Open asks one session may have (over HTTP a session holds one request, so at most one).
 const ASKS_MAX: usize = 64;
+/// Open asks the sessions of one principal may have (one `http.tokens` token; all
+/// clients without a token count as one).
+const ASKS_PER_PRINCIPAL: usize = 1024;
 /// Asks the gateway keeps in all.
 const ASKS_TOTAL: usize = 4096;
+/// Bytes of calls' answers kept for retries that have not come yet; an answer past it is
+/// replaced by an error saying so.
+const KEPT_ANSWERS_MAX: usize = 64 << 20;
 /// How a suspended call's id starts (then its `requestState`, then `"`): the id it has
 /// in the id table while its client answers an input request.
 pub(super) const PLACEHOLDER: &[u8] = b"\"input-required:";
@@ -48,28 +54,39 @@ pub(super) struct Ask {
     session: SessionId,
     /// The call's method: a retry must repeat it.
     method: &'static str,
+    /// The principal of that session (`Session::principal`).
+    principal: Option<u32>,
     /// When the client's retry is due (the backend's `client_request_timeout`): then the
     /// backend's request gets a timeout error and the call is cancelled.
     timer: Option<TimerHandle>,
+    /// The call has left the id table (answered, failed or cancelled): its answer, if it
+    /// gets one, is the next line under the placeholder id to its session.
+    gone: bool,
     /// The call's answer (its `result` or `error` member, raw), when it came before the
     /// client retried: the retry gets it.
     ended: Option<(bool, Vec<u8>)>,
 }
 
-/// The asks waiting for retries, by `requestState`; the open ones (their call still in
-/// flight) are counted per session, and each is found by its call's gateway id.
+/// The asks waiting for retries, by `requestState`; the open ones (their call's answer
+/// not in yet) are counted per session and per principal, and each is found by its call's
+/// gateway id.
 #[derive(Debug, Default)]
 pub(super) struct Asks {
     by_state: HashMap<String, Ask>,
     open: HashMap<SessionId, usize>,
+    open_by_principal: HashMap<Option<u32>, usize>,
     by_gw: HashMap<u64, String>,
+    /// Bytes of the answers kept (`Ask::ended`).
+    kept: usize,
 }
 
 impl Asks {
     fn insert(&mut self, state: String, ask: Ask) {
         if ask.ended.is_none() {
             *self.open.entry(ask.session).or_default() += 1;
+            *self.open_by_principal.entry(ask.principal).or_default() += 1;
         }
+        self.kept += ask.ended.as_ref().map_or(0, |(_, a)| a.len());
         self.by_gw.insert(ask.gw, state.clone());
         self.by_state.insert(state, ask);
     }
@@ -77,42 +94,88 @@ impl Asks {
     fn remove(&mut self, state: &str) -> Option<Ask> {
         let ask = self.by_state.remove(state)?;
         self.by_gw.remove(&ask.gw);
-        if ask.ended.is_none() {
-            self.closed(ask.session);
+        match &ask.ended {
+            None => self.closed(ask.session, ask.principal),
+            Some((_, answer)) => self.kept = self.kept.saturating_sub(answer.len()),
         }
         Some(ask)
     }
 
-    /// One open ask of session `s` is open no more.
-    fn closed(&mut self, s: SessionId) {
-        if let Some(n) = self.open.get_mut(&s) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.open.remove(&s);
+    /// One open ask of session `s` (of `principal`) is open no more.
+    fn closed(&mut self, s: SessionId, principal: Option<u32>) {
+        fn down<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: K) {
+            if let Some(n) = counts.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    counts.remove(&key);
+                }
             }
+        }
+        down(&mut self.open, s);
+        down(&mut self.open_by_principal, principal);
+    }
+
+    /// Call `gw` left the id table: if an ask suspended it, its answer (if any) is the
+    /// next line to its session under the placeholder id.
+    pub(super) fn call_left(&mut self, gw: u64) {
+        if let Some(ask) = self
+            .by_gw
+            .get(&gw)
+            .and_then(|state| self.by_state.get_mut(state))
+        {
+            ask.gone = true;
         }
     }
 
-    /// The call of the ask with `state` was answered (`answer`: whether it failed, and its
-    /// `result` or `error`, raw): kept for the retry. `None` when there is no such ask;
-    /// else the backend and its request's id when the ask was open (the client will never
-    /// answer that request now).
+    /// Whether `raw` (a client's request id) is the placeholder of a suspended call.
+    pub(super) fn is_placeholder(&self, raw: &[u8]) -> bool {
+        placeholder_state(raw)
+            .and_then(|st| std::str::from_utf8(st).ok())
+            .is_some_and(|st| self.by_state.contains_key(st))
+    }
+
+    /// Whether there are none.
+    pub(super) fn is_empty(&self) -> bool {
+        self.by_state.is_empty()
+    }
+
+    /// A line to session `s` answers the placeholder id of the ask with `state`
+    /// (`answer`: whether it failed, and its `result` or `error`, raw). `None` when it is
+    /// not that ask's call's answer (no such ask, another session's, or its call is still
+    /// in flight: a reply to the client's own request that reused the id), so the line
+    /// goes on as is. Else the answer is kept for the retry (an error saying so past
+    /// [`KEPT_ANSWERS_MAX`]), and the backend and its request's id are returned when the
+    /// ask was open (the client will never answer that request now).
     #[allow(clippy::type_complexity)]
     pub(super) fn end(
         &mut self,
         state: &[u8],
+        s: SessionId,
         answer: (bool, Vec<u8>),
     ) -> Option<Option<(usize, Vec<u8>)>> {
         let state = std::str::from_utf8(state).ok()?;
-        let ask = self.by_state.get_mut(state)?;
-        let open = ask.ended.is_none();
-        ask.ended = Some(answer);
-        if !open {
+        let kept = self.kept;
+        let ask = self
+            .by_state
+            .get_mut(state)
+            .filter(|a| a.session == s && a.gone)?;
+        if ask.ended.is_some() {
             return Some(None);
         }
+        let answer = if kept + answer.1.len() > KEPT_ANSWERS_MAX {
+            let text = format!("gangway: the call was answered before its retry came, and its answer was too large to keep ({} MiB of such answers are kept); call again", KEPT_ANSWERS_MAX >> 20);
+            let mut e = b"{\"code\":-32603,\"message\":".to_vec();
+            crate::wire::message::write_json_string(&mut e, &text);
+            e.push(b'}');
+            (true, e)
+        } else {
+            answer
+        };
+        self.kept += answer.1.len();
+        ask.ended = Some(answer);
         let released = (ask.backend, ask.backend_id.clone());
-        let s = ask.session;
-        self.closed(s);
+        let principal = ask.principal;
+        self.closed(s, principal);
         Some(Some(released))
     }
 
@@ -129,8 +192,9 @@ pub(super) fn placeholder_state(raw: &[u8]) -> Option<&[u8]> {
 
 impl Gateway {
     /// A backend's request `msg` to a client (sampling, elicitation, roots) while the
-    /// call that backend `b` has served longest is a modern client's (its request names no
-    /// call; handshake clients' requests count as well, as in [`Gateway::client_for`]):
+    /// call that backend `b` has served longest, among those of clients that declared the
+    /// capability it needs, is a modern client's (its request names no call; handshake
+    /// clients' requests count as well, as in [`Gateway::client_for`]):
     /// that call is answered with an `InputRequiredResult` carrying the request, and stays
     /// in flight at the backend until the client's retry brings the answer
     /// ([`Gateway::modern_retry`]). While it waits, the call's own timeout is paused: the
@@ -142,10 +206,14 @@ impl Gateway {
         let (Some(id), Some(method)) = (msg.id, msg.method) else {
             return false;
         };
-        if !matches!(
-            method,
-            "sampling/createMessage" | "elicitation/create" | "roots/list"
-        ) {
+        let capability = match method {
+            "sampling/createMessage" => "sampling",
+            "elicitation/create" => "elicitation",
+            "roots/list" => "roots",
+            _ => return false,
+        };
+        // Once gangway stops, no retry can come: the usual way refuses it.
+        if self.life != Life::Running {
             return false;
         }
         let sessions = &self.sessions;
@@ -159,7 +227,8 @@ impl Gateway {
                         .session
                         .and_then(|s| sessions.get(&s))
                         .is_some_and(|c| {
-                            c.modern.is_none() || ASKING_CALLS.contains(&e.data.method)
+                            c.declares(capability)
+                                && (c.modern.is_none() || ASKING_CALLS.contains(&e.data.method))
                         })
             })
             .first()
@@ -177,13 +246,25 @@ impl Gateway {
         }
         let raw = id.get().as_bytes();
         let name = self.backends[b].name().to_string();
-        let refusal = if client_id.starts_with(PLACEHOLDER) {
+        let principal = self.sessions.get(&s).and_then(|c| c.principal);
+        let refusal = if self.asks.by_gw.contains_key(&gw) {
             Some(format!(
                 "gangway: the 2026-07-28 client's call that backend '{name}' has served longest is already waiting for the client's answer to an earlier request; {method} is refused (the client answers one round at a time: ask again after its retry)"
             ))
         } else if self.asks.open.get(&s).copied().unwrap_or(0) >= ASKS_MAX {
             Some(format!(
                 "gangway: {ASKS_MAX} calls of this client already wait for its answers; {method} is refused"
+            ))
+        } else if self
+            .asks
+            .open_by_principal
+            .get(&principal)
+            .copied()
+            .unwrap_or(0)
+            >= ASKS_PER_PRINCIPAL
+        {
+            Some(format!(
+                "gangway: {ASKS_PER_PRINCIPAL} calls of clients with this client's credential already wait for their answers; {method} is refused"
             ))
         } else if self.asks.by_state.len() >= ASKS_TOTAL {
             Some(format!(
@@ -223,7 +304,9 @@ impl Gateway {
                 backend_id: raw.to_vec(),
                 session: s,
                 method: call,
+                principal,
                 timer: Some(timer),
+                gone: false,
                 ended: None,
             },
         );
@@ -362,7 +445,9 @@ impl Gateway {
             .params
             .and_then(|p| serde_json::from_str::<Retry<'_>>(p.get()).ok())
         else {
-            return false;
+            let text = "a retry carries requestState (the string gangway gave) and inputResponses (an object of answers by key)";
+            write_error(self.reply(), id, INVALID_PARAMS, text);
+            return true;
         };
         let s = self.handling;
         let refusal = match self.asks.by_state.get(&retry.state) {
@@ -397,6 +482,10 @@ impl Gateway {
             if let Some(t) = ask.timer {
                 self.timers.cancel(t);
             }
+            let raw = RawId::new(&ask.backend_id);
+            let gone =
+                "gangway: the call this request was made for ended before the client answered it";
+            self.refuse_backend_request(ask.backend, Some(raw), BACKEND_ERROR, gone);
             let text = "the call this retry continues has already ended at its backend; call again";
             write_error(self.reply(), id, INVALID_REQUEST, text);
             return true;

@@ -291,6 +291,12 @@ impl Gateway {
                     return;
                 };
                 let raw = &msg.line[span.clone()];
+                if self.asks.is_placeholder(raw) {
+                    // The client got its answer (an InputRequiredResult); the call goes on
+                    // until its retry or its ask's expiry.
+                    debug!("client cancelled a call suspended for its retry; ignored");
+                    return;
+                }
                 self.forget_cacheable(raw);
                 if let Some(gw) = self.ids.find(Peer::Session(self.handling.0), raw) {
                     let Some((_, pending)) = self.untrack(now, gw, Outcome::Cancelled) else {

@@ -308,8 +308,13 @@ impl Gateway {
                     .params
                     .and_then(|p| serde_json::from_str::<Updated>(p.get()).ok())
                     .map(|u| u.uri);
+                // A session's own process updates only that session.
+                let only = self.backends[b].instance_of.map(|(_, s)| s);
                 let to: Vec<SessionId> = match &uri {
-                    Some(uri) if self.listening() => self.subscribers(uri).collect(),
+                    Some(uri) if self.listening() => self
+                        .subscribers(uri)
+                        .filter(|s| only.map_or(true, |o| o == *s))
+                        .collect(),
                     _ => Vec::new(),
                 };
                 for s in to {

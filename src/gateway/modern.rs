@@ -446,7 +446,7 @@ impl Gateway {
         let ttls = LIST_KINDS.map(|k| self.list_ttl(k));
         let mut released = Vec::new();
         let asks = &mut self.asks;
-        for c in self.sessions.values_mut() {
+        for (&s, c) in self.sessions.iter_mut() {
             let Some(m) = c.modern.as_mut() else {
                 continue;
             };
@@ -456,7 +456,7 @@ impl Gateway {
             for nl in memchr::memchr_iter(b'\n', pending) {
                 let line = &pending[start..nl];
                 start = nl + 1;
-                modernize(line, m, asks, &ttls, &mut released, c.out.buf());
+                modernize(line, s, m, asks, &ttls, &mut released, c.out.buf());
             }
             m.staged = staged;
             m.staged.consume(start);
@@ -525,6 +525,7 @@ fn error_line(id: &[u8], error: &serde_json::Value) -> Vec<u8> {
 /// notifications only heard inside a listen are left out; the rest as is.
 fn modernize(
     line: &[u8],
+    s: SessionId,
     m: &mut Modern,
     asks: &mut Asks,
     ttls: &[u64; LIST_KINDS.len()],
@@ -578,7 +579,7 @@ fn modernize(
                     (None, Some(e)) => (true, e.get().as_bytes().to_vec()),
                     (None, None) => (true, b"{\"code\":-32603,\"message\":\"an answer with neither result nor error\"}".to_vec()),
                 };
-                if let Some(backend_request) = asks.end(state, answer) {
+                if let Some(backend_request) = asks.end(state, s, answer) {
                     released.extend(backend_request);
                     return;
                 }
@@ -625,6 +626,7 @@ mod tests {
         let mut out = Vec::new();
         modernize(
             line.as_bytes(),
+            SessionId(0),
             &mut m,
             &mut Asks::default(),
             &[0; 4],

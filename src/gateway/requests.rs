@@ -327,6 +327,9 @@ impl Gateway {
         outcome: Outcome,
     ) -> Option<(Option<RawId>, Pending)> {
         let entry = self.ids.remove(gw)?;
+        if !self.asks.is_empty() {
+            self.asks.call_left(gw);
+        }
         if matches!(entry.data.kind, PendingKind::Forward | PendingKind::UseTool) {
             let latency = entry
                 .data

@@ -92,6 +92,10 @@ pub struct Session {
     pub modern: Option<Box<super::modern::Modern>>,
     /// Its first request was of the handshake era: it stays there (see `modern`).
     pub handshake: bool,
+    /// Who the client is, as far as the front can tell (the index of its `http.tokens`
+    /// token); `None` for a client without a token, and on stdio. Bounds what one
+    /// credential's clients may hold (see `asks`).
+    pub principal: Option<u32>,
 }
 
 impl Session {
@@ -268,6 +272,13 @@ impl Gateway {
             .iter()
             .filter(move |(_, c)| c.subscriptions.contains(uri))
             .map(|(s, _)| *s)
+    }
+
+    /// Records who session `s`'s client is (`principal`: the index of its token).
+    pub fn set_principal(&mut self, s: SessionId, principal: Option<usize>) {
+        if let Some(c) = self.sessions.get_mut(&s) {
+            c.principal = principal.and_then(|p| u32::try_from(p).ok());
+        }
     }
 
     /// How many bytes wait to be written to session `s`'s client.

@@ -3997,7 +3997,7 @@ fn a_backend_ask_during_a_modern_call_travels_in_an_input_required_result() {
 /// each request is a session of its own.
 fn modern_call(id: Value, tool: &str, extra: Value) -> Value {
     let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                      "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}});
+                      "io.modelcontextprotocol/clientCapabilities": {"sampling": {}, "elicitation": {}, "roots": {}}});
     let mut params = json!({"name": tool, "arguments": {}, "_meta": meta});
     if let (Some(p), Some(e)) = (params.as_object_mut(), extra.as_object()) {
         p.extend(e.clone());
@@ -4330,4 +4330,87 @@ fn stopping_ends_every_ask_at_once() {
         "nothing holds the drain up"
     );
     assert!(!h.gw.waits_for_retry(h.s));
+}
+
+#[test]
+fn a_client_reusing_a_placeholder_id_neither_ends_nor_cancels_the_ask() {
+    let mut h = Harness::new("tools");
+    h.send(modern_call(json!(1), "alpha__echo", json!({})));
+    h.actions();
+    let call = h.finish_init(ALPHA).remove(0);
+    let state = h.asked(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{}}"#,
+    );
+    let placeholder = json!(format!("input-required:{state}"));
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    // A request of the client's under that id is answered as any other (here: the id is
+    // in use), and the ask goes on.
+    h.send(
+        json!({"jsonrpc": "2.0", "id": placeholder, "method": "tools/call",
+        "params": {"name": "alpha__echo", "arguments": {}, "_meta": meta}}),
+    );
+    let answer = h.client_one();
+    assert_eq!(answer["id"], placeholder);
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    assert!(h.gw.waits_for_retry(h.s));
+    assert!(h.backend_out(ALPHA).is_empty());
+    // Cancelling it is ignored: the client has its answer (the InputRequiredResult).
+    h.send(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": placeholder}}));
+    assert!(h.backend_out(ALPHA).is_empty(), "the call goes on");
+    assert!(h.gw.waits_for_retry(h.s));
+    // The retry still takes the call over.
+    h.send(modern_call(json!(2), "alpha__echo", json!({"requestState": state, "inputResponses": {"gangway": {"model": "m", "role": "assistant", "content": {"type": "text", "text": "x"}}}})));
+    assert_eq!(h.backend_one_any(ALPHA)["id"], 0);
+    h.reply(ALPHA, &call, r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 2);
+}
+
+#[test]
+fn only_what_a_modern_client_declared_is_asked_and_a_malformed_retry_is_refused() {
+    let mut h = Harness::new("tools");
+    // This client declares sampling only (`modern_call` declares all three, so another).
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}});
+    h.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "alpha__echo", "arguments": {}, "_meta": meta}}));
+    h.actions();
+    let call = h.finish_init(ALPHA).remove(0);
+    h.backend(ALPHA, r#"{"jsonrpc":"2.0","id":0,"method":"roots/list"}"#);
+    let refused = h.backend_one_any(ALPHA);
+    assert_eq!(refused["id"], 0);
+    assert_eq!(refused["error"]["code"], -32601, "{refused}");
+    assert!(h.client_lines().is_empty(), "roots were not declared");
+    // A retry that is not one (inputResponses not an object) is refused, not forwarded.
+    h.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "alpha__echo", "arguments": {}, "requestState": "x", "inputResponses": [], "_meta": meta}}));
+    assert_eq!(h.client_one()["error"]["code"], -32602);
+    assert!(h.backend_out(ALPHA).is_empty());
+    h.reply(ALPHA, &call, r#"{"content":[]}"#);
+    assert_eq!(h.client_one()["id"], 1);
+}
+
+#[test]
+fn once_gangway_stops_a_backend_request_during_a_modern_call_is_refused() {
+    let mut h = Harness::new("tools");
+    h.send(modern_call(json!(1), "alpha__echo", json!({})));
+    h.actions();
+    h.finish_init(ALPHA);
+    h.gw.on_drain(h.now, Duration::from_secs(10));
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{}}"#,
+    );
+    assert!(
+        h.client_lines().is_empty(),
+        "no InputRequiredResult nobody can retry"
+    );
+    let refused = h.backend_one_any(ALPHA);
+    assert_eq!(refused["id"], 0);
+    assert!(refused["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("shutting down")));
+    assert!(!h.gw.waits_for_retry(h.s));
+    h.check_settled = false;
 }

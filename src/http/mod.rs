@@ -1207,6 +1207,12 @@ impl HttpFront {
         let Some(sid) = self.open_session(now, c, gw, false, true) else {
             return;
         };
+        // What one credential's requests may hold while they wait for retries is bounded.
+        if let Some(s) = self.sessions.get(&sid) {
+            let given = head.authorization.as_deref().and_then(credential);
+            let token = given.and_then(|g| self.settings.tokens.iter().position(|t| *t == g));
+            gw.set_principal(s.gw, token);
+        }
         if !self.within_rate(now, c, head, &sid) {
             self.end_session(now, &sid, gw);
             return;
