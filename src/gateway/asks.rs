@@ -193,14 +193,15 @@ pub(super) fn placeholder_state(raw: &[u8]) -> Option<&[u8]> {
 impl Gateway {
     /// A backend's request `msg` to a client (sampling, elicitation, roots) while the
     /// call that backend `b` has served longest, among those of clients that declared the
-    /// capability it needs, is a modern client's (its request names no call; handshake
-    /// clients' requests count as well, as in [`Gateway::client_for`]):
+    /// capability it needs and not already waiting for their client's answer, is a modern
+    /// client's (its request names no call; handshake clients' requests count as well, as
+    /// in [`Gateway::client_for`]):
     /// that call is answered with an `InputRequiredResult` carrying the request, and stays
     /// in flight at the backend until the client's retry brings the answer
     /// ([`Gateway::modern_retry`]). While it waits, the call's own timeout is paused: the
     /// client has the backend's `client_request_timeout` to retry (a person may be
-    /// answering). A call already waiting for its client gets no second request: it is
-    /// refused. False when the longest-served call is not a modern client's (the request
+    /// answering). When every such call already waits for its client, the request is
+    /// refused (a client answers one round at a time). False when the longest-served call is not a modern client's (the request
     /// then goes the usual way).
     pub(super) fn modern_ask(&mut self, now: Instant, b: usize, msg: &Message<'_>) -> bool {
         let (Some(id), Some(method)) = (msg.id, msg.method) else {
@@ -217,22 +218,27 @@ impl Gateway {
             return false;
         }
         let sessions = &self.sessions;
-        let oldest = self
-            .ids
-            .ids_where(|e| {
-                e.data.backend == b
-                    && e.data.sent
-                    && e.data.kind != PendingKind::ToClient
-                    && e.data
-                        .session
-                        .and_then(|s| sessions.get(&s))
-                        .is_some_and(|c| {
-                            c.declares(capability)
-                                && (c.modern.is_none() || ASKING_CALLS.contains(&e.data.method))
-                        })
-            })
-            .first()
-            .copied();
+        let candidates = self.ids.ids_where(|e| {
+            e.data.backend == b
+                && e.data.sent
+                && e.data.kind != PendingKind::ToClient
+                && e.data
+                    .session
+                    .and_then(|s| sessions.get(&s))
+                    .is_some_and(|c| {
+                        c.declares(capability)
+                            && (c.modern.is_none() || ASKING_CALLS.contains(&e.data.method))
+                    })
+        });
+        // A call already waiting for its client's answer is passed over: the backend is
+        // most likely asking for another call (and one slow answer must not hold every
+        // other client's asks up). When no other call is there, the request is refused.
+        let asks = &self.asks;
+        let oldest = candidates
+            .iter()
+            .copied()
+            .find(|gw| !asks.by_gw.contains_key(gw))
+            .or_else(|| candidates.first().copied());
         let Some((gw, peer, client_id, s, call)) = oldest.and_then(|gw| {
             let e = self.ids.get(gw)?;
             let (peer, raw) = e.origin.as_ref()?;

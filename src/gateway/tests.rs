@@ -4250,30 +4250,34 @@ fn a_modern_client_hears_log_messages_only_at_the_level_its_request_asked_for() 
 }
 
 #[test]
-fn a_second_backend_request_during_a_suspended_modern_call_reaches_no_other_client() {
+fn a_backend_request_during_a_suspended_call_goes_to_the_next_call_it_serves() {
     let mut h = Harness::new("tools");
-    // A handshake client that can sample, and a modern one whose call asks first.
-    h.initialize("2025-06-18", json!({"sampling": {}}));
-    let m = h.gw.open_session();
-    h.send_as(m, modern_call(json!(1), "alpha__echo", json!({})));
+    let (m1, m2) = (h.gw.open_session(), h.gw.open_session());
+    h.send_as(m1, modern_call(json!(1), "alpha__echo", json!({})));
     h.actions();
     h.finish_init(ALPHA);
-    h.send(call(json!(2), "alpha__echo", json!({})));
+    h.send_as(m2, modern_call(json!(1), "alpha__echo", json!({})));
     h.backend_one(ALPHA, "tools/call");
     h.backend(
         ALPHA,
         r#"{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{}}"#,
     );
-    assert_eq!(h.out_of(m)[0]["result"]["resultType"], "input_required");
-    // The modern call is still the one the backend has served longest: its second
-    // request is refused, not handed to the handshake client.
+    assert_eq!(h.out_of(m1)[0]["result"]["resultType"], "input_required");
+    // m1's call waits for its client: the next request is m2's call's, not refused (one
+    // slow answer does not hold the others up).
     h.backend(
         ALPHA,
         r#"{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{}}"#,
     );
-    assert!(h.client_lines().is_empty(), "the other client is not asked");
+    assert_eq!(h.out_of(m2)[0]["result"]["resultType"], "input_required");
+    assert!(h.out_of(m1).is_empty());
+    // Both wait now: a third is refused, saying why.
+    h.backend(
+        ALPHA,
+        r#"{"jsonrpc":"2.0","id":2,"method":"sampling/createMessage","params":{}}"#,
+    );
     let refused = h.backend_one_any(ALPHA);
-    assert_eq!(refused["id"], 1);
+    assert_eq!(refused["id"], 2);
     assert_eq!(refused["error"]["code"], -32000);
     h.check_settled = false;
 }
@@ -4413,4 +4417,54 @@ fn once_gangway_stops_a_backend_request_during_a_modern_call_is_refused() {
         .is_some_and(|m| m.contains("shutting down")));
     assert!(!h.gw.waits_for_retry(h.s));
     h.check_settled = false;
+}
+
+#[test]
+fn one_credential_s_clients_hold_at_most_so_many_asks() {
+    let mut h = Harness::new("tools");
+    h.check_settled = false;
+    // A client of `principal` calls, and the backend asks (request id `n`): the client's
+    // session, the call as the backend got it, and what answered the ask.
+    let ask_in = |h: &mut Harness, principal: usize, n: usize| -> (SessionId, Value, Value) {
+        let s = h.gw.open_session();
+        h.gw.set_principal(s, Some(principal));
+        h.send_as(s, modern_call(json!(1), "alpha__echo", json!({})));
+        let call = if n == 0 {
+            h.actions();
+            h.finish_init(ALPHA).remove(0)
+        } else {
+            h.backend_one(ALPHA, "tools/call")
+        };
+        let ask = format!(
+            r#"{{"jsonrpc":"2.0","id":{n},"method":"sampling/createMessage","params":{{}}}}"#
+        );
+        h.backend(ALPHA, &ask);
+        let mut asked = h.out_of(s);
+        let got = if asked.is_empty() {
+            h.backend_one_any(ALPHA)
+        } else {
+            asked.remove(0)
+        };
+        (s, call, got)
+    };
+    for n in 0..1024 {
+        let (_, _, got) = ask_in(&mut h, 7, n);
+        assert_eq!(
+            got["result"]["resultType"], "input_required",
+            "ask {n}: {got}"
+        );
+    }
+    // The next of that credential is refused (at the backend, saying why)...
+    let (s, call, refused) = ask_in(&mut h, 7, 1024);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("credential")),
+        "{refused}"
+    );
+    h.reply(ALPHA, &call, r#"{"content":[]}"#);
+    assert_eq!(h.out_of(s)[0]["id"], 1);
+    // ...while another credential's client is still asked.
+    let (_, _, other) = ask_in(&mut h, 8, 1025);
+    assert_eq!(other["result"]["resultType"], "input_required", "{other}");
 }
