@@ -201,8 +201,8 @@ impl Gateway {
     /// ([`Gateway::modern_retry`]). While it waits, the call's own timeout is paused: the
     /// client has the backend's `client_request_timeout` to retry (a person may be
     /// answering). When every such call already waits for its client, the request is
-    /// refused (a client answers one round at a time). False when the longest-served call is not a modern client's (the request
-    /// then goes the usual way).
+    /// refused (a client answers one round at a time). False when the longest-served call
+    /// is not a modern client's (the request then goes the usual way).
     pub(super) fn modern_ask(&mut self, now: Instant, b: usize, msg: &Message<'_>) -> bool {
         let (Some(id), Some(method)) = (msg.id, msg.method) else {
             return false;
@@ -255,7 +255,7 @@ impl Gateway {
         let principal = self.sessions.get(&s).and_then(|c| c.principal);
         let refusal = if self.asks.by_gw.contains_key(&gw) {
             Some(format!(
-                "gangway: the 2026-07-28 client's call that backend '{name}' has served longest is already waiting for the client's answer to an earlier request; {method} is refused (the client answers one round at a time: ask again after its retry)"
+                "gangway: every call backend '{name}' serves for a client that can answer {method} already waits for its client's answer to an earlier request; {method} is refused (a client answers one round at a time: ask again after its retry)"
             ))
         } else if self.asks.open.get(&s).copied().unwrap_or(0) >= ASKS_MAX {
             Some(format!(
