@@ -340,6 +340,14 @@ impl Harness {
         assert_eq!(self.client_one()["id"], "warm");
     }
 
+    /// The client's first request, a 2026-07-28 `tools/call` of `alpha__echo` (id 1),
+    /// starts alpha; returns the call as alpha got it.
+    fn first_modern_call(&mut self) -> Value {
+        self.send(modern_call(json!(1), "alpha__echo", json!({})));
+        assert_eq!(self.actions(), vec![Action::Spawn(ALPHA)]);
+        self.finish_init(ALPHA).remove(0)
+    }
+
     /// Backend `b` sends `line`, a request to the client during a 2026-07-28 client's
     /// call, which is answered with an `InputRequiredResult`; returns its `requestState`.
     fn asked(&mut self, b: usize, line: &str) -> String {
@@ -4060,9 +4068,7 @@ fn a_modern_retry_in_another_session_takes_the_suspended_call_over() {
 #[test]
 fn a_retried_call_times_out_again_and_an_unretried_ask_expires() {
     let mut h = Harness::new("tools");
-    h.send(modern_call(json!(1), "alpha__echo", json!({})));
-    h.actions();
-    let call = h.finish_init(ALPHA).remove(0);
+    let call = h.first_modern_call();
     let state = h.asked(
         ALPHA,
         r#"{"jsonrpc":"2.0","id":0,"method":"elicitation/create","params":{}}"#,
@@ -4119,9 +4125,7 @@ fn a_retried_call_times_out_again_and_an_unretried_ask_expires() {
 fn a_session_that_ends_answers_its_suspended_calls_backend_requests() {
     let mut h = Harness::new("tools");
     let a = h.s;
-    h.send(modern_call(json!(1), "alpha__echo", json!({})));
-    h.actions();
-    let call = h.finish_init(ALPHA).remove(0);
+    let call = h.first_modern_call();
     h.backend(
         ALPHA,
         r#"{"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{}}"#,
@@ -4311,9 +4315,7 @@ fn a_bad_log_level_is_refused_and_leaves_the_session_modern() {
 #[test]
 fn stopping_ends_every_ask_at_once() {
     let mut h = Harness::new("tools");
-    h.send(modern_call(json!(1), "alpha__echo", json!({})));
-    h.actions();
-    let call = h.finish_init(ALPHA).remove(0);
+    let call = h.first_modern_call();
     h.backend(
         ALPHA,
         r#"{"jsonrpc":"2.0","id":4,"method":"elicitation/create","params":{}}"#,
@@ -4339,9 +4341,7 @@ fn stopping_ends_every_ask_at_once() {
 #[test]
 fn a_client_reusing_a_placeholder_id_neither_ends_nor_cancels_the_ask() {
     let mut h = Harness::new("tools");
-    h.send(modern_call(json!(1), "alpha__echo", json!({})));
-    h.actions();
-    let call = h.finish_init(ALPHA).remove(0);
+    let call = h.first_modern_call();
     let state = h.asked(
         ALPHA,
         r#"{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{}}"#,
@@ -4398,9 +4398,7 @@ fn only_what_a_modern_client_declared_is_asked_and_a_malformed_retry_is_refused(
 #[test]
 fn once_gangway_stops_a_backend_request_during_a_modern_call_is_refused() {
     let mut h = Harness::new("tools");
-    h.send(modern_call(json!(1), "alpha__echo", json!({})));
-    h.actions();
-    h.finish_init(ALPHA);
+    h.first_modern_call();
     h.gw.on_drain(h.now, Duration::from_secs(10));
     h.backend(
         ALPHA,
