@@ -35,6 +35,9 @@ const KEPT_ANSWERS_MAX: usize = 64 << 20;
 /// How a suspended call's id starts (then its `requestState`, then `"`): the id it has
 /// in the id table while its client answers an input request.
 pub(super) const PLACEHOLDER: &[u8] = b"\"input-required:";
+/// What a backend's request gets when its call ended before the client answered it.
+const CALL_ENDED: &str =
+    "gangway: the call this request was made for ended before the client answered it";
 /// The key of the one input request in an `InputRequiredResult` gangway makes.
 const ASK_KEY: &str = "gangway";
 /// The methods whose calls may carry an ask (the revision's `InputRequiredResult` answers
@@ -207,10 +210,8 @@ impl Gateway {
         let (Some(id), Some(method)) = (msg.id, msg.method) else {
             return false;
         };
-        let capability = match method {
-            "sampling/createMessage" => "sampling",
-            "elicitation/create" => "elicitation",
-            "roots/list" => "roots",
+        let capability = match super::session::capability_for(method) {
+            Some(c @ ("sampling" | "elicitation" | "roots")) => c,
             _ => return false,
         };
         // Once gangway stops, no retry can come: the usual way refuses it.
@@ -340,7 +341,7 @@ impl Gateway {
         let Some(state) = self.asks.by_gw.get(&gw).cloned() else {
             return;
         };
-        let Some(ask) = self.asks.remove(&state) else {
+        let Some(ask) = self.take_ask(&state) else {
             return;
         };
         if ask.ended.is_some() {
@@ -356,12 +357,18 @@ impl Gateway {
         self.end_suspended(now, ask, REQUEST_TIMEOUT, &format!("gangway: {text}"));
     }
 
-    /// Ends open ask `ask`: its backend's request gets error `code` saying `text`, and its
-    /// call is cancelled at the backend.
-    fn end_suspended(&mut self, now: Instant, ask: Ask, code: i64, text: &str) {
+    /// Removes the ask with `state`, and its timer.
+    fn take_ask(&mut self, state: &str) -> Option<Ask> {
+        let ask = self.asks.remove(state)?;
         if let Some(t) = ask.timer {
             self.timers.cancel(t);
         }
+        Some(ask)
+    }
+
+    /// Ends open ask `ask` (taken): its backend's request gets error `code` saying `text`,
+    /// and its call is cancelled at the backend.
+    fn end_suspended(&mut self, now: Instant, ask: Ask, code: i64, text: &str) {
         let b = ask.backend;
         self.refuse_backend_request(b, Some(RawId::new(&ask.backend_id)), code, text);
         if let Some((_, pending)) = self.untrack(now, ask.gw, Outcome::Cancelled) {
@@ -376,14 +383,12 @@ impl Gateway {
     pub(super) fn end_all_asks(&mut self, now: Instant) {
         let states: Vec<String> = self.asks.by_state.keys().cloned().collect();
         for state in states {
-            let Some(ask) = self.asks.remove(&state) else {
+            let Some(ask) = self.take_ask(&state) else {
                 continue;
             };
             if ask.ended.is_none() {
                 let text = "gangway is shutting down: the client cannot answer this request";
                 self.end_suspended(now, ask, BACKEND_ERROR, text);
-            } else if let Some(t) = ask.timer {
-                self.timers.cancel(t);
             }
         }
     }
@@ -402,12 +407,9 @@ impl Gateway {
             .map(|(state, _)| state.clone())
             .collect();
         for state in states {
-            let Some(ask) = self.asks.remove(&state) else {
+            let Some(ask) = self.take_ask(&state) else {
                 continue;
             };
-            if let Some(t) = ask.timer {
-                self.timers.cancel(t);
-            }
             let raw = RawId::new(&ask.backend_id);
             let text = "gangway: the client's session ended before it answered";
             self.refuse_backend_request(ask.backend, Some(raw), BACKEND_ERROR, text);
@@ -418,9 +420,7 @@ impl Gateway {
     /// (`released`, from [`Asks::end`]): the client will not answer them.
     pub(super) fn release_asks(&mut self, released: Vec<(usize, Vec<u8>)>) {
         for (b, id) in released {
-            let text =
-                "gangway: the call this request was made for ended before the client answered it";
-            self.refuse_backend_request(b, Some(RawId::new(&id)), BACKEND_ERROR, text);
+            self.refuse_backend_request(b, Some(RawId::new(&id)), BACKEND_ERROR, CALL_ENDED);
         }
     }
 
@@ -457,23 +457,29 @@ impl Gateway {
         };
         let s = self.handling;
         let refusal = match self.asks.by_state.get(&retry.state) {
-            None => Some("unknown, expired or already used requestState: a retry carries the requestState gangway gave, once, within the backend's client_request_timeout (behind a load balancer, it must reach the gangway instance that answered the call)".to_string()),
-            Some(a) if a.method != method => Some(format!("this requestState belongs to a {} call: a retry repeats the call it continues", a.method)),
+            None => Some((INVALID_PARAMS, "unknown, expired or already used requestState: a retry carries the requestState gangway gave, once, within the backend's client_request_timeout (behind a load balancer, it must reach the gangway instance that answered the call)".to_string())),
+            Some(a) if a.method != method => Some((INVALID_PARAMS, format!("this requestState belongs to a {} call: a retry repeats the call it continues", a.method))),
+            // The retry's id is taken by another request in flight: nothing is sent, and
+            // the ask waits for another try.
+            Some(a)
+                if a.ended.is_none()
+                    && self.ids.get(a.gw).is_some()
+                    && self.ids.find(Peer::Session(s.0), id).is_some() =>
+            {
+                Some((INVALID_REQUEST, "this id is already used by a request in flight".to_string()))
+            }
             Some(_) => None,
         };
-        if let Some(text) = refusal {
-            write_error(self.reply(), id, INVALID_PARAMS, &text);
+        if let Some((code, text)) = refusal {
+            write_error(self.reply(), id, code, &text);
             return true;
         }
-        let Some(ask) = self.asks.remove(&retry.state) else {
+        let Some(ask) = self.take_ask(&retry.state) else {
             return false;
         };
         let cacheable = super::modern::is_cacheable(method);
         if let Some((failed, raw)) = &ask.ended {
             // The call was answered before this retry: that answer is the retry's.
-            if let Some(t) = ask.timer {
-                self.timers.cancel(t);
-            }
             self.note_cacheable(s, id, method, cacheable);
             let member = if *failed { "error" } else { "result" };
             let line = format!(
@@ -484,28 +490,13 @@ impl Gateway {
             self.reply().extend_from_slice(line.as_bytes());
             return true;
         }
-        if self.ids.get(ask.gw).is_none() {
-            if let Some(t) = ask.timer {
-                self.timers.cancel(t);
-            }
+        // The id was checked above: the rekey fails only when the call is gone.
+        if self.ids.rekey(ask.gw, (Peer::Session(s.0), id)).is_err() {
             let raw = RawId::new(&ask.backend_id);
-            let gone =
-                "gangway: the call this request was made for ended before the client answered it";
-            self.refuse_backend_request(ask.backend, Some(raw), BACKEND_ERROR, gone);
+            self.refuse_backend_request(ask.backend, Some(raw), BACKEND_ERROR, CALL_ENDED);
             let text = "the call this retry continues has already ended at its backend; call again";
             write_error(self.reply(), id, INVALID_REQUEST, text);
             return true;
-        }
-        if self.ids.rekey(ask.gw, (Peer::Session(s.0), id)).is_err() {
-            // The retry's id is taken by another request in flight: nothing is sent, and
-            // the ask waits for another try.
-            self.asks.insert(retry.state, ask);
-            let text = "this id is already used by a request in flight";
-            write_error(self.reply(), id, INVALID_REQUEST, text);
-            return true;
-        }
-        if let Some(t) = ask.timer {
-            self.timers.cancel(t);
         }
         // The call is this session's now (over HTTP, the session the retry came in), its
         // timeout starts again, and its progress goes out under the retry's token.

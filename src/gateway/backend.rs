@@ -195,6 +195,12 @@ impl Backend {
         &self.lists[kind.index()]
     }
 
+    /// Whether what it sends may reach session `s`: a session's own process (of a
+    /// `"scope": "session"` backend) serves only that session.
+    pub(super) fn serves(&self, s: super::SessionId) -> bool {
+        self.instance_of.map_or(true, |(_, o)| o == s)
+    }
+
     /// Its name.
     pub fn name(&self) -> &str {
         &self.config.name

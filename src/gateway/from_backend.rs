@@ -309,11 +309,10 @@ impl Gateway {
                     .and_then(|p| serde_json::from_str::<Updated>(p.get()).ok())
                     .map(|u| u.uri);
                 // A session's own process updates only that session.
-                let only = self.backends[b].instance_of.map(|(_, s)| s);
                 let to: Vec<SessionId> = match &uri {
                     Some(uri) if self.listening() => self
                         .subscribers(uri)
-                        .filter(|s| only.map_or(true, |o| o == *s))
+                        .filter(|s| self.backends[b].serves(*s))
                         .collect(),
                     _ => Vec::new(),
                 };
@@ -329,9 +328,9 @@ impl Gateway {
                 let level = session::params_level(msg.params);
                 let mut line = Vec::new();
                 write_log_with_logger(&mut line, msg, &name);
-                let only = self.backends[b].instance_of.map(|(_, s)| s);
+                let be = &self.backends[b];
                 for (s, c) in self.sessions.iter_mut() {
-                    if only.map_or(true, |o| o == *s) && c.wants_log(level) {
+                    if be.serves(*s) && c.wants_log(level) {
                         c.queue().buf().extend_from_slice(&line);
                     }
                 }
@@ -377,16 +376,25 @@ impl Gateway {
 
     /// Whether backend `b` declared `capability` in its `initialize` answer.
     pub(super) fn backend_has_capability(&self, b: usize, capability: &str) -> bool {
+        self.backend_capability(b, capability).is_some()
+    }
+
+    /// What backend `b` declared for `capability` in its `initialize` result, if it did.
+    pub(super) fn backend_capability(
+        &self,
+        b: usize,
+        capability: &str,
+    ) -> Option<serde_json::Value> {
         #[derive(Deserialize)]
         struct Init {
             #[serde(default)]
             capabilities: HashMap<String, serde_json::Value>,
         }
-        self.backends[b]
-            .init_result
-            .as_ref()
-            .and_then(|r| serde_json::from_str::<Init>(r.get()).ok())
-            .is_some_and(|i| i.capabilities.contains_key(capability))
+        let init = self.backends[b].init_result.as_ref()?;
+        serde_json::from_str::<Init>(init.get())
+            .ok()?
+            .capabilities
+            .remove(capability)
     }
 }
 

@@ -57,6 +57,17 @@ pub fn params_level(params: Option<Raw<'_>>) -> Option<u8> {
     level_rank(p.level)
 }
 
+/// The client capability a backend's request `method` needs, if any.
+pub(super) fn capability_for(method: &str) -> Option<&'static str> {
+    match method {
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" => Some("elicitation"),
+        "roots/list" => Some("roots"),
+        m if m.starts_with("tasks/") => Some("tasks"),
+        _ => None,
+    }
+}
+
 /// `{"uri":URI}`.
 fn uri_params(uri: &str) -> Vec<u8> {
     let mut params = b"{\"uri\":".to_vec();
@@ -244,26 +255,10 @@ impl Gateway {
     /// Whether backend `b` takes `resources/subscribe`: it declared
     /// `capabilities.resources.subscribe`, or it has not said yet (not started).
     fn subscribable(&self, b: usize) -> bool {
-        #[derive(serde::Deserialize, Default)]
-        struct Resources {
-            #[serde(default)]
-            subscribe: bool,
-        }
-        #[derive(serde::Deserialize, Default)]
-        struct Caps {
-            #[serde(default)]
-            resources: Option<Resources>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Init {
-            #[serde(default)]
-            capabilities: Caps,
-        }
-        match &self.backends[b].init_result {
-            None => true,
-            Some(r) => serde_json::from_str::<Init>(r.get())
-                .is_ok_and(|i| i.capabilities.resources.is_some_and(|r| r.subscribe)),
-        }
+        self.backends[b].init_result.is_none()
+            || self
+                .backend_capability(b, "resources")
+                .is_some_and(|r| r.get("subscribe") == Some(&serde_json::Value::Bool(true)))
     }
 
     /// The sessions subscribed to `uri`.
@@ -348,13 +343,7 @@ impl Gateway {
     /// is most likely asking on its behalf), else the session opened first. `None` when no
     /// session can answer.
     pub(super) fn client_for(&self, b: usize, method: &str) -> Option<SessionId> {
-        let cap = match method {
-            "sampling/createMessage" => Some("sampling"),
-            "elicitation/create" => Some("elicitation"),
-            "roots/list" => Some("roots"),
-            m if m.starts_with("tasks/") => Some("tasks"),
-            _ => None,
-        };
+        let cap = capability_for(method);
         let able = |s: &SessionId| {
             self.sessions
                 .get(s)

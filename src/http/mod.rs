@@ -819,6 +819,12 @@ impl HttpFront {
         }
     }
 
+    /// Which of `http.tokens` the request's credential is, if any.
+    fn token_index(&self, head: &Head) -> Option<usize> {
+        let given = head.authorization.as_deref().and_then(credential)?;
+        self.settings.tokens.iter().position(|t| *t == given)
+    }
+
     /// Takes one request from the rate-limit bucket of the request's token (of session
     /// `sid` without tokens); answers 429 with `Retry-After` and returns false when it is
     /// empty.
@@ -826,8 +832,7 @@ impl HttpFront {
         let Some(limit) = self.settings.rate_limit else {
             return true;
         };
-        let given = head.authorization.as_deref().and_then(credential);
-        let key = match given.and_then(|g| self.settings.tokens.iter().position(|t| *t == g)) {
+        let key = match self.token_index(head) {
             Some(i) => format!("t{i}"),
             None => format!("s{sid}"),
         };
@@ -1209,9 +1214,7 @@ impl HttpFront {
         };
         // What one credential's requests may hold while they wait for retries is bounded.
         if let Some(s) = self.sessions.get(&sid) {
-            let given = head.authorization.as_deref().and_then(credential);
-            let token = given.and_then(|g| self.settings.tokens.iter().position(|t| *t == g));
-            gw.set_principal(s.gw, token);
+            gw.set_principal(s.gw, self.token_index(head));
         }
         if !self.within_rate(now, c, head, &sid) {
             self.end_session(now, &sid, gw);

@@ -126,7 +126,7 @@ pub fn top(line: &[u8]) -> Result<Top<'_>, Refused> {
                     }
                 }
                 (16, Some(b'{')) => {
-                    let mut found = [None; 3];
+                    let mut found = [None; RESULT_KEYS.len()];
                     if s.object_members(&RESULT_KEYS, &mut found)? {
                         result = Some(found);
                     }
