@@ -41,14 +41,11 @@ fn run_cli(mut cmd: Command, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("inspector printed no JSON ({e}): {stdout}"))
 }
 
-#[test]
-fn the_inspector_cli_lists_and_calls_tools_over_http() {
-    let Some(bin) = inspector() else { return };
-    let dir = TempDir::new();
-    let config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
-    let served = Served::start(&dir, &config, &[]);
-    let url = format!("http://{}/mcp", served.addr);
-    let listed = run(&bin, &url, &["--method", "tools/list"]);
+/// Lists the tools and calls `m__echo` with `text` through `inspector` (which runs the
+/// Inspector with a method's arguments and returns the JSON it printed): `m__echo` is
+/// listed, and its answer carries `text`.
+fn lists_and_echoes(inspector: impl Fn(&[&str]) -> Value, text: &str) {
+    let listed = inspector(&["--method", "tools/list"]);
     let names: Vec<&str> = listed["tools"]
         .as_array()
         .expect("a tool list")
@@ -56,19 +53,26 @@ fn the_inspector_cli_lists_and_calls_tools_over_http() {
         .filter_map(|t| t["name"].as_str())
         .collect();
     assert!(names.contains(&"m__echo"), "{names:?}");
-    let called = run(
-        &bin,
-        &url,
-        &[
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "m__echo",
-            "--tool-arg",
-            "text=hello inspector",
-        ],
-    );
-    assert!(called.to_string().contains("hello inspector"), "{called}");
+    let arg = format!("text={text}");
+    let called = inspector(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "m__echo",
+        "--tool-arg",
+        &arg,
+    ]);
+    assert!(called.to_string().contains(text), "{called}");
+}
+
+#[test]
+fn the_inspector_cli_lists_and_calls_tools_over_http() {
+    let Some(bin) = inspector() else { return };
+    let dir = TempDir::new();
+    let config = json!({"expose": "tools", "backends": {"m": mock("m", &[])}});
+    let served = Served::start(&dir, &config, &[]);
+    let url = format!("http://{}/mcp", served.addr);
+    lists_and_echoes(|args| run(&bin, &url, args), "hello inspector");
 }
 
 #[test]
@@ -105,21 +109,7 @@ fn the_inspector_cli_speaks_2026_07_28_to_a_stdio_gangway() {
         said.contains("no fallback"),
         "the mock passed a modern-only client: {said}"
     );
-    let listed = run_cli(
-        modern(&["--method", "tools/list"], &through),
-        &["tools/list"],
-    );
-    assert!(listed.to_string().contains("m__echo"), "{listed}");
-    let args = [
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "m__echo",
-        "--tool-arg",
-        "text=hello modern",
-    ];
-    let called = run_cli(modern(&args, &through), &args);
-    assert!(called.to_string().contains("hello modern"), "{called}");
+    lists_and_echoes(|args| run_cli(modern(args, &through), args), "hello modern");
 }
 
 /// The Inspector pinned to the modern era (`--protocol-era modern`) over Streamable HTTP:
@@ -145,18 +135,7 @@ fn the_inspector_cli_speaks_2026_07_28_to_gangway_serve() {
         .args(args);
         cmd
     };
-    let listed = run_cli(modern(&["--method", "tools/list"]), &["tools/list"]);
-    assert!(listed.to_string().contains("m__echo"), "{listed}");
-    let args = [
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "m__echo",
-        "--tool-arg",
-        "text=hello modern http",
-    ];
-    let called = run_cli(modern(&args), &args);
-    assert!(called.to_string().contains("hello modern http"), "{called}");
+    lists_and_echoes(|args| run_cli(modern(args), args), "hello modern http");
     // Served as 2026-07-28: no session was opened for it.
     let said = served.gw.stderr().join("\n");
     assert!(!said.contains("HTTP: session"), "{said}");
